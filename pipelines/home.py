@@ -1,0 +1,37 @@
+"""Where Quanshitong keeps its data and finds its ``sources.yaml``.
+
+* ``QST_HOME`` -- the data folder (default ``./data``, relative to the current directory).
+* ``QST_SOURCES`` -- the ``sources.yaml`` to load.  When unset: ``<home>/estate/sources.yaml`` if that
+  file exists (the estate the simulator wrote), else the example ``sources.yaml`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["REPO_ROOT", "quanshitong_home", "sources_path"]
+
+#: The repository root: the parent of the ``pipelines`` package.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def quanshitong_home() -> Path:
+    """The data folder: ``$QST_HOME`` or ``./data``, as an absolute path (it need not exist yet)."""
+    return _env_path("QST_HOME") or Path("data").resolve()
+
+
+def sources_path() -> Path:
+    """The ``sources.yaml`` to load (absolute; it is not checked to exist when ``QST_SOURCES`` is set)."""
+    explicit = _env_path("QST_SOURCES")
+    if explicit is not None:
+        return explicit
+    estate = quanshitong_home() / "estate" / "sources.yaml"
+    if estate.is_file():
+        return estate
+    return REPO_ROOT / "sources.yaml"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up Quanshitong on a fresh machine: a private uv (package manager) in .tools/, then the project's
+# locked dependencies in .venv/. Idempotent and quiet when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .tools/bin/uv ]; then
+  echo "bootstrap: installing uv into .tools/ ..."
+  "$PYTHON" -m venv .tools
+  .tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.9,<1"
+fi
+export UV_PYTHON_DOWNLOADS=never
+.tools/bin/uv sync --frozen --quiet --python "$(command -v "$PYTHON")"
