@@ -1,0 +1,628 @@
+"""The one place that decides how a legacy source column lands in bronze: SQL type -> Arrow type, and the
+conversion of what a driver returns into that type.
+
+Every reader (connectorx, ADBC, SQLAlchemy) goes through :func:`choose_type` (which Arrow type, and how the
+value travels over the wire) and :func:`coerce` (raw Arrow values -> the bronze type, plus which values did
+not fit).  No reader converts a value on its own, so the fast path and the fallback give identical bronze.
+
+Rules (declared type -> bronze Arrow type)
+==========================================
+============================================  ====================================================================
+source type                                   bronze
+============================================  ====================================================================
+CHAR, VARCHAR, TEXT, CLOB, ENUM, SET          ``large_string`` -- byte-exact UTF-8, including characters outside
+                                              GBK (𠮷 䶮).  PostgreSQL ``char(n)`` keeps its padding.
+TINYINT..BIGINT, SMALLINT, INTEGER, YEAR,     ``int64`` (every signed integer, whatever its width: one type per
+MySQL unsigned up to INT UNSIGNED, BIT        bronze column however the source declares it; never loses a value)
+MySQL BIGINT UNSIGNED                         ``decimal128(20, 0)`` -- *always*, whatever the values.  A type that
+                                              depended on the data would change between nights and between
+                                              batches; decimal(20,0) holds 0..2^64-1 exactly.  Configure
+                                              ``type: int64`` to get int64 (values above 2^63-1 then become
+                                              null with ``bad_value``).
+DECIMAL/NUMERIC(p,s), 1<=p<=38, 0<=s<=p       ``decimal128(p, s)`` exactly as declared (connectorx's widening to
+                                              decimal(38,10) is cast back; declarations with more than 18
+                                              integer digits or 10 decimals, which its 28-digit decimals cannot
+                                              carry, travel as text and are parsed exactly).
+DECIMAL/NUMERIC without (p,s), p > 38,        ``large_string``: the exact text of the number (no Arrow decimal
+negative scale                                can hold every value); configure ``type: "decimal(p,s)"`` to convert.
+REAL, FLOAT, DOUBLE                           ``float64`` (MySQL FLOAT widens exactly)
+BOOLEAN                                       ``bool`` (MySQL BOOLEAN is TINYINT(1) and stays ``int64``)
+DATE                                          ``date32``
+DATETIME, TIMESTAMP (no zone)                 ``timestamp[us, tz=UTC]``: the wall-clock value is interpreted in the
+                                              department's ``source_timezone`` (default Asia/Shanghai); an
+                                              ambiguous or skipped local time (China used DST 1986-1991) takes
+                                              the earliest instant.
+TIMESTAMP WITH TIME ZONE, MySQL TIMESTAMP     ``timestamp[us, tz=UTC]``, the same instant.  MySQL TIMESTAMP
+                                              stores UTC; readers set the session ``time_zone`` to ``+00:00``.
+TIME, INTERVAL, JSON, UUID, arrays, others    ``large_string``: the database's own text rendering (no Delta type).
+BLOB, BYTEA, BINARY, VARBINARY                ``large_binary``
+============================================  ====================================================================
+
+Values that do not fit never stop a read and never drop a row: the value becomes null and the row's
+``_qst_flags`` names the column (:data:`ZERO_DATE`, :data:`BAD_DATE`, :data:`BAD_VALUE`, :data:`BAD_ENCODING`):
+
+* **zero dates** -- MySQL ``0000-00-00`` / ``0000-00-00 00:00:00`` and any date with a zero year, month or day,
+  in any database -> ``zero_date:<column>``;
+* **unparseable date text** (SQLite DATE/DATETIME holding ``20240101``, ``2019年3月1日``, ``garbage``, or an
+  impossible date such as ``2024-02-30``) -> ``bad_date:<column>``.  Accepted: ISO ``YYYY-MM-DD`` for dates,
+  ``YYYY-MM-DD[( |T)HH:MM[:SS[.ffffff]]]`` for timestamps;
+* **SQLite's loose types** follow the declared type affinity: a value whose storage class does not fit it
+  (text in an INTEGER column, a real 1.5 in an INTEGER column, a blob in a TEXT column...) or a number that
+  does not fit DECIMAL(p,s) exactly (``12.345`` in DECIMAL(14,2), more than p digits) -> ``bad_value``.
+  SQLite keeps DECIMAL values as REAL: they are converted through their 15-significant-digit text (what
+  SQLite itself prints, DBL_DIG digits, the precision a double reliably holds), so ``12.3`` -> ``12.30``;
+* a configured ``type`` the value cannot be converted to (``'500万元'`` as ``decimal(18,4)``) -> ``bad_value``;
+* **text that is not UTF-8** (a SQLite TEXT value holding GBK bytes, a BLOB configured as ``string``) is
+  kept as its latin1 reading -- lossless, and what the GBK repair starts from -- and flagged
+  ``bad_encoding``, as is a ``repair: gbk_in_latin1`` value that is not valid GB18030 (kept as it is).
+
+GBK-in-latin1 repair (:mod:`connectors.encoding`): on MySQL/MariaDB a column whose character set is not a
+Unicode one (latin1, the usual case) is read as its raw bytes (``CAST(c AS BINARY)``) and decoded as
+GB18030; elsewhere (SQLite, PostgreSQL, MySQL utf8 columns) the text is the latin1 reading of those bytes
+and is re-encoded before decoding.
+
+Configured ``type`` overrides convert from whatever the source holds: text is parsed (the formats above,
+``true/false/1/0`` for bool), numbers and dates are rendered as text for ``string``, a timestamp becomes its
+local date for ``date``, a date becomes local midnight for ``timestamp``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy.types as sat
+from sqlalchemy.dialects import mysql, postgresql
+
+from .config import ColumnType
+from .encoding import decode_utf8_arrow
+
+__all__ = [
+    "BAD_DATE",
+    "BAD_ENCODING",
+    "BAD_VALUE",
+    "BINARY",
+    "STRING",
+    "TIMESTAMP_UTC",
+    "ZERO_DATE",
+    "Coerced",
+    "TypeChoice",
+    "arrow_type_of",
+    "choose_type",
+    "coerce",
+    "python_values_to_arrow",
+    "sqlite_affinity",
+]
+
+ZERO_DATE = "zero_date"
+BAD_DATE = "bad_date"
+BAD_VALUE = "bad_value"
+BAD_ENCODING = "bad_encoding"
+
+STRING = pa.large_string()
+BINARY = pa.large_binary()
+TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
+UNSIGNED_BIGINT = pa.decimal128(20, 0)
+
+Kind = Literal["string", "int64", "float64", "bool", "date", "timestamp", "decimal", "binary"]
+
+# How a value travels from the database to the reader (readers.py renders these per dialect):
+#   native       the column as it is
+#   text         the database renders it as text (CAST(c AS TEXT) / CAST(c AS CHAR))
+#   bytes        MySQL: the raw bytes of a latin1 column (CAST(c AS BINARY)), for the GBK repair
+#   unsigned     MySQL BIT: CAST(c AS UNSIGNED)
+#   sqlite_*     SQLite: a sanitized expression of one storage class plus the value's typeof() code,
+#                so that loose values can be detected (see readers.py)
+Wire = Literal["native", "text", "bytes", "unsigned", "sqlite_int", "sqlite_real", "sqlite_text", "sqlite_blob"]
+
+# connectorx returns every DECIMAL as decimal128(38, 10), going through rust_decimal (28 significant digits):
+# a value travels natively only when its integer digits plus 10 decimals fit 28 digits
+_CX_DECIMAL_INT_DIGITS = 18
+_CX_DECIMAL_SCALE = 10
+
+
+@dataclass(frozen=True)
+class TypeChoice:
+    """What bronze makes of one source column."""
+
+    kind: Kind
+    arrow_type: pa.DataType
+    wire: Wire = "native"
+    zoned: bool = False  # timestamp source values are instants (tz-aware), not local wall-clock times
+    rule: str = ""  # why, in words (shown by source_columns)
+    source_kind: Kind | None = None  # the declared type's own kind when a configured type overrides it
+
+
+def arrow_type_of(kind: Kind, precision: int | None = None, scale: int | None = None) -> pa.DataType:
+    if kind == "decimal":
+        assert precision is not None and scale is not None
+        return pa.decimal128(precision, scale)
+    return {
+        "string": STRING,
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp": TIMESTAMP_UTC,
+        "binary": BINARY,
+    }[kind]
+
+
+def _dialect(dialect: str) -> str:
+    d = dialect.split("+", 1)[0].lower()
+    return "mysql" if d == "mariadb" else d
+
+
+def sqlite_affinity(sa_type: sat.TypeEngine) -> str:
+    """SQLite type affinity (INTEGER, REAL, NUMERIC, TEXT, BLOB) of a reflected SQLite column type.
+
+    SQLAlchemy's SQLite reflection already applies SQLite's affinity rules to unknown type names
+    (``NUMBER(10)`` -> NUMERIC, ``VARCHAR2`` -> TEXT ...); an empty declaration reflects as NullType (BLOB).
+    """
+    if isinstance(sa_type, sat.Integer):
+        return "INTEGER"
+    if isinstance(sa_type, sat.Float):
+        return "REAL"
+    if isinstance(sa_type, (sat.String, sat.Enum)):
+        return "TEXT"
+    if isinstance(sa_type, (sat._Binary, sat.NullType)):
+        return "BLOB"
+    return "NUMERIC"  # NUMERIC, DECIMAL, BOOLEAN, DATE, DATETIME, TIME...
+
+
+def _decimal_choice(precision: int | None, scale: int | None, what: str) -> TypeChoice:
+    if precision is None:
+        return TypeChoice("string", STRING, "text", rule=f"{what} without precision -> exact text")
+    s = scale or 0
+    if not (1 <= precision <= 38 and 0 <= s <= precision):
+        return TypeChoice("string", STRING, "text", rule=f"{what}({precision},{s}) beyond decimal128 -> exact text")
+    fits_cx = precision - s <= _CX_DECIMAL_INT_DIGITS and s <= _CX_DECIMAL_SCALE
+    return TypeChoice("decimal", pa.decimal128(precision, s), "native" if fits_cx else "text",
+                      rule=f"{what}({precision},{s}) -> decimal128({precision},{s})")
+
+
+def _natural_sqlite(sa_type: sat.TypeEngine) -> TypeChoice:
+    aff = sqlite_affinity(sa_type)
+    if isinstance(sa_type, sat.Integer):
+        return TypeChoice("int64", pa.int64(), "sqlite_int", rule="SQLite INTEGER affinity -> int64")
+    if isinstance(sa_type, sat.Float):
+        return TypeChoice("float64", pa.float64(), "sqlite_real", rule="SQLite REAL affinity -> float64")
+    if isinstance(sa_type, sat.Boolean):
+        return TypeChoice("bool", pa.bool_(), "sqlite_text", rule="SQLite BOOLEAN (0/1) -> bool")
+    if isinstance(sa_type, sat.DateTime):
+        return TypeChoice("timestamp", TIMESTAMP_UTC, "sqlite_text",
+                          rule="SQLite DATETIME text, local time in source_timezone -> timestamp UTC")
+    if isinstance(sa_type, sat.Date):
+        return TypeChoice("date", pa.date32(), "sqlite_text", rule="SQLite DATE text -> date32")
+    if isinstance(sa_type, sat.Numeric):
+        choice = _decimal_choice(sa_type.precision, sa_type.scale, "SQLite DECIMAL")
+        return TypeChoice(choice.kind, choice.arrow_type, "sqlite_text", rule=choice.rule)
+    if isinstance(sa_type, sat._Binary):
+        return TypeChoice("binary", BINARY, "sqlite_blob", rule="SQLite BLOB -> large_binary")
+    return TypeChoice("string", STRING, "sqlite_text", rule=f"SQLite {aff} affinity -> large_string")
+
+
+def _natural(sa_type: sat.TypeEngine, dialect: str) -> TypeChoice:
+    d = _dialect(dialect)
+    if d == "sqlite":
+        return _natural_sqlite(sa_type)
+    choice = _natural_server(sa_type, d)
+    if choice.wire == "text" and d not in ("postgresql", "mysql"):
+        # other dialects get no dialect-specific SQL: the driver's value is rendered as text in Python
+        choice = TypeChoice(choice.kind, choice.arrow_type, "native", zoned=choice.zoned, rule=choice.rule)
+    return choice
+
+
+def _natural_server(sa_type: sat.TypeEngine, d: str) -> TypeChoice:
+    text_wire: Wire = "text" if d in ("postgresql", "mysql") else "native"
+    name = type(sa_type).__name__
+    if isinstance(sa_type, sat.NullType):
+        return TypeChoice("string", STRING, text_wire, rule="unknown type -> text")
+    if d == "mysql" and isinstance(sa_type, mysql.BIT):
+        return TypeChoice("int64", pa.int64(), "unsigned", rule="MySQL BIT -> int64")
+    if isinstance(sa_type, sat.Boolean):
+        return TypeChoice("bool", pa.bool_(), rule="BOOLEAN -> bool")
+    if d == "mysql" and isinstance(sa_type, mysql.YEAR):
+        return TypeChoice("int64", pa.int64(), rule="MySQL YEAR -> int64")
+    if isinstance(sa_type, sat.Integer):
+        unsigned = bool(getattr(sa_type, "unsigned", False))
+        if unsigned and isinstance(sa_type, sat.BigInteger):
+            return TypeChoice("decimal", UNSIGNED_BIGINT, rule="BIGINT UNSIGNED -> decimal128(20,0) (0..2^64-1)")
+        return TypeChoice("int64", pa.int64(), rule=f"{name}{' UNSIGNED' if unsigned else ''} -> int64")
+    if isinstance(sa_type, sat.Float):
+        return TypeChoice("float64", pa.float64(), rule=f"{name} -> float64")
+    if isinstance(sa_type, sat.Numeric):
+        return _decimal_choice(sa_type.precision, sa_type.scale, name)
+    if isinstance(sa_type, sat.DateTime):
+        zoned = bool(getattr(sa_type, "timezone", False)) or (d == "mysql" and isinstance(sa_type, mysql.TIMESTAMP))
+        wire: Wire = "text" if d == "mysql" else "native"  # MySQL: zero dates break every driver
+        rule = (f"{name} (an instant) -> timestamp UTC" if zoned
+                else f"{name} (local time in source_timezone) -> timestamp UTC")
+        return TypeChoice("timestamp", TIMESTAMP_UTC, wire, zoned=zoned, rule=rule)
+    if isinstance(sa_type, sat.Date):
+        return TypeChoice("date", pa.date32(), "text" if d == "mysql" else "native", rule=f"{name} -> date32")
+    if isinstance(sa_type, sat._Binary):
+        return TypeChoice("binary", BINARY, rule=f"{name} -> large_binary")
+    if isinstance(sa_type, sat.Enum):
+        return TypeChoice("string", STRING, text_wire, rule=f"{name} -> text")
+    if isinstance(sa_type, sat.String) and (
+        d != "postgresql" or isinstance(sa_type, (sat.VARCHAR, sat.CHAR, sat.TEXT))
+    ) and not isinstance(sa_type, (mysql.SET, postgresql.CITEXT)):
+        return TypeChoice("string", STRING, rule=f"{name} -> large_string")
+    return TypeChoice("string", STRING, text_wire, rule=f"{name} -> text rendering")
+
+
+def choose_type(
+    sa_type: sat.TypeEngine,
+    dialect: str,
+    *,
+    override: ColumnType | None = None,
+    repair: bool = False,
+    charset: str | None = None,
+) -> TypeChoice:
+    """The bronze type of a column declared ``sa_type`` in ``dialect``, with the configured ``type``
+    override and ``repair`` applied.  ``charset`` is the MySQL column character set (for the repair)."""
+    d = _dialect(dialect)
+    natural = _natural(sa_type, d)
+    choice = natural
+    if override is not None:
+        kind: Kind = override.kind  # type: ignore[assignment]
+        target = arrow_type_of(kind, override.precision, override.scale)
+        if d == "sqlite":
+            wire = _sqlite_wire_for(kind, natural)
+        elif (kind == "string" and natural.wire == "native" and natural.kind not in ("string", "binary")
+              and d in ("postgresql", "mysql")):
+            wire = "text"  # the database's own rendering of the value
+        else:
+            wire = natural.wire
+        choice = TypeChoice(kind, target, wire, zoned=natural.zoned,
+                            rule=f"configured type {override} (source: {natural.rule})", source_kind=natural.kind)
+    if repair:
+        cs = (charset or "").lower()
+        if d == "mysql" and not cs.startswith(("utf8", "utf16", "utf32", "ucs2")):
+            # latin1 (or gbk, ascii...) really holds the legacy bytes: fetch them, whatever the connection
+            # charset; a binary column already is bytes
+            wire = "native" if cs == "binary" else "bytes"
+        elif d == "sqlite":
+            wire = "sqlite_blob" if choice.wire == "sqlite_blob" else "sqlite_text"
+        else:
+            wire = choice.wire  # text holding the latin1 reading of the bytes (mojibake)
+        choice = TypeChoice(choice.kind if override is not None else "string",
+                            choice.arrow_type if override is not None else STRING,
+                            wire, zoned=choice.zoned, rule=f"{choice.rule}; GBK-in-latin1 repair",
+                            source_kind=choice.source_kind)
+    return choice
+
+
+def _sqlite_wire_for(kind: Kind, natural: TypeChoice) -> Wire:
+    if kind == "int64" and natural.wire == "sqlite_int":
+        return "sqlite_int"
+    if kind == "float64" and natural.wire in ("sqlite_int", "sqlite_real"):
+        return "sqlite_real"
+    if kind == "binary":
+        return "sqlite_blob"
+    return "sqlite_text"
+
+
+# --------------------------------------------------------------------------------------------------
+# conversion of raw Arrow values into the bronze type
+
+
+@dataclass
+class Coerced:
+    """The bronze values of one column of one batch and the rows whose value did not fit."""
+
+    values: pa.Array
+    flags: list[tuple[str, pa.Array]]  # (flag kind, boolean mask) -- masks are never null
+
+
+_INT_RE = r"^[+-]?[0-9]+$"
+_DEC_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_FLOAT_RE = r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))$"
+_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TS_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$"
+_ZERO_DATE_RE = r"^(0000-[0-9]{2}-[0-9]{2}|[0-9]{4}-00-[0-9]{2}|[0-9]{4}-[0-9]{2}-00)([ T].*)?$"
+_BOOL_TEXT = ("true", "false", "1", "0")
+
+
+def _false(n: int) -> pa.Array:
+    return pa.array(np.zeros(n, dtype=bool), pa.bool_())
+
+
+def _mask(arr: pa.Array) -> pa.Array:
+    """A boolean array with nulls as False."""
+    return pc.fill_null(arr, False)
+
+
+def _unwrap(raw: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(raw, pa.ChunkedArray):
+        raw = raw.combine_chunks()
+    if isinstance(raw, pa.ExtensionArray):  # ADBC PostgreSQL: NUMERIC as arrow.opaque(storage=string)
+        raw = raw.storage
+    if isinstance(raw.type, pa.DictionaryType):
+        raw = raw.dictionary_decode()
+    return raw
+
+
+def _cast_lenient(arr: pa.Array, target: pa.DataType, safe: bool = True) -> tuple[pa.Array, pa.Array | None]:
+    """Cast ``arr`` to ``target``; values the cast refuses become null.  Returns (result, bad mask or None).
+
+    One vectorized cast in the normal case; when it fails, the array is bisected so that only the failing
+    values are cast one by one (cost O(k log n) casts for k bad values).
+    """
+    try:
+        return pc.cast(arr, target, safe=safe), None
+    except (pa.ArrowInvalid, OverflowError):
+        pass
+    n = len(arr)
+    if n <= 1:
+        bad = arr.is_valid()
+        return pa.nulls(n, target), bad
+    mid = n // 2
+    left, lbad = _cast_lenient(arr.slice(0, mid), target, safe)
+    right, rbad = _cast_lenient(arr.slice(mid), target, safe)
+    result = pa.concat_arrays([left, right])
+    lbad = _false(mid) if lbad is None else lbad
+    rbad = _false(n - mid) if rbad is None else rbad
+    return result, pa.concat_arrays([lbad, rbad])
+
+
+def _or(*masks: pa.Array | None) -> pa.Array | None:
+    present = [m for m in masks if m is not None]
+    if not present:
+        return None
+    out = present[0]
+    for m in present[1:]:
+        out = pc.or_(out, m)
+    return out
+
+
+def _parse_text(text: pa.Array, target: pa.DataType, pattern: str | None) -> tuple[pa.Array, pa.Array | None]:
+    """Parse a string array.  One vectorized cast when every value parses; otherwise values not matching
+    ``pattern`` are bad without trying and the rest are cast leniently."""
+    text = text.cast(STRING) if not pa.types.is_large_string(text.type) else text
+    try:
+        return pc.cast(text, target), None
+    except (pa.ArrowInvalid, OverflowError):
+        pass
+    bad_shape = None
+    if pattern is not None:
+        bad_shape = _mask(pc.invert(pc.match_substring_regex(text, pattern)))
+        if pc.any(bad_shape).as_py():
+            text = pc.if_else(bad_shape, pa.scalar(None, STRING), text)
+        else:
+            bad_shape = None
+    values, bad_cast = _cast_lenient(text, target)
+    return values, _or(bad_shape, bad_cast)
+
+
+def _format_floats(arr: pa.Array) -> pa.Array:
+    """Binary floats as decimal text with the digits the type reliably holds (15 for double, 6 for float)."""
+    digits = 6 if pa.types.is_float32(arr.type) or pa.types.is_float16(arr.type) else 15
+    out = [None if v is None else (repr(v) if not math.isfinite(v) else format(v, f".{digits}g"))
+           for v in arr.to_pylist()]
+    return pa.array(out, STRING)
+
+
+def _localize(naive: pa.Array, zone: str) -> pa.Array:
+    naive = naive.cast(pa.timestamp("us"), safe=False) if naive.type != pa.timestamp("us") else naive
+    if zone == "UTC":
+        return naive.cast(TIMESTAMP_UTC)
+    local = pc.assume_timezone(naive, timezone=zone, ambiguous="earliest", nonexistent="earliest")
+    return local.cast(TIMESTAMP_UTC)
+
+
+def _zero_dates(text: pa.Array) -> pa.Array | None:
+    zero = _mask(pc.match_substring_regex(text, _ZERO_DATE_RE))
+    return zero if pc.any(zero).as_py() else None
+
+
+def coerce(raw: pa.Array | pa.ChunkedArray, choice: TypeChoice, *, zone: str) -> Coerced:
+    """Convert raw values (any Arrow type a driver returns) into ``choice.arrow_type``.
+
+    ``zone`` is the IANA zone in which naive (wall-clock) source values are read; it is ignored for
+    ``choice.zoned`` columns, whose naive raw values are already UTC.
+    """
+    raw = _unwrap(raw)
+    n = len(raw)
+    t = raw.type
+    target = choice.arrow_type
+    kind = choice.kind
+    naive_zone = "UTC" if choice.zoned else zone
+    if pa.types.is_null(t):
+        return Coerced(pa.nulls(n, target), [])
+    is_text = pa.types.is_string(t) or pa.types.is_large_string(t)
+    is_bin = pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+    is_int = pa.types.is_integer(t)
+    is_float = pa.types.is_floating(t)
+    is_dec = pa.types.is_decimal(t)
+    is_num = is_int or is_float or is_dec
+
+    if kind == "string":
+        if is_text:
+            return Coerced(raw.cast(STRING), [])
+        if is_bin:  # bytes shown as text: UTF-8, or their latin1 reading flagged bad_encoding
+            values, not_utf8 = decode_utf8_arrow(raw)
+            return Coerced(values, [(BAD_ENCODING, not_utf8)] if not_utf8 is not None else [])
+        values, bad = _cast_lenient(raw, STRING)
+        return Coerced(values, [(BAD_VALUE, bad)] if bad is not None else [])
+
+    if kind == "binary":
+        if is_bin:
+            return Coerced(raw.cast(BINARY), [])
+        if is_text:
+            return Coerced(raw.cast(BINARY), [])
+        return Coerced(pa.nulls(n, BINARY), [(BAD_VALUE, raw.is_valid())])
+
+    if kind in ("date", "timestamp"):
+        return _coerce_temporal(raw, choice, naive_zone, zone)
+
+    if kind == "decimal":
+        if is_dec:
+            values, bad = _cast_lenient(raw, target)
+        elif is_int:  # Arrow wants room for the whole integer type first: decimal(38,0) holds any 64-bit int
+            values, bad = _cast_lenient(raw.cast(pa.decimal128(38, 0)), target)
+        elif is_float:
+            values, bad = _parse_text(_format_floats(raw), target, _DEC_RE)
+        elif is_text:
+            values, bad = _parse_text(raw, target, _DEC_RE)
+        else:
+            return Coerced(pa.nulls(n, target), [(BAD_VALUE, raw.is_valid())])
+        return Coerced(values, [(BAD_VALUE, bad)] if bad is not None else [])
+
+    if kind == "int64":
+        if is_num or pa.types.is_boolean(t):
+            values, bad = _cast_lenient(raw, target)
+        elif is_text:
+            values, bad = _parse_text(raw, target, _INT_RE)
+        else:
+            return Coerced(pa.nulls(n, target), [(BAD_VALUE, raw.is_valid())])
+        return Coerced(values, [(BAD_VALUE, bad)] if bad is not None else [])
+
+    if kind == "float64":
+        if is_num or pa.types.is_boolean(t):
+            values, bad = _cast_lenient(raw, target)
+        elif is_text:
+            values, bad = _parse_text(raw, target, _FLOAT_RE)
+        else:
+            return Coerced(pa.nulls(n, target), [(BAD_VALUE, raw.is_valid())])
+        return Coerced(values, [(BAD_VALUE, bad)] if bad is not None else [])
+
+    if kind == "bool":
+        if pa.types.is_boolean(t):
+            return Coerced(raw, [])
+        if is_num:
+            ok = _mask(pc.is_in(raw.cast(pa.float64(), safe=False), pa.array([0.0, 1.0])))
+            bad = pc.and_(raw.is_valid(), pc.invert(ok))
+            values = pc.if_else(ok, pc.not_equal(raw.cast(pa.float64(), safe=False), 0.0),
+                                pa.scalar(None, pa.bool_()))
+            return Coerced(values, [(BAD_VALUE, bad)] if pc.any(bad).as_py() else [])
+        if is_text:
+            lowered = pc.utf8_lower(raw.cast(STRING))
+            ok = _mask(pc.is_in(lowered, pa.array(_BOOL_TEXT, STRING)))
+            bad = pc.and_(raw.is_valid(), pc.invert(ok))
+            values = pc.cast(pc.if_else(ok, lowered, pa.scalar(None, STRING)), pa.bool_())
+            return Coerced(values, [(BAD_VALUE, bad)] if pc.any(bad).as_py() else [])
+        return Coerced(pa.nulls(n, target), [(BAD_VALUE, raw.is_valid())])
+
+    raise ValueError(f"unknown bronze kind {kind!r}")
+
+
+def _coerce_temporal(raw: pa.Array, choice: TypeChoice, naive_zone: str, zone: str) -> Coerced:
+    t = raw.type
+    n = len(raw)
+    kind = choice.kind
+    target = choice.arrow_type
+    flags: list[tuple[str, pa.Array]] = []
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        text = raw.cast(STRING)
+        # a date configured on a date-time column: parse the date-time, keep its local calendar day
+        as_timestamp = kind == "timestamp" or choice.source_kind == "timestamp"
+        parsed_type = pa.timestamp("us") if as_timestamp else pa.date32()
+        try:
+            parsed, bad = pc.cast(text, parsed_type), None  # the normal case: every value parses
+        except (pa.ArrowInvalid, OverflowError):
+            zero = _zero_dates(text)
+            if zero is not None:
+                flags.append((ZERO_DATE, zero))
+                text = pc.if_else(zero, pa.scalar(None, STRING), text)
+            parsed, bad = _parse_text(text, parsed_type, _TS_RE if as_timestamp else _DATE_RE)
+        if bad is not None:
+            flags.append((BAD_DATE, bad))
+        if not as_timestamp:
+            return Coerced(parsed, flags)
+        values = _localize(parsed, naive_zone)
+        if kind == "timestamp":
+            return Coerced(values, flags)
+        local = pc.local_timestamp(values.cast(pa.timestamp("us", tz=zone)))
+        return Coerced(local.cast(pa.date32(), safe=False), flags)
+    if pa.types.is_timestamp(t):
+        if kind == "timestamp":
+            if t.tz is None:
+                return Coerced(_localize(raw, naive_zone), [])
+            return Coerced(raw.cast(pa.timestamp("us", tz=t.tz), safe=False).cast(TIMESTAMP_UTC), [])
+        # a date from a timestamp: the local calendar day
+        if t.tz is not None:
+            local = pc.local_timestamp(raw.cast(pa.timestamp("us", tz=t.tz), safe=False).cast(
+                pa.timestamp("us", tz=naive_zone)))
+            return Coerced(local.cast(pa.date32(), safe=False), [])
+        return Coerced(raw.cast(pa.date32(), safe=False), [])
+    if pa.types.is_date(t):
+        if kind == "date":
+            return Coerced(raw.cast(pa.date32()), [])
+        return Coerced(_localize(raw.cast(pa.date32()).cast(pa.timestamp("us")), naive_zone), [])
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        # numbers in a date column (SQLite '20240101' stored as INTEGER, epochs...) are never guessed
+        return Coerced(pa.nulls(n, target), [(BAD_DATE, raw.is_valid())])
+    return Coerced(pa.nulls(n, target), [(BAD_VALUE, raw.is_valid())])
+
+
+# --------------------------------------------------------------------------------------------------
+# Python values (SQLAlchemy / DB-API rows) -> raw Arrow
+
+
+def _canonical_text(v: object) -> str | None:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v) if not math.isfinite(v) else format(v, ".15g")
+    if isinstance(v, (int, decimal.Decimal)):
+        return str(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, (dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False, default=str)
+    return str(v)
+
+
+def python_values_to_arrow(values: Sequence[object], wire_type: pa.DataType | None = None
+                           ) -> tuple[pa.Array, pa.Array | None]:
+    """Python values of one column (as a DB-API driver returns them) -> a raw Arrow array for :func:`coerce`.
+
+    With ``wire_type`` the values are expected to be of that type (SQLite's sanitized wires).  Otherwise the
+    type is inferred; a column whose values do not share one type (SQLite's loose typing seen through a
+    plain SELECT, huge integers...) becomes text, each value rendered canonically; undecodable bytes are
+    returned as null with a bad mask.
+    """
+    if wire_type is not None:
+        try:
+            return pa.array(values, type=wire_type), None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+            pass
+    else:
+        try:
+            arr = pa.array(values)
+            if not (pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+                    or pa.types.is_duration(arr.type) or pa.types.is_map(arr.type)):
+                return arr, None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError):
+            pass
+    texts: list[str | None] = []
+    bad: list[bool] = []
+    for v in values:
+        if v is None:
+            texts.append(None)
+            bad.append(False)
+            continue
+        s = _canonical_text(v)
+        texts.append(s)
+        bad.append(s is None)
+    mask = pa.array(bad, pa.bool_()) if any(bad) else None
+    return pa.array(texts, STRING), mask
