@@ -84,13 +84,16 @@ def _key_snapshot_due(path: Path, table: TableConfig, now: dt.datetime) -> bool:
     every = table.key_snapshot_every_days
     if not every:
         return False
+    if every == 1:  # the default: every run (a run is a night; reruns of the night check again)
+        return True
     last = bronze.last_key_snapshot(path)
     return last is None or now - last >= dt.timedelta(days=every) - dt.timedelta(hours=1)
 
 
 def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig, home: Path, *,
                batch_id: str, now: dt.datetime | None = None, environ: Mapping[str, str] | None = None,
-               engine: str = "auto", reconcile: bool = True) -> TableLoadReport:
+               engine: str = "auto", reconcile: bool = True,
+               max_rows_per_commit: int = bronze.DEFAULT_MAX_ROWS_PER_COMMIT) -> TableLoadReport:
     """Bring bronze up to date with one source table."""
     started = time.perf_counter()
     now = now or dt.datetime.now(UTC)
@@ -102,7 +105,8 @@ def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig
     if table.mode == "snapshot":
         stream = open_table(dept, table, defaults, engine=engine, environ=environ)
         result = bronze.replace_snapshot(path, stream.batches, stream.schema, primary_key=pk, source=source,
-                                         batch_id=batch_id, extracted_at=now)
+                                         batch_id=batch_id, extracted_at=now,
+                                         max_rows_per_commit=max_rows_per_commit)
     else:
         cursor = table.output_name(table.cursor)
         since = bronze.watermark(path, cursor)
@@ -112,7 +116,8 @@ def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig
         report.since = None if since is None else str(since)
         stream = open_table(dept, table, defaults, since=since, engine=engine, environ=environ)
         result = bronze.upsert_batches(path, stream.batches, stream.schema, primary_key=pk, source=source,
-                                       batch_id=batch_id, extracted_at=now)
+                                       batch_id=batch_id, extracted_at=now,
+                                       max_rows_per_commit=max_rows_per_commit)
         if _key_snapshot_due(path, table, now):
             keys = open_table(dept, table, defaults, columns=list(table.primary_key), engine=engine,
                               environ=environ)
@@ -166,6 +171,19 @@ def _column_values(path: Path, column: str) -> set[str]:
     return set(dataset.to_table(columns=[column]).column(column).unique().to_pylist())
 
 
+def _pad_to_bronze(table: pa.Table, path: Path) -> pa.Table:
+    """A roster that lacks some of the drop's columns still loads: the missing ones are null text.
+    (Files from street offices vary; a column that is not text in bronze is left to drift rules.)"""
+    dataset = bronze.read_dataset(path)
+    if dataset is None:
+        return table
+    for f in dataset.schema:
+        text = pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        if text and f.name not in table.column_names and not f.name.startswith("_qst_"):
+            table = table.append_column(pa.field(f.name, f.type), pa.nulls(table.num_rows, f.type))
+    return table
+
+
 def pending_drop_files(dept: DepartmentConfig, drop: FileDropConfig, home: Path) -> list[DropFile]:
     """Files in the drop folder that bronze has neither loaded nor quarantined (by content hash)."""
     done = _column_values(bronze.bronze_path(home, dept.key, drop.name), FILE_SHA)
@@ -197,8 +215,17 @@ def load_file_drop(dept: DepartmentConfig, drop: FileDropConfig, home: Path, *, 
                  "batch_id": [batch_id]}, schema=QUARANTINE_SCHEMA), mode="append")
             continue
         table = parsed.table.append_column(FILE_SHA, pa.array([file.sha256] * parsed.table.num_rows, pa.string()))
-        bronze.upsert_batches(path, table.to_batches(), table.schema, primary_key=FILE_KEY,
-                              source=f"{dept.key}.{drop.name}", batch_id=batch_id, extracted_at=now)
+        table = _pad_to_bronze(table, path)
+        try:
+            bronze.upsert_batches(path, table.to_batches(), table.schema, primary_key=FILE_KEY,
+                                  source=f"{dept.key}.{drop.name}", batch_id=batch_id, extracted_at=now)
+        except bronze.SchemaDriftError as exc:  # this file does not fit the drop's table: the others go on
+            reason = str(exc)
+            report.quarantined.append({"file": file.name, "reason": reason})
+            write_deltalake(str(quarantine_path(home, dept.key, drop.name)), pa.table(
+                {"file": [file.name], "sha256": [file.sha256], "reason": [reason], "quarantined_at": [now],
+                 "batch_id": [batch_id]}, schema=QUARANTINE_SCHEMA), mode="append")
+            continue
         report.loaded.append(file.name)
         report.rows += table.num_rows
         report.blank_lines += parsed.blank_lines

@@ -9,12 +9,12 @@ retry policy with exponential backoff, daily partitions (02:00 Asia/Shanghai) th
 and an asset check that source rows equal bronze's live rows after the load.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import json
 
 import dagster as dg
+from dagster import AssetExecutionContext, SensorEvaluationContext
 
 from connectors.config import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
 from connectors.extract import TableLoadReport, load_file_drop, load_table
@@ -69,7 +69,8 @@ def _reconcile_result(key: dg.AssetKey, report: TableLoadReport) -> dg.AssetChec
     )
 
 
-def _table_asset(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig) -> dg.AssetsDefinition:
+def _table_asset(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig,
+                 retry: dg.RetryPolicy | None) -> dg.AssetsDefinition:
     key = bronze_asset_key(dept.key, table.asset)
 
     @dg.asset(
@@ -78,7 +79,7 @@ def _table_asset(config: SourcesConfig, dept: DepartmentConfig, table: TableConf
         group_name=f"{BRONZE_PREFIX}_{dept.key}",
         kinds={"delta", "arrow"},
         pool=pool_name(dept.key),
-        retry_policy=retry_policy,
+        retry_policy=retry,
         partitions_def=daily_partitions,
         check_specs=[dg.AssetCheckSpec(RECONCILE_CHECK, asset=key,
                                        description="source rows = bronze live rows after the load")],
@@ -86,8 +87,8 @@ def _table_asset(config: SourcesConfig, dept: DepartmentConfig, table: TableConf
                     f"{', '.join(table.primary_key)}, with lineage columns.",
         metadata={"department": dept.key, "source_table": table.name, "mode": table.mode},
     )
-    def _load(context: dg.AssetExecutionContext, lake: LakeResource):
-        report = load_table(config, dept, table, lake.home_path(), batch_id=context.run_id)
+    def _load(context: AssetExecutionContext, lake: LakeResource):
+        report = load_table(config, dept, table, lake.home_path(), batch_id=context.run.run_id)
         for change in report.drift:
             context.log.warning(f"schema drift in {dept.key}.{table.name}: {json.dumps(change, ensure_ascii=False)}")
         yield dg.MaterializeResult(metadata=_report_metadata(report))
@@ -96,7 +97,7 @@ def _table_asset(config: SourcesConfig, dept: DepartmentConfig, table: TableConf
     return _load
 
 
-def _file_asset(dept: DepartmentConfig, drop: FileDropConfig) -> dg.AssetsDefinition:
+def _file_asset(dept: DepartmentConfig, drop: FileDropConfig, retry: dg.RetryPolicy | None) -> dg.AssetsDefinition:
     key = bronze_asset_key(dept.key, drop.name)
 
     @dg.asset(
@@ -105,14 +106,14 @@ def _file_asset(dept: DepartmentConfig, drop: FileDropConfig) -> dg.AssetsDefini
         group_name=f"{BRONZE_PREFIX}_{dept.key}",
         kinds={"delta", drop.format},
         pool=pool_name(dept.key),
-        retry_policy=retry_policy,
+        retry_policy=retry,
         partitions_def=daily_partitions,
         description=f"Bronze rows of the `{drop.name}` file drop ({dept.title or dept.key}); each file loaded "
                     "once, unparseable files quarantined with the reason.",
         metadata={"department": dept.key, "folder_pattern": drop.pattern, "format": drop.format},
     )
-    def _load(context: dg.AssetExecutionContext, lake: LakeResource):
-        report = load_file_drop(dept, drop, lake.home_path(), batch_id=context.run_id)
+    def _load(context: AssetExecutionContext, lake: LakeResource):
+        report = load_file_drop(dept, drop, lake.home_path(), batch_id=context.run.run_id)
         for bad in report.quarantined:
             context.log.warning(f"file drop {dept.key}.{drop.name}: quarantined {bad}")
         return dg.MaterializeResult(metadata={
@@ -123,21 +124,23 @@ def _file_asset(dept: DepartmentConfig, drop: FileDropConfig) -> dg.AssetsDefini
     return _load
 
 
-def bronze_assets(config: SourcesConfig) -> list[dg.AssetsDefinition]:
-    assets = [_table_asset(config, dept, table) for dept, table in config.iter_tables()]
-    assets += [_file_asset(dept, drop) for dept, drop in config.iter_files()]
+def bronze_assets(config: SourcesConfig, *, retries: bool = True) -> list[dg.AssetsDefinition]:
+    """``retries=False`` drops the retry policy (tests, and `qst run --no-retries` for a quick answer)."""
+    retry = retry_policy if retries else None
+    assets = [_table_asset(config, dept, table, retry) for dept, table in config.iter_tables()]
+    assets += [_file_asset(dept, drop, retry) for dept, drop in config.iter_files()]
     return assets
 
 
 nightly_selection = dg.AssetSelection.key_prefixes([BRONZE_PREFIX])
 
 
-def nightly_job() -> dg.UnresolvedAssetJobDefinition:
-    return dg.define_asset_job("nightly", selection=nightly_selection, partitions_def=daily_partitions,
+def nightly_job():
+    return dg.define_asset_job("nightly", selection=nightly_selection,
                                description="Every department's tables into bronze, then everything downstream.")
 
 
-def nightly_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+def nightly_schedule(job) -> dg.ScheduleDefinition:
     """02:00 Asia/Shanghai, for the day that just ended."""
     return dg.build_schedule_from_partitioned_job(job, hour_of_day=2, minute_of_hour=0,
                                                   default_status=dg.DefaultScheduleStatus.RUNNING)
@@ -151,7 +154,7 @@ def file_drop_sensor(config: SourcesConfig) -> dg.SensorDefinition:
 
     @dg.sensor(name="file_drops", minimum_interval_seconds=60, asset_selection=[
         bronze_asset_key(d.key, f.name) for d, f in drops], default_status=dg.DefaultSensorStatus.RUNNING)
-    def _sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    def _sensor(context: SensorEvaluationContext, lake: LakeResource):
         today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date() - dt.timedelta(days=1)
         for dept, drop in drops:
             pending = pending_drop_files(dept, drop, lake.home_path())

@@ -123,9 +123,76 @@ def _summary(out: Path, state, seconds: float) -> None:
         click.echo(f"  departments on servers read their URL from: {', '.join(vars_)}")
 
 
+HOME_OPTION = click.option(
+    "--home", type=click.Path(path_type=Path, file_okay=False), envvar="QST_HOME", default="data",
+    show_default=True, help="Where Quanshitong keeps everything: lake/, marts.duckdb, exports/, docs/ "
+                            "(also $QST_HOME).")
+
+
 @main.command()
-@click.option("--home", type=click.Path(path_type=Path, file_okay=False), envvar="QST_HOME", default="data",
-              show_default=True, help="Where Quanshitong keeps everything (also $QST_HOME).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The sources.yaml to run (default: $QST_SOURCES, else HOME/estate/sources.yaml, else "
+                   "the repository's sources.yaml).")
+@HOME_OPTION
+@click.option("--date", "partition", default=None, metavar="YYYY-MM-DD",
+              help="The nightly partition to run (default: the last complete day, Asia/Shanghai 02:00).")
+@click.option("--select", multiple=True, metavar="DEPT[/ASSET]",
+              help="Only these departments or assets, e.g. --select tax --select samr/registrations.")
+@click.option("--no-retries", is_flag=True,
+              help="Fail at once instead of retrying a failing source with backoff (20s, 40s, 80s).")
+def run(config_path: Path | None, home: Path, partition: str | None, select: tuple[str, ...],
+        no_retries: bool) -> None:
+    """Run the nightly pipeline in-process (for the demo, cron and tests): every department's tables and
+    file drops into bronze, with the same assets the Dagster UI shows. Exits 1 if anything failed."""
+    outcome = _run(config_path, home, partition, list(select), retries=not no_retries)
+    if not outcome.ok:
+        sys.exit(1)
+
+
+def _run(config_path: Path | None, home: Path, partition: str | None, select: list[str], retries: bool = True):
+    import os
+
+    from pipelines.home import sources_path
+    from pipelines.runner import run_pipeline
+    from pipelines.sources import SourcesLoadError, load_config
+
+    if config_path is None:
+        os.environ.setdefault("QST_HOME", str(home))
+        config_path = sources_path()
+    try:
+        config = load_config(config_path)
+    except SourcesLoadError as exc:
+        raise click.ClickException(str(exc)) from None
+    started = time.perf_counter()
+    click.echo(f"running the nightly pipeline for {config_path} into {home / 'lake'} ...")
+    try:
+        outcome = run_pipeline(config, home, partition=partition, select=select, retries=retries)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"run {outcome.run_id} (partition {outcome.partition}) in {time.perf_counter() - started:.1f}s")
+    click.echo(f"  {'asset':<38}{'status':<13}{'read':>9}{'new':>9}{'changed':>9}{'deleted':>9}{'bronze':>9}"
+               "  checks")
+    for a in outcome.assets:
+        m = a.metadata
+        checks = ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in a.checks.items())
+        if "files_loaded" in m:  # a file drop
+            checks = f"{m['files_loaded']} file(s) loaded, {m['files_quarantined']} quarantined"
+        click.echo(f"  {a.key:<38}{a.status:<13}{m.get('rows_read', m.get('rows_loaded', '')):>9}"
+                   f"{m.get('rows_inserted', ''):>9}{m.get('rows_updated', ''):>9}"
+                   f"{m.get('rows_marked_deleted', ''):>9}{m.get('bronze_live_rows', ''):>9}  {checks}")
+        if a.error:
+            click.echo(f"      error: {a.error}")
+    failed = [a.key for a in outcome.assets if a.status == "failed"]
+    if outcome.ok:
+        click.echo("all assets succeeded and every check passed")
+    else:
+        click.echo(f"FAILED assets: {', '.join(failed) or 'none'}; failed checks: "
+                   f"{', '.join(outcome.failed_checks) or 'none'}")
+    return outcome
+
+
+@main.command()
+@HOME_OPTION
 @click.option("--enterprises", type=click.IntRange(min=100), default=DEMO_ENTERPRISES, show_default=True,
               help="Size of the demo city.")
 @click.option("--seed", type=int, default=42, show_default=True)
@@ -135,13 +202,20 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
 
     started = time.perf_counter()
     estate = home / "estate"
-    click.echo(f"[1/1] simulating a city of {enterprises:,} enterprises into {estate} ...")
+    click.echo(f"[1/2] simulating a city of {enterprises:,} enterprises into {estate} ...")
     state = simulate_estate(estate, enterprises=enterprises, seed=seed)
     _summary(estate, state, time.perf_counter() - started)
+    click.echo("\n[2/2] the nightly pipeline: legacy databases and file drops into the bronze lake ...")
+    outcome = _run(estate / "sources.yaml", home, None, [])
+    click.echo("\nWhat was produced:")
+    click.echo(f"  {home / 'estate'}          the simulated departments (SQLite files, file drops, truth)")
+    click.echo(f"  {home / 'lake' / 'bronze'}     one Delta table per source table: lake/bronze/<department>/<table>")
     click.echo("\nNext:")
-    click.echo("  dagster dev -w workspace.yaml      # the asset graph in the Dagster UI (http://127.0.0.1:3000)")
-    click.echo(f"  sqlite3 {estate / 'samr.sqlite'} 'select * from T_SCZT_DJXX limit 5'")
+    click.echo("  make dagster                       # the Dagster UI at http://127.0.0.1:3000 with this run")
+    click.echo(f"  .venv/bin/qst simulate --out {estate} --advance-days 1 && .venv/bin/qst run --home {home}")
     click.echo(f"demo finished in {time.perf_counter() - started:.1f}s")
+    if not outcome.ok:
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

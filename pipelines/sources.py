@@ -4,10 +4,7 @@
   :class:`dagster.AssetSpec` per source table and per file drop, keyed ``legacy/<department>/<asset>``.
   Quanshitong does not materialize them; they stand for the data the departments own, upstream of the
   bronze assets.
-* :func:`build_definitions` (a validated config) / :func:`load_definitions` (a file path) -- the whole
-  :class:`dagster.Definitions`.  They live here rather than in :mod:`pipelines.definitions` because
-  importing that module loads the configured ``sources.yaml`` (it is the code location), while these
-  can be called with any configuration, e.g. from tests.
+* :func:`load_config` -- the validated configuration, or :class:`SourcesLoadError` naming the file.
 
 Only wiring lives here; what the configuration means is defined in :mod:`connectors.config`.
 Metadata never holds a connection URL, a password or an environment variable's value.
@@ -31,10 +28,9 @@ from connectors.config import (
 __all__ = [
     "LEGACY_PREFIX",
     "SourcesLoadError",
-    "build_definitions",
     "legacy_asset_key",
     "legacy_group_name",
-    "load_definitions",
+    "load_config",
     "source_table_specs",
 ]
 
@@ -55,7 +51,7 @@ def _department_label(dept: DepartmentConfig) -> str:
 
 
 def _connection_kind(dept: DepartmentConfig) -> str:
-    return "sqlite" if dept.connection.kind == "sqlite" else "sql"
+    return "sqlite" if dept.connection is not None and dept.connection.kind == "sqlite" else "sql"
 
 
 def _table_spec(dept: DepartmentConfig, table: TableConfig) -> dg.AssetSpec:
@@ -128,17 +124,11 @@ class SourcesLoadError(RuntimeError):
         )
 
 
-def build_definitions(config: SourcesConfig) -> dg.Definitions:
-    """All Quanshitong definitions for a validated sources configuration."""
-    return dg.Definitions(assets=[*source_table_specs(config)])
-
-
-def load_definitions(path: str | Path) -> dg.Definitions:
-    """Definitions for the ``sources.yaml`` at ``path``; :class:`SourcesLoadError` naming it if that
-    file is missing or invalid."""
+def load_config(path: str | Path) -> SourcesConfig:
+    """The validated ``sources.yaml`` at ``path``; :class:`SourcesLoadError` naming it if that file is
+    missing or invalid."""
     path = Path(path)
     try:
-        config = load_sources(path)
+        return load_sources(path)
     except ConfigError as exc:
         raise SourcesLoadError(path, str(exc)) from None
-    return build_definitions(config)

@@ -587,13 +587,14 @@ def build_service_cases(ctx: BuildContext, spec: TableSpec) -> tuple[pl.DataFram
     applied = (
         lo.cast(pl.Datetime("us")) + pl.Series(rng.integers(8 * 3600, 17 * 3600, n) * 1_000_000).cast(
             pl.Duration("us")))
+    as_of_end = dt.datetime.combine(ctx.as_of, dt.time(23, 59, 59))
     accepted = applied + pl.Series(rng.integers(600, 2 * 86400, n) * 1_000_000).cast(pl.Duration("us"))
+    accepted = pl.select(pl.min_horizontal(accepted, pl.lit(as_of_end))).to_series()  # nothing after as-of
     statutory = np.array([it[2] for it in items])[item_idx]
     promised = np.array([it[3] for it in items])[item_idx]
     work_days = np.maximum(0, np.round(promised * rng.uniform(0.2, 1.3, n)) + (rng.random(n) < 0.04) * 5)
     calendar_days = (work_days * 7 // 5 + rng.integers(0, 2, n)).astype(np.int64)
     completed = accepted + pl.Series(calendar_days * 86_400_000_000).cast(pl.Duration("us"))
-    as_of_end = dt.datetime.combine(ctx.as_of, dt.time(23, 59, 59))
     done = completed <= as_of_end
     status = pl.select(pl.when(~done).then(pl.lit("在办")).when(pl.Series(rng.random(n) < 0.03))
                        .then(pl.lit("退件")).otherwise(pl.lit("办结"))).to_series()

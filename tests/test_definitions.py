@@ -20,8 +20,9 @@ import dagster as dg
 import pytest
 
 from connectors.config import load_sources
+from pipelines.assemble import build_definitions, load_definitions
 from pipelines.home import REPO_ROOT, quanshitong_home, sources_path
-from pipelines.sources import SourcesLoadError, build_definitions, load_definitions
+from pipelines.sources import SourcesLoadError
 
 TESTS = Path(__file__).resolve().parent
 FIXTURE = TESTS / "fixtures" / "sources_small.yaml"
@@ -126,10 +127,18 @@ def test_one_external_asset_per_source_table_and_file_drop(fixture_defs: dg.Defi
     expected = {("legacy", d.key, t.asset) for d, t in config.iter_tables()}
     expected |= {("legacy", d.key, f.name) for d, f in config.iter_files()}
     specs = {tuple(s.key.path): s for s in fixture_defs.resolve_all_asset_specs()}
-    assert set(specs) == expected
+    legacy = {k for k in specs if k[0] == "legacy"}
+    assert legacy == expected
     graph = fixture_defs.resolve_asset_graph()
-    for key in specs:
+    for key in legacy:
         assert graph.get(dg.AssetKey(list(key))).is_external
+    # each legacy table and file drop feeds exactly one bronze asset, which is materializable
+    bronze = {k for k in specs if k[0] == "bronze"}
+    assert {("legacy", *k[1:]) for k in bronze} == expected
+    for key in bronze:
+        node = graph.get(dg.AssetKey(list(key)))
+        assert node.is_materializable
+        assert {p.path[0] for p in node.parent_keys} == {"legacy"}
 
 
 def test_table_metadata_and_description(fixture_defs: dg.Definitions) -> None:

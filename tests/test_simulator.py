@@ -256,3 +256,14 @@ def test_rates_are_configurable(tmp_path):
     assert est.EstateState.load(tmp_path).rates == {"key_typo": 0.5}
     with pytest.raises(ValueError, match="unknown mess rate"):
         MessProfile.with_overrides({"no_such_rate": 0.1})
+
+
+def test_nothing_is_stamped_after_the_as_of_date(small_estate):
+    """A last-updated stamp in the future would push the watermark past rows that arrive later."""
+    for spec, _ in BUILDERS.values():
+        if spec.cursor and spec.cursor_kind == "timestamp":
+            (latest,) = rows(small_estate, spec.department, f'SELECT MAX("{spec.cursor}") FROM "{spec.name}"')[0]
+            assert latest <= "2026-10-31 23:59:59", spec.name
+    for col in ("SQSJ", "SLSJ", "BJSJ"):
+        (latest,) = rows(small_estate, "service", f"SELECT MAX({col}) FROM BJ_BJXX")[0]
+        assert latest <= "2026-10-31 23:59:59", col

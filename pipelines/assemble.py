@@ -1,0 +1,34 @@
+"""Everything Quanshitong defines, assembled for one ``sources.yaml``.
+
+Kept apart from :mod:`pipelines.definitions` (the code location, which loads the configured file when
+imported) so that tests, ``qst run`` and benchmarks can build definitions for any configuration.
+Each domain owns its pieces: ``pipelines/sources.py`` the departments' legacy tables,
+``pipelines/bronze.py`` the bronze assets, their partitions, schedule and file-drop sensor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from connectors.config import SourcesConfig
+from pipelines import bronze
+from pipelines.resources import LakeResource
+from pipelines.sources import load_config, source_table_specs
+
+
+def build_definitions(config: SourcesConfig, *, home: Path | None = None, retries: bool = True) -> dg.Definitions:
+    """All definitions for a validated configuration; ``home`` overrides ``QST_HOME`` for the lake."""
+    nightly = bronze.nightly_job()
+    return dg.Definitions(
+        assets=[*source_table_specs(config), *bronze.bronze_assets(config, retries=retries)],
+        jobs=[nightly],
+        schedules=[bronze.nightly_schedule(nightly)],
+        sensors=[bronze.file_drop_sensor(config)] if list(config.iter_files()) else [],
+        resources={"lake": LakeResource(home=str(home) if home else "")},
+    )
+
+
+def load_definitions(path: str | Path, *, home: Path | None = None) -> dg.Definitions:
+    return build_definitions(load_config(path), home=home)

@@ -1,0 +1,110 @@
+"""`qst run`: materialize the nightly pipeline in-process, with the same assets the Dagster UI shows.
+
+Runs go to the Dagster instance under ``<home>/.dagster`` (``make dagster`` points the UI at the same
+folder), so a run started from cron or the demo appears in the UI's run history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from connectors.config import SourcesConfig
+from pipelines.assemble import build_definitions
+from pipelines.bronze import daily_partitions, pool_name
+
+INSTANCE_YAML = """\
+# Written by qst: the Dagster instance that `qst run` and `make dagster` share.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 2
+"""
+
+
+def dagster_instance(home: Path, config: SourcesConfig) -> dg.DagsterInstance:
+    """The persistent instance in ``home/.dagster``, with one pool per source database limited to that
+    department's ``max_concurrent_reads``."""
+    folder = Path(home).resolve() / ".dagster"
+    folder.mkdir(parents=True, exist_ok=True)
+    yaml_path = folder / "dagster.yaml"
+    if not yaml_path.exists():
+        yaml_path.write_text(INSTANCE_YAML)
+    instance = dg.DagsterInstance.from_config(str(folder))
+    storage = instance.event_log_storage
+    for dept in config.departments.values():
+        storage.set_concurrency_slots(pool_name(dept.key), dept.effective_max_concurrent_reads(config.defaults))
+    return instance
+
+
+def last_complete_partition() -> str:
+    key = daily_partitions.get_last_partition_key()
+    if key is None:
+        raise RuntimeError("no complete nightly partition yet")
+    return key
+
+
+@dataclass
+class AssetOutcome:
+    key: str
+    status: str  # materialized | failed | skipped
+    metadata: dict = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    partition: str
+    success: bool
+    assets: list[AssetOutcome]
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [f"{a.key}:{name}" for a in self.assets for name, ok in a.checks.items() if not ok]
+
+    @property
+    def ok(self) -> bool:
+        """Every step succeeded and every check passed."""
+        return self.success and not self.failed_checks
+
+
+def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = None,
+                 select: list[str] | None = None, log_level: str = "WARNING", retries: bool = True) -> RunOutcome:
+    """Materialize the nightly job (or the assets whose key starts with one of ``select``, e.g.
+    ``tax`` or ``tax/filings``) for a partition; failures of one asset do not stop the others."""
+    defs = build_definitions(config, home=home, retries=retries)
+    job = defs.resolve_job_def("nightly")
+    partition = partition or last_complete_partition()
+    selection = None
+    if select:
+        wanted = [s.strip("/").split("/") for s in select]
+        keys = [spec.key for spec in defs.resolve_all_asset_specs() if spec.key.path[0] == "bronze"]
+        selection = [k for k in keys if any(k.path[1:1 + len(w)] == w for w in wanted)]
+        if not selection:
+            raise ValueError(f"--select {select} matches no bronze asset")
+    instance = dagster_instance(home, config)
+    quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = job.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False,
+                                    asset_selection=selection, run_config=quiet)
+    outcomes: dict[str, AssetOutcome] = {}
+    for event in result.all_events:
+        key = event.asset_key.to_user_string() if event.asset_key else None
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and key:
+            meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+            outcomes[key] = AssetOutcome(key, "materialized", meta)
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            k = evaluation.asset_key.to_user_string()
+            outcomes.setdefault(k, AssetOutcome(k, "materialized")).checks[evaluation.check_name] = evaluation.passed
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            step = event.step_key or ""
+            error = event.event_specific_data.error
+            message = error.message.strip().splitlines()[-1] if error else "failed"
+            k = step.replace("__", "/")
+            outcomes[k] = AssetOutcome(k, "failed", error=message)
+    return RunOutcome(result.run_id, partition, result.success, sorted(outcomes.values(), key=lambda o: o.key))
