@@ -1,5 +1,5 @@
 # The two commands of the README:  `make demo`  and  `make test`.
-.PHONY: setup demo test lint bench dagster clean
+.PHONY: setup demo test lint bench bench-bronze dagster clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -13,11 +13,17 @@ test: setup
 lint: setup
 	.venv/bin/ruff check .
 
-bench: setup
+bench:
+	@bash scripts/bootstrap.sh --group bench
 	.venv/bin/python bench/bench_simulate.py
 
+bench-bronze:
+	@bash scripts/bootstrap.sh --group bench
+	.venv/bin/python bench/bench_bronze_vs_dlt.py
+
+# The Dagster UI on the instance `qst run` writes to (data/.dagster), so its runs show up.
 dagster: setup
-	.venv/bin/dagster dev -w workspace.yaml
+	mkdir -p data/.dagster && DAGSTER_HOME=$(CURDIR)/data/.dagster .venv/bin/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf data .pytest_cache

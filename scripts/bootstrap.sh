@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up Quanshitong on a fresh machine: a private uv (package manager) in .tools/, then the project's
-# locked dependencies in .venv/. Idempotent and quiet when nothing changed.
+# locked dependencies in .venv/. Idempotent and quiet when nothing changed. Extra arguments go to
+# `uv sync` (e.g. `--group bench` for the benchmarks' comparison tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -10,4 +11,4 @@ if [ ! -x .tools/bin/uv ]; then
   .tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.9,<1"
 fi
 export UV_PYTHON_DOWNLOADS=never
-.tools/bin/uv sync --frozen --quiet --python "$(command -v "$PYTHON")"
+.tools/bin/uv sync --frozen --quiet --python "$(command -v "$PYTHON")" "$@"

@@ -143,6 +143,9 @@ def test_one_department_down_does_not_stop_the_others(tmp_path, pg_url, monkeypa
     instance = dg.DagsterInstance.from_config(str(home / ".dagster"))
     records = instance.all_logs(outcome.run_id)
     assert records and not any("Leak3dPassw0rd" in str(r) for r in records)
+    for f in home.rglob("*"):  # nor anything written under home: the lake, the instance's storage
+        if f.is_file():
+            assert b"Leak3dPassw0rd" not in f.read_bytes(), f
 
 
 def test_postgres_and_mariadb_sources_round_trip(tmp_path, pg_url, mariadb_url):
@@ -202,6 +205,19 @@ def test_schedule_runs_nightly_at_two_shanghai_time():
     policy = asset.op.retry_policy
     assert policy.max_retries == 3 and policy.backoff == dg.Backoff.EXPONENTIAL
     assert asset.op.pool == "source_tax"
+
+
+def test_hostile_identifier_is_refused_before_any_sql(tmp_path):
+    from pipelines.sources import SourcesLoadError, load_config
+
+    bad = tmp_path / "sources.yaml"
+    bad.write_text("version: 1\ndepartments:\n  samr:\n    connection: {sqlite: x.sqlite}\n    tables:\n"
+                   "      - name: 'T; DROP TABLE T_SCZT_DJXX'\n        asset: reg\n        primary_key: [ZTID]\n"
+                   "        mode: snapshot\n")
+    with pytest.raises(SourcesLoadError) as err:
+        load_config(bad)
+    assert "sources.yaml:6" in str(err.value) and "departments.samr.tables[0].name" in str(err.value)
+    assert not (tmp_path / "x.sqlite").exists(), "nothing was opened"
 
 
 KILL_SCRIPT = """
