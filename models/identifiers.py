@@ -20,7 +20,7 @@ import numpy as np
 # --- 统一社会信用代码 USCC (GB 32100-2015) -------------------------------------------------------
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # 31 characters: no I, O, S, V, Z
 USCC_WEIGHTS = np.array([pow(3, i, 31) for i in range(17)], dtype=np.int64)
-USCC_PATTERN = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+USCC_PATTERN = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$", re.ASCII)
 _USCC_VALUE = {c: i for i, c in enumerate(USCC_ALPHABET)}
 
 # --- 组织机构代码 organization code (GB 11714-1997) ----------------------------------------------
@@ -31,11 +31,11 @@ ORG_PATTERN = re.compile(r"^[0-9A-Z]{8}[0-9X]$")
 # --- 居民身份证号 resident ID (GB 11643-1999) ------------------------------------------------------
 ID_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(17)], dtype=np.int64)
 ID_CHECK_CHARS = "10X98765432"
-ID18_PATTERN = re.compile(r"^\d{17}[\dX]$")
-ID15_PATTERN = re.compile(r"^\d{15}$")
+ID18_PATTERN = re.compile(r"^\d{17}[\dX]$", re.ASCII)
+ID15_PATTERN = re.compile(r"^\d{15}$", re.ASCII)
 
-MOBILE_PATTERN = re.compile(r"^(?:\+?86)?1[3-9]\d{9}$")
-FIXED_LINE_PATTERN = re.compile(r"^0\d{2,3}-?\d{7,8}$")
+MOBILE_PATTERN = re.compile(r"^(?:\+?86)?1[3-9]\d{9}$", re.ASCII)
+FIXED_LINE_PATTERN = re.compile(r"^0\d{2,3}-?\d{7,8}$", re.ASCII)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ def regno_check_digit(body14: str) -> str:
 
 
 def is_valid_regno(code: str) -> bool:
-    if not isinstance(code, str) or len(code) != 15 or not code.isdigit():
+    if not isinstance(code, str) or len(code) != 15 or not (code.isascii() and code.isdigit()):
         return False
     return regno_check_digit(code[:14]) == code[14]
 
