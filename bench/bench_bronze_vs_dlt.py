@@ -48,7 +48,8 @@ t0 = time.perf_counter()
 r = load_table(config, dept, dept.table("filings"), Path(sys.argv[2]), batch_id=sys.argv[3], reconcile=False)
 secs = time.perf_counter() - t0
 print(json.dumps({"rows": r.rows_read, "seconds": secs, "inserted": r.rows_inserted,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "reader": r.reader}))
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "reader": r.reader,
+                  "timings": r.timings, "key_snapshot": r.key_snapshot}))
 """
 
 DLT_CHILD = r"""
@@ -113,6 +114,18 @@ def filings_estate(rows: int, work: Path) -> tuple[Path, str, int]:
     return out, url, count
 
 
+def phases(result: dict) -> str:
+    """The loader's per-phase seconds (connectors.extract.TableLoadReport.timings), biggest first.
+
+    ``read`` is the time spent waiting for the reader; ``append``/``merge`` run on the commit thread,
+    overlapping the other phases, and ``wait_commit`` is the time spent waiting for them.
+    """
+    timings = result.get("timings") or {}
+    shown = sorted(((k, v) for k, v in timings.items() if v >= 0.005), key=lambda kv: -kv[1])
+    text = ", ".join(f"{k} {v:.2f}s" for k, v in shown) or "-"
+    return text + ("" if result.get("key_snapshot") else " (no key snapshot)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000_000, 8_000_000])
@@ -148,6 +161,8 @@ def main() -> None:
               f"peak memory {qst['peak_mb'] / dl['peak_mb']:.2f}x (reader: {qst['reader']})")
         print(f"{'':>12} incremental night: {new:,} new rows at the source; Quanshitong read {incr['rows']:,} rows "
               f"in {incr['seconds']:.1f}s (peak {incr['peak_mb']:,.0f} MB)")
+        print(f"{'':>12} Quanshitong phases, first load: {phases(qst)}")
+        print(f"{'':>12} Quanshitong phases, incremental night: {phases(incr)}")
     print("targets: >= 1.5x dlt's rows/s; peak < 600 MB at every size; an incremental night reads only what changed")
 
 

@@ -9,7 +9,13 @@ re-read at most once more and merged by primary key, never doubled.
 
 Deletes are found by a key snapshot (all primary keys of the source, nothing else) every
 ``key_snapshot_every_days``; the time of the last one is read back from the Delta history, again
-derived from committed data.
+derived from committed data. A first load (the table held no rows before it) takes no key snapshot:
+every row in bronze was just read, so there is nothing to find yet; the next run takes it (its
+``last_key_snapshot`` is still unset).
+
+:class:`TableLoadReport` carries the seconds spent per phase (``timings``): ``watermark``, the writer's
+phases (see :class:`connectors.bronze.LoadResult` -- ``read`` is the time spent waiting for the reader),
+``key_snapshot`` and ``reconcile``.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ class TableLoadReport:
     drift: list[dict] = field(default_factory=list)
     version: int | None = None
     seconds: float = 0.0
+    first_load: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def reconciled(self) -> bool:
@@ -102,6 +110,7 @@ def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig
     report = TableLoadReport(dept.key, table.name, table.asset, table.mode)
     pk = [table.output_name(c) for c in table.primary_key]
     source = f"{dept.key}.{table.name}"
+    timings: dict[str, float] = {}
     if table.mode == "snapshot":
         stream = open_table(dept, table, defaults, engine=engine, environ=environ)
         result = bronze.replace_snapshot(path, stream.batches, stream.schema, primary_key=pk, source=source,
@@ -109,7 +118,9 @@ def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig
                                          max_rows_per_commit=max_rows_per_commit)
     else:
         cursor = table.output_name(table.cursor)
+        mark = time.perf_counter()
         since = bronze.watermark(path, cursor)
+        timings["watermark"] = time.perf_counter() - mark
         lookback = table.effective_lookback(defaults)
         if since is not None and lookback is not None:
             since = since - lookback
@@ -118,20 +129,27 @@ def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig
         result = bronze.upsert_batches(path, stream.batches, stream.schema, primary_key=pk, source=source,
                                        batch_id=batch_id, extracted_at=now,
                                        max_rows_per_commit=max_rows_per_commit)
-        if _key_snapshot_due(path, table, now):
+        if not result.first_load and _key_snapshot_due(path, table, now):
+            mark = time.perf_counter()
             keys = open_table(dept, table, defaults, columns=list(table.primary_key), engine=engine,
                               environ=environ)
             report.rows_marked_deleted = bronze.mark_deleted(path, keys.batches, primary_key=pk, at=now)
             report.key_snapshot = True
+            timings["key_snapshot"] = time.perf_counter() - mark
+    timings.update(result.timings)
     report.reader = stream.reader
+    report.first_load = result.first_load
     report.rows_read = result.rows_read
     report.rows_inserted = result.rows_inserted
     report.rows_updated = result.rows_updated
     report.rows_unchanged = result.rows_unchanged
     report.drift = [asdict(d) for d in result.drift]
+    mark = time.perf_counter()
     if reconcile:
         report.source_rows = count_source_rows(dept, table, environ)
     info = bronze.table_info(path)
+    timings["reconcile"] = time.perf_counter() - mark
+    report.timings = timings
     report.version = info.get("version")
     report.bronze_live_rows = info.get("rows_live")
     report.seconds = time.perf_counter() - started

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -23,7 +25,7 @@ import pyarrow as pa
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from connectors import bronze
 
@@ -125,9 +127,12 @@ def test_first_load_lands_every_row_with_lineage_by_plain_append(path: Path) -> 
     assert {r["_qst_batch_id"] for r in rows} == {"run-1"}
     assert {r["_qst_extracted_at"] for r in rows} == {T0 + dt.timedelta(days=1)}
     assert all(r["_qst_deleted_at"] is None for r in rows)
-    assert all(len(r["_qst_row_hash"]) == 32 and int(r["_qst_row_hash"], 16) >= 0 for r in rows)
+    assert all(isinstance(r["_qst_row_hash"], int) for r in rows)
     assert len({r["_qst_row_hash"] for r in rows}) == 250
     schema = pa.schema(DeltaTable(str(path)).schema().to_arrow())
+    assert schema.field("_qst_row_hash").type == pa.int64()
+    assert DeltaTable(str(path)).metadata().configuration["qst.row_hash"] == bronze.ROW_HASH_VERSION
+    assert result.first_load
     assert schema.field("GXSJ").type == pa.timestamp("us", tz="UTC")
     assert schema.field("_qst_extracted_at").type == pa.timestamp("us", tz="UTC")
     assert schema.field("YNSE").type == pa.decimal128(18, 2)
@@ -192,17 +197,99 @@ def test_flags_are_not_part_of_the_row_hash(path: Path) -> None:
     assert (result.rows_updated, result.rows_unchanged) == (0, 20)
 
 
-def test_row_hash_is_the_documented_canonical_md5(path: Path) -> None:
+# An independent implementation of the documented row hash (module docstring, "The row hash").
+M64 = (1 << 64) - 1
+
+
+def fmix(h: int) -> int:
+    h ^= h >> 33
+    h = h * 0xFF51AFD7ED558CCD & M64
+    h ^= h >> 33
+    h = h * 0xC4CEB9FE1A85EC53 & M64
+    return h ^ (h >> 33)
+
+
+def bytes_hash(data: bytes) -> int:
+    h = fmix(len(data) ^ 0x9E3779B97F4A7C15)
+    for i in range(0, len(data), 8):
+        h = fmix(h ^ int.from_bytes(data[i:i + 8], "little"))
+    return h
+
+
+def value_hash(value: object, scale: int | None = None) -> int:
+    if isinstance(value, str):
+        return bytes_hash(value.encode())
+    if isinstance(value, bytes):
+        return bytes_hash(value)
+    if isinstance(value, Decimal):
+        sign, digits, exponent = value.as_tuple()  # exactly: the stored unscaled integer at the column's scale
+        unscaled, s = int("".join(map(str, digits))) * (-1 if sign else 1) * 10 ** (exponent + scale), scale
+        while s > 0 and unscaled % 10 == 0:
+            unscaled, s = unscaled // 10, s - 1
+        lo, hi = unscaled & M64, (unscaled >> 64) & M64
+        return fmix(fmix(fmix(lo ^ 0xE7037ED1A0B428DB) ^ hi) ^ s)
+    if isinstance(value, float):
+        bits = 0x7FF8000000000000 if math.isnan(value) else struct.unpack("<Q", struct.pack("<d", value))[0]
+        return fmix(bits ^ 0xA0761D6478BD642F)
+    if isinstance(value, dt.datetime):
+        value = (value - dt.datetime(1970, 1, 1, tzinfo=UTC)) // dt.timedelta(microseconds=1)
+    elif isinstance(value, dt.date):
+        value = (value - dt.date(1970, 1, 1)).days
+    return fmix((int(value) & M64) ^ 0xD6E8FEB86659FD93)
+
+
+def row_hash(row: dict, scales: dict[str, int] | None = None) -> int:
+    total = sum(fmix(bytes_hash(name.encode()) ^ value_hash(v, (scales or {}).get(name)))
+                for name, v in row.items() if v is not None and name != "_qst_flags") & M64
+    return total - (1 << 64) if total >> 63 else total
+
+
+def test_row_hash_is_the_documented_recipe(path: Path) -> None:
     row = {"NSRSBH": "91440300708461136T", "PJND": 2023, "NSRMC": "深圳市腾讯计算机系统有限公司",
            "PJJB": None, "YNSE": Decimal("1500.50"), "GXSJ": dt.datetime(2024, 3, 1, 8, 0, 0, 250, tzinfo=UTC),
-           "_qst_flags": None}
+           "_qst_flags": "gbk_repaired"}
     load(path, [row])
     (stored,) = read(path)
-    micros = (row["GXSJ"] - dt.datetime(1970, 1, 1, tzinfo=UTC)) // dt.timedelta(microseconds=1)
-    values = {"GXSJ": str(micros), "NSRMC": row["NSRMC"], "NSRSBH": row["NSRSBH"], "PJND": "2023",
-              "YNSE": "1500.5"}  # PJJB is null: it contributes nothing; decimals lose trailing zeros
-    text = "".join(f"{len(k)}:{k}{len(v.encode())}:{v}" for k, v in sorted(values.items()))
-    assert stored["_qst_row_hash"] == hashlib.md5(text.encode()).hexdigest()
+    # PJJB is null and _qst_flags is not a source column: neither contributes; 1500.50 hashes as (15005, 1)
+    assert stored["_qst_row_hash"] == row_hash(row, {"YNSE": 2})
+
+
+def test_row_hash_recipe_for_every_type(tmp_path: Path) -> None:
+    schema = pa.schema([
+        ("ID", pa.int64()), ("I8", pa.int8()), ("OK", pa.bool_()), ("F32", pa.float32()), ("F64", pa.float64()),
+        ("D0", pa.decimal128(38, 0)), ("D4", pa.decimal128(38, 4)), ("BIN", pa.binary()), ("TXT", pa.string()),
+        ("DAY", pa.date32()), ("TS", pa.timestamp("us", tz="UTC")),
+    ])
+    huge = 10**37 + 7  # beyond 64 bits: the per-value path
+    rows = [
+        {"ID": 1, "I8": -5, "OK": True, "F32": 0.5, "F64": float("nan"), "D0": Decimal(huge),
+         "D4": Decimal("-12.3400"), "BIN": b"\x00\xff" * 9, "TXT": "", "DAY": dt.date(1969, 12, 31),
+         "TS": dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)},
+        {"ID": 2, "I8": None, "OK": False, "F32": None, "F64": -0.0, "D0": Decimal(-huge),
+         "D4": Decimal("0.0000"), "BIN": None, "TXT": "张" * 40, "DAY": None, "TS": None},
+        {"ID": 3, "I8": 127, "OK": None, "F32": -1.25, "F64": 1e300, "D0": Decimal(100), "D4": Decimal(f"{huge}E-4"),
+         "BIN": b"", "TXT": "x" * 1000 + "尾", "DAY": dt.date(2024, 2, 29), "TS": T0},
+    ] + [{"ID": i, "TXT": "街道" * (i % 37), "D4": Decimal(i) / 100, "F64": i / 3} for i in range(4, 60)]
+    path = bronze.bronze_path(tmp_path, "t", "types")
+    batch = pa.RecordBatch.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema)
+    bronze.upsert_batches(path, [batch], schema, primary_key=["ID"], source="s", batch_id="b", extracted_at=T0)
+    stored = {r["ID"]: r["_qst_row_hash"] for r in pds.dataset(DeltaTable(str(path)).file_uris()).to_table()
+              .to_pylist()}
+    scales = {"D0": 0, "D4": 4}
+    assert stored == {r["ID"]: row_hash({c: r.get(c) for c in schema.names}, scales) for r in rows}
+
+
+def test_row_hash_survives_widening_reordering_and_added_null_columns() -> None:
+    narrow = pa.table({"A": pa.array([1, None], pa.int32()), "B": pa.array([Decimal("1.50"), Decimal(-2)],
+                                                                             pa.decimal128(10, 2)),
+                       "C": pa.array([0.25, 3.0], pa.float32()), "T": ["甲", None]})
+    wide = pa.table({"T": pa.array(["甲", None], pa.large_string()), "X": pa.nulls(2, pa.string()),
+                     "C": pa.array([0.25, 3.0], pa.float64()), "B": pa.array([Decimal("1.5000"), Decimal("-2.0000")],
+                                                                             pa.decimal128(14, 4)),
+                     "A": pa.array([1, None], pa.int64())})
+    narrow_hash = bronze._RowHasher(narrow.schema)(narrow).to_pylist()
+    assert narrow_hash == bronze._RowHasher(wide.schema)(wide).to_pylist()
+    assert narrow_hash == [row_hash(r, {"B": 2}) for r in narrow.to_pylist()]
 
 
 def test_row_hash_ignores_column_order(path: Path, tmp_path: Path) -> None:
@@ -214,6 +301,37 @@ def test_row_hash_ignores_column_order(path: Path, tmp_path: Path) -> None:
     assert [r["_qst_row_hash"] for r in read(path)] == [r["_qst_row_hash"] for r in read(other)]
     result = load(path, src, schema=reordered, batch_id="run-2")
     assert result.rows_unchanged == 30
+
+
+def test_a_table_hashed_by_an_older_recipe_is_rehashed_once(path: Path) -> None:
+    """A table written before the recipe changed (md5 text, no ``qst.row_hash`` property): one rewrite
+    recomputes its hashes before any data; re-read rows are then unchanged, never doubled (null keys
+    included), and lineage is kept."""
+    src = source_rows(30) + [dict(r, NSRSBH=None) for r in source_rows(3, start=100)]
+    old_schema = pa.schema([*SCHEMA, ("_qst_source", pa.string()), ("_qst_batch_id", pa.string()),
+                            ("_qst_extracted_at", pa.timestamp("us", tz="UTC")), ("_qst_row_hash", pa.string()),
+                            ("_qst_deleted_at", pa.timestamp("us", tz="UTC"))])
+    old_rows = [dict(r, _qst_source="tax.XY_NSPJ", _qst_batch_id="md5-era", _qst_extracted_at=T0,
+                     _qst_row_hash=hashlib.md5(repr(sorted(r.items())).encode()).hexdigest(), _qst_deleted_at=None)
+                for r in src]
+    path.parent.mkdir(parents=True)
+    write_deltalake(str(path), pa.Table.from_pylist(old_rows, schema=old_schema), commit_properties=CommitProperties(
+        custom_metadata={"qst.batch_id": "md5-era", "qst.final": True, "qst.operation": "append"}))
+
+    result = load(path, src, batch_id="run-2")
+
+    assert (result.rows_inserted, result.rows_updated, result.rows_unchanged) == (0, 0, 33)
+    rows = read(path)
+    assert len(rows) == 33 and source_values(rows) == source_values(src)
+    assert {r["_qst_batch_id"] for r in rows} == {"md5-era"}  # lineage kept: nothing was re-landed
+    assert {r["_qst_row_hash"] for r in rows} == {row_hash(r, {"YNSE": 2}) for r in src}
+    table = DeltaTable(str(path))
+    assert pa.schema(table.schema().to_arrow()).field("_qst_row_hash").type == pa.int64()
+    assert table.metadata().configuration["qst.row_hash"] == bronze.ROW_HASH_VERSION
+    assert [c.get("qst.operation") for c in history(path)][-2:] == ["rehash", "row_hash"]
+    assert bronze.watermark(path, "GXSJ") == max(r["GXSJ"] for r in src)
+    version = table.version()
+    assert load(path, src, batch_id="run-3").commits == 0 and DeltaTable(str(path)).version() == version
 
 
 # ---------------------------------------------------------------------------------------- duplicates
@@ -261,6 +379,44 @@ def test_rows_with_a_null_key_are_kept_apart_and_never_doubled(path: Path) -> No
     assert sum(r["NSRSBH"] is None for r in rows) == 3
 
 
+@pytest.mark.parametrize(("key_type", "keys"), [
+    # the log keeps timestamps to the millisecond, rounded down: 1.5 ms and 1.9 ms share a statistic
+    (pa.timestamp("us", tz="UTC"), [T0 + dt.timedelta(microseconds=1000 + 100 * i) for i in range(40)]),
+    # the log truncates strings to 64 bytes: these differ only after 70 characters
+    (pa.string(), ["深圳市南山区" * 12 + f"{i:04d}" for i in range(40)]),
+    # the log writes decimals as floats: these 20-digit keys differ in their last digit
+    (pa.decimal128(20, 0), [Decimal(18446744073709551000 + i) for i in range(40)]),
+    (pa.date32(), [dt.date(2024, 1, 1) + dt.timedelta(days=i // 2) for i in range(0, 80, 2)]),
+])
+def test_skipping_files_by_key_statistics_never_doubles_a_row(path: Path, key_type: pa.DataType, keys: list) -> None:
+    schema = pa.schema([("K", key_type), ("V", pa.string())])
+    rows = [{"K": k, "V": f"v{i}"} for i, k in enumerate(keys)]
+    shuffled_rows = rows[1::2] + rows[::2]  # every commit's key range overlaps the others'
+    first = bronze.upsert_batches(path, batches(shuffled_rows, 7, schema), schema, primary_key=["K"], source="s",
+                                  batch_id="b1", extracted_at=T0, max_rows_per_commit=10)
+    assert first.first_load and first.commits == 4
+    changed = [dict(r, V=r["V"] + "*") for r in rows[::3]] + rows[1::3]
+    again = bronze.upsert_batches(path, batches(changed, 5, schema), schema, primary_key=["K"], source="s",
+                                  batch_id="b2", extracted_at=T0, max_rows_per_commit=10)
+    assert not again.first_load
+    assert (again.rows_inserted, again.rows_updated, again.rows_unchanged) == (0, 14, 13)
+    stored = pds.dataset(DeltaTable(str(path)).file_uris()).to_table().to_pylist()
+    assert len(stored) == 40 and len({r["K"] for r in stored}) == 40
+    assert {r["K"]: r["V"] for r in stored} == {r["K"]: r["V"] for r in rows} | {r["K"]: r["V"] for r in changed}
+
+
+def test_a_first_load_in_random_key_order_with_repeats_keeps_the_last(path: Path) -> None:
+    src = source_rows(300)
+    order = src[::7] + src[3::7] + src[1::7] + src[6::7] + src[2::7] + src[5::7] + src[4::7]
+    repeats = [dict(r, PJJB="R") for r in order[::10]]
+    result = load(path, order + repeats + order[::25], size=13, max_rows_per_commit=40)
+    rows = read(path)
+    assert len(rows) == 300 and len({key_of(r) for r in rows}) == 300
+    last = {key_of(r): r for r in order + repeats + order[::25]}
+    assert source_values(rows) == source_values(list(last.values()))
+    assert result.rows_read == result.rows_inserted + result.rows_updated + result.rows_unchanged + result.rows_duplicate
+
+
 # ------------------------------------------------------------------------------------------- watermark
 
 
@@ -275,6 +431,22 @@ def test_watermark_is_the_max_cursor_of_committed_rows(path: Path) -> None:
     assert bronze.watermark(path, "PJND") == 2022
     with pytest.raises(KeyError):
         bronze.watermark(path, "NO_SUCH_COLUMN")
+
+
+def test_watermark_from_log_statistics_is_the_true_maximum(path: Path) -> None:
+    schema = pa.schema([("ID", pa.int64()), ("BIG", pa.decimal128(20, 0)), ("DAY", pa.date32()),
+                        ("TS", pa.timestamp("us", tz="UTC"))])
+    rows = [{"ID": i, "BIG": Decimal(18446744073709551000 + i), "DAY": dt.date(2024, 1, 1) + dt.timedelta(days=i),
+             "TS": T0 + dt.timedelta(microseconds=i)} for i in range(1, 60)]
+    rows[17]["TS"] = T0 + dt.timedelta(microseconds=1999)  # the highest, in a file whose maximum is logged as 1 ms
+    rows[40]["TS"] = T0 + dt.timedelta(microseconds=1500)
+    bronze.upsert_batches(path, batches(rows, 10, schema), schema, primary_key=["ID"], source="s", batch_id="b",
+                          extracted_at=T0, max_rows_per_commit=10)
+    assert len(DeltaTable(str(path)).file_uris()) == 6
+    assert bronze.watermark(path, "ID") == 59
+    assert bronze.watermark(path, "BIG") == Decimal(18446744073709551059)
+    assert bronze.watermark(path, "DAY") == dt.date(2024, 1, 1) + dt.timedelta(days=59)
+    assert bronze.watermark(path, "TS") == T0 + dt.timedelta(microseconds=1999)
 
 
 # ---------------------------------------------------------------------------------------- schema drift
@@ -449,6 +621,28 @@ def test_replace_snapshot_makes_live_rows_exactly_the_source(path: Path) -> None
     assert bronze.table_info(path)["rows_live"] == 8
 
 
+def test_key_snapshot_is_exact_when_only_the_pairing_of_key_values_changed(path: Path) -> None:
+    rows = source_rows(6)
+    load(path, [rows[0], rows[4]])  # keys (A, 2020) and (B, 2021)
+    swapped = [{"NSRSBH": rows[0]["NSRSBH"], "PJND": 2021}, {"NSRSBH": rows[4]["NSRSBH"], "PJND": 2020}]
+    keys = pa.RecordBatch.from_pylist(swapped, schema=pa.schema([("NSRSBH", pa.string()), ("PJND", pa.int32())]))
+    # the same values in each key column, paired differently: both rows are gone from the source
+    assert bronze.mark_deleted(path, [keys], primary_key=KEY, at=T0 + dt.timedelta(days=3)) == 2
+    assert bronze.table_info(path)["rows_live"] == 0
+    assert not list(path.parent.glob(f".{path.name}.keys-*")), "the spooled keys are removed"
+
+
+def test_key_snapshot_unflags_rows_with_a_null_key_that_came_back(path: Path) -> None:
+    src = source_rows(4) + [dict(r, NSRSBH=None) for r in source_rows(2, start=10)]
+    load(path, src)
+    key_schema = pa.schema([("NSRSBH", pa.string()), ("PJND", pa.int32())])
+    without_nulls = pa.RecordBatch.from_pylist([{c: r[c] for c in KEY} for r in src[:4]], schema=key_schema)
+    assert bronze.mark_deleted(path, [without_nulls], primary_key=KEY, at=T0 + dt.timedelta(days=1)) == 2
+    everything = pa.RecordBatch.from_pylist([{c: r[c] for c in KEY} for r in src], schema=key_schema)
+    assert bronze.mark_deleted(path, [everything], primary_key=KEY, at=T0 + dt.timedelta(days=2)) == 0
+    assert bronze.table_info(path)["rows_live"] == 6
+
+
 # ------------------------------------------------------------------------------ bounded commits, memory
 
 
@@ -471,6 +665,41 @@ def test_commits_are_bounded_and_the_result_is_the_same(path: Path, tmp_path: Pa
     assert [c["qst.rows"] for c in merges] == [1000, 1000, 500]
     assert [c["qst.final"] for c in merges] == [False, False, True]
     assert source_values(read(path)) == source_values(changed)
+
+
+def test_a_failing_commit_stops_the_load_and_a_rerun_converges(path: Path, monkeypatch) -> None:
+    src = source_rows(500)
+    real, calls = bronze.write_deltalake, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bronze, "write_deltalake", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        load(path, src, size=50, max_rows_per_commit=100)
+    assert len(read(path)) == 200 and not bronze.table_info(path)["complete"]
+    monkeypatch.setattr(bronze, "write_deltalake", real)
+    load(path, src, batch_id="rerun", max_rows_per_commit=100)
+    assert source_values(read(path)) == source_values(src) and bronze.table_info(path)["complete"]
+
+
+def test_a_failing_reader_raises_its_own_error_and_releases_the_lock(path: Path) -> None:
+    class SourceGone(Exception):
+        pass
+
+    def stream():
+        yield from batches(source_rows(300), 100)
+        raise SourceGone("connection reset")
+
+    with pytest.raises(SourceGone, match="connection reset"):
+        bronze.upsert_batches(path, stream(), SCHEMA, primary_key=KEY, source="s", batch_id="b1", extracted_at=T0,
+                              max_rows_per_commit=100)
+    assert len(read(path)) in (100, 200, 300)  # whatever was committed before the error is whole
+    load(path, source_rows(300), batch_id="b2")  # the lock was released
+    assert len(read(path)) == 300
 
 
 # ------------------------------------------------------------------------------------ crash and locking
