@@ -10,7 +10,9 @@ subprocess (so peak RSS is that loader's alone), one after the other on the same
   ``table_format="delta"`` (write_disposition append: dlt's fastest mode, no merge).
 
 Then an incremental night: 1% new rows are inserted at the source and Quanshitong runs again; it must
-read only those rows. Prints rows/s, seconds and peak memory for each loader and the ratios.
+read only those rows. Prints rows/s, seconds and peak memory for each loader and the ratios, then
+Quanshitong's seconds per phase (``TableLoadReport.timings``: ``read`` is time spent waiting for the
+reader; ``append``/``merge`` run on the commit thread, overlapping the others).
 
 Run:  make bench-bronze    (or: .venv/bin/python bench/bench_bronze_vs_dlt.py [--sizes 2000000 8000000])
 Needs the bench dependency group (dlt): scripts/bootstrap.sh --group bench.
