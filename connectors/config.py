@@ -233,6 +233,7 @@ __all__ = [
     "TableConfig",
     "json_schema",
     "load_sources",
+    "load_yaml_model",
     "parse_column_type",
     "parse_lookback",
     "redact_url",
@@ -1115,9 +1116,9 @@ def _is_model(t: Any) -> bool:
     return isinstance(t, type) and issubclass(t, BaseModel)
 
 
-def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
+def _model_at(loc: Sequence[Any], root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The model class that validates the mapping at ``loc`` (for listing its allowed keys)."""
-    t: Any = SourcesConfig
+    t: Any = root or SourcesConfig
     for el in loc:
         t = _unwrap_optional(t)
         if _is_model(t):
@@ -1145,14 +1146,14 @@ def _suggest(key: Any, allowed: Sequence[str]) -> str | None:
     return lower[close[0]] if close else None
 
 
-def _misspelled_required(errors: Sequence[Mapping[str, Any]]) -> set[tuple]:
+def _misspelled_required(errors: Sequence[Mapping[str, Any]], root: type[BaseModel] | None = None) -> set[tuple]:
     """Locations of 'missing' keys for which an unknown key nearby looks like a misspelling: the
     'unknown key ... did you mean' message says it all, so the 'missing' one is dropped."""
     found: set[tuple] = set()
     for err in errors:
         loc = tuple(err["loc"])
         if err["type"] == "extra_forbidden" and loc:
-            model = _model_at(loc[:-1])
+            model = _model_at(loc[:-1], root)
             suggestion = _suggest(loc[-1], _allowed_keys(model)) if model is not None else None
             if suggestion:
                 found.add((*loc[:-1], suggestion))
@@ -1189,9 +1190,10 @@ _ECHO_TYPES = {
 
 
 class _Translator:
-    def __init__(self, origin: str, positions: Mapping[tuple, _Pos]):
+    def __init__(self, origin: str, positions: Mapping[tuple, _Pos], root: type[BaseModel] | None = None):
         self.origin = origin
         self.positions = positions
+        self.root = root
 
     def locate(self, loc: Sequence[Any]) -> tuple[int | None, int | None]:
         best: tuple = ()
@@ -1238,7 +1240,7 @@ class _Translator:
             return "required key is missing"
         if etype == "extra_forbidden":
             key = loc[-1] if loc else "?"
-            model = _model_at(loc[:-1])
+            model = _model_at(loc[:-1], self.root)
             allowed = _allowed_keys(model) if model is not None else []
             if model is ConnectionConfig:
                 return (
@@ -1374,6 +1376,51 @@ def load_sources(path: str | Path) -> SourcesConfig:
             ConfigIssue(origin, line, None, "", "the file is not valid UTF-8 (GBK?); save it as UTF-8")
         ) from None
     return sources_from_yaml(text, base_dir=path.absolute().parent, origin=origin)
+
+
+M = typing.TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: str | Path, model: type[M], *, context: dict[str, Any] | None = None) -> M:
+    """Load any YAML file into a pydantic ``model`` with this module's error reporting: every problem at
+    once, each as ``file:line:col: dotted.key: message`` (:class:`ConfigError`); duplicate keys refused.
+    Other configuration files (the staging specs of ``models/staging``) use it so that every file a data
+    engineer writes answers in the same way."""
+    path = Path(path)
+    origin = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(ConfigIssue(origin, None, None, "", f"cannot read the file: {exc.strerror}")) from None
+    except UnicodeDecodeError:
+        raise ConfigError(ConfigIssue(origin, None, None, "", "the file is not valid UTF-8")) from None
+    loader = StrictSafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise ConfigError(ConfigIssue(origin, None, None, "", "the file is empty"))
+            indexer = _Indexer(loader, origin)
+            indexer.walk(node, (), frozenset())
+            if indexer.issues:
+                raise ConfigError(sorted(indexer.issues, key=lambda i: (i.line or 0, i.column or 0)))
+            data = loader.construct_document(node)
+        except yaml.YAMLError as exc:
+            raise ConfigError(_yaml_issue(origin, exc)) from None
+    finally:
+        loader.dispose()
+    tr = _Translator(origin, indexer.positions, model)
+    if not isinstance(data, dict):
+        raise ConfigError(tr.issue((), f"the file must be a mapping, not {_yaml_kind(data)}"))
+    try:
+        return model.model_validate(data, context={"origin": origin, **(context or {})})
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        misspelled = _misspelled_required(errors, model)
+        issues = [i for err in errors if not (err["type"] == "missing" and tuple(err["loc"]) in misspelled)
+                  for i in tr.translate(err)]
+        issues.sort(key=lambda i: (i.line if i.line is not None else 0, i.column or 0))
+        raise ConfigError(issues) from None
 
 
 def sources_from_dict(data: dict, *, base_dir: Path, origin: str = "<dict>") -> SourcesConfig:

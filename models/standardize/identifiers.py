@@ -349,6 +349,38 @@ def tin(expr: IntoExpr) -> pl.Expr:
 
 
 # ------------------------------------------------------------------------------------------------
+# Mixed key columns (证件号)
+# ------------------------------------------------------------------------------------------------
+KEY_KINDS = ("uscc", "org_code", "old_tin", "resident_id", "unknown", "missing")
+
+
+def key_kind(expr: IntoExpr) -> pl.Expr:
+    """What a 证件号 column that mixes kinds holds (court parties, defaulters, service applicants): one of
+    :data:`KEY_KINDS`. A valid code is classified by the check that passes (as :func:`tin` does); an invalid or
+    masked one by its shape: 9 characters of the organization-code shape -> 'org_code' (also written
+    ``XXXXXXXX-X``), 15 or 18 characters of digits and '*' (an ID's shape) -> 'resident_id'. Only the kind is
+    decided here; the value is then read by the standardizer of that kind.
+
+    A code that reads as a valid resident ID is a resident ID even when another check passes too (an all-digit
+    USCC can pass an ID's check by chance, and a 15-digit ID can pass as an old TIN): these columns belong to courts and service desks, where persons are the many."""
+    source = as_expr(expr)
+    t = tin(source)
+    code = normalize_code(source)
+    id_shape = code.str.contains(r"^[0-9*]{15}$|^[0-9*]{17}[0-9X*]$").fill_null(False)
+    org_shape = code.str.contains(ORG_REGEX).fill_null(False)
+    kind = (pl.when(code.is_null()).then(pl.lit("missing"))
+            .when(resident_id(code).struct.field("status") == "valid").then(pl.lit("resident_id"))
+            .when(t.struct.field("status") == "valid").then(
+                t.struct.field("kind").replace({"individual": "resident_id"}))
+            .when(org_shape).then(pl.lit("org_code"))
+            .when(id_shape & code.str.contains("*", literal=True)).then(pl.lit("resident_id"))
+            .when(t.struct.field("kind").is_in(["uscc", "old_tin"])).then(t.struct.field("kind"))
+            .when(id_shape | (t.struct.field("kind") == "individual")).then(pl.lit("resident_id"))
+            .otherwise(pl.lit("unknown")))
+    return keep_name(kind, source)
+
+
+# ------------------------------------------------------------------------------------------------
 # Phones
 # ------------------------------------------------------------------------------------------------
 # Three-digit area codes are 010 and 02x; every other area code has four digits (0xxx, x >= 3).
@@ -390,6 +422,19 @@ def phone(expr: IntoExpr) -> pl.Expr:
 
 
 __all__ = [
-    "FULLWIDTH_TO_ASCII", "PHONE_KINDS", "STATUSES", "TIN_KINDS", "normalize_code", "org_code",
-    "org_code_from_tin", "org_code_from_uscc", "phone", "regno", "resident_id", "tin", "uscc",
+    "FULLWIDTH_TO_ASCII",
+    "KEY_KINDS",
+    "PHONE_KINDS",
+    "STATUSES",
+    "TIN_KINDS",
+    "key_kind",
+    "normalize_code",
+    "org_code",
+    "org_code_from_tin",
+    "org_code_from_uscc",
+    "phone",
+    "regno",
+    "resident_id",
+    "tin",
+    "uscc",
 ]

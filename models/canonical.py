@@ -1,0 +1,199 @@
+"""The canonical intermediate tables: every department's records in one language.
+
+- ``int_enterprise_records`` — one row per (source record, enterprise it mentions): the input of enterprise
+  entity resolution;
+- ``int_person_records`` — one row per (source record, person it mentions);
+- ``int_events`` — one row per event on the city's timeline (a registration, an abnormal-operations listing,
+  a penalty, a court case, a tax filing ...), pointing at the record of its subject.
+
+They are built from the staging models by the mentions and events of each staging spec
+(:mod:`models.staging.spec`): a mention with ``prefix: legal_rep_`` reads the staging columns
+``legal_rep_name``, ``legal_rep_id_number`` ... — the field names below with the prefix — and a field a
+staging model does not have is null. The schemas here are the contract that entity resolution, the marts and
+the quality suites rely on; one place, so that a column means the same everywhere.
+
+``record_id`` is ``<department>.<asset>:<source_pk>:<role>``: unique, stable across nights (it changes only
+when the source's primary key does), and traceable to the source row. A record's ``role`` and
+``source_*`` columns match the simulator's truth (``department``, ``table``, ``pk``, ``role``).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from models.staging.spec import MentionSpec, StagingSpec
+from models.standardize.identifiers import org_code_from_tin, org_code_from_uscc
+
+LINEAGE = {
+    "record_id": pl.Utf8, "source_department": pl.Utf8, "source_table": pl.Utf8, "source_asset": pl.Utf8,
+    "source_pk": pl.Utf8, "role": pl.Utf8,
+}
+UTC = pl.Datetime("us", "UTC")
+
+#: Fields a staging model may provide for an enterprise mention (with the mention's prefix).
+ENTERPRISE_FIELDS: dict[str, pl.DataType] = {
+    "name": pl.Utf8, "name_original": pl.Utf8, "name_comparison": pl.Utf8, "name_legal_form": pl.Utf8,
+    "name_region": pl.Utf8, "name_is_branch": pl.Boolean, "name_parent_comparison": pl.Utf8,
+    "name_status_suffix": pl.Utf8,
+    "uscc": pl.Utf8, "uscc_status": pl.Utf8,
+    "org_code": pl.Utf8, "org_code_status": pl.Utf8,
+    "regno": pl.Utf8, "regno_status": pl.Utf8,
+    "tin": pl.Utf8, "tin_kind": pl.Utf8, "tin_status": pl.Utf8,
+    "local_id": pl.Utf8,
+    "address": pl.Utf8, "division_code": pl.Utf8,
+    "phone": pl.Utf8, "phone_kind": pl.Utf8,
+    "legal_rep_name": pl.Utf8, "legal_rep_id_number": pl.Utf8,
+    "status": pl.Utf8, "industry": pl.Utf8, "industry_section": pl.Utf8,
+    "founded_on": pl.Date, "registered_capital_wan": pl.Decimal(18, 4),
+    "updated_at": UTC,
+}
+#: Derived when the mention is built (not read from staging): the organization code usable as a link key.
+ENTERPRISE_DERIVED: dict[str, pl.DataType] = {"link_org_code": pl.Utf8, "link_org_code_source": pl.Utf8}
+
+PERSON_FIELDS: dict[str, pl.DataType] = {
+    "name": pl.Utf8, "name_comparison": pl.Utf8,
+    "id_number": pl.Utf8, "id_number_status": pl.Utf8, "id_number_was_15": pl.Boolean,
+    "id_number_birth_date": pl.Date, "id_number_sex": pl.Utf8,
+    "phone": pl.Utf8, "phone_kind": pl.Utf8,
+    "address": pl.Utf8, "division_code": pl.Utf8,
+    "employer_local_id": pl.Utf8, "employer_name": pl.Utf8,
+    "category": pl.Utf8, "grid": pl.Utf8,
+    "updated_at": UTC,
+}
+PERSON_DERIVED: dict[str, pl.DataType] = {"related_record_id": pl.Utf8}
+
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.Utf8, "source_department": pl.Utf8, "source_table": pl.Utf8, "source_asset": pl.Utf8,
+    "source_pk": pl.Utf8, "event_type": pl.Utf8, "subject_record_id": pl.Utf8, "subject_kind": pl.Utf8,
+    "event_date": pl.Date, "end_date": pl.Date, "amount": pl.Decimal(18, 2), "category": pl.Utf8,
+    "reference": pl.Utf8, "status": pl.Utf8,
+}
+ENTERPRISE_SCHEMA: dict[str, pl.DataType] = {**LINEAGE, **ENTERPRISE_FIELDS, **ENTERPRISE_DERIVED}
+PERSON_SCHEMA: dict[str, pl.DataType] = {**LINEAGE, **PERSON_FIELDS, **PERSON_DERIVED}
+
+#: The fields that identify a mention: one of them must be present for the mention to be emitted.
+ENTERPRISE_IDENTIFYING = ("name", "uscc", "org_code", "regno", "tin", "local_id")
+PERSON_IDENTIFYING = ("name", "id_number")
+
+INTERMEDIATE_TABLES = ("int_enterprise_records", "int_person_records", "int_events")
+
+
+def record_id(role: str | pl.Expr) -> pl.Expr:
+    role_expr = pl.lit(role) if isinstance(role, str) else role
+    return pl.concat_str(pl.col("source_department"), pl.lit("."), pl.col("source_asset"), pl.lit(":"),
+                         pl.col("source_pk"), pl.lit(":"), role_expr)
+
+
+def _field(staged: pl.DataFrame, prefix: str, field: str, dtype: pl.DataType) -> pl.Expr:
+    name = f"{prefix}{field}"
+    if name in staged.columns:
+        return pl.col(name).cast(dtype).alias(field)
+    return pl.lit(None, dtype).alias(field)
+
+
+def _date_field(staged: pl.DataFrame, name: str) -> pl.Expr:
+    """A staging column as a date: dates as they are, timestamps on their Asia/Shanghai calendar day."""
+    dtype = staged.schema[name]
+    if isinstance(dtype, pl.Datetime):
+        col = pl.col(name)
+        if dtype.time_zone is not None:
+            col = col.dt.convert_time_zone("Asia/Shanghai")
+        return col.dt.date()
+    return pl.col(name).cast(pl.Date)
+
+
+def _mention_filter(staged: pl.DataFrame, m: MentionSpec, identifying: tuple[str, ...]) -> pl.Expr:
+    present = [pl.col(f"{m.prefix}{f}").is_not_null() for f in identifying if f"{m.prefix}{f}" in staged.columns]
+    cond = pl.any_horizontal(present) if present else pl.lit(False)
+    for column, values in (m.when or {}).items():
+        cond = cond & pl.col(column).is_in(values).fill_null(False)
+    return cond
+
+
+def enterprise_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
+    """The enterprise mentions of one staging frame, in :data:`ENTERPRISE_SCHEMA`.
+
+    ``link_org_code`` is the organization code that can join this record to pre-2015 ones: a valid one as
+    written, else the one embedded in a valid USCC, else in an old 15-character TIN (identifiers.md).
+    """
+    parts = []
+    for m in spec.enterprises:
+        rows = staged.filter(_mention_filter(staged, m, ENTERPRISE_IDENTIFYING))
+        out = rows.select(
+            record_id(m.role).alias("record_id"), "source_department", "source_table", "source_asset", "source_pk",
+            pl.lit(m.role).alias("role"),
+            *[_field(rows, m.prefix, f, t) for f, t in ENTERPRISE_FIELDS.items()])
+        from_written = pl.when(pl.col("org_code_status") == "valid").then(pl.col("org_code"))
+        from_uscc = org_code_from_uscc(pl.when(pl.col("uscc_status") == "valid").then(pl.col("uscc")))
+        from_tin = org_code_from_tin(pl.when(pl.col("tin_status") == "valid").then(pl.col("tin")))
+        from_tin_uscc = org_code_from_uscc(pl.when((pl.col("tin_status") == "valid") & (pl.col("tin_kind") == "uscc"))
+                                           .then(pl.col("tin")))
+        out = out.with_columns(
+            link_org_code=pl.coalesce(from_written, from_uscc, from_tin, from_tin_uscc),
+            link_org_code_source=pl.when(from_written.is_not_null()).then(pl.lit("org_code"))
+            .when(from_uscc.is_not_null()).then(pl.lit("uscc"))
+            .when(from_tin.is_not_null() | from_tin_uscc.is_not_null()).then(pl.lit("tin")))
+        parts.append(out)
+    return _concat(parts, ENTERPRISE_SCHEMA)
+
+
+def person_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
+    """The person mentions of one staging frame, in :data:`PERSON_SCHEMA`."""
+    parts = []
+    for m in spec.persons:
+        rows = staged.filter(_mention_filter(staged, m, PERSON_IDENTIFYING))
+        related = pl.lit(None, pl.Utf8)
+        if m.related is not None:
+            parent = next(e for e in spec.enterprises if e.role == m.related)
+            related = pl.when(_mention_filter(rows, parent, ENTERPRISE_IDENTIFYING)).then(record_id(m.related))
+        parts.append(rows.select(
+            record_id(m.role).alias("record_id"), "source_department", "source_table", "source_asset", "source_pk",
+            pl.lit(m.role).alias("role"),
+            *[_field(rows, m.prefix, f, t) for f, t in PERSON_FIELDS.items()],
+            related.alias("related_record_id")))
+    return _concat(parts, PERSON_SCHEMA)
+
+
+def events(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
+    """The events of one staging frame, in :data:`EVENT_SCHEMA`; an event without a date is kept (its date
+    null) so that nothing a department sent disappears from the timeline's counts."""
+    parts = []
+    for e in spec.events:
+        ent = [m for m in spec.enterprises if m.role == e.subject]
+        kind = pl.lit("person")
+        if ent:
+            kind = pl.when(_mention_filter(staged, ent[0], ENTERPRISE_IDENTIFYING)).then(pl.lit("enterprise"))
+            if any(p.role == e.subject for p in spec.persons):
+                kind = kind.otherwise(pl.lit("person"))
+        cols = e.columns()
+        col = lambda field, dtype, cols=cols: _event_field(staged, cols.get(field), field, dtype)
+
+        parts.append(staged.select(
+            pl.concat_str(pl.col("source_department"), pl.lit("."), pl.col("source_asset"), pl.lit(":"),
+                          pl.col("source_pk"), pl.lit(":"), pl.lit(e.type)).alias("event_id"),
+            "source_department", "source_table", "source_asset", "source_pk", pl.lit(e.type).alias("event_type"),
+            record_id(e.subject).alias("subject_record_id"), kind.alias("subject_kind"),
+            col("date", pl.Date).alias("event_date"), col("end_date", pl.Date),
+            col("amount", pl.Decimal(18, 2)), col("category", pl.Utf8), col("reference", pl.Utf8),
+            col("status", pl.Utf8)))
+    return _concat(parts, EVENT_SCHEMA)
+
+
+def _event_field(staged: pl.DataFrame, name: str | None, field: str, dtype: pl.DataType) -> pl.Expr:
+    if name is None:
+        return pl.lit(None, dtype).alias(field)
+    if dtype == pl.Date:
+        return _date_field(staged, name).alias(field)
+    return pl.col(name).cast(dtype).alias(field)
+
+
+def _concat(parts: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    return pl.concat([p.select(list(schema)).cast(schema) for p in parts], how="vertical")
+
+
+BUILDERS = {"int_enterprise_records": enterprise_records, "int_person_records": person_records,
+            "int_events": events}
+SCHEMAS = {"int_enterprise_records": ENTERPRISE_SCHEMA, "int_person_records": PERSON_SCHEMA,
+           "int_events": EVENT_SCHEMA}

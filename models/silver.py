@@ -1,0 +1,199 @@
+"""The silver layer on disk: staging models and canonical intermediate tables as Delta tables.
+
+- ``HOME/lake/silver/stg_<department>__<asset>`` — one staging model per bronze table (:func:`build_staging`);
+- ``HOME/lake/quarantine/rows/<department>/<asset>`` — its quarantined rows (:mod:`quality.quarantine`);
+- ``HOME/lake/silver/int_enterprise_records``, ``int_person_records``, ``int_events`` — the union of every
+  staging model's mentions and events (:func:`build_intermediate`, schemas in :mod:`models.canonical`).
+
+Each build is a full recompute from what is committed upstream (bronze's live rows; the staging models),
+written as one overwrite commit per table: a rerun gives the same table, a crash leaves the previous version
+(Delta's atomic commit), and no watermark or side state can drift. Bronze is read a batch at a time and the
+output streamed into the writer, so memory is bounded by the batch, not by the table.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from connectors.bronze import bronze_path, read_dataset
+from connectors.config import SourcesConfig
+from models import canonical
+from models.staging.spec import StagingSpec
+from models.staging.stage import SourceInfo, stage
+from quality.quarantine import QUARANTINE_SCHEMA, Reconciliation, quarantine_path, reconcile
+
+DEFAULT_BATCH_ROWS = 200_000
+
+
+def silver_path(home: Path, name: str) -> Path:
+    return Path(home) / "lake" / "silver" / name
+
+
+def source_infos(config: SourcesConfig) -> dict[str, SourceInfo]:
+    """What the staging engine needs of each bronze table of ``config``, by ``<department>/<asset>``."""
+    infos: dict[str, SourceInfo] = {}
+    for dept, table in config.iter_tables():
+        tz = dept.source_timezone or config.defaults.source_timezone
+        infos[f"{dept.key}/{table.asset}"] = SourceInfo(
+            dept.key, table.asset, table.name, tuple(table.output_name(c) for c in table.primary_key), timezone=tz)
+    for dept, drop in config.iter_files():
+        tz = dept.source_timezone or config.defaults.source_timezone
+        infos[f"{dept.key}/{drop.name}"] = SourceInfo(dept.key, drop.name, drop.name, (), is_file_drop=True,
+                                                      timezone=tz)
+    return infos
+
+
+@dataclass
+class StagingReport:
+    model: str
+    bronze_rows: int = 0
+    staged_rows: int = 0
+    quarantined_rows: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    reconciliation: Reconciliation | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.bronze_rows / self.seconds if self.seconds else 0.0
+
+
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    # Delta wants plain (large) strings, not Polars' string views
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
+def _bronze_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Bronze's live rows, ``batch_rows`` at a time. The table is opened here, eagerly: the batches are
+    pulled from inside delta-rs's writer, where opening a Delta table would start a second async runtime."""
+    import pyarrow.dataset as pds
+
+    dataset = read_dataset(path)
+    if dataset is None:
+        return iter(())
+    scanner = dataset.scanner(filter=pds.field("_qst_deleted_at").is_null(), batch_size=batch_rows)
+    return _rebatch(scanner.to_batches(), batch_rows)
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pl.DataFrame]:
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= batch_rows:
+            yield pl.from_arrow(pa.Table.from_batches(pending))
+            pending, rows = [], 0
+    if pending:
+        yield pl.from_arrow(pa.Table.from_batches(pending))
+
+
+def _empty_bronze(path: Path) -> pl.DataFrame:
+    dataset = read_dataset(path)
+    if dataset is None:
+        raise FileNotFoundError(f"bronze table {path} does not exist yet: load it first (qst run)")
+    return pl.from_arrow(dataset.schema.empty_table())
+
+
+def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
+                  batch_rows: int = DEFAULT_BATCH_ROWS) -> StagingReport:
+    """Recompute one staging model and its quarantine from bronze's live rows; reconcile the counts."""
+    from deltalake import write_deltalake
+
+    started = time.perf_counter()
+    home = Path(home)
+    source = bronze_path(home, spec.department, spec.asset)
+    report = StagingReport(spec.name)
+    empty = _empty_bronze(source)
+    bronze_frames = _bronze_batches(source, batch_rows)
+    reasons: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix="qst-quarantine-") as spool:
+        spool_path = Path(spool) / "quarantined.parquet"
+        quarantine_schema = _arrow(pl.DataFrame(schema=QUARANTINE_SCHEMA)).schema
+        import pyarrow.parquet as pq
+
+        writer = pq.ParquetWriter(spool_path, quarantine_schema)
+        try:
+            def staged_batches() -> Iterator[pa.RecordBatch]:
+                for frame in bronze_frames:
+                    result = stage(frame, spec, info)
+                    report.bronze_rows += frame.height
+                    report.staged_rows += result.rows.height
+                    if result.quarantined.height:
+                        report.quarantined_rows += result.quarantined.height
+                        reasons.update(result.quarantined["reasons"].explode().drop_nulls().to_list())
+                        writer.write_table(_arrow(result.quarantined).cast(quarantine_schema))
+                    yield from _arrow(result.rows).to_batches()
+
+            schema = _arrow(stage(empty, spec, info).rows).schema
+            reader = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in staged_batches()))
+            write_deltalake(silver_path(home, spec.name), reader, mode="overwrite", schema_mode="overwrite")
+        finally:
+            writer.close()
+        quarantined = pq.read_table(spool_path)
+        write_deltalake(quarantine_path(home, spec.department, spec.asset), quarantined, mode="overwrite",
+                        schema_mode="overwrite")
+    report.reasons = dict(reasons.most_common())
+    report.reconciliation = reconcile(home, spec, silver_path(home, spec.name))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def read_silver(home: Path, name: str, columns: list[str] | None = None) -> pl.DataFrame:
+    """A silver table, whole (for tests, marts and small tables; large readers stream the dataset)."""
+    dataset = read_dataset(silver_path(home, name))
+    if dataset is None:
+        raise FileNotFoundError(f"silver table {name} does not exist under {home}: run the silver assets first")
+    return pl.from_arrow(dataset.to_table(columns=columns))
+
+
+@dataclass
+class IntermediateReport:
+    table: str
+    rows: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def build_intermediate(home: Path, table: str, specs: list[StagingSpec], *,
+                       batch_rows: int = DEFAULT_BATCH_ROWS) -> IntermediateReport:
+    """Recompute one canonical table (``int_enterprise_records`` ...) from the staging models of ``specs``
+    that exist; one overwrite commit, streamed a staging batch at a time."""
+    from deltalake import write_deltalake
+
+    started = time.perf_counter()
+    home = Path(home)
+    builder = canonical.BUILDERS[table]
+    schema = _arrow(pl.DataFrame(schema=canonical.SCHEMAS[table])).schema
+    report = IntermediateReport(table)
+
+    # opened before the writer starts pulling batches (see _bronze_batches)
+    datasets = [(spec, read_dataset(silver_path(home, spec.name))) for spec in specs]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for spec, dataset in datasets:
+            if dataset is None:
+                continue
+            for batch in dataset.to_batches(batch_size=batch_rows):
+                if batch.num_rows == 0:
+                    continue
+                out = builder(pl.from_arrow(batch), spec)
+                if out.height:
+                    report.rows += out.height
+                    report.by_source[spec.source] = report.by_source.get(spec.source, 0) + out.height
+                    yield from _arrow(out).cast(schema).to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    write_deltalake(silver_path(home, table), reader, mode="overwrite", schema_mode="overwrite")
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,329 @@
+"""The staging spec: how one bronze table becomes one staging model ``stg_<department>__<asset>``.
+
+A spec is data (a YAML file in ``models/staging/specs/``, one per source table), kept apart from the engine
+that applies it (:mod:`models.staging.stage`) — so onboarding a table to silver is writing a spec, not code.
+Errors name the file, line and key (the same reporting as ``sources.yaml``).
+
+.. code-block:: yaml
+
+    source: samr/registrations          # the bronze table: <department>/<asset>
+    grain: one row per registration record (ZTID)
+    columns:                            # canonical column <- bronze column, standardized as <kind>
+      local_id: {from: ZTID}                           # kind 'text' (default): null markers -> null, trimmed
+      name: {from: QYMC, as: enterprise_name}
+      uscc: {from: TYSHXYDM, as: uscc}
+      status: {from: DJZT, as: code, crosswalk: status}
+      division_code: {from: ZS, as: division, code_column: XZQHDM}
+      legal_rep_id_number: {from: FDDBRZJHM, as: resident_id}
+    enterprises: [{role: subject}]      # mentions: which columns describe an enterprise (see below)
+    persons: [{role: legal_rep, prefix: legal_rep_, related: subject}]
+    events: [{type: registration, subject: subject, date: founded_on, status: status}]
+    quarantine:
+      - {reason: no_name_no_identifier, all_missing: [name, uscc, regno]}
+    mandatory: [name, uscc, founded_on]  # what the department must fill (the scorecard's completeness)
+
+Kinds (``as``) and the staging columns each produces for a canonical name ``X`` (the main value in ``X``):
+
+================  ============================================================================================
+``text``          ``X`` (null markers -> null, whitespace stripped)
+``enterprise_name`` ``X`` (normalized), ``X_original``, ``X_comparison``, ``X_legal_form``, ``X_region``,
+                  ``X_is_branch``, ``X_parent_comparison``, ``X_status_suffix``
+``person_name``   ``X`` (normalized), ``X_comparison``
+``uscc`` ``org_code`` ``regno``  ``X``, ``X_status`` (valid | invalid | masked | missing)
+``tin``           ``X``, ``X_kind``, ``X_status``, ``X_org_code``, ``X_resident_id``
+``resident_id``   ``X``, ``X_status``, ``X_was_15``, ``X_birth_date``, ``X_sex``
+``key_kind``      ``X``: what a mixed 证件号 column holds (uscc | org_code | old_tin | resident_id | unknown |
+                  missing), for ``only_if`` and mention ``when`` conditions
+``phone``         ``X``, ``X_kind``
+``date`` ``datetime`` ``period``  ``X``, ``X_status`` (ok | sentinel | invalid | missing); ``period`` is a
+                  month (``YYYYMM``) as its first day
+``timestamp``     ``X``: a bronze timestamp kept as it is (UTC)
+``amount``        ``X``: decimal(18,2) yuan, ``X_status`` (ok | invalid | missing)
+``capital_wan``   ``X``: decimal(18,4) in 万元 from text like '500万元人民币', ``X_status``
+``integer``       ``X``: Int64, ``X_status``
+``code``          ``X``: the first target of the ``crosswalk`` (``models/crosswalks/<name>.csv``), ``X_<other
+                  target>``, ``X_source`` (the department's code), ``X_unmapped`` (a code the crosswalk lacks)
+``division``      ``X``: 6-digit division code from the address text ``from`` and the optional code column
+                  ``code_column``; ``X_source`` (code | text), ``X_retired``
+================  ============================================================================================
+
+``only_if: {COLUMN: [values]}`` applies the kind only where an earlier staging column has one of the values
+(elsewhere the result is missing) — e.g. a 证件号 column read as a USCC only where ``key_kind`` says so.
+
+Mentions (``enterprises``, ``persons``) map staging columns to the canonical intermediate tables by name: a
+mention with ``prefix: legal_rep_`` reads ``legal_rep_name``, ``legal_rep_id_number`` ... (the fields of
+:mod:`models.canonical`); absent columns are null. ``role`` is the mention's role in the record (subject,
+legal_rep, party, employer, applicant); ``when: {COLUMN: [values]}`` restricts it to some rows; ``related``
+names the role of the enterprise mention of the same row (a legal representative's enterprise). A mention
+that has no name and no identifier on a row is not emitted for that row.
+
+Events (``events``) put a row on the canonical timeline: ``type``, the ``subject`` role, and the staging
+columns for ``date`` (required), ``end_date``, ``amount``, ``category``, ``reference``, ``status``.
+
+Quarantine rules: a row matching any rule leaves silver for the quarantine table with the rule's
+``reason`` (all the reasons that apply). ``all_missing: [cols]`` — every listed column is null;
+``invalid: col`` — the column's ``_status`` says its value could not be read (invalid); ``missing: col`` —
+the column is null.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from connectors.config import ConfigError, load_yaml_model
+
+SPEC_DIR = Path(__file__).resolve().parent / "specs"
+
+Kind = Literal["text", "enterprise_name", "person_name", "uscc", "org_code", "regno", "tin", "resident_id",
+               "key_kind", "phone", "date", "datetime", "period", "timestamp", "amount", "capital_wan", "integer",
+               "code", "division"]
+
+#: The extra staging columns each kind adds beside its main column ``X`` (as ``X_<suffix>``).
+KIND_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "text": (), "timestamp": (), "key_kind": (),
+    "enterprise_name": ("original", "comparison", "legal_form", "region", "is_branch", "parent_comparison",
+                        "status_suffix"),
+    "person_name": ("comparison",),
+    "uscc": ("status",), "org_code": ("status",), "regno": ("status",),
+    "tin": ("kind", "status", "org_code", "resident_id"),
+    "resident_id": ("status", "was_15", "birth_date", "sex"),
+    "phone": ("kind",),
+    "date": ("status",), "datetime": ("status",), "period": ("status",),
+    "amount": ("status",), "capital_wan": ("status",), "integer": ("status",),
+    "code": ("source", "unmapped"),  # plus one per extra crosswalk target
+    "division": ("source", "retired"),
+}
+#: Kinds whose ``X_status`` says whether a value could be read (for ``invalid:`` quarantine rules).
+STATUS_KINDS = frozenset(k for k, s in KIND_SUFFIXES.items() if "status" in s)
+#: Kinds that are identifiers (the scorecard's share of valid identifiers).
+IDENTIFIER_KINDS = frozenset({"uscc", "org_code", "regno", "tin", "resident_id"})
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SOURCE = re.compile(r"^[a-z][a-z0-9_]*/[a-z][a-z0-9_]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _canonical(name: str) -> str:
+    if not _NAME.match(name) or len(name) > 63:
+        raise ValueError(f"{name!r} is not a canonical column name (snake_case, [a-z][a-z0-9_]*, <= 63 chars)")
+    return name
+
+
+class ColumnSpec(_Model):
+    source: str = Field(alias="from", min_length=1, description="the bronze column")
+    kind: Kind = Field("text", alias="as")
+    crosswalk: str | None = None
+    code_column: str | None = None
+    only_if: dict[str, list[str]] | None = None
+
+    @model_validator(mode="after")
+    def _options(self) -> ColumnSpec:
+        if (self.kind == "code") != (self.crosswalk is not None):
+            raise ValueError("'crosswalk' goes with 'as: code' and is required there")
+        if self.code_column is not None and self.kind != "division":
+            raise ValueError("'code_column' goes with 'as: division' only")
+        return self
+
+    def bronze_columns(self) -> list[str]:
+        return [self.source] + ([self.code_column] if self.code_column else [])
+
+
+class MentionSpec(_Model):
+    role: str
+    prefix: str = ""
+    when: dict[str, list[str]] | None = None
+    related: str | None = None
+
+    _role = field_validator("role")(lambda v: _canonical(v))
+
+
+class EventSpec(_Model):
+    type: str
+    subject: str
+    date: str
+    end_date: str | None = None
+    amount: str | None = None
+    category: str | None = None
+    reference: str | None = None
+    status: str | None = None
+
+    _type = field_validator("type")(lambda v: _canonical(v))
+
+    def columns(self) -> dict[str, str]:
+        fields = ("date", "end_date", "amount", "category", "reference", "status")
+        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+
+
+class QuarantineRule(_Model):
+    reason: str
+    all_missing: list[str] | None = None
+    invalid: str | None = None
+    missing: str | None = None
+
+    _reason = field_validator("reason")(lambda v: _canonical(v))
+
+    @model_validator(mode="after")
+    def _one(self) -> QuarantineRule:
+        given = [k for k in ("all_missing", "invalid", "missing") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("a rule has exactly one of 'all_missing', 'invalid', 'missing'")
+        return self
+
+    def columns(self) -> list[str]:
+        return list(self.all_missing or []) + [c for c in (self.invalid, self.missing) if c]
+
+
+class StagingSpec(_Model):
+    source: str
+    grain: str
+    description: str | None = None
+    columns: dict[str, ColumnSpec]
+    enterprises: list[MentionSpec] = []
+    persons: list[MentionSpec] = []
+    events: list[EventSpec] = []
+    quarantine: list[QuarantineRule] = []
+    mandatory: list[str] = []
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if not _SOURCE.match(v):
+            raise ValueError(f"{v!r} must be '<department>/<asset>', both snake_case")
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _names(cls, v: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        if not v:
+            raise ValueError("must name at least one column")
+        for name in v:
+            _canonical(name)
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> StagingSpec:
+        produced = self.output_columns()
+        problems: list[str] = []
+
+        def need(col: str | None, where: str) -> None:
+            if col is not None and col not in produced:
+                problems.append(f"{where}: {col!r} is not a staging column of this spec")
+
+        seen: set[str] = set()
+        for name, col in self.columns.items():
+            for cond in (col.only_if or {}):
+                if cond not in seen:
+                    problems.append(f"columns.{name}.only_if: {cond!r} must be a column defined above it")
+            seen.update(self._outputs_of(name, col))
+        roles = {m.role for m in self.enterprises} | {m.role for m in self.persons}
+        for group in ("enterprises", "persons"):
+            for i, m in enumerate(getattr(self, group)):
+                for cond in (m.when or {}):
+                    need(cond, f"{group}[{i}].when")
+                if m.related is not None and m.related not in {e.role for e in self.enterprises}:
+                    problems.append(f"{group}[{i}].related: no enterprise mention has role {m.related!r}")
+                if not any(c.startswith(m.prefix) for c in produced):
+                    problems.append(f"{group}[{i}].prefix: no staging column starts with {m.prefix!r}")
+        for i, e in enumerate(self.events):
+            if e.subject not in roles:
+                problems.append(f"events[{i}].subject: no mention has role {e.subject!r}")
+            for field, col in e.columns().items():
+                need(col, f"events[{i}].{field}")
+        for i, r in enumerate(self.quarantine):
+            for col in r.columns():
+                need(col, f"quarantine[{i}]")
+            if r.invalid is not None and f"{r.invalid}_status" not in produced:
+                problems.append(f"quarantine[{i}].invalid: {r.invalid!r} has no status (kind without one)")
+        for col in self.mandatory:
+            need(col, "mandatory")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # ---- derived -----------------------------------------------------------------------------------
+    @property
+    def department(self) -> str:
+        return self.source.split("/")[0]
+
+    @property
+    def asset(self) -> str:
+        return self.source.split("/")[1]
+
+    @property
+    def name(self) -> str:
+        """``stg_<department>__<asset>`` (dbt's naming: the layer, the source, the table)."""
+        return f"stg_{self.department}__{self.asset}"
+
+    @staticmethod
+    def _outputs_of(name: str, col: ColumnSpec) -> list[str]:
+        from models.standardize.codes import TARGETS  # the crosswalk's target columns
+
+        suffixes = list(KIND_SUFFIXES[col.kind])
+        if col.kind == "code":
+            targets = TARGETS.get(col.crosswalk or "", ())
+            suffixes = [_target_suffix(t) for t in targets[1:]] + suffixes
+        return [name] + [f"{name}_{s}" for s in suffixes]
+
+    def output_columns(self) -> list[str]:
+        """Every staging column this spec produces, in order (lineage columns not included)."""
+        out: list[str] = []
+        for name, col in self.columns.items():
+            out += self._outputs_of(name, col)
+        return out
+
+    def bronze_columns(self) -> list[str]:
+        return list(dict.fromkeys(c for col in self.columns.values() for c in col.bronze_columns()))
+
+    def kind_of(self, column: str) -> str | None:
+        """The kind of a staging column's main value (None for a derived ``X_<suffix>`` column)."""
+        col = self.columns.get(column)
+        return col.kind if col else None
+
+    @cached_property
+    def identifier_columns(self) -> list[str]:
+        return [n for n, c in self.columns.items() if c.kind in IDENTIFIER_KINDS]
+
+
+def _target_suffix(target: str) -> str:
+    """A crosswalk target column as a staging suffix: 'industry_section' -> 'section'."""
+    return target.split("_", 1)[1] if "_" in target else target
+
+
+def load_spec(path: str | Path) -> StagingSpec:
+    """One spec file, validated (raises :class:`connectors.config.ConfigError` naming file:line:key)."""
+    return load_yaml_model(path, StagingSpec)
+
+
+def load_specs(folder: str | Path | None = None) -> dict[str, StagingSpec]:
+    """Every ``*.yaml`` spec of ``folder`` (default: the shipped ``models/staging/specs``) by source
+    (``samr/registrations``). All files are read and all problems reported together; the file name must be
+    the model's name (``stg_samr__registrations.yaml``) so a newcomer finds it."""
+    folder = Path(folder) if folder else SPEC_DIR
+    specs: dict[str, StagingSpec] = {}
+    issues = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            spec = load_spec(path)
+        except ConfigError as exc:
+            issues += exc.issues
+            continue
+        from connectors.config import ConfigIssue
+
+        if path.stem != spec.name:
+            issues.append(ConfigIssue(str(path), 1, 1, "source",
+                                      f"the file of {spec.source!r} must be named {spec.name}.yaml"))
+        elif spec.source in specs:
+            issues.append(ConfigIssue(str(path), 1, 1, "source", f"{spec.source!r} has two specs"))
+        else:
+            specs[spec.source] = spec
+    if issues:
+        raise ConfigError(issues)
+    return specs

@@ -1,0 +1,267 @@
+"""The staging engine: a bronze frame and its :class:`~models.staging.spec.StagingSpec` -> staging rows and
+quarantined rows. Pure Polars; one ``with_columns`` per dependency level of the spec, never Python per row.
+
+Why a generic engine and not one function per table: every table needs the same few dozen rules
+(identifiers, names, dates, codes), and a rule written once is a rule fixed once. The spec says which
+bronze column plays which canonical part; the standardizers of :mod:`models.standardize` do the work.
+
+Every staging row keeps where it came from: ``source_department``, ``source_table`` (the table's or the file
+drop's name), ``source_asset``, ``source_pk`` (the primary key as text, a composite key joined with ``|`` in
+key order; a file-drop row ``FILE#LINE``, as the simulator's truth writes them), and bronze's
+``_qst_batch_id``, ``_qst_extracted_at``, ``_qst_row_hash`` and ``_qst_flags``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from models.staging.spec import KIND_SUFFIXES, ColumnSpec, StagingSpec, _target_suffix
+from models.standardize import (
+    nullify,
+    org_code,
+    parse_date,
+    parse_datetime,
+    parse_yyyymm,
+    phone,
+    regno,
+    resident_id,
+    tin,
+    uscc,
+)
+from models.standardize.addresses import division
+from models.standardize.codes import TARGETS, map_code
+from models.standardize.identifiers import FULLWIDTH_TO_ASCII, key_kind
+from models.standardize.names import enterprise_name, person_name
+from quality.quarantine import quarantine_rows, reasons
+
+LINEAGE = ["source_department", "source_table", "source_asset", "source_pk"]
+BRONZE_LINEAGE = ["_qst_batch_id", "_qst_extracted_at", "_qst_row_hash", "_qst_flags"]
+AMOUNT = pl.Decimal(18, 2)
+CAPITAL = pl.Decimal(18, 4)
+
+
+class StagingError(ValueError):
+    """A spec that does not fit its bronze table (a missing column): a configuration error that stops this
+    table, never silently staged."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the engine needs to know about the bronze table beyond its rows."""
+    department: str
+    asset: str
+    table: str  # the source table's or the file drop's name
+    primary_key: tuple[str, ...]
+    is_file_drop: bool = False
+    timezone: str = "Asia/Shanghai"
+
+
+# --------------------------------------------------------------------------------------------------
+# Kinds
+# --------------------------------------------------------------------------------------------------
+_STRUCT_FIELDS: dict[str, dict[str, str]] = {  # kind -> {struct field: staging suffix ('' = main column)}
+    "enterprise_name": {"normalized": "", "original": "original", "comparison": "comparison",
+                        "legal_form": "legal_form", "region": "region", "is_branch": "is_branch",
+                        "parent_comparison": "parent_comparison", "status_suffix": "status_suffix"},
+    "person_name": {"normalized": "", "comparison": "comparison"},
+    "uscc": {"value": "", "status": "status"}, "org_code": {"value": "", "status": "status"},
+    "regno": {"value": "", "status": "status"},
+    "tin": {"value": "", "kind": "kind", "status": "status", "org_code": "org_code", "resident_id": "resident_id"},
+    "resident_id": {"value": "", "status": "status", "was_15": "was_15", "birth_date": "birth_date", "sex": "sex"},
+    "phone": {"value": "", "kind": "kind"},
+    "date": {"value": "", "status": "status"}, "datetime": {"value": "", "status": "status"},
+    "period": {"value": "", "status": "status"},
+    "amount": {"value": "", "status": "status"}, "capital_wan": {"value": "", "status": "status"},
+    "integer": {"value": "", "status": "status"},
+    "division": {"code": "", "source": "source", "retired": "retired"},
+}
+
+
+def _number_text(raw: pl.Expr) -> pl.Expr:
+    """Text of a number as typed: full-width folded, thousands separators and blanks removed."""
+    return nullify(raw).str.replace_many(FULLWIDTH_TO_ASCII).str.replace_all(r"[,\s，]", "")
+
+
+def _status(value: pl.Expr, present: pl.Expr) -> pl.Expr:
+    return (pl.when(present.not_()).then(pl.lit("missing"))
+            .when(value.is_null()).then(pl.lit("invalid")).otherwise(pl.lit("ok")))
+
+
+def _amount(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Yuan as decimal(18,2): typed numbers cast, text like '1,234.50元' read; anything else invalid."""
+    if dtype.is_numeric():
+        value = raw.cast(pl.Float64).round(2).cast(AMOUNT) if dtype.is_float() else raw.cast(AMOUNT)
+        return pl.struct(value=value, status=_status(value, raw.is_not_null()))
+    text = _number_text(raw)
+    number = text.str.extract(r"^([+-]?[0-9]+(?:\.[0-9]+)?)(?:元|人民币元)?$", 1)
+    value = number.cast(pl.Float64, strict=False).round(2).cast(AMOUNT)
+    return pl.struct(value=value, status=_status(value, text.is_not_null()))
+
+
+def _capital_wan(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Registered capital in 万元 from '500万元人民币', '500万', '0.2亿元', '5000000元' or a bare number
+    (SAMR's unit is 万元). The currency word is dropped: a foreign-currency capital is not converted."""
+    if dtype.is_numeric():
+        value = raw.cast(pl.Float64).cast(CAPITAL)
+        return pl.struct(value=value, status=_status(value, raw.is_not_null()))
+    text = _number_text(raw)
+    parts = text.str.extract_groups(r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<u>亿|万|元)?(?:元)?(?:人民币|美元|港元|港币|欧元)?(?:元)?$")
+    n = parts.struct.field("n").cast(pl.Float64, strict=False)
+    unit = parts.struct.field("u")
+    wan = (pl.when(unit == "亿").then(n * 10_000).when(unit == "元").then(n / 10_000).otherwise(n))
+    value = wan.round(4).cast(CAPITAL)
+    return pl.struct(value=value, status=_status(value, text.is_not_null()))
+
+
+def _integer(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    value = raw.cast(pl.Int64, strict=False) if dtype.is_numeric() else _number_text(raw).cast(pl.Int64, strict=False)
+    present = raw.is_not_null() if dtype.is_numeric() else nullify(raw).is_not_null()
+    return pl.struct(value=value, status=_status(value, present))
+
+
+def _kind_expr(col: ColumnSpec, raw: pl.Expr, dtype: pl.DataType, info: SourceInfo,
+               code: pl.Expr | None) -> pl.Expr:
+    """The standardizer of a kind applied to the raw column: a struct (or a plain value for text-like kinds)."""
+    tz = info.timezone
+    match col.kind:
+        case "text":
+            return nullify(raw)
+        case "timestamp":
+            return raw.cast(pl.Datetime("us", "UTC"))
+        case "key_kind":
+            return key_kind(raw)
+        case "enterprise_name":
+            return enterprise_name(raw)
+        case "person_name":
+            return person_name(raw)
+        case "uscc":
+            return uscc(raw)
+        case "org_code":
+            return org_code(raw)
+        case "regno":
+            return regno(raw)
+        case "tin":
+            return tin(raw)
+        case "resident_id":
+            return resident_id(raw)
+        case "phone":
+            return phone(raw)
+        case "date":
+            return parse_date(raw, tz=tz)
+        case "datetime":
+            parsed = parse_datetime(raw, tz=tz)
+            utc = parsed.struct.field("value").dt.replace_time_zone(tz, ambiguous="earliest",
+                                                                    non_existent="null").dt.convert_time_zone("UTC")
+            return pl.struct(value=utc, status=parsed.struct.field("status"))
+        case "period":
+            return parse_yyyymm(raw, tz=tz)
+        case "amount":
+            return _amount(raw, dtype)
+        case "capital_wan":
+            return _capital_wan(raw, dtype)
+        case "integer":
+            return _integer(raw, dtype)
+        case "code":
+            return map_code(raw, col.crosswalk, info.department, col.source, table=info.table)
+        case "division":
+            return division(raw, code)
+    raise AssertionError(col.kind)
+
+
+def _unpack(name: str, col: ColumnSpec, tmp: str) -> list[pl.Expr]:
+    """The staging columns of one canonical column from its temporary struct column ``tmp``."""
+    f = pl.col(tmp)
+    if col.kind in ("text", "timestamp", "key_kind"):
+        return [f.alias(name)]
+    if col.kind == "code":
+        targets = TARGETS[col.crosswalk]
+        out = [f.struct.field(targets[0]).alias(name)]
+        out += [f.struct.field(t).alias(f"{name}_{_target_suffix(t)}") for t in targets[1:]]
+        return out + [pl.col(f"{tmp}_source").alias(f"{name}_source"), f.struct.field("unmapped").alias(f"{name}_unmapped")]
+    fields = _STRUCT_FIELDS[col.kind]
+    assert set(fields.values()) - {""} == set(KIND_SUFFIXES[col.kind]), col.kind
+    return [f.struct.field(field).alias(f"{name}_{suffix}" if suffix else name) for field, suffix in fields.items()]
+
+
+def _condition(cond: dict[str, list[str]] | None) -> pl.Expr | None:
+    if not cond:
+        return None
+    expr = pl.lit(True)
+    for column, values in cond.items():
+        expr = expr & pl.col(column).is_in(values).fill_null(False)
+    return expr
+
+
+# --------------------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------------------
+def source_pk(info: SourceInfo) -> pl.Expr:
+    """The primary key as text (the truth's and the quarantine's way to name a source row)."""
+    if info.is_file_drop:
+        return pl.concat_str(pl.col("_qst_file"), pl.lit("#"), pl.col("_qst_line").cast(pl.Utf8))
+    parts = [pl.col(c).cast(pl.Utf8) for c in info.primary_key]
+    return parts[0] if len(parts) == 1 else pl.concat_str(parts, separator="|")
+
+
+def check_columns(spec: StagingSpec, info: SourceInfo, columns: list[str]) -> None:
+    missing = [c for c in spec.bronze_columns() if c not in columns]
+    key = ["_qst_file", "_qst_line"] if info.is_file_drop else list(info.primary_key)
+    missing += [c for c in key if c not in columns and c not in missing]
+    if missing:
+        raise StagingError(f"{spec.name}: bronze table {info.department}/{info.asset} ({info.table}) has no "
+                           f"column {', '.join(map(repr, missing))} named by the spec; it has: "
+                           f"{', '.join(c for c in columns if not c.startswith('_qst_'))}")
+
+
+def _levels(spec: StagingSpec) -> list[list[str]]:
+    """Canonical columns grouped so that a column's ``only_if`` refers only to earlier groups."""
+    levels: list[list[str]] = []
+    placed: dict[str, int] = {}  # staging output column -> level
+    for name, col in spec.columns.items():
+        level = max((placed[c] + 1 for c in (col.only_if or {})), default=0)
+        while len(levels) <= level:
+            levels.append([])
+        levels[level].append(name)
+        for out in spec._outputs_of(name, col):
+            placed[out] = level
+    return levels
+
+
+@dataclass
+class Staged:
+    rows: pl.DataFrame         # the staging model's rows (lineage + canonical columns)
+    quarantined: pl.DataFrame  # QUARANTINE_SCHEMA
+
+
+def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
+    """Stage one batch of bronze's live rows. Rows matching a quarantine rule are returned apart, with
+    every reason that applies and their full original content as JSON text."""
+    check_columns(spec, info, bronze.columns)
+    schema = bronze.schema
+    frame = bronze.with_columns(
+        source_department=pl.lit(info.department), source_table=pl.lit(info.table),
+        source_asset=pl.lit(info.asset), source_pk=source_pk(info))
+    for level in _levels(spec):
+        temps: list[pl.Expr] = []
+        unpack: list[pl.Expr] = []
+        for name in level:
+            col = spec.columns[name]
+            raw = pl.col(col.source)
+            cond = _condition(col.only_if)
+            if cond is not None:
+                raw = pl.when(cond).then(raw)
+            code = pl.col(col.code_column) if col.code_column else None
+            tmp = f"__stg_{name}"
+            temps.append(_kind_expr(col, raw, schema[col.source], info, code).alias(tmp))
+            if col.kind == "code":
+                temps.append(nullify(raw).alias(f"{tmp}_source"))
+            unpack += _unpack(name, col, tmp)
+        frame = frame.with_columns(temps).with_columns(unpack)
+    frame = frame.with_columns(__reasons=reasons(spec))
+    bad = frame.filter(pl.col("__reasons").list.len() > 0)
+    rows = frame.filter(pl.col("__reasons").list.len() == 0)
+    lineage = [c for c in BRONZE_LINEAGE if c in frame.columns]
+    staged = rows.select(*LINEAGE, *spec.output_columns(), *lineage)
+    return Staged(staged, quarantine_rows(bad.rename({"__reasons": "reasons"}), bronze.columns))
