@@ -13,12 +13,15 @@ output streamed into the writer, so memory is bounded by the batch, not by the t
 
 from __future__ import annotations
 
+import queue
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -31,6 +34,57 @@ from models.staging.stage import SourceInfo, stage
 from quality.quarantine import QUARANTINE_SCHEMA, Reconciliation, quarantine_path, reconcile
 
 DEFAULT_BATCH_ROWS = 200_000
+T = TypeVar("T")
+
+
+def _writer_properties():
+    from deltalake import WriterProperties
+
+    # bronze's measured settings (connectors/bronze.py): 64k-row groups flush as they go; an early fallback
+    # from dictionary encoding for many-valued text columns saves CPU for files no larger
+    return WriterProperties(compression="SNAPPY", max_row_group_size=65_536, dictionary_page_size_limit=131_072)
+
+
+WRITER_PROPERTIES = _writer_properties()
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items`` produced on a background thread, at most ``depth`` ahead: standardizing the next batch
+    (Polars, which releases the GIL) overlaps the Parquet encoding of this one (delta-rs). An exception in
+    the producer is raised here, in the consumer."""
+    done = object()
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            box.put(exc)
+            return
+        box.put(done)
+
+    thread = threading.Thread(target=produce, name="silver-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def silver_path(home: Path, name: str) -> Path:
@@ -136,8 +190,10 @@ def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
                     yield from _arrow(result.rows).to_batches()
 
             schema = _arrow(stage(empty, spec, info).rows).schema
-            reader = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in staged_batches()))
-            write_deltalake(silver_path(home, spec.name), reader, mode="overwrite", schema_mode="overwrite")
+            batches = prefetch(b.cast(schema) for b in staged_batches())
+            reader = pa.RecordBatchReader.from_batches(schema, batches)
+            write_deltalake(silver_path(home, spec.name), reader, mode="overwrite", schema_mode="overwrite",
+                            writer_properties=WRITER_PROPERTIES)
         finally:
             writer.close()
         quarantined = pq.read_table(spool_path)
@@ -155,6 +211,21 @@ def read_silver(home: Path, name: str, columns: list[str] | None = None) -> pl.D
     if dataset is None:
         raise FileNotFoundError(f"silver table {name} does not exist under {home}: run the silver assets first")
     return pl.from_arrow(dataset.to_table(columns=columns))
+
+
+def sample_silver(home: Path, name: str, max_rows: int = 200_000, seed: int = 0) -> tuple[pl.DataFrame, int]:
+    """Up to ``max_rows`` rows of a silver table drawn at random (all of a smaller table), and its row count:
+    what the expectation suites validate, so a 45-million-row night never sits in memory."""
+    import numpy as np
+
+    dataset = read_dataset(silver_path(home, name))
+    if dataset is None:
+        raise FileNotFoundError(f"silver table {name} does not exist under {home}: run the silver assets first")
+    total = dataset.count_rows()
+    if total <= max_rows:
+        return pl.from_arrow(dataset.to_table()), total
+    indices = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
+    return pl.from_arrow(dataset.take(pa.array(indices))), total
 
 
 @dataclass
@@ -193,7 +264,8 @@ def build_intermediate(home: Path, table: str, specs: list[StagingSpec], *,
                     report.by_source[spec.source] = report.by_source.get(spec.source, 0) + out.height
                     yield from _arrow(out).cast(schema).to_batches()
 
-    reader = pa.RecordBatchReader.from_batches(schema, batches())
-    write_deltalake(silver_path(home, table), reader, mode="overwrite", schema_mode="overwrite")
+    reader = pa.RecordBatchReader.from_batches(schema, prefetch(batches()))
+    write_deltalake(silver_path(home, table), reader, mode="overwrite", schema_mode="overwrite",
+                    writer_properties=WRITER_PROPERTIES)
     report.seconds = time.perf_counter() - started
     return report

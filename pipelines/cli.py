@@ -137,16 +137,22 @@ HOME_OPTION = click.option(
 @click.option("--date", "partition", default=None, metavar="YYYY-MM-DD",
               help="The nightly partition to run (default: the last complete day, Asia/Shanghai 02:00).")
 @click.option("--select", multiple=True, metavar="DEPT[/ASSET]",
-              help="Only these departments or assets, e.g. --select tax --select samr/registrations.")
+              help="Only these departments or assets and what depends on them, e.g. --select tax "
+                   "--select samr/registrations.")
 @click.option("--no-retries", is_flag=True,
               help="Fail at once instead of retrying a failing source with backoff (20s, 40s, 80s).")
 def run(config_path: Path | None, home: Path, partition: str | None, select: tuple[str, ...],
         no_retries: bool) -> None:
     """Run the nightly pipeline in-process (for the demo, cron and tests): every department's tables and
-    file drops into bronze, with the same assets the Dagster UI shows. Exits 1 if anything failed."""
+    file drops into bronze, then silver (staging models, quarantine, canonical tables, quality checks), with
+    the same assets the Dagster UI shows. Exits 1 if anything failed."""
     outcome = _run(config_path, home, partition, list(select), retries=not no_retries)
     if not outcome.ok:
         sys.exit(1)
+
+
+def _checks(a) -> str:
+    return ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in a.checks.items())
 
 
 def _run(config_path: Path | None, home: Path, partition: str | None, select: list[str], retries: bool = True):
@@ -170,11 +176,14 @@ def _run(config_path: Path | None, home: Path, partition: str | None, select: li
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"run {outcome.run_id} (partition {outcome.partition}) in {time.perf_counter() - started:.1f}s")
-    click.echo(f"  {'asset':<38}{'status':<13}{'read':>9}{'new':>9}{'changed':>9}{'deleted':>9}{'bronze':>9}"
-               "  checks")
-    for a in outcome.assets:
+    bronze = [a for a in outcome.assets if a.key.startswith("bronze/")]
+    rest = [a for a in outcome.assets if not a.key.startswith("bronze/")]
+    if bronze:
+        click.echo(f"  {'asset':<38}{'status':<13}{'read':>9}{'new':>9}{'changed':>9}{'deleted':>9}{'bronze':>9}"
+                   "  checks")
+    for a in bronze:
         m = a.metadata
-        checks = ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in a.checks.items())
+        checks = _checks(a)
         if "files_loaded" in m:  # a file drop
             checks = f"{m['files_loaded']} file(s) loaded, {m['files_quarantined']} quarantined"
         click.echo(f"  {a.key:<38}{a.status:<13}{m.get('rows_read', m.get('rows_loaded', '')):>9}"
@@ -182,6 +191,17 @@ def _run(config_path: Path | None, home: Path, partition: str | None, select: li
                    f"{m.get('rows_marked_deleted', ''):>9}{m.get('bronze_live_rows', ''):>9}  {checks}")
         if a.error:
             click.echo(f"      error: {a.error}")
+    if rest:
+        click.echo(f"\n  {'asset':<38}{'status':<13}{'bronze':>9}{'rows':>9}{'quarant.':>9}{'rows/s':>9}  checks")
+    for a in rest:
+        m = a.metadata
+        rows = m.get("silver_rows", m.get("rows", ""))
+        click.echo(f"  {a.key:<38}{a.status:<13}{m.get('bronze_live_rows', ''):>9}{rows:>9}"
+                   f"{m.get('quarantined_rows', ''):>9}{m.get('rows_per_second', ''):>9}  {_checks(a)}")
+        if a.error:
+            click.echo(f"      error: {a.error}")
+    for table in outcome.unstaged:
+        click.echo(f"  note: bronze/{table} has no staging spec (models/staging/specs): it is not in silver")
     failed = [a.key for a in outcome.assets if a.status == "failed"]
     if outcome.ok:
         click.echo("all assets succeeded and every check passed")

@@ -14,6 +14,7 @@ import dagster as dg
 from connectors.config import SourcesConfig
 from pipelines.assemble import build_definitions
 from pipelines.bronze import daily_partitions, pool_name
+from pipelines.silver import unstaged_tables
 
 INSTANCE_YAML = """\
 # Written by qst: the Dagster instance that `qst run` and `make dagster` share.
@@ -62,6 +63,7 @@ class RunOutcome:
     partition: str
     success: bool
     assets: list[AssetOutcome]
+    unstaged: list[str] = field(default_factory=list)  # bronze tables without a staging spec
 
     @property
     def failed_checks(self) -> list[str]:
@@ -75,8 +77,9 @@ class RunOutcome:
 
 def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = None,
                  select: list[str] | None = None, log_level: str = "WARNING", retries: bool = True) -> RunOutcome:
-    """Materialize the nightly job (or the assets whose key starts with one of ``select``, e.g.
-    ``tax`` or ``tax/filings``) for a partition; failures of one asset do not stop the others."""
+    """Materialize the nightly job (or the bronze assets whose key starts with one of ``select``, e.g.
+    ``tax`` or ``tax/filings``, and everything downstream of them) for a partition; failures of one asset
+    do not stop the others."""
     defs = build_definitions(config, home=home, retries=retries)
     job = defs.resolve_job_def("nightly")
     partition = partition or last_complete_partition()
@@ -87,6 +90,8 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
         selection = [k for k in keys if any(k.path[1:1 + len(w)] == w for w in wanted)]
         if not selection:
             raise ValueError(f"--select {select} matches no bronze asset")
+        downstream = dg.AssetSelection.assets(*selection).downstream()
+        selection = sorted(downstream.resolve(defs.resolve_asset_graph()), key=lambda k: k.path)
     instance = dagster_instance(home, config)
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False,
@@ -107,4 +112,5 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
             message = error.message.strip().splitlines()[-1] if error else "failed"
             k = step.replace("__", "/")
             outcomes[k] = AssetOutcome(k, "failed", error=message)
-    return RunOutcome(result.run_id, partition, result.success, sorted(outcomes.values(), key=lambda o: o.key))
+    return RunOutcome(result.run_id, partition, result.success, sorted(outcomes.values(), key=lambda o: o.key),
+                      unstaged=unstaged_tables(config))

@@ -13,10 +13,12 @@ key order; a file-drop row ``FILE#LINE``, as the simulator's truth writes them),
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
 
+from connectors.types import BAD_DATE, BAD_VALUE
 from models.staging.spec import KIND_SUFFIXES, ColumnSpec, StagingSpec, _target_suffix
 from models.standardize import (
     nullify,
@@ -34,10 +36,12 @@ from models.standardize.addresses import division
 from models.standardize.codes import TARGETS, map_code
 from models.standardize.identifiers import FULLWIDTH_TO_ASCII, key_kind
 from models.standardize.names import enterprise_name, person_name
+from models.standardize.nulls import Stages
 from quality.quarantine import quarantine_rows, reasons
 
 LINEAGE = ["source_department", "source_table", "source_asset", "source_pk"]
 BRONZE_LINEAGE = ["_qst_batch_id", "_qst_extracted_at", "_qst_row_hash", "_qst_flags"]
+F = pl.field
 AMOUNT = pl.Decimal(18, 2)
 CAPITAL = pl.Decimal(18, 4)
 
@@ -84,41 +88,47 @@ def _number_text(raw: pl.Expr) -> pl.Expr:
     return nullify(raw).str.replace_many(FULLWIDTH_TO_ASCII).str.replace_all(r"[,\s，]", "")
 
 
-def _status(value: pl.Expr, present: pl.Expr) -> pl.Expr:
-    return (pl.when(present.not_()).then(pl.lit("missing"))
-            .when(value.is_null()).then(pl.lit("invalid")).otherwise(pl.lit("ok")))
+# Each builder computes its intermediates once, as fields of a struct (Stages): Polars copies a subtree that
+# is used twice, and the copies would be evaluated twice.
+def _with_status(s: Stages, raw: pl.Expr) -> pl.Expr:
+    """``{value, status}`` from stages holding ``value`` and ``present`` (the source had something)."""
+    status = (pl.when(F("present").not_()).then(pl.lit("missing"))
+              .when(F("value").is_null()).then(pl.lit("invalid")).otherwise(pl.lit("ok")))
+    return s.result(raw, pl.struct(value=F("value"), status=status))
 
 
 def _amount(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """Yuan as decimal(18,2): typed numbers cast, text like '1,234.50元' read; anything else invalid."""
     if dtype.is_numeric():
         value = raw.cast(pl.Float64).round(2).cast(AMOUNT) if dtype.is_float() else raw.cast(AMOUNT)
-        return pl.struct(value=value, status=_status(value, raw.is_not_null()))
-    text = _number_text(raw)
-    number = text.str.extract(r"^([+-]?[0-9]+(?:\.[0-9]+)?)(?:元|人民币元)?$", 1)
-    value = number.cast(pl.Float64, strict=False).round(2).cast(AMOUNT)
-    return pl.struct(value=value, status=_status(value, text.is_not_null()))
+        return _with_status(Stages(value=value, present=raw.is_not_null()), raw)
+    s = Stages(text=_number_text(raw))
+    s.add(value=F("text").str.extract(r"^([+-]?[0-9]+(?:\.[0-9]+)?)(?:元|人民币元)?$", 1)
+          .cast(pl.Float64, strict=False).round(2).cast(AMOUNT), present=F("text").is_not_null())
+    return _with_status(s, raw)
 
 
 def _capital_wan(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """Registered capital in 万元 from '500万元人民币', '500万', '0.2亿元', '5000000元' or a bare number
     (SAMR's unit is 万元). The currency word is dropped: a foreign-currency capital is not converted."""
     if dtype.is_numeric():
-        value = raw.cast(pl.Float64).cast(CAPITAL)
-        return pl.struct(value=value, status=_status(value, raw.is_not_null()))
-    text = _number_text(raw)
-    parts = text.str.extract_groups(r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<u>亿|万|元)?(?:元)?(?:人民币|美元|港元|港币|欧元)?(?:元)?$")
-    n = parts.struct.field("n").cast(pl.Float64, strict=False)
-    unit = parts.struct.field("u")
-    wan = (pl.when(unit == "亿").then(n * 10_000).when(unit == "元").then(n / 10_000).otherwise(n))
-    value = wan.round(4).cast(CAPITAL)
-    return pl.struct(value=value, status=_status(value, text.is_not_null()))
+        return _with_status(Stages(value=raw.cast(pl.Float64).cast(CAPITAL), present=raw.is_not_null()), raw)
+    s = Stages(text=_number_text(raw))
+    s.add(parts=F("text").str.extract_groups(
+        r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<u>亿|万|元)?(?:元)?(?:人民币|美元|港元|港币|欧元)?(?:元)?$"),
+        present=F("text").is_not_null())
+    s.add(n=F("parts").struct.field("n").cast(pl.Float64, strict=False), unit=F("parts").struct.field("u"))
+    wan = pl.when(F("unit") == "亿").then(F("n") * 10_000).when(F("unit") == "元").then(F("n") / 10_000).otherwise(F("n"))
+    s.add(value=wan.round(4).cast(CAPITAL))
+    return _with_status(s, raw)
 
 
 def _integer(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    value = raw.cast(pl.Int64, strict=False) if dtype.is_numeric() else _number_text(raw).cast(pl.Int64, strict=False)
-    present = raw.is_not_null() if dtype.is_numeric() else nullify(raw).is_not_null()
-    return pl.struct(value=value, status=_status(value, present))
+    if dtype.is_numeric():
+        return _with_status(Stages(value=raw.cast(pl.Int64, strict=False), present=raw.is_not_null()), raw)
+    s = Stages(text=_number_text(raw))
+    s.add(value=F("text").cast(pl.Int64, strict=False), present=F("text").is_not_null())
+    return _with_status(s, raw)
 
 
 def _kind_expr(col: ColumnSpec, raw: pl.Expr, dtype: pl.DataType, info: SourceInfo,
@@ -132,10 +142,10 @@ def _kind_expr(col: ColumnSpec, raw: pl.Expr, dtype: pl.DataType, info: SourceIn
             return raw.cast(pl.Datetime("us", "UTC"))
         case "key_kind":
             return key_kind(raw)
-        case "enterprise_name":
-            return enterprise_name(raw)
+        case "enterprise_name":  # the name standardizers keep what they are given: markers go first
+            return enterprise_name(nullify(raw))
         case "person_name":
-            return person_name(raw)
+            return person_name(nullify(raw))
         case "uscc":
             return uscc(raw)
         case "org_code":
@@ -151,10 +161,10 @@ def _kind_expr(col: ColumnSpec, raw: pl.Expr, dtype: pl.DataType, info: SourceIn
         case "date":
             return parse_date(raw, tz=tz)
         case "datetime":
-            parsed = parse_datetime(raw, tz=tz)
-            utc = parsed.struct.field("value").dt.replace_time_zone(tz, ambiguous="earliest",
-                                                                    non_existent="null").dt.convert_time_zone("UTC")
-            return pl.struct(value=utc, status=parsed.struct.field("status"))
+            s = Stages(parsed=parse_datetime(raw, tz=tz))
+            utc = F("parsed").struct.field("value").dt.replace_time_zone(
+                tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+            return s.result(raw, pl.struct(value=utc, status=F("parsed").struct.field("status")))
         case "period":
             return parse_yyyymm(raw, tz=tz)
         case "amount":
@@ -229,6 +239,23 @@ def _levels(spec: StagingSpec) -> list[list[str]]:
     return levels
 
 
+def _unreadable_at_source(frame: pl.DataFrame, spec: StagingSpec, names: list[str]) -> pl.DataFrame:
+    """A value bronze's reader had to null (``bad_date:<column>`` or ``bad_value:<column>`` in ``_qst_flags``:
+    a SQLite date column holding '2020-13-45', text in a decimal column) was there but unreadable: its status is 'invalid', not
+    'missing', so quarantine rules and the scorecard see it for what it was."""
+    if "_qst_flags" not in frame.columns:
+        return frame
+    fixes = []
+    for name in names:
+        col = spec.columns[name]
+        if "status" not in KIND_SUFFIXES[col.kind]:
+            continue
+        token = rf"(?:^|;)(?:{BAD_VALUE}|{BAD_DATE}):{re.escape(col.source)}(?:;|$)"
+        fixes.append(pl.when(pl.col("_qst_flags").cast(pl.Utf8).str.contains(token).fill_null(False))
+                     .then(pl.lit("invalid")).otherwise(pl.col(f"{name}_status")).alias(f"{name}_status"))
+    return frame.with_columns(fixes) if fixes else frame
+
+
 @dataclass
 class Staged:
     rows: pl.DataFrame         # the staging model's rows (lineage + canonical columns)
@@ -259,9 +286,10 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
                 temps.append(nullify(raw).alias(f"{tmp}_source"))
             unpack += _unpack(name, col, tmp)
         frame = frame.with_columns(temps).with_columns(unpack)
+        frame = _unreadable_at_source(frame, spec, level)
     frame = frame.with_columns(__reasons=reasons(spec))
     bad = frame.filter(pl.col("__reasons").list.len() > 0)
     rows = frame.filter(pl.col("__reasons").list.len() == 0)
     lineage = [c for c in BRONZE_LINEAGE if c in frame.columns]
     staged = rows.select(*LINEAGE, *spec.output_columns(), *lineage)
-    return Staged(staged, quarantine_rows(bad.rename({"__reasons": "reasons"}), bronze.columns))
+    return Staged(staged, quarantine_rows(bad, bronze.columns))

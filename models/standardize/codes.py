@@ -29,6 +29,8 @@ from pathlib import Path
 
 import polars as pl
 
+from models.standardize.nulls import Stages
+
 __all__ = ["CANONICAL", "CROSSWALK_DIR", "KEYS", "TARGETS", "crosswalk", "crosswalk_names", "gbt4754_sections",
            "map_code"]
 
@@ -128,9 +130,11 @@ def map_code(expr: pl.Expr | pl.Series | str, crosswalk_name: str, department: s
         raise ValueError(f"crosswalk {crosswalk_name!r}: {where} maps {conflict['source_value'].to_list()} "
                          "differently in different tables; pass table=")
     rows = rows.unique("source_value", keep="first", maintain_order=True)
-    value = expr.cast(pl.Utf8).str.normalize("NFKC").str.strip_chars()
-    value = pl.when(value.str.len_chars() > 0).then(value)
+    # the normalized value is computed once (a Stages field), not once per target (Polars copies subtrees)
+    text = expr.cast(pl.Utf8).str.normalize("NFKC").str.strip_chars()
+    s = Stages(text=text).add(value=pl.when(pl.field("text").str.len_chars() > 0).then(pl.field("text")))
+    value = pl.field("value")
     fields = {t: value.replace_strict(dict(zip(rows["source_value"], rows[t], strict=True)), default=None,
                                       return_dtype=pl.Utf8) for t in targets}
     unmapped = (value.is_not_null() & ~value.is_in(rows["source_value"].to_list())).fill_null(False)
-    return pl.struct(**fields, unmapped=unmapped)
+    return s.result(expr, pl.struct(**fields, unmapped=unmapped))

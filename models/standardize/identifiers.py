@@ -364,20 +364,25 @@ def key_kind(expr: IntoExpr) -> pl.Expr:
     A code that reads as a valid resident ID is a resident ID even when another check passes too (an all-digit
     USCC can pass an ID's check by chance, and a 15-digit ID can pass as an old TIN): these columns belong to courts and service desks, where persons are the many."""
     source = as_expr(expr)
-    t = tin(source)
-    code = normalize_code(source)
-    id_shape = code.str.contains(r"^[0-9*]{15}$|^[0-9*]{17}[0-9X*]$").fill_null(False)
-    org_shape = code.str.contains(ORG_REGEX).fill_null(False)
+    code = F("code")
+    s = Stages(code=normalize_code(source)).add(
+        uscc_shape=code.str.contains(USCC_REGEX).fill_null(False),
+        org_shape=code.str.contains(ORG_REGEX).fill_null(False),
+        old_shape=code.str.contains(OLD_TIN_REGEX).fill_null(False),
+        id_shape=code.str.contains(r"^[0-9*]{15}$|^[0-9*]{17}[0-9X*]$").fill_null(False),
+        masked=code.str.contains("*", literal=True))
+    s.add(uscc_ok=_passes_check(code, F("uscc_shape"), "uscc"))
+    _add_resident_fields(s, {"r": "code"})
     kind = (pl.when(code.is_null()).then(pl.lit("missing"))
-            .when(resident_id(code).struct.field("status") == "valid").then(pl.lit("resident_id"))
-            .when(t.struct.field("status") == "valid").then(
-                t.struct.field("kind").replace({"individual": "resident_id"}))
-            .when(org_shape).then(pl.lit("org_code"))
-            .when(id_shape & code.str.contains("*", literal=True)).then(pl.lit("resident_id"))
-            .when(t.struct.field("kind").is_in(["uscc", "old_tin"])).then(t.struct.field("kind"))
-            .when(id_shape | (t.struct.field("kind") == "individual")).then(pl.lit("resident_id"))
+            .when(F("r_valid")).then(pl.lit("resident_id"))
+            .when(F("uscc_ok")).then(pl.lit("uscc"))
+            .when(F("org_shape")).then(pl.lit("org_code"))
+            .when(F("id_shape") & F("masked")).then(pl.lit("resident_id"))
+            .when(F("old_shape")).then(pl.lit("old_tin"))
+            .when(F("uscc_shape")).then(pl.lit("uscc"))
+            .when(F("id_shape")).then(pl.lit("resident_id"))
             .otherwise(pl.lit("unknown")))
-    return keep_name(kind, source)
+    return s.result(source, kind)
 
 
 # ------------------------------------------------------------------------------------------------

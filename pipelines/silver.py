@@ -1,0 +1,132 @@
+"""Silver assets: one staging model per bronze table that has a staging spec, then the canonical tables.
+
+Wiring only: :func:`models.silver.build_staging` and :func:`models.silver.build_intermediate` do the work,
+:mod:`quality.quarantine` reconciles, :mod:`quality.expectations` validates. Every asset shares bronze's daily
+partitions, so one nightly run carries a night from the departments' databases to the canonical tables;
+each partition recomputes silver from what bronze holds, so a rerun or a backfill is idempotent.
+
+Checks, per staging model: ``rows_reconcile`` (bronze live rows = silver + quarantined, blocking) and the
+expectation suite (``expectations_hard`` blocking, ``expectations_soft`` a warning); per canonical table its
+own suite. A blocking check that fails stops everything downstream in that run — a table whose rows went
+missing never feeds entity resolution.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from connectors.config import SourcesConfig
+from models import canonical, silver
+from models.staging.spec import StagingSpec, load_specs
+from pipelines.bronze import bronze_asset_key, daily_partitions
+from pipelines.resources import LakeResource
+
+SILVER_PREFIX = "silver"
+RECONCILE_CHECK = "rows_reconcile"
+HARD_CHECK = "expectations_hard"
+SOFT_CHECK = "expectations_soft"
+
+
+def silver_asset_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([SILVER_PREFIX, name])
+
+
+def configured_specs(config: SourcesConfig, specs: dict[str, StagingSpec] | None = None) -> list[StagingSpec]:
+    """The staging specs whose bronze table the configuration defines (a bronze table without a spec has
+    no silver model yet: :func:`unstaged_tables` names them)."""
+    specs = load_specs() if specs is None else specs
+    infos = silver.source_infos(config)
+    return [specs[s] for s in infos if s in specs]
+
+
+def unstaged_tables(config: SourcesConfig, specs: dict[str, StagingSpec] | None = None) -> list[str]:
+    specs = load_specs() if specs is None else specs
+    return [s for s in silver.source_infos(config) if s not in specs]
+
+
+def _suite_checks(key: dg.AssetKey, what: str) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(HARD_CHECK, asset=key, blocking=True,
+                              description=f"hard expectations of {what}: a failure blocks downstream assets"),
+            dg.AssetCheckSpec(SOFT_CHECK, asset=key, description=f"soft expectations of {what}: a warning")]
+
+
+def _suite_results(key: dg.AssetKey, report) -> list[dg.AssetCheckResult]:
+    meta = report.to_metadata()
+    return [dg.AssetCheckResult(asset_key=key, check_name=HARD_CHECK, passed=report.passed_hard,
+                                severity=dg.AssetCheckSeverity.ERROR, metadata={"report": dg.MetadataValue.json(meta)}),
+            dg.AssetCheckResult(asset_key=key, check_name=SOFT_CHECK, passed=not report.failed_soft,
+                                severity=dg.AssetCheckSeverity.WARN,
+                                metadata={"failed": dg.MetadataValue.json(report.failed_soft)})]
+
+
+def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinition:
+    key = silver_asset_key(spec.name)
+    info = silver.source_infos(config)[spec.source]
+
+    @dg.asset(
+        key=key,
+        deps=[bronze_asset_key(spec.department, spec.asset)],
+        group_name=SILVER_PREFIX,
+        kinds={"delta", "polars"},
+        partitions_def=daily_partitions,
+        check_specs=[dg.AssetCheckSpec(RECONCILE_CHECK, asset=key, blocking=True,
+                                       description="bronze live rows = silver rows + quarantined rows"),
+                     *_suite_checks(key, spec.name)],
+        description=f"Staging model of {spec.source} ({spec.grain}): standardized by "
+                    f"models/staging/specs/{spec.name}.yaml; unusable rows to lake/quarantine/rows/{spec.source}.",
+        metadata={"department": spec.department, "source_asset": spec.asset, "grain": spec.grain},
+    )
+    def _build(context: AssetExecutionContext, lake: LakeResource):
+        from quality.expectations import suite_for_staging, validate
+
+        home = lake.home_path()
+        report = silver.build_staging(home, spec, info)
+        rec = report.reconciliation
+        if report.quarantined_rows:
+            context.log.warning(f"{spec.name}: {report.quarantined_rows} row(s) quarantined: {report.reasons}")
+        yield dg.MaterializeResult(metadata={
+            "bronze_live_rows": rec.bronze_live_rows, "silver_rows": rec.silver_rows,
+            "quarantined_rows": rec.quarantined_rows, "quarantine_reasons": dg.MetadataValue.json(report.reasons),
+            "seconds": round(report.seconds, 3), "rows_per_second": round(report.rows_per_second)})
+        yield dg.AssetCheckResult(asset_key=key, check_name=RECONCILE_CHECK, passed=rec.ok,
+                                  severity=dg.AssetCheckSeverity.ERROR, description=rec.describe(),
+                                  metadata={"bronze_live_rows": rec.bronze_live_rows, "silver_rows": rec.silver_rows,
+                                            "quarantined_rows": rec.quarantined_rows})
+        sample, _ = silver.sample_silver(home, spec.name)
+        yield from _suite_results(key, validate(sample, suite_for_staging(spec)))
+
+    return _build
+
+
+def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefinition:
+    key = silver_asset_key(table)
+
+    @dg.asset(
+        key=key,
+        deps=[silver_asset_key(s.name) for s in specs],
+        group_name=SILVER_PREFIX,
+        kinds={"delta", "polars"},
+        partitions_def=daily_partitions,
+        check_specs=_suite_checks(key, table),
+        description=f"Canonical `{table}`: the union of the staging models' mentions (models/canonical.py).",
+    )
+    def _build(context: AssetExecutionContext, lake: LakeResource):
+        from quality.expectations import suite_for_intermediate, validate
+
+        home = lake.home_path()
+        report = silver.build_intermediate(home, table, specs)
+        yield dg.MaterializeResult(metadata={"rows": report.rows, "by_source": dg.MetadataValue.json(report.by_source),
+                                             "seconds": round(report.seconds, 3)})
+        sample, _ = silver.sample_silver(home, table)
+        yield from _suite_results(key, validate(sample, suite_for_intermediate(table)))
+
+    return _build
+
+
+def silver_assets(config: SourcesConfig, specs: dict[str, StagingSpec] | None = None) -> list[dg.AssetsDefinition]:
+    chosen = configured_specs(config, specs)
+    if not chosen:
+        return []
+    return [*(_staging_asset(config, s) for s in chosen),
+            *(_intermediate_asset(t, chosen) for t in canonical.INTERMEDIATE_TABLES)]

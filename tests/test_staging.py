@@ -1,0 +1,246 @@
+"""The staging engine and its specs: every kind, the mention conditions, quarantine rules and the errors a
+data engineer sees when a spec is wrong."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import datetime as dt
+import polars as pl
+import pytest
+
+from connectors.config import ConfigError
+from models import canonical
+from models.staging.spec import SPEC_DIR, StagingSpec, load_spec, load_specs
+from models.staging.stage import SourceInfo, StagingError, stage
+from models.standardize.identifiers import key_kind
+
+def _uscc(org_body8: str) -> str:
+    """A valid USCC whose embedded organization code is valid too (built with the check algorithms)."""
+    from models import identifiers as idf
+
+    body17 = "91440300" + org_body8 + idf.org_check_char(org_body8)
+    return body17 + idf.uscc_check_char(body17)
+
+
+USCC = _uscc("MA5FXT4K")
+INFO = SourceInfo("samr", "registrations", "T_SCZT_DJXX", ("ZTID",))
+
+
+def spec(**overrides) -> StagingSpec:
+    data = {
+        "source": "samr/registrations", "grain": "test",
+        "columns": {
+            "local_id": {"from": "ZTID"},
+            "name": {"from": "QYMC", "as": "enterprise_name"},
+            "uscc": {"from": "TYSHXYDM", "as": "uscc"},
+            "capital": {"from": "ZCZB", "as": "capital_wan"},
+            "founded_on": {"from": "CLRQ", "as": "date"},
+            "status": {"from": "DJZT", "as": "code", "crosswalk": "status"},
+            "legal_rep_name": {"from": "FDDBR", "as": "person_name"},
+        },
+        "enterprises": [{"role": "subject"}],
+        "persons": [{"role": "legal_rep", "prefix": "legal_rep_", "related": "subject"}],
+        "events": [{"type": "registration", "subject": "subject", "date": "founded_on", "status": "status"}],
+        "quarantine": [{"reason": "no_name_no_identifier", "all_missing": ["name", "uscc"]},
+                       {"reason": "unparseable_founded_on", "invalid": "founded_on"}],
+        "mandatory": ["name", "uscc"],
+    }
+    data.update(overrides)
+    return StagingSpec.model_validate(data)
+
+
+def bronze_frame() -> pl.DataFrame:
+    return pl.DataFrame({
+        "ZTID": ["A", "B", "C", "D", "E"],
+        "QYMC": ["深圳市大码科技有限公司 ", "NULL", "深圳市大码科技有限责任公司（已注销）", "深圳市乙贸易有限公司", "腾讯科技（深圳）有限公司"],
+        "TYSHXYDM": [USCC.lower(), "无", "９" + USCC[1:], None, USCC[:-1] + ("0" if USCC[-1] != "0" else "1")],
+        "ZCZB": ["500万元人民币", "12.5", "0.2亿元", "5000000元", "很多"],
+        "CLRQ": ["2019年3月1日", "20190301", "2019/3/1", "0000-00-00", "not a date"],
+        "DJZT": ["1", "3", "9", None, "吊销"],
+        "FDDBR": ["张伟", None, "张伟", "李四", None],
+        "_qst_batch_id": ["b1"] * 5, "_qst_row_hash": [1, 2, 3, 4, 5], "_qst_flags": [None] * 5,
+    })
+
+
+# ---------------------------------------------------------------------------------------------------------
+def test_every_shipped_spec_loads_and_is_named_after_its_model():
+    specs = load_specs()
+    assert len(specs) >= 15
+    for source, s in specs.items():
+        assert (SPEC_DIR / f"{s.name}.yaml").exists(), source
+        assert s.quarantine, f"{s.name} has no quarantine rule: a row with nothing usable would reach silver"
+
+
+def test_stage_standardizes_each_kind():
+    out = stage(bronze_frame(), spec(quarantine=[]), INFO)  # no rules: every row is staged
+    rows = {r["source_pk"]: r for r in out.rows.to_dicts()}
+    a = rows["A"]
+    assert a["name"] == "深圳市大码科技有限公司" and a["name_legal_form"] == "有限责任公司"
+    assert a["uscc"] == USCC and a["uscc_status"] == "valid"  # lower case folded
+    assert a["capital"] == Decimal("500") and a["capital_status"] == "ok"
+    assert a["founded_on"] == dt.date(2019, 3, 1) and a["founded_on_status"] == "ok"
+    assert a["status"] == "active" and a["status_source"] == "1" and a["status_unmapped"] is False
+    c = rows["C"]
+    assert c["uscc"] == USCC and c["uscc_status"] == "valid"  # a full-width digit folded
+    assert c["name_comparison"] == a["name_comparison"] and c["name_status_suffix"] == "已注销"
+    assert c["capital"] == Decimal("2000")  # 0.2亿 = 2000万
+    assert c["status"] is None and c["status_unmapped"] is True and c["status_source"] == "9"
+    b = rows["B"]
+    assert b["name"] is None and b["uscc"] is None and b["uscc_status"] == "missing"
+    assert b["capital"] == Decimal("12.5") and b["status"] == "deregistered"
+    d = rows["D"]
+    assert d["capital"] == Decimal("500") and d["founded_on"] is None and d["founded_on_status"] == "sentinel"
+    for r in rows.values():
+        assert r["source_department"] == "samr" and r["source_table"] == "T_SCZT_DJXX"
+
+
+def test_quarantine_keeps_every_reason_and_the_original_row():
+    out = stage(bronze_frame(), spec(), INFO)
+    assert out.rows.height + out.quarantined.height == 5
+    q = {r["source_pk"]: r for r in out.quarantined.to_dicts()}
+    assert set(q) == {"B", "E"}
+    # B: name 'NULL' and uscc '无' are null markers -> no name and no identifier
+    out_b = stage(bronze_frame().filter(pl.col("ZTID") == "B"), spec(), INFO)
+    assert out_b.quarantined["reasons"].to_list() == [["no_name_no_identifier"]]
+    original = json.loads(out_b.quarantined["original"][0])
+    assert original["QYMC"] == "NULL" and original["TYSHXYDM"] == "无" and original["ZTID"] == "B"
+    # E: an invalid date (and an invalid USCC check, which is only flagged, never quarantined)
+    assert q["E"]["reasons"] == ["unparseable_founded_on"]
+    assert "E" not in out.rows["source_pk"].to_list()
+
+
+def test_b_with_null_markers_is_quarantined_within_the_whole_frame():
+    out = stage(bronze_frame(), spec(), INFO)
+    assert sorted(out.quarantined["source_pk"].to_list()) == ["B", "E"]
+    assert sorted(out.rows["source_pk"].to_list()) == ["A", "C", "D"]
+
+
+def test_mentions_and_events_follow_the_spec():
+    s = spec()
+    out = stage(bronze_frame(), s, INFO)
+    ent = canonical.enterprise_records(out.rows, s)
+    per = canonical.person_records(out.rows, s)
+    ev = canonical.events(out.rows, s)
+    assert ent["record_id"].to_list() == [f"samr.registrations:{k}:subject" for k in ("A", "C", "D")]
+    assert ent.schema == pl.Schema(canonical.ENTERPRISE_SCHEMA)
+    # the org code inside a valid USCC becomes the link key to pre-2015 records
+    a = ent.filter(pl.col("source_pk") == "A").row(0, named=True)
+    assert a["link_org_code"] == USCC[8:17] and a["link_org_code_source"] == "uscc"
+    # D has a name but no USCC: a mention without a link key
+    d = ent.filter(pl.col("source_pk") == "D").row(0, named=True)
+    assert d["uscc_status"] == "missing" and d["link_org_code"] is None and d["local_id"] == "D"
+    # persons: only rows with a legal representative's name; related to the enterprise of the same row
+    assert sorted(per["source_pk"].to_list()) == ["A", "C", "D"]
+    assert per.filter(pl.col("source_pk") == "A")["related_record_id"][0] == "samr.registrations:A:subject"
+    assert ev["event_type"].unique().to_list() == ["registration"]
+    assert ev.filter(pl.col("source_pk") == "A")["event_date"][0] == dt.date(2019, 3, 1)
+    assert ev.filter(pl.col("source_pk") == "A")["subject_kind"][0] == "enterprise"
+
+
+def test_only_if_and_when_split_a_mixed_key_column():
+    s = StagingSpec.model_validate({
+        "source": "courts/case_parties", "grain": "test",
+        "columns": {
+            "party_type": {"from": "DSRLX"},
+            "key_kind": {"from": "ZJHM", "as": "key_kind"},
+            "party_name": {"from": "DSRMC", "as": "enterprise_name", "only_if": {"party_type": ["法人"]}},
+            "party_uscc": {"from": "ZJHM", "as": "uscc", "only_if": {"key_kind": ["uscc"]}},
+            "person_name": {"from": "DSRMC", "as": "person_name", "only_if": {"party_type": ["自然人"]}},
+            "person_id_number": {"from": "ZJHM", "as": "resident_id", "only_if": {"key_kind": ["resident_id"]}},
+        },
+        "enterprises": [{"role": "party", "prefix": "party_", "when": {"party_type": ["法人"]}}],
+        "persons": [{"role": "party", "prefix": "person_", "when": {"party_type": ["自然人"]}}],
+        "quarantine": [{"reason": "nothing", "all_missing": ["party_name", "person_name"]}],
+    })
+    frame = pl.DataFrame({"ID": [1, 2, 3], "DSRLX": ["法人", "自然人", "自然人"],
+                          "DSRMC": ["深圳市甲公司", "王五", "赵六"],
+                          "ZJHM": [USCC, "11010519491231002X", "4403**********1234"]})
+    out = stage(frame, s, SourceInfo("courts", "case_parties", "AJ_DSR", ("ID",)))
+    r = out.rows.sort("source_pk").to_dicts()
+    assert [x["key_kind"] for x in r] == ["uscc", "resident_id", "resident_id"]
+    assert r[0]["party_uscc"] == USCC and r[0]["person_id_number_status"] == "missing"
+    assert r[1]["person_id_number_status"] == "valid" and r[1]["party_uscc_status"] == "missing"
+    assert r[2]["person_id_number_status"] == "masked" and r[1]["party_name"] is None
+    ent = canonical.enterprise_records(out.rows, s)
+    per = canonical.person_records(out.rows, s)
+    assert ent["source_pk"].to_list() == ["1"] and sorted(per["source_pk"].to_list()) == ["2", "3"]
+    assert set(ent["record_id"]).isdisjoint(per["record_id"])  # same role, one kind per row
+
+
+def test_key_kind_prefers_a_valid_resident_id_and_reads_shapes():
+    values = ["11010519491231002X", USCC, "MA0Q8NAQ-3", "4403**********1234", None, "abc"]
+    kinds = pl.DataFrame({"k": values}).select(key_kind("k"))["k"].to_list()
+    assert kinds == ["resident_id", "uscc", "org_code", "resident_id", "missing", "unknown"]
+
+
+def test_composite_and_file_drop_keys_match_the_truth_format():
+    s = StagingSpec.model_validate({"source": "tax/credit_ratings", "grain": "t",
+                                    "columns": {"tin": {"from": "NSRSBH", "as": "tin"}},
+                                    "enterprises": [{"role": "subject"}],
+                                    "quarantine": [{"reason": "no_identifier", "all_missing": ["tin"]}]})
+    frame = pl.DataFrame({"NSRSBH": [USCC], "PJND": [2023]})
+    out = stage(frame, s, SourceInfo("tax", "credit_ratings", "XY_NSPJ", ("NSRSBH", "PJND")))
+    assert out.rows["source_pk"].to_list() == [f"{USCC}|2023"]
+    drop = StagingSpec.model_validate({"source": "streets/rosters", "grain": "t",
+                                       "columns": {"name": {"from": "姓名", "as": "person_name"}},
+                                       "persons": [{"role": "subject"}],
+                                       "quarantine": [{"reason": "no_name", "all_missing": ["name"]}]})
+    frame = pl.DataFrame({"姓名": ["王五"], "_qst_file": ["a.csv"], "_qst_line": [7]})
+    out = stage(frame, drop, SourceInfo("streets", "rosters", "rosters", (), is_file_drop=True))
+    assert out.rows["source_pk"].to_list() == ["a.csv#7"]
+
+
+def test_a_missing_bronze_column_is_a_clear_error():
+    with pytest.raises(StagingError, match=r"stg_samr__registrations.*T_SCZT_DJXX.*'ZCZB'"):
+        stage(bronze_frame().drop("ZCZB"), spec(), INFO)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# spec errors
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_spec_errors_name_file_line_and_key(tmp_path):
+    path = write(tmp_path, "stg_samr__registrations.yaml", """\
+source: samr/registrations
+grain: test
+columns:
+  name: {from: QYMC, as: enterprise_nam}
+  uscc: {from: TYSHXYDM, as: uscc, crosswalks: status}
+""")
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    text = str(err.value)
+    assert f"{path}:4" in text and "columns.name.as" in text
+    assert f"{path}:5" in text and "crosswalks" in text and "did you mean 'crosswalk'" in text
+
+
+def test_spec_references_are_checked(tmp_path):
+    path = write(tmp_path, "x.yaml", """\
+source: samr/registrations
+grain: test
+columns:
+  name: {from: QYMC, as: enterprise_name}
+enterprises: [{role: subject, prefix: firm_}]
+events: [{type: registration, subject: owner, date: founded_on}]
+quarantine: [{reason: bad, invalid: name}]
+mandatory: [uscc]
+""")
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    text = str(err.value)
+    for fragment in ("no staging column starts with 'firm_'", "no mention has role 'owner'",
+                     "'founded_on' is not a staging column", "'name' has no status", "mandatory: 'uscc'"):
+        assert fragment in text, fragment
+
+
+def test_spec_file_must_be_named_after_its_model(tmp_path):
+    write(tmp_path, "registrations.yaml", (SPEC_DIR / "stg_samr__registrations.yaml").read_text(encoding="utf-8"))
+    with pytest.raises(ConfigError, match=r"must be named stg_samr__registrations\.yaml"):
+        load_specs(tmp_path)
