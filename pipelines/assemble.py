@@ -4,7 +4,8 @@ Kept apart from :mod:`pipelines.definitions` (the code location, which loads the
 imported) so that tests, ``qst run`` and benchmarks can build definitions for any configuration.
 Each domain owns its pieces: ``pipelines/sources.py`` the departments' legacy tables,
 ``pipelines/bronze.py`` the bronze assets, their partitions, schedule and file-drop sensor;
-``pipelines/silver.py`` the staging models and canonical tables.
+``pipelines/silver.py`` the staging models and canonical tables; ``pipelines/quality.py`` the scorecard
+and the Data Docs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from connectors.config import SourcesConfig
-from pipelines import bronze, silver
+from pipelines import bronze, quality, silver
 from pipelines.resources import LakeResource
 from pipelines.sources import load_config, source_table_specs
 
@@ -24,7 +25,7 @@ def build_definitions(config: SourcesConfig, *, home: Path | None = None, retrie
     nightly = bronze.nightly_job()
     return dg.Definitions(
         assets=[*source_table_specs(config), *bronze.bronze_assets(config, retries=retries),
-                *silver.silver_assets(config)],
+                *silver.silver_assets(config), *quality.quality_assets(config)],
         jobs=[nightly],
         schedules=[bronze.nightly_schedule(nightly)],
         sensors=[bronze.file_drop_sensor(config)] if list(config.iter_files()) else [],

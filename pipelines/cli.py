@@ -139,14 +139,17 @@ HOME_OPTION = click.option(
 @click.option("--select", multiple=True, metavar="DEPT[/ASSET]",
               help="Only these departments or assets and what depends on them, e.g. --select tax "
                    "--select samr/registrations.")
+@click.option("--until", type=click.Choice(["bronze", "silver", "quality"]), default="quality", show_default=True,
+              help="The last layer to build: bronze (only extract), silver (staging models and canonical "
+                   "tables), quality (the scorecard and Data Docs too).")
 @click.option("--no-retries", is_flag=True,
               help="Fail at once instead of retrying a failing source with backoff (20s, 40s, 80s).")
-def run(config_path: Path | None, home: Path, partition: str | None, select: tuple[str, ...],
+def run(config_path: Path | None, home: Path, partition: str | None, select: tuple[str, ...], until: str,
         no_retries: bool) -> None:
     """Run the nightly pipeline in-process (for the demo, cron and tests): every department's tables and
     file drops into bronze, then silver (staging models, quarantine, canonical tables, quality checks), with
     the same assets the Dagster UI shows. Exits 1 if anything failed."""
-    outcome = _run(config_path, home, partition, list(select), retries=not no_retries)
+    outcome = _run(config_path, home, partition, list(select), retries=not no_retries, until=until)
     if not outcome.ok:
         sys.exit(1)
 
@@ -155,7 +158,8 @@ def _checks(a) -> str:
     return ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in a.checks.items())
 
 
-def _run(config_path: Path | None, home: Path, partition: str | None, select: list[str], retries: bool = True):
+def _run(config_path: Path | None, home: Path, partition: str | None, select: list[str], retries: bool = True,
+         until: str = "quality"):
     import os
 
     from pipelines.home import sources_path
@@ -172,31 +176,31 @@ def _run(config_path: Path | None, home: Path, partition: str | None, select: li
     started = time.perf_counter()
     click.echo(f"running the nightly pipeline for {config_path} into {home / 'lake'} ...")
     try:
-        outcome = run_pipeline(config, home, partition=partition, select=select, retries=retries)
+        outcome = run_pipeline(config, home, partition=partition, select=select, retries=retries, until=until)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"run {outcome.run_id} (partition {outcome.partition}) in {time.perf_counter() - started:.1f}s")
     bronze = [a for a in outcome.assets if a.key.startswith("bronze/")]
     rest = [a for a in outcome.assets if not a.key.startswith("bronze/")]
     if bronze:
-        click.echo(f"  {'asset':<38}{'status':<13}{'read':>9}{'new':>9}{'changed':>9}{'deleted':>9}{'bronze':>9}"
+        click.echo(f"  {'asset':<44}{'status':<13}{'read':>9}{'new':>9}{'changed':>9}{'deleted':>9}{'bronze':>9}"
                    "  checks")
     for a in bronze:
         m = a.metadata
         checks = _checks(a)
         if "files_loaded" in m:  # a file drop
             checks = f"{m['files_loaded']} file(s) loaded, {m['files_quarantined']} quarantined"
-        click.echo(f"  {a.key:<38}{a.status:<13}{m.get('rows_read', m.get('rows_loaded', '')):>9}"
+        click.echo(f"  {a.key:<44}{a.status:<13}{m.get('rows_read', m.get('rows_loaded', '')):>9}"
                    f"{m.get('rows_inserted', ''):>9}{m.get('rows_updated', ''):>9}"
                    f"{m.get('rows_marked_deleted', ''):>9}{m.get('bronze_live_rows', ''):>9}  {checks}")
         if a.error:
             click.echo(f"      error: {a.error}")
     if rest:
-        click.echo(f"\n  {'asset':<38}{'status':<13}{'bronze':>9}{'rows':>9}{'quarant.':>9}{'rows/s':>9}  checks")
+        click.echo(f"\n  {'asset':<44}{'status':<13}{'bronze':>9}{'rows':>9}{'quarant.':>9}{'rows/s':>9}  checks")
     for a in rest:
         m = a.metadata
         rows = m.get("silver_rows", m.get("rows", ""))
-        click.echo(f"  {a.key:<38}{a.status:<13}{m.get('bronze_live_rows', ''):>9}{rows:>9}"
+        click.echo(f"  {a.key:<44}{a.status:<13}{m.get('bronze_live_rows', ''):>9}{rows:>9}"
                    f"{m.get('quarantined_rows', ''):>9}{m.get('rows_per_second', ''):>9}  {_checks(a)}")
         if a.error:
             click.echo(f"      error: {a.error}")
@@ -209,6 +213,30 @@ def _run(config_path: Path | None, home: Path, partition: str | None, select: li
         click.echo(f"FAILED assets: {', '.join(failed) or 'none'}; failed checks: "
                    f"{', '.join(outcome.failed_checks) or 'none'}")
     return outcome
+
+
+def _print_scorecard(home: Path, day: str) -> None:
+    """The department totals of the scorecard for ``day``: what a leader reads first."""
+    import datetime as dt
+
+    import polars as pl
+
+    from quality.scorecard import TOTAL, read_scorecard
+
+    card = read_scorecard(home).filter((pl.col("asset") == TOTAL) & (pl.col("day") == dt.date.fromisoformat(day)))
+    if card.is_empty():
+        return
+
+    def pct(v: float | None) -> str:
+        return "   -" if v is None else f"{v * 100:5.1f}%"
+
+    click.echo(f"\n  报送考核 department scorecard for {day} (formula: quality/scorecard.py)")
+    click.echo(f"  {'department':<12}{'received':>9}{'及时率':>8}{'完整率':>8}{'标识有效':>8}{'隔离率':>8}{'score':>7}  grade")
+    for r in card.sort("department").to_dicts():
+        score = "" if r["score"] is None else f"{r['score']:.1f}"
+        click.echo(f"  {r['department']:<12}{r['records_received']:>9,}{pct(r['timeliness_rate']):>10}"
+                   f"{pct(r['completeness_rate']):>10}{pct(r['valid_identifier_rate']):>10}"
+                   f"{pct(r['quarantine_rate']):>10}{score:>7}  {r['grade'] or ''}")
 
 
 @main.command()
@@ -225,11 +253,19 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     click.echo(f"[1/2] simulating a city of {enterprises:,} enterprises into {estate} ...")
     state = simulate_estate(estate, enterprises=enterprises, seed=seed)
     _summary(estate, state, time.perf_counter() - started)
-    click.echo("\n[2/2] the nightly pipeline: legacy databases and file drops into the bronze lake ...")
-    outcome = _run(estate / "sources.yaml", home, None, [])
+    click.echo("\n[2/2] the nightly pipeline: legacy databases and file drops into bronze, standardized into "
+               "silver, scored ...")
+    # the night after the simulated city's as-of day: its records are that day's submissions
+    outcome = _run(estate / "sources.yaml", home, state.as_of, [])
+    _print_scorecard(home, state.as_of)
     click.echo("\nWhat was produced:")
     click.echo(f"  {home / 'estate'}          the simulated departments (SQLite files, file drops, truth)")
     click.echo(f"  {home / 'lake' / 'bronze'}     one Delta table per source table: lake/bronze/<department>/<table>")
+    click.echo(f"  {home / 'lake' / 'silver'}     staging models stg_<department>__<table> and the canonical "
+               "int_enterprise_records, int_person_records, int_events")
+    click.echo(f"  {home / 'lake' / 'quarantine' / 'rows'}   rows silver could not use, with reasons")
+    click.echo(f"  {home / 'lake' / 'quality' / 'scorecard'}   the department scorecard (报送考核)")
+    click.echo(f"  {home / 'docs' / 'data_docs' / 'index.html'}   Great Expectations Data Docs of every silver table")
     click.echo("\nNext:")
     click.echo("  make dagster                       # the Dagster UI at http://127.0.0.1:3000 with this run")
     click.echo(f"  .venv/bin/qst simulate --out {estate} --advance-days 1 && .venv/bin/qst run --home {home}")

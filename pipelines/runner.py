@@ -14,7 +14,7 @@ import dagster as dg
 from connectors.config import SourcesConfig
 from pipelines.assemble import build_definitions
 from pipelines.bronze import daily_partitions, pool_name
-from pipelines.silver import unstaged_tables
+from pipelines.silver import BLOCKING_CHECKS, unstaged_tables
 
 INSTANCE_YAML = """\
 # Written by qst: the Dagster instance that `qst run` and `make dagster` share.
@@ -75,24 +75,11 @@ class RunOutcome:
         return self.success and not self.failed_checks
 
 
-def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = None,
-                 select: list[str] | None = None, log_level: str = "WARNING", retries: bool = True) -> RunOutcome:
-    """Materialize the nightly job (or the bronze assets whose key starts with one of ``select``, e.g.
-    ``tax`` or ``tax/filings``, and everything downstream of them) for a partition; failures of one asset
-    do not stop the others."""
-    defs = build_definitions(config, home=home, retries=retries)
-    job = defs.resolve_job_def("nightly")
-    partition = partition or last_complete_partition()
-    selection = None
-    if select:
-        wanted = [s.strip("/").split("/") for s in select]
-        keys = [spec.key for spec in defs.resolve_all_asset_specs() if spec.key.path[0] == "bronze"]
-        selection = [k for k in keys if any(k.path[1:1 + len(w)] == w for w in wanted)]
-        if not selection:
-            raise ValueError(f"--select {select} matches no bronze asset")
-        downstream = dg.AssetSelection.assets(*selection).downstream()
-        selection = sorted(downstream.resolve(defs.resolve_asset_graph()), key=lambda k: k.path)
-    instance = dagster_instance(home, config)
+LAYERS = ("bronze", "silver", "quality")
+
+
+def _execute(job, instance: dg.DagsterInstance, partition: str, selection: list[dg.AssetKey] | None,
+             log_level: str) -> tuple[str, bool, dict[str, AssetOutcome]]:
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False,
                                     asset_selection=selection, run_config=quiet)
@@ -101,7 +88,7 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
         key = event.asset_key.to_user_string() if event.asset_key else None
         if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and key:
             meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
-            outcomes[key] = AssetOutcome(key, "materialized", meta)
+            outcomes[key] = AssetOutcome(key, "materialized", meta, checks=outcomes.get(key, AssetOutcome(key, "")).checks)
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             k = evaluation.asset_key.to_user_string()
@@ -112,5 +99,49 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
             message = error.message.strip().splitlines()[-1] if error else "failed"
             k = step.replace("__", "/")
             outcomes[k] = AssetOutcome(k, "failed", error=message)
-    return RunOutcome(result.run_id, partition, result.success, sorted(outcomes.values(), key=lambda o: o.key),
+    return result.run_id, result.success, outcomes
+
+
+def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = None,
+                 select: list[str] | None = None, log_level: str = "WARNING", retries: bool = True,
+                 until: str = "quality") -> RunOutcome:
+    """Materialize the nightly job (or the bronze assets whose key starts with one of ``select``, e.g.
+    ``tax`` or ``tax/filings``, and everything downstream of them) for a partition, up to the layer
+    ``until`` (bronze | silver | quality); failures of one asset do not stop the others.
+
+    Dagster skips everything downstream of a failed step (an open Dagster issue, #15761), so one department
+    whose database is down would also hold back the canonical tables and the scorecard of every other
+    department. When bronze failed somewhere and no blocking check failed, a second pass therefore builds
+    the skipped canonical and quality assets from the staging models as they stand (the failed department's
+    from its last good night). A failed blocking check keeps blocking: that is what it is for.
+    """
+    if until not in LAYERS:
+        raise ValueError(f"until must be one of {', '.join(LAYERS)}, not {until!r}")
+    defs = build_definitions(config, home=home, retries=retries)
+    job = defs.resolve_job_def("nightly")
+    partition = partition or last_complete_partition()
+    graph = defs.resolve_asset_graph()
+    layers = LAYERS[:LAYERS.index(until) + 1]
+    planned = [k for k in graph.materializable_asset_keys if k.path[0] in layers]
+    if select:
+        wanted = [s.strip("/").split("/") for s in select]
+        roots = [k for k in planned if k.path[0] == "bronze" and any(k.path[1:1 + len(w)] == w for w in wanted)]
+        if not roots:
+            raise ValueError(f"--select {select} matches no bronze asset")
+        downstream = dg.AssetSelection.assets(*roots).downstream().resolve(graph)
+        planned = [k for k in planned if k in downstream]
+    planned = sorted(planned, key=lambda k: k.path)
+    instance = dagster_instance(home, config)
+    run_id, success, outcomes = _execute(job, instance, partition, planned, log_level)
+    skipped = [k for k in planned if k.to_user_string() not in outcomes]
+    bronze_failed = any(o.status == "failed" and o.key.startswith("bronze/") for o in outcomes.values())
+    blocked = any(not ok for o in outcomes.values() for name, ok in o.checks.items() if name in BLOCKING_CHECKS)
+    retry = [k for k in skipped if k.path[0] != "bronze" and not k.path[-1].startswith("stg_")]
+    if bronze_failed and retry and not blocked:
+        _, _, second = _execute(job, instance, partition, retry, log_level)
+        outcomes.update(second)
+        success = success and all(o.status != "failed" for o in second.values())
+    for k in planned:
+        outcomes.setdefault(k.to_user_string(), AssetOutcome(k.to_user_string(), "skipped"))
+    return RunOutcome(run_id, partition, success, sorted(outcomes.values(), key=lambda o: o.key),
                       unstaged=unstaged_tables(config))

@@ -11,7 +11,9 @@ own suite. A blocking check that fails stops everything downstream in that run â
 missing never feeds entity resolution.
 """
 
-from __future__ import annotations
+# no `from __future__ import annotations`: Dagster inspects the `context` annotation at definition time
+
+from pathlib import Path
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -26,6 +28,7 @@ SILVER_PREFIX = "silver"
 RECONCILE_CHECK = "rows_reconcile"
 HARD_CHECK = "expectations_hard"
 SOFT_CHECK = "expectations_soft"
+BLOCKING_CHECKS = frozenset({RECONCILE_CHECK, HARD_CHECK})
 
 
 def silver_asset_key(name: str) -> dg.AssetKey:
@@ -51,7 +54,15 @@ def _suite_checks(key: dg.AssetKey, what: str) -> list[dg.AssetCheckSpec]:
             dg.AssetCheckSpec(SOFT_CHECK, asset=key, description=f"soft expectations of {what}: a warning")]
 
 
-def _suite_results(key: dg.AssetKey, report) -> list[dg.AssetCheckResult]:
+def validations_folder(home: Path) -> Path:
+    """Where each silver table's last validation is kept for the Data Docs (quality.expectations.save_report)."""
+    return home / "docs" / "validations"
+
+
+def _suite_results(key: dg.AssetKey, report, home: Path) -> list[dg.AssetCheckResult]:
+    from quality.expectations import save_report
+
+    save_report(report, validations_folder(home))
     meta = report.to_metadata()
     return [dg.AssetCheckResult(asset_key=key, check_name=HARD_CHECK, passed=report.passed_hard,
                                 severity=dg.AssetCheckSeverity.ERROR, metadata={"report": dg.MetadataValue.json(meta)}),
@@ -93,8 +104,8 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
                                   severity=dg.AssetCheckSeverity.ERROR, description=rec.describe(),
                                   metadata={"bronze_live_rows": rec.bronze_live_rows, "silver_rows": rec.silver_rows,
                                             "quarantined_rows": rec.quarantined_rows})
-        sample, _ = silver.sample_silver(home, spec.name)
-        yield from _suite_results(key, validate(sample, suite_for_staging(spec)))
+        sample, total = silver.sample_silver(home, spec.name)
+        yield from _suite_results(key, validate(sample, suite_for_staging(spec), total_rows=total), home)
 
     return _build
 
@@ -118,8 +129,8 @@ def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefini
         report = silver.build_intermediate(home, table, specs)
         yield dg.MaterializeResult(metadata={"rows": report.rows, "by_source": dg.MetadataValue.json(report.by_source),
                                              "seconds": round(report.seconds, 3)})
-        sample, _ = silver.sample_silver(home, table)
-        yield from _suite_results(key, validate(sample, suite_for_intermediate(table)))
+        sample, total = silver.sample_silver(home, table)
+        yield from _suite_results(key, validate(sample, suite_for_intermediate(table), total_rows=total), home)
 
     return _build
 

@@ -22,6 +22,7 @@ definitions) should not pay.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import threading
@@ -468,3 +469,38 @@ def build_data_docs(reports: list[SuiteReport], folder: Path, *, run_name: str =
         context.validation_results_store.set(key, report.gx_result)
     context.build_data_docs(site_names=["local"])
     return folder / "index.html"
+
+
+# ---- keeping the last result of each suite (for the Data Docs of a run) --------------------------------
+def save_report(report: SuiteReport, folder: Path) -> Path:
+    """Keep ``report`` as ``<folder>/<suite>.json`` (its summary and GX's own result): each asset validates
+    its table once, in its own check, and the run's Data Docs are built from these files afterwards, so
+    nothing is validated twice."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{report.suite.name}.json"
+    data = {"summary": report.to_metadata(), "gx_result": report.gx_result.to_json_dict()}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return path
+
+
+def load_reports(folder: Path, suites: Mapping[str, Suite]) -> list[SuiteReport]:
+    """The reports :func:`save_report` kept for ``suites`` (by name); a suite never validated is skipped."""
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
+
+    reports = []
+    for name, suite in suites.items():
+        path = Path(folder) / f"{name}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        summary = data["summary"]
+        results = [RuleResult(rule, bool(summary["rules"].get(rule.name, {}).get("success", False)),
+                              {k: v for k, v in summary["rules"].get(rule.name, {}).items()
+                               if k not in ("severity", "success")}) for rule in suite.rules]
+        reports.append(SuiteReport(suite, summary["rows"], summary["sampled"], summary["validated_rows"], results,
+                                   dt.datetime.fromisoformat(summary["validated_at"]),
+                                   ExpectationSuiteValidationResultSchema().load(data["gx_result"])))
+    return reports

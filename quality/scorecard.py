@@ -486,6 +486,22 @@ def department_summary(frame: pl.DataFrame) -> pl.DataFrame:
     return _with_rates(grouped)
 
 
+#: How many days before the night's own day are scored again each night: a day's figures change while late
+#: rows still arrive, and the loader's look-back (3 days by default) is how long they can.
+RESCORE_DAYS = 3
+
+
+def nightly_scorecard(home: Path, config: SourcesConfig, specs: dict[str, StagingSpec], day: dt.date, *,
+                      rescore_days: int = RESCORE_DAYS, grace: dt.timedelta = DEFAULT_GRACE) -> pl.DataFrame:
+    """What a night writes: the scorecards of ``day`` and the ``rescore_days`` days before it, each with its
+    department totals."""
+    frames = []
+    for back in range(rescore_days, -1, -1):
+        card = scorecard(home, config, specs, day - dt.timedelta(days=back), grace=grace)
+        frames += [card, department_summary(card)]
+    return pl.concat(frames, how="vertical_relaxed")
+
+
 # --------------------------------------------------------------------------------------------------
 # Storage
 # --------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from connectors import bronze
 from connectors.config import load_sources
 from connectors.readers import open_table
+from models.silver import read_silver
 from pipelines.assemble import build_definitions
 from pipelines.runner import run_pipeline
 from simulator import estate as est
@@ -65,7 +66,12 @@ def test_nightly_run_loads_every_table_and_checks_pass(sqlite_estate):
     outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-11-01")
     assert outcome.ok, (outcome.failed_checks, [a.error for a in outcome.assets if a.error])
     statuses = {a.key: a.status for a in outcome.assets}
-    assert len(statuses) == 15 and set(statuses.values()) == {"materialized"}
+    assert set(statuses.values()) == {"materialized"}
+    layers = [k.split("/")[0] for k in statuses]
+    # 15 bronze tables and drops; their 15 staging models and 3 canonical tables; the scorecard and Data Docs
+    assert (layers.count("bronze"), layers.count("silver"), layers.count("quality")) == (15, 18, 2)
+    assert all(checks for k, checks in ((a.key, a.checks) for a in outcome.assets) if k.startswith("silver/"))
+    assert (home / "docs" / "data_docs" / "index.html").exists()
     assert assert_bronze_equals_source(out / "sources.yaml", home) == 13
     roster = bronze_live(home, "streets", "street_rosters_csv")
     assert {"姓名", "身份证号", "_qst_file", "_qst_line"} <= set(roster.columns)
@@ -74,10 +80,10 @@ def test_nightly_run_loads_every_table_and_checks_pass(sqlite_estate):
 def test_incremental_nights_follow_the_source_exactly(sqlite_estate):
     out, home = sqlite_estate
     config = load_sources(out / "sources.yaml")
-    run_pipeline(config, home, partition="2026-11-01")
+    run_pipeline(config, home, partition="2026-11-01", until="bronze")
     for night in ("2026-11-02", "2026-11-03"):
         est.advance(out, 1)
-        outcome = run_pipeline(config, home, partition=night)
+        outcome = run_pipeline(config, home, partition=night, until="bronze")
         assert outcome.ok, outcome.failed_checks
         assert_bronze_equals_source(out / "sources.yaml", home)
     by_key = {a.key: a.metadata for a in outcome.assets}
@@ -99,8 +105,10 @@ def test_rerunning_a_night_is_idempotent(sqlite_estate):
     run_pipeline(config, home, partition="2026-11-01")
     before = {d: bronze.table_info(bronze.bronze_path(home, d, a))["rows"] for d, a in
               [("samr", "registrations"), ("tax", "filings")]}
+    canonical_before = read_silver(home, "int_enterprise_records").sort("record_id")
     again = run_pipeline(config, home, partition="2026-11-01")
     assert again.ok
+    assert read_silver(home, "int_enterprise_records").sort("record_id").equals(canonical_before)
     for a in again.assets:
         if "rows_inserted" in a.metadata:
             assert a.metadata["rows_inserted"] == 0 and a.metadata["rows_updated"] == 0, a.key
@@ -112,13 +120,13 @@ def test_rerunning_a_night_is_idempotent(sqlite_estate):
 def test_schema_drift_added_column_is_loaded_and_recorded(sqlite_estate):
     out, home = sqlite_estate
     config = load_sources(out / "sources.yaml")
-    run_pipeline(config, home, partition="2026-11-01")
+    run_pipeline(config, home, partition="2026-11-01", until="bronze")
     engine = sa.create_engine(f"sqlite:///{out / 'env.sqlite'}")
     with engine.begin() as conn:
         conn.execute(sa.text('ALTER TABLE "HB_XZCF" ADD COLUMN "整改情况" VARCHAR(40)'))
         conn.execute(sa.text('UPDATE "HB_XZCF" SET "整改情况" = \'已整改\', "更新时间" = \'2026-11-01 08:00:00\''))
     engine.dispose()
-    outcome = run_pipeline(config, home, partition="2026-11-02", select=["env"])
+    outcome = run_pipeline(config, home, partition="2026-11-02", select=["env"], until="bronze")
     assert outcome.ok
     meta = {a.key: a.metadata for a in outcome.assets}["bronze/env/penalties"]
     assert any(d["column"] == "整改情况" and d["change"] == "added" for d in meta["schema_drift"])
@@ -137,8 +145,17 @@ def test_one_department_down_does_not_stop_the_others(tmp_path, pg_url, monkeypa
     tax = [a for k, a in by_key.items() if k.startswith("bronze/tax/")]
     assert tax and all(a.status == "failed" for a in tax)
     assert all("tax" in a.error and "Leak3dPassw0rd" not in a.error for a in tax)
-    others = [a for k, a in by_key.items() if not k.startswith("bronze/tax/")]
+    others = [a for k, a in by_key.items() if k.startswith("bronze/") and not k.startswith("bronze/tax/")]
     assert len(others) == 11 and all(a.status == "materialized" for a in others)
+    # silver: the tax staging models wait for their bronze; every other department's are built, and so are the
+    # canonical tables and the scorecard (a second pass: Dagster would skip them with tax's failure)
+    assert all(by_key[f"silver/stg_tax__{t}"].status == "skipped"
+               for t in ("taxpayers", "filings", "credit_ratings", "arrears"))
+    assert by_key["silver/stg_samr__registrations"].status == "materialized"
+    for key in ("silver/int_enterprise_records", "silver/int_events", "quality/department_scorecard"):
+        assert by_key[key].status == "materialized", key
+    sources = set(read_silver(home, "int_enterprise_records", ["source_department"])["source_department"])
+    assert "samr" in sources and "tax" not in sources
     # nothing Dagster recorded about the run carries the secret
     instance = dg.DagsterInstance.from_config(str(home / ".dagster"))
     records = instance.all_logs(outcome.run_id)
@@ -177,7 +194,7 @@ def test_new_file_drops_are_sensed_and_loaded_once(sqlite_estate):
         first = list(sensor(ctx) or [])
     assert {tuple(r.asset_selection[0].path) for r in first} == {
         ("bronze", "streets", "street_rosters_csv"), ("bronze", "streets", "street_rosters_excel")}
-    run_pipeline(config, home, partition="2026-11-01", select=["streets"])
+    run_pipeline(config, home, partition="2026-11-01", select=["streets"], until="bronze")
     with dg.build_sensor_context(resources={"lake": defs.resources["lake"]}) as ctx:
         assert list(sensor(ctx) or []) == []
     folder = out / "drops" / "streets"
@@ -187,7 +204,8 @@ def test_new_file_drops_are_sensed_and_loaded_once(sqlite_estate):
     with dg.build_sensor_context(resources={"lake": defs.resources["lake"]}) as ctx:
         again = list(sensor(ctx) or [])
     assert len(again) == 1
-    outcome = run_pipeline(config, home, partition="2026-11-02", select=["streets/street_rosters_csv"])
+    outcome = run_pipeline(config, home, partition="2026-11-02", select=["streets/street_rosters_csv"],
+                           until="bronze")
     meta = outcome.assets[0].metadata
     assert meta["files_loaded"] == 1 and meta["files_quarantined"] == 1
     assert "440306_宝安区_broken.csv" in str(meta["quarantined"])
