@@ -155,7 +155,10 @@ def run(config_path: Path | None, home: Path, partition: str | None, select: tup
 
 
 def _checks(a) -> str:
-    return ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in a.checks.items())
+    from pipelines.silver import WARNING_CHECKS
+
+    return ", ".join(f"{k} {'ok' if v else ('WARN' if k in WARNING_CHECKS else 'FAILED')}"
+                     for k, v in a.checks.items())
 
 
 def _run(config_path: Path | None, home: Path, partition: str | None, select: list[str], retries: bool = True,
@@ -207,8 +210,10 @@ def _run(config_path: Path | None, home: Path, partition: str | None, select: li
     for table in outcome.unstaged:
         click.echo(f"  note: bronze/{table} has no staging spec (models/staging/specs): it is not in silver")
     failed = [a.key for a in outcome.assets if a.status == "failed"]
+    if outcome.warnings:
+        click.echo(f"warnings (soft expectations, see the Data Docs): {', '.join(outcome.warnings)}")
     if outcome.ok:
-        click.echo("all assets succeeded and every check passed")
+        click.echo("all assets succeeded and every blocking check passed")
     else:
         click.echo(f"FAILED assets: {', '.join(failed) or 'none'}; failed checks: "
                    f"{', '.join(outcome.failed_checks) or 'none'}")

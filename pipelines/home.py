@@ -1,6 +1,8 @@
 """Where Quanshitong keeps its data and finds its ``sources.yaml``.
 
 * ``QST_HOME`` -- the data folder (default ``./data``, relative to the current directory).
+* ``QST_STAGING_SPECS`` -- a folder of staging specs (``stg_<department>__<asset>.yaml``) to use instead of
+  the shipped ``models/staging/specs`` (a deployment keeps its own beside its ``sources.yaml``).
 * ``QST_SOURCES`` -- the ``sources.yaml`` to load.  When unset: ``<home>/estate/sources.yaml`` if that
   file exists (the estate the simulator wrote), else the example ``sources.yaml`` at the repository root.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "quanshitong_home", "sources_path"]
+__all__ = ["REPO_ROOT", "quanshitong_home", "sources_path", "staging_specs_folder"]
 
 #: The repository root: the parent of the ``pipelines`` package.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -35,3 +37,8 @@ def sources_path() -> Path:
     if estate.is_file():
         return estate
     return REPO_ROOT / "sources.yaml"
+
+
+def staging_specs_folder() -> Path | None:
+    """``$QST_STAGING_SPECS``, or None for the shipped ``models/staging/specs``."""
+    return _env_path("QST_STAGING_SPECS")

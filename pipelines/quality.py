@@ -17,6 +17,7 @@ from connectors.config import SourcesConfig
 from models import canonical
 from models.staging.spec import StagingSpec, load_specs
 from pipelines.bronze import bronze_asset_key, daily_partitions
+from pipelines.home import staging_specs_folder
 from pipelines.resources import LakeResource
 from pipelines.silver import configured_specs, silver_asset_key, unstaged_tables, validations_folder
 
@@ -82,7 +83,7 @@ def _data_docs_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
 
 
 def quality_assets(config: SourcesConfig, specs: dict[str, StagingSpec] | None = None) -> list[dg.AssetsDefinition]:
-    specs = load_specs() if specs is None else specs
+    specs = load_specs(staging_specs_folder()) if specs is None else specs
     if not configured_specs(config, specs):
         return []
     return [_scorecard_asset(config, specs), _data_docs_asset(config, specs)]

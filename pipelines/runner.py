@@ -14,7 +14,7 @@ import dagster as dg
 from connectors.config import SourcesConfig
 from pipelines.assemble import build_definitions
 from pipelines.bronze import daily_partitions, pool_name
-from pipelines.silver import BLOCKING_CHECKS, unstaged_tables
+from pipelines.silver import BLOCKING_CHECKS, WARNING_CHECKS, unstaged_tables
 
 INSTANCE_YAML = """\
 # Written by qst: the Dagster instance that `qst run` and `make dagster` share.
@@ -67,7 +67,15 @@ class RunOutcome:
 
     @property
     def failed_checks(self) -> list[str]:
-        return [f"{a.key}:{name}" for a in self.assets for name, ok in a.checks.items() if not ok]
+        """Checks that failed, warnings (soft expectations) not included."""
+        return [f"{a.key}:{name}" for a in self.assets for name, ok in a.checks.items()
+                if not ok and name not in WARNING_CHECKS]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Soft checks that failed: reported, never a failed run."""
+        return [f"{a.key}:{name}" for a in self.assets for name, ok in a.checks.items()
+                if not ok and name in WARNING_CHECKS]
 
     @property
     def ok(self) -> bool:

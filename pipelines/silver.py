@@ -22,6 +22,7 @@ from connectors.config import SourcesConfig
 from models import canonical, silver
 from models.staging.spec import StagingSpec, load_specs
 from pipelines.bronze import bronze_asset_key, daily_partitions
+from pipelines.home import staging_specs_folder
 from pipelines.resources import LakeResource
 
 SILVER_PREFIX = "silver"
@@ -29,6 +30,7 @@ RECONCILE_CHECK = "rows_reconcile"
 HARD_CHECK = "expectations_hard"
 SOFT_CHECK = "expectations_soft"
 BLOCKING_CHECKS = frozenset({RECONCILE_CHECK, HARD_CHECK})
+WARNING_CHECKS = frozenset({SOFT_CHECK})
 
 
 def silver_asset_key(name: str) -> dg.AssetKey:
@@ -38,13 +40,13 @@ def silver_asset_key(name: str) -> dg.AssetKey:
 def configured_specs(config: SourcesConfig, specs: dict[str, StagingSpec] | None = None) -> list[StagingSpec]:
     """The staging specs whose bronze table the configuration defines (a bronze table without a spec has
     no silver model yet: :func:`unstaged_tables` names them)."""
-    specs = load_specs() if specs is None else specs
+    specs = load_specs(staging_specs_folder()) if specs is None else specs
     infos = silver.source_infos(config)
     return [specs[s] for s in infos if s in specs]
 
 
 def unstaged_tables(config: SourcesConfig, specs: dict[str, StagingSpec] | None = None) -> list[str]:
-    specs = load_specs() if specs is None else specs
+    specs = load_specs(staging_specs_folder()) if specs is None else specs
     return [s for s in silver.source_infos(config) if s not in specs]
 
 

@@ -43,7 +43,7 @@ from models.canonical import (
     PERSON_FIELDS,
     SCHEMAS,
 )
-from models.staging.spec import IDENTIFIER_KINDS, STATUS_KINDS, StagingSpec, load_specs
+from models.staging.spec import IDENTIFIER_KINDS, STATUS_KINDS, ExpectationSpec, StagingSpec, load_specs
 from models.staging.stage import LINEAGE
 from models.standardize import DATE_STATUSES, PHONE_KINDS, STATUSES, TIN_KINDS
 from models.standardize.dates import PLAUSIBLE_RANGE
@@ -153,6 +153,24 @@ def _valid_rate(column: str) -> Rule:
                 "check digit")
 
 
+_DECLARED = {"not_null": "ExpectColumnValuesToNotBeNull", "unique": "ExpectColumnValuesToBeUnique",
+             "in_set": "ExpectColumnValuesToBeInSet", "between": "ExpectColumnValuesToBeBetween"}
+
+
+def _declared(x: ExpectationSpec) -> Rule:
+    """A rule a spec declares for its own table (``expectations:`` of the spec)."""
+    kwargs: dict[str, Any] = {"column": x.column}
+    if x.mostly is not None:
+        kwargs["mostly"] = x.mostly
+    if x.values is not None:
+        kwargs["value_set"] = list(x.values)
+    for bound, value in (("min_value", x.min), ("max_value", x.max)):
+        if value is not None:
+            kwargs[bound] = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return Rule(f"{x.column}_{x.rule}_declared", x.severity, _DECLARED[x.rule], kwargs,
+                x.why or f"declared by the staging spec: {x.rule} on {x.column}")
+
+
 def _mapped(column: str) -> Rule:
     return Rule(f"{column}_mapped", "soft", "ExpectColumnValuesToBeInSet",
                 {"column": f"{column}_unmapped", "value_set": [False], "mostly": MAPPED_MOSTLY},
@@ -203,6 +221,8 @@ def suite_for_staging(spec: StagingSpec) -> Suite:
             soft.append(_mapped(name))
         if col.kind in DATED_KINDS:
             soft.append(_plausible(name))
+    for declared in spec.expectations:
+        (hard if declared.severity == "hard" else soft).append(_declared(declared))
     return Suite(spec.name, hard + soft)
 
 

@@ -244,3 +244,34 @@ def test_spec_file_must_be_named_after_its_model(tmp_path):
     write(tmp_path, "registrations.yaml", (SPEC_DIR / "stg_samr__registrations.yaml").read_text(encoding="utf-8"))
     with pytest.raises(ConfigError, match=r"must be named stg_samr__registrations\.yaml"):
         load_specs(tmp_path)
+
+
+def test_declared_expectations_are_checked(tmp_path):
+    path = write(tmp_path, "x.yaml", """\
+source: samr/registrations
+grain: test
+columns:
+  name: {from: QYMC, as: enterprise_name}
+quarantine: [{reason: no_name, all_missing: [name]}]
+expectations:
+  - {rule: in_set, column: name}
+  - {rule: not_null, column: uscc}
+  - {rule: between, column: name, values: [a]}
+""")
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    text = str(err.value)
+    assert "'values' goes with rule 'in_set'" in text
+    assert "expectations[1].column: 'uscc' is not a staging column" in text
+
+
+def test_declared_expectations_join_the_suite():
+    from quality.expectations import suite_for_staging
+
+    s = spec(expectations=[{"rule": "in_set", "column": "status", "values": ["active"], "severity": "soft"},
+                           {"rule": "not_null", "column": "uscc"}])
+    suite = suite_for_staging(s)
+    declared = {r.name: r for r in suite.rules if r.name.endswith("_declared")}
+    assert declared["status_in_set_declared"].severity == "soft"
+    assert declared["status_in_set_declared"].kwargs["value_set"] == ["active"]
+    assert declared["uscc_not_null_declared"].severity == "hard"

@@ -21,6 +21,8 @@ Errors name the file, line and key (the same reporting as ``sources.yaml``).
     quarantine:
       - {reason: no_name_no_identifier, all_missing: [name, uscc, regno]}
     mandatory: [name, uscc, founded_on]  # what the department must fill (the scorecard's completeness)
+    expectations:                       # this table's own rules, beside those of every kind
+      - {rule: not_null, column: uscc, severity: hard, why: every registration since 2015 has a USCC}
 
 Kinds (``as``) and the staging columns each produces for a canonical name ``X`` (the main value in ``X``):
 
@@ -59,6 +61,10 @@ that has no name and no identifier on a row is not emitted for that row.
 
 Events (``events``) put a row on the canonical timeline: ``type``, the ``subject`` role, and the staging
 columns for ``date`` (required), ``end_date``, ``amount``, ``category``, ``reference``, ``status``.
+
+Expectations (``expectations``): ``rule`` one of ``not_null``, ``unique``, ``in_set`` (with ``values``),
+``between`` (with ``min`` and/or ``max``); ``column``; ``severity`` ``hard`` (default: a failure blocks
+downstream assets) or ``soft`` (a warning); ``mostly`` (the share of rows that must comply); ``why``.
 
 Quarantine rules: a row matching any rule leaves silver for the quarantine table with the rule's
 ``reason`` (all the reasons that apply). ``all_missing: [cols]`` — every listed column is null;
@@ -181,6 +187,30 @@ class QuarantineRule(_Model):
         return list(self.all_missing or []) + [c for c in (self.invalid, self.missing) if c]
 
 
+class ExpectationSpec(_Model):
+    """A rule of this table's own, beside those every table gets from its kinds (quality/expectations.py):
+    what a department's data must hold for downstream to trust it (``hard`` blocks downstream assets) or
+    should hold (``soft`` warns)."""
+    rule: Literal["not_null", "unique", "in_set", "between"]
+    column: str
+    severity: Literal["hard", "soft"] = "hard"
+    mostly: float | None = Field(None, gt=0, le=1)
+    values: list[str] | None = None
+    min: float | str | None = None
+    max: float | str | None = None
+    why: str | None = None
+
+    @model_validator(mode="after")
+    def _arguments(self) -> ExpectationSpec:
+        if (self.rule == "in_set") != (self.values is not None):
+            raise ValueError("'values' goes with rule 'in_set' and is required there")
+        if self.rule == "between" and self.min is None and self.max is None:
+            raise ValueError("rule 'between' needs 'min', 'max' or both")
+        if self.rule != "between" and (self.min is not None or self.max is not None):
+            raise ValueError("'min' and 'max' go with rule 'between' only")
+        return self
+
+
 class StagingSpec(_Model):
     source: str
     grain: str
@@ -191,6 +221,7 @@ class StagingSpec(_Model):
     events: list[EventSpec] = []
     quarantine: list[QuarantineRule] = []
     mandatory: list[str] = []
+    expectations: list[ExpectationSpec] = []
 
     @field_validator("source")
     @classmethod
@@ -244,6 +275,8 @@ class StagingSpec(_Model):
                 problems.append(f"quarantine[{i}].invalid: {r.invalid!r} has no status (kind without one)")
         for col in self.mandatory:
             need(col, "mandatory")
+        for i, x in enumerate(self.expectations):
+            need(x.column, f"expectations[{i}].column")
         if problems:
             raise ValueError("; ".join(problems))
         return self
