@@ -255,14 +255,17 @@ columns:
 quarantine: [{reason: no_name, all_missing: [name]}]
 expectations:
   - {rule: in_set, column: name}
-  - {rule: not_null, column: uscc}
   - {rule: between, column: name, values: [a]}
 """)
     with pytest.raises(ConfigError) as err:
         load_spec(path)
     text = str(err.value)
-    assert "'values' goes with rule 'in_set'" in text
-    assert "expectations[1].column: 'uscc' is not a staging column" in text
+    assert f"{path}:7:5: expectations[0]: 'values' goes with rule 'in_set'" in text
+    assert f"{path}:8:5: expectations[1]: 'values' goes with rule 'in_set'" in text
+    path.write_text(path.read_text(encoding="utf-8").split("expectations:")[0]
+                    + "expectations: [{rule: not_null, column: uscc}]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"expectations\[0\]\.column: 'uscc' is not a staging column"):
+        load_spec(path)
 
 
 def test_declared_expectations_join_the_suite():
