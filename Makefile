@@ -1,5 +1,5 @@
 # The two commands of the README:  `make demo`  and  `make test`.
-.PHONY: setup demo test lint bench bench-bronze dagster clean
+.PHONY: setup demo test lint bench bench-bronze bench-silver dagster clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -20,6 +20,9 @@ bench:
 bench-bronze:
 	@bash scripts/bootstrap.sh --group bench
 	.venv/bin/python bench/bench_bronze_vs_dlt.py
+
+bench-silver: setup
+	.venv/bin/python bench/bench_silver.py
 
 # The Dagster UI on the instance `qst run` writes to (data/.dagster), so its runs show up.
 dagster: setup

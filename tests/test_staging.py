@@ -278,3 +278,17 @@ def test_declared_expectations_join_the_suite():
     assert declared["status_in_set_declared"].severity == "soft"
     assert declared["status_in_set_declared"].kwargs["value_set"] == ["active"]
     assert declared["uscc_not_null_declared"].severity == "hard"
+
+
+def test_standardizing_repeated_values_once_gives_the_same_rows(monkeypatch):
+    """Batches of 2,000 rows and more standardize each distinct value of a repeating column once and join
+    the result back; the rows must be exactly those of the row-by-row path."""
+    import models.staging.stage as engine
+
+    base = bronze_frame()
+    frame = pl.concat([base.with_columns(ZTID=pl.col("ZTID") + str(i)) for i in range(600)])  # 3,000 rows
+    fast = stage(frame, spec(), INFO)
+    monkeypatch.setattr(engine, "_DEDUPE_MIN_ROWS", 10**9)
+    slow = stage(frame, spec(), INFO)
+    assert fast.rows.height == 1_800 and fast.rows.equals(slow.rows)
+    assert fast.quarantined.equals(slow.quarantined)

@@ -139,7 +139,11 @@ def _kind_expr(col: ColumnSpec, raw: pl.Expr, dtype: pl.DataType, info: SourceIn
         case "text":
             return nullify(raw)
         case "timestamp":
-            return raw.cast(pl.Datetime("us", "UTC"))
+            if isinstance(dtype, pl.Datetime):
+                return raw.cast(pl.Datetime("us", "UTC")) if dtype.time_zone else \
+                    raw.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+            # a stamp the source kept as text (a loosely typed SQLite column): read like a datetime
+            return _kind_expr(col.model_copy(update={"kind": "datetime"}), raw, dtype, info, code).struct.field("value")
         case "key_kind":
             return key_kind(raw)
         case "enterprise_name":  # the name standardizers keep what they are given: markers go first
@@ -256,6 +260,21 @@ def _unreadable_at_source(frame: pl.DataFrame, spec: StagingSpec, names: list[st
     return frame.with_columns(fixes) if fixes else frame
 
 
+#: Kinds too cheap to be worth de-duplicating.
+_CHEAP = frozenset({"text", "timestamp"})
+#: Below this many rows a batch is standardized as it is (a join costs more than it saves).
+_DEDUPE_MIN_ROWS = 2_000
+
+
+def _distinct_counts(frame: pl.DataFrame, inputs: list[list[str]]) -> dict[str, int]:
+    """Distinct input values per canonical column (its raw column, and its code column if any)."""
+    if frame.height < _DEDUPE_MIN_ROWS or not inputs:
+        return {}
+    exprs = [pl.struct(keys).n_unique().alias(keys[0].removeprefix("__raw_")) if len(keys) > 1
+             else pl.col(keys[0]).n_unique().alias(keys[0].removeprefix("__raw_")) for keys in inputs]
+    return frame.select(exprs).row(0, named=True)
+
+
 @dataclass
 class Staged:
     rows: pl.DataFrame         # the staging model's rows (lineage + canonical columns)
@@ -271,19 +290,37 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
         source_department=pl.lit(info.department), source_table=pl.lit(info.table),
         source_asset=pl.lit(info.asset), source_pk=source_pk(info))
     for level in _levels(spec):
-        temps: list[pl.Expr] = []
-        unpack: list[pl.Expr] = []
+        # the raw inputs of this level first (conditioned by only_if), so that repeats can be found
+        inputs: dict[str, list[str]] = {}
+        raws: list[pl.Expr] = []
         for name in level:
             col = spec.columns[name]
             raw = pl.col(col.source)
             cond = _condition(col.only_if)
             if cond is not None:
                 raw = pl.when(cond).then(raw)
-            code = pl.col(col.code_column) if col.code_column else None
+            inputs[name] = [f"__raw_{name}"] + ([f"__rawcode_{name}"] if col.code_column else [])
+            raws.append(raw.alias(f"__raw_{name}"))
+            if col.code_column:
+                raws.append(pl.col(col.code_column).alias(f"__rawcode_{name}"))
+        frame = frame.with_columns(raws)
+        distinct = _distinct_counts(frame, [inputs[name] for name in level if spec.columns[name].kind not in _CHEAP])
+        temps: list[pl.Expr] = []
+        unpack: list[pl.Expr] = []
+        for name in level:
+            col = spec.columns[name]
             tmp = f"__stg_{name}"
-            temps.append(_kind_expr(col, raw, schema[col.source], info, code).alias(tmp))
-            if col.kind == "code":
-                temps.append(nullify(raw).alias(f"{tmp}_source"))
+            keys = inputs[name]
+            code = pl.col(keys[1]) if col.code_column else None
+            expr = _kind_expr(col, pl.col(keys[0]), schema[col.source], info, code).alias(tmp)
+            extra = [nullify(pl.col(keys[0])).alias(f"{tmp}_source")] if col.kind == "code" else []
+            if distinct.get(name, frame.height) * 2 <= frame.height and frame.height >= _DEDUPE_MIN_ROWS:
+                # a column that repeats (a month, a date, a code, an employer's USCC on each monthly row):
+                # standardized once per distinct value and joined back
+                values = frame.select(keys).unique().with_columns(expr, *extra)
+                frame = frame.join(values, on=keys, how="left", nulls_equal=True, maintain_order="left")
+            else:
+                temps += [expr, *extra]
             unpack += _unpack(name, col, tmp)
         frame = frame.with_columns(temps).with_columns(unpack)
         frame = _unreadable_at_source(frame, spec, level)
