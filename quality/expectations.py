@@ -80,8 +80,6 @@ VALIDITY_MOSTLY = 0.8       # at least 80% of the identifiers written in full ar
 MAPPED_MOSTLY = 0.99        # at most 1% of codes the crosswalk does not know
 PLAUSIBLE_MOSTLY = 0.99     # at most 1% of dates outside the plausible range
 EARLIEST_DATE = dt.datetime(1949, 10, 1)  # the founding of the PRC: no record of this estate predates it
-#: Canonical date columns that are deadlines, legitimately in the future (公示期限 runs for years).
-DEADLINE_COLUMNS = frozenset({"publicity_until"})
 TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -177,10 +175,10 @@ def _mapped(column: str) -> Rule:
                 f"at most {1 - MAPPED_MOSTLY:.0%} of {column} codes are missing from the crosswalk")
 
 
-def _plausible(column: str) -> Rule:
+def _plausible(column: str, future: bool = False) -> Rule:
     """A recorded fact is not dated in the future (tomorrow allows for time zones); a deadline may be, up to
     the date parser's own plausible range."""
-    if column in DEADLINE_COLUMNS:
+    if future:
         latest, until = dt.datetime.combine(PLAUSIBLE_RANGE[1], dt.time()), str(PLAUSIBLE_RANGE[1])
     else:
         tomorrow = dt.datetime.now(TIMEZONE).date() + dt.timedelta(days=1)
@@ -220,7 +218,7 @@ def suite_for_staging(spec: StagingSpec) -> Suite:
         if col.kind == "code":
             soft.append(_mapped(name))
         if col.kind in DATED_KINDS:
-            soft.append(_plausible(name))
+            soft.append(_plausible(name, future=col.future))
     for declared in spec.expectations:
         (hard if declared.severity == "hard" else soft).append(_declared(declared))
     return Suite(spec.name, hard + soft)

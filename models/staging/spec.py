@@ -51,6 +51,8 @@ Kinds (``as``) and the staging columns each produces for a canonical name ``X`` 
 
 ``only_if: {COLUMN: [values]}`` applies the kind only where an earlier staging column has one of the values
 (elsewhere the result is missing) — e.g. a 证件号 column read as a USCC only where ``key_kind`` says so.
+``future: true`` marks a date column that may lie in the future (a deadline such as 公示期限): its
+plausibility check allows dates up to the parser's range instead of tomorrow.
 
 Mentions (``enterprises``, ``persons``) map staging columns to the canonical intermediate tables by name: a
 mention with ``prefix: legal_rep_`` reads ``legal_rep_name``, ``legal_rep_id_number`` ... (the fields of
@@ -129,6 +131,7 @@ class ColumnSpec(_Model):
     crosswalk: str | None = None
     code_column: str | None = None
     only_if: dict[str, list[str]] | None = None
+    future: bool = False  # a date that may lie in the future: a deadline (公示期限), not a recorded fact
 
     @model_validator(mode="after")
     def _options(self) -> ColumnSpec:
