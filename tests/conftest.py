@@ -1,17 +1,33 @@
-"""Shared fixtures: real PostgreSQL and MariaDB servers, each test in its own fresh database.
+"""Shared fixtures: real PostgreSQL and MariaDB servers, each test in its own fresh database; simulated
+estates, each simulated once per session.
 
 Locally, a server that does not answer makes its tests skip with the reason; under CI (CI=true) it
 makes them fail, so the database tests can never silently stop running.
+
+A module that reads a simulated estate asks ``simulated_estate`` for one of the size and seed its
+assertions were written for, and reads its SQLite tables with :func:`estate_frame` (a Polars frame) or
+:func:`estate_column` (``from conftest import estate_frame``)::
+
+    @pytest.fixture(scope="module")
+    def estate(simulated_estate) -> Path:
+        return simulated_estate(enterprises=5000, seed=5)
+
+An estate is shared by every module that asks for the same arguments: tests only read it.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
+import polars as pl
 import pytest
 import sqlalchemy as sa
+
+from simulator.estate import simulate
 
 PG_ADMIN_URL = os.environ.get("QST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_ADMIN_URL = os.environ.get("QST_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -55,3 +71,44 @@ def pg_url() -> Iterator[str]:
 def mariadb_url() -> Iterator[str]:
     """A SQLAlchemy URL to a new, empty MariaDB database, dropped afterwards."""
     yield from _fresh_database(MARIADB_ADMIN_URL, "MariaDB at 127.0.0.1:3306")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# simulated estates
+# ------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def simulated_estate(tmp_path_factory) -> Callable[..., Path]:
+    """``simulated_estate(enterprises=N, seed=S, only=None)``: the folder of an estate simulated with these
+    arguments (``simulator.estate.simulate``), built the first time it is asked for in the session (per
+    xdist worker) and the same folder afterwards. Read it, never change it."""
+    built: dict[tuple, Path] = {}
+
+    def estate(*, enterprises: int, seed: int, only: Sequence[str] | None = None) -> Path:
+        key = (enterprises, seed, None if only is None else tuple(only))
+        if key not in built:
+            out = tmp_path_factory.mktemp(f"estate_{enterprises}_seed{seed}{'' if only is None else '_only'}")
+            simulate(out, enterprises=enterprises, seed=seed, only=None if only is None else list(only))
+            built[key] = out
+        return built[key]
+
+    return estate
+
+
+def estate_rows(estate: Path, department: str, sql: str) -> list[tuple]:
+    """The rows of ``sql`` on a department's SQLite file of a simulated estate."""
+    con = sqlite3.connect(estate / f"{department}.sqlite")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def estate_frame(estate: Path, department: str, sql: str, columns: Sequence[str]) -> pl.DataFrame:
+    """The rows of ``sql`` on a department's SQLite file as a Polars frame of text columns named ``columns``."""
+    return pl.DataFrame(estate_rows(estate, department, sql), schema=dict.fromkeys(columns, pl.Utf8),
+                        orient="row")
+
+
+def estate_column(estate: Path, department: str, table: str, column: str) -> list:
+    """Every value of one column of a department's table, as SQLite gives it (text, integer, NULL)."""
+    return [r[0] for r in estate_rows(estate, department, f'SELECT "{column}" FROM "{table}"')]

@@ -3,16 +3,16 @@ simulator emits is covered (on vocab.py and on a simulated estate), and the mapp
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import estate_frame
 
 from models.standardize import codes
 from models.standardize.codes import CANONICAL, TARGETS, crosswalk, crosswalk_names, map_code
 from simulator import vocab
-from simulator.estate import load_truth, simulate
+from simulator.estate import load_truth
 
 # (crosswalk, department, table, column) for every coded column of the simulated estate
 CODED_COLUMNS = [
@@ -144,24 +144,13 @@ def test_industry_codes_must_match_their_section(tmp_path, monkeypatch):
 # a simulated estate: every distinct value maps, and maps to what the truth says
 # ------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def estate(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("crosswalk_estate")
-    simulate(out, enterprises=5000, seed=5)
-    return out
-
-
-def _query(db: Path, sql: str, columns: list[str]) -> pl.DataFrame:
-    con = sqlite3.connect(db)
-    try:
-        rows = con.execute(sql).fetchall()
-    finally:
-        con.close()
-    return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.Utf8), orient="row")
+def estate(simulated_estate) -> Path:
+    return simulated_estate(enterprises=5000, seed=5)
 
 
 @pytest.mark.parametrize(("name", "dept", "table", "column"), CODED_COLUMNS)
 def test_every_distinct_value_of_the_estate_is_mapped(estate, name, dept, table, column):
-    values = _query(estate / f"{dept}.sqlite", f"SELECT DISTINCT {column} FROM {table}", ["v"])["v"]
+    values = estate_frame(estate, dept, f"SELECT DISTINCT {column} FROM {table}", ["v"])["v"]
     assert values.len() > 1
     rows = pl.DataFrame({"v": values}).with_columns(m=map_code("v", name, dept, column, table=table))
     unmapped = rows.filter(pl.col("m").struct.field("unmapped"))["v"].to_list()
@@ -177,13 +166,13 @@ def _subjects(estate: Path, table: str) -> pl.DataFrame:
 
 
 def test_estate_codes_map_to_the_true_status_and_industry(estate):
-    reg = _query(estate / "samr.sqlite", "SELECT ZTID, DJZT, HYDM FROM T_SCZT_DJXX", ["pk", "DJZT", "HYDM"])
+    reg = estate_frame(estate, "samr", "SELECT ZTID, DJZT, HYDM FROM T_SCZT_DJXX", ["pk", "DJZT", "HYDM"])
     reg = reg.join(_subjects(estate, "T_SCZT_DJXX"), on="pk").with_columns(
         s=map_code("DJZT", "status", "samr", "DJZT"), i=map_code("HYDM", "industry", "samr", "HYDM"))
     assert (reg["s"].struct.field("canonical_status") == reg["status"]).all()
     assert (reg["i"].struct.field("industry_code") == reg["hydm"].str.slice(1)).all()
 
-    tax = _query(estate / "tax.sqlite", "SELECT DJXH, NSRZTDM, HYMC FROM DJ_NSRXX", ["pk", "NSRZTDM", "HYMC"])
+    tax = estate_frame(estate, "tax", "SELECT DJXH, NSRZTDM, HYMC FROM DJ_NSRXX", ["pk", "NSRZTDM", "HYMC"])
     tax = tax.join(_subjects(estate, "DJ_NSRXX"), on="pk").with_columns(
         s=map_code("NSRZTDM", "status", "tax", "NSRZTDM"), i=map_code("HYMC", "industry", "tax", "HYMC"))
     # the tax bureau's own code list: it has no 'revoked' (those become 非正常户) nor 'moved_out' (停业)

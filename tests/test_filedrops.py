@@ -27,7 +27,7 @@ from connectors.filedrops import (
     list_drop_files,
     read_drop_file,
 )
-from simulator.estate import load_truth, simulate
+from simulator.estate import load_truth
 from simulator.files import ROSTER_COLUMNS
 
 RARE = "𠮷"  # outside GBK: only GB18030 and UTF-8 can hold it
@@ -38,10 +38,8 @@ RARE = "𠮷"  # outside GBK: only GB18030 and UTF-8 can hold it
 
 
 @pytest.fixture(scope="module")
-def estate(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("estate")
-    simulate(out, enterprises=800, seed=3)
-    return out
+def estate(simulated_estate) -> Path:
+    return simulated_estate(enterprises=800, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def estate(tmp_path_factory):
 
 
 def test_every_bronze_table_has_a_staging_model_that_reconciles(estate):
-    out, home, reports = estate
+    out, _home, reports = estate
     config = load_sources(out / "sources.yaml")
     assert set(reports) == set(silver.source_infos(config)), "a bronze table of the demo estate has no staging spec"
     for source, report in reports.items():
@@ -113,7 +113,7 @@ def test_standardization_is_visible_in_staging(estate):
 
 
 def test_unusable_rows_go_to_quarantine_with_reason_and_reconcile(estate, tmp_path):
-    out, home, _ = estate
+    out, _home, _ = estate
     # a separate copy of the estate, so the module's fixture stays as it was
     import shutil
 
@@ -153,7 +153,7 @@ def test_rebuilding_gives_the_same_tables(estate, tmp_path):
 
 
 def test_a_reconciliation_mismatch_is_reported(estate, tmp_path):
-    out, home, _ = estate
+    _out, home, _ = estate
     spec = load_specs()["tax/arrears"]
     rec = reconcile(home, spec, silver.silver_path(home, "stg_samr__registrations"))  # the wrong table
     assert not rec.ok and "MISMATCH" in rec.describe() and "tax/arrears" in rec.describe()

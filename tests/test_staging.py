@@ -3,11 +3,11 @@ data engineer sees when a spec is wrong."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 from pathlib import Path
 
-import datetime as dt
 import polars as pl
 import pytest
 
@@ -16,6 +16,7 @@ from models import canonical
 from models.staging.spec import SPEC_DIR, StagingSpec, load_spec, load_specs
 from models.staging.stage import SourceInfo, StagingError, stage
 from models.standardize.identifiers import key_kind
+
 
 def _uscc(org_body8: str) -> str:
     """A valid USCC whose embedded organization code is valid too (built with the check algorithms)."""
@@ -80,19 +81,19 @@ def test_stage_standardizes_each_kind():
     a = rows["A"]
     assert a["name"] == "深圳市大码科技有限公司" and a["name_legal_form"] == "有限责任公司"
     assert a["uscc"] == USCC and a["uscc_status"] == "valid"  # lower case folded
-    assert a["capital"] == Decimal("500") and a["capital_status"] == "ok"
+    assert a["capital"] == Decimal(500) and a["capital_status"] == "ok"
     assert a["founded_on"] == dt.date(2019, 3, 1) and a["founded_on_status"] == "ok"
     assert a["status"] == "active" and a["status_source"] == "1" and a["status_unmapped"] is False
     c = rows["C"]
     assert c["uscc"] == USCC and c["uscc_status"] == "valid"  # a full-width digit folded
     assert c["name_comparison"] == a["name_comparison"] and c["name_status_suffix"] == "已注销"
-    assert c["capital"] == Decimal("2000")  # 0.2亿 = 2000万
+    assert c["capital"] == Decimal(2000)  # 0.2亿 = 2000万
     assert c["status"] is None and c["status_unmapped"] is True and c["status_source"] == "9"
     b = rows["B"]
     assert b["name"] is None and b["uscc"] is None and b["uscc_status"] == "missing"
     assert b["capital"] == Decimal("12.5") and b["status"] == "deregistered"
     d = rows["D"]
-    assert d["capital"] == Decimal("500") and d["founded_on"] is None and d["founded_on_status"] == "sentinel"
+    assert d["capital"] == Decimal(500) and d["founded_on"] is None and d["founded_on_status"] == "sentinel"
     for r in rows.values():
         assert r["source_department"] == "samr" and r["source_table"] == "T_SCZT_DJXX"
 

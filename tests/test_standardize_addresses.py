@@ -3,11 +3,11 @@ simulated estate whose addresses must resolve to the enterprises' true districts
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import estate_frame
 
 from connectors.encoding import repair_gbk_in_latin1_series
 from models.standardize import addresses as ad
@@ -19,7 +19,7 @@ from models.standardize.addresses import (
     short_name,
 )
 from simulator import vocab
-from simulator.estate import load_truth, simulate
+from simulator.estate import load_truth
 
 
 def resolve(addresses: list[str | None], codes: list[str | None] | None = None, **kw) -> list[dict]:
@@ -177,19 +177,8 @@ def test_composable_lazy_and_repeated_values():
 # a simulated estate: addresses resolve to the enterprises' true districts
 # ------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def estate(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("address_estate")
-    simulate(out, enterprises=6000, seed=11)
-    return out
-
-
-def _query(db: Path, sql: str, columns: list[str]) -> pl.DataFrame:
-    con = sqlite3.connect(db)
-    try:
-        rows = con.execute(sql).fetchall()
-    finally:
-        con.close()
-    return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.Utf8), orient="row")
+def estate(simulated_estate) -> Path:
+    return simulated_estate(enterprises=6000, seed=11)
 
 
 def _with_truth(out: Path, frame: pl.DataFrame, table: str) -> pl.DataFrame:
@@ -200,8 +189,8 @@ def _with_truth(out: Path, frame: pl.DataFrame, table: str) -> pl.DataFrame:
 
 
 def test_estate_registrations_resolve_to_the_true_district(estate):
-    reg = _with_truth(estate, _query(estate / "samr.sqlite", "SELECT ZTID, ZS, XZQHDM FROM T_SCZT_DJXX",
-                                     ["pk", "ZS", "XZQHDM"]), "T_SCZT_DJXX")
+    reg = _with_truth(estate, estate_frame(estate, "samr", "SELECT ZTID, ZS, XZQHDM FROM T_SCZT_DJXX",
+                                          ["pk", "ZS", "XZQHDM"]), "T_SCZT_DJXX")
     got = reg.with_columns(both=division("ZS", "XZQHDM"), text=division("ZS"))
     both_ok = (got["both"].struct.field("code") == got["division"]).mean()
     text_ok = (got["text"].struct.field("code") == got["division"]).mean()
@@ -214,9 +203,9 @@ def test_estate_registrations_resolve_to_the_true_district(estate):
 
 
 def test_estate_tax_and_social_addresses_resolve_to_the_true_district(estate):
-    tax = _with_truth(estate, _query(estate / "tax.sqlite", "SELECT DJXH, SCJYDZ FROM DJ_NSRXX", ["pk", "a"]),
+    tax = _with_truth(estate, estate_frame(estate, "tax", "SELECT DJXH, SCJYDZ FROM DJ_NSRXX", ["pk", "a"]),
                       "DJ_NSRXX")
-    social = _query(estate / "social.sqlite", "SELECT DWBH || '|' || JFYF, DZ FROM SB_DWCBXX", ["pk", "a"])
+    social = estate_frame(estate, "social", "SELECT DWBH || '|' || JFYF, DZ FROM SB_DWCBXX", ["pk", "a"])
     social = _with_truth(estate, social.with_columns(a=repair_gbk_in_latin1_series(social["a"])), "SB_DWCBXX")
     for name, frame in [("DJ_NSRXX", tax), ("SB_DWCBXX", social)]:
         got = frame.with_columns(d=division("a"))

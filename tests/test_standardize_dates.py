@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+from conftest import estate_column
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -276,19 +276,10 @@ def test_composes_in_one_select_and_streams():
 # The simulator's columns
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def estate(tmp_path_factory) -> Path:
-    from simulator import estate as est
-
-    out = tmp_path_factory.mktemp("std_dates_estate")
-    est.simulate(out, enterprises=2_500, seed=6, only=[
+def estate(simulated_estate) -> Path:
+    return simulated_estate(enterprises=2_500, seed=6, only=[
         "samr.T_SCZT_DJXX", "tax.DJ_NSRXX", "tax.SB_ZSXX", "courts.AJ_DSR", "courts.SXBZXR", "social.SB_GRCBXX",
         "env.HB_XZCF"])
-    return out
-
-
-def column(out: Path, dept: str, table: str, col: str) -> list:
-    with sqlite3.connect(out / f"{dept}.sqlite") as conn:
-        return [r[0] for r in conn.execute(f'SELECT "{col}" FROM "{table}"')]
 
 
 @pytest.mark.slow
@@ -298,7 +289,7 @@ def column(out: Path, dept: str, table: str, col: str) -> list:
     ("env", "HB_XZCF", "处罚日期"), ("social", "SB_GRCBXX", "CBRQ"), ("samr", "T_SCZT_DJXX", "GXSJ"),
 ])
 def test_simulator_date_columns_parse_without_invalid_values(estate, dept, table, col):
-    values = column(estate, dept, table, col)
+    values = estate_column(estate, dept, table, col)
     out = run(parse_date, values, pl.Int64 if col == "CBRQ" else pl.Utf8)
     statuses = [r["status"] for r in out]
     assert "invalid" not in statuses, [v for v, s in zip(values, statuses, strict=True) if s == "invalid"][:5]
@@ -320,8 +311,8 @@ def test_simulator_date_columns_parse_without_invalid_values(estate, dept, table
 
 @pytest.mark.slow
 def test_simulator_sentinels_and_periods(estate):
-    statuses = [r["status"] for r in run(parse_date, column(estate, "samr", "T_SCZT_DJXX", "HZRQ"))]
+    statuses = [r["status"] for r in run(parse_date, estate_column(estate, "samr", "T_SCZT_DJXX", "HZRQ"))]
     assert statuses.count("sentinel") > 0  # 0000-00-00 / 1900-01-01 at a 1% rate
-    periods = run(parse_yyyymm, column(estate, "tax", "SB_ZSXX", "SSQ"))
+    periods = run(parse_yyyymm, estate_column(estate, "tax", "SB_ZSXX", "SSQ"))
     assert {r["status"] for r in periods} == {"ok"}
     assert all(r["value"].day == 1 for r in periods)

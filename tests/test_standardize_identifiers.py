@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import re
-import sqlite3
 import unicodedata
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from conftest import estate_column
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -574,18 +574,9 @@ def test_phone_mobile_agrees_with_the_scalar_pattern(values):
 # The simulator's messy columns
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def estate(tmp_path_factory) -> Path:
-    from simulator import estate as est
-
-    out = tmp_path_factory.mktemp("std_estate")
-    est.simulate(out, enterprises=2_500, seed=5, only=[
+def estate(simulated_estate) -> Path:
+    return simulated_estate(enterprises=2_500, seed=5, only=[
         "samr.T_SCZT_DJXX", "tax.DJ_NSRXX", "courts.AJ_DSR", "courts.SXBZXR", "social.SB_GRCBXX", "env.HB_XZCF"])
-    return out
-
-
-def column(out: Path, dept: str, table: str, col: str) -> list:
-    with sqlite3.connect(out / f"{dept}.sqlite") as conn:
-        return [r[0] for r in conn.execute(f'SELECT "{col}" FROM "{table}"')]
 
 
 @pytest.mark.slow
@@ -599,7 +590,7 @@ def column(out: Path, dept: str, table: str, col: str) -> list:
     ("courts", "SXBZXR", "ZJHM", org_code, idf.is_valid_org_code),
 ])
 def test_scalar_and_vectorized_agree_on_the_simulators_columns(estate, dept, table, col, fn, scalar):
-    values = column(estate, dept, table, col)
+    values = estate_column(estate, dept, table, col)
     values = [None if v is None else str(v) for v in values]
     out = run(fn, values)
     assert len(out) > 50
@@ -612,7 +603,7 @@ def test_scalar_and_vectorized_agree_on_the_simulators_columns(estate, dept, tab
 
 @pytest.mark.slow
 def test_simulator_tins_are_mostly_valid_and_classified(estate):
-    values = column(estate, "tax", "DJ_NSRXX", "NSRSBH")
+    values = estate_column(estate, "tax", "DJ_NSRXX", "NSRSBH")
     out = run(tin, values)
     kinds = {(r["kind"], r["status"]) for r in out}
     assert ("uscc", "valid") in kinds and ("old_tin", "valid") in kinds
@@ -628,7 +619,7 @@ def test_simulator_tins_are_mostly_valid_and_classified(estate):
 
 @pytest.mark.slow
 def test_simulator_phones_are_mobile_or_fixed(estate):
-    out = run(phone, column(estate, "samr", "T_SCZT_DJXX", "LXDH"))
+    out = run(phone, estate_column(estate, "samr", "T_SCZT_DJXX", "LXDH"))
     kinds = [r["kind"] for r in out]
     assert set(kinds) <= {"mobile", "fixed", "missing", "invalid"}
     assert kinds.count("mobile") > 0.3 * len(kinds) and kinds.count("fixed") > 0.1 * len(kinds)

@@ -1,17 +1,16 @@
 """Enterprise and person names: each rule on the examples of legacy-estate.md, every variant the simulator
-produces, a simulated estate against its truth, and the speed on 1M names.
+produces, and a simulated estate against its truth. The speed on 1M realistic names is a benchmark:
+``bench/bench_standardize.py`` prints it.
 
-Run as a script for the figures (rows/s on 1M realistic names, and how far the comparison forms collapse)::
+Run as a script for how far the comparison forms collapse on a 30,000-enterprise estate::
 
     .venv/bin/python tests/test_standardize_names.py
 """
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,8 @@ import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from conftest import estate_frame
 
 from connectors.encoding import repair_gbk_in_latin1_series
 from models.standardize import names as nm
@@ -226,10 +227,8 @@ def test_person_name_latin_keeps_one_space():
 # every variant the simulator produces (simulator/mess.py) gives the comparison form of the true name
 # ------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def estate(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("names_estate")
-    simulate(out, enterprises=6000, seed=7)
-    return out
+def estate(simulated_estate) -> Path:
+    return simulated_estate(enterprises=6000, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -277,20 +276,11 @@ NAME_SOURCES = [  # department, table, SQL giving (truth pk, name), truth role
 ]
 
 
-def _query(db: Path, sql: str, columns: list[str]) -> pl.DataFrame:
-    con = sqlite3.connect(db)
-    try:
-        rows = con.execute(sql).fetchall()
-    finally:
-        con.close()
-    return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.Utf8), orient="row")
-
-
 def enterprise_records(out: Path) -> pl.DataFrame:
     """Every enterprise-name record of the estate with the true entity it refers to (mojibake repaired)."""
     frames = []
     for dept, table, sql, role in NAME_SOURCES:
-        f = _query(out / f"{dept}.sqlite", sql, ["pk", "name"]).with_columns(table=pl.lit(table), role=pl.lit(role))
+        f = estate_frame(out, dept, sql, ["pk", "name"]).with_columns(table=pl.lit(table), role=pl.lit(role))
         if table == "SB_DWCBXX":
             f = f.with_columns(name=repair_gbk_in_latin1_series(f["name"]))
         frames.append(f)
@@ -358,60 +348,10 @@ def test_repeated_values_take_the_unique_path_with_the_same_result(estate):
     assert via_expr.struct.unnest().equals(direct.struct.unnest())
 
 
-# ------------------------------------------------------------------------------------------------------------
-# speed: 1M realistic names
-# ------------------------------------------------------------------------------------------------------------
-BENCH_COLUMNS = [("samr", "SELECT QYMC FROM T_SCZT_DJXX"), ("tax", "SELECT NSRMC FROM DJ_NSRXX"),
-                 ("courts", "SELECT DSRMC FROM AJ_DSR"), ("env", "SELECT 企业名称 FROM HB_XZCF"),
-                 ("social", "SELECT DWMC FROM SB_DWCBXX")]
-
-
-def realistic_names(out: Path, n: int = 1_000_000) -> pl.Series:
-    """n names as the departments hold them: T_SCZT_DJXX.QYMC, DJ_NSRXX.NSRMC, AJ_DSR.DSRMC, HB_XZCF.企业名称
-    and SB_DWCBXX.DWMC (GBK mojibake, repaired), repeated to n rows."""
-    parts = []
-    for dept, sql in BENCH_COLUMNS:
-        s = _query(out / f"{dept}.sqlite", sql, ["name"])["name"]
-        parts.append(repair_gbk_in_latin1_series(s) if dept == "social" else s)
-    s = pl.concat(parts)
-    return pl.concat([s] * (n // len(s) + 1)).head(n).alias("name")
-
-
-def benchmark(out: Path | None = None, n: int = 1_000_000) -> dict[str, float]:
-    """rows/s of ``enterprise_name`` on n realistic names, as used (repeated names computed once) and with
-    every row computed (the worst case: all names distinct)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        if out is None:
-            out = Path(tmp)
-            simulate(out, enterprises=30_000, seed=1)
-        df = realistic_names(out, n).to_frame()
-        nm._patterns()  # maps built once per process, not counted
-        nm.traditional_to_simplified_map()
-        t = time.perf_counter()
-        df.select(enterprise_name("name"))
-        as_used = n / (time.perf_counter() - t)
-        t = time.perf_counter()
-        nm._enterprise_unique(df["name"])
-        every_row = n / (time.perf_counter() - t)
-        return {"rows": n, "distinct": df["name"].n_unique(), "rows_per_s": as_used,
-                "rows_per_s_every_row_computed": every_row}
-
-
-@pytest.mark.slow
-def test_enterprise_name_speed_on_1m_realistic_names():
-    figures = benchmark()
-    print(f"\nenterprise_name: {figures}")
-    assert figures["rows_per_s"] >= 200_000
-
-
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         estate_dir = Path(tmp)
         simulate(estate_dir, enterprises=30_000, seed=1)
-        b = benchmark(estate_dir)
-        print(f"enterprise_name on {b['rows']:,} realistic names ({b['distinct']:,} distinct): "
-              f"{b['rows_per_s']:,.0f} rows/s as used; {b['rows_per_s_every_row_computed']:,.0f} rows/s "
-              "with every row computed")
         c = collapse_figures(estate_dir)
         print(f"comparison forms on the 30,000-enterprise estate ({c['records']:,} records): "
               f"one form per enterprise {c['one_form']:.2%} (never-renamed enterprises {c['one_form_never_renamed']:.2%}); "
