@@ -14,15 +14,12 @@ output streamed into the writer, so memory is bounded by the batch, not by the t
 from __future__ import annotations
 
 import itertools
-import queue
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -35,7 +32,6 @@ from models.staging.stage import SourceInfo, stage
 from quality.quarantine import QUARANTINE_SCHEMA, Reconciliation, quarantine_path, reconcile
 
 DEFAULT_BATCH_ROWS = 200_000
-T = TypeVar("T")
 
 
 def _writer_properties():
@@ -47,45 +43,6 @@ def _writer_properties():
 
 
 WRITER_PROPERTIES = _writer_properties()
-
-
-def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """``items`` produced on a background thread, at most ``depth`` ahead: standardizing the next batch
-    (Polars, which releases the GIL) overlaps the Parquet encoding of this one (delta-rs). An exception in
-    the producer is raised here, in the consumer."""
-    done = object()
-    box: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        box.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            box.put(exc)
-            return
-        box.put(done)
-
-    thread = threading.Thread(target=produce, name="silver-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = box.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def silver_path(home: Path, name: str) -> Path:
@@ -192,7 +149,7 @@ def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
 
             # the staging schema from the first batch (staging an empty frame for it costs a whole pass of
             # expression planning, a tenth of a second per table); from an empty one when bronze is empty
-            produced = prefetch(staged_batches())
+            produced = staged_batches()
             first = next(produced, None)
             if first is None:
                 schema, rest = _arrow(stage(empty, spec, info).rows).schema, iter(())
@@ -285,7 +242,7 @@ def build_intermediate(home: Path, table: str, specs: list[StagingSpec], *,
                     report.by_source[spec.source] = report.by_source.get(spec.source, 0) + out.height
                     yield from _arrow(out).cast(schema).to_batches()
 
-    reader = pa.RecordBatchReader.from_batches(schema, prefetch(batches()))
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
     write_deltalake(silver_path(home, table), reader, mode="overwrite", schema_mode="overwrite",
                     writer_properties=WRITER_PROPERTIES)
     report.seconds = time.perf_counter() - started

@@ -323,6 +323,9 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
                 temps += [expr, *extra]
             unpack += _unpack(name, col, tmp)
         frame = frame.with_columns(temps).with_columns(unpack)
+        # the raw copies and the kinds' structs are unpacked now: drop them, memory is the batch's budget
+        frame = frame.drop([c for name in level for c in (*inputs[name], f"__stg_{name}", f"__stg_{name}_source")
+                            if c in frame.columns])
         frame = _unreadable_at_source(frame, spec, level)
     frame = frame.with_columns(__reasons=reasons(spec))
     bad = frame.filter(pl.col("__reasons").list.len() > 0)
