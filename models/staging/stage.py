@@ -328,8 +328,11 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
                             if c in frame.columns])
         frame = _unreadable_at_source(frame, spec, level)
     frame = frame.with_columns(__reasons=reasons(spec))
-    bad = frame.filter(pl.col("__reasons").list.len() > 0)
-    rows = frame.filter(pl.col("__reasons").list.len() == 0)
+    unusable = frame.get_column("__reasons").list.len() > 0
+    if unusable.any():
+        bad, rows = frame.filter(unusable), frame.filter(~unusable)
+    else:  # the usual batch: no copy of the whole frame through a filter
+        bad, rows = frame.clear(), frame
     lineage = [c for c in BRONZE_LINEAGE if c in frame.columns]
     staged = rows.select(*LINEAGE, *spec.output_columns(), *lineage)
     return Staged(staged, quarantine_rows(bad, bronze.columns))
