@@ -31,7 +31,7 @@ from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, stage
 from quality.quarantine import QUARANTINE_SCHEMA, Reconciliation, quarantine_path, reconcile
 
-DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_BATCH_ROWS = 200_000
 #: pyarrow's scanner reads up to 16 batches and 4 files ahead by default: memory that grows with the table
 #: (measured: 1.4 GB on a 400k-row table); one ahead keeps it bounded by the batch.
 READ_AHEAD = {"batch_readahead": 1, "fragment_readahead": 1}
