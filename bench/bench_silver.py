@@ -1,7 +1,7 @@
 """Benchmark: bronze rows per second through standardization, end to end — bronze Delta -> staging models
 (+ quarantine, + reconciliation) -> canonical intermediate tables — on a simulated estate.
 
-Run:  .venv/bin/python bench/bench_silver.py [--enterprises 100000] [--home /tmp/qst-bench-silver]
+Run:  .venv/bin/python bench/bench_silver.py [--enterprises 400000] [--home /tmp/qst-bench-silver]
       (or: make bench-silver)
 
 For each of two sizes (a quarter and the full ``--enterprises``): a child process simulates the estate into
@@ -85,7 +85,7 @@ def build(home: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--enterprises", type=int, default=100_000)
+    parser.add_argument("--enterprises", type=int, default=400_000)
     parser.add_argument("--home", type=Path, default=Path("/tmp/qst-bench-silver"))
     parser.add_argument("--child", choices=["prepare", "build"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
