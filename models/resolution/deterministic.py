@@ -1,0 +1,93 @@
+"""The deterministic pass of entity resolution: records that share a validated key are one entity.
+
+Why first, and why only validated keys: a USCC whose check character passes identifies one enterprise by law,
+so linking on it needs no model and explains itself ("same USCC"); an invalid, masked or missing key proves
+nothing and never links here (identifiers.md). What remains unlinked goes to the probabilistic pass.
+
+The rules are data (:data:`ENTERPRISE_KEYS`, :data:`PERSON_KEYS`): each names a key built from columns of the
+canonical tables (:mod:`models.canonical`). Records sharing the value of any rule's key are connected; the
+entities are the connected components (a registration with both a USCC and an old registration number joins
+the taxpayer known by the first and the employer known by the second). Each link keeps the rule that made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+
+@dataclass(frozen=True)
+class KeyRule:
+    """Records with the same non-null ``key`` are one entity."""
+    name: str
+    key: pl.Expr
+    why: str
+
+
+def _when_valid(value: str, status: str) -> pl.Expr:
+    return pl.when(pl.col(status) == "valid").then(pl.col(value))
+
+
+#: Enterprise keys, strongest first (the first rule that links a record is the one recorded).
+ENTERPRISE_KEYS: tuple[KeyRule, ...] = (
+    KeyRule("uscc", _when_valid("uscc", "uscc_status"), "the same valid 统一社会信用代码"),
+    KeyRule("tin_uscc", pl.when((pl.col("tin_status") == "valid") & (pl.col("tin_kind") == "uscc"))
+            .then(pl.col("tin")), "a taxpayer number that is a valid USCC, the same as another record's USCC"),
+    KeyRule("org_code", pl.col("link_org_code"),
+            "the same organization code: written, inside a valid USCC or inside a valid old 15-character TIN"),
+    KeyRule("regno", _when_valid("regno", "regno_status"), "the same valid 15-digit registration number"),
+    # a department's own key identifies the entity within that department (the social-security employer
+    # number on the employer's monthly rows and on its insured persons' records)
+    KeyRule("local_id", pl.when(pl.col("local_id").is_not_null() & (pl.col("source_department") == "social"))
+            .then(pl.concat_str(pl.col("source_department"), pl.lit(":"), pl.col("local_id"))),
+            "the same employer number (单位编号) in the social-security system"),
+)
+#: The USCC-shaped keys are one key space: a TIN that is a USCC links to the same USCC written elsewhere.
+_SAME_SPACE = {"tin_uscc": "uscc"}
+
+PERSON_KEYS: tuple[KeyRule, ...] = (
+    KeyRule("resident_id", _when_valid("id_number", "id_number_status"),
+            "the same valid 居民身份证号 (15-digit IDs converted to 18)"),
+)
+
+
+def _components(n: int, edges_a: np.ndarray, edges_b: np.ndarray) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(edges_a), dtype=np.int8), (edges_a, edges_b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return labels
+
+
+def link(records: pl.DataFrame, rules: tuple[KeyRule, ...]) -> pl.DataFrame:
+    """``record_id, cluster, rule``: every record of ``records`` (a canonical table) with its deterministic
+    cluster (records linked by no rule are clusters of their own, ``rule`` null) and the first rule that
+    linked it to another record."""
+    frame = records.select("record_id", *[r.key.alias(f"__k_{r.name}") for r in rules]).with_row_index("__i")
+    n = frame.height
+    spaces: dict[str, list[str]] = {}  # key space -> the rules whose keys live in it, strongest first
+    for rule in rules:
+        spaces.setdefault(_SAME_SPACE.get(rule.name, rule.name), []).append(rule.name)
+    edges_a: list[np.ndarray] = []
+    edges_b: list[np.ndarray] = []
+    first_rule = np.full(n, -1, dtype=np.int64)  # index into the key spaces, -1: linked by none
+    for number, (space, names) in enumerate(spaces.items()):
+        keyed = pl.concat([frame.select("__i", key=pl.col(f"__k_{name}")) for name in names]).drop_nulls("key")
+        # each record to the first record with the same key value: a star per value is enough for components
+        anchors = keyed.group_by("key").agg(anchor=pl.col("__i").min(), size=pl.col("__i").n_unique())
+        pairs = keyed.join(anchors.filter(pl.col("size") > 1), on="key").filter(pl.col("__i") != pl.col("anchor"))
+        if pairs.height == 0:
+            continue
+        edges_a.append(pairs["__i"].to_numpy())
+        edges_b.append(pairs["anchor"].to_numpy())
+        linked = np.unique(np.concatenate([edges_a[-1], edges_b[-1]]))
+        unset = linked[first_rule[linked] < 0]
+        first_rule[unset] = number
+    a = np.concatenate(edges_a) if edges_a else np.empty(0, dtype=np.int64)
+    b = np.concatenate(edges_b) if edges_b else np.empty(0, dtype=np.int64)
+    labels = _components(n, a, b) if n else np.empty(0, dtype=np.int64)
+    rule = pl.Series(first_rule).replace_strict(dict(enumerate(spaces)), default=None, return_dtype=pl.Utf8)
+    return frame.select("record_id").with_columns(cluster=pl.Series(labels, dtype=pl.Int64), rule=rule)
