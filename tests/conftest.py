@@ -27,6 +27,10 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from connectors.config import load_sources
+from connectors.extract import load_file_drop, load_table
+from models import canonical, silver
+from models.staging.spec import load_specs
 from simulator.estate import simulate
 
 PG_ADMIN_URL = os.environ.get("QST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -112,3 +116,44 @@ def estate_frame(estate: Path, department: str, sql: str, columns: Sequence[str]
 def estate_column(estate: Path, department: str, table: str, column: str) -> list:
     """Every value of one column of a department's table, as SQLite gives it (text, integer, NULL)."""
     return [r[0] for r in estate_rows(estate, department, f'SELECT "{column}" FROM "{table}"')]
+
+
+# --------------------------------------------------------------------------------------------------
+# A simulated estate carried through bronze and silver (the silver and resolution tests)
+# --------------------------------------------------------------------------------------------------
+def load_bronze(config_path: Path, home: Path) -> None:
+    config = load_sources(config_path)
+    for dept, table in config.iter_tables():
+        report = load_table(config, dept, table, home, batch_id="test")
+        assert report.reconciled, f"bronze {dept.key}/{table.asset} did not reconcile"
+    for dept, drop in config.iter_files():
+        load_file_drop(dept, drop, home, batch_id="test")
+
+
+def build_silver(config_path: Path, home: Path) -> dict[str, silver.StagingReport]:
+    config = load_sources(config_path)
+    specs = load_specs()
+    infos = silver.source_infos(config)
+    chosen = [specs[s] for s in infos if s in specs]
+    reports = {s.source: silver.build_staging(home, s, infos[s.source], batch_rows=1_000) for s in chosen}
+    for table in canonical.INTERMEDIATE_TABLES:
+        silver.build_intermediate(home, table, chosen, batch_rows=1_000)
+    return reports
+
+
+@pytest.fixture(scope="session")
+def silver_estate(tmp_path_factory) -> Callable[..., tuple[Path, Path]]:
+    """``silver_estate(enterprises=N, seed=S)``: ``(estate, home)`` of an estate simulated with these arguments
+    and loaded into bronze and silver, built once per session (per xdist worker). Read it, never change it."""
+    built: dict[tuple, tuple[Path, Path]] = {}
+
+    def estate(*, enterprises: int, seed: int) -> tuple[Path, Path]:
+        if (enterprises, seed) not in built:
+            root = tmp_path_factory.mktemp(f"silver_{enterprises}_seed{seed}")
+            simulate(root / "estate", enterprises=enterprises, seed=seed)
+            load_bronze(root / "estate" / "sources.yaml", root / "home")
+            build_silver(root / "estate" / "sources.yaml", root / "home")
+            built[(enterprises, seed)] = (root / "estate", root / "home")
+        return built[(enterprises, seed)]
+
+    return estate

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from test_silver import build_silver, load_bronze
 
 from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
 from models.resolution.evaluate import scores, truth_for_records
@@ -59,14 +58,9 @@ def test_org_code_and_department_keys():
     assert out["r4"] != out["r2"]  # a department's own number links inside that department only
 
 
-@pytest.fixture(scope="module")
-def silver_home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resolution")
-    out, home = root / "estate", root / "home"
-    est.simulate(out, enterprises=400, seed=31)
-    load_bronze(out / "sources.yaml", home)
-    build_silver(out / "sources.yaml", home)
-    return out, home
+@pytest.fixture
+def silver_home(silver_estate):
+    return silver_estate(enterprises=400, seed=31)
 
 
 @pytest.mark.parametrize(("table", "rules", "recall_floor"), [

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from test_silver import build_silver, load_bronze
 
 from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
 from models.resolution.evaluate import scores, truth_for_records
@@ -22,12 +21,8 @@ def test_character_bigrams_are_characters_not_bytes():
 
 
 @pytest.fixture(scope="module")
-def resolved(tmp_path_factory):
-    root = tmp_path_factory.mktemp("probabilistic")
-    out, home = root / "estate", root / "home"
-    est.simulate(out, enterprises=400, seed=31)
-    load_bronze(out / "sources.yaml", home)
-    build_silver(out / "sources.yaml", home)
+def resolved(silver_estate):
+    out, home = silver_estate(enterprises=400, seed=31)
     truth = est.load_truth(out).collect()
     enterprises = read_silver(home, "int_enterprise_records")
     persons = read_silver(home, "int_person_records")

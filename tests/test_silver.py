@@ -4,39 +4,18 @@ its canonical record, reruns are idempotent, and silver follows bronze through a
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import build_silver, load_bronze
 
 from connectors.config import load_sources
-from connectors.extract import load_file_drop, load_table
 from models import canonical, silver
 from models.staging.spec import load_specs
 from quality.quarantine import quarantine_path, reconcile
 from simulator import estate as est
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
-
-
-def load_bronze(config_path: Path, home: Path) -> None:
-    config = load_sources(config_path)
-    for dept, table in config.iter_tables():
-        report = load_table(config, dept, table, home, batch_id="test")
-        assert report.reconciled, f"bronze {dept.key}/{table.asset} did not reconcile"
-    for dept, drop in config.iter_files():
-        load_file_drop(dept, drop, home, batch_id="test")
-
-
-def build_silver(config_path: Path, home: Path) -> dict[str, silver.StagingReport]:
-    config = load_sources(config_path)
-    specs = load_specs()
-    infos = silver.source_infos(config)
-    chosen = [specs[s] for s in infos if s in specs]
-    reports = {s.source: silver.build_staging(home, s, infos[s.source], batch_rows=1_000) for s in chosen}
-    for table in canonical.INTERMEDIATE_TABLES:
-        silver.build_intermediate(home, table, chosen, batch_rows=1_000)
-    return reports
 
 
 @pytest.fixture(scope="module")
