@@ -40,12 +40,12 @@ def _scorecard_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
                           "quality/scorecard.py). Rewrites the night's day and the days before it that late rows "
                           "can still change.")
     def _build(context: AssetExecutionContext, lake: LakeResource):
-        from quality.scorecard import nightly_scorecard, write_scorecard
+        from quality.scorecard import TOTAL, nightly_scorecard, write_scorecard
 
         day = dt.date.fromisoformat(context.partition_key)
         card = nightly_scorecard(lake.home_path(), config, {s.source: s for s in chosen}, day)
         write_scorecard(lake.home_path(), card)
-        totals = card.filter((pl.col("asset") == "*") & (pl.col("day") == day))
+        totals = card.filter((pl.col("asset") == TOTAL) & (pl.col("day") == day))
         return dg.MaterializeResult(metadata={
             "day": day.isoformat(), "rows": card.height,
             "departments": dg.MetadataValue.json({r["department"]: {"score": r["score"], "grade": r["grade"],
