@@ -1,0 +1,315 @@
+"""The gold layer on disk: entity resolution run over silver, with ids carried from the night before.
+
+- ``HOME/lake/gold/entity_crosswalk`` — every canonical enterprise and person record → its entity id, with how
+  it was linked (the deterministic rule, or the Splink match probability, weight and comparison levels, or a
+  reviewer's must-link) in ``rule``, ``match_probability``, ``match_weight``, ``levels`` and ``why``;
+- ``HOME/lake/gold/entity_id_history`` — every id change (new, merged, split, retired) with the night and run
+  (rules: :mod:`models.gold.identity`);
+- ``HOME/lake/gold/review_queue`` — tonight's borderline pairs (:mod:`models.gold.review`);
+- ``HOME/lake/gold/dim_enterprise``, ``dim_person`` — the golden records (:mod:`models.gold.survivorship`).
+
+State is derived from committed data: each crosswalk commit carries the night it was built for
+(``qst.partition``), and a night's ids are matched against the newest crosswalk of an *earlier* night, read
+by Delta time travel — so re-running a night gives the same ids, and a crash leaves the last good version.
+The history is replaced per night (``replace_where``), so a rerun neither doubles nor loses its rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from models.gold.identity import HISTORY_SCHEMA, assign_ids, id_number
+from models.gold.review import SHOWN, read_decisions, review_queue
+from models.gold.survivorship import golden_records, link_branches
+from models.silver import read_silver
+
+log = logging.getLogger(__name__)
+
+KINDS = ("enterprise", "person")
+SILVER_TABLE = {"enterprise": "int_enterprise_records", "person": "int_person_records"}
+DIM_TABLE = {"enterprise": "dim_enterprise", "person": "dim_person"}
+GOLD_TABLES = ("entity_crosswalk", "entity_id_history", "review_queue", "dim_enterprise", "dim_person")
+PARTITION_KEY = "qst.partition"
+
+CROSSWALK_SCHEMA: dict[str, pl.DataType] = {
+    "record_id": pl.Utf8, "entity_type": pl.Utf8, "entity_id": pl.Utf8,
+    "source_department": pl.Utf8, "source_asset": pl.Utf8, "source_table": pl.Utf8, "source_pk": pl.Utf8,
+    "role": pl.Utf8, "rule": pl.Utf8, "match_probability": pl.Float64, "match_weight": pl.Float64,
+    "levels": pl.Utf8, "why": pl.Utf8,
+}
+HISTORY_TABLE_SCHEMA: dict[str, pl.DataType] = {
+    "partition": pl.Date, "run_id": pl.Utf8, **HISTORY_SCHEMA, "recorded_at": pl.Datetime("us", "UTC"),
+}
+
+#: Columns each kind's resolution reads from silver (the canonical tables are wide; a million enterprises
+#: make 14 million records, so only what is compared, keyed or kept is read).
+RESOLUTION_COLUMNS = {
+    "enterprise": ["record_id", "source_department", "source_asset", "uscc", "uscc_status", "tin", "tin_kind",
+                   "tin_status", "link_org_code", "regno", "regno_status", "local_id", "name_comparison",
+                   "name_is_branch", "division_code", "phone", "legal_rep_name", "address"],
+    "person": ["record_id", "source_department", "source_asset", "id_number", "id_number_status",
+               "id_number_birth_date", "id_number_sex", "name_comparison", "phone", "division_code",
+               "employer_local_id", "address", "related_record_id"],
+}
+
+
+def gold_path(home: Path, name: str) -> Path:
+    return Path(home) / "lake" / "gold" / name
+
+
+def _arrow(frame: pl.DataFrame):
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
+def read_gold(home: Path, name: str, columns: list[str] | None = None, version: int | None = None) -> pl.DataFrame:
+    from deltalake import DeltaTable
+
+    path = gold_path(home, name)
+    if not (path / "_delta_log").is_dir():
+        raise FileNotFoundError(f"gold table {name} does not exist under {home}: run entity resolution first "
+                                "(qst run --until gold)")
+    table = DeltaTable(str(path), version=version)
+    frame = pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=columns))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------------
+# the previous night
+# --------------------------------------------------------------------------------------------------------
+@dataclass
+class Previous:
+    crosswalk: pl.DataFrame | None   # record_id, entity_type, entity_id
+    partition: str | None
+    version: int | None
+    last_minted: dict[str, int]      # per kind, the largest id number ever minted before this night
+
+
+def previous_night(home: Path, partition: str) -> Previous:
+    """The newest crosswalk committed for a night before ``partition`` and the largest id minted before it."""
+    from deltalake import DeltaTable
+
+    path = gold_path(home, "entity_crosswalk")
+    last = {k: 0 for k in KINDS}
+    if not (path / "_delta_log").is_dir():
+        return Previous(None, None, None, last)
+    table = DeltaTable(str(path))
+    best: tuple[str, int] | None = None
+    for commit in table.history():
+        night = commit.get(PARTITION_KEY)
+        if night is None or str(night) >= partition:
+            continue
+        version = int(commit["version"])
+        if best is None or (str(night), version) > best:
+            best = (str(night), version)
+    history = _read_history(home)
+    if history is not None:
+        earlier = history.filter(pl.col("partition") < dt.date.fromisoformat(partition))
+        for kind in KINDS:
+            ids = earlier.filter(pl.col("entity_type") == kind)
+            numbers = pl.concat([ids["old_id"], ids["new_id"]]).drop_nulls()
+            if numbers.len():
+                last[kind] = int(numbers.to_frame("i").select(id_number(pl.col("i")).max()).item())
+    if best is None:
+        return Previous(None, None, None, last)
+    night, version = best
+    try:
+        crosswalk = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"], version=version)
+    except Exception as exc:  # noqa: BLE001 - a vacuumed version: fall back to the newest one
+        log.warning("crosswalk version %s (night %s) cannot be read (%s); using the newest", version, night, exc)
+        crosswalk = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"])
+    for kind in KINDS:
+        ids = crosswalk.filter(pl.col("entity_type") == kind)
+        if ids.height:
+            last[kind] = max(last[kind], int(ids.select(id_number(pl.col("entity_id")).max()).item()))
+    return Previous(crosswalk, night, version, last)
+
+
+def _read_history(home: Path) -> pl.DataFrame | None:
+    from connectors.bronze import read_dataset
+
+    dataset = read_dataset(gold_path(home, "entity_id_history"))
+    if dataset is None:
+        return None
+    frame = pl.from_arrow(dataset.to_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------------
+# resolution
+# --------------------------------------------------------------------------------------------------------
+@dataclass
+class KindReport:
+    records: int = 0
+    entities: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    kept: int = 0
+    minted: int = 0
+    changes: dict[str, int] = field(default_factory=dict)
+    review_pairs: int = 0
+    conflicts: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class GoldReport:
+    partition: str
+    previous_partition: str | None
+    kinds: dict[str, KindReport] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _why(rule: pl.Expr, p: pl.Expr, w: pl.Expr, levels: pl.Expr) -> pl.Expr:
+    from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS
+
+    reasons = {r.name: f"{r.name}: {r.why}" for r in (*ENTERPRISE_KEYS, *PERSON_KEYS)}
+    return (pl.when(rule == "splink")
+            .then(pl.format("splink: match probability {}, weight {}, levels {}", p.round(4), w.round(2), levels))
+            .when(rule == "must_link").then(pl.lit("must_link: a reviewer's decision"))
+            .when(rule.is_null()).then(pl.lit("no link: the only record of its entity"))
+            .otherwise(rule.replace_strict(reasons, default=rule)))
+
+
+def resolve_kind(records: pl.DataFrame, kind: str, decisions: pl.DataFrame,
+                 related: pl.DataFrame | None = None):
+    """Deterministic pass, then Splink: a :class:`models.resolution.probabilistic.Resolution`."""
+    from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
+    from models.resolution.probabilistic import resolve
+
+    deterministic = link(records, ENTERPRISE_KEYS if kind == "enterprise" else PERSON_KEYS)
+    try:
+        return resolve(records, deterministic, kind, related=related,
+                       decisions=decisions.select("record_id_l", "record_id_r", "decision"))
+    except TypeError:  # TEMPORARY until the engine returns a Resolution
+        from types import SimpleNamespace
+        out = resolve(records, deterministic, kind, related=related)
+        return SimpleNamespace(records=out.with_columns(match_weight=pl.lit(None, pl.Float64)), pairs=pl.DataFrame(
+            schema={"record_id_l": pl.Utf8, "record_id_r": pl.Utf8, "match_probability": pl.Float64,
+                    "match_weight": pl.Float64, "levels": pl.Utf8, "status": pl.Utf8}), conflicts=[])
+
+
+def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport:
+    """Resolve enterprises, then persons (legal representatives compare by the enterprise they represent),
+    carry ids from the previous night, and write the crosswalk, the id history, the review queue and the
+    golden records."""
+    from deltalake import CommitProperties, write_deltalake
+
+    started = time.perf_counter()
+    home = Path(home)
+    previous = previous_night(home, partition)
+    report = GoldReport(partition, previous.partition)
+    decisions = read_decisions(home)
+    crosswalks: list[pl.DataFrame] = []
+    histories: list[pl.DataFrame] = []
+    queues: list[pl.DataFrame] = []
+    related = None
+    for kind in KINDS:
+        t0 = time.perf_counter()
+        cols = RESOLUTION_COLUMNS[kind]
+        records = read_silver(home, SILVER_TABLE[kind], columns=cols)
+        resolution = resolve_kind(records, kind, decisions.filter(pl.col("entity_type") == kind), related)
+        if kind == "enterprise":
+            related = resolution.records.select("record_id", "cluster")
+        prev = None if previous.crosswalk is None else previous.crosswalk.filter(pl.col("entity_type") == kind)
+        assignment = assign_ids(resolution.records.select("record_id", "cluster"), prev, kind,
+                                previous.last_minted[kind])
+        best_levels = (resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
+                       .sort("match_probability", descending=True, nulls_last=True)
+                       .pipe(lambda p: pl.concat([p.select(record_id="record_id_l", levels="levels"),
+                                                  p.select(record_id="record_id_r", levels="levels")]))
+                       .group_by("record_id", maintain_order=True).first())
+        lineage = read_silver(home, SILVER_TABLE[kind], columns=["record_id", "source_department", "source_asset",
+                                                                 "source_table", "source_pk", "role"])
+        crosswalk = (lineage.join(assignment.ids, on="record_id")
+                     .join(resolution.records.select("record_id", "rule", "match_probability", "match_weight"),
+                           on="record_id")
+                     .join(best_levels, on="record_id", how="left")
+                     .with_columns(entity_type=pl.lit(kind),
+                                   levels=pl.when(pl.col("rule") == "splink").then(pl.col("levels")))
+                     .with_columns(why=_why(pl.col("rule"), pl.col("match_probability"), pl.col("match_weight"),
+                                            pl.col("levels")))
+                     .select(list(CROSSWALK_SCHEMA)).cast(CROSSWALK_SCHEMA))
+        if crosswalk.height != records.height:
+            raise RuntimeError(f"gold: {kind} crosswalk has {crosswalk.height} rows for {records.height} records")
+        crosswalks.append(crosswalk)
+        histories.append(assignment.history)
+        shown = ["record_id", *SHOWN[kind]]
+        queue_records = read_silver(home, SILVER_TABLE[kind], columns=shown).join(
+            pl.concat([resolution.pairs["record_id_l"], resolution.pairs["record_id_r"]]).unique()
+            .to_frame("record_id"), on="record_id", how="semi")
+        queues.append(review_queue(resolution.pairs, queue_records, assignment.ids, kind, decisions))
+        kr = KindReport(records=records.height, entities=assignment.ids["entity_id"].n_unique(),
+                        by_rule=dict(crosswalk.group_by("rule").len().fill_null("none")
+                                     .sort("len", descending=True).iter_rows()),
+                        kept=assignment.kept, minted=assignment.minted,
+                        changes=dict(assignment.history.group_by("reason").len().iter_rows()),
+                        review_pairs=queues[-1].height, conflicts=len(getattr(resolution, "conflicts", []) or []),
+                        seconds=time.perf_counter() - t0)
+        report.kinds[kind] = kr
+
+    crosswalk = pl.concat(crosswalks)
+    meta = CommitProperties(custom_metadata={PARTITION_KEY: partition, "qst.run_id": run_id})
+    write_deltalake(gold_path(home, "entity_crosswalk"), _arrow(crosswalk), mode="overwrite",
+                    schema_mode="overwrite", commit_properties=meta)
+    now = dt.datetime.now(dt.UTC)
+    history = (pl.concat(histories)
+               .with_columns(partition=pl.lit(dt.date.fromisoformat(partition)), run_id=pl.lit(run_id),
+                             recorded_at=pl.lit(now, pl.Datetime("us", "UTC")))
+               .select(list(HISTORY_TABLE_SCHEMA)).cast(HISTORY_TABLE_SCHEMA))
+    _replace_night(gold_path(home, "entity_id_history"), history, partition, meta)
+    queue = pl.concat(queues, how="diagonal_relaxed")
+    write_deltalake(gold_path(home, "review_queue"), _arrow(queue), mode="overwrite", schema_mode="overwrite",
+                    commit_properties=meta)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _replace_night(path: Path, frame: pl.DataFrame, partition: str, meta) -> None:
+    """Replace one night's rows of a table partitioned by night (an append on the first write)."""
+    from deltalake import write_deltalake
+
+    if not (path / "_delta_log").is_dir():
+        write_deltalake(path, _arrow(frame), mode="append", partition_by=["partition"], commit_properties=meta)
+        return
+    write_deltalake(path, _arrow(frame), mode="overwrite", predicate=f"partition = '{partition}'",
+                    commit_properties=meta)
+
+
+def build_golden(home: Path, kind: str, partition: str | None = None, run_id: str = "manual") -> int:
+    """Write ``dim_enterprise`` or ``dim_person`` from tonight's crosswalk and silver; the row count."""
+    from deltalake import CommitProperties, write_deltalake
+
+    from models.gold.survivorship import RULES
+
+    home = Path(home)
+    ids = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"]).filter(
+        pl.col("entity_type") == kind)
+    needed = {"record_id", "source_department", "source_asset", "updated_at"}
+    for rule in RULES[kind]:
+        needed |= set(rule.columns.values()) | set(rule.candidate.meta.root_names())
+    records = read_silver(home, SILVER_TABLE[kind], columns=sorted(needed))
+    golden = golden_records(records, ids, kind)
+    if kind == "enterprise":
+        golden = link_branches(golden)
+    meta = CommitProperties(custom_metadata={PARTITION_KEY: partition or "", "qst.run_id": run_id})
+    write_deltalake(gold_path(home, DIM_TABLE[kind]), _arrow(golden), mode="overwrite", schema_mode="overwrite",
+                    commit_properties=meta)
+    return golden.height
+
+
+def describe(report: GoldReport) -> str:
+    lines = [f"gold for {report.partition} (ids carried from {report.previous_partition or 'nothing: first night'})"
+             f" in {report.seconds:.1f}s"]
+    for kind, k in report.kinds.items():
+        lines.append(f"  {kind}: {k.records:,} records -> {k.entities:,} entities; kept {k.kept:,} ids, minted "
+                     f"{k.minted:,}; changes {json.dumps(k.changes)}; {k.review_pairs:,} pairs to review; "
+                     f"rules {json.dumps(k.by_rule)} ({k.seconds:.1f}s)")
+    return "\n".join(lines)
