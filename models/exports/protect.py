@@ -1,0 +1,194 @@
+"""Protection of personal data in bureau exports: display masks and keyed hashes, vectorized.
+
+Why these rules (``shared/domain/identifiers.md``, GB/T 35273 §7.2 display de-identification, PIPL art. 28/51):
+
+* No national pattern is mandated; the convention is a resident ID's first 6 and last 4 characters
+  (``110105********002X``: the division stays, the birth date goes), a mobile's first 3 and last 4
+  (``138****8000``), a bank card's first 6 and last 4.  A person's name keeps its first character (``张*``).
+* A mask is for reading, not for joining.  To let bureaus join on an identifier without seeing it, a column
+  can instead carry an HMAC-SHA256 of the normalized value, keyed with a secret from the environment -- never
+  a bare hash: ID numbers are enumerable (a few hundred million candidates), so an unkeyed sha256 is
+  reversible by brute force.  The same key gives the same hash in every bureau's package and every night.
+
+Rules common to every mask (so that a masked value is never the clear value):
+
+* The value is read as text, NFKC-normalized (full-width ``１１０１…`` becomes ``110 1…``) and trimmed; a
+  null or blank value stays null (there is nothing to hide, and a blank is not a value to join on).
+* Every character between the kept head and tail becomes ``*`` (one per character: the length stays
+  visible, as in the convention).
+* A value not longer than head + tail together would be revealed whole by the rule; it is masked
+  entirely (``*`` per character) instead.
+* ``mask_id`` also upper-cases (``x`` -> ``X``); ``mask_mobile`` first drops spaces, dashes and brackets and a
+  ``+86``/``86`` country prefix in front of an 11-digit mobile; ``mask_bank_card`` drops spaces and dashes.
+
+HMAC normalization (documented for the bureaus in their README): NFKC, trimmed, upper case; blank -> null.
+The hash is the lowercase hex of HMAC-SHA256(key, UTF-8 bytes of the normalized value).
+
+Everything here is Polars expressions over whole columns except the hash itself, which Polars cannot
+compute: it runs once per *distinct* value of a batch with pre-keyed SHA-256 states (about 1 µs a value),
+and the results are mapped back onto the column.  :func:`protect_arrow` is the entry point the export
+engine registers as a vectorized DuckDB function, so that the protected values -- not the clear ones --
+decide the order of the exported rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+
+import polars as pl
+import pyarrow as pa
+
+from models.exports.entitlements import MASK_PRESETS, ColumnRule, ExportError
+
+__all__ = [
+    "MASK_CHAR",
+    "MIN_KEY_BYTES",
+    "KeyedHasher",
+    "hash_normalize",
+    "hmac_hex",
+    "mask",
+    "mask_bank_card",
+    "mask_id",
+    "mask_mobile",
+    "mask_name",
+    "protect_arrow",
+    "protect_series",
+    "resolve_key",
+]
+
+MASK_CHAR = "*"
+#: The shortest secret accepted (bytes of its UTF-8 text).
+MIN_KEY_BYTES = 16
+
+
+def _text(expr: pl.Expr) -> pl.Expr:
+    """Text, NFKC, trimmed; blank -> null."""
+    t = expr.cast(pl.String).str.normalize("NFKC").str.strip_chars()
+    return pl.when(t.str.len_chars() > 0).then(t).otherwise(pl.lit(None, pl.String))
+
+
+def _stars(expr: pl.Expr) -> pl.Expr:
+    return expr.str.replace_all(r"(?s).", MASK_CHAR)
+
+
+def mask(expr: pl.Expr, keep_first: int, keep_last: int) -> pl.Expr:
+    """Keep ``keep_first`` leading and ``keep_last`` trailing characters, ``*`` for each one between; a value
+    of at most ``keep_first + keep_last`` characters is all ``*``; null and blank give null."""
+    if keep_first < 0 or keep_last < 0:
+        raise ValueError("keep_first and keep_last must be >= 0")
+    v = _text(expr)
+    n = v.str.len_chars().cast(pl.Int64)
+    # every branch is evaluated on every row: keep offsets and lengths non-negative where unused
+    middle = _stars(v.str.slice(keep_first, (n - keep_first - keep_last).clip(lower_bound=0)))
+    tail = v.str.slice((n - keep_last).clip(lower_bound=0), keep_last)
+    kept = pl.concat_str([v.str.slice(0, keep_first), middle, tail])
+    return pl.when(v.is_null()).then(pl.lit(None, pl.String)).when(n <= keep_first + keep_last).then(
+        _stars(v)).otherwise(kept)
+
+
+def mask_id(expr: pl.Expr) -> pl.Expr:
+    """Resident ID (or any ID-like code): first 6 and last 4 kept, upper case."""
+    return mask(_text(expr).str.to_uppercase(), *MASK_PRESETS["mask_id"])
+
+
+def mask_mobile(expr: pl.Expr) -> pl.Expr:
+    """Phone: first 3 and last 4 kept, after dropping separators and a +86 prefix of a mobile."""
+    compact = _text(expr).str.replace_all(r"[\s\-()（）]", "").str.replace(r"^\+?86(1[0-9]{10})$", "$1")
+    return mask(compact, *MASK_PRESETS["mask_mobile"])
+
+
+def mask_bank_card(expr: pl.Expr) -> pl.Expr:
+    """Bank card: first 6 and last 4 kept, after dropping spaces and dashes."""
+    return mask(_text(expr).str.replace_all(r"[\s\-]", ""), *MASK_PRESETS["mask_bank_card"])
+
+
+def mask_name(expr: pl.Expr) -> pl.Expr:
+    """A person's name: its first character kept (``张伟`` -> ``张*``; a one-character name is ``*``)."""
+    return mask(expr, *MASK_PRESETS["mask_name"])
+
+
+def hash_normalize(expr: pl.Expr) -> pl.Expr:
+    """The form that is hashed: NFKC, trimmed, upper case; blank -> null."""
+    return _text(expr).str.to_uppercase()
+
+
+class KeyedHasher:
+    """HMAC-SHA256 (RFC 2104) with the key's inner and outer pads hashed once, so each value costs two
+    SHA-256 continuations.  The key itself is not kept (nor shown by ``repr``)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes):
+        if not key:
+            raise ValueError("the HMAC key is empty")
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    def __repr__(self) -> str:
+        return "KeyedHasher(<secret>)"
+
+
+def hmac_hex(values: pl.Series, hasher: KeyedHasher) -> pl.Series:
+    """The hex HMAC of each value's normalized form (:func:`hash_normalize`); null and blank give null."""
+    norm = values.to_frame("v").select(hash_normalize(pl.col("v"))).to_series().rename(values.name)
+    distinct = norm.drop_nulls().unique()
+    if distinct.len() == 0:
+        return pl.Series(values.name, [None] * values.len(), dtype=pl.String)
+    digests = pl.Series([hasher.hexdigest(v.encode("utf-8")) for v in distinct.to_list()], dtype=pl.String)
+    return norm.replace_strict(distinct, digests, default=None, return_dtype=pl.String)
+
+
+_MASKS = {"mask_id": mask_id, "mask_mobile": mask_mobile, "mask_bank_card": mask_bank_card,
+          "mask_name": mask_name}
+
+
+def protect_series(values: pl.Series, rule: ColumnRule, hasher: KeyedHasher | None = None) -> pl.Series:
+    """Apply one column rule to a column (``keep`` returns it unchanged; ``drop`` is never exported)."""
+    if rule.protect == "keep":
+        return values
+    if rule.protect == "drop":
+        raise ValueError("a dropped column is not exported")
+    if rule.protect == "hmac":
+        if hasher is None:
+            raise ValueError("an hmac column needs a KeyedHasher")
+        return hmac_hex(values, hasher)
+    fn = _MASKS.get(rule.protect)
+    expr = fn(pl.col("v")) if fn is not None else mask(pl.col("v"), *rule.keeps())
+    return values.to_frame("v").select(expr.alias(values.name)).to_series()
+
+
+def protect_arrow(values: pa.Array | pa.ChunkedArray, rule: ColumnRule,
+                  hasher: KeyedHasher | None = None) -> pa.Array:
+    """:func:`protect_series` on Arrow data (the signature of a vectorized DuckDB function)."""
+    series = pl.Series("v", values) if not isinstance(values, pl.Series) else values
+    out = protect_series(series.cast(pl.String), rule, hasher)
+    return out.to_arrow()
+
+
+def resolve_key(env_name: str | None, environ: Mapping[str, str] | None = None) -> bytes:
+    """The HMAC secret from the environment variable ``env_name``.  Errors name the variable, never show
+    its value."""
+    if not env_name:
+        raise ExportError("an hmac column needs 'hmac_key_env' in exports.yaml")
+    env = os.environ if environ is None else environ
+    value = env.get(env_name)
+    if value is None or not value.strip():
+        raise ExportError(f"the environment variable {env_name} (hmac_key_env in exports.yaml) is not set; it "
+                          "must hold the secret key of the hmac columns")
+    key = value.strip().encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        raise ExportError(f"the secret in the environment variable {env_name} is too short (fewer than "
+                          f"{MIN_KEY_BYTES} bytes); use a random key of at least 32 characters")
+    return key
