@@ -1,0 +1,197 @@
+"""一企一档: the enterprise marts — the dimensions, the working tables every mart shares, the detail tables
+(every linked record, every event) and ``mart_enterprise_360``.
+
+Why it is shaped so: every figure about an enterprise is an aggregate of its **events** (``int_events`` whose
+subject record the gold crosswalk assigns to the enterprise), so ``mart_enterprise_events`` is built once,
+stored ordered by entity, and both the 360 row and the risk factors aggregate it — the card and its detail
+can never disagree. Insured headcount is not an event attribute: it comes from ``stg_social__employers`` (one
+row per employer account and month), summed per enterprise and month (an enterprise with two accounts after a
+migration has both counted).
+
+Definitions (``as_of_date`` = the build's reference day R):
+- penalties: ``admin_penalty`` (市场监管 T_XZCF) and ``env_penalty`` (生态环境 HB_XZCF) events; the 12-month
+  count is decided in (R − 12 months, R];
+- court cases: ``court_case`` events by litigation role: plaintiff = 原告 or 申请执行人, defendant = 被告 or
+  被执行人 (第三人 counts in neither);
+- defaulter: any ``judgment_default`` listing whose performance is not 全部履行;
+- abnormal: ``abnormal_active`` = a listing on or before R not removed by R;
+- tax rating: the latest ``tax_rating`` event by rating day; arrears: ``tax_arrears`` events (QS_XX is the
+  list of current arrears);
+- headcount: the latest contribution month's insured headcount; its trend compares it with the earliest month
+  within the five before it (six monthly figures at most), ``change = latest / base − 1``;
+- service cases: ``service_case`` events with the enterprise as applicant, 12-month count on (R − 12 months, R].
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+from models.marts.build import create_table, q, sql_str
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+PLAINTIFF_ROLES = ("原告", "申请执行人")
+DEFENDANT_ROLES = ("被告", "被执行人")
+PENALTY_EVENTS = ("admin_penalty", "env_penalty")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(sql_str(v) for v in values) + ")"
+
+
+def build_dimensions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    divisions = sql_str(str(DATA / "divisions.csv"))
+    sections = sql_str(str(DATA / "gbt4754_sections.csv"))
+    n1 = create_table(con, "dim_division", f"""
+        SELECT d.code AS division_code, d.name AS division_name, d.level, d.parent_code, p.name AS parent_name
+        FROM read_csv({divisions}, all_varchar = true) d
+        LEFT JOIN read_csv({divisions}, all_varchar = true) p ON p.code = d.parent_code""", "division_code")
+    n2 = create_table(con, "dim_industry_section", f"""
+        SELECT section AS industry_section, name AS industry_section_name, first_division, last_division
+        FROM read_csv({sections}, all_varchar = true)""", "industry_section")
+    return {"dim_division": n1, "dim_industry_section": n2}
+
+
+def build_base(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
+    """The crosswalk split by kind, the enterprise events and records (detail marts), monthly headcounts and
+    the person-enterprise links."""
+    q(con, """CREATE OR REPLACE TABLE _xw_ent AS SELECT record_id, entity_id, source_department, source_asset,
+              source_table, source_pk, role, rule, match_probability, why
+              FROM lake_entity_crosswalk WHERE entity_type = 'enterprise'""")
+    q(con, """CREATE OR REPLACE TABLE _xw_per AS SELECT record_id, entity_id, source_department, source_asset,
+              source_pk, role FROM lake_entity_crosswalk WHERE entity_type = 'person'""")
+    rows = {}
+    rows["mart_enterprise_events"] = create_table(con, "mart_enterprise_events", """
+        SELECT x.entity_id, e.event_id, e.event_type, e.event_date, e.end_date, e.amount, e.category, e.reference,
+               e.status, e.source_department, e.source_asset, e.source_pk, e.subject_record_id
+        FROM lake_int_events e JOIN _xw_ent x ON x.record_id = e.subject_record_id
+        WHERE e.subject_kind = 'enterprise'""", "entity_id, event_date")
+    rows["mart_enterprise_records"] = create_table(con, "mart_enterprise_records", """
+        SELECT x.entity_id, x.record_id, x.source_department, x.source_asset, x.source_table, x.source_pk, x.role,
+               r.name, r.uscc, x.rule, x.match_probability, x.why
+        FROM _xw_ent x LEFT JOIN (SELECT record_id, name, uscc FROM lake_int_enterprise_records) r
+          ON r.record_id = x.record_id""", "entity_id, record_id")
+    if _registered(con, "lake_stg_social__employers"):
+        q(con, """CREATE OR REPLACE TABLE _headcount AS
+            SELECT x.entity_id, CAST(s.contribution_month AS DATE) AS month,
+                   sum(s.insured_headcount)::BIGINT AS headcount, sum(s.contribution_arrears) AS arrears
+            FROM lake_stg_social__employers s
+            JOIN _xw_ent x ON x.record_id = s.source_department || '.' || s.source_asset || ':' || s.source_pk
+                                            || ':subject'
+            WHERE s.contribution_month IS NOT NULL AND CAST(s.contribution_month AS DATE) <= ?
+            GROUP BY ALL""", [ref])
+    else:
+        q(con, "CREATE OR REPLACE TABLE _headcount (entity_id VARCHAR, month DATE, headcount BIGINT, "
+               "arrears DECIMAL(18,2))")
+    # trend base: the earliest month within the five before each month
+    q(con, """CREATE OR REPLACE TABLE _headcount AS SELECT *,
+                first_value(headcount) OVER w AS base_headcount,
+                lead(month) OVER (PARTITION BY entity_id ORDER BY month) AS next_month
+              FROM _headcount
+              WINDOW w AS (PARTITION BY entity_id ORDER BY month
+                           RANGE BETWEEN INTERVAL 5 MONTH PRECEDING AND CURRENT ROW)""")
+    # person-enterprise links: legal representative (the person mention's related record) and insured at
+    q(con, """CREATE OR REPLACE TABLE _links AS
+        SELECT px.entity_id AS person_id, ex.entity_id, 'legal_rep' AS relation,
+               count(*)::INTEGER AS records, list(DISTINCT p.source_department ORDER BY p.source_department) AS departments
+        FROM (SELECT record_id, related_record_id, source_department FROM lake_int_person_records
+              WHERE role = 'legal_rep' AND related_record_id IS NOT NULL) p
+        JOIN _xw_per px ON px.record_id = p.record_id
+        JOIN _xw_ent ex ON ex.record_id = p.related_record_id
+        GROUP BY ALL
+        UNION ALL
+        SELECT p.entity_id, e.entity_id, 'insured_at', count(*)::INTEGER, list(DISTINCT p.source_department)
+        FROM _xw_per p JOIN _xw_ent e
+          ON p.source_asset = e.source_asset AND p.source_department = e.source_department
+         AND p.source_pk = e.source_pk AND e.role = 'employer'
+        WHERE p.source_department = 'social' AND p.source_asset = 'insured_persons' AND p.role = 'subject'
+        GROUP BY ALL""")
+    rows["mart_person_enterprise_links"] = create_table(
+        con, "mart_person_enterprise_links", "SELECT * FROM _links", "person_id, entity_id")
+    return rows
+
+
+def _registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    try:
+        q(con, f"SELECT 1 FROM {name} LIMIT 0")
+        return True
+    except duckdb.Error:
+        return False
+
+
+def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
+    r = f"DATE '{ref.isoformat()}'"
+    q(con, f"""CREATE OR REPLACE TABLE _agg AS SELECT entity_id,
+        arg_max(category, event_date) FILTER (event_type = 'tax_rating' AND event_date <= {r}) AS tax_rating,
+        max(event_date) FILTER (event_type = 'tax_rating' AND event_date <= {r}) AS tax_rating_on,
+        count(*) FILTER (event_type = 'tax_rating' AND category = 'D') AS tax_rating_d_count,
+        count(*) FILTER (event_type = 'tax_arrears') AS tax_arrears_count,
+        coalesce(sum(amount) FILTER (event_type = 'tax_arrears'), 0) AS tax_arrears_amount,
+        max(event_date) FILTER (event_type = 'tax_arrears') AS tax_arrears_latest_on,
+        count(*) FILTER (event_type IN {_in(PENALTY_EVENTS)}) AS penalty_count,
+        count(*) FILTER (event_type = 'admin_penalty') AS penalty_samr_count,
+        count(*) FILTER (event_type = 'env_penalty') AS penalty_env_count,
+        coalesce(sum(amount) FILTER (event_type IN {_in(PENALTY_EVENTS)}), 0) AS penalty_amount,
+        max(event_date) FILTER (event_type IN {_in(PENALTY_EVENTS)}) AS penalty_latest_on,
+        count(*) FILTER (event_type IN {_in(PENALTY_EVENTS)} AND event_date > {r} - INTERVAL 12 MONTH
+                         AND event_date <= {r}) AS penalty_count_12m,
+        count(*) FILTER (event_type = 'abnormal_listing') AS abnormal_count,
+        coalesce(bool_or(event_date <= {r} AND (end_date IS NULL OR end_date > {r}))
+                 FILTER (event_type = 'abnormal_listing'), false) AS abnormal_active,
+        max(event_date) FILTER (event_type = 'abnormal_listing') AS abnormal_latest_on,
+        arg_max(category, event_date) FILTER (event_type = 'abnormal_listing') AS abnormal_latest_reason,
+        count(*) FILTER (event_type = 'court_case' AND category IN {_in(PLAINTIFF_ROLES)}) AS court_plaintiff_count,
+        count(*) FILTER (event_type = 'court_case' AND category IN {_in(DEFENDANT_ROLES)}) AS court_defendant_count,
+        coalesce(sum(amount) FILTER (event_type = 'court_case' AND category IN {_in(DEFENDANT_ROLES)}), 0)
+            AS court_defendant_amount,
+        max(event_date) FILTER (event_type = 'court_case') AS court_latest_filed_on,
+        count(*) FILTER (event_type = 'judgment_default' AND category IS DISTINCT FROM '全部履行') AS defaulter_count,
+        max(event_date) FILTER (event_type = 'judgment_default' AND category IS DISTINCT FROM '全部履行')
+            AS defaulter_latest_on,
+        count(*) FILTER (event_type = 'service_case') AS service_case_count,
+        count(*) FILTER (event_type = 'service_case' AND event_date > {r} - INTERVAL 12 MONTH
+                         AND event_date <= {r}) AS service_case_count_12m,
+        max(event_date) FILTER (event_type = 'service_case') AS service_latest_on
+      FROM mart_enterprise_events GROUP BY entity_id""")
+    q(con, """CREATE OR REPLACE TABLE _hc_latest AS
+        SELECT entity_id, arg_max(headcount, month) AS insured_headcount, max(month) AS insured_month,
+               arg_max(base_headcount, month) AS insured_headcount_base,
+               arg_max(arrears, month) AS social_arrears_amount
+        FROM _headcount GROUP BY entity_id""")
+    n = create_table(con, "mart_enterprise_360", f"""
+        SELECT d.entity_id, d.uscc, d.name, d.name_comparison, d.is_branch, d.parent_entity_id, d.regno, d.org_code,
+               d.tin, d.status, d.legal_rep_name, rep.entity_id AS legal_rep_person_id, d.address, d.division_code,
+               dv.division_name AS district_name, d.industry, d.industry_section, s.industry_section_name,
+               d.founded_on, d.registered_capital_wan, d.records AS source_records, d.departments,
+               a.tax_rating, a.tax_rating_on, coalesce(a.tax_rating_d_count, 0) AS tax_rating_d_count,
+               coalesce(a.tax_arrears_count, 0) AS tax_arrears_count,
+               coalesce(a.tax_arrears_amount, 0) AS tax_arrears_amount, a.tax_arrears_latest_on,
+               coalesce(a.penalty_count, 0) AS penalty_count, coalesce(a.penalty_samr_count, 0) AS penalty_samr_count,
+               coalesce(a.penalty_env_count, 0) AS penalty_env_count, coalesce(a.penalty_amount, 0) AS penalty_amount,
+               a.penalty_latest_on, coalesce(a.penalty_count_12m, 0) AS penalty_count_12m,
+               coalesce(a.abnormal_count, 0) AS abnormal_count, coalesce(a.abnormal_active, false) AS abnormal_active,
+               a.abnormal_latest_on, a.abnormal_latest_reason,
+               coalesce(a.court_plaintiff_count, 0) AS court_plaintiff_count,
+               coalesce(a.court_defendant_count, 0) AS court_defendant_count,
+               coalesce(a.court_defendant_amount, 0) AS court_defendant_amount, a.court_latest_filed_on,
+               coalesce(a.defaulter_count, 0) > 0 AS is_defaulter, coalesce(a.defaulter_count, 0) AS defaulter_count,
+               a.defaulter_latest_on,
+               h.insured_headcount, h.insured_month, h.insured_headcount_base,
+               CASE WHEN h.insured_headcount_base > 0
+                    THEN h.insured_headcount / h.insured_headcount_base - 1 END AS insured_headcount_change,
+               h.social_arrears_amount,
+               coalesce(a.service_case_count, 0) AS service_case_count,
+               coalesce(a.service_case_count_12m, 0) AS service_case_count_12m, a.service_latest_on,
+               coalesce(cr.risk_score, 0) AS risk_score, coalesce(cr.risk_level, '低') AS risk_level,
+               {r} AS as_of_date
+        FROM lake_dim_enterprise d
+        LEFT JOIN dim_division dv ON dv.division_code = d.division_code
+        LEFT JOIN dim_industry_section s ON s.industry_section = d.industry_section
+        LEFT JOIN _agg a ON a.entity_id = d.entity_id
+        LEFT JOIN _hc_latest h ON h.entity_id = d.entity_id
+        LEFT JOIN mart_credit_risk cr ON cr.entity_id = d.entity_id
+        LEFT JOIN _xw_per rep ON rep.record_id = regexp_replace(d.legal_rep_from, ':[a-z_]+$', ':legal_rep')
+                             AND rep.role = 'legal_rep'""", "uscc")
+    return {"mart_enterprise_360": n}

@@ -1,0 +1,92 @@
+"""一人一档: one row per person (legal representatives, insured persons, parties, applicants, roster entries),
+and the person-enterprise links.
+
+Personal data (identifiers.md; GB/T 35273 §7.2; PIPL art. 28/51): the marts file is opened by many analysts
+and copied into notebooks, so it holds **no full ID number and no full phone**. A person carries
+``id_number_masked`` (first 6 + last 4: ``110105********002X``, hiding the birth date), ``phone_masked``
+(``138****8000``), the birth year and sex (for statistics), and ``id_hash``: the lowercase hex HMAC-SHA256 of
+the normalized ID (NFKC, trimmed, upper case — the normalization of the bureau exports,
+``models/exports/protect.py``) keyed with the secret in ``QST_EXPORT_HMAC_KEY``. Equal IDs give equal hashes
+in the marts and in every export, so an analyst can join or count persons without seeing a number, and nobody
+without the key can enumerate IDs back from it. Without the secret ``id_hash`` is null (never a bare hash:
+ID numbers are enumerable). The full ID stays in the lake's gold ``dim_person``, behind its access control.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import unicodedata
+
+import duckdb
+import polars as pl
+
+from models.marts.build import create_table, q
+
+PII_KEY_ENV = "QST_EXPORT_HMAC_KEY"
+
+
+def keyed_hashes(values: list[str | None], key: bytes) -> list[str | None]:
+    """HMAC-SHA256 hex of each value's normalized form (NFKC, trimmed, upper case); blank or null -> null."""
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    out: list[str | None] = []
+    for v in values:
+        norm = unicodedata.normalize("NFKC", v).strip().upper() if v is not None else ""
+        if not norm:
+            out.append(None)
+            continue
+        i = inner.copy()
+        i.update(norm.encode())
+        o = outer.copy()
+        o.update(i.digest())
+        out.append(o.hexdigest())
+    return out
+
+
+def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
+    r = f"DATE '{ref.isoformat()}'"
+    key = os.environ.get(PII_KEY_ENV, "").encode()
+    ids = con.sql("SELECT entity_id, id_number FROM lake_dim_person WHERE id_number IS NOT NULL").pl()
+    hashes = keyed_hashes(ids.get_column("id_number").to_list(), key) if key else [None] * ids.height
+    con.register("_id_hash_frame", ids.select("entity_id").with_columns(pl.Series("id_hash", hashes, pl.Utf8)))
+    q(con, "CREATE OR REPLACE TABLE _id_hash AS SELECT * FROM _id_hash_frame")
+    con.unregister("_id_hash_frame")
+    q(con, f"""CREATE OR REPLACE TABLE _pev AS
+        SELECT p.entity_id,
+               count(*) FILTER (e.event_type = 'judgment_default' AND e.category IS DISTINCT FROM '全部履行') AS defaults,
+               count(*) FILTER (e.event_type = 'court_case') AS court_cases,
+               count(*) FILTER (e.event_type = 'insurance_enrollment') AS insured,
+               count(*) FILTER (e.event_type = 'service_case') AS service_cases
+        FROM lake_int_events e JOIN _xw_per p ON p.record_id = e.subject_record_id
+        WHERE e.subject_kind = 'person' AND (e.event_date IS NULL OR e.event_date <= {r})
+        GROUP BY ALL""")
+    q(con, """CREATE OR REPLACE TABLE _prep AS
+        SELECT l.person_id, count(*) AS legal_rep_count, list(l.entity_id ORDER BY l.entity_id) AS ids,
+               count(*) FILTER (cr.p_defaulter > 0) AS defaulting, count(*) FILTER (cr.level_rank >= 3) AS high_risk
+        FROM mart_person_enterprise_links l LEFT JOIN mart_credit_risk cr ON cr.entity_id = l.entity_id
+        WHERE l.relation = 'legal_rep' GROUP BY ALL""")
+    n = create_table(con, "mart_person_360", f"""
+        SELECT d.entity_id AS person_id, d.name,
+               CASE WHEN length(d.id_number) >= 10
+                    THEN left(d.id_number, 6) || repeat('*', length(d.id_number) - 10) || right(d.id_number, 4)
+                    WHEN d.id_number IS NOT NULL THEN repeat('*', length(d.id_number)) END AS id_number_masked,
+               h.id_hash, year(d.birth_date) AS birth_year, d.sex,
+               CASE WHEN length(d.phone) >= 8
+                    THEN left(d.phone, length(d.phone) - 8) || '****' || right(d.phone, 4)
+                    WHEN d.phone IS NOT NULL THEN '****' END AS phone_masked,
+               d.division_code, dv.division_name AS district_name, d.records AS source_records, d.departments,
+               coalesce(rp.legal_rep_count, 0) AS legal_rep_count, coalesce(rp.ids, []) AS legal_rep_enterprise_ids,
+               coalesce(rp.defaulting, 0) AS defaulting_enterprise_count,
+               coalesce(rp.high_risk, 0) AS high_risk_enterprise_count,
+               coalesce(ev.defaults, 0) > 0 AS is_defaulter, coalesce(ev.court_cases, 0) AS court_case_count,
+               coalesce(ev.insured, 0) AS insured_record_count, coalesce(ev.service_cases, 0) AS service_case_count,
+               list_contains(d.departments, 'streets') AS on_street_roster, {r} AS as_of_date
+        FROM lake_dim_person d
+        LEFT JOIN _id_hash h ON h.entity_id = d.entity_id
+        LEFT JOIN dim_division dv ON dv.division_code = d.division_code
+        LEFT JOIN _prep rp ON rp.person_id = d.entity_id
+        LEFT JOIN _pev ev ON ev.entity_id = d.entity_id""", "person_id")
+    return {"mart_person_360": n}
