@@ -33,8 +33,8 @@ def _peak_rss_mb() -> float:
 
 def parameter_sets(con: duckdb.DuckDBPyConnection, n: int, seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
-    rows = con.execute("SELECT uscc, name, entity_id FROM mart_enterprise_360 USING SAMPLE 2000 ROWS "
-                       "WHERE uscc IS NOT NULL").fetchall()
+    rows = con.execute("SELECT uscc, name, entity_id FROM (SELECT * FROM mart_enterprise_360 WHERE uscc IS NOT NULL) "
+                       "USING SAMPLE 2000 ROWS").fetchall()
     divisions = [r[0] for r in con.execute("SELECT DISTINCT division_code FROM mart_abnormal_distribution "
                                            "WHERE division_code IS NOT NULL").fetchall()] or ["440305"]
     departments = [r[0] for r in con.execute("SELECT DISTINCT department FROM mart_department_scorecard").fetchall()] \

@@ -233,9 +233,11 @@ def _external_marts(con: duckdb.DuckDBPyConnection, report: MartsReport, version
 
     comments: dict[str, dict] = {}
     frames: dict[str, object] = {}
+    t0 = time.perf_counter()
     try:
         calendar = importlib.import_module("models.marts.calendar")
         frames["dim_calendar"] = calendar.dim_calendar()
+        report.seconds["compute dim_calendar"] = time.perf_counter() - t0
         comments.update(calendar.COMMENTS)
     except Exception as exc:  # noqa: BLE001 - the hook reports, never breaks the build
         report.skipped["dim_calendar"] = f"models.marts.calendar: {exc!r}"
@@ -248,10 +250,12 @@ def _external_marts(con: duckdb.DuckDBPyConnection, report: MartsReport, version
             sel = ", ".join(f'"{c}"' for c in cols if c in have)
             cases = con.sql(f"SELECT {sel} FROM lake_stg_service__service_cases").pl()
             as_of = report.as_of_date
+            t0 = time.perf_counter()
             startups = service.business_startup_cases(cases, as_of)
             frames["mart_service_efficiency"] = service.mart_service_efficiency(cases, as_of)
             frames["mart_business_startup"] = service.mart_business_startup(startups=startups)
             frames["mart_business_startup_cases"] = startups
+            report.seconds["compute service marts"] = time.perf_counter() - t0
             comments.update(service.COMMENTS)
         except Exception as exc:  # noqa: BLE001
             for n in ("mart_service_efficiency", "mart_business_startup", "mart_business_startup_cases"):
@@ -266,8 +270,10 @@ def _external_marts(con: duckdb.DuckDBPyConnection, report: MartsReport, version
         registrations = None
         if versions.get("stg_samr__registrations", (None,))[0] is not None:
             registrations = con.sql("SELECT status, updated_at FROM lake_stg_samr__registrations").pl()
+        t0 = time.perf_counter()
         frames["mart_kpi_daily"] = kpi.mart_kpi_daily(events, as_of=report.as_of_date, cases=cases,
                                                       registrations=registrations)
+        report.seconds["compute mart_kpi_daily"] = time.perf_counter() - t0
         comments.update(kpi.COMMENTS)
     except Exception as exc:  # noqa: BLE001
         report.skipped["mart_kpi_daily"] = f"models.marts.kpi: {exc!r}"
