@@ -1,0 +1,182 @@
+"""Presentation helpers shared by the pages: Chinese number and date formats, cards, tables and the charts'
+common look. Presentation only: every number shown comes from the marts unchanged (rounded for display).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from dash import dcc, html
+
+#: System fonts only (the dashboard works offline): the first one installed wins.
+FONT_STACK = ('"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", '
+              '"WenQuanYi Micro Hei", "WenQuanYi Zen Hei", sans-serif')
+LEVEL_COLORS = {"低": "#4caf50", "中": "#f4b400", "高": "#f57c00", "极高": "#d32f2f"}
+PALETTE = ["#1f5fa8", "#d9822b", "#2e9e6a", "#c0392b", "#7b5ea7", "#8c6d31", "#e377c2", "#17becf",
+           "#7f7f7f", "#bcbd22"]
+#: plotly.js options: no logo, no link to the cloud editor; everything stays on this machine.
+GRAPH_CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": False, "responsive": True,
+                "modeBarButtonsToRemove": ["sendDataToCloud", "lasso2d", "select2d"]}
+STATUS_ZH = {"active": "存续", "revoked": "吊销", "deregistered": "注销", "moved_out": "迁出"}
+DEPARTMENT_ZH = {"samr": "市场监管局", "tax": "税务局", "courts": "法院", "social": "人社局", "env": "生态环境局",
+                 "service": "政务服务中心", "streets": "街道办"}
+
+
+def is_missing(value: Any) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    if isinstance(value, list | tuple | np.ndarray):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def num(value: Any, digits: int = 0) -> str:
+    """1234567 -> '1,234,567'; missing -> '—'."""
+    if is_missing(value):
+        return "—"
+    return f"{float(value):,.{digits}f}" if digits else f"{round(float(value)):,}"
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """0.1234 -> '12.3%'."""
+    return "—" if is_missing(value) else f"{float(value) * 100:.{digits}f}%"
+
+
+def yuan(value: Any) -> str:
+    """An amount in yuan, in 万元 above ten thousand."""
+    if is_missing(value):
+        return "—"
+    v = float(value)
+    return f"{v / 10_000:,.2f} 万元" if abs(v) >= 10_000 else f"{v:,.2f} 元"
+
+
+def day(value: Any) -> str:
+    if is_missing(value):
+        return "—"
+    if isinstance(value, str):
+        return value[:10]
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.strftime("%Y-%m-%d")
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def when(value: Any) -> str:
+    """A timestamp shown in Beijing time."""
+    if is_missing(value):
+        return "—"
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("Asia/Shanghai")
+    return ts.strftime("%Y-%m-%d %H:%M") + (" (北京时间)" if ts.tzinfo is not None else "")
+
+
+def change(current: Any, before: Any) -> tuple[str, str]:
+    """'↑12 (+3.4%)' and a css class (up/down/flat) for a count against the one before."""
+    if is_missing(current) or is_missing(before):
+        return "—", "flat"
+    d = float(current) - float(before)
+    rel = "" if float(before) == 0 else f" ({d / float(before):+.1%})"
+    if d > 0:
+        return f"↑{num(d)}{rel}", "up"
+    if d < 0:
+        return f"↓{num(-d)}{rel}", "down"
+    return "持平", "flat"
+
+
+def text(value: Any) -> str:
+    if is_missing(value):
+        return "—"
+    if isinstance(value, list | tuple | np.ndarray):
+        return "、".join(DEPARTMENT_ZH.get(str(v), str(v)) for v in value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return num(value)
+    return str(value)
+
+
+def page(page_id: str, title: str, *children: Any, subtitle: str | None = None) -> html.Div:
+    """The frame of a page: its id (the browser tests wait for it), a title and the content."""
+    head = [html.H2(title)]
+    if subtitle:
+        head.append(html.Div(subtitle, className="subtitle"))
+    return html.Div([html.Div(head, className="page-head"), *children], id=f"page-{page_id}", className="page")
+
+
+def card(label: str, value: str, note: str | None = None, note_class: str = "flat",
+         href: str | None = None) -> html.Div:
+    body = [html.Div(label, className="card-label"), html.Div(value, className="card-value")]
+    if note is not None:
+        body.append(html.Div(note, className=f"card-note {note_class}"))
+    inner = dcc.Link(body, href=href, className="card-link") if href else html.Div(body)
+    return html.Div(inner, className="card")
+
+
+def section(title: str, *children: Any, class_name: str = "section") -> html.Section:
+    return html.Section([html.H3(title), *children], className=class_name)
+
+
+def notice(message: str, kind: str = "info") -> html.Div:
+    return html.Div(message, className=f"notice notice-{kind}")
+
+
+def table(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], *, formats: dict[str, Any] | None = None,
+          links: dict[str, Any] | None = None, max_rows: int = 200, table_id: str | None = None,
+          row_class: Any = None) -> html.Div:
+    """A plain html table of ``frame``: ``columns`` is [(column, Chinese header)], ``formats`` a formatter per
+    column (default :func:`text`), ``links`` a function per column giving the href of the cell."""
+    formats = formats or {}
+    links = links or {}
+    if frame is None or frame.empty:
+        return notice("暂无数据")
+    head = html.Thead(html.Tr([html.Th(h) for _, h in columns]))
+    rows = []
+    for rec in frame.head(max_rows).to_dict("records"):
+        cells = []
+        for col, _ in columns:
+            shown = formats.get(col, text)(rec.get(col))
+            if col in links and not is_missing(rec.get(col)):
+                shown = dcc.Link(shown, href=links[col](rec))
+            cells.append(html.Td(shown))
+        rows.append(html.Tr(cells, className=row_class(rec) if row_class else None))
+    more = [] if len(frame) <= max_rows else [html.Div(f"仅显示前 {max_rows} 行，共 {num(len(frame))} 行",
+                                                       className="table-note")]
+    attrs = {"id": table_id} if table_id else {}
+    return html.Div([html.Table([head, html.Tbody(rows)], className="data-table"), *more],
+                    className="table-wrap", **attrs)
+
+
+def figure(fig: go.Figure, *, height: int = 320, title: str | None = None, legend: bool = True,
+           dates: bool = False) -> go.Figure:
+    """The common look; ``dates``: the x axis is a date axis, labelled the Chinese way (plotly.js ships its
+    month names in English only unless a locale bundle is loaded)."""
+    fig.update_layout(
+        height=height, margin={"l": 48, "r": 16, "t": 40 if title else 16, "b": 40},
+        font={"family": FONT_STACK, "size": 12, "color": "#1d2733"}, title={"text": title, "x": 0.01} if title else None,
+        paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=PALETTE, showlegend=legend,
+        legend={"orientation": "h", "y": -0.18, "x": 0},
+        hoverlabel={"font": {"family": FONT_STACK}}, separators=".,",
+    )
+    fig.update_xaxes(gridcolor="#eef1f5", zeroline=False)
+    fig.update_yaxes(gridcolor="#eef1f5", zeroline=False)
+    if dates:
+        fig.update_xaxes(tickformat="%Y年%-m月%-d日", hoverformat="%Y-%m-%d",
+                         tickformatstops=[{"dtickrange": ["M1", None], "value": "%Y年%-m月"}])
+    return fig
+
+
+def graph(graph_id: str, fig: go.Figure) -> dcc.Graph:
+    return dcc.Graph(id=graph_id, figure=fig, config=GRAPH_CONFIG, className="chart")
+
+
+def options(values: Iterable[tuple[Any, str]]) -> list[dict[str, Any]]:
+    return [{"value": v, "label": label} for v, label in values]
