@@ -412,10 +412,11 @@ EXTERNAL_TABLES: dict[str, str] = {
 DASHBOARD_QUERIES: dict[str, str] = {
     # 一企一档: the card of one enterprise by its USCC
     "enterprise_by_uscc": "SELECT * FROM mart_enterprise_360 WHERE uscc = $uscc",
-    # 一企一档: search by name — exact name first, then names starting with the text (at most $limit rows)
+    # 一企一档: search by name — exact name first, then names (or their comparison form, without region and
+    # legal form: 顺德实业 finds 深圳市顺德实业有限公司) starting with the text (at most $limit rows)
     "enterprise_by_name": (
         "SELECT entity_id, uscc, name, status, district_name, risk_level FROM mart_enterprise_360 "
-        "WHERE name = $name OR starts_with(name, $name) "
+        "WHERE name = $name OR starts_with(name, $name) OR starts_with(name_comparison, $name) "
         "ORDER BY name <> $name, name LIMIT $limit"),
     # the records and the timeline behind the card
     "enterprise_records": "SELECT * FROM mart_enterprise_records WHERE entity_id = $entity_id ORDER BY source_department, record_id",
