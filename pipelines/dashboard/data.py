@@ -3,8 +3,9 @@
 Why a layer of its own: the dashboard must never hold the marts file against the nightly build, and must show
 the new night without a restart. The build writes a new file and swaps it in with ``os.replace``; a DuckDB
 connection opened READ_ONLY on the old file keeps reading the old inode (the build is never blocked), and
-:class:`Marts` reopens when the path's inode, size or mtime changes. Each query runs on its own cursor, so the
-threaded web server can serve several requests at once.
+:class:`Marts` reopens when the path's inode, size or mtime changes (after the queries still running on the old
+file: see :meth:`Marts.cursor`). Each query runs on its own cursor, so the threaded web server can serve several
+requests at once.
 
 No business rule lives here: the numbers are the marts'. The SQL is the contract's named queries
 (:data:`models.marts.contract.DASHBOARD_QUERIES`) plus :data:`PAGE_QUERIES`, which only select, filter and sum
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,10 +106,11 @@ PAGE_QUERIES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Opened:
     key: tuple[int, int, int]
     con: duckdb.DuckDBPyConnection
+    in_flight: int = 0
 
 
 class MartsUnavailable(RuntimeError):
@@ -118,7 +122,7 @@ class Marts:
 
     def __init__(self, home: Path | str) -> None:
         self.path = Path(home) / MARTS_FILE
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._opened: _Opened | None = None
         self._tables: set[str] | None = None
 
@@ -129,23 +133,40 @@ class Marts:
             raise MartsUnavailable(f"集市文件不存在：{self.path}（请先构建集市）") from exc
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        """A cursor on the current file (a new connection when the file changed since the last call)."""
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the current file. When the file changed since the last call, the old connection is
+        closed once the queries still running on it are done, then the new file is opened: DuckDB keeps one
+        database instance per path in a process, so while any connection to the old file lives, connecting
+        to the path again would give the old file back."""
         key = self._file_key()
-        with self._lock:
-            if self._opened is None or self._opened.key != key:
+        with self._cond:
+            if self._opened is not None and self._opened.key != key:
+                old = self._opened
+                self._cond.wait_for(lambda: old.in_flight == 0, timeout=30)
+                if self._opened is old:
+                    old.con.close()
+                    self._opened = None
+            if self._opened is None:
                 try:
                     con = duckdb.connect(str(self.path), read_only=True)
                 except duckdb.Error as exc:
                     raise MartsUnavailable(f"集市文件无法打开：{exc}") from exc
-                # the old connection stays alive while a cursor of another request still uses it
                 self._opened = _Opened(key, con)
                 self._tables = None
-            return self._opened.con.cursor()
+            opened = self._opened
+            opened.in_flight += 1
+            cur = opened.con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+            with self._cond:
+                opened.in_flight -= 1
+                self._cond.notify_all()
 
     def tables(self) -> set[str]:
-        cur = self.connection()
-        with self._lock:
+        with self.cursor() as cur:
             if self._tables is None:
                 self._tables = {r[0] for r in cur.execute(
                     "SELECT table_name FROM information_schema.tables").fetchall()}
@@ -162,16 +183,10 @@ class Marts:
 
     def frame(self, name: str, /, **params: Any) -> pd.DataFrame:
         """The rows of a named query (contract first, then :data:`PAGE_QUERIES`) as a pandas frame."""
-        cur = self.connection()
-        try:
+        with self.cursor() as cur:
             return cur.execute(self.sql(name), params or None).df()
-        finally:
-            cur.close()
 
     def raw(self, sql: str, /, **params: Any) -> pd.DataFrame:
         """A query of a page that is not named (kept for lookups by a key column of the contract)."""
-        cur = self.connection()
-        try:
+        with self.cursor() as cur:
             return cur.execute(sql, params or None).df()
-        finally:
-            cur.close()

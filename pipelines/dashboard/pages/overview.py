@@ -35,7 +35,7 @@ def _kpi_cards(marts: Marts) -> list[Any]:
         r = shown.loc[key]
         delta, cls = ui.change(r["actual"], r["previous_actual"])
         note = f"较前日 {delta}；近7日均值 {ui.num(r['week_mean'], 1)}"
-        if r["alert"] is True or r["alert"] == 1:
+        if not ui.is_missing(r["alert"]) and bool(r["alert"]):
             note += " · ⚠ 超出预测区间"
             cls += " alert"
         cards.append(ui.card(r["indicator_name_zh"], ui.num(r["actual"]), note, cls, href=f"/forecast?indicator={key}"))

@@ -1,0 +1,239 @@
+"""The 全视通 dashboard in a real browser (Debian's headless Chromium through Selenium), on marts built by the
+real pipeline from a simulated estate: silver (session fixture) -> gold -> ``build_marts``.
+
+Each page must load without a console error, request nothing but this machine (no CDN, fonts or tiles), draw
+its charts with data, and be saved as a screenshot (``$QST_TEST_ARTIFACTS``, default ``test-artifacts/`` at
+the repository root, folder ``dashboard/``). The search must find an enterprise of the simulated estate by the
+USCC its registration record carries (typed into the box, as a person would) and by a variant of its name.
+Locally the browser tests skip when Chromium is not installed; under CI (CI=true) they fail instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import duckdb
+import pytest
+
+from pipelines.dashboard.browser import chromium, chromium_missing, serve, visit, wait_for
+from pipelines.dashboard.data import Marts
+from pipelines.home import REPO_ROOT
+
+pytestmark = pytest.mark.xdist_group("silver_estate")
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+AS_OF = "2026-10-31"
+#: (path, page id, charts the page must draw with data)
+PAGES = (("/", "overview", 1), ("/risk", "risk", 2), ("/abnormal", "abnormal", 3), ("/scorecard", "scorecard", 2),
+         ("/service", "service", 2), ("/forecast", "forecast", 1))
+
+
+def _need_browser() -> None:
+    why = chromium_missing()
+    if why is None:
+        return
+    if IN_CI:
+        pytest.fail(f"{why}; under CI the browser tests must run, not skip")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    root = Path(os.environ.get("QST_TEST_ARTIFACTS") or REPO_ROOT / "test-artifacts")
+    out = root / "dashboard"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def marts_home(silver_estate, tmp_path_factory) -> tuple[Path, Path]:
+    """``(estate, home)``: a copy of the silver fixture's home carried through gold and the marts."""
+    from connectors.config import load_sources
+    from models import silver
+    from models.gold.build import build_gold, build_golden
+    from models.marts.build import build_marts
+    from models.staging.spec import load_specs
+    from quality.scorecard import nightly_scorecard, write_scorecard
+
+    estate, silver_home = silver_estate(enterprises=400, seed=31)
+    home = tmp_path_factory.mktemp("dashboard") / "home"
+    shutil.copytree(silver_home, home)
+    config = load_sources(estate / "sources.yaml")
+    specs = load_specs()
+    chosen = {k: specs[k] for k in silver.source_infos(config) if k in specs}
+    write_scorecard(home, nightly_scorecard(home, config, chosen, dt.date.fromisoformat(AS_OF)))
+    build_gold(home, AS_OF, "dashboard-test")
+    for kind in ("enterprise", "person"):
+        build_golden(home, kind, AS_OF)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QST_EXPORT_HMAC_KEY", "test-dashboard-secret")
+        build_marts(home)
+    return estate, home
+
+
+@pytest.fixture(scope="module")
+def site(marts_home) -> Iterator[str]:
+    _need_browser()
+    with serve(marts_home[1]) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def driver(site) -> Iterator:
+    with chromium() as d:
+        yield d
+
+
+def _screenshot(driver, path: Path) -> None:
+    """The whole page, not only the window."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1440, min(max(height, 900), 8000))
+    time.sleep(0.3)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1440, 1000)
+
+
+def _local_only(urls: list[str]) -> list[str]:
+    """The requests that left this machine (chrome:// and data: are the browser's own)."""
+    out = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in ("data", "blob", "chrome", "about", "chrome-extension"):
+            continue
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            out.append(url)
+    return out
+
+
+def _known_enterprise(estate: Path, home: Path) -> tuple[str, str, str]:
+    """(USCC as the registration record gives it, the golden name, the registration's name) of an enterprise of
+    the estate whose golden record the marts hold with records from at least two departments."""
+    con = sqlite3.connect(estate / "samr.sqlite")
+    try:
+        regs = con.execute("SELECT TYSHXYDM, QYMC FROM T_SCZT_DJXX WHERE length(TYSHXYDM) = 18 "
+                           "AND QYMC LIKE '%公司' ORDER BY ZTID").fetchall()
+    finally:
+        con.close()
+    marts = duckdb.connect(str(home / "marts.duckdb"), read_only=True)
+    try:
+        for uscc, name in regs:
+            row = marts.execute("SELECT name FROM mart_enterprise_360 WHERE uscc = ? AND len(departments) >= 2 "
+                                "AND NOT is_branch", [uscc]).fetchone()
+            if row:
+                return uscc, row[0], name
+    finally:
+        marts.close()
+    raise AssertionError("no registration of the estate has a golden record in the marts")
+
+
+def _variant(name: str) -> str:
+    """The same enterprise written the way another department might: other legal-form spelling, half-width
+    brackets, a stray space."""
+    if name.endswith("有限责任公司"):
+        name = name[: -len("有限责任公司")] + "有限公司"
+    elif name.endswith("有限公司"):
+        name = name[: -len("有限公司")] + "有限责任公司"
+    name = name.replace("（", "(").replace("）", ")")
+    return name[:2] + " " + name[2:]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the data layer, without a browser
+# ------------------------------------------------------------------------------------------------------------
+def test_marts_reopened_when_the_night_replaces_the_file(tmp_path):
+    def night(value: int) -> Path:
+        path = tmp_path / f"night{value}.duckdb"
+        con = duckdb.connect(str(path))
+        con.execute("CREATE TABLE meta_build AS SELECT now() AS built_at, DATE '2026-10-31' AS as_of_date, "
+                    f"now() AS committed_at, {value} AS delta_version")
+        con.close()
+        return path
+
+    os.replace(night(1), tmp_path / "marts.duckdb")
+    marts = Marts(tmp_path)
+    assert marts.raw("SELECT delta_version FROM meta_build").iloc[0, 0] == 1
+    os.replace(night(2), tmp_path / "marts.duckdb")  # what build_marts does; the old file stays open meanwhile
+    assert marts.raw("SELECT delta_version FROM meta_build").iloc[0, 0] == 2
+    with pytest.raises(duckdb.Error):  # read-only: the dashboard can never change the marts
+        marts.raw("CREATE TABLE x (a INT)")
+
+
+def test_every_page_query_runs_on_the_real_marts(marts_home):
+    from models.marts.contract import DASHBOARD_QUERIES
+    from pipelines.dashboard.data import PAGE_QUERIES
+
+    marts = Marts(marts_home[1])
+    params = {"since": "2000-01-01", "limit": 5, "district": None, "section": None, "level": None,
+              "indicator": "service_cases", "grain": "day", "from_month": "2000-01-01", "to_month": "2030-01-01"}
+    for name, sql in PAGE_QUERIES.items():
+        if not marts.has(*re.findall(r"FROM (mart_\w+|dim_\w+|meta_\w+)", sql)):
+            continue  # a mart of another module (KPI, service) the build did not make: the page says so
+        wanted = {k: v for k, v in params.items() if f"${k}" in sql}
+        marts.frame(name, **wanted)
+    assert set(DASHBOARD_QUERIES) >= {"enterprise_by_uscc", "enterprise_by_name", "enterprise_records"}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# in the browser
+# ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("path", "page_id", "graphs"), PAGES, ids=[p[1] for p in PAGES])
+def test_page_loads_with_charts_and_nothing_from_outside(site, driver, artifacts, marts_home, path, page_id,
+                                                         graphs):
+    needs = {"service": "mart_service_efficiency", "forecast": "mart_kpi_daily"}.get(page_id)
+    if needs and not Marts(marts_home[1]).has(needs):
+        pytest.skip(f"the marts were built without {needs} (models.marts.build found no module for it)")
+    result = visit(driver, site + path, page_id, min_graphs=graphs)
+    _screenshot(driver, artifacts / f"{page_id}.png")
+    assert result.ready_ms >= 0, f"{path}: the page or its charts never became ready"
+    assert result.console_errors == [], f"{path}: console errors {result.console_errors}"
+    assert _local_only(result.requested_urls) == [], "requests left the machine"
+    drawn = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.js-plotly-plot')).filter("
+        "p => p._fullData && p._fullData.some(t => t._length > 0 || (t.z && t.z.length) || "
+        "(t.values && t.values.length))).length")
+    assert drawn >= graphs, f"{path}: {drawn} charts with data, expected {graphs}"
+    text = driver.find_element("id", f"page-{page_id}").text
+    assert "暂无数据" not in text.split("\n")[:3]
+
+
+def test_search_by_uscc_typed_into_the_box(site, driver, artifacts, marts_home):
+    from selenium.webdriver.common.keys import Keys
+
+    uscc, golden_name, _ = _known_enterprise(*marts_home)
+    result = visit(driver, site + "/enterprise", "enterprise")
+    assert result.ready_ms >= 0
+    box = driver.find_element("id", "ent-q")
+    box.send_keys(f" {uscc.lower()} " + Keys.ENTER)
+    assert wait_for(driver, "document.getElementById('ent-name') && "
+                            f"document.getElementById('ent-name').textContent === {golden_name!r}"), \
+        driver.find_element("id", "page-enterprise").text[:500]
+    assert f"q={quote(uscc.lower().strip())}" in driver.current_url.replace("+", "%20") or "q=" in driver.current_url
+    text = driver.find_element("id", "page-enterprise").text
+    assert "各部门关联的源记录" in text and "归并依据" in text
+    assert "市场监管局" in text  # the registration record itself, listed under its department
+    assert driver.find_elements("css selector", "#ent-timeline .js-plotly-plot")
+    errors = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    assert errors == []
+    _screenshot(driver, artifacts / "enterprise_uscc.png")
+
+
+def test_search_by_a_name_variant(site, driver, artifacts, marts_home):
+    _, golden_name, registered_name = _known_enterprise(*marts_home)
+    variant = _variant(registered_name)
+    assert variant != registered_name
+    result = visit(driver, site + "/enterprise?q=" + quote(variant), "enterprise")
+    assert result.ready_ms >= 0 and result.console_errors == []
+    found = wait_for(driver, "document.getElementById('ent-name') ? "
+                             f"document.getElementById('ent-name').textContent === {golden_name!r} : "
+                             f"!!document.querySelector('#ent-results') && "
+                             f"document.querySelector('#ent-results').textContent.includes({golden_name!r})")
+    _screenshot(driver, artifacts / "enterprise_name_variant.png")
+    assert found, f"{variant!r} did not find {golden_name!r}"
