@@ -5,7 +5,7 @@ imported) so that tests, ``qst run`` and benchmarks can build definitions for an
 Each domain owns its pieces: ``pipelines/sources.py`` the departments' legacy tables,
 ``pipelines/bronze.py`` the bronze assets, their partitions, schedule and file-drop sensor;
 ``pipelines/silver.py`` the staging models and canonical tables; ``pipelines/quality.py`` the scorecard
-and the Data Docs.
+and the Data Docs; ``pipelines/gold.py`` entity resolution and the golden records.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from connectors.config import SourcesConfig
-from pipelines import bronze, quality, silver
+from pipelines import bronze, gold, quality, silver
 from pipelines.resources import LakeResource
 from pipelines.sources import load_config, source_table_specs
 
@@ -23,9 +23,10 @@ from pipelines.sources import load_config, source_table_specs
 def build_definitions(config: SourcesConfig, *, home: Path | None = None, retries: bool = True) -> dg.Definitions:
     """All definitions for a validated configuration; ``home`` overrides ``QST_HOME`` for the lake."""
     nightly = bronze.nightly_job()
+    silver_assets = silver.silver_assets(config)
     return dg.Definitions(
         assets=[*source_table_specs(config), *bronze.bronze_assets(config, retries=retries),
-                *silver.silver_assets(config), *quality.quality_assets(config)],
+                *silver_assets, *quality.quality_assets(config), *(gold.gold_assets() if silver_assets else [])],
         jobs=[nightly],
         schedules=[bronze.nightly_schedule(nightly)],
         sensors=[bronze.file_drop_sensor(config)] if list(config.iter_files()) else [],

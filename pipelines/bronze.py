@@ -132,7 +132,7 @@ def bronze_assets(config: SourcesConfig, *, retries: bool = True) -> list[dg.Ass
     return assets
 
 
-nightly_selection = dg.AssetSelection.key_prefixes([BRONZE_PREFIX], ["silver"], ["quality"])
+nightly_selection = dg.AssetSelection.key_prefixes([BRONZE_PREFIX], ["silver"], ["quality"], ["gold"])
 
 
 def nightly_job():

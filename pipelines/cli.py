@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from connectors.config import redact_url
+from pipelines.home import LAYERS
 
 DEMO_ENTERPRISES = 3_000
 
@@ -139,9 +140,9 @@ HOME_OPTION = click.option(
 @click.option("--select", multiple=True, metavar="DEPT[/ASSET]",
               help="Only these departments or assets and what depends on them, e.g. --select tax "
                    "--select samr/registrations.")
-@click.option("--until", type=click.Choice(["bronze", "silver", "quality"]), default="quality", show_default=True,
+@click.option("--until", type=click.Choice(LAYERS), default=LAYERS[-1], show_default=True,
               help="The last layer to build: bronze (only extract), silver (staging models and canonical "
-                   "tables), quality (the scorecard and Data Docs too).")
+                   "tables), quality (the scorecard and Data Docs), gold (entity resolution, golden records).")
 @click.option("--no-retries", is_flag=True,
               help="Fail at once instead of retrying a failing source with backoff (20s, 40s, 80s).")
 def run(config_path: Path | None, home: Path, partition: str | None, select: tuple[str, ...], until: str,
@@ -162,7 +163,7 @@ def _checks(a) -> str:
 
 
 def _run(config_path: Path | None, home: Path, partition: str | None, select: list[str], retries: bool = True,
-         until: str = "quality"):
+         until: str = LAYERS[-1]):
     import os
 
     from pipelines.home import sources_path
@@ -277,6 +278,94 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     click.echo(f"demo finished in {time.perf_counter() - started:.1f}s")
     if not outcome.ok:
         sys.exit(1)
+
+
+@main.command("er-eval")
+@click.option("--truth", "truth", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="The simulated estate (or its truth/ folder) whose truth the resolution is scored against.")
+@HOME_OPTION
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the scores as JSON to this file.")
+def er_eval(truth: Path, home: Path, json_out: Path | None) -> None:
+    """Score tonight's entity resolution (HOME/lake/gold/entity_crosswalk) against a simulated estate's truth:
+    pairwise precision, recall and F1, and B-cubed F1, for enterprises and persons."""
+    import json
+
+    from models.gold.evaluation import evaluate_gold
+
+    try:
+        result = evaluate_gold(home, truth)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"  {'kind':<12}{'precision':>10}{'recall':>10}{'F1':>10}{'B-cubed F1':>12}{'records':>12}"
+               f"{'entities':>10}{'clusters':>10}")
+    for kind, s in result.items():
+        click.echo(f"  {kind:<12}{s['precision']:>10.4f}{s['recall']:>10.4f}{s['f1']:>10.4f}{s['bcubed_f1']:>12.4f}"
+                   f"{s['records']:>12,}{s['entities']:>10,}{s['clusters']:>10,}")
+        if s["records_without_truth"]:
+            click.echo(f"      {s['records_without_truth']:,} {kind} record(s) have no truth row (not scored)")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        click.echo(f"scores written to {json_out}")
+
+
+@main.group()
+def review() -> None:
+    """The review queue of borderline entity pairs, and must-link / cannot-link decisions the next run honours."""
+
+
+@review.command("list")
+@HOME_OPTION
+@click.option("--kind", type=click.Choice(["enterprise", "person"]), default=None, help="Only this kind.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+def review_list(home: Path, kind: str | None, limit: int) -> None:
+    """The most uncertain pairs of the last run, both records side by side."""
+    import polars as pl
+
+    from models.gold.build import read_gold
+
+    try:
+        queue = read_gold(home, "review_queue")
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if kind:
+        queue = queue.filter(pl.col("entity_type") == kind)
+    click.echo(f"{queue.height:,} pair(s) to review" + (f" ({kind})" if kind else ""))
+    for r in queue.head(limit).to_dicts():
+        decided = f"  decided: {r['decision']} by {r['reviewer']}" if r.get("decision") else ""
+        click.echo(f"\n  [{r['entity_type']}] p={r['match_probability']:.3f} w={r['match_weight'] or 0:.2f} "
+                   f"status={r['status']}{decided}")
+        for side in ("l", "r"):
+            click.echo(f"    {r[f'record_id_{side}']}  ({r.get(f'{side}_entity_id')})  {r.get(f'{side}_name')}  "
+                       f"{r.get(f'{side}_address') or ''}")
+        click.echo(f"    levels: {r['levels']}")
+    click.echo("\ndecide with: qst review decide --kind KIND LEFT RIGHT must-link|cannot-link --by NAME")
+
+
+@review.command("decide")
+@HOME_OPTION
+@click.option("--kind", type=click.Choice(["enterprise", "person"]), required=True)
+@click.argument("left")
+@click.argument("right")
+@click.argument("decision", type=click.Choice(["must-link", "cannot-link"]))
+@click.option("--by", "reviewer", required=True, help="Who decided (kept with the decision).")
+@click.option("--note", default="", help="Why.")
+def review_decide(home: Path, kind: str, left: str, right: str, decision: str, reviewer: str, note: str) -> None:
+    """Record that two records are (must-link) or are not (cannot-link) the same entity; the next run honours it."""
+    import polars as pl
+
+    from models.gold.build import SILVER_TABLE
+    from models.gold.review import record_decision
+    from models.silver import read_silver
+
+    try:
+        known = set(read_silver(home, SILVER_TABLE[kind], columns=["record_id"]).filter(
+            pl.col("record_id").is_in([left, right]))["record_id"])
+        record_decision(home, kind, left, right, decision, reviewer, note, known_records=known)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"recorded: {left} {decision} {right} by {reviewer}; the next run (qst run) honours it")
 
 
 if __name__ == "__main__":  # pragma: no cover

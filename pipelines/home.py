@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "quanshitong_home", "sources_path", "staging_specs_folder"]
+__all__ = ["LAYERS", "REPO_ROOT", "quanshitong_home", "sources_path", "staging_specs_folder"]
+
+#: The layers of a night, in order: `qst run --until LAYER` builds the ones up to LAYER.
+LAYERS = ("bronze", "silver", "quality", "gold")
 
 #: The repository root: the parent of the ``pipelines`` package.
 REPO_ROOT = Path(__file__).resolve().parent.parent

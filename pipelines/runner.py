@@ -14,6 +14,8 @@ import dagster as dg
 from connectors.config import SourcesConfig
 from pipelines.assemble import build_definitions
 from pipelines.bronze import daily_partitions, pool_name
+from pipelines.gold import GOLD_BLOCKING_CHECKS
+from pipelines.home import LAYERS
 from pipelines.silver import BLOCKING_CHECKS, WARNING_CHECKS, unstaged_tables
 
 INSTANCE_YAML = """\
@@ -83,7 +85,6 @@ class RunOutcome:
         return self.success and not self.failed_checks
 
 
-LAYERS = ("bronze", "silver", "quality")
 
 
 def _execute(job, instance: dg.DagsterInstance, partition: str, selection: list[dg.AssetKey] | None,
@@ -115,7 +116,7 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
                  until: str = "quality") -> RunOutcome:
     """Materialize the nightly job (or the bronze assets whose key starts with one of ``select``, e.g.
     ``tax`` or ``tax/filings``, and everything downstream of them) for a partition, up to the layer
-    ``until`` (bronze | silver | quality); failures of one asset do not stop the others.
+    ``until`` (bronze | silver | quality | gold); failures of one asset do not stop the others.
 
     Dagster skips everything downstream of a failed step (an open Dagster issue, #15761), so one department
     whose database is down would also hold back the canonical tables and the scorecard of every other
@@ -143,7 +144,8 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
     run_id, success, outcomes = _execute(job, instance, partition, planned, log_level)
     skipped = [k for k in planned if k.to_user_string() not in outcomes]
     bronze_failed = any(o.status == "failed" and o.key.startswith("bronze/") for o in outcomes.values())
-    blocked = any(not ok for o in outcomes.values() for name, ok in o.checks.items() if name in BLOCKING_CHECKS)
+    blocked = any(not ok for o in outcomes.values() for name, ok in o.checks.items()
+                  if name in BLOCKING_CHECKS | GOLD_BLOCKING_CHECKS)
     retry = [k for k in skipped if k.path[0] != "bronze" and not k.path[-1].startswith("stg_")]
     if bronze_failed and retry and not blocked:
         _, _, second = _execute(job, instance, partition, retry, log_level)

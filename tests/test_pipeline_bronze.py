@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from connectors import bronze
 from connectors.config import load_sources
 from connectors.readers import open_table
+from models.gold.build import read_gold
 from models.silver import read_silver
 from pipelines.assemble import build_definitions
 from pipelines.runner import run_pipeline
@@ -68,8 +69,13 @@ def test_nightly_run_loads_every_table_and_checks_pass(sqlite_estate):
     statuses = {a.key: a.status for a in outcome.assets}
     assert set(statuses.values()) == {"materialized"}
     layers = [k.split("/")[0] for k in statuses]
-    # 15 bronze tables and drops; their 15 staging models and 3 canonical tables; the scorecard and Data Docs
-    assert (layers.count("bronze"), layers.count("silver"), layers.count("quality")) == (15, 18, 2)
+    # 15 bronze tables and drops; their 15 staging models and 3 canonical tables; the scorecard and Data Docs;
+    # the crosswalk, id history, review queue and the two golden tables
+    assert (layers.count("bronze"), layers.count("silver"), layers.count("quality"), layers.count("gold")) == (
+        15, 18, 2, 5)
+    gold_checks = {name: ok for a in outcome.assets if a.key.startswith("gold/") for name, ok in a.checks.items()}
+    assert gold_checks == {"crosswalk_complete": True, "id_changes_recorded": True,
+                           "one_golden_record_per_entity": True}
     assert all(checks for k, checks in ((a.key, a.checks) for a in outcome.assets) if k.startswith("silver/"))
     assert (home / "docs" / "data_docs" / "index.html").exists()
     assert assert_bronze_equals_source(out / "sources.yaml", home) == 13
@@ -106,9 +112,14 @@ def test_rerunning_a_night_is_idempotent(sqlite_estate):
     before = {d: bronze.table_info(bronze.bronze_path(home, d, a))["rows"] for d, a in
               [("samr", "registrations"), ("tax", "filings")]}
     canonical_before = read_silver(home, "int_enterprise_records").sort("record_id")
+    ids_before = read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).sort("record_id")
     again = run_pipeline(config, home, partition="2026-11-01")
     assert again.ok
     assert read_silver(home, "int_enterprise_records").sort("record_id").equals(canonical_before)
+    # the same night again: the same entity ids, and its id history replaced, not doubled
+    assert read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).sort("record_id").equals(ids_before)
+    history = read_gold(home, "entity_id_history")
+    assert history.height == ids_before["entity_id"].n_unique() and set(history["reason"]) == {"new"}
     for a in again.assets:
         if "rows_inserted" in a.metadata:
             assert a.metadata["rows_inserted"] == 0 and a.metadata["rows_updated"] == 0, a.key

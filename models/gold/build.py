@@ -306,8 +306,8 @@ def build_golden(home: Path, kind: str, partition: str | None = None, run_id: st
 
 
 def describe(report: GoldReport) -> str:
-    lines = [f"gold for {report.partition} (ids carried from {report.previous_partition or 'nothing: first night'})"
-             f" in {report.seconds:.1f}s"]
+    lines = [(f"gold for {report.partition} (ids carried from {report.previous_partition or 'nothing: first night'})"
+             f" in {report.seconds:.1f}s")]
     for kind, k in report.kinds.items():
         lines.append(f"  {kind}: {k.records:,} records -> {k.entities:,} entities; kept {k.kept:,} ids, minted "
                      f"{k.minted:,}; changes {json.dumps(k.changes)}; {k.review_pairs:,} pairs to review; "

@@ -1,0 +1,105 @@
+"""Gold assets: entity resolution (crosswalk, id history, review queue) and the golden records.
+
+Wiring only: :func:`models.gold.build.build_gold` and :func:`models.gold.build.build_golden` do the work,
+:mod:`quality.gold_checks` checks it. Daily partitions like the rest of the night: a night's ids are carried
+from the newest crosswalk of an earlier night, so re-running a partition gives the same ids. The checks are
+blocking: a crosswalk that lost a record, or an id that changed without a record of it, stops the marts.
+"""
+
+# no `from __future__ import annotations`: Dagster inspects the `context` annotation at definition time
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from models import canonical
+from models.gold.build import DIM_TABLE, KINDS
+from pipelines.bronze import daily_partitions
+from pipelines.resources import LakeResource
+from pipelines.silver import silver_asset_key
+
+GOLD_PREFIX = "gold"
+COMPLETE_CHECK = "crosswalk_complete"
+IDS_CHECK = "id_changes_recorded"
+GOLDEN_CHECK = "one_golden_record_per_entity"
+GOLD_BLOCKING_CHECKS = frozenset({COMPLETE_CHECK, IDS_CHECK, GOLDEN_CHECK})
+
+
+def gold_asset_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([GOLD_PREFIX, name])
+
+
+def _check(key: dg.AssetKey, name: str, result) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(asset_key=key, check_name=name, passed=result.passed,
+                               severity=dg.AssetCheckSeverity.ERROR, description=result.description,
+                               metadata={"details": dg.MetadataValue.json(result.metadata)})
+
+
+def _resolution_asset() -> dg.AssetsDefinition:
+    crosswalk = gold_asset_key("entity_crosswalk")
+    sources = [silver_asset_key(t) for t in canonical.INTERMEDIATE_TABLES if t != "int_events"]
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(crosswalk, deps=sources, group_name=GOLD_PREFIX, kinds={"delta", "splink"},
+                         description="Every canonical enterprise and person record -> its stable entity id, "
+                                     "with the rule or the Splink probability, weight and levels that linked it."),
+            dg.AssetSpec(gold_asset_key("entity_id_history"), deps=sources, group_name=GOLD_PREFIX,
+                         kinds={"delta"}, description="Every entity id change (new, merged, split, retired) "
+                                                      "per night and run (rules: models/gold/identity.py)."),
+            dg.AssetSpec(gold_asset_key("review_queue"), deps=sources, group_name=GOLD_PREFIX, kinds={"delta"},
+                         description="Tonight's borderline pairs for a reviewer; decisions with `qst review`."),
+        ],
+        partitions_def=daily_partitions,
+        check_specs=[
+            dg.AssetCheckSpec(COMPLETE_CHECK, asset=crosswalk, blocking=True,
+                              description="every silver enterprise/person record has exactly one entity id"),
+            dg.AssetCheckSpec(IDS_CHECK, asset=crosswalk, blocking=True,
+                              description="every id that appeared or vanished tonight is in the id history"),
+        ],
+        name="entity_resolution",
+    )
+    def _resolve(context: AssetExecutionContext, lake: LakeResource):
+        from models.gold.build import build_gold, describe
+        from quality.gold_checks import crosswalk_complete, id_changes_recorded
+
+        home = lake.home_path()
+        report = build_gold(home, context.partition_key, context.run_id)
+        context.log.info(describe(report))
+        per_kind = {k: {"records": r.records, "entities": r.entities, "kept": r.kept, "minted": r.minted,
+                        "changes": r.changes, "by_rule": r.by_rule, "review_pairs": r.review_pairs,
+                        "seconds": round(r.seconds, 1)} for k, r in report.kinds.items()}
+        yield dg.MaterializeResult(asset_key=crosswalk, metadata={
+            "previous_night": report.previous_partition or "", "kinds": dg.MetadataValue.json(per_kind),
+            "rows": sum(r.records for r in report.kinds.values()), "seconds": round(report.seconds, 1)})
+        yield dg.MaterializeResult(asset_key=gold_asset_key("entity_id_history"), metadata={
+            "changes": dg.MetadataValue.json({k: r.changes for k, r in report.kinds.items()})})
+        yield dg.MaterializeResult(asset_key=gold_asset_key("review_queue"), metadata={
+            "rows": sum(r.review_pairs for r in report.kinds.values())})
+        yield _check(crosswalk, COMPLETE_CHECK, crosswalk_complete(home))
+        yield _check(crosswalk, IDS_CHECK, id_changes_recorded(home, context.partition_key))
+
+    return _resolve
+
+
+def _golden_asset(kind: str) -> dg.AssetsDefinition:
+    key = gold_asset_key(DIM_TABLE[kind])
+
+    @dg.asset(key=key, deps=[gold_asset_key("entity_crosswalk"), silver_asset_key(f"int_{kind}_records")],
+              group_name=GOLD_PREFIX, kinds={"delta", "polars"}, partitions_def=daily_partitions,
+              check_specs=[dg.AssetCheckSpec(GOLDEN_CHECK, asset=key, blocking=True,
+                                             description="one golden record per entity id of the crosswalk")],
+              description=f"Golden {kind} records: per attribute the most authoritative, most recent valid value "
+                          "and the record it came from (rules: models/gold/survivorship.py).")
+    def _build(context: AssetExecutionContext, lake: LakeResource):
+        from models.gold.build import build_golden
+        from quality.gold_checks import golden_complete
+
+        rows = build_golden(lake.home_path(), kind, context.partition_key, context.run_id)
+        yield dg.MaterializeResult(metadata={"rows": rows})
+        yield _check(key, GOLDEN_CHECK, golden_complete(lake.home_path(), kind))
+
+    return _build
+
+
+def gold_assets() -> list[dg.AssetsDefinition]:
+    return [_resolution_asset(), *(_golden_asset(k) for k in KINDS)]

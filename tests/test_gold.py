@@ -1,0 +1,141 @@
+"""The gold layer on a simulated estate: every record gets one entity id, ids survive the night (and a rerun),
+every change is recorded, golden records trace every value to a source record, decisions are honoured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from conftest import build_silver, load_bronze
+
+from models.gold.build import build_gold, build_golden, read_gold
+from models.gold.review import record_decision
+from models.silver import read_silver
+from pipelines.cli import main
+from quality.gold_checks import crosswalk_complete, golden_complete, id_changes_recorded
+from simulator import estate as est
+
+pytestmark = pytest.mark.xdist_group("silver_estate")
+
+
+@pytest.fixture(scope="module")
+def two_nights(silver_estate, tmp_path_factory):
+    """Night 1 on the shared estate, then the estate moved on one day and night 2 (copies: the fixture's
+    estate is read-only)."""
+    estate, home = silver_estate(enterprises=400, seed=31)
+    root = tmp_path_factory.mktemp("gold")
+    shutil.copytree(estate, root / "estate")
+    shutil.copytree(home, root / "home")
+    home = root / "home"
+    build_gold(home, "2026-10-31", "night1")
+    for kind in ("enterprise", "person"):
+        build_golden(home, kind, "2026-10-31")
+    night1 = read_gold(home, "entity_crosswalk")
+    rerun = build_gold(home, "2026-10-31", "night1-again")
+    night1_again = read_gold(home, "entity_crosswalk")
+    est.advance(root / "estate", 1)
+    load_bronze(root / "estate" / "sources.yaml", home)
+    build_silver(root / "estate" / "sources.yaml", home)
+    report2 = build_gold(home, "2026-11-01", "night2")
+    for kind in ("enterprise", "person"):
+        build_golden(home, kind, "2026-11-01")
+    return {"home": home, "estate": root / "estate", "night1": night1, "night1_again": night1_again,
+            "rerun": rerun, "report2": report2, "night2": read_gold(home, "entity_crosswalk")}
+
+
+def test_every_silver_record_has_one_entity_id(two_nights):
+    result = crosswalk_complete(two_nights["home"])
+    assert result.passed, result.description
+    assert result.metadata["enterprise"]["crosswalk"] > 1000 and result.metadata["person"]["crosswalk"] > 500
+    for kind in ("enterprise", "person"):
+        assert golden_complete(two_nights["home"], kind).passed
+
+
+def test_rerunning_a_night_gives_the_same_ids(two_nights):
+    a = two_nights["night1"].select("record_id", "entity_id").sort("record_id")
+    b = two_nights["night1_again"].select("record_id", "entity_id").sort("record_id")
+    assert a.equals(b)
+    assert two_nights["rerun"].previous_partition is None  # it did not carry ids from itself
+
+
+def test_ids_survive_the_night_and_changes_are_recorded(two_nights):
+    home = two_nights["home"]
+    assert two_nights["report2"].previous_partition == "2026-10-31"
+    before = two_nights["night1"].select("record_id", "entity_type", old="entity_id")
+    after = two_nights["night2"].select("record_id", new="entity_id")
+    both = before.join(after, on="record_id")
+    assert both.height > 0.9 * before.height  # a day changes a few percent of the records
+    # records that stayed keep their entity's id, except where resolution changed their cluster
+    assert (both["old"] == both["new"]).mean() > 0.98
+    check = id_changes_recorded(home, "2026-11-01")
+    assert check.passed, check.description
+    history = read_gold(home, "entity_id_history")
+    night2 = history.filter(pl.col("partition").cast(pl.Utf8) == "2026-11-01")
+    assert night2.height > 0 and "new" in set(night2["reason"])  # the day's new registrations
+    # the first night's history is still there, once
+    night1 = history.filter(pl.col("partition").cast(pl.Utf8) == "2026-10-31")
+    assert night1.height == two_nights["night1"]["entity_id"].n_unique()
+    # new ids never reuse an old one
+    minted = set(night2.filter(pl.col("reason").is_in(["new", "split"]))["new_id"])
+    assert not minted & set(two_nights["night1"]["entity_id"])
+
+
+def test_golden_values_trace_to_their_source_record(two_nights):
+    home = two_nights["home"]
+    golden = read_gold(home, "dim_enterprise")
+    records = read_silver(home, "int_enterprise_records", ["record_id", "name", "uscc", "source_department"])
+    traced = golden.select("entity_id", "name", "name_from", "uscc", "uscc_from").join(
+        records.rename({"record_id": "name_from", "name": "source_name"}).select("name_from", "source_name"),
+        on="name_from")
+    assert traced.height == golden.filter(pl.col("name").is_not_null()).height
+    assert (traced["name"] == traced["source_name"]).all()
+    # the name comes from the registry whenever the entity has a registration record
+    crosswalk = two_nights["night2"].filter(pl.col("entity_type") == "enterprise")
+    registered = crosswalk.filter(pl.col("source_asset") == "registrations")["entity_id"].unique()
+    with_reg = golden.filter(pl.col("entity_id").is_in(registered.implode()))
+    assert with_reg["name_from"].str.starts_with("samr.registrations:").all()
+
+
+def test_crosswalk_explains_every_link(two_nights):
+    crosswalk = two_nights["night2"]
+    assert crosswalk["why"].null_count() == 0
+    deterministic = crosswalk.filter(pl.col("rule").is_in(["uscc", "org_code", "regno", "resident_id"]))
+    assert deterministic.height > 0 and deterministic["why"].str.contains("valid|organization").all()
+    splink = crosswalk.filter(pl.col("rule") == "splink")
+    assert splink.height > 0 and splink["match_probability"].is_not_null().all()
+
+
+def test_er_eval_prints_and_writes_the_scores(two_nights, tmp_path):
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(main, ["er-eval", "--truth", str(two_nights["estate"] / "truth"),
+                                       "--home", str(two_nights["home"]), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())
+    assert set(scores) == {"enterprise", "person"}
+    for kind, floor in (("enterprise", 0.97), ("person", 0.9)):
+        s = scores[kind]
+        assert {"precision", "recall", "f1", "bcubed_f1", "records", "entities"} <= set(s)
+        assert s["f1"] >= floor, (kind, s)
+        assert f"{s['f1']:.4f}" in result.output
+
+
+def test_a_cannot_link_decision_separates_two_records_the_next_run(two_nights, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(two_nights["home"], home)
+    crosswalk = two_nights["night2"].filter(pl.col("rule") == "splink")
+    # a record that Splink linked, and another record of the same entity
+    rec = crosswalk.filter(pl.col("entity_type") == "enterprise").sort("record_id").row(0, named=True)
+    other = (two_nights["night2"].filter((pl.col("entity_id") == rec["entity_id"])
+                                         & (pl.col("record_id") != rec["record_id"]))
+             .sort("record_id").row(0, named=True))
+    record_decision(home, "enterprise", rec["record_id"], other["record_id"], "cannot_link", "测试员")
+    build_gold(home, "2026-11-01", "after-review")
+    after = dict(read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).iter_rows())
+    assert after[rec["record_id"]] != after[other["record_id"]]
+    queue = read_gold(home, "review_queue")
+    decided = queue.filter(pl.col("decision") == "cannot_link")
+    assert decided.height >= 1 and not decided["same_entity"].any()
+    assert id_changes_recorded(home, "2026-11-01").passed  # the split is in the history
