@@ -193,6 +193,19 @@ def test_repository_exports_yaml_is_valid():
         assert entitlement_version(config, key).startswith("sha256:")
 
 
+def test_exports_yaml_names_columns_of_the_marts_contract():
+    contract = pytest.importorskip("models.marts.contract")
+    config = load_entitlements(REPO / "exports.yaml")
+    for key, bureau in config.bureaus.items():
+        for ent in bureau.tables:
+            table = contract.TABLES.get(ent.table)
+            if table is None or not ent.shared:
+                continue
+            used = {ent.source_of(out) for out in ent.columns or {}} | {
+                c.column or c.related for c in ent.rows or [] if not c.all}
+            assert used <= set(table.column_names), (key, ent.table, used - set(table.column_names))
+
+
 def _error(tmp_path: Path, text: str) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, text)
@@ -373,7 +386,7 @@ def test_package_holds_exactly_the_entitlement(tmp_path: Path, marts: Path, conf
     manifest = json.loads((pkg / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["bureau"] == "tax" and manifest["date"] == "2026-11-22"
     assert manifest["entitlement_version"] == entitlement_version(config, "tax")
-    assert manifest["lake_versions"] == [
+    assert manifest["lake_versions"] == [  # meta_build, every column
         {"lake_table": "gold/dim_enterprise", "delta_version": 7, "built_at": "2026-11-23T01:00:00+00:00"},
         {"lake_table": "silver/int_enterprise_records", "delta_version": 12, "built_at": "2026-11-23T00:30:00+00:00"}]
     [t] = manifest["tables"]
@@ -398,6 +411,27 @@ def test_row_filters_prefix_and_in_are_bound_parameters(tmp_path: Path, marts: P
     risk = pq.read_table(result.path / "mart_credit_risk.parquet")
     assert risk.column_names == ["entity_id", "risk_score"]
     assert risk.column("entity_id").to_pylist() == ["E003", "E004"]  # the quote in a value matches nothing
+
+
+def test_nested_and_binary_columns_are_text_in_the_csv(tmp_path: Path):
+    marts = tmp_path / "m.duckdb"
+    con = duckdb.connect(str(marts))
+    con.execute("CREATE TABLE mart_x AS SELECT * FROM (VALUES (1, ['samr', '税务'], {'a': 1}, '\\xCA\\xFE'::BLOB),"
+                " (2, NULL, NULL, NULL)) t(id, departments, s, b)")
+    con.close()
+    config = load(tmp_path, """\
+        version: 1
+        bureaus:
+          samr:
+            title: 市场监管局
+            tables:
+              - {table: mart_x, sharing: 无条件, rows: all, columns: {id: keep, departments: keep, s: keep, b: keep}}
+        """)
+    pkg = run(config, "samr", marts, tmp_path / "exports").path
+    assert read_csv(pkg / "mart_x.csv", "utf-8-sig") == [
+        ["id", "departments", "s", "b"], ["1", '["samr","税务"]', '{"a":1}', "cafe"], ["2", "", "", ""]]
+    assert pq.read_table(pkg / "mart_x.parquet").column("departments").to_pylist() == [["samr", "税务"], None]
+    assert verify_package(pkg).ok
 
 
 def test_missing_meta_build_gives_no_lake_versions(tmp_path: Path, config: ExportsConfig):

@@ -208,6 +208,7 @@ def _slug(what: str):
 
 TableName = Annotated[str, _ident("table name")]
 ColumnName = Annotated[str, _ident("column name")]
+OutputName = Annotated[str, _ident("output name ('as')")]
 BureauKey = Annotated[str, _slug("bureau key")]
 DepartmentKey = Annotated[str, _slug("department")]
 Text = Annotated[str, Field(min_length=1)]
@@ -315,7 +316,7 @@ class TableEntitlement(_Model):
     """One table a bureau asked for, and the decision."""
 
     table: TableName
-    name: ColumnName | None = Field(None, alias="as")
+    name: OutputName | None = Field(None, alias="as")
     sharing: Sharing
     purpose: Text | None = None
     agreement: Text | None = None

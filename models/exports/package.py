@@ -348,16 +348,12 @@ def _plan(con: duckdb.DuckDBPyConnection, config: ExportsConfig, bureau: str,
 
 
 def _lake_versions(con: duckdb.DuckDBPyConnection, catalog: _Catalog) -> list[dict[str, Any]]:
-    """``meta_build`` as written by the marts build (absent -> empty)."""
+    """``meta_build`` as the marts build wrote it, every column (``lake_table``, ``delta_version``,
+    ``built_at`` ...), one entry per lake table read; no such table -> empty."""
     table = catalog.table("meta_build")
     if table is None:
         return []
-    wanted = ["lake_table", "delta_version", "built_at"]
-    present = [catalog.column(table, c) for c in wanted]
-    cols = [f"{_q(p[0])} AS {_q(c)}" for c, p in zip(wanted, present, strict=True) if p is not None]
-    if not cols:
-        return []
-    cur = con.execute(f"SELECT {', '.join(cols)} FROM {_q(table)} ORDER BY ALL")
+    cur = con.execute(f"SELECT * FROM {_q(table)} ORDER BY ALL")
     names = [d[0] for d in cur.description]
     return [{k: _jsonable(v) for k, v in zip(names, row, strict=True)} for row in cur.fetchall()]
 
@@ -401,17 +397,33 @@ class _CsvSink:
         self.file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
         if encoding == "utf-8-sig":
             self.file.write("\ufeff".encode())
-        header = pl.from_arrow(schema.empty_table())
-        assert isinstance(header, pl.DataFrame)
-        self.file.write(header.write_csv(include_header=True, line_terminator="\r\n").encode(self.codec))
+        self._write(schema.empty_table(), header=True)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        frame = pl.from_arrow(batch)
+        self._write(batch, header=False)
+
+    def _write(self, data: pa.RecordBatch | pa.Table, header: bool) -> None:
+        frame = pl.from_arrow(data)
         assert isinstance(frame, pl.DataFrame)
-        self.file.write(frame.write_csv(include_header=False, line_terminator="\r\n").encode(self.codec))
+        frame = frame.with_columns(_csv_text(name, dtype) for name, dtype in frame.schema.items()
+                                   if dtype.is_nested() or dtype == pl.Binary)
+        # one column: a null would be a blank line, which spreadsheet and pandas readers skip; write "" instead
+        null = '""' if frame.width == 1 else ""
+        text = frame.write_csv(include_header=header, line_terminator="\r\n", null_value=null)
+        self.file.write(text.encode(self.codec))
 
     def close(self) -> None:
         self.file.close()
+
+
+def _csv_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A value CSV cannot hold as it is: lists and structs (``VARCHAR[]`` such as ``departments``) as JSON text
+    (``["samr","tax"]``), binary as hex; null stays empty."""
+    col = pl.col(name)
+    if dtype == pl.Binary:
+        return col.bin.encode("hex")
+    text = pl.struct(col.alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
+    return pl.when(col.is_null()).then(pl.lit(None, pl.String)).otherwise(text).alias(name)
 
 
 _PROTECTION_TEXT = {
@@ -534,7 +546,8 @@ def _readme(config: ExportsConfig, bureau: str, date: dt.date, version: str, pla
         f"- 接收单位 Bureau: {b.title} (`{bureau}`)",
         f"- 数据日期 Data date: {date.isoformat()}",
         f"- 授权版本 Entitlement version: `{version}`",
-        f"- CSV 编码 CSV encoding: {enc}",
+        (f"- CSV 编码 CSV encoding: {enc}（列表、结构类型的列为 JSON 文本，二进制为十六进制 list and struct columns are "
+        "JSON text, binary is hex）"),
         "",
         "本包仅包含贵单位依据共享授权（exports.yaml）可获得的表、列和行；未列出的列不导出。个人信息已按授权脱敏或做密钥哈希。",
         ("This package holds only the tables, columns and rows your bureau is entitled to (exports.yaml); a "
@@ -682,9 +695,11 @@ def _open_marts(marts: Path) -> duckdb.DuckDBPyConnection:
     if not marts.is_file():
         raise ExportError(f"the marts file {marts} does not exist (build the marts first)")
     try:
-        return duckdb.connect(str(marts), read_only=True)
+        con = duckdb.connect(str(marts), read_only=True)
     except duckdb.Error as exc:
         raise ExportError(f"cannot open the marts file {marts} read-only: {exc}") from None
+    con.execute("SET enable_progress_bar = false")  # the commands print their own progress
+    return con
 
 
 def export_bureau(config: ExportsConfig, bureau: str, *, marts: str | Path, exports_root: str | Path,
@@ -721,7 +736,6 @@ def _export_bureau(config: ExportsConfig, bureau: str, marts: Path, root: Path, 
             _collect_garbage(bureau_dir)
             build = bureau_dir / BUILDS / f"{date.isoformat()}.{uuid.uuid4().hex[:12]}"
             build.mkdir(parents=True)
-            published = False
             try:
                 results: list[TableResult] = []
                 entries: list[dict[str, Any]] = []
@@ -748,9 +762,10 @@ def _export_bureau(config: ExportsConfig, bureau: str, marts: Path, root: Path, 
                 _fsync_dir(build)
                 _fsync_dir(build.parent)
                 replaced = _publish(bureau_dir, build, date)
-                published = True
             finally:
-                if not published:
+                # whatever failed, a build the date's link does not point at is removed (a failure after the
+                # swap, e.g. fsyncing the folder, leaves the new package published and whole)
+                if os.path.realpath(bureau_dir / date.isoformat()) != os.path.realpath(build):
                     shutil.rmtree(build, ignore_errors=True)
             pruned = prune_packages(root, bureau, config.retention_of(bureau))
     finally:

@@ -65,12 +65,34 @@ MIN_KEY_BYTES = 16
 
 def _text(expr: pl.Expr) -> pl.Expr:
     """Text, NFKC, trimmed; blank -> null."""
-    t = expr.cast(pl.String).str.normalize("NFKC").str.strip_chars()
-    return pl.when(t.str.len_chars() > 0).then(t).otherwise(pl.lit(None, pl.String))
+    return expr.cast(pl.String).str.normalize("NFKC").str.strip_chars().replace("", None)
 
 
-def _stars(expr: pl.Expr) -> pl.Expr:
-    return expr.str.replace_all(r"(?s).", MASK_CHAR)
+def _stars(count: pl.Expr) -> pl.Expr:
+    return pl.lit("", pl.String).str.pad_end(count, MASK_CHAR)
+
+
+def _normalized(protect: str, expr: pl.Expr) -> pl.Expr:
+    """The text a protection works on (:func:`_text`, and what each kind adds)."""
+    text = _text(expr)
+    if protect in ("mask_id", "hmac"):
+        return text.str.to_uppercase()
+    if protect == "mask_mobile":
+        return text.str.replace_all(r"[\s\-()（）]", "").str.replace(r"^\+?86(1[0-9]{10})$", "$1")
+    if protect == "mask_bank_card":
+        return text.str.replace_all(r"[\s\-]", "")
+    return text
+
+
+def _mask_text(v: pl.Expr, keep_first: int, keep_last: int) -> pl.Expr:
+    """The mask of normalized text ``v`` (a plain column, so that it is not recomputed per branch)."""
+    n = v.str.len_chars().cast(pl.Int64)
+    hidden = n - keep_first - keep_last
+    # every branch is evaluated on every row: keep offsets and lengths non-negative where unused
+    kept = pl.concat_str([v.str.slice(0, keep_first), _stars(hidden.clip(lower_bound=0)),
+                          v.str.slice((n - keep_last).clip(lower_bound=0), keep_last)])
+    return (pl.when(v.is_null() | (n == 0)).then(pl.lit(None, pl.String))
+            .when(hidden <= 0).then(_stars(n)).otherwise(kept))
 
 
 def mask(expr: pl.Expr, keep_first: int, keep_last: int) -> pl.Expr:
@@ -78,40 +100,32 @@ def mask(expr: pl.Expr, keep_first: int, keep_last: int) -> pl.Expr:
     of at most ``keep_first + keep_last`` characters is all ``*``; null and blank give null."""
     if keep_first < 0 or keep_last < 0:
         raise ValueError("keep_first and keep_last must be >= 0")
-    v = _text(expr)
-    n = v.str.len_chars().cast(pl.Int64)
-    # every branch is evaluated on every row: keep offsets and lengths non-negative where unused
-    middle = _stars(v.str.slice(keep_first, (n - keep_first - keep_last).clip(lower_bound=0)))
-    tail = v.str.slice((n - keep_last).clip(lower_bound=0), keep_last)
-    kept = pl.concat_str([v.str.slice(0, keep_first), middle, tail])
-    return pl.when(v.is_null()).then(pl.lit(None, pl.String)).when(n <= keep_first + keep_last).then(
-        _stars(v)).otherwise(kept)
+    return _mask_text(_text(expr), keep_first, keep_last)
 
 
 def mask_id(expr: pl.Expr) -> pl.Expr:
     """Resident ID (or any ID-like code): first 6 and last 4 kept, upper case."""
-    return mask(_text(expr).str.to_uppercase(), *MASK_PRESETS["mask_id"])
+    return _mask_text(_normalized("mask_id", expr), *MASK_PRESETS["mask_id"])
 
 
 def mask_mobile(expr: pl.Expr) -> pl.Expr:
     """Phone: first 3 and last 4 kept, after dropping separators and a +86 prefix of a mobile."""
-    compact = _text(expr).str.replace_all(r"[\s\-()（）]", "").str.replace(r"^\+?86(1[0-9]{10})$", "$1")
-    return mask(compact, *MASK_PRESETS["mask_mobile"])
+    return _mask_text(_normalized("mask_mobile", expr), *MASK_PRESETS["mask_mobile"])
 
 
 def mask_bank_card(expr: pl.Expr) -> pl.Expr:
     """Bank card: first 6 and last 4 kept, after dropping spaces and dashes."""
-    return mask(_text(expr).str.replace_all(r"[\s\-]", ""), *MASK_PRESETS["mask_bank_card"])
+    return _mask_text(_normalized("mask_bank_card", expr), *MASK_PRESETS["mask_bank_card"])
 
 
 def mask_name(expr: pl.Expr) -> pl.Expr:
     """A person's name: its first character kept (``张伟`` -> ``张*``; a one-character name is ``*``)."""
-    return mask(expr, *MASK_PRESETS["mask_name"])
+    return _mask_text(_text(expr), *MASK_PRESETS["mask_name"])
 
 
 def hash_normalize(expr: pl.Expr) -> pl.Expr:
     """The form that is hashed: NFKC, trimmed, upper case; blank -> null."""
-    return _text(expr).str.to_uppercase()
+    return _normalized("hmac", expr)
 
 
 class KeyedHasher:
@@ -142,31 +156,31 @@ class KeyedHasher:
 
 def hmac_hex(values: pl.Series, hasher: KeyedHasher) -> pl.Series:
     """The hex HMAC of each value's normalized form (:func:`hash_normalize`); null and blank give null."""
-    norm = values.to_frame("v").select(hash_normalize(pl.col("v"))).to_series().rename(values.name)
+    return _hmac_normalized(values.to_frame("v").select(hash_normalize(pl.col("v"))).to_series(), hasher)
+
+
+def _hmac_normalized(norm: pl.Series, hasher: KeyedHasher) -> pl.Series:
     distinct = norm.drop_nulls().unique()
     if distinct.len() == 0:
-        return pl.Series(values.name, [None] * values.len(), dtype=pl.String)
+        return pl.Series(norm.name, [None] * norm.len(), dtype=pl.String)
     digests = pl.Series([hasher.hexdigest(v.encode("utf-8")) for v in distinct.to_list()], dtype=pl.String)
     return norm.replace_strict(distinct, digests, default=None, return_dtype=pl.String)
 
 
-_MASKS = {"mask_id": mask_id, "mask_mobile": mask_mobile, "mask_bank_card": mask_bank_card,
-          "mask_name": mask_name}
-
-
 def protect_series(values: pl.Series, rule: ColumnRule, hasher: KeyedHasher | None = None) -> pl.Series:
-    """Apply one column rule to a column (``keep`` returns it unchanged; ``drop`` is never exported)."""
+    """Apply one column rule to a column (``keep`` returns it unchanged; ``drop`` is never exported).  The
+    normalized text is computed once, then masked or hashed."""
     if rule.protect == "keep":
         return values
     if rule.protect == "drop":
         raise ValueError("a dropped column is not exported")
+    if rule.protect == "hmac" and hasher is None:
+        raise ValueError("an hmac column needs a KeyedHasher")
+    norm = values.to_frame("v").select(_normalized(rule.protect, pl.col("v"))).to_series()
     if rule.protect == "hmac":
-        if hasher is None:
-            raise ValueError("an hmac column needs a KeyedHasher")
-        return hmac_hex(values, hasher)
-    fn = _MASKS.get(rule.protect)
-    expr = fn(pl.col("v")) if fn is not None else mask(pl.col("v"), *rule.keeps())
-    return values.to_frame("v").select(expr.alias(values.name)).to_series()
+        assert hasher is not None
+        return _hmac_normalized(norm, hasher).rename(values.name)
+    return norm.to_frame("v").select(_mask_text(pl.col("v"), *rule.keeps()).alias(values.name)).to_series()
 
 
 def protect_arrow(values: pa.Array | pa.ChunkedArray, rule: ColumnRule,
