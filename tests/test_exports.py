@@ -411,6 +411,7 @@ def test_row_filters_prefix_and_in_are_bound_parameters(tmp_path: Path, marts: P
     risk = pq.read_table(result.path / "mart_credit_risk.parquet")
     assert risk.column_names == ["entity_id", "risk_score"]
     assert risk.column("entity_id").to_pylist() == ["E003", "E004"]  # the quote in a value matches nothing
+    assert "HMAC" not in (result.path / "README.md").read_text(encoding="utf-8")  # no hashed column here
 
 
 def test_nested_and_binary_columns_are_text_in_the_csv(tmp_path: Path):

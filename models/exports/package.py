@@ -592,24 +592,32 @@ def _readme(config: ExportsConfig, bureau: str, date: dt.date, version: str, pla
         for w in withheld:
             lines.append(f"| {w['table']} | {w['sharing']}（{SHARING_EN[w['sharing']]}） | {_cell(w['reason'])} |")
         lines.append("")
-    lines += [
-        "## 密钥哈希列 Keyed-hash columns",
-        "",
-        ("哈希列为对规范化取值（NFKC、去首尾空格、转大写）计算的 HMAC-SHA256（小写十六进制）。同一取值在各单位、各日期的"
-        "数据包中哈希相同，可用于关联；没有密钥无法由哈希反推原值，贵单位亦无法自行计算。"),
-        ("A hashed column is the HMAC-SHA256 (lowercase hex) of the normalized value (NFKC, trimmed, upper "
-        "case). Equal values hash equally in every bureau's package and on every date, so they can be joined; "
-        "without the key nobody can recover or recompute the value."),
-        "",
-        "## 校验 Verification",
-        "",
-        ("`manifest.json` 记录每个文件的 sha256、行数与结构；请在使用前核对（`qst verify-export <文件夹>` 或 "
-        "`sha256sum`）。数据包按日期整体发布，不会出现写了一半的数据包。"),
-        ("`manifest.json` lists the sha256, row count and schema of every file; check them before use "
-        "(`qst verify-export <folder>` or `sha256sum`). A package is published whole: never half written."),
-        "",
-    ]
+    if any(c.rule.protect == "hmac" for plan in plans for c in plan.columns):
+        lines += _HMAC_SECTION
+    lines += _VERIFY_SECTION
     return "\n".join(lines)
+
+
+#: The README's section on hashed columns (only when the package has one).
+_HMAC_SECTION = [
+    "## 密钥哈希列 Keyed-hash columns",
+    "",
+    ("哈希列为对规范化取值（NFKC、去首尾空格、转大写）计算的 HMAC-SHA256（小写十六进制）。同一取值在各单位、各日期的"
+    "数据包中哈希相同，可用于关联；没有密钥无法由哈希反推原值，贵单位亦无法自行计算。"),
+    ("A hashed column is the HMAC-SHA256 (lowercase hex) of the normalized value (NFKC, trimmed, upper "
+    "case). Equal values hash equally in every bureau's package and on every date, so they can be joined; "
+    "without the key nobody can recover or recompute the value."),
+    "",
+]
+_VERIFY_SECTION = [
+    "## 校验 Verification",
+    "",
+    ("`manifest.json` 记录每个文件的 sha256、行数与结构；请在使用前核对（`qst verify-export <文件夹>` 或 "
+    "`sha256sum`）。数据包按日期整体发布，不会出现写了一半的数据包。"),
+    ("`manifest.json` lists the sha256, row count and schema of every file; check them before use "
+    "(`qst verify-export <folder>` or `sha256sum`). A package is published whole: never half written."),
+    "",
+]
 
 
 # ---------------------------------------------------------------------------------------------------------
