@@ -714,8 +714,10 @@ def export_bureau(config: ExportsConfig, bureau: str, *, marts: str | Path, expo
                   date: dt.date, environ: Mapping[str, str] | None = None,
                   now: Callable[[], dt.datetime] = _utcnow) -> PackageResult:
     """Build and publish one bureau's package for ``date`` (replacing one published for that date), prune by
-    retention, and audit.  Raises :class:`ExportError` (or an OS error) and publishes nothing on failure;
-    the previously published package for the date, if any, stays as it was."""
+    retention, and audit.  Raises :class:`ExportError` (missing table, column or secret ...) or an OS error.
+    A failure before the swap publishes nothing: the package published for the date, if any, stays as it
+    was.  A failure after it (fsyncing the folder, pruning, the audit line) leaves the new package published
+    and whole, and is still raised.  Every failure is audited as ``failed``."""
     started = time.perf_counter()
     root = Path(exports_root)
     try:
