@@ -1,0 +1,270 @@
+"""Benchmark: entity resolution on a simulated estate — Quanshitong's resolution against a plain Splink baseline,
+on the same silver records: wall time, peak memory, pairwise and B-cubed F1 against the simulator's truth.
+
+Run:  .venv/bin/python bench/bench_resolution.py --home /work/scratch/e100000     (an estate already in silver)
+      .venv/bin/python bench/bench_resolution.py --enterprises 100000             (simulate + load first, not timed)
+
+Each contender runs in a fresh child process; the parent samples the child's resident memory (psutil, the child and
+its own children) every 0.1 s and reports the peak; the child reports its phases. Reading silver is timed (it is
+part of a night); reading the truth and scoring are not.
+
+* **quanshitong**: per kind (enterprises, then persons with the enterprise clusters): read the needed silver columns,
+  the deterministic pass (:mod:`models.resolution.deterministic`), the probabilistic pass from the trained model in
+  the repository (:func:`models.resolution.probabilistic.resolve`: profiles, Splink prediction, guard, components).
+* **baseline**: plain Splink 5 on the records themselves (no deterministic pass, no profiles): Splink's default
+  comparisons (``JaroWinklerAtThresholds`` on names, ``ExactMatch`` on division, phone, legal representative, birth
+  date and sex, ``LevenshteinAtThresholds`` on addresses — DuckDB's byte-based distances on Chinese text), the same
+  blocking keys as Quanshitong (name when not too common, phone, division + two-character name prefix, legal
+  representative + first character ...), trained the standard way (u by random sampling, m by EM on two blocking
+  rules), clustered at 0.9 with ``cluster_pairwise_predictions_at_threshold``; the same DuckDB memory limit and
+  threads. It gets ``--baseline-timeout`` seconds (a plain model on a 14-million-row estate may not finish).
+
+Targets (issue 5, 1,000,000 enterprises, 2 cores, 24 GB): the whole resolution in <= 10 minutes, peak < 8 GB, F1
+higher than the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+KINDS = ("enterprise", "person")
+
+
+def _rss_tree(proc) -> int:
+    import psutil
+
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_child(args: list[str], timeout: float) -> tuple[dict | None, float, float, str]:
+    """Run this script as a child; return its RESULT, wall seconds, peak MB (sampled), and its other output."""
+    import psutil
+
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    ps = psutil.Process(proc.pid)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            with contextlib.suppress(Exception):  # the process ended between two samples
+                peak[0] = max(peak[0], _rss_tree(ps))
+            time.sleep(0.1)
+
+    threading.Thread(target=sample, daemon=True).start()
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for p in [*ps.children(recursive=True), ps]:
+            p.kill()
+        out, _ = proc.communicate()
+        out += f"\n(killed after {timeout:.0f}s)"
+    done.set()
+    wall = time.perf_counter() - started
+    result = None
+    lines = []
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+        else:
+            lines.append(line)
+    return result, wall, peak[0] / 2**20, "\n".join(lines)
+
+
+def _score(home: Path, outputs: dict) -> dict:
+    from models.resolution.evaluate import scores, truth_for_records
+    from models.silver import read_silver
+    from simulator import estate as est
+
+    truth = est.load_truth(home / "estate").collect()
+    out = {}
+    for kind, predicted in outputs.items():
+        table = "int_enterprise_records" if kind == "enterprise" else "int_person_records"
+        recs = read_silver(home, table, columns=["record_id", "source_department", "source_table", "role", "source_pk"])
+        out[kind] = scores(predicted, truth_for_records(truth, recs))
+    return out
+
+
+def child_quanshitong(home: Path) -> dict:
+    from models.resolution import probabilistic
+    from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
+
+    phases: dict[str, float] = {}
+    outputs = {}
+    related = None
+    started = time.perf_counter()
+    for kind in KINDS:
+        t = time.perf_counter()
+        records = probabilistic.read_records(home, kind)
+        phases[f"{kind}: read silver"] = time.perf_counter() - t
+        t = time.perf_counter()
+        det = link(records, ENTERPRISE_KEYS if kind == "enterprise" else PERSON_KEYS)
+        phases[f"{kind}: deterministic"] = time.perf_counter() - t
+        res = probabilistic.resolve(records, det, kind, related=related)
+        for phase, seconds in res.timings.items():
+            phases[f"{kind}: {phase}"] = seconds
+        outputs[kind] = res.records.select("record_id", "cluster")
+        phases[f"{kind}: pairs kept/review"] = float(res.pairs.height)
+        if kind == "enterprise":
+            related = res.records.select("record_id", "cluster")
+        del records, det, res
+    total = time.perf_counter() - started
+    return {"seconds": total, "phases": phases, "scores": _score(home, outputs)}
+
+
+def _baseline_frame(home: Path, kind: str):
+    import polars as pl
+
+    from models.resolution import probabilistic, splink_settings
+
+    records = probabilistic.read_records(home, kind)
+    name = pl.col("name_comparison")
+    cap = splink_settings.MODELS[kind]["name_block_max"]
+    frame = records.select([c for c in probabilistic.COLUMNS[kind] if c != "related_record_id"]).with_columns(
+        name_prefix2=name.str.slice(0, 2), name_prefix1=name.str.slice(0, 1),
+        name_block=pl.when(name.count().over("name_comparison") <= cap).then(name))
+    if kind == "person":
+        frame = frame.with_columns(pl.col("id_number_birth_date").cast(pl.Utf8))
+    return frame
+
+
+def child_baseline(home: Path) -> dict:
+    import duckdb
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    from models.resolution import probabilistic
+
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    phases: dict[str, float] = {}
+    outputs = {}
+    started = time.perf_counter()
+    for kind in KINDS:
+        t = time.perf_counter()
+        frame = _baseline_frame(home, kind)
+        phases[f"{kind}: read silver"] = time.perf_counter() - t
+        if kind == "enterprise":
+            comparisons = [cl.JaroWinklerAtThresholds("name_comparison"), cl.ExactMatch("division_code"),
+                           cl.ExactMatch("phone"), cl.ExactMatch("legal_rep_name"),
+                           cl.LevenshteinAtThresholds("address")]
+            blocking = [block_on("name_block"), block_on("phone"), block_on("division_code", "name_prefix2"),
+                        block_on("legal_rep_name", "name_prefix1")]
+            em = [block_on("division_code", "name_prefix2"), block_on("phone")]
+        else:
+            comparisons = [cl.JaroWinklerAtThresholds("name_comparison"), cl.ExactMatch("id_number_birth_date"),
+                           cl.ExactMatch("id_number_sex"), cl.ExactMatch("phone"), cl.ExactMatch("division_code"),
+                           cl.LevenshteinAtThresholds("address")]
+            blocking = [block_on("name_block"), block_on("phone"), block_on("id_number_birth_date", "name_prefix1")]
+            em = [block_on("id_number_birth_date", "name_prefix1"), block_on("name_block")]
+        con = duckdb.connect()
+        con.execute(f"SET memory_limit = '{probabilistic.DUCKDB_MEMORY_LIMIT}'")
+        con.execute(f"SET threads = {probabilistic.DUCKDB_THREADS}")
+        db = DuckDBAPI(connection=con)
+        settings = SettingsCreator(link_type="dedupe_only", unique_id_column_name="record_id",
+                                   comparisons=comparisons, blocking_rules_to_generate_predictions=blocking)
+        t = time.perf_counter()
+        linker = Linker(db.register(frame.to_arrow()), settings, log_level=logging.ERROR)
+        linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
+        for rule in em:
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(rule)
+            except Exception as err:  # noqa: BLE001 - the baseline keeps going as a user would
+                print(f"  baseline {kind}: EM on {rule} failed: {str(err).splitlines()[0]}", flush=True)
+        phases[f"{kind}: train"] = time.perf_counter() - t
+        t = time.perf_counter()
+        predictions = linker.inference.predict(threshold_match_probability=0.5)
+        phases[f"{kind}: predict"] = time.perf_counter() - t
+        t = time.perf_counter()
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.9)
+        import polars as pl
+
+        out = pl.from_arrow(clusters.as_pyarrow_table())
+        assert isinstance(out, pl.DataFrame)
+        phases[f"{kind}: cluster"] = time.perf_counter() - t
+        codes = out.select("record_id", "cluster_id").with_columns(
+            cluster=pl.col("cluster_id").cast(pl.Utf8).cast(pl.Categorical).to_physical().cast(pl.Int64))
+        outputs[kind] = codes.select("record_id", "cluster")
+        del linker, db, con, frame
+    total = time.perf_counter() - started
+    return {"seconds": total, "phases": phases, "scores": _score(home, outputs)}
+
+
+def prepare_home(home: Path, enterprises: int) -> None:
+    import bench_silver
+
+    bench_silver.prepare(home, enterprises)
+    bench_silver.build(home)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, default=None, help="an estate already carried to silver")
+    parser.add_argument("--enterprises", type=int, default=100_000, help="without --home: simulate this size")
+    parser.add_argument("--baseline-timeout", type=float, default=1800.0)
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--child", choices=["quanshitong", "baseline"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        fn = child_quanshitong if args.child == "quanshitong" else child_baseline
+        print("RESULT " + json.dumps(fn(args.home)), flush=True)
+        return
+    home = args.home
+    if home is None:
+        home = Path(f"/tmp/qst-bench-resolution-{args.enterprises}")
+        started = time.perf_counter()
+        prepare_home(home, args.enterprises)
+        print(f"simulated {args.enterprises:,} enterprises into silver in {time.perf_counter() - started:.0f}s "
+              "(not timed)", flush=True)
+    print(f"entity resolution on {home} (2 cores; DuckDB memory limit per connection "
+          f"{__import__('models.resolution.probabilistic', fromlist=['x']).DUCKDB_MEMORY_LIMIT})", flush=True)
+    rows = []
+    contenders = ["quanshitong"] + ([] if args.skip_baseline else ["baseline"])
+    for name in contenders:
+        timeout = args.baseline_timeout if name == "baseline" else 3600.0
+        result, wall, peak, out = run_child(["--child", name, "--home", str(home)], timeout)
+        print(f"\n== {name}: {wall:.0f}s wall, peak {peak:,.0f} MB", flush=True)
+        if out.strip():
+            print(out)
+        if result is None:
+            rows.append((name, wall, peak, None))
+            continue
+        for phase, seconds in result["phases"].items():
+            unit = "" if "pairs" in phase else "s"
+            print(f"  {phase:<36}{seconds:>12,.1f}{unit}")
+        rows.append((name, wall, peak, result))
+    print(f"\n  {'':<12}{'seconds':>9}{'peak MB':>9}  {'enterprise P / R / F1 / B3-F1':>32}  "
+          f"{'person P / R / F1 / B3-F1':>32}")
+    for name, wall, peak, result in rows:
+        if result is None:
+            print(f"  {name:<12}{wall:>9.0f}{peak:>9,.0f}  did not finish")
+            continue
+        cells = []
+        for kind in KINDS:
+            s = result["scores"][kind]
+            cells.append(f"{s['precision']:.3f} / {s['recall']:.3f} / {s['f1']:.3f} / {s['bcubed_f1']:.3f}")
+        print(f"  {name:<12}{result['seconds']:>9.0f}{peak:>9,.0f}  {cells[0]:>32}  {cells[1]:>32}")
+    print("\ntargets (1M enterprises): <= 600 s, < 8,000 MB, F1 above the baseline's")
+
+
+if __name__ == "__main__":
+    main()
