@@ -164,7 +164,7 @@ def test_common_names_weigh_less_than_rare_ones():
         "related_record_id": [None] * len(names)},
         schema_overrides={"id_number_birth_date": pl.Date, "id_number_sex": pl.Utf8, "division_code": pl.Utf8,
                           "address": pl.Utf8, "related_record_id": pl.Utf8, "id_number_status": pl.Utf8})
-    res = resolve(recs, link(recs, PERSON_KEYS), "person", threshold=1e-6)
+    res = resolve(recs, link(recs, PERSON_KEYS), "person", threshold=1e-15)
     w = {frozenset((a, b)): (weight, levels) for a, b, weight, levels
          in res.pairs.select("record_id_l", "record_id_r", "match_weight", "levels").iter_rows()}
     common, rare = w[frozenset(("p0", "p1"))], w[frozenset((f"p{n + 2}", f"p{n + 3}"))]
