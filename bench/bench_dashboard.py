@@ -48,7 +48,7 @@ def synthetic_marts(path: Path, enterprises: int, seed: int = 1, as_of: str = "2
     from models.marts.contract import TABLES
 
     path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config={"enable_progress_bar": False})
     con.execute(f"SELECT setseed({(seed % 1000) / 1000})")
     for t in TABLES.values():
         cols = ", ".join(f'"{c.name}" {c.type}' for c in t.columns)

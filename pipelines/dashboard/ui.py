@@ -24,6 +24,10 @@ PALETTE = ["#1f5fa8", "#d9822b", "#2e9e6a", "#c0392b", "#7b5ea7", "#8c6d31", "#e
 GRAPH_CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": False, "responsive": True,
                 "modeBarButtonsToRemove": ["sendDataToCloud", "lasso2d", "select2d"]}
 STATUS_ZH = {"active": "存续", "revoked": "吊销", "deregistered": "注销", "moved_out": "迁出"}
+EVENT_ZH = {"registration": "设立登记", "abnormal_listing": "经营异常", "admin_penalty": "行政处罚",
+            "env_penalty": "环境处罚", "court_case": "诉讼", "judgment_default": "失信被执行", "tax_filing": "纳税申报",
+            "tax_rating": "纳税信用评级", "tax_arrears": "欠税", "tax_registration": "税务登记",
+            "social_contribution": "社保缴费", "insurance_enrollment": "参保登记", "service_case": "政务办件"}
 DEPARTMENT_ZH = {"samr": "市场监管局", "tax": "税务局", "courts": "法院", "social": "人社局", "env": "生态环境局",
                  "service": "政务服务中心", "streets": "街道办"}
 
@@ -129,30 +133,57 @@ def notice(message: str, kind: str = "info") -> html.Div:
     return html.Div(message, className=f"notice notice-{kind}")
 
 
+def _md_escape(value: str) -> str:
+    return value.replace("[", "\\[").replace("]", "\\]")
+
+
 def table(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], *, formats: dict[str, Any] | None = None,
-          links: dict[str, Any] | None = None, max_rows: int = 200, table_id: str | None = None,
-          row_class: Any = None) -> html.Div:
-    """A plain html table of ``frame``: ``columns`` is [(column, Chinese header)], ``formats`` a formatter per
-    column (default :func:`text`), ``links`` a function per column giving the href of the cell."""
+          links: dict[str, Any] | None = None, max_rows: int = 1000, table_id: str | None = None,
+          row_class: Any = None, page_size: int = 15) -> Any:
+    """A table of ``frame``: ``columns`` is [(column, Chinese header)], ``formats`` a formatter per column
+    (default :func:`text`), ``links`` a function per column giving the href of the cell.
+
+    One ``dash_table.DataTable`` (paged and sortable in the browser), not an html table: Dash renders every
+    html element as a component of its own, and a few hundred rows of html cells froze the browser for seconds.
+    ``row_class`` gives a row's level or grade (``"level-高"``), coloured by :data:`ROW_STYLES`."""
+    from dash import dash_table
+
     formats = formats or {}
     links = links or {}
     if frame is None or frame.empty:
         return notice("暂无数据")
-    head = html.Thead(html.Tr([html.Th(h) for _, h in columns]))
-    rows = []
+    records = []
     for rec in frame.head(max_rows).to_dict("records"):
-        cells = []
+        row = {}
         for col, _ in columns:
             shown = formats.get(col, text)(rec.get(col))
             if col in links and not is_missing(rec.get(col)):
-                shown = dcc.Link(shown, href=links[col](rec))
-            cells.append(html.Td(shown))
-        rows.append(html.Tr(cells, className=row_class(rec) if row_class else None))
+                shown = f"[{_md_escape(shown)}]({links[col](rec)})"
+            row[col] = shown
+        if row_class is not None:
+            row["_class"] = row_class(rec)
+        records.append(row)
+    spec = [{"id": col, "name": head, **({"presentation": "markdown"} if col in links else {})}
+            for col, head in columns]
     more = [] if len(frame) <= max_rows else [html.Div(f"仅显示前 {max_rows} 行，共 {num(len(frame))} 行",
                                                        className="table-note")]
     attrs = {"id": table_id} if table_id else {}
-    return html.Div([html.Table([head, html.Tbody(rows)], className="data-table"), *more],
-                    className="table-wrap", **attrs)
+    return html.Div([dash_table.DataTable(
+        data=records, columns=spec, page_size=page_size, sort_action="native", markdown_options={"link_target": "_self"},
+        style_as_list_view=True, cell_selectable=False,
+        style_table={"overflowX": "auto"},
+        style_cell={"fontFamily": FONT_STACK, "fontSize": "13px", "textAlign": "left", "padding": "5px 8px",
+                    "whiteSpace": "normal", "height": "auto", "maxWidth": "420px", "border": "none",
+                    "borderBottom": "1px solid #dde3ea"},
+        style_header={"backgroundColor": "#f0f3f7", "color": "#5d6b7a", "fontWeight": 600},
+        style_data_conditional=[{"if": {"filter_query": f'{{_class}} = "{cls}"'}, **style}
+                                for cls, style in ROW_STYLES.items()],
+    ), *more], className="table-wrap", **attrs)
+
+
+#: Row colours of :func:`table` by ``row_class``.
+ROW_STYLES = {"level-极高": {"backgroundColor": "#fdecea"}, "level-高": {"backgroundColor": "#fff3e0"},
+              "grade-差": {"color": "#b71c1c"}}
 
 
 def figure(fig: go.Figure, *, height: int = 320, title: str | None = None, legend: bool = True,
@@ -169,13 +200,18 @@ def figure(fig: go.Figure, *, height: int = 320, title: str | None = None, legen
     fig.update_xaxes(gridcolor="#eef1f5", zeroline=False)
     fig.update_yaxes(gridcolor="#eef1f5", zeroline=False)
     if dates:
-        fig.update_xaxes(tickformat="%Y年%-m月%-d日", hoverformat="%Y-%m-%d",
-                         tickformatstops=[{"dtickrange": ["M1", None], "value": "%Y年%-m月"}])
+        fig.update_xaxes(hoverformat="%Y-%m-%d", tickformatstops=[
+            {"dtickrange": [None, 86_400_000], "value": "%-m月%-d日 %H:%M"},
+            {"dtickrange": [86_400_000, "M1"], "value": "%-m月%-d日"},
+            {"dtickrange": ["M1", "M12"], "value": "%Y年%-m月"},
+            {"dtickrange": ["M12", None], "value": "%Y年"}])
     return fig
 
 
 def graph(graph_id: str, fig: go.Figure) -> dcc.Graph:
-    return dcc.Graph(id=graph_id, figure=fig, config=GRAPH_CONFIG, className="chart")
+    height = fig.layout.height or 320
+    return dcc.Graph(id=graph_id, figure=fig, config=GRAPH_CONFIG, className="chart",
+                     style={"height": f"{height}px"})
 
 
 def options(values: Iterable[tuple[Any, str]]) -> list[dict[str, Any]]:

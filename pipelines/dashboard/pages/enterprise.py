@@ -141,13 +141,15 @@ def _card(marts: Marts, rec: dict[str, Any]) -> list[Any]:
         ui.section("信用与经营情况", _fields(rec, _RISK_FIELDS),
                    ui.table(factors, [("reason_zh", "风险因子"), ("points", "分值"), ("since", "成立日"),
                                       ("until", "失效日")], formats={"since": ui.day, "until": ui.day},
-                            table_id="ent-factors"), class_name="section half"),
+                            table_id="ent-factors") if not factors.empty else ui.notice("未命中任何信用风险因子"),
+                   class_name="section half"),
     ], className="row")]
     if not events.empty:
         ev = events.dropna(subset=["event_date"])
         fig = go.Figure()
         for i, (etype, part) in enumerate(ev.groupby("event_type", sort=True)):
-            fig.add_scatter(x=part["event_date"], y=[etype] * len(part), mode="markers", name=etype,
+            label = ui.EVENT_ZH.get(etype, etype)
+            fig.add_scatter(x=part["event_date"], y=[label] * len(part), mode="markers", name=label,
                             marker={"size": 9, "color": ui.PALETTE[i % len(ui.PALETTE)]},
                             text=part["category"].fillna(""), hovertemplate="%{x|%Y-%m-%d} %{text}<extra></extra>")
         blocks.append(ui.section("时间线（最近500个事件）",
