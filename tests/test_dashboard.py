@@ -237,3 +237,22 @@ def test_search_by_a_name_variant(site, driver, artifacts, marts_home):
                              f"document.querySelector('#ent-results').textContent.includes({golden_name!r})")
     _screenshot(driver, artifacts / "enterprise_name_variant.png")
     assert found, f"{variant!r} did not find {golden_name!r}"
+
+
+def test_warnings_filtered_by_district(site, driver, marts_home):
+    con = duckdb.connect(str(marts_home[1] / "marts.duckdb"), read_only=True)
+    try:
+        district, = con.execute("SELECT district_name FROM mart_risk_warnings WHERE is_current "
+                                "AND district_name IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()
+    finally:
+        con.close()
+    result = visit(driver, site + f"/risk?days=365&district={quote(district)}", "risk", min_graphs=2)
+    assert result.ready_ms >= 0 and result.console_errors == []
+    cells = driver.execute_script(
+        "const t = document.querySelector('#risk-warnings'); if (!t) return null;"
+        "const heads = Array.from(t.querySelectorAll('th')).map(h => h.textContent.trim());"
+        "const i = heads.findIndex(h => h.endsWith('区县'));"
+        "return Array.from(t.querySelectorAll('tbody tr')).map(r => r.querySelectorAll('td')[i])"
+        ".filter(c => c).map(c => c.textContent.trim());")
+    assert cells, "no warning listed for the district with the most warnings"
+    assert set(cells) == {district}

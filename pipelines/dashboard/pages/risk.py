@@ -47,7 +47,11 @@ def _content(marts: Marts, district: str | None, section: str | None, level: str
     high = dist[dist["risk_level"].isin(["高", "极高"])]
     by_section = high.groupby("industry_section", dropna=False)["enterprises"].sum().reset_index()
     by_section = by_section.sort_values("enterprises", ascending=True)
-    fig_s = go.Figure(go.Bar(x=by_section["enterprises"], y=by_section["industry_section"].fillna("未知"),
+    names = (dict(marts.frame("sections").itertuples(index=False, name=None))
+             if marts.has("dim_industry_section") else {})
+    labels = [f"{sec} {names.get(sec, '')}".strip() if isinstance(sec, str) else "未知"
+              for sec in by_section["industry_section"]]
+    fig_s = go.Figure(go.Bar(x=by_section["enterprises"], y=labels,
                              orientation="h", marker_color=ui.LEVEL_COLORS["高"], name="高/极高"))
     fig_s.update_layout(xaxis_title="高、极高风险企业数")
     totals = dist.groupby("risk_level")["enterprises"].sum()
