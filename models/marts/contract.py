@@ -137,6 +137,19 @@ ENTERPRISE_360 = Table(
     lookup=("uscc", "entity_id", "name"),
 )
 
+ENTERPRISE_SEARCH = Table(
+    "mart_enterprise_search", "企业名称检索表：名称及其比对形式（去地区、组织形式），按检索键排序，支持前缀检索",
+    "Name search: each enterprise under its name and its comparison form, stored ordered by the key so that a "
+    "prefix search reads one block", "one row per (search key, enterprise)",
+    (
+        _c("search_key", "VARCHAR", "检索键：企业名称或名称比对形式", "Search key: the name or its comparison form"),
+        _ENTITY, _USCC, _NAME,
+        _c("status", "VARCHAR", "登记状态", "Registration status"),
+        _c("district_name", "VARCHAR", "区县名称", "County / district name"),
+        _c("risk_level", "VARCHAR", "风险等级：低/中/高/极高", "Risk level"),
+    ),
+)
+
 ENTERPRISE_RECORDS = Table(
     "mart_enterprise_records", "一企一档明细：企业关联的每条源记录（可追溯到部门源表主键）",
     "Every source record linked to an enterprise, traceable to the department's table and primary key",
@@ -391,7 +404,7 @@ META_BUILD = Table(
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (
-    ENTERPRISE_360, ENTERPRISE_RECORDS, ENTERPRISE_EVENTS, PERSON_360, PERSON_ENTERPRISE_LINKS,
+    ENTERPRISE_360, ENTERPRISE_SEARCH, ENTERPRISE_RECORDS, ENTERPRISE_EVENTS, PERSON_360, PERSON_ENTERPRISE_LINKS,
     RISK_FACTORS_DIM, RISK_LEVELS_DIM, CREDIT_RISK, CREDIT_RISK_FACTORS, RISK_WARNINGS,
     ABNORMAL_DISTRIBUTION, DEPARTMENT_SCORECARD, DIM_DIVISION, DIM_INDUSTRY, META_BUILD,
 )}
@@ -412,11 +425,12 @@ EXTERNAL_TABLES: dict[str, str] = {
 DASHBOARD_QUERIES: dict[str, str] = {
     # 一企一档: the card of one enterprise by its USCC
     "enterprise_by_uscc": "SELECT * FROM mart_enterprise_360 WHERE uscc = $uscc",
-    # 一企一档: search by name — exact name first, then names (or their comparison form, without region and
-    # legal form: 顺德实业 finds 深圳市顺德实业有限公司) starting with the text (at most $limit rows)
+    # 一企一档: search by name — names (or their comparison form, without region and legal form: 顺德实业 finds
+    # 深圳市顺德实业有限公司) starting with the text, the exact name first (at most $limit rows). The range on
+    # the sorted search_key is what makes it fast: the zone maps skip every other block.
     "enterprise_by_name": (
-        "SELECT entity_id, uscc, name, status, district_name, risk_level FROM mart_enterprise_360 "
-        "WHERE name = $name OR starts_with(name, $name) OR starts_with(name_comparison, $name) "
+        "SELECT * FROM (SELECT DISTINCT entity_id, uscc, name, status, district_name, risk_level "
+        "FROM mart_enterprise_search WHERE search_key >= $name AND search_key < $name || chr(1114111)) "
         "ORDER BY name <> $name, name LIMIT $limit"),
     # the records and the timeline behind the card
     "enterprise_records": "SELECT * FROM mart_enterprise_records WHERE entity_id = $entity_id ORDER BY source_department, record_id",

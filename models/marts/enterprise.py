@@ -57,10 +57,9 @@ def build_dimensions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def build_base(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
     """The crosswalk split by kind, the enterprise events and records (detail marts), monthly headcounts and
     the person-enterprise links."""
-    q(con, """CREATE OR REPLACE TABLE _xw_ent AS SELECT record_id, entity_id, source_department, source_asset,
-              source_table, source_pk, role, rule, match_probability, why
-              FROM lake_entity_crosswalk WHERE entity_type = 'enterprise'""")
-    q(con, """CREATE OR REPLACE TABLE _xw_per AS SELECT record_id, entity_id, source_department, source_asset,
+    q(con, """CREATE OR REPLACE TEMP TABLE _xw_ent AS SELECT record_id, entity_id, source_department, source_asset,
+              source_pk, role FROM lake_entity_crosswalk WHERE entity_type = 'enterprise'""")
+    q(con, """CREATE OR REPLACE TEMP TABLE _xw_per AS SELECT record_id, entity_id, source_department, source_asset,
               source_pk, role FROM lake_entity_crosswalk WHERE entity_type = 'person'""")
     rows = {}
     rows["mart_enterprise_events"] = create_table(con, "mart_enterprise_events", """
@@ -71,10 +70,11 @@ def build_base(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
     rows["mart_enterprise_records"] = create_table(con, "mart_enterprise_records", """
         SELECT x.entity_id, x.record_id, x.source_department, x.source_asset, x.source_table, x.source_pk, x.role,
                r.name, r.uscc, x.rule, x.match_probability, x.why
-        FROM _xw_ent x LEFT JOIN (SELECT record_id, name, uscc FROM lake_int_enterprise_records) r
+        FROM (SELECT * FROM lake_entity_crosswalk WHERE entity_type = 'enterprise') x
+        LEFT JOIN (SELECT record_id, name, uscc FROM lake_int_enterprise_records) r
           ON r.record_id = x.record_id""", "entity_id, record_id")
     if _registered(con, "lake_stg_social__employers"):
-        q(con, """CREATE OR REPLACE TABLE _headcount AS
+        q(con, """CREATE OR REPLACE TEMP TABLE _headcount AS
             SELECT x.entity_id, CAST(s.contribution_month AS DATE) AS month,
                    sum(s.insured_headcount)::BIGINT AS headcount, sum(s.contribution_arrears) AS arrears
             FROM lake_stg_social__employers s
@@ -83,17 +83,17 @@ def build_base(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
             WHERE s.contribution_month IS NOT NULL AND CAST(s.contribution_month AS DATE) <= ?
             GROUP BY ALL""", [ref])
     else:
-        q(con, "CREATE OR REPLACE TABLE _headcount (entity_id VARCHAR, month DATE, headcount BIGINT, "
+        q(con, "CREATE OR REPLACE TEMP TABLE _headcount (entity_id VARCHAR, month DATE, headcount BIGINT, "
                "arrears DECIMAL(18,2))")
     # trend base: the earliest month within the five before each month
-    q(con, """CREATE OR REPLACE TABLE _headcount AS SELECT *,
+    q(con, """CREATE OR REPLACE TEMP TABLE _headcount AS SELECT *,
                 first_value(headcount) OVER w AS base_headcount,
                 lead(month) OVER (PARTITION BY entity_id ORDER BY month) AS next_month
               FROM _headcount
               WINDOW w AS (PARTITION BY entity_id ORDER BY month
                            RANGE BETWEEN INTERVAL 5 MONTH PRECEDING AND CURRENT ROW)""")
     # person-enterprise links: legal representative (the person mention's related record) and insured at
-    q(con, """CREATE OR REPLACE TABLE _links AS
+    q(con, """CREATE OR REPLACE TEMP TABLE _links AS
         SELECT px.entity_id AS person_id, ex.entity_id, 'legal_rep' AS relation,
                count(*)::INTEGER AS records, list(DISTINCT p.source_department ORDER BY p.source_department) AS departments
         FROM (SELECT record_id, related_record_id, source_department FROM lake_int_person_records
@@ -123,7 +123,7 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
     r = f"DATE '{ref.isoformat()}'"
-    q(con, f"""CREATE OR REPLACE TABLE _agg AS SELECT entity_id,
+    q(con, f"""CREATE OR REPLACE TEMP TABLE _agg AS SELECT entity_id,
         arg_max(category, event_date) FILTER (event_type = 'tax_rating' AND event_date <= {r}) AS tax_rating,
         max(event_date) FILTER (event_type = 'tax_rating' AND event_date <= {r}) AS tax_rating_on,
         count(*) FILTER (event_type = 'tax_rating' AND category = 'D') AS tax_rating_d_count,
@@ -155,7 +155,7 @@ def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[s
                          AND event_date <= {r}) AS service_case_count_12m,
         max(event_date) FILTER (event_type = 'service_case') AS service_latest_on
       FROM mart_enterprise_events GROUP BY entity_id""")
-    q(con, """CREATE OR REPLACE TABLE _hc_latest AS
+    q(con, """CREATE OR REPLACE TEMP TABLE _hc_latest AS
         SELECT entity_id, arg_max(headcount, month) AS insured_headcount, max(month) AS insured_month,
                arg_max(base_headcount, month) AS insured_headcount_base,
                arg_max(arrears, month) AS social_arrears_amount
@@ -194,4 +194,10 @@ def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[s
         LEFT JOIN mart_credit_risk cr ON cr.entity_id = d.entity_id
         LEFT JOIN _xw_per rep ON rep.record_id = regexp_replace(d.legal_rep_from, ':[a-z_]+$', ':legal_rep')
                              AND rep.role = 'legal_rep'""", "uscc")
-    return {"mart_enterprise_360": n}
+    m = create_table(con, "mart_enterprise_search", """
+        SELECT name AS search_key, entity_id, uscc, name, status, district_name, risk_level
+        FROM mart_enterprise_360 WHERE name IS NOT NULL
+        UNION ALL
+        SELECT name_comparison, entity_id, uscc, name, status, district_name, risk_level
+        FROM mart_enterprise_360 WHERE name_comparison IS NOT NULL AND name_comparison <> name""", "search_key")
+    return {"mart_enterprise_360": n, "mart_enterprise_search": m}

@@ -52,9 +52,9 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
     ids = con.sql("SELECT entity_id, id_number FROM lake_dim_person WHERE id_number IS NOT NULL").pl()
     hashes = keyed_hashes(ids.get_column("id_number").to_list(), key) if key else [None] * ids.height
     con.register("_id_hash_frame", ids.select("entity_id").with_columns(pl.Series("id_hash", hashes, pl.Utf8)))
-    q(con, "CREATE OR REPLACE TABLE _id_hash AS SELECT * FROM _id_hash_frame")
+    q(con, "CREATE OR REPLACE TEMP TABLE _id_hash AS SELECT * FROM _id_hash_frame")
     con.unregister("_id_hash_frame")
-    q(con, f"""CREATE OR REPLACE TABLE _pev AS
+    q(con, f"""CREATE OR REPLACE TEMP TABLE _pev AS
         SELECT p.entity_id,
                count(*) FILTER (e.event_type = 'judgment_default' AND e.category IS DISTINCT FROM '全部履行') AS defaults,
                count(*) FILTER (e.event_type = 'court_case') AS court_cases,
@@ -63,7 +63,7 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
         FROM lake_int_events e JOIN _xw_per p ON p.record_id = e.subject_record_id
         WHERE e.subject_kind = 'person' AND (e.event_date IS NULL OR e.event_date <= {r})
         GROUP BY ALL""")
-    q(con, """CREATE OR REPLACE TABLE _prep AS
+    q(con, """CREATE OR REPLACE TEMP TABLE _prep AS
         SELECT l.person_id, count(*) AS legal_rep_count, list(l.entity_id ORDER BY l.entity_id) AS ids,
                count(*) FILTER (cr.p_defaulter > 0) AS defaulting, count(*) FILTER (cr.level_rank >= 3) AS high_risk
         FROM mart_person_enterprise_links l LEFT JOIN mart_credit_risk cr ON cr.entity_id = l.entity_id

@@ -101,7 +101,7 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
     rows["dim_risk_level"] = create_table(con, "dim_risk_level", f"SELECT * FROM (VALUES {lv}) "
                                           "AS t(level, level_rank, min_score, max_score)", "level_rank")
     epoch = "DATE '1970-01-01'"
-    q(con, f"""CREATE OR REPLACE TABLE _iv AS
+    q(con, f"""CREATE OR REPLACE TEMP TABLE _iv AS
         WITH ev AS (SELECT entity_id, event_type, event_date, end_date, amount, category FROM mart_enterprise_events
                     WHERE event_date IS NULL OR event_date <= {r}),
         ratings AS (SELECT entity_id, category, event_date AS s,
@@ -138,7 +138,7 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
             WHERE base_headcount >= {HEADCOUNT_MIN_BASE} AND headcount <= {HEADCOUNT_DROP} * base_headcount
         UNION ALL SELECT entity_id, 'rep_linked_defaulter', min(s), NULL FROM rep_linked GROUP BY entity_id""")
     # merge overlapping intervals of one factor (gaps and islands); open end = 9999-12-31
-    q(con, f"""CREATE OR REPLACE TABLE _ivm AS
+    q(con, f"""CREATE OR REPLACE TEMP TABLE _ivm AS
         WITH a AS (SELECT entity_id, factor, s, coalesce(e, {OPEN_END}) AS e FROM _iv WHERE s <= {r}
                    AND coalesce(e, {OPEN_END}) > s),
         b AS (SELECT *, max(e) OVER (PARTITION BY entity_id, factor ORDER BY s, e
@@ -153,7 +153,7 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
         FROM _ivm WHERE s <= {r} AND e > {r}""", "entity_id, points DESC")
     # the score as a step function of the day, and the days its level rose
     lvl, rank = level_sql(f"least({SCORE_CAP}, raw)")
-    q(con, f"""CREATE OR REPLACE TABLE _timeline AS
+    q(con, f"""CREATE OR REPLACE TEMP TABLE _timeline AS
         WITH d AS (SELECT entity_id, s AS day, points AS delta FROM _ivm
                    UNION ALL SELECT entity_id, e, -points FROM _ivm WHERE e <= {r}),
         g AS (SELECT entity_id, day, sum(delta) AS delta FROM d GROUP BY ALL),
@@ -162,12 +162,12 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
         SELECT entity_id, day, least({SCORE_CAP}, raw)::INTEGER AS score, {lvl} AS level, {rank} AS level_rank,
                lag({rank}, 1, 1) OVER (PARTITION BY entity_id ORDER BY day) AS prev_rank
         FROM c""")
-    q(con, """CREATE OR REPLACE TABLE _current AS
+    q(con, """CREATE OR REPLACE TEMP TABLE _current AS
         SELECT entity_id, sum(points) AS raw, list(factor ORDER BY points DESC, factor) AS factors,
                string_agg(reason_zh, '；' ORDER BY points DESC, factor) AS reasons, count(*) AS factor_count,
 """ + ",\n".join(f"               coalesce(max(points) FILTER (factor = '{f.key}'), 0) AS p_{f.key}" for f in FACTORS)
       + " FROM mart_credit_risk_factors GROUP BY entity_id")
-    q(con, """CREATE OR REPLACE TABLE _since AS SELECT entity_id, max(day) AS level_since FROM _timeline
+    q(con, """CREATE OR REPLACE TEMP TABLE _since AS SELECT entity_id, max(day) AS level_since FROM _timeline
               WHERE level_rank <> prev_rank GROUP BY entity_id""")
     lvl0, rank0 = level_sql(f"least({SCORE_CAP}, coalesce(c.raw, 0))")
     pcols = ", ".join(f"coalesce(c.p_{f.key}, 0) AS p_{f.key}" for f in FACTORS)
