@@ -15,6 +15,7 @@ benchmark). Each page module has ``PATH``, ``TITLE``, ``layout(marts, query)`` a
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from types import ModuleType
 from urllib.parse import parse_qs
@@ -88,4 +89,7 @@ def create_app(home: Path | str) -> dash.Dash:
 
     for module in PAGES:
         module.register(app, marts)
+    # the name standardizer loads its division and character tables on first use (about a second): not on the
+    # first duty officer's search
+    threading.Thread(target=enterprise.comparison_form, args=("深圳市预热科技有限公司",), daemon=True).start()
     return app

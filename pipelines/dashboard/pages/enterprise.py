@@ -4,7 +4,8 @@ by department, every source record linked to it and why.
 Search is tolerant the way the lake is: the text is read as an identifier when it looks like one (USCC, old
 registration number, organization code, taxpayer number), and otherwise as a name — exact or starting with the
 text, then by the name's comparison form (the same standardizer silver uses, so 繁体, full-width brackets, a
-region in brackets or in front, 有限公司 for 有限责任公司 all match), then among the names every department's
+region in brackets or in front, 有限公司 for 有限责任公司 all match; the marts' search table holds both
+forms), then among the names every department's
 records carry. The query string keeps the search (``/enterprise?q=...`` or ``?id=<entity_id>``), so a result
 can be linked and bookmarked.
 """
@@ -67,9 +68,8 @@ def search(marts: Marts, q: str) -> tuple[pd.DataFrame, str]:
     if not found.empty:
         return found, "企业名称"
     comparison = comparison_form(text)
-    if comparison:
-        found = marts.raw(f"SELECT {SEARCH_COLUMNS} FROM mart_enterprise_360 WHERE name_comparison = $c "
-                          f"ORDER BY name LIMIT {RESULT_LIMIT}", c=comparison)
+    if comparison and comparison != text:
+        found = marts.frame("enterprise_by_name", name=comparison, limit=RESULT_LIMIT)
         if not found.empty:
             return found, "名称比对形式（忽略地区、组织形式、繁简、全半角）"
     found = marts.raw(
