@@ -256,3 +256,21 @@ def test_warnings_filtered_by_district(site, driver, marts_home):
         ".filter(c => c).map(c => c.textContent.trim());")
     assert cells, "no warning listed for the district with the most warnings"
     assert set(cells) == {district}
+
+
+def test_pages_say_so_when_the_marts_are_not_built(tmp_path, driver):
+    """Before the first night: every page renders and says what is missing, without an error."""
+    with serve(tmp_path) as base:
+        for path, page_id, _ in PAGES:
+            result = visit(driver, base + path, page_id)
+            assert result.ready_ms >= 0 and result.console_errors == [], path
+        assert "集市" in driver.find_element("id", "page-forecast").text
+
+
+def test_cli_help():
+    from click.testing import CliRunner
+
+    from pipelines.dashboard_cli import dashboard
+
+    out = CliRunner().invoke(dashboard, ["--help"])
+    assert out.exit_code == 0 and "--port" in out.output and "read-only" in out.output
