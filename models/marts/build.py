@@ -335,6 +335,8 @@ def build_marts(home: Path | str, *, as_of_versions: dict[str, int] | None = Non
         step("risk", risk.build_risk, reference)
         step("enterprise_360", enterprise.build_enterprise_360, reference)
         step("person", person.build_person, reference)
+        if not os.environ.get(person.PII_KEY_ENV):
+            report.skipped["mart_person_360.id_hash"] = f"{person.PII_KEY_ENV} is not set: id_hash is null"
         step("abnormal", abnormal.build_abnormal_distribution, reference)
         if versions["scorecard"][0] is not None:
             step("scorecard", scorecard_mart.build_scorecard)
