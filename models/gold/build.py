@@ -185,15 +185,8 @@ def resolve_kind(records: pl.DataFrame, kind: str, decisions: pl.DataFrame,
     from models.resolution.probabilistic import resolve
 
     deterministic = link(records, ENTERPRISE_KEYS if kind == "enterprise" else PERSON_KEYS)
-    try:
-        return resolve(records, deterministic, kind, related=related,
-                       decisions=decisions.select("record_id_l", "record_id_r", "decision"))
-    except TypeError:  # TEMPORARY until the engine returns a Resolution
-        from types import SimpleNamespace
-        out = resolve(records, deterministic, kind, related=related)
-        return SimpleNamespace(records=out.with_columns(match_weight=pl.lit(None, pl.Float64)), pairs=pl.DataFrame(
-            schema={"record_id_l": pl.Utf8, "record_id_r": pl.Utf8, "match_probability": pl.Float64,
-                    "match_weight": pl.Float64, "levels": pl.Utf8, "status": pl.Utf8}), conflicts=[])
+    return resolve(records, deterministic, kind, related=related,
+                   decisions=decisions.select("record_id_l", "record_id_r", "decision"))
 
 
 def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport:
@@ -251,7 +244,7 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
                                      .sort("len", descending=True).iter_rows()),
                         kept=assignment.kept, minted=assignment.minted,
                         changes=dict(assignment.history.group_by("reason").len().iter_rows()),
-                        review_pairs=queues[-1].height, conflicts=len(getattr(resolution, "conflicts", []) or []),
+                        review_pairs=queues[-1].height, conflicts=resolution.conflicts.height,
                         seconds=time.perf_counter() - t0)
         report.kinds[kind] = kr
 
