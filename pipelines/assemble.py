@@ -5,7 +5,8 @@ imported) so that tests, ``qst run`` and benchmarks can build definitions for an
 Each domain owns its pieces: ``pipelines/sources.py`` the departments' legacy tables,
 ``pipelines/bronze.py`` the bronze assets, their partitions, schedule and file-drop sensor;
 ``pipelines/silver.py`` the staging models and canonical tables; ``pipelines/quality.py`` the scorecard
-and the Data Docs; ``pipelines/gold.py`` entity resolution and the golden records.
+and the Data Docs; ``pipelines/gold.py`` entity resolution and the golden records; ``pipelines/marts.py`` the analysts' DuckDB file;
+``pipelines/exports.py`` one export per bureau of ``exports.yaml``.
 """
 
 from __future__ import annotations
@@ -15,18 +16,25 @@ from pathlib import Path
 import dagster as dg
 
 from connectors.config import SourcesConfig
-from pipelines import bronze, gold, quality, silver
+from pipelines import bronze, exports, gold, marts, quality, silver
+from pipelines.home import exports_path
 from pipelines.resources import LakeResource
 from pipelines.sources import load_config, source_table_specs
 
 
-def build_definitions(config: SourcesConfig, *, home: Path | None = None, retries: bool = True) -> dg.Definitions:
-    """All definitions for a validated configuration; ``home`` overrides ``QST_HOME`` for the lake."""
+def build_definitions(config: SourcesConfig, *, home: Path | None = None, retries: bool = True,
+                      exports_config: Path | None = None) -> dg.Definitions:
+    """All definitions for a validated configuration; ``home`` overrides ``QST_HOME`` for the lake;
+    ``exports_config`` is the bureaus' entitlements (default :func:`pipelines.home.exports_path`)."""
     nightly = bronze.nightly_job()
     silver_assets = silver.silver_assets(config)
+    downstream = []
+    if silver_assets:  # entity resolution needs the canonical tables, the marts need gold, the exports the marts
+        downstream = [*gold.gold_assets(), *marts.marts_assets(),
+                      *exports.export_assets(exports_config or exports_path(home))]
     return dg.Definitions(
         assets=[*source_table_specs(config), *bronze.bronze_assets(config, retries=retries),
-                *silver_assets, *quality.quality_assets(config), *(gold.gold_assets() if silver_assets else [])],
+                *silver_assets, *quality.quality_assets(config), *downstream],
         jobs=[nightly],
         schedules=[bronze.nightly_schedule(nightly)],
         sensors=[bronze.file_drop_sensor(config)] if list(config.iter_files()) else [],

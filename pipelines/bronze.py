@@ -132,7 +132,8 @@ def bronze_assets(config: SourcesConfig, *, retries: bool = True) -> list[dg.Ass
     return assets
 
 
-nightly_selection = dg.AssetSelection.key_prefixes([BRONZE_PREFIX], ["silver"], ["quality"], ["gold"])
+nightly_selection = dg.AssetSelection.key_prefixes([BRONZE_PREFIX], ["silver"], ["quality"], ["gold"], ["marts"],
+                                                   ["exports"])
 
 
 def nightly_job():

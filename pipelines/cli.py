@@ -142,14 +142,16 @@ HOME_OPTION = click.option(
                    "--select samr/registrations.")
 @click.option("--until", type=click.Choice(LAYERS), default=LAYERS[-1], show_default=True,
               help="The last layer to build: bronze (only extract), silver (staging models and canonical "
-                   "tables), quality (the scorecard and Data Docs), gold (entity resolution, golden records).")
+                   "tables), quality (the scorecard and Data Docs), gold (entity resolution, golden records), "
+                   "marts (HOME/marts.duckdb), exports (each bureau's package).")
 @click.option("--no-retries", is_flag=True,
               help="Fail at once instead of retrying a failing source with backoff (20s, 40s, 80s).")
 def run(config_path: Path | None, home: Path, partition: str | None, select: tuple[str, ...], until: str,
         no_retries: bool) -> None:
     """Run the nightly pipeline in-process (for the demo, cron and tests): every department's tables and
-    file drops into bronze, then silver (staging models, quarantine, canonical tables, quality checks), with
-    the same assets the Dagster UI shows. Exits 1 if anything failed."""
+    file drops into bronze, then silver (staging models, quarantine, canonical tables, quality checks), entity
+    resolution and golden records (gold), the marts and each bureau's export, with the same assets the Dagster
+    UI shows. Exits 1 if anything failed."""
     outcome = _run(config_path, home, partition, list(select), retries=not no_retries, until=until)
     if not outcome.ok:
         sys.exit(1)
@@ -251,7 +253,12 @@ def _print_scorecard(home: Path, day: str) -> None:
               help="Size of the demo city.")
 @click.option("--seed", type=int, default=42, show_default=True)
 def demo(home: Path, enterprises: int, seed: int) -> None:
-    """Simulate a small city and run everything the pipeline can do so far, then say what was produced."""
+    """Simulate a small city and run the whole night on it -- bronze, silver, quality, entity resolution, the
+    marts and the bureau exports -- then say what was produced and how to open the dashboard."""
+    import os
+    import secrets
+
+    from models.marts.person import PII_KEY_ENV as HMAC_KEY_ENV  # the exports' hmac_key_env too
     from simulator.estate import simulate as simulate_estate
 
     started = time.perf_counter()
@@ -259,8 +266,15 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     click.echo(f"[1/2] simulating a city of {enterprises:,} enterprises into {estate} ...")
     state = simulate_estate(estate, enterprises=enterprises, seed=seed)
     _summary(estate, state, time.perf_counter() - started)
+    if not os.environ.get(HMAC_KEY_ENV):
+        # the keyed hashes of the exports and the marts need a secret, which lives only in the environment;
+        # the demo makes one up for this process (hashes then differ from run to run), never printed
+        os.environ[HMAC_KEY_ENV] = secrets.token_urlsafe(32)
+        click.echo(f"\n{HMAC_KEY_ENV} is not set: the demo uses a random key for this run (set it to keep the "
+                   "keyed hashes of IDs stable across runs)")
     click.echo("\n[2/2] the nightly pipeline: legacy databases and file drops into bronze, standardized into "
-               "silver, scored ...")
+               "silver, scored, resolved into one id per enterprise and person (gold), the marts built and each "
+               "bureau's export published ...")
     # the night after the simulated city's as-of day: its records are that day's submissions
     outcome = _run(estate / "sources.yaml", home, state.as_of, [])
     _print_scorecard(home, state.as_of)
@@ -271,11 +285,20 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
                "int_enterprise_records, int_person_records, int_events")
     click.echo(f"  {home / 'lake' / 'quarantine' / 'rows'}   rows silver could not use, with reasons")
     click.echo(f"  {home / 'lake' / 'quality' / 'scorecard'}   the department scorecard (报送考核)")
+    click.echo(f"  {home / 'lake' / 'gold'}       entity_crosswalk, entity_id_history, review_queue, dim_enterprise, "
+               "dim_person")
+    click.echo(f"  {home / 'marts.duckdb'}     the marts (一企一档, 一人一档, 信用风险预警 ...); "
+               f"dictionary: {home / 'docs' / 'data_dictionary.md'}")
+    click.echo(f"  {home / 'exports'}          each bureau's package: exports/<bureau>/{state.as_of}")
     click.echo(f"  {home / 'docs' / 'data_docs' / 'index.html'}   Great Expectations Data Docs of every silver table")
     click.echo("\nNext:")
+    click.echo(f"  .venv/bin/qst er-eval --truth {estate} --home {home}   # entity resolution against the truth")
+    click.echo(f"  .venv/bin/qst verify-export {home / 'exports' / 'tax' / state.as_of}")
     click.echo("  make dagster                       # the Dagster UI at http://127.0.0.1:3000 with this run")
     click.echo(f"  .venv/bin/qst simulate --out {estate} --advance-days 1 && .venv/bin/qst run --home {home}")
     click.echo(f"demo finished in {time.perf_counter() - started:.1f}s")
+    click.echo(f"\n打开决策驾驶舱 (open the dashboard): .venv/bin/qst dashboard --home {home}，"
+               "然后在浏览器打开 http://127.0.0.1:8050/")
     if not outcome.ok:
         sys.exit(1)
 
@@ -367,6 +390,19 @@ def review_decide(home: Path, kind: str, left: str, right: str, decision: str, r
         raise click.ClickException(str(exc)) from None
     click.echo(f"recorded: {left} {decision} {right} by {reviewer}; the next run (qst run) honours it")
 
+
+def _register_commands() -> None:
+    """The commands that live in their own modules (each thin, each importing its work lazily)."""
+    from pipelines.dashboard_cli import dashboard
+    from pipelines.er_cli import er_train
+    from pipelines.export_cli import export, verify_export
+    from pipelines.marts_cli import marts
+
+    for command in (er_train, marts, export, verify_export, dashboard):
+        main.add_command(command)
+
+
+_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -7,14 +7,13 @@ standalone ``click.command`` objects, registered on the ``qst`` group with ``mai
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 
-from pipelines.home import REPO_ROOT
+from pipelines.home import exports_path
 
 __all__ = ["export", "verify_export"]
 
@@ -22,14 +21,6 @@ __all__ = ["export", "verify_export"]
 def _default_date() -> dt.date:
     """The last complete day in Asia/Shanghai (the nightly partition the marts were built for)."""
     return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date() - dt.timedelta(days=1)
-
-
-def _default_config() -> Path:
-    explicit = os.environ.get("QST_EXPORTS", "").strip()
-    if explicit:
-        return Path(explicit)
-    local = Path("exports.yaml")
-    return local if local.is_file() else REPO_ROOT / "exports.yaml"
 
 
 @click.command("export")
@@ -41,7 +32,7 @@ def _default_config() -> Path:
 @click.option("--bureau", "bureaus", multiple=True, metavar="BUREAU",
               help="Only this bureau (repeatable); default every bureau of the config.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="The entitlements (default: $QST_EXPORTS, else ./exports.yaml, else the repository's).")
+              help="The entitlements (default: $QST_EXPORTS, else HOME/exports.yaml, else the repository's).")
 @click.option("--marts", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The marts file to export from (default HOME/marts.duckdb).")
 @click.option("--out", "exports_root", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -55,7 +46,7 @@ def export(home: Path, date: dt.datetime | None, bureaus: tuple[str, ...], confi
     from connectors.config import ConfigError
     from models.exports import BureauOutcome, export_all, load_entitlements
 
-    config_path = config_path or _default_config()
+    config_path = config_path or exports_path(home)
     try:
         config = load_entitlements(config_path)
     except ConfigError as exc:

@@ -3,6 +3,8 @@
 * ``QST_HOME`` -- the data folder (default ``./data``, relative to the current directory).
 * ``QST_STAGING_SPECS`` -- a folder of staging specs (``stg_<department>__<asset>.yaml``) to use instead of
   the shipped ``models/staging/specs`` (a deployment keeps its own beside its ``sources.yaml``).
+* ``QST_EXPORTS`` -- the bureaus' entitlements (``exports.yaml``).  When unset: ``<home>/exports.yaml`` if
+  that file exists, else the example ``exports.yaml`` at the repository root.
 * ``QST_SOURCES`` -- the ``sources.yaml`` to load.  When unset: ``<home>/estate/sources.yaml`` if that
   file exists (the estate the simulator wrote), else the example ``sources.yaml`` at the repository root.
 """
@@ -12,10 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["LAYERS", "REPO_ROOT", "quanshitong_home", "sources_path", "staging_specs_folder"]
+__all__ = ["LAYERS", "REPO_ROOT", "exports_path", "quanshitong_home", "sources_path", "staging_specs_folder"]
 
 #: The layers of a night, in order: `qst run --until LAYER` builds the ones up to LAYER.
-LAYERS = ("bronze", "silver", "quality", "gold")
+LAYERS = ("bronze", "silver", "quality", "gold", "marts", "exports")
 
 #: The repository root: the parent of the ``pipelines`` package.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +42,15 @@ def sources_path() -> Path:
     if estate.is_file():
         return estate
     return REPO_ROOT / "sources.yaml"
+
+
+def exports_path(home: Path | None = None) -> Path:
+    """The ``exports.yaml`` to load: ``$QST_EXPORTS``, else ``<home>/exports.yaml``, else the repository's."""
+    explicit = _env_path("QST_EXPORTS")
+    if explicit is not None:
+        return explicit
+    local = (home or quanshitong_home()) / "exports.yaml"
+    return local if local.is_file() else REPO_ROOT / "exports.yaml"
 
 
 def staging_specs_folder() -> Path | None:

@@ -16,6 +16,7 @@ from pipelines.assemble import build_definitions
 from pipelines.bronze import daily_partitions, pool_name
 from pipelines.gold import GOLD_BLOCKING_CHECKS
 from pipelines.home import LAYERS
+from pipelines.marts import MARTS_BLOCKING_CHECKS
 from pipelines.silver import BLOCKING_CHECKS, WARNING_CHECKS, unstaged_tables
 
 INSTANCE_YAML = """\
@@ -105,7 +106,9 @@ def _execute(job, instance: dg.DagsterInstance, partition: str, selection: list[
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             step = event.step_key or ""
             error = event.event_specific_data.error
-            message = error.message.strip().splitlines()[-1] if error else "failed"
+            while error is not None and error.cause is not None:  # the user's exception, not Dagster's wrapper
+                error = error.cause
+            message = (error.message.strip().splitlines() or ["failed"])[-1] if error else "failed"
             k = step.replace("__", "/")
             outcomes[k] = AssetOutcome(k, "failed", error=message)
     return result.run_id, result.success, outcomes
@@ -116,7 +119,7 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
                  until: str = "quality") -> RunOutcome:
     """Materialize the nightly job (or the bronze assets whose key starts with one of ``select``, e.g.
     ``tax`` or ``tax/filings``, and everything downstream of them) for a partition, up to the layer
-    ``until`` (bronze | silver | quality | gold); failures of one asset do not stop the others.
+    ``until`` (one of :data:`pipelines.home.LAYERS`); failures of one asset do not stop the others.
 
     Dagster skips everything downstream of a failed step (an open Dagster issue, #15761), so one department
     whose database is down would also hold back the canonical tables and the scorecard of every other
@@ -145,7 +148,7 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
     skipped = [k for k in planned if k.to_user_string() not in outcomes]
     bronze_failed = any(o.status == "failed" and o.key.startswith("bronze/") for o in outcomes.values())
     blocked = any(not ok for o in outcomes.values() for name, ok in o.checks.items()
-                  if name in BLOCKING_CHECKS | GOLD_BLOCKING_CHECKS)
+                  if name in BLOCKING_CHECKS | GOLD_BLOCKING_CHECKS | MARTS_BLOCKING_CHECKS)
     retry = [k for k in skipped if k.path[0] != "bronze" and not k.path[-1].startswith("stg_")]
     if bronze_failed and retry and not blocked:
         _, _, second = _execute(job, instance, partition, retry, log_level)

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from connectors import bronze
 from connectors.config import load_sources
 from connectors.readers import open_table
+from models.exports import load_entitlements, verify_package
 from models.gold.build import read_gold
 from models.silver import read_silver
 from pipelines.assemble import build_definitions
@@ -62,20 +63,28 @@ def sqlite_estate(tmp_path) -> tuple[Path, Path]:
     return out, tmp_path / "home"
 
 
-def test_nightly_run_loads_every_table_and_checks_pass(sqlite_estate):
+def test_nightly_run_loads_every_table_and_checks_pass(sqlite_estate, monkeypatch):
     out, home = sqlite_estate
-    outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-11-01")
+    monkeypatch.setenv("QST_EXPORT_HMAC_KEY", "a-test-secret-of-thirty-two-chars!")
+    outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-11-01", until="exports")
     assert outcome.ok, (outcome.failed_checks, [a.error for a in outcome.assets if a.error])
     statuses = {a.key: a.status for a in outcome.assets}
     assert set(statuses.values()) == {"materialized"}
     layers = [k.split("/")[0] for k in statuses]
     # 15 bronze tables and drops; their 15 staging models and 3 canonical tables; the scorecard and Data Docs;
-    # the crosswalk, id history, review queue and the two golden tables
-    assert (layers.count("bronze"), layers.count("silver"), layers.count("quality"), layers.count("gold")) == (
-        15, 18, 2, 5)
+    # the crosswalk, id history, review queue and the two golden tables; the marts; one export per bureau
+    bureaus = load_entitlements(REPO / "exports.yaml").bureaus
+    assert [layers.count(layer) for layer in ("bronze", "silver", "quality", "gold", "marts", "exports")] == [
+        15, 18, 2, 5, 1, len(bureaus)]
     gold_checks = {name: ok for a in outcome.assets if a.key.startswith("gold/") for name, ok in a.checks.items()}
     assert gold_checks == {"crosswalk_complete": True, "id_changes_recorded": True,
                            "one_golden_record_per_entity": True}
+    marts_checks = {n: ok for a in outcome.assets if a.key.startswith("marts/") for n, ok in a.checks.items()}
+    assert marts_checks == {"contract_holds": True, "one_row_per_enterprise": True}
+    # every bureau's package of the night is published and verifies against its manifest
+    for bureau in bureaus:
+        report = verify_package(home / "exports" / bureau / "2026-11-01")
+        assert report.ok, (bureau, str(report))
     assert all(checks for k, checks in ((a.key, a.checks) for a in outcome.assets) if k.startswith("silver/"))
     assert (home / "docs" / "data_docs" / "index.html").exists()
     assert assert_bronze_equals_source(out / "sources.yaml", home) == 13
@@ -108,12 +117,12 @@ def test_incremental_nights_follow_the_source_exactly(sqlite_estate):
 def test_rerunning_a_night_is_idempotent(sqlite_estate):
     out, home = sqlite_estate
     config = load_sources(out / "sources.yaml")
-    run_pipeline(config, home, partition="2026-11-01")
+    run_pipeline(config, home, partition="2026-11-01", until="gold")
     before = {d: bronze.table_info(bronze.bronze_path(home, d, a))["rows"] for d, a in
               [("samr", "registrations"), ("tax", "filings")]}
     canonical_before = read_silver(home, "int_enterprise_records").sort("record_id")
     ids_before = read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).sort("record_id")
-    again = run_pipeline(config, home, partition="2026-11-01")
+    again = run_pipeline(config, home, partition="2026-11-01", until="gold")
     assert again.ok
     assert read_silver(home, "int_enterprise_records").sort("record_id").equals(canonical_before)
     # the same night again: the same entity ids, and its id history replaced, not doubled

@@ -245,14 +245,17 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> _Catalog:
     rels = con.execute(
         "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name = 'main' UNION ALL SELECT view_name, comment FROM duckdb_views() "
-        "WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal").fetchall()
+        "WHERE database_name IN (current_database(), 'temp') AND schema_name = 'main' AND NOT internal").fetchall()
     cols = con.execute(
-        "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = 'main' ORDER BY table_name, column_index").fetchall()
+        "SELECT table_name, column_name, comment FROM duckdb_columns() "
+        "WHERE database_name IN (current_database(), 'temp') AND schema_name = 'main' "
+        "ORDER BY table_name, column_index").fetchall()
     columns: dict[str, dict[str, tuple[str, str | None]]] = {}
+    from models.gold.docs import column_comment, table_comment  # the gold tables come without comments
+
     for table, column, comment in cols:
-        columns.setdefault(table, {})[column.lower()] = (column, comment or None)
-    return _Catalog({t.lower(): t for t, _ in rels}, {t: c or None for t, c in rels}, columns)
+        columns.setdefault(table, {})[column.lower()] = (column, comment or column_comment(table, column))
+    return _Catalog({t.lower(): t for t, _ in rels}, {t: c or table_comment(t) for t, c in rels}, columns)
 
 
 @dataclass
@@ -326,7 +329,7 @@ def _plan(con: duckdb.DuckDBPyConnection, config: ExportsConfig, bureau: str,
             continue
         table = catalog.table(ent.table)
         if table is None:
-            problems.append(f"{where}: table {ent.table!r} is not in the marts file")
+            problems.append(f"{where}: table {ent.table!r} is neither in the marts file nor a gold table of the lake")
             continue
         columns = []
         for out, rule in ent.exported_columns():
@@ -699,7 +702,15 @@ def read_audit(exports_root: str | Path) -> list[dict[str, Any]]:
 # the entry points
 
 
-def _open_marts(marts: Path) -> duckdb.DuckDBPyConnection:
+#: Gold tables a bureau may be entitled to that the marts file does not carry (the analysts' file holds no
+#: full identifiers): read from the lake at the Delta version the marts were built from (``meta_build``).
+GOLD_TABLES = ("dim_enterprise", "dim_person", "entity_crosswalk")
+
+
+def _open_marts(marts: Path, lake: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the marts file, with the gold tables it lacks registered from ``lake``
+    (default: the ``lake`` folder beside the marts file) at the versions in its ``meta_build``, so that a
+    package is built from one consistent state of the lake."""
     if not marts.is_file():
         raise ExportError(f"the marts file {marts} does not exist (build the marts first)")
     try:
@@ -707,6 +718,27 @@ def _open_marts(marts: Path) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise ExportError(f"cannot open the marts file {marts} read-only: {exc}") from None
     con.execute("SET enable_progress_bar = false")  # the commands print their own progress
+    lake = lake if lake is not None else marts.parent / "lake"
+    present = {r[0].lower() for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+        "UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall()}
+    versions: dict[str, int] = {}
+    if "meta_build" in present:
+        versions = {str(t): int(v) for t, v in con.execute(
+            "SELECT lake_table, delta_version FROM meta_build WHERE delta_version IS NOT NULL").fetchall()}
+    for name in GOLD_TABLES:
+        path = lake / "gold" / name
+        if name in present or not (path / "_delta_log").is_dir():
+            continue
+        from deltalake import DeltaTable
+
+        try:
+            table = DeltaTable(str(path), version=versions.get(f"gold/{name}"))
+        except Exception as exc:  # a vacuumed version, a damaged log: name the table
+            con.close()
+            raise ExportError(f"cannot read the gold table {path} at version "
+                              f"{versions.get(f'gold/{name}', 'latest')}: {exc}") from None
+        con.register(name, table.to_pyarrow_dataset())
     return con
 
 

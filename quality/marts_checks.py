@@ -1,0 +1,75 @@
+"""Checks of the marts file after a build: what must hold before a bureau export or a dashboard reads it.
+
+Dagster-free (``pipelines/marts.py`` turns the results into blocking asset checks). Two rules:
+
+* the file carries every table of the contract (:mod:`models.marts.contract`) with the contract's columns in the
+  contract's order -- the dashboard's queries and the bureaus' entitlements name them;
+* one-enterprise-one-record (一企一档): ``mart_enterprise_360`` has exactly one row per entity id of the golden
+  records it was built from (the Delta version in ``meta_build``), none missing, none doubled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+__all__ = ["CheckResult", "contract_holds", "one_row_per_enterprise"]
+
+
+@dataclass
+class CheckResult:
+    passed: bool
+    description: str
+    metadata: dict = field(default_factory=dict)
+
+
+def contract_holds(marts: Path) -> CheckResult:
+    from models.marts.contract import TABLES
+
+    with duckdb.connect(str(marts), read_only=True) as con:
+        have: dict[str, list[str]] = {}
+        for table, column in con.execute(
+                "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' "
+                "ORDER BY table_name, column_index").fetchall():
+            have.setdefault(table, []).append(column)
+    problems = []
+    for name, table in TABLES.items():
+        if name not in have:
+            problems.append(f"{name}: missing")
+        elif have[name] != list(table.column_names):
+            missing = [c for c in table.column_names if c not in have[name]]
+            extra = [c for c in have[name] if c not in table.column_names]
+            problems.append(f"{name}: columns differ from the contract (missing {missing}, extra {extra}"
+                            + (", order" if not missing and not extra else "") + ")")
+    if problems:
+        return CheckResult(False, f"{len(problems)} table(s) break the marts contract: " + "; ".join(problems[:10]),
+                           {"problems": problems})
+    return CheckResult(True, f"all {len(TABLES)} tables of the contract, with their columns",
+                       {"tables": len(TABLES)})
+
+
+def one_row_per_enterprise(marts: Path, lake: Path) -> CheckResult:
+    """Compares against the golden records at the version the build read (``meta_build``)."""
+    from deltalake import DeltaTable
+
+    with duckdb.connect(str(marts), read_only=True) as con:
+        [(version,)] = con.execute("SELECT max(delta_version) FROM meta_build "
+                                   "WHERE lake_table = 'gold/dim_enterprise'").fetchall() or [(None,)]
+        rows, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT entity_id) FROM mart_enterprise_360").fetchall()[0]
+        golden = DeltaTable(str(lake / "gold" / "dim_enterprise"), version=version).to_pyarrow_dataset()
+        con.register("golden", golden)
+        missing, extra = con.execute(
+            "SELECT (SELECT count(*) FROM (SELECT entity_id FROM golden EXCEPT SELECT entity_id FROM mart_enterprise_360)),"
+            " (SELECT count(*) FROM (SELECT entity_id FROM mart_enterprise_360 EXCEPT SELECT entity_id FROM golden))"
+        ).fetchall()[0]
+    meta = {"rows": rows, "entities": distinct, "golden_missing": missing, "not_golden": extra,
+            "dim_enterprise_version": version}
+    if rows != distinct or missing or extra:
+        return CheckResult(False, f"mart_enterprise_360 has {rows:,} rows for {distinct:,} entity ids; "
+                                  f"{missing:,} golden enterprise(s) missing, {extra:,} id(s) not golden "
+                                  f"(gold/dim_enterprise v{version})", meta)
+    return CheckResult(True, f"one row for each of the {rows:,} golden enterprises (gold/dim_enterprise v{version})",
+                       meta)
