@@ -242,20 +242,26 @@ class _Catalog:
 
 
 def _catalog(con: duckdb.DuckDBPyConnection) -> _Catalog:
+    """The marts file's tables and views, and the gold tables registered from the lake (temporary views, which
+    carry no comments: theirs come from :mod:`models.gold.docs`)."""
+    from models.gold.docs import column_comment, table_comment
+
     rels = con.execute(
-        "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = 'main' UNION ALL SELECT view_name, comment FROM duckdb_views() "
+        "SELECT table_name, comment, false FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main' UNION ALL SELECT view_name, comment, database_name = 'temp' FROM duckdb_views() "
         "WHERE database_name IN (current_database(), 'temp') AND schema_name = 'main' AND NOT internal").fetchall()
+    lake = {t for t, _, from_lake in rels if from_lake}
     cols = con.execute(
         "SELECT table_name, column_name, comment FROM duckdb_columns() "
         "WHERE database_name IN (current_database(), 'temp') AND schema_name = 'main' "
         "ORDER BY table_name, column_index").fetchall()
     columns: dict[str, dict[str, tuple[str, str | None]]] = {}
-    from models.gold.docs import column_comment, table_comment  # the gold tables come without comments
-
     for table, column, comment in cols:
-        columns.setdefault(table, {})[column.lower()] = (column, comment or column_comment(table, column))
-    return _Catalog({t.lower(): t for t, _ in rels}, {t: c or table_comment(t) for t, c in rels}, columns)
+        if table in lake:
+            comment = comment or column_comment(table, column)
+        columns.setdefault(table, {})[column.lower()] = (column, comment or None)
+    return _Catalog({t.lower(): t for t, _, _ in rels},
+                    {t: c or (table_comment(t) if t in lake else None) for t, c, _ in rels}, columns)
 
 
 @dataclass

@@ -219,12 +219,21 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
                        .pipe(lambda p: pl.concat([p.select(record_id="record_id_l", levels="levels"),
                                                   p.select(record_id="record_id_r", levels="levels")]))
                        .group_by("record_id", maintain_order=True).first())
+        # Splink compares profiles (records with the same cluster and compared values), named by one record:
+        # the other records of a profile get the levels of the pair their probability came from
+        profile_levels = (resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
+                          .join(resolution.records.select(record_id_l="record_id", cluster="cluster"),
+                                on="record_id_l")
+                          .select("cluster", "match_probability", profile_levels="levels")
+                          .unique(["cluster", "match_probability"], keep="first", maintain_order=True))
         lineage = read_silver(home, SILVER_TABLE[kind], columns=["record_id", "source_department", "source_asset",
                                                                  "source_table", "source_pk", "role"])
         crosswalk = (lineage.join(assignment.ids, on="record_id")
-                     .join(resolution.records.select("record_id", "rule", "match_probability", "match_weight"),
-                           on="record_id")
+                     .join(resolution.records.select("record_id", "cluster", "rule", "match_probability",
+                                                     "match_weight"), on="record_id")
                      .join(best_levels, on="record_id", how="left")
+                     .join(profile_levels, on=["cluster", "match_probability"], how="left", nulls_equal=False)
+                     .with_columns(levels=pl.coalesce("levels", "profile_levels"))
                      .with_columns(entity_type=pl.lit(kind),
                                    levels=pl.when(pl.col("rule") == "splink").then(pl.col("levels")))
                      .with_columns(why=_why(pl.col("rule"), pl.col("match_probability"), pl.col("match_weight"),

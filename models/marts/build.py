@@ -36,6 +36,8 @@ from models.marts.contract import EXTERNAL_TABLES, TABLES, Table
 
 TIMEZONE = ZoneInfo("Asia/Shanghai")
 MARTS_FILE = "marts.duckdb"
+#: The oldest DuckDB release that must be able to open the file.
+STORAGE_COMPATIBILITY = "v1.4.0"
 
 #: The lake tables the marts read: name in SQL -> path under HOME/lake.
 LAKE_TABLES: dict[str, str] = {
@@ -312,7 +314,9 @@ def build_marts(home: Path | str, *, as_of_versions: dict[str, int] | None = Non
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
     built_at = dt.datetime.now(dt.UTC)
-    con = duckdb.connect(str(tmp))
+    # readable by older DuckDB too: the `duckdb` command line from PyPI (duckdb-cli) and BI tools lag the
+    # Python package by a storage version
+    con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
     try:
         if memory_limit:
             q(con, f"SET memory_limit = {sql_str(memory_limit)}")
