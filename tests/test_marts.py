@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import re
 import shutil
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -28,6 +29,7 @@ from simulator.estate import load_truth
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
 KEY = "test-marts-secret"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +380,54 @@ def test_legal_representatives_match_the_truth(marts, truth, true_entity):
     assert cmp.height > 200
     assert (cmp["expected"] == cmp["legal_rep_count"]).mean() >= 0.9, cmp.filter(
         pl.col("expected") != pl.col("legal_rep_count"))
+
+
+def test_the_readmes_questions_run_and_answer(marts):
+    """Every SQL block of the README's marts section runs on real marts, and the questions meant to have an
+    answer on a simulated city have one."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("### Questions, answered"):text.index("## Bureau exports")]
+    statements = [s.strip() for block in re.findall(r"```sql\n(.*?)```", section, re.S)
+                  for s in block.split(";") if s.strip()]
+    assert len(statements) >= 6
+    con = duckdb.connect(str(mb.marts_path(marts["home"])), read_only=True)
+    try:
+        answered = [len(con.sql(s).fetchall()) for s in statements]
+    finally:
+        con.close()
+    assert answered[0] > 0 and answered[1] == 1  # the districts; the riskiest enterprise
+
+
+def test_qst_marts_builds_an_audit_copy_and_leaves_the_nightly_file_alone(marts, tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    home = tmp_path / "home"
+    shutil.copytree(marts["home"], home)
+    nightly = mb.marts_path(home)
+    before = nightly.stat().st_mtime_ns
+    version = read(home, "SELECT delta_version FROM meta_build WHERE lake_table = 'gold/dim_enterprise'")[0, 0]
+    out = tmp_path / "audit"
+    result = CliRunner().invoke(main, ["marts", "--home", str(home), "--out", str(out),
+                                       "--as-of-version", f"gold/dim_enterprise={version}"])
+    assert result.exit_code == 0, result.output
+    assert nightly.stat().st_mtime_ns == before
+    assert read(out, "SELECT delta_version, as_of_lake FROM meta_build "
+                     "WHERE lake_table = 'gold/dim_enterprise'").row(0) == (version, "versions")
+    bad = CliRunner().invoke(main, ["marts", "--home", str(home), "--as-of-version", "gold/dim_enterprise"])
+    assert bad.exit_code == 2 and "TABLE=VERSION" in bad.output
+
+
+def test_the_duckdb_command_line_opens_the_file(marts):
+    """The analysts' `duckdb` (PyPI's duckdb-cli, older than the Python package) reads the marts file."""
+    import subprocess
+    import sys
+
+    cli = Path(sys.executable).parent / "duckdb"
+    if not cli.exists():
+        pytest.skip("duckdb-cli is not installed in this environment (make setup installs it)")
+    out = subprocess.run([str(cli), "-readonly", "-csv", str(mb.marts_path(marts["home"])),
+                          "-c", "SELECT count(*) FROM mart_enterprise_360"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) == marts["report"].rows["mart_enterprise_360"]
