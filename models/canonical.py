@@ -53,7 +53,7 @@ ENTERPRISE_DERIVED: dict[str, pl.DataType] = {"link_org_code": pl.Utf8, "link_or
 PERSON_FIELDS: dict[str, pl.DataType] = {
     "name": pl.Utf8, "name_comparison": pl.Utf8,
     "id_number": pl.Utf8, "id_number_status": pl.Utf8, "id_number_was_15": pl.Boolean,
-    "id_number_birth_date": pl.Date, "id_number_sex": pl.Utf8,
+    "id_number_birth_date": pl.Date, "id_number_sex": pl.Utf8, "id_number_masked": pl.Utf8,
     "phone": pl.Utf8, "phone_kind": pl.Utf8,
     "address": pl.Utf8, "division_code": pl.Utf8,
     "employer_local_id": pl.Utf8, "employer_name": pl.Utf8,

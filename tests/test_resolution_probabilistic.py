@@ -171,3 +171,30 @@ def test_common_names_weigh_less_than_rare_ones():
     assert common[1] == rare[1]  # the same levels on both pairs: only the name's frequency differs
     assert json.loads(common[1])["name_comparison"] == "name_comparison exact"
     assert common[0] < rare[0], (common, rare)
+
+
+def test_a_masked_id_counts_by_the_digits_it_shows():
+    """A court's masked ID (4403**********1233) against two persons of the same name: the one whose full ID shows
+    the same digits gains, the other loses (splink_settings.PERSON, id_fragment)."""
+    names = ["李晓明", "李晓明", "李晓明"] + [f"王{c}" for c in "一二三四五六七八九十"]
+    ids = ["440304198812301233", None, "440305199001014567"] + [f"4403011980010{i:04d}1" for i in range(10)]
+    masked = [None, "4403**********1233", None] + [None] * 10
+    recs = pl.DataFrame({
+        "record_id": [f"p{i}" for i in range(len(names))], "name_comparison": names,
+        "id_number": ids, "id_number_status": [("valid" if i else "masked" if m else None) for i, m in zip(ids, masked)],
+        "id_number_birth_date": [None] * len(names), "id_number_sex": [None] * len(names),
+        "id_number_masked": masked, "phone": [None] * len(names),
+        "division_code": [None] * len(names), "address": [None] * len(names),
+        "related_record_id": [None] * len(names)},
+        schema_overrides={"id_number_birth_date": pl.Date, "id_number_sex": pl.Utf8, "division_code": pl.Utf8,
+                          "address": pl.Utf8, "related_record_id": pl.Utf8, "id_number_status": pl.Utf8,
+                          "phone": pl.Utf8, "id_number_masked": pl.Utf8})
+    res = resolve(recs, link(recs, PERSON_KEYS), "person", threshold=1e-15)
+    w = {frozenset((a, b)): (weight, json.loads(levels)) for a, b, weight, levels
+         in res.pairs.select("record_id_l", "record_id_r", "match_weight", "levels").iter_rows()}
+    same, other = w[frozenset(("p1", "p0"))], w[frozenset(("p1", "p2"))]
+    assert same[1]["id_fragment"] == "shown digits of a masked ID agree"
+    assert other[1]["id_fragment"] == "All other comparisons"
+    assert same[0] - other[0] > 15, (same, other)
+    clusters = dict(res.records.select("record_id", "cluster").iter_rows())
+    assert clusters["p1"] == clusters["p0"] != clusters["p2"]

@@ -97,7 +97,7 @@ def test_resident_id_vectors():
 def test_resident_id_15_digit_example_and_lowercase_x():
     old, lower, roman = run(resident_id, ["110105491231002", "11010519491231002x", "11010519491231002Ⅹ"])
     assert old == {"value": "11010519491231002X", "status": "valid", "was_15": True,
-                   "birth_date": dt.date(1949, 12, 31), "sex": "F"}
+                   "birth_date": dt.date(1949, 12, 31), "sex": "F", "masked": None}
     assert lower["value"] == "11010519491231002X" and lower["status"] == "valid"
     assert roman["value"] == "11010519491231002X" and roman["status"] == "valid"  # Roman numeral Ⅹ, NFKC
 
@@ -112,9 +112,21 @@ def test_resident_id_invalid_masked_missing():
     body = "11010519490230002"
     assert run(resident_id, [body + idf.id_check_char(body)])[0]["status"] == "invalid"
     assert bad_date["status"] == "invalid"
-    assert masked == {"value": None, "status": "masked", "was_15": False, "birth_date": None, "sex": None}
+    assert masked == {"value": None, "status": "masked", "was_15": False, "birth_date": None, "sex": None,
+                      "masked": "4403**********1234"}
     assert missing["status"] == marker["status"] == "missing"
     assert short["status"] == "invalid"
+
+
+def test_masked_resident_id_keeps_only_the_published_shape():
+    """The digits a masked ID shows are evidence for probabilistic linkage: kept (normalized) for the published
+    shapes (4 or 6 leading digits, the last 4), never for other masks, never as the value."""
+    out = run(resident_id, ["4403**********123x", "４４０３＊＊＊＊＊＊＊＊＊＊１２３Ｘ", "440304********1234",
+                            "4403********1234", "**************1234", "440304198812301233"])
+    assert [r["masked"] for r in out] == ["4403**********123X", "4403**********123X", "440304********1234",
+                                          None, None, None]
+    assert [r["status"] for r in out[:5]] == ["masked"] * 5
+    assert all(r["value"] is None for r in out[:5])
 
 
 def test_digits_of_other_scripts_are_not_digits():

@@ -55,7 +55,7 @@ RESOLUTION_COLUMNS = {
                    "tin_status", "link_org_code", "regno", "regno_status", "local_id", "name_comparison",
                    "name_is_branch", "division_code", "phone", "legal_rep_name", "address"],
     "person": ["record_id", "source_department", "source_asset", "id_number", "id_number_status",
-               "id_number_birth_date", "id_number_sex", "name_comparison", "phone", "division_code",
+               "id_number_birth_date", "id_number_sex", "id_number_masked", "name_comparison", "phone", "division_code",
                "employer_local_id", "address", "related_record_id"],
 }
 
@@ -69,16 +69,12 @@ def _arrow(frame: pl.DataFrame):
 
 
 def read_gold(home: Path, name: str, columns: list[str] | None = None, version: int | None = None) -> pl.DataFrame:
-    from deltalake import DeltaTable
-
     path = gold_path(home, name)
     if not (path / "_delta_log").is_dir():
         raise FileNotFoundError(f"gold table {name} does not exist under {home}: run entity resolution first "
                                 "(qst run --until gold)")
-    table = DeltaTable(str(path), version=version)
-    frame = pl.from_arrow(table.to_pyarrow_dataset().to_table(columns=columns))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    scan = pl.scan_delta(str(path), version=version)  # Polars' reader: no Arrow copy (see read_silver)
+    return (scan.select(columns) if columns is not None else scan).collect()
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -61,13 +61,13 @@ COLUMNS: dict[str, list[str]] = {
     "enterprise": ["record_id", "name_comparison", "name_is_branch", "uscc", "uscc_status", "link_org_code",
                    "division_code", "phone", "legal_rep_name", "address"],
     "person": ["record_id", "name_comparison", "id_number", "id_number_status", "id_number_birth_date",
-               "id_number_sex", "phone", "division_code", "address", "related_record_id"],
+               "id_number_sex", "id_number_masked", "phone", "division_code", "address", "related_record_id"],
 }
 #: The compared columns that define a profile (besides the deterministic cluster).
 _PROFILE = {
     "enterprise": ["name_comparison", "name_is_branch", "division_code", "phone", "legal_rep_name", "address"],
-    "person": ["name_comparison", "id_number", "birth_date", "id_number_sex", "phone", "division_code",
-               "related_cluster", "address"],
+    "person": ["name_comparison", "id_number", "birth_date", "id_number_sex", "id_number_masked", "phone",
+               "division_code", "related_cluster", "address"],
 }
 #: DuckDB settings of the connection Splink uses: bounded memory, the machine's two cores.
 DUCKDB_MEMORY_LIMIT = "3GB"
@@ -169,6 +169,8 @@ def prepare(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
     ``record_id, cluster`` of the enterprise records."""
     frame = records.select([c for c in COLUMNS[kind] if c in records.columns])
     if kind == "person":
+        if "id_number_masked" not in frame.columns:  # records from before silver kept masked IDs' digits
+            frame = frame.with_columns(id_number_masked=pl.lit(None, pl.Utf8))
         frame = frame.join(_related_cluster(records, related), on="record_id", how="left", maintain_order="left")
         ids = pl.col("id_number")
         frame = frame.with_columns(
@@ -203,9 +205,12 @@ def prepare(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
         name_block=pl.when(name.count().over("name_comparison") <= model["name_block_max"]).then(name),
     )
     if kind == "person":  # only the person model compares pinyin (homophone given names)
+        # the digits a masked ID still shows (first 4, last 4), read the same way from a full ID: a court's
+        # 4403**********123X can meet the registry's 440304198812301233 (splink_settings.PERSON, id_fragment)
+        shown = pl.coalesce(pl.col("id_number"), pl.col("id_number_masked"))
+        shown = pl.when(shown.str.len_chars() == 18).then(shown)
         profiles = profiles.with_columns(name_pinyin=_pinyin(profiles["name_comparison"]),
-                                         id_region=pl.col("id_number").str.slice(0, 6),
-                                         id_tail=pl.col("id_number").str.slice(14, 4))
+                                         id_head=shown.str.slice(0, 4), id_tail=shown.str.slice(14, 4))
     return profiles, members
 
 
@@ -263,9 +268,18 @@ def _train_on_profiles(profiles: pl.DataFrame, kind: Kind, *, seed: int = 1, max
             linker.training.estimate_parameters_using_expectation_maximisation(rule)
         except (EMTrainingException, ValueError) as err:  # a rule with no pairs, or a level EM drove to m = 0
             log.warning("EM on %s skipped: %s", rule, str(err).splitlines()[0])
-    out = _floored(linker.misc.save_model_to_json(), profiles.height)
+    out = _fixed(_floored(linker.misc.save_model_to_json(), profiles.height), model.get("fixed", {}))
     out["quanshitong"] = {"kind": kind, **_counts(profiles)}
     return out
+
+
+def _fixed(model: dict, fixed: dict[str, dict[str, dict[str, float]]]) -> dict:
+    """Set the m and u that the settings fix from first principles (``fixed`` in :mod:`splink_settings`: levels
+    no training rule can estimate), documented there."""
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            level.update(fixed.get(comparison["output_column_name"], {}).get(level.get("label_for_charts", ""), {}))
+    return model
 
 
 #: The smallest m and u a trained level keeps. On the simulated estates EM drives the levels it never sees among
@@ -335,8 +349,13 @@ def predict_pairs(profiles: pl.DataFrame, kind: Kind, model: dict, threshold: fl
         keep &= pl.col("name_is_branch_l") == pl.col("name_is_branch_r")
     levels = pl.struct([pl.col(f"gamma_{c}").replace_strict(m, default=None, return_dtype=pl.Utf8).alias(c)
                         for c, m in labels.items()]).struct.json_encode()
-    return pairs.filter(keep).select("profile_id_l", "profile_id_r", "match_probability", "match_weight",
-                                     levels=levels)
+    # the graph joins deterministic clusters: of the pairs between two clusters (a court party against each
+    # profile of one enterprise) only the strongest can matter, so only it is kept (fewer pairs, less memory)
+    lo, hi = pl.min_horizontal("det_cluster_l", "det_cluster_r"), pl.max_horizontal("det_cluster_l", "det_cluster_r")
+    pairs = (pairs.filter(keep).with_columns(lo=lo, hi=hi)
+             .sort("match_probability", "profile_id_l", "profile_id_r", descending=[True, False, False])
+             .unique(["lo", "hi"], keep="first", maintain_order=True))
+    return pairs.select("profile_id_l", "profile_id_r", "match_probability", "match_weight", levels=levels)
 
 
 # ---------------------------------------------------------------------------------------------------- graph decisions

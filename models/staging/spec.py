@@ -33,7 +33,7 @@ Kinds (``as``) and the staging columns each produces for a canonical name ``X`` 
 ``person_name``   ``X`` (normalized), ``X_comparison``
 ``uscc`` ``org_code`` ``regno``  ``X``, ``X_status`` (valid | invalid | masked | missing)
 ``tin``           ``X``, ``X_kind``, ``X_status``, ``X_org_code``, ``X_resident_id``
-``resident_id``   ``X``, ``X_status``, ``X_was_15``, ``X_birth_date``, ``X_sex``
+``resident_id``   ``X``, ``X_status``, ``X_was_15``, ``X_birth_date``, ``X_sex``, ``X_masked``
 ``key_kind``      ``X``: what a mixed 证件号 column holds (uscc | org_code | old_tin | resident_id | unknown |
                   missing), for ``only_if`` and mention ``when`` conditions
 ``phone``         ``X``, ``X_kind``
@@ -99,7 +99,7 @@ KIND_SUFFIXES: dict[str, tuple[str, ...]] = {
     "person_name": ("comparison",),
     "uscc": ("status",), "org_code": ("status",), "regno": ("status",),
     "tin": ("kind", "status", "org_code", "resident_id"),
-    "resident_id": ("status", "was_15", "birth_date", "sex"),
+    "resident_id": ("status", "was_15", "birth_date", "sex", "masked"),
     "phone": ("kind",),
     "date": ("status",), "datetime": ("status",), "period": ("status",),
     "amount": ("status",), "capital_wan": ("status",), "integer": ("status",),

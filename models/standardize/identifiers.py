@@ -61,6 +61,8 @@ ORG_REGEX = _ascii(idf.ORG_PATTERN)
 ID18_REGEX = _ascii(idf.ID18_PATTERN)
 ID15_REGEX = _ascii(idf.ID15_PATTERN)
 REGNO_REGEX = r"^[0-9]{15}$"
+# A published masked resident ID: the first 4 or 6 digits, stars, the last 4 characters, 18 in all.
+MASKED_ID_REGEX = r"^(?:[0-9]{4}\*{10}|[0-9]{6}\*{8})[0-9]{3}[0-9X]$"
 # An old TIN: 6-digit division code + 9-character organization code (identifiers.md, 纳税人识别号).
 OLD_TIN_REGEX = "^[0-9]{6}" + ORG_REGEX.removeprefix("^")
 MOBILE_REGEX = _ascii(idf.MOBILE_PATTERN)
@@ -266,6 +268,9 @@ def resident_id(expr: IntoExpr) -> pl.Expr:
       a 15-digit ID has no check character, so pattern and birth date make it valid.
     - ``was_15``: the source carried the old 15-digit form (also when it is invalid).
     - ``birth_date`` (date) and ``sex`` ('M' odd / 'F' even sequence digit): for valid IDs only.
+    - ``masked``: for a masked ID of the published 18-character shape (the region's first 4 or 6 digits, stars,
+      the last 4 characters: ``4403**********123X``), that normalized text; else null. Never a link key: its
+      visible digits are evidence for the probabilistic pass only (identifiers.md allows showing them).
     """
     source = as_expr(expr)
     s = _add_resident_fields(Stages(code=normalize_code(source)), {"r": "code"})
@@ -278,6 +283,7 @@ def resident_id(expr: IntoExpr) -> pl.Expr:
         was_15=F("r_is15"),
         birth_date=pl.when(F("valid")).then(F("r_birth")),
         sex=pl.when(F("valid")).then(F("r_sex")),
+        masked=pl.when((F("status") == "masked") & F("code").str.contains(MASKED_ID_REGEX)).then(F("code")),
     )
 
 
