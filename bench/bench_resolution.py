@@ -120,14 +120,18 @@ def child_quanshitong(home: Path) -> dict:
         t = time.perf_counter()
         det = link(records, ENTERPRISE_KEYS if kind == "enterprise" else PERSON_KEYS)
         phases[f"{kind}: deterministic"] = time.perf_counter() - t
-        res = probabilistic.resolve(records, det, kind, related=related)
+        # as the nightly gold build does: the records are dropped once the profiles are built
+        prepared = probabilistic.prepare_resolution(records, det, kind, related)
+        del records, det
+        res = probabilistic.resolve_prepared(prepared)
+        del prepared
         for phase, seconds in res.timings.items():
             phases[f"{kind}: {phase}"] = seconds
         outputs[kind] = res.records.select("record_id", "cluster")
         phases[f"{kind}: pairs kept/review"] = float(res.pairs.height)
         if kind == "enterprise":
             related = res.records.select("record_id", "cluster")
-        del records, det, res
+        del res
     total = time.perf_counter() - started
     return {"seconds": total, "phases": phases, "scores": _score(home, outputs)}
 

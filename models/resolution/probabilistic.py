@@ -459,6 +459,29 @@ def _decisions(decisions: pl.DataFrame | None) -> pl.DataFrame:
     return decisions.select("record_id_l", "record_id_r", "decision").unique()
 
 
+@dataclass
+class Prepared:
+    """What Splink and the graph decisions need of a kind's records (:func:`prepare_resolution`): the profiles, which
+    record is in which, and the deterministic clusters. Much smaller than the records: a caller that drops its
+    records frame before :func:`resolve_prepared` (the gold build does) runs Splink without the 14-million-row
+    canonical table in memory."""
+
+    kind: Kind
+    profiles: pl.DataFrame
+    members: pl.DataFrame
+    deterministic: pl.DataFrame  # record_id, cluster, rule
+    seconds: float
+
+
+def prepare_resolution(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
+                       related: pl.DataFrame | None = None) -> Prepared:
+    """The first half of :func:`resolve`: profiles and members (see :func:`prepare`)."""
+    started = time.perf_counter()
+    profiles, members = prepare(records, deterministic, kind, related)
+    return Prepared(kind, profiles, members, deterministic.select("record_id", "cluster", "rule"),
+                    time.perf_counter() - started)
+
+
 def resolve(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
             related: pl.DataFrame | None = None, threshold: float | None = None,
             decisions: pl.DataFrame | None = None, model: dict | None = None) -> Resolution:
@@ -467,14 +490,19 @@ def resolve(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
     enterprise resolution (``record_id, cluster``), to compare a person by the enterprise it represents or works for.
     ``threshold``: the match probability a link needs, instead of the model's. ``decisions``: ``record_id_l,
     record_id_r, decision`` (``must_link`` | ``cannot_link``). ``model``: the trained model (Splink settings JSON),
-    default ``trained/<kind>.json``."""
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
+    default ``trained/<kind>.json``. The same as :func:`prepare_resolution`, then :func:`resolve_prepared`."""
+    return resolve_prepared(prepare_resolution(records, deterministic, kind, related), threshold=threshold,
+                            decisions=decisions, model=model)
+
+
+def resolve_prepared(prepared: Prepared, threshold: float | None = None, decisions: pl.DataFrame | None = None,
+                     model: dict | None = None) -> Resolution:
+    """The second half of :func:`resolve`: Splink's predictions, the guard, the decisions and the components."""
+    kind, profiles, members, deterministic = prepared.kind, prepared.profiles, prepared.members, prepared.deterministic
+    timings: dict[str, float] = {"prepare": prepared.seconds}
     spec = splink_settings.MODELS[kind]
     link_at = spec["threshold"] if threshold is None else threshold
     review_at = min(spec["review_threshold"], link_at)
-    profiles, members = prepare(records, deterministic, kind, related)
-    timings["prepare"] = time.perf_counter() - started
     started = time.perf_counter()
     if model is None:
         model = load_model(kind)
@@ -503,7 +531,10 @@ def resolve(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
     pairs = (pairs.join(p_node.rename({"profile_id": "profile_id_l", "node": "a"}), on="profile_id_l")
              .join(p_node.rename({"profile_id": "profile_id_r", "node": "b"}), on="profile_id_r")
              .join(rep.rename({"profile_id": "profile_id_l", "rep": "record_id_l"}), on="profile_id_l")
-             .join(rep.rename({"profile_id": "profile_id_r", "rep": "record_id_r"}), on="profile_id_r"))
+             .join(rep.rename({"profile_id": "profile_id_r", "rep": "record_id_r"}), on="profile_id_r")
+             # joins do not keep row order, and the greedy constraint pass breaks ties of probability by it:
+             # a fixed order makes a rerun of a night give the same clusters
+             .sort("profile_id_l", "profile_id_r"))
     candidates = pairs.filter(pl.col("match_probability") >= link_at)
     guard_ok = _unambiguous(candidates, size, spec["strong_threshold"])
     candidates = candidates.with_columns(status=pl.when(guard_ok).then(pl.lit("linked")).otherwise(pl.lit("ambiguous")))
