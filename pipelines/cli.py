@@ -342,8 +342,10 @@ def review() -> None:
 @HOME_OPTION
 @click.option("--kind", type=click.Choice(["enterprise", "person"]), default=None, help="Only this kind.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-def review_list(home: Path, kind: str | None, limit: int) -> None:
-    """The most uncertain pairs of the last run, both records side by side."""
+@click.option("--all", "show_all", is_flag=True,
+              help="Also pairs already decided and pairs whose records ended up in one entity anyway.")
+def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> None:
+    """The most uncertain open pairs of the last run (undecided, still two entities), both records side by side."""
     import polars as pl
 
     from models.gold.build import read_gold
@@ -354,7 +356,11 @@ def review_list(home: Path, kind: str | None, limit: int) -> None:
         raise click.ClickException(str(exc)) from None
     if kind:
         queue = queue.filter(pl.col("entity_type") == kind)
-    click.echo(f"{queue.height:,} pair(s) to review" + (f" ({kind})" if kind else ""))
+    total = queue.height
+    if not show_all:
+        queue = queue.filter(~pl.col("same_entity") & pl.col("decision").is_null())
+    click.echo(f"{queue.height:,} open pair(s) to review" + (f" ({kind})" if kind else "")
+               + ("" if show_all else f" of {total:,} in the queue (--all shows every one)"))
     for r in queue.head(limit).to_dicts():
         decided = f"  decided: {r['decision']} by {r['reviewer']}" if r.get("decision") else ""
         click.echo(f"\n  [{r['entity_type']}] p={r['match_probability']:.3f} w={r['match_weight'] or 0:.2f} "

@@ -139,3 +139,26 @@ def test_a_cannot_link_decision_separates_two_records_the_next_run(two_nights, t
     decided = queue.filter(pl.col("decision") == "cannot_link")
     assert decided.height >= 1 and not decided["same_entity"].any()
     assert id_changes_recorded(home, "2026-11-01").passed  # the split is in the history
+
+
+def test_review_list_shows_the_open_pairs_and_decide_records_a_decision(two_nights, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(two_nights["home"], home)
+    queue = read_gold(home, "review_queue")
+    open_pairs = queue.filter(~pl.col("same_entity") & pl.col("decision").is_null())
+    shown = CliRunner().invoke(main, ["review", "list", "--home", str(home), "--limit", "3"])
+    assert shown.exit_code == 0, shown.output
+    assert f"{open_pairs.height:,} open pair(s) to review of {queue.height:,}" in shown.output
+    if open_pairs.height == 0:
+        pytest.skip("this small estate left no open pair to review")
+    first = open_pairs.row(0, named=True)
+    assert first["record_id_l"] in shown.output and first["record_id_r"] in shown.output
+    decided = CliRunner().invoke(main, ["review", "decide", "--home", str(home), "--kind", first["entity_type"],
+                                        first["record_id_l"], first["record_id_r"], "must-link", "--by", "测试员"])
+    assert decided.exit_code == 0, decided.output
+    build_gold(home, "2026-11-01", "after-must-link")
+    after = dict(read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).iter_rows())
+    assert after[first["record_id_l"]] == after[first["record_id_r"]]
+    unknown = CliRunner().invoke(main, ["review", "decide", "--home", str(home), "--kind", "enterprise",
+                                        "no.such:record", first["record_id_r"], "cannot-link", "--by", "x"])
+    assert unknown.exit_code == 1 and "no.such:record" in unknown.output

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -221,6 +222,9 @@ def _connection() -> Any:
 
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    # what does not fit spills here (an in-memory DuckDB would otherwise write .tmp/ into the working directory)
+    spill = Path(tempfile.gettempdir()) / "qst-splink-spill"
+    con.execute(f"SET temp_directory = '{spill.as_posix()}'")
     con.execute(f"SET threads = {DUCKDB_THREADS}")
     con.execute("SET preserve_insertion_order = false")
     return con
