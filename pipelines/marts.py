@@ -14,6 +14,7 @@ from models import canonical
 from models.gold.build import DIM_TABLE, KINDS
 from pipelines.bronze import daily_partitions
 from pipelines.gold import gold_asset_key
+from pipelines.isolation import run_isolated
 from pipelines.quality import quality_asset_key
 from pipelines.resources import LakeResource
 from pipelines.silver import silver_asset_key
@@ -52,7 +53,7 @@ def marts_assets(with_scorecard: bool = True) -> list[dg.AssetsDefinition]:
         from quality.marts_checks import contract_holds, one_row_per_enterprise
 
         home = lake.home_path()
-        report = build_marts(home)
+        report = run_isolated(build_marts, home)
         context.log.info(describe(report))
         yield dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(str(report.path)), "as_of_date": report.as_of_date.isoformat(),

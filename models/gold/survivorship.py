@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 
@@ -105,9 +106,13 @@ def golden_records(records: pl.DataFrame, ids: pl.DataFrame, kind: str) -> pl.Da
     frame = (records.select([c for c in records.columns if c in needed])
              .join(ids.select("record_id", "entity_id"), on="record_id")
              .with_columns(__source=pl.concat_str("source_department", pl.lit("."), "source_asset"),
-                           __recency=-pl.col("updated_at").dt.epoch("us").fill_null(-(2 ** 62)))
-             # one sort by recency and record id: a row's position is then its rank in those two orders
-             .sort(["__recency", "record_id"]).with_row_index("__ord"))
+                           __recency=-pl.col("updated_at").dt.epoch("us").fill_null(-(2 ** 62))))
+    # a row's rank by recency, then record id (the tie-breaks of every rule), without sorting the wide frame:
+    # ``order`` lists the rows in that order, ``__ord`` is each row's place in it
+    order = frame.select(pl.arg_sort_by(["__recency", "record_id"])).to_series().to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    frame = frame.with_columns(__ord=pl.Series(rank))
     # per rule one integer that orders the candidates: (not a candidate, source authority, position); the
     # smallest per entity is the winner, and its low bits are the winner's row
     keys = [((~r.candidate.fill_null(False)).cast(pl.Int64) * 64
@@ -123,7 +128,7 @@ def golden_records(records: pl.DataFrame, ids: pl.DataFrame, kind: str) -> pl.Da
     for rule in rules:
         key = winners[f"__key_{rule.group}"]
         has = (key // _ROW) < 64  # the winner is a candidate
-        rows = frame.select("record_id", *rule.columns.values()).gather(key % _ROW)
+        rows = frame.select("record_id", *rule.columns.values()).gather(order[(key % _ROW).to_numpy()])
         picked = rows.select(pl.col("record_id").alias(f"{rule.group}_from"),
                              *[pl.col(c).alias(g) for g, c in rule.columns.items()])
         out.append(picked.select(pl.when(pl.Series(has)).then(pl.col(c)).alias(c) for c in picked.columns))
