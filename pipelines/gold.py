@@ -64,7 +64,7 @@ def _resolution_asset() -> dg.AssetsDefinition:
         from quality.gold_checks import crosswalk_complete, id_changes_recorded
 
         home = lake.home_path()
-        report = run_isolated(build_gold, home, context.partition_key, context.run_id)
+        report = run_isolated(build_gold, home, context.partition_key, context.run.run_id)
         context.log.info(describe(report))
         per_kind = {k: {"records": r.records, "entities": r.entities, "kept": r.kept, "minted": r.minted,
                         "changes": r.changes, "by_rule": r.by_rule, "review_pairs": r.review_pairs,
@@ -95,7 +95,7 @@ def _golden_asset(kind: str) -> dg.AssetsDefinition:
         from models.gold.build import build_golden
         from quality.gold_checks import golden_complete
 
-        rows = run_isolated(build_golden, lake.home_path(), kind, context.partition_key, context.run_id)
+        rows = run_isolated(build_golden, lake.home_path(), kind, context.partition_key, context.run.run_id)
         yield dg.MaterializeResult(metadata={"rows": rows})
         yield _check(key, GOLDEN_CHECK, golden_complete(lake.home_path(), kind))
 

@@ -242,8 +242,11 @@ def test_search_by_a_name_variant(site, driver, artifacts, marts_home):
 def test_warnings_filtered_by_district(site, driver, marts_home):
     con = duckdb.connect(str(marts_home[1] / "marts.duckdb"), read_only=True)
     try:
-        district, = con.execute("SELECT district_name FROM mart_risk_warnings WHERE is_current "
-                                "AND district_name IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()
+        # the district with the most current warnings among those with high-risk enterprises (both charts draw)
+        district, = con.execute(
+            "SELECT district_name FROM mart_risk_warnings WHERE is_current AND district_name IN "
+            "(SELECT district_name FROM mart_credit_risk WHERE risk_level IN ('高', '极高')) "
+            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()
     finally:
         con.close()
     result = visit(driver, site + f"/risk?days=365&district={quote(district)}", "risk", min_graphs=2)

@@ -61,10 +61,13 @@ def _content(marts: Marts, district: str | None, section: str | None, level: str
     return [
         html.Div(cards, className="cards"),
         html.Div([
-            ui.section("风险等级分布（按区县）", ui.graph("risk-by-district", ui.figure(fig_d, height=320)),
-                       class_name="section wide"),
-            ui.section("高风险企业（按行业门类）", ui.graph("risk-by-section", ui.figure(fig_s, height=320, legend=False)),
-                       class_name="section narrow"),
+            ui.section("风险等级分布（按区县）",
+                       ui.graph("risk-by-district", ui.figure(fig_d, height=320)) if not by_district.empty
+                       else ui.notice("所选范围内暂无企业"), class_name="section wide"),
+            # an empty chart looks broken: say there is nothing to show instead
+            ui.section("高风险企业（按行业门类）",
+                       ui.graph("risk-by-section", ui.figure(fig_s, height=320, legend=False)) if not by_section.empty
+                       else ui.notice("所选范围内暂无高、极高风险企业"), class_name="section narrow"),
         ], className="row"),
         ui.section("预警清单（等级从高到低，最新在前）", ui.table(
             warnings, [("warned_on", "预警日期"), ("name", "企业名称"), ("uscc", "统一社会信用代码"),
