@@ -29,7 +29,7 @@ def gold_asset_key(name: str) -> dg.AssetKey:
     return dg.AssetKey([GOLD_PREFIX, name])
 
 
-def _check(key: dg.AssetKey, name: str, result) -> dg.AssetCheckResult:
+def check_result(key: dg.AssetKey, name: str, result) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(asset_key=key, check_name=name, passed=result.passed,
                                severity=dg.AssetCheckSeverity.ERROR, description=result.description,
                                metadata={"details": dg.MetadataValue.json(result.metadata)})
@@ -76,8 +76,8 @@ def _resolution_asset() -> dg.AssetsDefinition:
             "changes": dg.MetadataValue.json({k: r.changes for k, r in report.kinds.items()})})
         yield dg.MaterializeResult(asset_key=gold_asset_key("review_queue"), metadata={
             "rows": sum(r.review_pairs for r in report.kinds.values())})
-        yield _check(crosswalk, COMPLETE_CHECK, crosswalk_complete(home))
-        yield _check(crosswalk, IDS_CHECK, id_changes_recorded(home, context.partition_key))
+        yield check_result(crosswalk, COMPLETE_CHECK, crosswalk_complete(home))
+        yield check_result(crosswalk, IDS_CHECK, id_changes_recorded(home, context.partition_key))
 
     return _resolve
 
@@ -97,7 +97,7 @@ def _golden_asset(kind: str) -> dg.AssetsDefinition:
 
         rows = run_isolated(build_golden, lake.home_path(), kind, context.partition_key, context.run.run_id)
         yield dg.MaterializeResult(metadata={"rows": rows})
-        yield _check(key, GOLDEN_CHECK, golden_complete(lake.home_path(), kind))
+        yield check_result(key, GOLDEN_CHECK, golden_complete(lake.home_path(), kind))
 
     return _build
 

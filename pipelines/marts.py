@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext
 from models import canonical
 from models.gold.build import DIM_TABLE, KINDS
 from pipelines.bronze import daily_partitions
-from pipelines.gold import gold_asset_key
+from pipelines.gold import check_result, gold_asset_key
 from pipelines.isolation import run_isolated
 from pipelines.quality import quality_asset_key
 from pipelines.resources import LakeResource
@@ -25,11 +25,6 @@ ENTERPRISE_CHECK = "one_row_per_enterprise"
 MARTS_BLOCKING_CHECKS = frozenset({CONTRACT_CHECK, ENTERPRISE_CHECK})
 MARTS_KEY = dg.AssetKey([MARTS_PREFIX, "marts_duckdb"])
 
-
-def _check(name: str, result) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(asset_key=MARTS_KEY, check_name=name, passed=result.passed,
-                               severity=dg.AssetCheckSeverity.ERROR, description=result.description,
-                               metadata={"details": dg.MetadataValue.json(result.metadata)})
 
 
 def marts_assets(with_scorecard: bool = True) -> list[dg.AssetsDefinition]:
@@ -60,7 +55,7 @@ def marts_assets(with_scorecard: bool = True) -> list[dg.AssetsDefinition]:
             "rows": report.rows.get("mart_enterprise_360", 0), "seconds": round(report.total_seconds, 1),
             "tables": dg.MetadataValue.json(report.rows), "lake_versions": dg.MetadataValue.json(report.versions),
             "skipped": dg.MetadataValue.json(report.skipped)})
-        yield _check(CONTRACT_CHECK, contract_holds(report.path))
-        yield _check(ENTERPRISE_CHECK, one_row_per_enterprise(report.path, home / "lake"))
+        yield check_result(MARTS_KEY, CONTRACT_CHECK, contract_holds(report.path))
+        yield check_result(MARTS_KEY, ENTERPRISE_CHECK, one_row_per_enterprise(report.path, home / "lake"))
 
     return [_build]

@@ -10,19 +10,13 @@ Dagster-free (``pipelines/marts.py`` turns the results into blocking asset check
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from quality.gold_checks import CheckResult
+
 __all__ = ["CheckResult", "contract_holds", "one_row_per_enterprise"]
-
-
-@dataclass
-class CheckResult:
-    passed: bool
-    description: str
-    metadata: dict = field(default_factory=dict)
 
 
 def contract_holds(marts: Path) -> CheckResult:
