@@ -740,7 +740,7 @@ def _open_marts(marts: Path, lake: Path | None = None) -> duckdb.DuckDBPyConnect
 
         try:
             table = DeltaTable(str(path), version=versions.get(f"gold/{name}"))
-        except Exception as exc:  # a vacuumed version, a damaged log: name the table
+        except Exception as exc:  # noqa: BLE001 - a vacuumed version, a damaged log: name the table
             con.close()
             raise ExportError(f"cannot read the gold table {path} at version "
                               f"{versions.get(f'gold/{name}', 'latest')}: {exc}") from None
