@@ -186,6 +186,18 @@ def warm_up(specs: list[StagingSpec], infos: dict[str, SourceInfo]) -> None:
         stage(pl.DataFrame(columns), spec, info)
 
 
+def scan_silver(home: Path, name: str) -> pl.LazyFrame:
+    """A silver table as a lazy scan pinned at its current Delta version: reading its columns in several passes
+    (what the entity resolution does, to hold one group of columns at a time) gives the same rows in the same
+    order, even if a writer commits in between."""
+    from deltalake import DeltaTable
+
+    path = silver_path(home, name)
+    if not (path / "_delta_log").is_dir():
+        raise FileNotFoundError(f"silver table {name} does not exist under {home}: run the silver assets first")
+    return pl.scan_delta(str(path), version=DeltaTable(str(path)).version())
+
+
 def read_silver(home: Path, name: str, columns: list[str] | None = None) -> pl.DataFrame:
     """A silver table, whole, or the named columns of it.
 

@@ -12,7 +12,7 @@ import pytest
 from models.resolution import probabilistic, splink_settings
 from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
 from models.resolution.evaluate import scores, truth_for_records
-from models.resolution.probabilistic import _bigrams, _pinyin, resolve
+from models.resolution.probabilistic import _pinyin, bigram_sql, resolve
 from models.silver import read_silver
 from simulator import estate as est
 
@@ -20,8 +20,12 @@ pytestmark = pytest.mark.xdist_group("silver_estate")
 
 
 def test_character_bigrams_are_characters_not_bytes():
-    out = pl.DataFrame({"s": ["张伟", "张玮强", "王", None]}).select(b=_bigrams("s"))["b"].to_list()
-    assert out[0] == ["张伟"] and sorted(out[1]) == ["张玮", "玮强"] and out[2] == ["王"] and out[3] is None
+    import duckdb
+
+    values = ["张伟", "张玮强", "王", None, "", "张张张", "ab·c"]
+    rows = duckdb.sql(f"SELECT {bigram_sql('s')} AS b FROM (SELECT unnest(?) AS s)", params=[values]).fetchall()
+    out = [None if b is None else sorted(b) for (b,) in rows]
+    assert out == [["张伟"], ["张玮", "玮强"], ["王"], None, [""], ["张张"], ["ab", "b·", "·c"]]
 
 
 def test_pinyin_is_per_character_and_catches_homophones():
@@ -39,7 +43,7 @@ def resolved(silver_estate):
     p_det = link(persons, PERSON_KEYS)
     p_out = resolve(persons, p_det, "person", related=e_out.records)
     return {
-        "out": out, "truth": truth,
+        "out": out, "home": home, "truth": truth,
         "enterprise": (enterprises, e_det, e_out), "person": (persons, p_det, p_out),
     }
 
@@ -136,6 +140,21 @@ def test_decisions_are_honoured(resolved):
     assert statuses[(a, b)] == "cannot_link" and statuses[(c, d)] == "must_link"
     rules = dict(zip(again.records["record_id"], again.records["rule"], strict=True))
     assert rules[c] == "must_link" and rules[d] == "must_link"
+
+
+def test_reading_silver_in_column_groups_resolves_as_the_records_in_memory(resolved):
+    """The nightly path (prepare_silver: keys, then compared columns, ids last) and the in-memory path agree,
+    record for record, pair for pair; and a deterministic frame in another order than the records is matched by id."""
+    e_recs, e_det, e_res = resolved["enterprise"]
+    e_silver = probabilistic.resolve_prepared(probabilistic.prepare_silver(resolved["home"], "enterprise"))
+    p_silver = probabilistic.resolve_prepared(
+        probabilistic.prepare_silver(resolved["home"], "person", related=e_silver.records))
+    for res, (_, _, mem) in [(e_silver, resolved["enterprise"]), (p_silver, resolved["person"])]:
+        assert res.records.sort("record_id").equals(mem.records.sort("record_id"))
+        assert res.pairs.sort(pl.all()).equals(mem.pairs.sort(pl.all()))
+        assert set(res.timings) >= {"deterministic", "prepare", "predict", "read ids"}
+    shuffled = resolve(e_recs, e_det.sample(fraction=1.0, shuffle=True, seed=3), "enterprise")
+    assert shuffled.records.sort("record_id").equals(e_res.records.sort("record_id"))
 
 
 def test_saved_model_gives_the_clusters_training_gives(resolved, tmp_path):

@@ -48,18 +48,6 @@ HISTORY_TABLE_SCHEMA: dict[str, pl.DataType] = {
     "partition": pl.Date, "run_id": pl.Utf8, **HISTORY_SCHEMA, "recorded_at": pl.Datetime("us", "UTC"),
 }
 
-#: Columns each kind's resolution reads from silver (the canonical tables are wide; a million enterprises
-#: make 14 million records, so only what is compared, keyed or kept is read).
-RESOLUTION_COLUMNS = {
-    "enterprise": ["record_id", "source_department", "source_asset", "uscc", "uscc_status", "tin", "tin_kind",
-                   "tin_status", "link_org_code", "regno", "regno_status", "local_id", "name_comparison",
-                   "name_is_branch", "division_code", "phone", "legal_rep_name", "address"],
-    "person": ["record_id", "source_department", "source_asset", "id_number", "id_number_status",
-               "id_number_birth_date", "id_number_sex", "id_number_masked", "name_comparison", "phone", "division_code",
-               "employer_local_id", "address", "related_record_id"],
-}
-
-
 def gold_path(home: Path, name: str) -> Path:
     return Path(home) / "lake" / "gold" / name
 
@@ -175,16 +163,13 @@ def _why(rule: pl.Expr, p: pl.Expr, w: pl.Expr, levels: pl.Expr) -> pl.Expr:
 
 
 def resolve_kind(home: Path, kind: str, decisions: pl.DataFrame, related: pl.DataFrame | None = None):
-    """Deterministic pass, then Splink: ``(records read, Resolution)``. The canonical records are dropped once
-    the profiles are built: Splink runs without them in memory (14 million enterprise records at 1M enterprises)."""
-    from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
-    from models.resolution.probabilistic import prepare_resolution, resolve_prepared
+    """Deterministic pass, then Splink: ``(records read, Resolution)``. Silver is read a group of columns at a
+    time (:func:`models.resolution.probabilistic.prepare_silver`): the 14 million enterprise records of the 1M city
+    are never in memory whole."""
+    from models.resolution.probabilistic import prepare_silver, resolve_prepared
 
-    records = read_silver(home, SILVER_TABLE[kind], columns=RESOLUTION_COLUMNS[kind])
-    prepared = prepare_resolution(records, link(records, ENTERPRISE_KEYS if kind == "enterprise" else PERSON_KEYS),
-                                  kind, related)
-    count = records.height
-    del records
+    prepared = prepare_silver(home, kind, related)  # type: ignore[arg-type]
+    count = prepared.rows.height
     return count, resolve_prepared(prepared, decisions=decisions.select("record_id_l", "record_id_r", "decision"))
 
 

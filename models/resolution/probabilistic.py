@@ -2,12 +2,18 @@
 
 What :func:`resolve` does, in order:
 
-1. **Profiles** (:func:`prepare`). Splink sees each deterministic cluster's *distinct* values of the compared
+1. **Profiles** (:func:`profiles_of`). Splink sees each deterministic cluster's *distinct* values of the compared
    columns once (a "profile"), not every record: the 3,000-enterprise demo has 42,795 enterprise records in 15,429
-   profiles, and the registry, tax and social-security copies of one enterprise are one row. The character-aware
-   columns (bigram sets, pinyin, name prefixes) are derived per profile, pinyin once per distinct name. Profiles of
-   clusters without a validated key are numbered first (see the blocking notes in
-   :mod:`models.resolution.splink_settings`).
+   profiles, and the registry, tax and social-security copies of one enterprise are one row. Pinyin and name
+   prefixes are derived per profile (pinyin once per distinct character); the character bigram sets in DuckDB
+   when the profiles are loaded (:func:`_load_profiles`). Profiles of clusters without a validated key are
+   numbered first (see the blocking notes in :mod:`models.resolution.splink_settings`).
+
+Memory, which sets the design at scale (1M enterprises: 14.4M enterprise records, 4.9M profiles, 2 cores): the
+nightly path (:func:`prepare_silver`) reads silver one group of columns at a time — the keys for the deterministic
+pass, then the compared values, the record ids only after Splink — the profiles' text leaves Python for DuckDB
+(bounded by :data:`DUCKDB_MEMORY_LIMIT`, spilling to disk) before Splink runs, and only ids, probabilities and
+levels come back. Measured: peak 15.2 GB before, about 6 GB after (docs/benchmarks.md).
 2. **The model** is loaded from ``trained/<kind>.json`` (Splink's settings JSON with the trained m and u, written by
    :func:`train` / ``qst er-train``), so a nightly run does not retrain: it is deterministic and fast. When the file
    is missing the run trains on its own data and warns.
@@ -42,6 +48,7 @@ import logging
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -105,20 +112,16 @@ _CONFLICT_SCHEMA = {"record_id_l": pl.Utf8, "record_id_r": pl.Utf8, "decision": 
 
 # ---------------------------------------------------------------------------------------------------------- profiles
 
-def _bigrams(col: str) -> pl.Expr:
-    s = pl.col(col)
-    # distinct character bigrams; a one-character string is its own "bigram"
-    return (pl.when(s.str.len_chars() <= 1).then(pl.concat_list(s))
-            .otherwise(pl.concat_list(s.str.split(""))
-                       .list.eval(pl.element() + pl.element().shift(-1)).list.head(s.str.len_chars() - 1))
-            .list.unique())
+#: The character-bigram columns Splink compares (distinct bigrams of a text; a one-character text is its own
+#: "bigram"), derived in DuckDB when the profiles are loaded (:func:`_load_profiles`): ``derived <- source``.
+BIGRAMS = {"name_bigrams": "name_comparison", "address_bigrams": "address"}
 
 
-def _per_value(values: pl.Series, derive: Any) -> pl.Series:
-    """``derive`` (a column name -> expression function) computed once per distinct value of ``values``."""
-    distinct = values.unique().to_frame("v")
-    table = distinct.with_columns(d=derive("v"))
-    return values.to_frame("v").join(table, on="v", how="left", nulls_equal=True, maintain_order="left")["d"]
+def bigram_sql(col: str) -> str:
+    """DuckDB SQL for the distinct character bigrams of ``col``. DuckDB's ``length`` and ``substring`` count
+    characters (``strlen`` counts bytes), so 张伟强 gives 张伟, 伟强 — not byte pairs."""
+    return (f"CASE WHEN length({col}) <= 1 THEN [{col}] "
+            f"ELSE list_distinct([substring({col}, i, 2) FOR i IN range(1, length({col}))]) END")
 
 
 def _pinyin(names: pl.Series) -> pl.Series:
@@ -139,8 +142,8 @@ def _row(record_id: pl.Expr) -> pl.Expr:
     return record_id.str.replace(r":[^:]*$", "")
 
 
-def _related_cluster(records: pl.DataFrame, related: pl.DataFrame | None) -> pl.Expr | pl.DataFrame:
-    """``record_id, related_cluster``: the enterprise a person record is about — the one it represents
+def _related_cluster(records: pl.DataFrame, related: pl.DataFrame | None) -> pl.DataFrame:
+    """``record_id, related_cluster`` in the order of ``records``: the enterprise a person record is about — the one it represents
     (``related_record_id``), else the enterprise mentioned on the same source row (an insured person's employer)."""
     if related is None:
         return records.select("record_id", related_cluster=pl.lit(None, pl.Utf8))
@@ -148,59 +151,77 @@ def _related_cluster(records: pl.DataFrame, related: pl.DataFrame | None) -> pl.
     same_row = rel.group_by(row=_row(pl.col("record_id"))).agg(row_cluster=pl.col("cluster").min())
     base = records.select("record_id", "related_record_id")
     return (base.join(rel.rename({"record_id": "related_record_id", "cluster": "direct"}), on="related_record_id",
-                      how="left")
+                      how="left", maintain_order="left")
             .with_columns(row=_row(pl.col("record_id")))
-            .join(same_row, on="row", how="left")
+            .join(same_row, on="row", how="left", maintain_order="left")
             .select("record_id", related_cluster=pl.coalesce("direct", "row_cluster")))
 
 
-def _cluster_keys(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind) -> pl.DataFrame:
-    """``cluster, key``: the validated key of each deterministic cluster that has one (the smallest when several)."""
-    exprs = [pl.when(pl.col(status) == "valid").then(pl.col(col)) if status else pl.col(col)
-             for col, status in splink_settings.CLUSTER_KEYS[kind]]
-    return (records.select("record_id", key=pl.coalesce(exprs))
-            .join(deterministic.select("record_id", "cluster"), on="record_id")
-            .group_by("cluster").agg(pl.col("key").min()))
+def _key(kind: Kind) -> pl.Expr:
+    """A record's validated key (the smallest of :data:`splink_settings.CLUSTER_KEYS` it has), else null."""
+    return pl.coalesce([pl.when(pl.col(status) == "valid").then(pl.col(col)) if status else pl.col(col)
+                        for col, status in splink_settings.CLUSTER_KEYS[kind]])
 
 
-def prepare(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
-            related: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The frame handed to Splink, one row per profile (``profile_id``, ``det_cluster``, ``keyless``, ``key``, the
-    compared and derived columns), and ``record_id, profile_id`` for every record. ``related`` (persons):
-    ``record_id, cluster`` of the enterprise records."""
-    frame = records.select([c for c in COLUMNS[kind] if c in records.columns])
-    if kind == "person":
-        if "id_number_masked" not in frame.columns:  # records from before silver kept masked IDs' digits
-            frame = frame.with_columns(id_number_masked=pl.lit(None, pl.Utf8))
-        frame = frame.join(_related_cluster(records, related), on="record_id", how="left", maintain_order="left")
-        ids = pl.col("id_number")
-        frame = frame.with_columns(
+def profile_values(kind: Kind, columns: list[str] | set[str]) -> list[pl.Expr]:
+    """What a profile holds of a record, as expressions over the canonical table (which has ``columns``): the
+    compared values of :data:`_PROFILE` (``related_cluster`` aside: it comes from the enterprise resolution) and the
+    record's validated ``key``. Evaluated inside the silver scan, only these columns are ever materialized."""
+    exprs: list[pl.Expr] = []
+    for col in _PROFILE[kind]:
+        if col == "related_cluster":
+            continue
+        if col == "birth_date":
+            ids = pl.col("id_number")
             # the birth date of the ID, also when the ID fails its check (a typing error rarely hits the date)
-            birth_date=pl.coalesce(pl.col("id_number_birth_date"),
-                                   pl.when(ids.str.len_chars() == 18).then(ids.str.slice(6, 8))
-                                   .str.strptime(pl.Date, "%Y%m%d", strict=False)).cast(pl.Utf8))
-    else:
-        frame = frame.with_columns(pl.col("name_is_branch").fill_null(False))
-    frame = frame.join(deterministic.select("record_id", det_cluster="cluster"), on="record_id")
-    keys = _cluster_keys(records, deterministic, kind).rename({"cluster": "det_cluster"})
+            exprs.append(pl.coalesce(pl.col("id_number_birth_date"),
+                                     pl.when(ids.str.len_chars() == 18).then(ids.str.slice(6, 8))
+                                     .str.strptime(pl.Date, "%Y%m%d", strict=False)).cast(pl.Utf8).alias(col))
+        elif col == "name_is_branch":
+            exprs.append(pl.col(col).fill_null(False))
+        elif col not in columns:  # e.g. id_number_masked, on records from before silver kept masked IDs' digits
+            exprs.append(pl.lit(None, pl.Utf8).alias(col))
+        else:
+            exprs.append(pl.col(col))
+    return [*exprs, _key(kind).alias("key")]
+
+
+def _aligned(records: pl.DataFrame, deterministic: pl.DataFrame, column: str) -> pl.Series:
+    """``deterministic``'s ``column`` for each record of ``records``, in its order: free when ``deterministic`` is in
+    the same order (what :func:`models.resolution.deterministic.link` returns), a join otherwise."""
+    if deterministic.height == records.height and deterministic["record_id"].equals(records["record_id"]):
+        return deterministic[column]
+    return records.select("record_id").join(deterministic.select("record_id", column), on="record_id",
+                                            how="left", maintain_order="left")[column]
+
+
+def profiles_of(values: pl.DataFrame, det_cluster: pl.Series, kind: Kind,
+                related_cluster: pl.Series | None = None) -> tuple[pl.DataFrame, pl.Series]:
+    """The frame handed to Splink, one row per profile (``profile_id``, ``det_cluster``, ``keyless``, ``key``, the
+    compared and derived columns), and the ``profile_id`` of each row of ``values`` (records, as
+    :func:`profile_values` gives them), given each record's deterministic cluster and (persons) related enterprise
+    cluster. A profile is (deterministic cluster, a 64-bit hash of the compared values); a hash collision could only
+    merge two profiles of one deterministic cluster, which are linked anyway. The dedup runs on integers (which
+    record first shows each profile), and the text is gathered once, for the profiles only."""
     cols = _PROFILE[kind]
-    # a profile is (deterministic cluster, a 64-bit hash of the compared values): one cheap key to dedupe and join on
-    # (a hash collision could only merge two profiles of one deterministic cluster, which are linked anyway)
-    frame = frame.with_columns(profile_hash=pl.struct(cols).hash(seed=0))
-    profiles = (frame.select("det_cluster", "profile_hash", *cols).unique(["det_cluster", "profile_hash"])
-                .join(keys, on="det_cluster", how="left")
-                .with_columns(keyless=pl.col("key").is_null())
-                .sort("keyless", "det_cluster", "profile_hash", descending=[True, False, False])
-                .with_row_index("profile_id").with_columns(pl.col("profile_id").cast(pl.Int64)))
-    members = frame.select("record_id", "det_cluster", "profile_hash").join(
-        profiles.select("profile_id", "det_cluster", "profile_hash"), on=["det_cluster", "profile_hash"],
-        how="left").select("record_id", "profile_id")
-    profiles = profiles.drop("profile_hash")
+    frame = values.with_columns(det_cluster=det_cluster.cast(pl.Int64))
+    if kind == "person":
+        frame = frame.with_columns(
+            related_cluster=(pl.lit(None, pl.Utf8) if related_cluster is None else related_cluster.cast(pl.Utf8)))
+    hashes = frame.select("det_cluster", profile_hash=pl.struct(cols).hash(seed=0))
+    keys = (frame.select("det_cluster", "key").drop_nulls("key").group_by("det_cluster").agg(pl.col("key").min()))
+    ids = (hashes.with_row_index("first").group_by("det_cluster", "profile_hash").agg(pl.col("first").min())
+           .join(keys, on="det_cluster", how="left")
+           .with_columns(keyless=pl.col("key").is_null())
+           .sort("keyless", "det_cluster", "profile_hash", descending=[True, False, False])
+           .with_row_index("profile_id").with_columns(pl.col("profile_id").cast(pl.Int64)))
+    profile_id = hashes.join(ids.select("det_cluster", "profile_hash", "profile_id"),
+                             on=["det_cluster", "profile_hash"], how="left", maintain_order="left")["profile_id"]
+    profiles = ids.select("profile_id", "det_cluster", "keyless", "key").hstack(frame.select(cols).gather(ids["first"]))
+    del frame, hashes, keys, ids
     model = splink_settings.MODELS[kind]
     name = pl.col("name_comparison")
     profiles = profiles.with_columns(
-        name_bigrams=_per_value(profiles["name_comparison"], _bigrams),
-        address_bigrams=_per_value(profiles["address"], _bigrams),
         name_prefix2=name.str.slice(0, 2),
         name_prefix1=name.str.slice(0, 1),
         name_block=pl.when(name.count().over("name_comparison") <= model["name_block_max"]).then(name),
@@ -212,7 +233,17 @@ def prepare(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
         shown = pl.when(shown.str.len_chars() == 18).then(shown)
         profiles = profiles.with_columns(name_pinyin=_pinyin(profiles["name_comparison"]),
                                          id_head=shown.str.slice(0, 4), id_tail=shown.str.slice(14, 4))
-    return profiles, members
+    return profiles, profile_id
+
+
+def prepare(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
+            related: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The profiles (:func:`profiles_of`) of ``records`` and ``record_id, profile_id`` for every record.
+    ``related`` (persons): ``record_id, cluster`` of the enterprise records."""
+    rel = _related_cluster(records, related)["related_cluster"] if kind == "person" else None
+    values = records.select(profile_values(kind, records.columns))
+    profiles, profile_id = profiles_of(values, _aligned(records, deterministic, "cluster"), kind, rel)
+    return profiles, records.select("record_id").with_columns(profile_id=profile_id)
 
 
 # ------------------------------------------------------------------------------------------------------------ Splink
@@ -230,34 +261,50 @@ def _connection() -> Any:
     return con
 
 
-def _linker(profiles: pl.DataFrame, settings: Any) -> Any:
+#: The DuckDB table of the profiles Splink reads (:func:`_load_profiles`).
+PROFILE_TABLE = "qst_profiles"
+
+
+def _load_profiles(profiles: pl.DataFrame) -> Any:
+    """A DuckDB connection (:func:`_connection`) holding ``profiles`` as :data:`PROFILE_TABLE`, with the bigram
+    columns (:data:`BIGRAMS`) derived there. Why in DuckDB: the bigram lists of the 1M city's 4.9M profiles cost
+    several GB as Polars lists (a 16-byte view per bigram, copied again on the way into DuckDB); a DuckDB table
+    stays within the connection's memory limit and spills to disk beyond it."""
+    con = _connection()
+    con.register("qst_profiles_arrow", profiles.drop("key").to_arrow())
+    derived = ", ".join(f"{bigram_sql(source)} AS {name}" for name, source in BIGRAMS.items())
+    con.execute(f"CREATE TABLE {PROFILE_TABLE} AS SELECT *, {derived} FROM qst_profiles_arrow")
+    con.unregister("qst_profiles_arrow")
+    return con
+
+
+def _linker(con: Any, settings: Any) -> Any:
+    """A Splink linker over the profiles loaded in ``con`` (:func:`_load_profiles`)."""
     from splink import DuckDBAPI, Linker
 
     logging.getLogger("splink").setLevel(logging.ERROR)
-    db = DuckDBAPI(connection=_connection())
-    table = profiles.drop("key").to_arrow()
-    return Linker(db.register(table), settings, log_level=logging.ERROR)
+    return Linker(DuckDBAPI(connection=con).register(PROFILE_TABLE), settings, log_level=logging.ERROR)
 
 
 def _counts(profiles: pl.DataFrame) -> dict[str, int]:
     return {"profiles": profiles.height, "keyless": int(profiles["keyless"].sum())}
 
 
-def _initial_prior(profiles: pl.DataFrame) -> float:
+def _initial_prior(counts: dict[str, int]) -> float:
     """Before training: each keyless profile assumed to have one true partner among the other profiles."""
-    n = profiles.height
-    return float(min(max(_counts(profiles)["keyless"] / (n * (n - 1) / 2), 1e-9), 0.5)) if n > 1 else 1e-4
+    n = counts["profiles"]
+    return float(min(max(counts["keyless"] / (n * (n - 1) / 2), 1e-9), 0.5)) if n > 1 else 1e-4
 
 
-def _prior(model: dict[str, Any], profiles: pl.DataFrame) -> float:
+def _prior(model: dict[str, Any], counts: dict[str, int]) -> float:
     """The trained prior rescaled to this run's profiles (see the module docstring)."""
     meta = model.get("quanshitong") or {}
     trained = model.get("probability_two_random_records_match")
-    if not meta or trained is None or profiles.height < 2:
-        return _initial_prior(profiles)
-    now = _counts(profiles)
+    if not meta or trained is None or counts["profiles"] < 2:
+        return _initial_prior(counts)
     p0, k0 = meta["profiles"], max(meta["keyless"], 1)
-    prior = trained * (max(now["keyless"], 1) / k0) * (p0 * (p0 - 1)) / (now["profiles"] * (now["profiles"] - 1))
+    n = counts["profiles"]
+    prior = trained * (max(counts["keyless"], 1) / k0) * (p0 * (p0 - 1)) / (n * (n - 1))
     return float(min(max(prior, 1e-12), 0.5))
 
 
@@ -265,15 +312,20 @@ def _train_on_profiles(profiles: pl.DataFrame, kind: Kind, *, seed: int = 1, max
     from splink.internals.exceptions import EMTrainingException
 
     model = splink_settings.MODELS[kind]
-    linker = _linker(profiles, splink_settings.settings(kind, _initial_prior(profiles)))
-    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
-    for rule in model["em_blocking"]():
-        try:
-            linker.training.estimate_parameters_using_expectation_maximisation(rule)
-        except (EMTrainingException, ValueError) as err:  # a rule with no pairs, or a level EM drove to m = 0
-            log.warning("EM on %s skipped: %s", rule, str(err).splitlines()[0])
-    out = _fixed(_floored(linker.misc.save_model_to_json(), profiles.height), model.get("fixed", {}))
-    out["quanshitong"] = {"kind": kind, **_counts(profiles)}
+    counts = _counts(profiles)
+    con = _load_profiles(profiles)
+    try:
+        linker = _linker(con, splink_settings.settings(kind, _initial_prior(counts)))
+        linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+        for rule in model["em_blocking"]():
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(rule)
+            except (EMTrainingException, ValueError) as err:  # a rule with no pairs, or a level EM drove to m = 0
+                log.warning("EM on %s skipped: %s", rule, str(err).splitlines()[0])
+        out = _fixed(_floored(linker.misc.save_model_to_json(), counts["profiles"]), model.get("fixed", {}))
+    finally:
+        con.close()
+    out["quanshitong"] = {"kind": kind, **counts}
     return out
 
 
@@ -335,31 +387,38 @@ def _level_labels(linker: Any) -> dict[str, dict[int, str]]:
     return out
 
 
-def predict_pairs(profiles: pl.DataFrame, kind: Kind, model: dict, threshold: float) -> pl.DataFrame:
+def predict_pairs(con: Any, counts: dict[str, int], kind: Kind, model: dict, threshold: float) -> pl.DataFrame:
     """``profile_id_l, profile_id_r, match_probability, match_weight, levels``: the Splink pairs at or above
-    ``threshold`` that join two different deterministic clusters and never a branch with a non-branch."""
+    ``threshold`` between the profiles loaded in ``con`` (:func:`_load_profiles`; ``counts`` of them for the prior)
+    that join two different deterministic clusters and never a branch with a non-branch.
+
+    Only what the graph needs leaves DuckDB: Splink's output keeps the compared columns of both sides (to say which
+    level each pair hit), bigram lists included — 1.4M pairs at 1M enterprises, several GB as a Python frame."""
     settings = {k: v for k, v in model.items() if k != "quanshitong"}
-    settings["probability_two_random_records_match"] = _prior(model, profiles)
+    settings["probability_two_random_records_match"] = _prior(model, counts)
     settings["retain_matching_columns"] = True  # with it the gamma columns: which level each pair hit
-    linker = _linker(profiles, settings)
+    linker = _linker(con, settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         predicted = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
-    pairs = pl.from_arrow(predicted.as_pyarrow_table())
-    assert isinstance(pairs, pl.DataFrame)
     labels = _level_labels(linker)
-    keep = pl.col("det_cluster_l") != pl.col("det_cluster_r")
-    if "name_is_branch_l" in pairs.columns:
-        keep &= pl.col("name_is_branch_l") == pl.col("name_is_branch_r")
-    levels = pl.struct([pl.col(f"gamma_{c}").replace_strict(m, default=None, return_dtype=pl.Utf8).alias(c)
-                        for c, m in labels.items()]).struct.json_encode()
+    branch = " AND name_is_branch_l = name_is_branch_r" if "name_is_branch" in splink_settings.RETAINED[kind] else ""
+    gammas = ", ".join(f"gamma_{c}" for c in labels)
     # the graph joins deterministic clusters: of the pairs between two clusters (a court party against each
     # profile of one enterprise) only the strongest can matter, so only it is kept (fewer pairs, less memory)
-    lo, hi = pl.min_horizontal("det_cluster_l", "det_cluster_r"), pl.max_horizontal("det_cluster_l", "det_cluster_r")
-    pairs = (pairs.filter(keep).with_columns(lo=lo, hi=hi)
-             .sort("match_probability", "profile_id_l", "profile_id_r", descending=[True, False, False])
-             .unique(["lo", "hi"], keep="first", maintain_order=True))
-    return pairs.select("profile_id_l", "profile_id_r", "match_probability", "match_weight", levels=levels)
+    pairs = con.sql(f"""
+        SELECT profile_id_l, profile_id_r, match_probability, match_weight, {gammas}
+        FROM {predicted.physical_name}
+        WHERE det_cluster_l <> det_cluster_r{branch}
+        QUALIFY row_number() OVER (PARTITION BY least(det_cluster_l, det_cluster_r),
+                                                greatest(det_cluster_l, det_cluster_r)
+                                   ORDER BY match_probability DESC, profile_id_l, profile_id_r) = 1
+        ORDER BY profile_id_l, profile_id_r""").pl()
+    predicted.drop_table_from_database_and_remove_from_cache()
+    levels = pl.struct([pl.col(f"gamma_{c}").replace_strict(m, default=None, return_dtype=pl.Utf8).alias(c)
+                        for c, m in labels.items()]).struct.json_encode()
+    return pairs.select(pl.col("profile_id_l", "profile_id_r").cast(pl.Int64), "match_probability", "match_weight",
+                        levels=levels)
 
 
 # ---------------------------------------------------------------------------------------------------- graph decisions
@@ -465,25 +524,54 @@ def _decisions(decisions: pl.DataFrame | None) -> pl.DataFrame:
 
 @dataclass
 class Prepared:
-    """What Splink and the graph decisions need of a kind's records (:func:`prepare_resolution`): the profiles, which
-    record is in which, and the deterministic clusters. Much smaller than the records: a caller that drops its
-    records frame before :func:`resolve_prepared` (the gold build does) runs Splink without the 14-million-row
-    canonical table in memory."""
+    """What Splink and the graph decisions need of a kind's records (:func:`prepare_resolution`,
+    :func:`prepare_silver`): the profiles, and per record, in one fixed order, its deterministic ``cluster``, the
+    ``rule`` that made it and its ``profile_id``. The record ids come last (``record_ids``: the ids in that order,
+    or how to read them): the 14 million ids of the 1M city are read after Splink has finished, not held through it.
+    :func:`resolve_prepared` spends it (it drops the profiles' text once DuckDB has it)."""
 
     kind: Kind
     profiles: pl.DataFrame
-    members: pl.DataFrame
-    deterministic: pl.DataFrame  # record_id, cluster, rule
-    seconds: float
+    rows: pl.DataFrame  # cluster, rule, profile_id
+    record_ids: pl.Series | Callable[[], pl.Series]
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def prepare_resolution(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
                        related: pl.DataFrame | None = None) -> Prepared:
-    """The first half of :func:`resolve`: profiles and members (see :func:`prepare`)."""
+    """The first half of :func:`resolve`, on records in memory: profiles and members (see :func:`prepare`)."""
     started = time.perf_counter()
     profiles, members = prepare(records, deterministic, kind, related)
-    return Prepared(kind, profiles, members, deterministic.select("record_id", "cluster", "rule"),
-                    time.perf_counter() - started)
+    rows = pl.DataFrame([_aligned(records, deterministic, "cluster"), _aligned(records, deterministic, "rule"),
+                         members["profile_id"]])
+    return Prepared(kind, profiles, rows, records["record_id"], {"prepare": time.perf_counter() - started})
+
+
+def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = None) -> Prepared:
+    """The first half of :func:`resolve`, reading ``kind``'s canonical table from the silver of ``home`` one group
+    of columns at a time (one Delta version throughout): the deterministic keys, then the compared columns, the
+    record ids only when :func:`resolve_prepared` needs them. Why: the whole table at once is what made the
+    resolution of the 1M city peak at 11 GB (14.4M records, 17 string columns: ~5 GB as Polars frames)."""
+    from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, clusters, key_columns
+    from models.silver import scan_silver
+
+    rules = ENTERPRISE_KEYS if kind == "enterprise" else PERSON_KEYS
+    scan = scan_silver(Path(home), TABLES[kind])
+    names = set(scan.collect_schema().names())
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    det = clusters(scan.select(key_columns(rules)).collect(), rules)
+    timings["deterministic"] = time.perf_counter() - started
+    started = time.perf_counter()
+    rel = None
+    if kind == "person":
+        rel = _related_cluster(scan.select("record_id", "related_record_id").collect(), related)["related_cluster"]
+    values = scan.select(profile_values(kind, names)).collect()
+    profiles, profile_id = profiles_of(values, det["cluster"], kind, rel)
+    del values, rel
+    timings["prepare"] = time.perf_counter() - started
+    return Prepared(kind, profiles, det.with_columns(profile_id=profile_id),
+                    lambda: scan.select("record_id").collect()["record_id"], timings)
 
 
 def resolve(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
@@ -502,8 +590,8 @@ def resolve(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
 def resolve_prepared(prepared: Prepared, threshold: float | None = None, decisions: pl.DataFrame | None = None,
                      model: dict | None = None) -> Resolution:
     """The second half of :func:`resolve`: Splink's predictions, the guard, the decisions and the components."""
-    kind, profiles, members, deterministic = prepared.kind, prepared.profiles, prepared.members, prepared.deterministic
-    timings: dict[str, float] = {"prepare": prepared.seconds}
+    kind, profiles = prepared.kind, prepared.profiles
+    timings: dict[str, float] = dict(prepared.timings)
     spec = splink_settings.MODELS[kind]
     link_at = spec["threshold"] if threshold is None else threshold
     review_at = min(spec["review_threshold"], link_at)
@@ -516,14 +604,29 @@ def resolve_prepared(prepared: Prepared, threshold: float | None = None, decisio
             model = _train_on_profiles(profiles, kind)
     timings["model"] = time.perf_counter() - started
     started = time.perf_counter()
-    empty = pl.DataFrame(schema={"profile_id_l": pl.Int64, "profile_id_r": pl.Int64, "match_probability": pl.Float64,
+    pairs = pl.DataFrame(schema={"profile_id_l": pl.Int64, "profile_id_r": pl.Int64, "match_probability": pl.Float64,
                                  "match_weight": pl.Float64, "levels": pl.Utf8})
-    pairs = predict_pairs(profiles, kind, model, review_at) if profiles.height > 1 else empty
+    if profiles.height > 1:
+        counts = _counts(profiles)
+        con = _load_profiles(profiles)
+        # the compared text now lives in DuckDB: the graph decisions need only the ids and keys (the Prepared is spent)
+        profiles = prepared.profiles = profiles.select("profile_id", "det_cluster", "key")
+        try:
+            pairs = predict_pairs(con, counts, kind, model, review_at)
+        finally:
+            con.close()
     timings["predict"] = time.perf_counter() - started
+    started = time.perf_counter()
+    ids = prepared.record_ids() if callable(prepared.record_ids) else prepared.record_ids
+    rows = prepared.rows.with_columns(record_id=ids)
+    if rows["record_id"].null_count() or rows.height != ids.len():
+        raise RuntimeError(f"{kind} resolution: {ids.len()} record ids for {prepared.rows.height} records")
+    det, members = rows.select("record_id", "cluster", "rule"), rows.select("record_id", "profile_id")
+    del ids
+    timings["read ids"] = time.perf_counter() - started
     started = time.perf_counter()
 
     # nodes: deterministic clusters, numbered 0..n-1
-    det = deterministic.select("record_id", "cluster", "rule")
     nodes = det.select("cluster").unique().sort("cluster").with_row_index("node").with_columns(pl.col("node").cast(pl.Int64))
     size = nodes.join(det.group_by("cluster").len(), on="cluster", maintain_order="left")["len"].to_numpy()
     node_keys = (nodes.join(profiles.select(cluster="det_cluster", key="key").unique("cluster"), on="cluster",
@@ -606,9 +709,8 @@ def resolve_prepared(prepared: Prepared, threshold: float | None = None, decisio
             .group_by("profile_id").agg(match_probability=pl.col("p").max(), match_weight=pl.col("w").max()))
     must_nodes = applied.filter(pl.col("src") == "must")
     must_nodes = pl.concat([must_nodes["a"], must_nodes["b"]]).unique().implode()
-    out = det.join(nodes, on="cluster", maintain_order="left")
+    out = rows.join(nodes, on="cluster", maintain_order="left")
     out = (out.with_columns(cluster=pl.Series(labels[out["node"].to_numpy()], dtype=pl.Int64))
-           .join(members, on="record_id", how="left", maintain_order="left")
            .join(best, on="profile_id", how="left", maintain_order="left")
            .with_columns(rule=pl.when(pl.col("rule").is_not_null()).then("rule")
                          .when(pl.col("match_probability").is_not_null()).then(pl.lit("splink"))

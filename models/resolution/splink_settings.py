@@ -5,10 +5,11 @@ rules EM trains on, the thresholds) per kind of entity. The engine is :mod:`mode
 
 Chinese text: DuckDB's ``levenshtein``/``jaro_winkler_similarity`` count UTF-8 bytes, not characters (DESIGN.md),
 so no comparison here uses them on names or addresses. Fuzzy name and address levels compare *character bigram
-sets* precomputed in Polars (``*_bigrams``, distinct lists) with a Jaccard written in list SQL; person names also
-compare a pinyin form (``name_pinyin``), which catches homophone misspellings (张伟/张玮). Blocking keys are
-derived columns too (``name_prefix2``: the first two characters of ``name_comparison``), so no SQL ``substr``
-touches Chinese text. Resident ID numbers are ASCII, so a byte ``hamming`` on them is a character one.
+sets* derived when the profiles are loaded (``*_bigrams``, distinct lists, built with DuckDB's ``substring``, which
+counts characters) with a Jaccard written in list SQL; person names also compare a pinyin form (``name_pinyin``),
+which catches homophone misspellings (张伟/张玮). Blocking keys are derived columns too (``name_prefix2``: the
+first two characters of ``name_comparison``), so no SQL ``substr`` touches Chinese text in a blocking rule.
+Resident ID numbers are ASCII, so a byte ``hamming`` on them is a character one.
 
 Term frequencies: the exact levels of names, phones, addresses, legal representatives and related enterprises are adjusted by the name's frequency (Splink's
 ``tf_adjustment_column``): 张伟 agreeing is weaker evidence than 欧阳修远 agreeing.
