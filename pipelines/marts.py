@@ -26,7 +26,6 @@ MARTS_BLOCKING_CHECKS = frozenset({CONTRACT_CHECK, ENTERPRISE_CHECK})
 MARTS_KEY = dg.AssetKey([MARTS_PREFIX, "marts_duckdb"])
 
 
-
 def marts_assets(with_scorecard: bool = True) -> list[dg.AssetsDefinition]:
     deps = [gold_asset_key("entity_crosswalk"), *(gold_asset_key(DIM_TABLE[k]) for k in KINDS),
             *(silver_asset_key(t) for t in canonical.INTERMEDIATE_TABLES)]

@@ -8,12 +8,6 @@ What :func:`resolve` does, in order:
    prefixes are derived per profile (pinyin once per distinct character); the character bigram sets in DuckDB
    when the profiles are loaded (:func:`_load_profiles`). Profiles of clusters without a validated key are
    numbered first (see the blocking notes in :mod:`models.resolution.splink_settings`).
-
-Memory, which sets the design at scale (1M enterprises: 14.4M enterprise records, 4.9M profiles, 2 cores): the
-nightly path (:func:`prepare_silver`) reads silver one group of columns at a time — the keys for the deterministic
-pass, then the compared values, the record ids only after Splink — the profiles' text leaves Python for DuckDB
-(bounded by :data:`DUCKDB_MEMORY_LIMIT`, spilling to disk) before Splink runs, and only ids, probabilities and
-levels come back. Measured: peak 15.2 GB before, about 6 GB after (docs/benchmarks.md).
 2. **The model** is loaded from ``trained/<kind>.json`` (Splink's settings JSON with the trained m and u, written by
    :func:`train` / ``qst er-train``), so a nightly run does not retrain: it is deterministic and fast. When the file
    is missing the run trains on its own data and warns.
@@ -24,6 +18,12 @@ levels come back. Measured: peak 15.2 GB before, about 6 GB after (docs/benchmar
    validated keys (two USCCs, two resident IDs) or a cannot-link pair in one entity (:func:`_constrained`).
 5. **Clusters**: connected components over the deterministic clusters and the kept edges. A deterministic cluster is
    never split; Splink and reviewers only join clusters.
+
+Memory, which sets the design at scale (1M enterprises: 14.4M enterprise records, 4.9M profiles, 2 cores): the
+nightly path (:func:`prepare_silver`) reads silver one group of columns at a time — the keys for the deterministic
+pass, then the compared values, the record ids only after Splink — the profiles' text leaves Python for DuckDB
+(bounded by :data:`DUCKDB_MEMORY_LIMIT`, spilling to disk) before Splink runs, and only ids, probabilities and
+levels come back. Measured: peak 15.2 GB before, about 6 GB after (docs/benchmarks.md).
 
 The prior (the probability that two random profiles match) is **recomputed per run**, not taken from the file: the
 number of true matches among the compared pairs grows with the number of keyless profiles (each has a few true
@@ -186,13 +186,13 @@ def profile_values(kind: Kind, columns: list[str] | set[str]) -> list[pl.Expr]:
     return [*exprs, _key(kind).alias("key")]
 
 
-def _aligned(records: pl.DataFrame, deterministic: pl.DataFrame, column: str) -> pl.Series:
-    """``deterministic``'s ``column`` for each record of ``records``, in its order: free when ``deterministic`` is in
-    the same order (what :func:`models.resolution.deterministic.link` returns), a join otherwise."""
+def _in_order(records: pl.DataFrame, deterministic: pl.DataFrame) -> pl.DataFrame:
+    """``cluster, rule`` of each record of ``records``, in its order: free when ``deterministic`` is in the same
+    order (what :func:`models.resolution.deterministic.link` returns), a join otherwise."""
     if deterministic.height == records.height and deterministic["record_id"].equals(records["record_id"]):
-        return deterministic[column]
-    return records.select("record_id").join(deterministic.select("record_id", column), on="record_id",
-                                            how="left", maintain_order="left")[column]
+        return deterministic.select("cluster", "rule")
+    return records.select("record_id").join(deterministic.select("record_id", "cluster", "rule"), on="record_id",
+                                            how="left", maintain_order="left").select("cluster", "rule")
 
 
 def profiles_of(values: pl.DataFrame, det_cluster: pl.Series, kind: Kind,
@@ -234,16 +234,6 @@ def profiles_of(values: pl.DataFrame, det_cluster: pl.Series, kind: Kind,
         profiles = profiles.with_columns(name_pinyin=_pinyin(profiles["name_comparison"]),
                                          id_head=shown.str.slice(0, 4), id_tail=shown.str.slice(14, 4))
     return profiles, profile_id
-
-
-def prepare(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
-            related: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The profiles (:func:`profiles_of`) of ``records`` and ``record_id, profile_id`` for every record.
-    ``related`` (persons): ``record_id, cluster`` of the enterprise records."""
-    rel = _related_cluster(records, related)["related_cluster"] if kind == "person" else None
-    values = records.select(profile_values(kind, records.columns))
-    profiles, profile_id = profiles_of(values, _aligned(records, deterministic, "cluster"), kind, rel)
-    return profiles, records.select("record_id").with_columns(profile_id=profile_id)
 
 
 # ------------------------------------------------------------------------------------------------------------ Splink
@@ -363,7 +353,7 @@ def train(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
     """Retrain the model of ``kind`` on these records (u by random sampling, m and the prior by EM on the model's EM
     blocking rules) and return it as Splink's settings JSON (a dict), with a ``quanshitong`` section holding the
     counts the prior was trained on."""
-    profiles, _ = prepare(records, deterministic, kind, related)
+    profiles = prepare_resolution(records, deterministic, kind, related).profiles
     return _train_on_profiles(profiles, kind, seed=seed, max_pairs=max_pairs)
 
 
@@ -539,12 +529,15 @@ class Prepared:
 
 def prepare_resolution(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
                        related: pl.DataFrame | None = None) -> Prepared:
-    """The first half of :func:`resolve`, on records in memory: profiles and members (see :func:`prepare`)."""
+    """The first half of :func:`resolve`, on records in memory: the profiles (:func:`profiles_of`) and each
+    record's cluster, rule and profile. ``related`` (persons): ``record_id, cluster`` of the enterprise records."""
     started = time.perf_counter()
-    profiles, members = prepare(records, deterministic, kind, related)
-    rows = pl.DataFrame([_aligned(records, deterministic, "cluster"), _aligned(records, deterministic, "rule"),
-                         members["profile_id"]])
-    return Prepared(kind, profiles, rows, records["record_id"], {"prepare": time.perf_counter() - started})
+    det = _in_order(records, deterministic)
+    rel = _related_cluster(records, related)["related_cluster"] if kind == "person" else None
+    profiles, profile_id = profiles_of(records.select(profile_values(kind, records.columns)), det["cluster"], kind,
+                                       rel)
+    return Prepared(kind, profiles, det.with_columns(profile_id=profile_id), records["record_id"],
+                    {"prepare": time.perf_counter() - started})
 
 
 def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = None) -> Prepared:
@@ -618,9 +611,10 @@ def resolve_prepared(prepared: Prepared, threshold: float | None = None, decisio
     timings["predict"] = time.perf_counter() - started
     started = time.perf_counter()
     ids = prepared.record_ids() if callable(prepared.record_ids) else prepared.record_ids
+    if ids.len() != prepared.rows.height or ids.null_count():
+        raise RuntimeError(f"{kind} resolution: {ids.len()} record ids ({ids.null_count()} null) for "
+                           f"{prepared.rows.height} records")
     rows = prepared.rows.with_columns(record_id=ids)
-    if rows["record_id"].null_count() or rows.height != ids.len():
-        raise RuntimeError(f"{kind} resolution: {ids.len()} record ids for {prepared.rows.height} records")
     det, members = rows.select("record_id", "cluster", "rule"), rows.select("record_id", "profile_id")
     del ids
     timings["read ids"] = time.perf_counter() - started
