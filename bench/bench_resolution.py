@@ -179,7 +179,7 @@ def child_baseline(home: Path) -> dict:
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
-    from models.resolution import probabilistic
+    from models.resolution import splink_model
 
     logging.getLogger("splink").setLevel(logging.ERROR)
     phases: dict[str, float] = {}
@@ -204,8 +204,8 @@ def child_baseline(home: Path) -> dict:
             blocking = [block_on("name_block"), block_on("phone"), block_on("id_number_birth_date", "name_prefix1")]
             em = [block_on("id_number_birth_date", "name_prefix1"), block_on("name_block")]
         con = duckdb.connect()
-        con.execute(f"SET memory_limit = '{probabilistic.DUCKDB_MEMORY_LIMIT}'")
-        con.execute(f"SET threads = {probabilistic.DUCKDB_THREADS}")
+        con.execute(f"SET memory_limit = '{splink_model.DUCKDB_MEMORY_LIMIT}'")
+        con.execute(f"SET threads = {splink_model.DUCKDB_THREADS}")
         db = DuckDBAPI(connection=con)
         settings = SettingsCreator(link_type="dedupe_only", unique_id_column_name="record_id",
                                    comparisons=comparisons, blocking_rules_to_generate_predictions=blocking)
@@ -264,7 +264,7 @@ def main() -> None:
         print(f"simulated {args.enterprises:,} enterprises into silver in {time.perf_counter() - started:.0f}s "
               "(not timed)", flush=True)
     print(f"entity resolution on {home} (2 cores; DuckDB memory limit per connection "
-          f"{__import__('models.resolution.probabilistic', fromlist=['x']).DUCKDB_MEMORY_LIMIT})", flush=True)
+          f"{__import__('models.resolution.splink_model', fromlist=['x']).DUCKDB_MEMORY_LIMIT})", flush=True)
     rows = []
     contenders = ["quanshitong"] + ([] if args.skip_baseline else ["baseline"])
     for name in contenders:

@@ -23,10 +23,10 @@ import click
               help="Folder of the trained models (default: models/resolution/trained in the repository).")
 def er_train(home: Path, kind: str, out: Path | None) -> None:
     """Retrain the entity-resolution models (u by random sampling, m by EM) and write <out>/<kind>.json."""
-    from models.resolution import probabilistic
+    from models.resolution import probabilistic, splink_model
     from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
 
-    out = out or probabilistic.TRAINED
+    out = out or splink_model.TRAINED
     related = None
     kinds = ["enterprise", "person"] if kind == "all" else [kind]
     if kinds == ["person"]:
@@ -40,13 +40,13 @@ def er_train(home: Path, kind: str, out: Path | None) -> None:
         det = link(records, ENTERPRISE_KEYS if k == "enterprise" else PERSON_KEYS)
         if k in train_kinds:
             model = probabilistic.train(records, det, k, related=related)  # type: ignore[arg-type]
-            path = probabilistic.save_model(k, model, out)  # type: ignore[arg-type]
+            path = splink_model.save_model(k, model, out)  # type: ignore[arg-type]
             meta = model["quanshitong"]
             click.echo(f"{k}: trained on {records.height:,} records ({meta['profiles']:,} profiles, "
                        f"{meta['keyless']:,} without a validated key) in {time.perf_counter() - started:.0f}s "
                        f"-> {path}")
-            for line in probabilistic.describe(model):
+            for line in splink_model.describe(model):
                 click.echo(f"  {line}")
         if k == "enterprise" and "person" in kinds:
-            model = probabilistic.load_model("enterprise", out)  # the one just trained, if it was
+            model = splink_model.load_model("enterprise", out)  # the one just trained, if it was
             related = probabilistic.resolve(records, det, "enterprise", model=model).records.select("record_id", "cluster")

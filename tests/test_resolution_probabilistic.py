@@ -9,10 +9,11 @@ import json
 import polars as pl
 import pytest
 
-from models.resolution import probabilistic, splink_settings
+from models.resolution import probabilistic, splink_model, splink_settings
 from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
 from models.resolution.evaluate import scores, truth_for_records
-from models.resolution.probabilistic import _pinyin, bigram_sql, resolve
+from models.resolution.probabilistic import resolve
+from models.resolution.profiles import bigram_sql, pinyin
 from models.silver import read_silver
 from simulator import estate as est
 
@@ -29,7 +30,7 @@ def test_character_bigrams_are_characters_not_bytes():
 
 
 def test_pinyin_is_per_character_and_catches_homophones():
-    assert _pinyin(pl.Series(["张伟", "张玮", None])).to_list() == ["zhangwei", "zhangwei", None]
+    assert pinyin(pl.Series(["张伟", "张玮", None])).to_list() == ["zhangwei", "zhangwei", None]
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +161,8 @@ def test_reading_silver_in_column_groups_resolves_as_the_records_in_memory(resol
 def test_saved_model_gives_the_clusters_training_gives(resolved, tmp_path):
     recs, det, _ = resolved["enterprise"]
     model = probabilistic.train(recs, det, "enterprise", max_pairs=2e5)
-    probabilistic.save_model("enterprise", model, tmp_path)
-    loaded = probabilistic.load_model("enterprise", tmp_path)
+    splink_model.save_model("enterprise", model, tmp_path)
+    loaded = splink_model.load_model("enterprise", tmp_path)
     assert loaded == json.loads(json.dumps(model))
     fresh = resolve(recs, det, "enterprise", model=model)
     again = resolve(recs, det, "enterprise", model=loaded)

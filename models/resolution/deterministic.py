@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from models.resolution.graph import components
+
 
 @dataclass(frozen=True)
 class KeyRule:
@@ -53,15 +55,6 @@ PERSON_KEYS: tuple[KeyRule, ...] = (
 )
 
 
-def _components(n: int, edges_a: np.ndarray, edges_b: np.ndarray) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(edges_a), dtype=np.int8), (edges_a, edges_b)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels
-
-
 def key_columns(rules: tuple[KeyRule, ...]) -> list[str]:
     """The columns of the canonical table that ``rules`` read (what :func:`clusters` needs of a record)."""
     return sorted({c for rule in rules for c in rule.key.meta.root_names()})
@@ -94,7 +87,7 @@ def clusters(records: pl.DataFrame, rules: tuple[KeyRule, ...]) -> pl.DataFrame:
         first_rule[unset] = number
     a = np.concatenate(edges_a) if edges_a else np.empty(0, dtype=np.int64)
     b = np.concatenate(edges_b) if edges_b else np.empty(0, dtype=np.int64)
-    labels = _components(n, a, b) if n else np.empty(0, dtype=np.int64)
+    labels = components(n, a, b) if n else np.empty(0, dtype=np.int64)
     rule = pl.Series("rule", first_rule).replace_strict(dict(enumerate(spaces)), default=None, return_dtype=pl.Utf8)
     return pl.DataFrame([pl.Series("cluster", labels, dtype=pl.Int64), rule])
 

@@ -132,7 +132,7 @@ ENTERPRISE: dict[str, Any] = {
     # (0.05, 0.06] 6,061 of 6,589 (92%), (0.04, 0.05] 2,779 of 5,747 (48%), (0.03, 0.04] 1,540 of 3,990 (39%)
     "threshold": 0.06,
     "review_threshold": 0.03,
-    # pairs below this may attach a group to one other group only (see probabilistic._unambiguous)
+    # pairs below this may attach a group to one other group only (see models.resolution.graph.unambiguous)
     "strong_threshold": 0.99,
 }
 
