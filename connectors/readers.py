@@ -73,7 +73,8 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from .config import ConfigError, Defaults, DepartmentConfig, TableConfig
+from lake.yamlfile import ConfigError
+from .config_schema import Defaults, DepartmentConfig, TableConfig
 from .encoding import decode_utf8_arrow, repair_gbk_in_latin1_arrow
 from .identifiers_sql import IdentifierError, quote_identifier, validate_identifier
 from .types import BAD_ENCODING, BAD_VALUE, STRING, TypeChoice, choose_type, coerce, python_values_to_arrow

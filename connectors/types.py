@@ -82,7 +82,7 @@ import pyarrow.compute as pc
 import sqlalchemy.types as sat
 from sqlalchemy.dialects import mysql, postgresql
 
-from .config import ColumnType
+from .config_values import ColumnType
 from .encoding import decode_utf8_arrow
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The silver layer on disk: staging models and canonical intermediate tables as Delta tables.
 
 - ``HOME/lake/silver/stg_<department>__<asset>`` — one staging model per bronze table (:func:`build_staging`);
-- ``HOME/lake/quarantine/rows/<department>/<asset>`` — its quarantined rows (:mod:`quality.quarantine`);
+- ``HOME/lake/quarantine/rows/<department>/<asset>`` — its quarantined rows (:mod:`models.staging.quarantine`; reconciled by :mod:`quality.quarantine`);
 - ``HOME/lake/silver/int_enterprise_records``, ``int_person_records``, ``int_events`` — the union of every
   staging model's mentions and events (:func:`build_intermediate`, schemas in :mod:`models.canonical`).
 
@@ -24,12 +24,14 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from connectors.bronze import bronze_path, read_dataset
-from connectors.config import SourcesConfig
+from connectors.config_schema import SourcesConfig
+from lake.delta import overwrite, read_dataset, to_arrow
+# silver_path: also re-exported for models/marts, models/exports until merge
+from lake.layout import bronze_path, quarantine_rows_path, silver_path
 from models import canonical
+from models.staging.quarantine import QUARANTINE_SCHEMA
 from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, stage
-from quality.quarantine import QUARANTINE_SCHEMA, Reconciliation, quarantine_path, reconcile
 
 DEFAULT_BATCH_ROWS = 200_000
 #: pyarrow's scanner reads up to 16 batches and 4 files ahead by default: memory that grows with the table
@@ -46,10 +48,6 @@ def _writer_properties():
 
 
 WRITER_PROPERTIES = _writer_properties()
-
-
-def silver_path(home: Path, name: str) -> Path:
-    return Path(home) / "lake" / "silver" / name
 
 
 def source_infos(config: SourcesConfig) -> dict[str, SourceInfo]:
@@ -74,16 +72,10 @@ class StagingReport:
     quarantined_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    reconciliation: Reconciliation | None = None
 
     @property
     def rows_per_second(self) -> float:
         return self.bronze_rows / self.seconds if self.seconds else 0.0
-
-
-def _arrow(frame: pl.DataFrame) -> pa.Table:
-    # Delta wants plain (large) strings, not Polars' string views
-    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
 
 
 def _bronze_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -107,24 +99,23 @@ def _rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pl.
         pending.append(batch)
         rows += batch.num_rows
         if rows >= batch_rows:
-            yield pl.from_arrow(pa.Table.from_batches(pending))
+            yield pl.fromto_arrow(pa.Table.from_batches(pending))
             pending, rows = [], 0
     if pending:
-        yield pl.from_arrow(pa.Table.from_batches(pending))
+        yield pl.fromto_arrow(pa.Table.from_batches(pending))
 
 
 def _empty_bronze(path: Path) -> pl.DataFrame:
     dataset = read_dataset(path)
     if dataset is None:
         raise FileNotFoundError(f"bronze table {path} does not exist yet: load it first (qst run)")
-    return pl.from_arrow(dataset.schema.empty_table())
+    return pl.fromto_arrow(dataset.schema.empty_table())
 
 
 def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
                   batch_rows: int = DEFAULT_BATCH_ROWS) -> StagingReport:
-    """Recompute one staging model and its quarantine from bronze's live rows; reconcile the counts."""
-    from deltalake import write_deltalake
-
+    """Recompute one staging model and its quarantine from bronze's live rows (the caller reconciles the
+    counts: :func:`quality.quarantine.reconcile_staging`)."""
     started = time.perf_counter()
     home = Path(home)
     source = bronze_path(home, spec.department, spec.asset)
@@ -134,7 +125,7 @@ def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
     reasons: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="qst-quarantine-") as spool:
         spool_path = Path(spool) / "quarantined.parquet"
-        quarantine_schema = _arrow(pl.DataFrame(schema=QUARANTINE_SCHEMA)).schema
+        quarantine_schema = to_arrow(pl.DataFrame(schema=QUARANTINE_SCHEMA)).schema
         import pyarrow.parquet as pq
 
         writer = pq.ParquetWriter(spool_path, quarantine_schema)
@@ -147,27 +138,24 @@ def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
                     if result.quarantined.height:
                         report.quarantined_rows += result.quarantined.height
                         reasons.update(result.quarantined["reasons"].explode().drop_nulls().to_list())
-                        writer.write_table(_arrow(result.quarantined).cast(quarantine_schema))
-                    yield from _arrow(result.rows).to_batches()
+                        writer.write_table(to_arrow(result.quarantined).cast(quarantine_schema))
+                    yield from to_arrow(result.rows).to_batches()
 
             # the staging schema from the first batch (staging an empty frame for it costs a whole pass of
             # expression planning, a tenth of a second per table); from an empty one when bronze is empty
             produced = staged_batches()
             first = next(produced, None)
             if first is None:
-                schema, rest = _arrow(stage(empty, spec, info).rows).schema, iter(())
+                schema, rest = to_arrow(stage(empty, spec, info).rows).schema, iter(())
             else:
                 schema, rest = first.schema, itertools.chain([first], produced)
             reader = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in rest))
-            write_deltalake(silver_path(home, spec.name), reader, mode="overwrite", schema_mode="overwrite",
-                            writer_properties=WRITER_PROPERTIES)
+            overwrite(silver_path(home, spec.name), reader, writer_properties=WRITER_PROPERTIES)
         finally:
             writer.close()
         quarantined = pq.read_table(spool_path)
-        write_deltalake(quarantine_path(home, spec.department, spec.asset), quarantined, mode="overwrite",
-                        schema_mode="overwrite")
+        overwrite(quarantine_rows_path(home, spec.department, spec.asset), quarantined)
     report.reasons = dict(reasons.most_common())
-    report.reconciliation = reconcile(home, spec, silver_path(home, spec.name))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -219,9 +207,9 @@ def sample_silver(home: Path, name: str, max_rows: int = 200_000, seed: int = 0)
         raise FileNotFoundError(f"silver table {name} does not exist under {home}: run the silver assets first")
     total = dataset.count_rows()
     if total <= max_rows:
-        return pl.from_arrow(dataset.to_table()), total
+        return pl.fromto_arrow(dataset.to_table()), total
     indices = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
-    return pl.from_arrow(dataset.take(pa.array(indices))), total
+    return pl.fromto_arrow(dataset.take(pa.array(indices))), total
 
 
 @dataclass
@@ -236,12 +224,10 @@ def build_intermediate(home: Path, table: str, specs: list[StagingSpec], *,
                        batch_rows: int = DEFAULT_BATCH_ROWS) -> IntermediateReport:
     """Recompute one canonical table (``int_enterprise_records`` ...) from the staging models of ``specs``
     that exist; one overwrite commit, streamed a staging batch at a time."""
-    from deltalake import write_deltalake
-
     started = time.perf_counter()
     home = Path(home)
     builder = canonical.BUILDERS[table]
-    schema = _arrow(pl.DataFrame(schema=canonical.SCHEMAS[table])).schema
+    schema = to_arrow(pl.DataFrame(schema=canonical.SCHEMAS[table])).schema
     report = IntermediateReport(table)
 
     # opened before the writer starts pulling batches (see _bronze_batches)
@@ -254,14 +240,13 @@ def build_intermediate(home: Path, table: str, specs: list[StagingSpec], *,
             for batch in dataset.to_batches(batch_size=batch_rows, **READ_AHEAD):
                 if batch.num_rows == 0:
                     continue
-                out = builder(pl.from_arrow(batch), spec)
+                out = builder(pl.fromto_arrow(batch), spec)
                 if out.height:
                     report.rows += out.height
                     report.by_source[spec.source] = report.by_source.get(spec.source, 0) + out.height
-                    yield from _arrow(out).cast(schema).to_batches()
+                    yield from to_arrow(out).cast(schema).to_batches()
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())
-    write_deltalake(silver_path(home, table), reader, mode="overwrite", schema_mode="overwrite",
-                    writer_properties=WRITER_PROPERTIES)
+    overwrite(silver_path(home, table), reader, writer_properties=WRITER_PROPERTIES)
     report.seconds = time.perf_counter() - started
     return report

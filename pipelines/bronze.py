@@ -16,7 +16,7 @@ import json
 import dagster as dg
 from dagster import AssetExecutionContext, SensorEvaluationContext
 
-from connectors.config import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
+from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
 from connectors.extract import TableLoadReport, load_file_drop, load_table
 from pipelines.resources import LakeResource
 from pipelines.sources import legacy_asset_key

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from connectors.config import redact_url
+from connectors.config_schema import redact_url
 from pipelines.home import LAYERS
 
 DEMO_ENTERPRISES = 3_000

@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
-from connectors.config import SourcesConfig
+from connectors.config_schema import SourcesConfig
 from models import canonical
 from models.staging.spec import StagingSpec, load_specs
 from pipelines.bronze import bronze_asset_key, daily_partitions

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from connectors.config import SourcesConfig
+from connectors.config_schema import SourcesConfig
 from pipelines.assemble import build_definitions
 from pipelines.bronze import daily_partitions, pool_name
 from pipelines.gold import GOLD_BLOCKING_CHECKS

@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from connectors.config import SourcesConfig
+from connectors.config_schema import SourcesConfig
 from models import canonical, silver
 from models.staging.spec import StagingSpec, load_specs
 from pipelines.bronze import bronze_asset_key, daily_partitions
@@ -92,10 +92,11 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
         from quality.expectations import suite_for_staging, validate
+        from quality.quarantine import reconcile_staging
 
         home = lake.home_path()
         report = silver.build_staging(home, spec, info)
-        rec = report.reconciliation
+        rec = reconcile_staging(home, spec)
         if report.quarantined_rows:
             context.log.warning(f"{spec.name}: {report.quarantined_rows} row(s) quarantined: {report.reasons}")
         yield dg.MaterializeResult(metadata={

@@ -124,12 +124,14 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pyarrow as pa
 
-from connectors.bronze import bronze_path, read_dataset
-from connectors.config import SourcesConfig
-from models.silver import silver_path, source_infos
+from lake.layout import bronze_path
+from lake.delta import read_dataset
+from connectors.config_schema import SourcesConfig
+from models.silver import source_infos
+from lake.layout import silver_path
 from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, source_pk
-from quality.quarantine import quarantine_path
+from lake.layout import quarantine_rows_path
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -385,7 +387,7 @@ def _silver_counts(home: Path, spec: StagingSpec, received: pl.DataFrame) -> dic
                 frame = frame.with_columns(pl.lit(None, pl.Utf8).alias(c))
         staged = frame.join(wanted, on=key, how="semi", nulls_equal=True)
     quarantined = 0
-    qset = read_dataset(quarantine_path(home, spec.department, spec.asset))
+    qset = read_dataset(quarantine_rows_path(home, spec.department, spec.asset))
     if qset is not None and all(k in qset.schema.names for k in key):
         flt = None
         if BATCH in qset.schema.names:  # quarantined by the same version: written by the same load

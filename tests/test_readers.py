@@ -17,7 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from connectors import readers
-from connectors.config import TableConfig, load_sources, sources_from_dict
+from connectors.config import load_sources, sources_from_dict
+from connectors.config_schema import TableConfig
 from connectors.readers import FLAGS_COLUMN, SourceReadError, open_table, source_columns
 from connectors.types import TypeChoice, coerce
 from simulator import estate as est

@@ -117,7 +117,7 @@ def previous_night(home: Path, partition: str) -> Previous:
 
 
 def _read_history(home: Path) -> pl.DataFrame | None:
-    from connectors.bronze import read_dataset
+    from lake.delta import read_dataset
 
     dataset = read_dataset(gold_path(home, "entity_id_history"))
     if dataset is None:

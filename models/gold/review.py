@@ -67,7 +67,7 @@ def record_decision(home: Path, entity_type: str, left: str, right: str, decisio
 
 def read_decisions(home: Path, entity_type: str | None = None) -> pl.DataFrame:
     """The decisions in force: the latest per unordered pair (``record_id_l < record_id_r`` afterwards)."""
-    from connectors.bronze import read_dataset
+    from lake.delta import read_dataset
 
     dataset = read_dataset(decisions_path(home))
     if dataset is None:
