@@ -30,11 +30,11 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from connectors import bronze
-from lake.delta import append, read_dataset
-from lake.layout import bronze_path, quarantine_files_path
 from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
 from connectors.filedrops import DropFile, list_drop_files, read_drop_file
 from connectors.readers import SourceReadError, open_table
+from lake.delta import append, read_dataset
+from lake.layout import bronze_path, quarantine_files_path
 
 UTC = dt.UTC
 

@@ -74,6 +74,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from lake.yamlfile import ConfigError
+
 from .config_schema import Defaults, DepartmentConfig, TableConfig
 from .encoding import decode_utf8_arrow, repair_gbk_in_latin1_arrow
 from .identifiers_sql import IdentifierError, quote_identifier, validate_identifier

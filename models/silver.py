@@ -26,8 +26,11 @@ import pyarrow as pa
 
 from connectors.config_schema import SourcesConfig
 from lake.delta import overwrite, read_dataset, to_arrow
-# silver_path: also re-exported for models/marts, models/exports until merge
-from lake.layout import bronze_path, quarantine_rows_path, silver_path
+from lake.layout import (
+    bronze_path,
+    quarantine_rows_path,
+    silver_path,  # re-exported for models/marts, models/exports until merge
+)
 from models import canonical
 from models.staging.quarantine import QUARANTINE_SCHEMA
 from models.staging.spec import StagingSpec

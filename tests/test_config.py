@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from connectors.config import load_sources, schema_json, sources_from_dict, sources_from_yaml
+from connectors.config_schema import SourcesConfig, redact_url
 from connectors.config_values import ColumnType, parse_column_type, parse_lookback
 from lake.yamlfile import ConfigError
-from connectors.config_schema import SourcesConfig, redact_url
 
 VALID = """\
 version: 1

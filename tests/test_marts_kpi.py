@@ -17,6 +17,7 @@ import pytest
 from conftest import estate_rows
 
 from lake.delta import read_dataset
+from lake.layout import quarantine_rows_path
 from models.marts.kpi import (
     COMMENTS,
     INDICATORS,
@@ -27,7 +28,6 @@ from models.marts.kpi import (
     forecast,
     mart_kpi_daily,
 )
-from lake.layout import quarantine_rows_path
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
 D = dt.date

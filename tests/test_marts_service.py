@@ -16,6 +16,7 @@ import pytest
 from conftest import estate_frame
 
 from lake.delta import read_dataset
+from lake.layout import quarantine_rows_path
 from models.marts.calendar import CALENDAR_START
 from models.marts.service import (
     COMMENTS,
@@ -27,7 +28,6 @@ from models.marts.service import (
     mart_business_startup,
     mart_service_efficiency,
 )
-from lake.layout import quarantine_rows_path
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
 

@@ -21,10 +21,10 @@ import pytest
 import sqlalchemy as sa
 
 from connectors import bronze
-from lake.delta import read_dataset
-from lake.layout import bronze_path
 from connectors.config import load_sources
 from connectors.readers import open_table
+from lake.delta import read_dataset
+from lake.layout import bronze_path
 from models.exports import load_entitlements, verify_package
 from models.gold.build import read_gold
 from models.silver import read_silver

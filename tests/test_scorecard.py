@@ -43,7 +43,7 @@ def _load_all(config: SourcesConfig, home: Path, now: dt.datetime, only: set[str
 def _build_silver(config: SourcesConfig, home: Path, specs: dict[str, StagingSpec]) -> None:
     for source, info in silver.source_infos(config).items():
         if source in specs:
-            report = silver.build_staging(home, specs[source], info)
+            silver.build_staging(home, specs[source], info)
             rec = reconcile_staging(home, specs[source])
             assert rec.ok, rec.describe()
 

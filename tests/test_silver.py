@@ -10,10 +10,10 @@ import pytest
 from conftest import build_silver, load_bronze
 
 from connectors.config import load_sources
-from models import canonical, silver
-from models.staging.spec import load_specs
 from lake.delta import read_dataset
 from lake.layout import quarantine_rows_path, silver_path
+from models import canonical, silver
+from models.staging.spec import load_specs
 from quality.quarantine import reconcile, reconcile_staging
 from simulator import estate as est
 
@@ -128,7 +128,7 @@ def test_rebuilding_gives_the_same_tables(estate, tmp_path):
     before = silver.read_silver(home, spec.name).sort("source_pk")
     # one batch instead of the fixture's 1,000-row ones: repeated values are then standardized once and joined
     # back (stage.py de-duplicates batches of 2,000 rows and more), which must give the very same table
-    again = silver.build_staging(home, spec, info)
+    silver.build_staging(home, spec, info)
     after = silver.read_silver(home, spec.name).sort("source_pk")
     assert reconcile_staging(home, spec).ok
     assert before.equals(after)
