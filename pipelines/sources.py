@@ -17,8 +17,8 @@ from pathlib import Path
 import dagster as dg
 
 from connectors.config import load_sources
-from lake.yamlfile import ConfigError
 from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
+from lake.yamlfile import ConfigError
 
 __all__ = [
     "LEGACY_PREFIX",

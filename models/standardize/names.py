@@ -46,7 +46,7 @@ from importlib import resources
 
 import polars as pl
 
-from models.standardize.addresses import to_expr, on_unique, division_names, division_patterns
+from models.standardize.addresses import division_names, division_patterns, on_unique, to_expr
 
 __all__ = ["ENTERPRISE_NAME", "PERSON_NAME", "enterprise_name", "person_name", "to_simplified",
            "traditional_to_simplified_map"]
