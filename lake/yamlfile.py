@@ -415,11 +415,11 @@ class Translator:
 def yaml_issue(origin: str, exc: yaml.YAMLError) -> ConfigIssue:
     # build the message from problem/context only: str(exc) quotes the source line, which could hold a secret
     if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
+        at = exc.problem_mark or exc.context_mark
         parts = [p for p in (exc.context, exc.problem) if p]
         text = "invalid YAML: " + (", ".join(parts) if parts else "syntax error")
-        if mark is not None:
-            line, col = mark(mark)
+        if at is not None:
+            line, col = mark(at)
             return ConfigIssue(origin, line, col, "", text)
         return ConfigIssue(origin, None, None, "", text)
     return ConfigIssue(origin, None, None, "", "invalid YAML")

@@ -28,6 +28,8 @@ import pytest
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from connectors import bronze
+from connectors.bronze import merge as bronze_merge
+from connectors.bronze.rowhash import RowHasher
 from lake.layout import bronze_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,8 +290,8 @@ def test_row_hash_survives_widening_reordering_and_added_null_columns() -> None:
                      "C": pa.array([0.25, 3.0], pa.float64()), "B": pa.array([Decimal("1.5000"), Decimal("-2.0000")],
                                                                              pa.decimal128(14, 4)),
                      "A": pa.array([1, None], pa.int64())})
-    narrow_hash = bronze._RowHasher(narrow.schema)(narrow).to_pylist()
-    assert narrow_hash == bronze._RowHasher(wide.schema)(wide).to_pylist()
+    narrow_hash = RowHasher(narrow.schema)(narrow).to_pylist()
+    assert narrow_hash == RowHasher(wide.schema)(wide).to_pylist()
     assert narrow_hash == [row_hash(r, {"B": 2}) for r in narrow.to_pylist()]
 
 
@@ -670,7 +672,7 @@ def test_commits_are_bounded_and_the_result_is_the_same(path: Path, tmp_path: Pa
 
 def test_a_failing_commit_stops_the_load_and_a_rerun_converges(path: Path, monkeypatch) -> None:
     src = source_rows(500)
-    real, calls = bronze.write_deltalake, []
+    real, calls = bronze_merge.write_deltalake, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -678,11 +680,11 @@ def test_a_failing_commit_stops_the_load_and_a_rerun_converges(path: Path, monke
             raise OSError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bronze, "write_deltalake", flaky)
+    monkeypatch.setattr(bronze_merge, "write_deltalake", flaky)
     with pytest.raises(OSError, match="disk full"):
         load(path, src, size=50, max_rows_per_commit=100)
     assert len(read(path)) == 200 and not bronze.table_info(path)["complete"]
-    monkeypatch.setattr(bronze, "write_deltalake", real)
+    monkeypatch.setattr(bronze_merge, "write_deltalake", real)
     load(path, src, batch_id="rerun", max_rows_per_commit=100)
     assert source_values(read(path)) == source_values(src) and bronze.table_info(path)["complete"]
 
@@ -710,6 +712,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     import pyarrow.parquet as pq
     from connectors import bronze
+    from connectors.bronze import merge
 
     pause_after, pause_seconds, marker = {pause_after!r}, {pause_seconds!r}, {marker!r}
 
@@ -720,7 +723,7 @@ CHILD = textwrap.dedent("""
             while not os.path.exists(marker + ".go") and time.monotonic() < deadline:
                 time.sleep(0.01)
 
-    bronze._after_commit = hook
+    merge._after_commit = hook  # the test seam of the commit loop
     open(marker + ".started", "w").close()
     try:
         stream = pq.ParquetFile({stream!r})
