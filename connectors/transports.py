@@ -10,6 +10,10 @@ so that it never reaches a repr, a log line or an error message.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import json
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from .encoding import decode_utf8_arrow, repair_gbk_in_latin1_arrow
-from .types import BAD_ENCODING, BAD_VALUE, STRING, coerce, python_values_to_arrow
+from .types import BAD_ENCODING, BAD_VALUE, STRING, coerce
 
 if TYPE_CHECKING:
     from .readers import SourceColumn
@@ -246,3 +250,66 @@ def to_bronze(arrays: list[pa.Array], masks: list[pa.Array | None], plan: Sequen
 
 def _mask(arr: pa.Array) -> pa.Array:
     return pc.fill_null(arr, False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Python values (SQLAlchemy / DB-API rows) -> raw Arrow
+
+
+def _canonical_text(v: object) -> str | None:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v) if not math.isfinite(v) else format(v, ".15g")
+    if isinstance(v, (int, decimal.Decimal)):
+        return str(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, (dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False, default=str)
+    return str(v)
+
+
+def python_values_to_arrow(values: Sequence[object], wire_type: pa.DataType | None = None
+                           ) -> tuple[pa.Array, pa.Array | None]:
+    """Python values of one column (as a DB-API driver returns them) -> a raw Arrow array for :func:`coerce`.
+
+    With ``wire_type`` the values are expected to be of that type (SQLite's sanitized wires).  Otherwise the
+    type is inferred; a column whose values do not share one type (SQLite's loose typing seen through a
+    plain SELECT, huge integers...) becomes text, each value rendered canonically; undecodable bytes are
+    returned as null with a bad mask.
+    """
+    if wire_type is not None:
+        try:
+            return pa.array(values, type=wire_type), None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+            pass
+    else:
+        try:
+            arr = pa.array(values)
+            if not (pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+                    or pa.types.is_duration(arr.type) or pa.types.is_map(arr.type)):
+                return arr, None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError):
+            pass
+    texts: list[str | None] = []
+    bad: list[bool] = []
+    for v in values:
+        if v is None:
+            texts.append(None)
+            bad.append(False)
+            continue
+        s = _canonical_text(v)
+        texts.append(s)
+        bad.append(s is None)
+    mask = pa.array(bad, pa.bool_()) if any(bad) else None
+    return pa.array(texts, STRING), mask

@@ -678,7 +678,7 @@ def test_type_mapping_for_other_dialects(sa_type, dialect, expected):
 
 
 def test_python_values_of_mixed_types_are_converted_or_flagged():
-    from connectors.types import python_values_to_arrow
+    from connectors.transports import python_values_to_arrow
 
     raw, bad = python_values_to_arrow([1, "abc", 2.5, None, b"\xff", Decimal(7), 2**64 - 1])
     assert bad.to_pylist() == [False, False, False, False, True, False, False]
