@@ -102,17 +102,17 @@ def _rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pl.
         pending.append(batch)
         rows += batch.num_rows
         if rows >= batch_rows:
-            yield pl.fromto_arrow(pa.Table.from_batches(pending))
+            yield pl.from_arrow(pa.Table.from_batches(pending))
             pending, rows = [], 0
     if pending:
-        yield pl.fromto_arrow(pa.Table.from_batches(pending))
+        yield pl.from_arrow(pa.Table.from_batches(pending))
 
 
 def _empty_bronze(path: Path) -> pl.DataFrame:
     dataset = read_dataset(path)
     if dataset is None:
         raise FileNotFoundError(f"bronze table {path} does not exist yet: load it first (qst run)")
-    return pl.fromto_arrow(dataset.schema.empty_table())
+    return pl.from_arrow(dataset.schema.empty_table())
 
 
 def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
@@ -210,9 +210,9 @@ def sample_silver(home: Path, name: str, max_rows: int = 200_000, seed: int = 0)
         raise FileNotFoundError(f"silver table {name} does not exist under {home}: run the silver assets first")
     total = dataset.count_rows()
     if total <= max_rows:
-        return pl.fromto_arrow(dataset.to_table()), total
+        return pl.from_arrow(dataset.to_table()), total
     indices = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
-    return pl.fromto_arrow(dataset.take(pa.array(indices))), total
+    return pl.from_arrow(dataset.take(pa.array(indices))), total
 
 
 @dataclass
@@ -243,7 +243,7 @@ def build_intermediate(home: Path, table: str, specs: list[StagingSpec], *,
             for batch in dataset.to_batches(batch_size=batch_rows, **READ_AHEAD):
                 if batch.num_rows == 0:
                     continue
-                out = builder(pl.fromto_arrow(batch), spec)
+                out = builder(pl.from_arrow(batch), spec)
                 if out.height:
                     report.rows += out.height
                     report.by_source[spec.source] = report.by_source.get(spec.source, 0) + out.height
