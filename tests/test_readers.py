@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from connectors import readers
+from connectors import readers, transports
 from connectors.config import load_sources, sources_from_dict
 from connectors.config_schema import TableConfig
 from connectors.readers import FLAGS_COLUMN, SourceReadError, open_table, source_columns
@@ -358,9 +358,10 @@ def test_hostile_identifiers_are_rejected_before_any_sql(source, tmp_path, monke
     def no_sql(*_a, **_k):
         raise AssertionError("a connection was made")
 
-    monkeypatch.setattr(readers, "_engine", no_sql)
-    monkeypatch.setattr(readers, "_cx_batches", no_sql)
-    monkeypatch.setattr(readers, "_adbc_batches", no_sql)
+    monkeypatch.setattr(readers, "engine_for", no_sql)
+    monkeypatch.setattr(transports, "engine_for", no_sql)
+    monkeypatch.setattr(transports, "_cx_batches", no_sql)
+    monkeypatch.setattr(transports, "_adbc_batches", no_sql)
     cfg = source.config([TABLE], tmp_path)
     dept = cfg.department("legacy")
     evil = TableConfig.model_construct(**{**dept.tables[0].__dict__, "name": 'T_LEGACY"; DROP TABLE "T_LEGACY'})
