@@ -52,6 +52,7 @@ def build(home: Path) -> dict:
     from connectors.config import load_sources
     from models import canonical, silver
     from models.staging.spec import load_specs
+    from quality.quarantine import reconcile_staging
 
     config = load_sources(home / "estate" / "sources.yaml")
     specs = load_specs()
@@ -65,7 +66,8 @@ def build(home: Path) -> dict:
     rows, staging = 0, 0.0
     for spec in chosen:
         report = silver.build_staging(home, spec, infos[spec.source])
-        assert report.reconciliation.ok, report.reconciliation.describe()
+        rec = reconcile_staging(home, spec)
+        assert rec.ok, rec.describe()
         rows += report.bronze_rows
         staging += report.seconds
         print(f"  {spec.name:<38}{report.bronze_rows:>12,}{report.seconds:>9.2f}{report.rows_per_second:>11,.0f}"

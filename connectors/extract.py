@@ -30,9 +30,11 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from connectors import bronze
-from connectors.config import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
+from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
 from connectors.filedrops import DropFile, list_drop_files, read_drop_file
 from connectors.readers import SourceReadError, open_table
+from lake.delta import append, read_dataset
+from lake.layout import bronze_path, quarantine_files_path
 
 UTC = dt.UTC
 
@@ -106,7 +108,7 @@ def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig
     started = time.perf_counter()
     now = now or dt.datetime.now(UTC)
     defaults = config.defaults
-    path = bronze.bronze_path(home, dept.key, table.asset)
+    path = bronze_path(home, dept.key, table.asset)
     report = TableLoadReport(dept.key, table.name, table.asset, table.mode)
     pk = [table.output_name(c) for c in table.primary_key]
     source = f"{dept.key}.{table.name}"
@@ -177,13 +179,9 @@ class FileDropReport:
     seconds: float = 0.0
 
 
-def quarantine_path(home: Path, department: str, drop: str) -> Path:
-    return Path(home) / "lake" / "quarantine" / "files" / department / drop
-
-
 def _column_values(path: Path, column: str) -> set[str]:
     """Distinct values of one column of a committed Delta table (empty when there is none)."""
-    dataset = bronze.read_dataset(path)
+    dataset = read_dataset(path)
     if dataset is None or column not in dataset.schema.names:
         return set()
     return set(dataset.to_table(columns=[column]).column(column).unique().to_pylist())
@@ -192,7 +190,7 @@ def _column_values(path: Path, column: str) -> set[str]:
 def _pad_to_bronze(table: pa.Table, path: Path) -> pa.Table:
     """A roster that lacks some of the drop's columns still loads: the missing ones are null text.
     (Files from street offices vary; a column that is not text in bronze is left to drift rules.)"""
-    dataset = bronze.read_dataset(path)
+    dataset = read_dataset(path)
     if dataset is None:
         return table
     for f in dataset.schema:
@@ -204,8 +202,8 @@ def _pad_to_bronze(table: pa.Table, path: Path) -> pa.Table:
 
 def pending_drop_files(dept: DepartmentConfig, drop: FileDropConfig, home: Path) -> list[DropFile]:
     """Files in the drop folder that bronze has neither loaded nor quarantined (by content hash)."""
-    done = _column_values(bronze.bronze_path(home, dept.key, drop.name), FILE_SHA)
-    done |= _column_values(quarantine_path(home, dept.key, drop.name), "sha256")
+    done = _column_values(bronze_path(home, dept.key, drop.name), FILE_SHA)
+    done |= _column_values(quarantine_files_path(home, dept.key, drop.name), "sha256")
     return [f for f in list_drop_files(drop) if f.sha256 not in done]
 
 
@@ -213,12 +211,10 @@ def load_file_drop(dept: DepartmentConfig, drop: FileDropConfig, home: Path, *, 
                    now: dt.datetime | None = None) -> FileDropReport:
     """Load every new file of a drop: each file once (its sha256 is kept in bronze); a file that cannot
     be parsed goes to the file quarantine with the reason, and the others still load."""
-    from deltalake import write_deltalake
-
     started = time.perf_counter()
     now = now or dt.datetime.now(UTC)
     report = FileDropReport(dept.key, drop.name)
-    path = bronze.bronze_path(home, dept.key, drop.name)
+    path = bronze_path(home, dept.key, drop.name)
     pending = {f.sha256 for f in pending_drop_files(dept, drop, home)}
     for file in list_drop_files(drop):
         if file.sha256 not in pending:
@@ -228,9 +224,9 @@ def load_file_drop(dept: DepartmentConfig, drop: FileDropConfig, home: Path, *, 
         if parsed.error is not None or parsed.table is None:
             reason = parsed.error or "no table"
             report.quarantined.append({"file": file.name, "reason": reason})
-            write_deltalake(str(quarantine_path(home, dept.key, drop.name)), pa.table(
+            append(str(quarantine_files_path(home, dept.key, drop.name)), pa.table(
                 {"file": [file.name], "sha256": [file.sha256], "reason": [reason], "quarantined_at": [now],
-                 "batch_id": [batch_id]}, schema=QUARANTINE_SCHEMA), mode="append")
+                 "batch_id": [batch_id]}, schema=QUARANTINE_SCHEMA))
             continue
         table = parsed.table.append_column(FILE_SHA, pa.array([file.sha256] * parsed.table.num_rows, pa.string()))
         table = _pad_to_bronze(table, path)
@@ -240,9 +236,9 @@ def load_file_drop(dept: DepartmentConfig, drop: FileDropConfig, home: Path, *, 
         except bronze.SchemaDriftError as exc:  # this file does not fit the drop's table: the others go on
             reason = str(exc)
             report.quarantined.append({"file": file.name, "reason": reason})
-            write_deltalake(str(quarantine_path(home, dept.key, drop.name)), pa.table(
+            append(str(quarantine_files_path(home, dept.key, drop.name)), pa.table(
                 {"file": [file.name], "sha256": [file.sha256], "reason": [reason], "quarantined_at": [now],
-                 "batch_id": [batch_id]}, schema=QUARANTINE_SCHEMA), mode="append")
+                 "batch_id": [batch_id]}, schema=QUARANTINE_SCHEMA))
             continue
         report.loaded.append(file.name)
         report.rows += table.num_rows

@@ -70,7 +70,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .config import FileDropConfig
+from .config_schema import FileDropConfig
 
 __all__ = [
     "LINEAGE_COLUMNS",

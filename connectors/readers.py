@@ -65,18 +65,25 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.pool import NullPool
 
-from .config import ConfigError, Defaults, DepartmentConfig, TableConfig
-from .encoding import decode_utf8_arrow, repair_gbk_in_latin1_arrow
+from lake.yamlfile import ConfigError
+
+from .config_schema import Defaults, DepartmentConfig, TableConfig
 from .identifiers_sql import IdentifierError, quote_identifier, validate_identifier
-from .types import BAD_ENCODING, BAD_VALUE, STRING, TypeChoice, choose_type, coerce, python_values_to_arrow
+from .transports import (
+    MYSQL,
+    SQLITE_VALUE,
+    SQLITE_WIRE_TYPES,
+    Secret,
+    arrow_transport,
+    engine_for,
+    sa_transport,
+    to_bronze,
+)
+from .types import STRING, TypeChoice, choose_type
 
 __all__ = [
     "FAST_READERS",
@@ -98,30 +105,6 @@ FAST_READERS: dict[str, str] = {
     "sqlite": "adbc",
 }
 
-_MYSQL = ("mysql", "mariadb")
-# SQLite: unicode(typeof(c)) -- the first letter of the storage class -- and the classes each wire accepts
-_SQLITE_NULL, _SQLITE_INT, _SQLITE_REAL, _SQLITE_TEXT, _SQLITE_BLOB = (ord(c) for c in "nirtb")
-_SQLITE_ACCEPTS = {
-    "sqlite_int": (_SQLITE_INT,),
-    "sqlite_real": (_SQLITE_INT, _SQLITE_REAL),
-    "sqlite_text": (_SQLITE_INT, _SQLITE_REAL, _SQLITE_TEXT),
-    "sqlite_blob": (_SQLITE_TEXT, _SQLITE_BLOB),
-}
-# never-null expressions of one storage class (ADBC and connectorx infer a column's type from its first
-# rows: a first batch of nulls, or a text among integers, would break them); the value of a row whose
-# storage class the wire does not accept is discarded using the typeof() code
-_SQLITE_VALUE = {
-    "sqlite_int": "IFNULL(CAST({q} AS INTEGER), 0)",
-    "sqlite_real": "IFNULL(CAST({q} AS REAL), 0.0)",
-    "sqlite_text": "IFNULL(CAST({q} AS BLOB), X'')",  # text as its bytes: SQLite does not check UTF-8
-    "sqlite_blob": "IFNULL(CAST({q} AS BLOB), X'')",
-}
-_SQLITE_WIRE_TYPES = {
-    "sqlite_int": pa.int64(),
-    "sqlite_real": pa.float64(),
-    "sqlite_text": pa.large_binary(),
-    "sqlite_blob": pa.large_binary(),
-}
 _SAFE_LITERAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?)?(\+00:00)?\Z")
 
 
@@ -161,31 +144,6 @@ class TableStream:
     query: str  # the SQL sent (identifiers quoted; no secrets)
 
 
-# --------------------------------------------------------------------------------------------------
-# connection details (never printed)
-
-
-class _Secret:
-    """A database URL that never shows itself in a repr or an error."""
-
-    __slots__ = ("url",)
-
-    def __init__(self, url: sa.URL):
-        self.url = url
-
-    def __repr__(self) -> str:
-        return "<url hidden>"
-
-    def needles(self) -> list[str]:
-        """Every spelling of the URL or password that must never reach a message."""
-        u = self.url
-        out = [u.render_as_string(hide_password=False), str(u)]
-        for driver in ("postgresql", "mysql"):
-            out.append(u.set(drivername=driver).render_as_string(hide_password=False))
-        if u.password:
-            pw = str(u.password)
-            out += [pw, quote(pw, safe=""), quote(pw)]
-        return sorted({s for s in out if s}, key=len, reverse=True)
 
 
 @dataclass
@@ -193,7 +151,7 @@ class _Context:
     department: DepartmentConfig
     table: TableConfig
     dept_key: str
-    secret: _Secret | None = None
+    secret: Secret | None = None
 
     def error(self, what: str, column: str | None = None) -> SourceReadError:
         where = f"department {self.dept_key!r}, table {self.table_label}"
@@ -241,7 +199,7 @@ def _validate_names(ctx: _Context, columns: Sequence[str] | None) -> None:
                             column=(name if isinstance(name, str) else repr(name)) if is_column else None) from None
 
 
-def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> _Secret:
+def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> Secret:
     dept = ctx.department
     failure: SourceReadError | None = None
     url_text = ""
@@ -256,7 +214,7 @@ def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> _Secret:
             failure = ctx.error(f"the database URL ({dept.describe_connection()}) is not a valid SQLAlchemy URL")
     if failure is not None:
         raise failure  # raised outside the except block: no chained driver exception to leak a secret
-    secret = _Secret(url)
+    secret = Secret(url)
     ctx.secret = secret
     if url.get_backend_name() == "sqlite":
         db = url.database or ""
@@ -267,13 +225,6 @@ def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> _Secret:
     return secret
 
 
-def _engine(secret: _Secret) -> sa.Engine:
-    url = secret.url
-    if url.get_backend_name() == "sqlite":
-        # read-only: never create, never write the legacy file
-        path = Path(url.database or "").absolute()
-        url = url.set(database=f"file:{quote(str(path))}?mode=ro", query={"uri": "true"})
-    return sa.create_engine(url, poolclass=NullPool)
 
 
 def _type_text(sa_type: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
@@ -291,12 +242,12 @@ class _Reflected:
     type_texts: dict[str, str]
 
 
-def _reflect(ctx: _Context, secret: _Secret) -> _Reflected:
+def _reflect(ctx: _Context, secret: Secret) -> _Reflected:
     """Reflect the table.  Every failure is raised outside the ``except`` block that caught the driver's
     exception, so no chained exception (whose text may hold connection details) travels with it."""
     backend = secret.url.get_backend_name()
     try:
-        engine = _engine(secret)
+        engine = engine_for(secret)
     except Exception as exc:  # noqa: BLE001 - e.g. a missing driver
         failure = ctx.error(f"cannot create a connection ({ctx.department.describe_connection()}): "
                             f"{ctx.cause(exc)}")
@@ -335,7 +286,7 @@ def _reflect_on(ctx: _Context, conn: sa.Connection, backend: str, dialect: sa.Di
         return ctx.error(f"the table does not exist{where} in the {backend} database "
                          f"({ctx.department.describe_connection()})")
     charsets: dict[str, str | None] = {}
-    if backend in _MYSQL:
+    if backend in MYSQL:
         try:
             rows = conn.execute(sa.text(
                 "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS "
@@ -426,9 +377,9 @@ def _select_list(plan: Sequence[SourceColumn], backend: str) -> tuple[list[str],
         q = quote_identifier(col.name, backend, what="column name")
         wire = col.choice.wire
         if backend == "sqlite":
-            exprs.append(f"{_SQLITE_VALUE[wire].format(q=q)} AS {q}")
+            exprs.append(f"{SQLITE_VALUE[wire].format(q=q)} AS {q}")
             exprs.append(f'unicode(typeof({q})) AS "{status_prefix}{i}"')
-        elif backend in _MYSQL:
+        elif backend in MYSQL:
             cast = {"text": "CHAR", "bytes": "BINARY", "unsigned": "UNSIGNED"}.get(wire)
             exprs.append(f"CAST({q} AS {cast}) AS {q}" if cast else q)
         elif backend == "postgresql":
@@ -514,168 +465,11 @@ def _since_param(value: dt.date | dt.datetime | int, backend: str) -> object:
         return value
     if backend == "sqlite":  # compared as text, in the format SQLite stores
         return _since_text(value)
-    if backend in _MYSQL and isinstance(value, dt.datetime) and value.tzinfo is not None:
+    if backend in MYSQL and isinstance(value, dt.datetime) and value.tzinfo is not None:
         return value.replace(tzinfo=None)
     return value
 
 
-# --------------------------------------------------------------------------------------------------
-# transports: each yields lists of raw Arrow arrays (one per SELECT expression) plus bad masks
-
-
-def _cx_url(secret: _Secret) -> str:
-    u = secret.url
-    backend = u.get_backend_name()
-    if backend == "sqlite":
-        return "sqlite://" + quote(str(Path(u.database or "").absolute()))
-    if backend in _MYSQL:  # SQLAlchemy's charset option means nothing to connectorx (it speaks utf8mb4)
-        query = {k: v for k, v in u.query.items() if k != "charset"}
-        return u.set(drivername="mysql", query=query).render_as_string(hide_password=False)
-    return u.set(drivername="postgresql").render_as_string(hide_password=False)  # libpq options (sslmode) kept
-
-
-def _cx_batches(secret: _Secret, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    import connectorx as cx
-
-    backend = secret.url.get_backend_name()
-    pre = ["SET time_zone = '+00:00'"] if backend in _MYSQL else None
-    reader = cx.read_sql(_cx_url(secret), sql, return_type="arrow_stream", batch_size=batch_rows,
-                         pre_execution_query=pre)
-    try:
-        yield from reader
-    finally:
-        reader.close()
-
-
-def _adbc_batches(secret: _Secret, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    u = secret.url
-    backend = u.get_backend_name()
-    if backend == "postgresql":
-        import adbc_driver_postgresql.dbapi as adbc
-
-        conn = adbc.connect(u.set(drivername="postgresql").render_as_string(hide_password=False))
-    elif backend == "sqlite":
-        import adbc_driver_sqlite.dbapi as adbc
-
-        path = Path(u.database or "").absolute()
-        conn = adbc.connect(f"file:{quote(str(path))}?mode=ro")
-    else:
-        raise ValueError(f"no ADBC driver for {backend}")
-    try:
-        cur = conn.cursor()
-        try:
-            if backend == "sqlite":
-                cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
-            cur.execute(sql)
-            reader = cur.fetch_record_batch()
-            try:
-                yield from reader
-            finally:
-                reader.close()
-        finally:
-            cur.close()
-    finally:
-        conn.close()
-
-
-def _arrow_transport(kind: str, secret: _Secret, sql: str, batch_rows: int
-                     ) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
-    source = _cx_batches(secret, sql, batch_rows) if kind == "connectorx" else _adbc_batches(secret, sql, batch_rows)
-    for batch in source:
-        if batch.num_rows == 0:
-            continue
-        for start in range(0, batch.num_rows, batch_rows):
-            part = batch.slice(start, batch_rows)
-            yield list(part.columns), [None] * part.num_columns
-
-
-def _sa_transport(secret: _Secret, sql: str, params: dict, batch_rows: int, wire_types: list[pa.DataType | None]
-                  ) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
-    engine = _engine(secret)
-    backend = secret.url.get_backend_name()
-    try:
-        with engine.connect().execution_options(stream_results=True, yield_per=batch_rows) as conn:
-            if backend in _MYSQL:
-                conn.exec_driver_sql("SET time_zone = '+00:00'")
-            result = conn.execute(sa.text(sql), params)
-            try:
-                for rows in result.partitions(batch_rows):
-                    if not rows:
-                        continue
-                    columns = list(zip(*rows, strict=True))
-                    arrays, masks = [], []
-                    for values, wire_type in zip(columns, wire_types, strict=True):
-                        arr, bad = python_values_to_arrow(values, wire_type)
-                        arrays.append(arr)
-                        masks.append(bad)
-                    yield arrays, masks
-            finally:
-                result.close()
-    finally:
-        engine.dispose()
-
-
-# --------------------------------------------------------------------------------------------------
-# raw arrays -> bronze batch
-
-
-def _flags_array(n: int, entries: list[tuple[str, pa.Array]]) -> pa.Array:
-    entries = [(label, m) for label, m in entries if m is not None]
-    if not entries:
-        return pa.nulls(n, STRING)
-    masks = [np.asarray(m.to_numpy(zero_copy_only=False), dtype=bool) for _, m in entries]
-    any_flag = np.logical_or.reduce(masks)
-    if not any_flag.any():
-        return pa.nulls(n, STRING)
-    out: list[str | None] = [None] * n
-    labels = [label for label, _ in entries]
-    for i in np.flatnonzero(any_flag):
-        out[i] = ";".join(label for label, m in zip(labels, masks, strict=True) if m[i])
-    return pa.array(out, STRING)
-
-
-def _to_bronze(arrays: list[pa.Array], masks: list[pa.Array | None], plan: Sequence[SourceColumn],
-               schema: pa.Schema, backend: str, zone: str) -> pa.RecordBatch:
-    n = len(arrays[0])
-    out: list[pa.Array] = []
-    flags: list[tuple[str, pa.Array]] = []
-    i = 0
-    for col in plan:
-        raw, pre_bad = arrays[i], masks[i]
-        i += 1
-        if isinstance(raw, pa.ChunkedArray):
-            raw = raw.combine_chunks()
-        label = col.output_name
-        if backend == "sqlite":
-            status = arrays[i]
-            i += 1
-            status = pc.cast(status, pa.int64())
-            accepted = _mask(pc.is_in(status, pa.array(_SQLITE_ACCEPTS[col.choice.wire], pa.int64())))
-            raw = pc.if_else(accepted, raw, pa.scalar(None, raw.type))
-            loose = pc.and_(pc.not_equal(status, _SQLITE_NULL), pc.invert(accepted))
-            if pc.any(loose).as_py():
-                flags.append((f"{BAD_VALUE}:{label}", loose))
-        if pre_bad is not None:
-            flags.append((f"{BAD_VALUE}:{label}", pre_bad))
-        not_utf8 = None
-        if col.choice.wire == "sqlite_text":  # text travels as bytes: SQLite never checked they are UTF-8
-            raw, not_utf8 = decode_utf8_arrow(raw)
-        if col.repair is not None:
-            raw, bad_enc = repair_gbk_in_latin1_arrow(raw)
-            if pc.any(bad_enc).as_py():
-                flags.append((f"{BAD_ENCODING}:{label}", bad_enc))
-        elif not_utf8 is not None:
-            flags.append((f"{BAD_ENCODING}:{label}", not_utf8))
-        coerced = coerce(raw, col.choice, zone=zone)
-        for kind, mask in coerced.flags:
-            flags.append((f"{kind}:{label}", mask))
-        out.append(coerced.values)
-    out.append(_flags_array(n, flags))
-    return pa.RecordBatch.from_arrays(out, schema=schema)
-
-
-def _mask(arr: pa.Array) -> pa.Array:
-    return pc.fill_null(arr, False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -753,19 +547,19 @@ def open_table(department: DepartmentConfig, table: TableConfig, defaults: Defau
     wire_types: list[pa.DataType | None] = []
     for col in plan:
         if backend == "sqlite":
-            wire_types += [_SQLITE_WIRE_TYPES[col.choice.wire], pa.int64()]
+            wire_types += [SQLITE_WIRE_TYPES[col.choice.wire], pa.int64()]
         else:
             wire_types.append(None)
 
     def batches() -> Iterator[pa.RecordBatch]:
         if reader == "sqlalchemy":
-            transport = _sa_transport(secret, sql, params, batch_rows, wire_types)
+            transport = sa_transport(secret, sql, params, batch_rows, wire_types)
         else:
-            transport = _arrow_transport(reader, secret, sql, batch_rows)
+            transport = arrow_transport(reader, secret, sql, batch_rows)
         failure: SourceReadError | None = None
         try:
             for arrays, masks in transport:
-                yield _to_bronze(arrays, masks, plan, schema, backend, zone.key)
+                yield to_bronze(arrays, masks, plan, schema, backend, zone.key)
         except GeneratorExit:
             raise
         except BaseException as exc:  # connectorx panics are BaseException (pyo3 PanicException)

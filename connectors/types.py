@@ -68,11 +68,7 @@ local date for ``date``, a date becomes local midnight for ``timestamp``.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,7 +78,7 @@ import pyarrow.compute as pc
 import sqlalchemy.types as sat
 from sqlalchemy.dialects import mysql, postgresql
 
-from .config import ColumnType
+from .config_values import ColumnType
 from .encoding import decode_utf8_arrow
 
 __all__ = [
@@ -98,7 +94,6 @@ __all__ = [
     "arrow_type_of",
     "choose_type",
     "coerce",
-    "python_values_to_arrow",
     "sqlite_affinity",
 ]
 
@@ -563,66 +558,3 @@ def _coerce_temporal(raw: pa.Array, choice: TypeChoice, naive_zone: str, zone: s
         # numbers in a date column (SQLite '20240101' stored as INTEGER, epochs...) are never guessed
         return Coerced(pa.nulls(n, target), [(BAD_DATE, raw.is_valid())])
     return Coerced(pa.nulls(n, target), [(BAD_VALUE, raw.is_valid())])
-
-
-# --------------------------------------------------------------------------------------------------
-# Python values (SQLAlchemy / DB-API rows) -> raw Arrow
-
-
-def _canonical_text(v: object) -> str | None:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v) if not math.isfinite(v) else format(v, ".15g")
-    if isinstance(v, (int, decimal.Decimal)):
-        return str(v)
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        try:
-            return bytes(v).decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if isinstance(v, dt.datetime):
-        return v.isoformat(sep=" ")
-    if isinstance(v, (dt.date, dt.time)):
-        return v.isoformat()
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, ensure_ascii=False, default=str)
-    return str(v)
-
-
-def python_values_to_arrow(values: Sequence[object], wire_type: pa.DataType | None = None
-                           ) -> tuple[pa.Array, pa.Array | None]:
-    """Python values of one column (as a DB-API driver returns them) -> a raw Arrow array for :func:`coerce`.
-
-    With ``wire_type`` the values are expected to be of that type (SQLite's sanitized wires).  Otherwise the
-    type is inferred; a column whose values do not share one type (SQLite's loose typing seen through a
-    plain SELECT, huge integers...) becomes text, each value rendered canonically; undecodable bytes are
-    returned as null with a bad mask.
-    """
-    if wire_type is not None:
-        try:
-            return pa.array(values, type=wire_type), None
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
-            pass
-    else:
-        try:
-            arr = pa.array(values)
-            if not (pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
-                    or pa.types.is_duration(arr.type) or pa.types.is_map(arr.type)):
-                return arr, None
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError):
-            pass
-    texts: list[str | None] = []
-    bad: list[bool] = []
-    for v in values:
-        if v is None:
-            texts.append(None)
-            bad.append(False)
-            continue
-        s = _canonical_text(v)
-        texts.append(s)
-        bad.append(s is None)
-    mask = pa.array(bad, pa.bool_()) if any(bad) else None
-    return pa.array(texts, STRING), mask

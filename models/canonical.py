@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from lake.city import DEFAULT_TIMEZONE
 from models.staging.spec import MentionSpec, StagingSpec
 from models.standardize.identifiers import org_code_from_tin, org_code_from_uscc
 
@@ -92,12 +93,12 @@ def _field(staged: pl.DataFrame, prefix: str, field: str, dtype: pl.DataType) ->
 
 
 def _date_field(staged: pl.DataFrame, name: str) -> pl.Expr:
-    """A staging column as a date: dates as they are, timestamps on their Asia/Shanghai calendar day."""
+    """A staging column as a date: dates as they are, timestamps on their calendar day in the city's time zone."""
     dtype = staged.schema[name]
     if isinstance(dtype, pl.Datetime):
         col = pl.col(name)
         if dtype.time_zone is not None:
-            col = col.dt.convert_time_zone("Asia/Shanghai")
+            col = col.dt.convert_time_zone(DEFAULT_TIMEZONE)
         return col.dt.date()
     return pl.col(name).cast(pl.Date)
 

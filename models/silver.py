@@ -1,7 +1,7 @@
 """The silver layer on disk: staging models and canonical intermediate tables as Delta tables.
 
 - ``HOME/lake/silver/stg_<department>__<asset>`` — one staging model per bronze table (:func:`build_staging`);
-- ``HOME/lake/quarantine/rows/<department>/<asset>`` — its quarantined rows (:mod:`quality.quarantine`);
+- ``HOME/lake/quarantine/rows/<department>/<asset>`` — its quarantined rows (:mod:`models.staging.quarantine`; reconciled by :mod:`quality.quarantine`);
 - ``HOME/lake/silver/int_enterprise_records``, ``int_person_records``, ``int_events`` — the union of every
   staging model's mentions and events (:func:`build_intermediate`, schemas in :mod:`models.canonical`).
 
@@ -24,12 +24,17 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from connectors.bronze import bronze_path, read_dataset
-from connectors.config import SourcesConfig
+from connectors.config_schema import SourcesConfig
+from lake.delta import overwrite, read_dataset, to_arrow
+from lake.layout import (
+    bronze_path,
+    quarantine_rows_path,
+    silver_path,  # re-exported for models/marts, models/exports until merge
+)
 from models import canonical
+from models.staging.quarantine import QUARANTINE_SCHEMA
 from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, stage
-from quality.quarantine import QUARANTINE_SCHEMA, Reconciliation, quarantine_path, reconcile
 
 DEFAULT_BATCH_ROWS = 200_000
 #: pyarrow's scanner reads up to 16 batches and 4 files ahead by default: memory that grows with the table
@@ -46,10 +51,6 @@ def _writer_properties():
 
 
 WRITER_PROPERTIES = _writer_properties()
-
-
-def silver_path(home: Path, name: str) -> Path:
-    return Path(home) / "lake" / "silver" / name
 
 
 def source_infos(config: SourcesConfig) -> dict[str, SourceInfo]:
@@ -74,16 +75,10 @@ class StagingReport:
     quarantined_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    reconciliation: Reconciliation | None = None
 
     @property
     def rows_per_second(self) -> float:
         return self.bronze_rows / self.seconds if self.seconds else 0.0
-
-
-def _arrow(frame: pl.DataFrame) -> pa.Table:
-    # Delta wants plain (large) strings, not Polars' string views
-    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
 
 
 def _bronze_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -122,9 +117,8 @@ def _empty_bronze(path: Path) -> pl.DataFrame:
 
 def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
                   batch_rows: int = DEFAULT_BATCH_ROWS) -> StagingReport:
-    """Recompute one staging model and its quarantine from bronze's live rows; reconcile the counts."""
-    from deltalake import write_deltalake
-
+    """Recompute one staging model and its quarantine from bronze's live rows (the caller reconciles the
+    counts: :func:`quality.quarantine.reconcile_staging`)."""
     started = time.perf_counter()
     home = Path(home)
     source = bronze_path(home, spec.department, spec.asset)
@@ -134,7 +128,7 @@ def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
     reasons: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="qst-quarantine-") as spool:
         spool_path = Path(spool) / "quarantined.parquet"
-        quarantine_schema = _arrow(pl.DataFrame(schema=QUARANTINE_SCHEMA)).schema
+        quarantine_schema = to_arrow(pl.DataFrame(schema=QUARANTINE_SCHEMA)).schema
         import pyarrow.parquet as pq
 
         writer = pq.ParquetWriter(spool_path, quarantine_schema)
@@ -147,27 +141,24 @@ def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
                     if result.quarantined.height:
                         report.quarantined_rows += result.quarantined.height
                         reasons.update(result.quarantined["reasons"].explode().drop_nulls().to_list())
-                        writer.write_table(_arrow(result.quarantined).cast(quarantine_schema))
-                    yield from _arrow(result.rows).to_batches()
+                        writer.write_table(to_arrow(result.quarantined).cast(quarantine_schema))
+                    yield from to_arrow(result.rows).to_batches()
 
             # the staging schema from the first batch (staging an empty frame for it costs a whole pass of
             # expression planning, a tenth of a second per table); from an empty one when bronze is empty
             produced = staged_batches()
             first = next(produced, None)
             if first is None:
-                schema, rest = _arrow(stage(empty, spec, info).rows).schema, iter(())
+                schema, rest = to_arrow(stage(empty, spec, info).rows).schema, iter(())
             else:
                 schema, rest = first.schema, itertools.chain([first], produced)
             reader = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in rest))
-            write_deltalake(silver_path(home, spec.name), reader, mode="overwrite", schema_mode="overwrite",
-                            writer_properties=WRITER_PROPERTIES)
+            overwrite(silver_path(home, spec.name), reader, writer_properties=WRITER_PROPERTIES)
         finally:
             writer.close()
         quarantined = pq.read_table(spool_path)
-        write_deltalake(quarantine_path(home, spec.department, spec.asset), quarantined, mode="overwrite",
-                        schema_mode="overwrite")
+        overwrite(quarantine_rows_path(home, spec.department, spec.asset), quarantined)
     report.reasons = dict(reasons.most_common())
-    report.reconciliation = reconcile(home, spec, silver_path(home, spec.name))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -236,12 +227,10 @@ def build_intermediate(home: Path, table: str, specs: list[StagingSpec], *,
                        batch_rows: int = DEFAULT_BATCH_ROWS) -> IntermediateReport:
     """Recompute one canonical table (``int_enterprise_records`` ...) from the staging models of ``specs``
     that exist; one overwrite commit, streamed a staging batch at a time."""
-    from deltalake import write_deltalake
-
     started = time.perf_counter()
     home = Path(home)
     builder = canonical.BUILDERS[table]
-    schema = _arrow(pl.DataFrame(schema=canonical.SCHEMAS[table])).schema
+    schema = to_arrow(pl.DataFrame(schema=canonical.SCHEMAS[table])).schema
     report = IntermediateReport(table)
 
     # opened before the writer starts pulling batches (see _bronze_batches)
@@ -258,10 +247,9 @@ def build_intermediate(home: Path, table: str, specs: list[StagingSpec], *,
                 if out.height:
                     report.rows += out.height
                     report.by_source[spec.source] = report.by_source.get(spec.source, 0) + out.height
-                    yield from _arrow(out).cast(schema).to_batches()
+                    yield from to_arrow(out).cast(schema).to_batches()
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())
-    write_deltalake(silver_path(home, table), reader, mode="overwrite", schema_mode="overwrite",
-                    writer_properties=WRITER_PROPERTIES)
+    overwrite(silver_path(home, table), reader, writer_properties=WRITER_PROPERTIES)
     report.seconds = time.perf_counter() - started
     return report

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from connectors.config import SourcesConfig
+from connectors.config_schema import SourcesConfig
 from pipelines import bronze, exports, gold, marts, quality, silver
 from pipelines.home import exports_path
 from pipelines.resources import LakeResource

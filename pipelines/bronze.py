@@ -5,7 +5,7 @@ its report into Dagster metadata and a reconciliation check; every rule lives in
 
 Per department: a group ``bronze_<department>`` and a pool ``source_<department>`` whose limit is the
 department's ``max_concurrent_reads`` (so a fragile legacy server is never hammered). Per asset: a
-retry policy with exponential backoff, daily partitions (02:00 Asia/Shanghai) that can be backfilled,
+retry policy with exponential backoff, daily partitions (02:00 in the city's time zone) that can be backfilled,
 and an asset check that source rows equal bronze's live rows after the load.
 """
 
@@ -16,14 +16,15 @@ import json
 import dagster as dg
 from dagster import AssetExecutionContext, SensorEvaluationContext
 
-from connectors.config import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
+from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
 from connectors.extract import TableLoadReport, load_file_drop, load_table
+from lake.city import DEFAULT_TIMEZONE
 from pipelines.resources import LakeResource
 from pipelines.sources import legacy_asset_key
 
 BRONZE_PREFIX = "bronze"
 RECONCILE_CHECK = "source_rows_reconcile"
-NIGHTLY_TIMEZONE = "Asia/Shanghai"
+NIGHTLY_TIMEZONE = DEFAULT_TIMEZONE  # lake.city
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=NIGHTLY_TIMEZONE,
                                                 hour_offset=2)
 retry_policy = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -142,7 +143,7 @@ def nightly_job():
 
 
 def nightly_schedule(job) -> dg.ScheduleDefinition:
-    """02:00 Asia/Shanghai, for the day that just ended."""
+    """02:00 in the city's time zone, for the day that just ended."""
     return dg.build_schedule_from_partitioned_job(job, hour_of_day=2, minute_of_hour=0,
                                                   default_status=dg.DefaultScheduleStatus.RUNNING)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from connectors.config import redact_url
+from connectors.config_schema import redact_url
+from lake.layout import data_dictionary_path, data_docs_path, exports_root, marts_path, scorecard_path
 from pipelines.home import LAYERS
 
 DEMO_ENTERPRISES = 3_000
@@ -136,7 +137,7 @@ HOME_OPTION = click.option(
                    "the repository's sources.yaml).")
 @HOME_OPTION
 @click.option("--date", "partition", default=None, metavar="YYYY-MM-DD",
-              help="The nightly partition to run (default: the last complete day, Asia/Shanghai 02:00).")
+              help="The nightly partition to run (default: the last complete day, 02:00 in the city's time zone).")
 @click.option("--select", multiple=True, metavar="DEPT[/ASSET]",
               help="Only these departments or assets and what depends on them, e.g. --select tax "
                    "--select samr/registrations.")
@@ -284,13 +285,13 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     click.echo(f"  {home / 'lake' / 'silver'}     staging models stg_<department>__<table> and the canonical "
                "int_enterprise_records, int_person_records, int_events")
     click.echo(f"  {home / 'lake' / 'quarantine' / 'rows'}   rows silver could not use, with reasons")
-    click.echo(f"  {home / 'lake' / 'quality' / 'scorecard'}   the department scorecard (报送考核)")
+    click.echo(f"  {scorecard_path(home)}   the department scorecard (报送考核)")
     click.echo(f"  {home / 'lake' / 'gold'}       entity_crosswalk, entity_id_history, review_queue, dim_enterprise, "
                "dim_person")
-    click.echo(f"  {home / 'marts.duckdb'}     the marts (一企一档, 一人一档, 信用风险预警 ...); "
-               f"dictionary: {home / 'docs' / 'data_dictionary.md'}")
-    click.echo(f"  {home / 'exports'}          each bureau's package: exports/<bureau>/{state.as_of}")
-    click.echo(f"  {home / 'docs' / 'data_docs' / 'index.html'}   Great Expectations Data Docs of every silver table")
+    click.echo(f"  {marts_path(home)}     the marts (一企一档, 一人一档, 信用风险预警 ...); "
+               f"dictionary: {data_dictionary_path(home)}")
+    click.echo(f"  {exports_root(home)}          each bureau's package: exports/<bureau>/{state.as_of}")
+    click.echo(f"  {data_docs_path(home) / 'index.html'}   Great Expectations Data Docs of every silver table")
     click.echo("\nNext:")
     click.echo(f"  .venv/bin/qst er-eval --truth {estate} --home {home}   # entity resolution against the truth")
     click.echo(f"  .venv/bin/qst verify-export {home / 'exports' / 'tax' / state.as_of}")

@@ -13,13 +13,14 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
-from connectors.config import SourcesConfig
+from connectors.config_schema import SourcesConfig
+from lake.layout import data_docs_path, validations_path
 from models import canonical
 from models.staging.spec import StagingSpec, load_specs
 from pipelines.bronze import bronze_asset_key, daily_partitions
 from pipelines.home import staging_specs_folder
 from pipelines.resources import LakeResource
-from pipelines.silver import configured_specs, silver_asset_key, unstaged_tables, validations_folder
+from pipelines.silver import configured_specs, silver_asset_key, unstaged_tables
 
 QUALITY_PREFIX = "quality"
 
@@ -73,8 +74,8 @@ def _data_docs_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
 
         suites = {s.name: suite_for_staging(s) for s in chosen}
         suites |= {t: suite_for_intermediate(t) for t in canonical.INTERMEDIATE_TABLES}
-        reports = load_reports(validations_folder(lake.home_path()), suites)
-        index = build_data_docs(reports, lake.home_path() / "docs" / "data_docs")
+        reports = load_reports(validations_path(lake.home_path()), suites)
+        index = build_data_docs(reports, data_docs_path(lake.home_path()))
         return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index)), "suites": len(reports),
                                               "failed_soft": dg.MetadataValue.json(
                                                   {r.suite.name: r.failed_soft for r in reports if r.failed_soft})})

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from connectors.config import SourcesConfig
+from connectors.config_schema import SourcesConfig
+from lake.layout import dagster_path
 from pipelines.assemble import build_definitions
 from pipelines.bronze import daily_partitions, pool_name
 from pipelines.gold import GOLD_BLOCKING_CHECKS
@@ -32,7 +33,7 @@ concurrency:
 def dagster_instance(home: Path, config: SourcesConfig) -> dg.DagsterInstance:
     """The persistent instance in ``home/.dagster``, with one pool per source database limited to that
     department's ``max_concurrent_reads``."""
-    folder = Path(home).resolve() / ".dagster"
+    folder = dagster_path(home)
     folder.mkdir(parents=True, exist_ok=True)
     yaml_path = folder / "dagster.yaml"
     if not yaml_path.exists():

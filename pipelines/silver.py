@@ -18,7 +18,8 @@ from pathlib import Path
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from connectors.config import SourcesConfig
+from connectors.config_schema import SourcesConfig
+from lake.layout import validations_path
 from models import canonical, silver
 from models.staging.spec import StagingSpec, load_specs
 from pipelines.bronze import bronze_asset_key, daily_partitions
@@ -56,15 +57,10 @@ def _suite_checks(key: dg.AssetKey, what: str) -> list[dg.AssetCheckSpec]:
             dg.AssetCheckSpec(SOFT_CHECK, asset=key, description=f"soft expectations of {what}: a warning")]
 
 
-def validations_folder(home: Path) -> Path:
-    """Where each silver table's last validation is kept for the Data Docs (quality.expectations.save_report)."""
-    return home / "docs" / "validations"
-
-
 def _suite_results(key: dg.AssetKey, report, home: Path) -> list[dg.AssetCheckResult]:
     from quality.expectations import save_report
 
-    save_report(report, validations_folder(home))
+    save_report(report, validations_path(home))
     meta = report.to_metadata()
     return [dg.AssetCheckResult(asset_key=key, check_name=HARD_CHECK, passed=report.passed_hard,
                                 severity=dg.AssetCheckSeverity.ERROR, metadata={"report": dg.MetadataValue.json(meta)}),
@@ -92,10 +88,11 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
         from quality.expectations import suite_for_staging, validate
+        from quality.quarantine import reconcile_staging
 
         home = lake.home_path()
         report = silver.build_staging(home, spec, info)
-        rec = report.reconciliation
+        rec = reconcile_staging(home, spec)
         if report.quarantined_rows:
             context.log.warning(f"{spec.name}: {report.quarantined_rows} row(s) quarantined: {report.reasons}")
         yield dg.MaterializeResult(metadata={

@@ -16,14 +16,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from connectors.config import (
-    ConfigError,
-    DepartmentConfig,
-    FileDropConfig,
-    SourcesConfig,
-    TableConfig,
-    load_sources,
-)
+from connectors.config import load_sources
+from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
+from lake.yamlfile import ConfigError
 
 __all__ = [
     "LEGACY_PREFIX",

@@ -32,11 +32,11 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
 
+from lake.city import city_zone
 from models.canonical import (
     ENTERPRISE_FIELDS,
     INTERMEDIATE_TABLES,
@@ -80,7 +80,7 @@ VALIDITY_MOSTLY = 0.8       # at least 80% of the identifiers written in full ar
 MAPPED_MOSTLY = 0.99        # at most 1% of codes the crosswalk does not know
 PLAUSIBLE_MOSTLY = 0.99     # at most 1% of dates outside the plausible range
 EARLIEST_DATE = dt.datetime(1949, 10, 1)  # the founding of the PRC: no record of this estate predates it
-TIMEZONE = ZoneInfo("Asia/Shanghai")
+TIMEZONE = city_zone()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 One row per (reporting day D, department, source table or file drop), computed from committed data only --
 bronze's lineage columns, the staging models and their quarantine tables -- so a rerun over the same lake
-gives the same rows and there is no side state to drift. D is a calendar day in Asia/Shanghai. This
+gives the same rows and there is no side state to drift. D is a calendar day in the city's time zone. This
 docstring *is* the definition: leaders and departments argue over it, so every number below is exact.
 
 Received records
@@ -124,12 +124,13 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pyarrow as pa
 
-from connectors.bronze import bronze_path, read_dataset
-from connectors.config import SourcesConfig
-from models.silver import silver_path, source_infos
+from connectors.config_schema import SourcesConfig
+from lake.city import DEFAULT_TIMEZONE
+from lake.delta import read_dataset, replace_where
+from lake.layout import bronze_path, quarantine_rows_path, scorecard_path, silver_path
+from models.silver import source_infos
 from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, source_pk
-from quality.quarantine import quarantine_path
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -143,11 +144,10 @@ __all__ = [
     "grade",
     "read_scorecard",
     "scorecard",
-    "scorecard_path",
     "write_scorecard",
 ]
 
-REPORTING_TIMEZONE = "Asia/Shanghai"
+REPORTING_TIMEZONE = DEFAULT_TIMEZONE  # the city's calendar
 #: When the nightly load runs on D+1 (the schedule of ``pipelines/bronze.py``).
 NIGHTLY_LOAD = dt.time(2, 0)
 DEFAULT_GRACE = dt.timedelta(hours=4)
@@ -191,10 +191,6 @@ EXTRACTED = "_qst_extracted_at"
 DELETED = "_qst_deleted_at"
 ROW_HASH = "_qst_row_hash"
 BATCH = "_qst_batch_id"
-
-
-def scorecard_path(home: Path) -> Path:
-    return Path(home) / "lake" / "quality" / "scorecard"
 
 
 def _local(day: dt.date, at: dt.time = dt.time(0)) -> dt.datetime:
@@ -385,7 +381,7 @@ def _silver_counts(home: Path, spec: StagingSpec, received: pl.DataFrame) -> dic
                 frame = frame.with_columns(pl.lit(None, pl.Utf8).alias(c))
         staged = frame.join(wanted, on=key, how="semi", nulls_equal=True)
     quarantined = 0
-    qset = read_dataset(quarantine_path(home, spec.department, spec.asset))
+    qset = read_dataset(quarantine_rows_path(home, spec.department, spec.asset))
     if qset is not None and all(k in qset.schema.names for k in key):
         flt = None
         if BATCH in qset.schema.names:  # quarantined by the same version: written by the same load
@@ -508,8 +504,6 @@ def nightly_scorecard(home: Path, config: SourcesConfig, specs: dict[str, Stagin
 def write_scorecard(home: Path, frame: pl.DataFrame) -> Path:
     """Write ``frame`` to ``HOME/lake/quality/scorecard``, replacing exactly the rows of the days it holds
     (one atomic commit), so a rerun for a day never doubles its rows. Returns the table's path."""
-    from deltalake import write_deltalake
-
     path = scorecard_path(home)
     frame = frame.select(list(SCORECARD_SCHEMA)).cast(SCORECARD_SCHEMA)
     days = sorted(set(frame.get_column("day").to_list()))
@@ -519,8 +513,7 @@ def write_scorecard(home: Path, frame: pl.DataFrame) -> Path:
         raise ValueError("every scorecard row needs its day")
     predicate = "day IN (" + ", ".join(f"'{d.isoformat()}'" for d in days) + ")"
     path.mkdir(parents=True, exist_ok=True)
-    write_deltalake(str(path), frame.to_arrow(compat_level=pl.CompatLevel.oldest()), mode="overwrite",
-                    predicate=predicate)
+    replace_where(str(path), frame, predicate)
     return path
 
 

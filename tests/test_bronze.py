@@ -28,6 +28,9 @@ import pytest
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from connectors import bronze
+from connectors.bronze import merge as bronze_merge
+from connectors.bronze.rowhash import RowHasher
+from lake.layout import bronze_path
 
 ROOT = Path(__file__).resolve().parents[1]
 UTC = dt.UTC
@@ -103,17 +106,17 @@ def history(path: Path) -> list[dict]:
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    return bronze.bronze_path(tmp_path, "tax", "credit_ratings")
+    return bronze_path(tmp_path, "tax", "credit_ratings")
 
 
 # ------------------------------------------------------------------------------------------ first load
 
 
 def test_bronze_path_layout_and_refusal(tmp_path: Path) -> None:
-    assert bronze.bronze_path(tmp_path, "samr", "registrations") == tmp_path / "lake/bronze/samr/registrations"
+    assert bronze_path(tmp_path, "samr", "registrations") == tmp_path / "lake/bronze/samr/registrations"
     for bad in ("..", "a/b", ""):
         with pytest.raises(ValueError):
-            bronze.bronze_path(tmp_path, "samr", bad)
+            bronze_path(tmp_path, "samr", bad)
 
 
 def test_first_load_lands_every_row_with_lineage_by_plain_append(path: Path) -> None:
@@ -270,7 +273,7 @@ def test_row_hash_recipe_for_every_type(tmp_path: Path) -> None:
         {"ID": 3, "I8": 127, "OK": None, "F32": -1.25, "F64": 1e300, "D0": Decimal(100), "D4": Decimal(f"{huge}E-4"),
          "BIN": b"", "TXT": "x" * 1000 + "尾", "DAY": dt.date(2024, 2, 29), "TS": T0},
     ] + [{"ID": i, "TXT": "街道" * (i % 37), "D4": Decimal(i) / 100, "F64": i / 3} for i in range(4, 60)]
-    path = bronze.bronze_path(tmp_path, "t", "types")
+    path = bronze_path(tmp_path, "t", "types")
     batch = pa.RecordBatch.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema)
     bronze.upsert_batches(path, [batch], schema, primary_key=["ID"], source="s", batch_id="b", extracted_at=T0)
     stored = {r["ID"]: r["_qst_row_hash"] for r in pds.dataset(DeltaTable(str(path)).file_uris()).to_table()
@@ -287,8 +290,8 @@ def test_row_hash_survives_widening_reordering_and_added_null_columns() -> None:
                      "C": pa.array([0.25, 3.0], pa.float64()), "B": pa.array([Decimal("1.5000"), Decimal("-2.0000")],
                                                                              pa.decimal128(14, 4)),
                      "A": pa.array([1, None], pa.int64())})
-    narrow_hash = bronze._RowHasher(narrow.schema)(narrow).to_pylist()
-    assert narrow_hash == bronze._RowHasher(wide.schema)(wide).to_pylist()
+    narrow_hash = RowHasher(narrow.schema)(narrow).to_pylist()
+    assert narrow_hash == RowHasher(wide.schema)(wide).to_pylist()
     assert narrow_hash == [row_hash(r, {"B": 2}) for r in narrow.to_pylist()]
 
 
@@ -296,7 +299,7 @@ def test_row_hash_ignores_column_order(path: Path, tmp_path: Path) -> None:
     src = source_rows(30)
     load(path, src)
     reordered = pa.schema([SCHEMA.field(n) for n in reversed(SCHEMA.names)])
-    other = bronze.bronze_path(tmp_path, "tax", "reordered")
+    other = bronze_path(tmp_path, "tax", "reordered")
     load(other, src, schema=reordered)
     assert [r["_qst_row_hash"] for r in read(path)] == [r["_qst_row_hash"] for r in read(other)]
     result = load(path, src, schema=reordered, batch_id="run-2")
@@ -586,7 +589,7 @@ def test_mark_deleted_marks_absent_keys_and_unmarks_returning_ones(path: Path) -
                                       schema=pa.schema([("NSRSBH", pa.string()), ("PJND", pa.int32())]))
     assert bronze.mark_deleted(path, [back], primary_key=KEY, at=at + dt.timedelta(days=14)) == 0
     assert all(r["_qst_deleted_at"] is None for r in read(path))
-    assert bronze.mark_deleted(bronze.bronze_path(path.parent, "x", "none"), [back], primary_key=KEY, at=at) == 0
+    assert bronze.mark_deleted(bronze_path(path.parent, "x", "none"), [back], primary_key=KEY, at=at) == 0
 
 
 def test_an_unchanged_row_read_again_is_no_longer_deleted(path: Path) -> None:
@@ -654,7 +657,7 @@ def test_commits_are_bounded_and_the_result_is_the_same(path: Path, tmp_path: Pa
     assert [c["qst.rows"] for c in appends] == [1000] * 5
     assert [c["qst.final"] for c in appends] == [False] * 4 + [True]
 
-    one = bronze.bronze_path(tmp_path, "tax", "one_commit")
+    one = bronze_path(tmp_path, "tax", "one_commit")
     load(one, src, size=300)
     assert read(path) == read(one)
 
@@ -669,7 +672,7 @@ def test_commits_are_bounded_and_the_result_is_the_same(path: Path, tmp_path: Pa
 
 def test_a_failing_commit_stops_the_load_and_a_rerun_converges(path: Path, monkeypatch) -> None:
     src = source_rows(500)
-    real, calls = bronze.write_deltalake, []
+    real, calls = bronze_merge.write_deltalake, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -677,11 +680,11 @@ def test_a_failing_commit_stops_the_load_and_a_rerun_converges(path: Path, monke
             raise OSError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bronze, "write_deltalake", flaky)
+    monkeypatch.setattr(bronze_merge, "write_deltalake", flaky)
     with pytest.raises(OSError, match="disk full"):
         load(path, src, size=50, max_rows_per_commit=100)
     assert len(read(path)) == 200 and not bronze.table_info(path)["complete"]
-    monkeypatch.setattr(bronze, "write_deltalake", real)
+    monkeypatch.setattr(bronze_merge, "write_deltalake", real)
     load(path, src, batch_id="rerun", max_rows_per_commit=100)
     assert source_values(read(path)) == source_values(src) and bronze.table_info(path)["complete"]
 
@@ -709,6 +712,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     import pyarrow.parquet as pq
     from connectors import bronze
+    from connectors.bronze import merge
 
     pause_after, pause_seconds, marker = {pause_after!r}, {pause_seconds!r}, {marker!r}
 
@@ -719,7 +723,7 @@ CHILD = textwrap.dedent("""
             while not os.path.exists(marker + ".go") and time.monotonic() < deadline:
                 time.sleep(0.01)
 
-    bronze._after_commit = hook
+    merge._after_commit = hook  # the test seam of the commit loop
     open(marker + ".started", "w").close()
     try:
         stream = pq.ParquetFile({stream!r})

@@ -9,18 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.config import (
-    ColumnType,
-    ConfigError,
-    SourcesConfig,
-    load_sources,
-    parse_column_type,
-    parse_lookback,
-    redact_url,
-    schema_json,
-    sources_from_dict,
-    sources_from_yaml,
-)
+from connectors.config import load_sources, schema_json, sources_from_dict, sources_from_yaml
+from connectors.config_schema import SourcesConfig, redact_url
+from connectors.config_values import ColumnType, parse_column_type, parse_lookback
+from lake.yamlfile import ConfigError
 
 VALID = """\
 version: 1
@@ -729,7 +721,7 @@ def test_duplicate_keys_inside_a_table_are_rejected(tmp_path):
 
 
 def test_strict_loader_rejects_duplicates_on_its_own():
-    from connectors.config import StrictSafeLoader
+    from lake.yamlfile import StrictSafeLoader
 
     with pytest.raises(yaml.constructor.ConstructorError, match="duplicate key 'a'"):
         yaml.load("a: 1\nb: 2\na: 3\n", Loader=StrictSafeLoader)

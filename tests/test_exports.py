@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from connectors.config import ConfigError
+from lake.yamlfile import ConfigError
 from models.exports import (
     ExportError,
     entitlement_version,

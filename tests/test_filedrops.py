@@ -18,7 +18,8 @@ import pyarrow as pa
 import pytest
 import xlsxwriter
 
-from connectors.config import FileDropConfig, load_sources
+from connectors.config import load_sources
+from connectors.config_schema import FileDropConfig
 from connectors.filedrops import (
     LINEAGE_COLUMNS,
     DropFile,

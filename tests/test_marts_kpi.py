@@ -16,7 +16,8 @@ import polars as pl
 import pytest
 from conftest import estate_rows
 
-from connectors.bronze import read_dataset
+from lake.delta import read_dataset
+from lake.layout import quarantine_rows_path
 from models.marts.kpi import (
     COMMENTS,
     INDICATORS,
@@ -27,7 +28,6 @@ from models.marts.kpi import (
     forecast,
     mart_kpi_daily,
 )
-from quality.quarantine import quarantine_path
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
 D = dt.date
@@ -48,7 +48,7 @@ def mart(estate) -> pl.DataFrame:
 
 
 def quarantined(home: Path, department: str, asset: str) -> set[str]:
-    dataset = read_dataset(quarantine_path(home, department, asset))
+    dataset = read_dataset(quarantine_rows_path(home, department, asset))
     return set() if dataset is None else set(pl.from_arrow(dataset.to_table())["source_pk"])
 
 

@@ -15,7 +15,8 @@ import polars as pl
 import pytest
 from conftest import estate_frame
 
-from connectors.bronze import read_dataset
+from lake.delta import read_dataset
+from lake.layout import quarantine_rows_path
 from models.marts.calendar import CALENDAR_START
 from models.marts.service import (
     COMMENTS,
@@ -27,7 +28,6 @@ from models.marts.service import (
     mart_business_startup,
     mart_service_efficiency,
 )
-from quality.quarantine import quarantine_path
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
 
@@ -62,7 +62,7 @@ def estate(silver_estate) -> tuple[Path, Path, dt.date]:
 def raw_cases(estate) -> list[dict]:
     """The raw cases silver kept (quarantined keys left out), with the per-case figures computed in Python."""
     estate_dir, home, as_of = estate
-    quarantined = read_dataset(quarantine_path(home, "service", "service_cases"))
+    quarantined = read_dataset(quarantine_rows_path(home, "service", "service_cases"))
     dropped = set() if quarantined is None else set(pl.from_arrow(quarantined.to_table())["source_pk"])
     frame = estate_frame(estate_dir, "service", f"SELECT {', '.join(RAW_COLUMNS)} FROM BJ_BJXX", RAW_COLUMNS)
     rows = []

@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from connectors import bronze
 from connectors.config import load_sources
 from connectors.readers import open_table
+from lake.delta import read_dataset
+from lake.layout import bronze_path
 from models.exports import load_entitlements, verify_package
 from models.gold.build import read_gold
 from models.silver import read_silver
@@ -34,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def bronze_live(home: Path, dept: str, asset: str) -> pl.DataFrame:
-    ds = bronze.read_dataset(bronze.bronze_path(home, dept, asset))
+    ds = read_dataset(bronze_path(home, dept, asset))
     assert ds is not None, f"no bronze table for {dept}/{asset}"
     return pl.from_arrow(ds.to_table()).filter(pl.col("_qst_deleted_at").is_null())
 
@@ -106,7 +108,7 @@ def test_incremental_nights_follow_the_source_exactly(sqlite_estate):
     assert 0 < filings["rows_read"] < filings["bronze_live_rows"], "an incremental night reads only what changed"
     # deletions are kept in bronze, flagged with the time they were noticed
     deleted = pl.read_parquet(out / "truth" / "deleted" / "*.parquet").filter(pl.col("table") == "BJ_BJXX")
-    ds = bronze.read_dataset(bronze.bronze_path(home, "service", "service_cases"))
+    ds = read_dataset(bronze_path(home, "service", "service_cases"))
     everything = pl.from_arrow(ds.to_table(columns=["BJBH", "_qst_deleted_at"]))
     flagged = set(everything.filter(pl.col("_qst_deleted_at").is_not_null())["BJBH"])
     assert flagged and flagged <= set(deleted["pk"])
@@ -118,7 +120,7 @@ def test_rerunning_a_night_is_idempotent(sqlite_estate):
     out, home = sqlite_estate
     config = load_sources(out / "sources.yaml")
     run_pipeline(config, home, partition="2026-11-01", until="gold")
-    before = {d: bronze.table_info(bronze.bronze_path(home, d, a))["rows"] for d, a in
+    before = {d: bronze.table_info(bronze_path(home, d, a))["rows"] for d, a in
               [("samr", "registrations"), ("tax", "filings")]}
     canonical_before = read_silver(home, "int_enterprise_records").sort("record_id")
     ids_before = read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).sort("record_id")
@@ -132,7 +134,7 @@ def test_rerunning_a_night_is_idempotent(sqlite_estate):
     for a in again.assets:
         if "rows_inserted" in a.metadata:
             assert a.metadata["rows_inserted"] == 0 and a.metadata["rows_updated"] == 0, a.key
-    after = {d: bronze.table_info(bronze.bronze_path(home, d, a))["rows"] for d, a in
+    after = {d: bronze.table_info(bronze_path(home, d, a))["rows"] for d, a in
              [("samr", "registrations"), ("tax", "filings")]}
     assert before == after
 
@@ -279,7 +281,7 @@ def test_killed_extraction_reruns_to_exactly_the_source(tmp_path, pg_url):
     text = yaml_path.read_text().replace("batch_rows: 100000", "batch_rows: 5000")
     yaml_path.write_text(text)
     home = tmp_path / "home"
-    path = bronze.bronze_path(home, "tax", "filings")
+    path = bronze_path(home, "tax", "filings")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(yaml_path), str(home), "killed"], env=env,
                             cwd=REPO)
@@ -292,7 +294,7 @@ def test_killed_extraction_reruns_to_exactly_the_source(tmp_path, pg_url):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the extraction was killed midway, not finished"
-    partial = pl.from_arrow(bronze.read_dataset(path).to_table(columns=["ID"]))
+    partial = pl.from_arrow(read_dataset(path).to_table(columns=["ID"]))
     source_rows = est.EstateState.load(out).rows["tax.SB_ZSXX"]
     assert 0 < partial.height < source_rows
     from connectors.extract import load_table
@@ -301,5 +303,5 @@ def test_killed_extraction_reruns_to_exactly_the_source(tmp_path, pg_url):
     dept = config.department("tax")
     report = load_table(config, dept, dept.table("filings"), home, batch_id="rerun")
     assert report.reconciled
-    final = pl.from_arrow(bronze.read_dataset(path).to_table(columns=["ID"]))
+    final = pl.from_arrow(read_dataset(path).to_table(columns=["ID"]))
     assert final.height == source_rows and final["ID"].n_unique() == source_rows

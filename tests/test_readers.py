@@ -16,8 +16,9 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from connectors import readers
-from connectors.config import TableConfig, load_sources, sources_from_dict
+from connectors import readers, transports
+from connectors.config import load_sources, sources_from_dict
+from connectors.config_schema import TableConfig
 from connectors.readers import FLAGS_COLUMN, SourceReadError, open_table, source_columns
 from connectors.types import TypeChoice, coerce
 from simulator import estate as est
@@ -357,9 +358,10 @@ def test_hostile_identifiers_are_rejected_before_any_sql(source, tmp_path, monke
     def no_sql(*_a, **_k):
         raise AssertionError("a connection was made")
 
-    monkeypatch.setattr(readers, "_engine", no_sql)
-    monkeypatch.setattr(readers, "_cx_batches", no_sql)
-    monkeypatch.setattr(readers, "_adbc_batches", no_sql)
+    monkeypatch.setattr(readers, "engine_for", no_sql)
+    monkeypatch.setattr(transports, "engine_for", no_sql)
+    monkeypatch.setattr(transports, "_cx_batches", no_sql)
+    monkeypatch.setattr(transports, "_adbc_batches", no_sql)
     cfg = source.config([TABLE], tmp_path)
     dept = cfg.department("legacy")
     evil = TableConfig.model_construct(**{**dept.tables[0].__dict__, "name": 'T_LEGACY"; DROP TABLE "T_LEGACY'})
@@ -677,7 +679,7 @@ def test_type_mapping_for_other_dialects(sa_type, dialect, expected):
 
 
 def test_python_values_of_mixed_types_are_converted_or_flagged():
-    from connectors.types import python_values_to_arrow
+    from connectors.transports import python_values_to_arrow
 
     raw, bad = python_values_to_arrow([1, "abc", 2.5, None, b"\xff", Decimal(7), 2**64 - 1])
     assert bad.to_pylist() == [False, False, False, False, True, False, False]

@@ -12,11 +12,13 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from connectors.config import SourcesConfig, load_sources, sources_from_dict
+from connectors.config import load_sources, sources_from_dict
+from connectors.config_schema import SourcesConfig
 from connectors.extract import load_file_drop, load_table
 from models import silver
 from models.staging.spec import StagingSpec, load_specs
 from quality import scorecard as sc
+from quality.quarantine import reconcile_staging
 from simulator import estate as est
 from simulator.mess import MessProfile
 
@@ -41,8 +43,9 @@ def _load_all(config: SourcesConfig, home: Path, now: dt.datetime, only: set[str
 def _build_silver(config: SourcesConfig, home: Path, specs: dict[str, StagingSpec]) -> None:
     for source, info in silver.source_infos(config).items():
         if source in specs:
-            report = silver.build_staging(home, specs[source], info)
-            assert report.reconciliation.ok, report.reconciliation.describe()
+            silver.build_staging(home, specs[source], info)
+            rec = reconcile_staging(home, specs[source])
+            assert rec.ok, rec.describe()
 
 
 def _row(card: pl.DataFrame, asset: str) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from connectors.config import ConfigError
+from lake.yamlfile import ConfigError
 from models import canonical
 from models.staging.spec import SPEC_DIR, StagingSpec, load_spec, load_specs
 from models.staging.stage import SourceInfo, StagingError, stage

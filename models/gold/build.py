@@ -25,6 +25,8 @@ from pathlib import Path
 
 import polars as pl
 
+from lake.delta import append, overwrite, read_frame, replace_where
+from lake.layout import gold_path
 from models.gold.identity import HISTORY_SCHEMA, assign_ids, id_number
 from models.gold.review import SHOWN, read_decisions, review_queue
 from models.gold.survivorship import golden_records, link_branches
@@ -47,14 +49,6 @@ CROSSWALK_SCHEMA: dict[str, pl.DataType] = {
 HISTORY_TABLE_SCHEMA: dict[str, pl.DataType] = {
     "partition": pl.Date, "run_id": pl.Utf8, **HISTORY_SCHEMA, "recorded_at": pl.Datetime("us", "UTC"),
 }
-
-def gold_path(home: Path, name: str) -> Path:
-    return Path(home) / "lake" / "gold" / name
-
-
-def _arrow(frame: pl.DataFrame):
-    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
-
 
 def read_gold(home: Path, name: str, columns: list[str] | None = None, version: int | None = None) -> pl.DataFrame:
     path = gold_path(home, name)
@@ -117,14 +111,7 @@ def previous_night(home: Path, partition: str) -> Previous:
 
 
 def _read_history(home: Path) -> pl.DataFrame | None:
-    from connectors.bronze import read_dataset
-
-    dataset = read_dataset(gold_path(home, "entity_id_history"))
-    if dataset is None:
-        return None
-    frame = pl.from_arrow(dataset.to_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return read_frame(gold_path(home, "entity_id_history"))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -177,7 +164,7 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
     """Resolve enterprises, then persons (legal representatives compare by the enterprise they represent),
     carry ids from the previous night, and write the crosswalk, the id history, the review queue and the
     golden records."""
-    from deltalake import CommitProperties, write_deltalake
+    from deltalake import CommitProperties
 
     started = time.perf_counter()
     home = Path(home)
@@ -241,8 +228,7 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
 
     crosswalk = pl.concat(crosswalks)
     meta = CommitProperties(custom_metadata={PARTITION_KEY: partition, "qst.run_id": run_id})
-    write_deltalake(gold_path(home, "entity_crosswalk"), _arrow(crosswalk), mode="overwrite",
-                    schema_mode="overwrite", commit_properties=meta)
+    overwrite(gold_path(home, "entity_crosswalk"), crosswalk, commit_properties=meta)
     now = dt.datetime.now(dt.UTC)
     history = (pl.concat(histories)
                .with_columns(partition=pl.lit(dt.date.fromisoformat(partition)), run_id=pl.lit(run_id),
@@ -250,26 +236,22 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
                .select(list(HISTORY_TABLE_SCHEMA)).cast(HISTORY_TABLE_SCHEMA))
     _replace_night(gold_path(home, "entity_id_history"), history, partition, meta)
     queue = pl.concat(queues, how="diagonal_relaxed")
-    write_deltalake(gold_path(home, "review_queue"), _arrow(queue), mode="overwrite", schema_mode="overwrite",
-                    commit_properties=meta)
+    overwrite(gold_path(home, "review_queue"), queue, commit_properties=meta)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _replace_night(path: Path, frame: pl.DataFrame, partition: str, meta) -> None:
     """Replace one night's rows of a table partitioned by night (an append on the first write)."""
-    from deltalake import write_deltalake
-
     if not (path / "_delta_log").is_dir():
-        write_deltalake(path, _arrow(frame), mode="append", partition_by=["partition"], commit_properties=meta)
+        append(path, frame, partition_by=["partition"], commit_properties=meta)
         return
-    write_deltalake(path, _arrow(frame), mode="overwrite", predicate=f"partition = '{partition}'",
-                    commit_properties=meta)
+    replace_where(path, frame, f"partition = '{partition}'", commit_properties=meta)
 
 
 def build_golden(home: Path, kind: str, partition: str | None = None, run_id: str = "manual") -> int:
     """Write ``dim_enterprise`` or ``dim_person`` from tonight's crosswalk and silver; the row count."""
-    from deltalake import CommitProperties, write_deltalake
+    from deltalake import CommitProperties
 
     from models.gold.survivorship import RULES
 
@@ -284,8 +266,7 @@ def build_golden(home: Path, kind: str, partition: str | None = None, run_id: st
     if kind == "enterprise":
         golden = link_branches(golden)
     meta = CommitProperties(custom_metadata={PARTITION_KEY: partition or "", "qst.run_id": run_id})
-    write_deltalake(gold_path(home, DIM_TABLE[kind]), _arrow(golden), mode="overwrite", schema_mode="overwrite",
-                    commit_properties=meta)
+    overwrite(gold_path(home, DIM_TABLE[kind]), golden, commit_properties=meta)
     return golden.height
 
 

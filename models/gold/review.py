@@ -21,6 +21,9 @@ from pathlib import Path
 
 import polars as pl
 
+from lake.delta import append, read_frame
+from lake.layout import decisions_path
+
 DECISIONS = ("must_link", "cannot_link")
 DECISION_SCHEMA: dict[str, pl.DataType] = {
     "entity_type": pl.Utf8, "record_id_l": pl.Utf8, "record_id_r": pl.Utf8, "decision": pl.Utf8,
@@ -35,15 +38,9 @@ SHOWN = {
 }
 
 
-def decisions_path(home: Path) -> Path:
-    return Path(home) / "lake" / "review" / "decisions"
-
-
 def record_decision(home: Path, entity_type: str, left: str, right: str, decision: str, reviewer: str,
                     note: str = "", known_records: set[str] | None = None) -> dict:
     """Append one decision; ``known_records`` (when given) must contain both record ids."""
-    from deltalake import write_deltalake
-
     if entity_type not in ("enterprise", "person"):
         raise ValueError(f"entity type must be enterprise or person, not {entity_type!r}")
     decision = decision.replace("-", "_")
@@ -61,19 +58,15 @@ def record_decision(home: Path, entity_type: str, left: str, right: str, decisio
     row = {"entity_type": entity_type, "record_id_l": left, "record_id_r": right, "decision": decision,
            "reviewer": reviewer.strip(), "note": note, "decided_at": dt.datetime.now(dt.UTC)}
     frame = pl.DataFrame([row], schema=DECISION_SCHEMA)
-    write_deltalake(decisions_path(home), frame.to_arrow(compat_level=pl.CompatLevel.oldest()), mode="append")
+    append(decisions_path(home), frame)
     return row
 
 
 def read_decisions(home: Path, entity_type: str | None = None) -> pl.DataFrame:
     """The decisions in force: the latest per unordered pair (``record_id_l < record_id_r`` afterwards)."""
-    from connectors.bronze import read_dataset
-
-    dataset = read_dataset(decisions_path(home))
-    if dataset is None:
+    frame = read_frame(decisions_path(home))
+    if frame is None:
         return pl.DataFrame(schema=DECISION_SCHEMA)
-    frame = pl.from_arrow(dataset.to_table())
-    assert isinstance(frame, pl.DataFrame)
     if entity_type is not None:
         frame = frame.filter(pl.col("entity_type") == entity_type)
     lo = pl.min_horizontal("record_id_l", "record_id_r")

@@ -83,7 +83,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors.config import ConfigError, load_yaml_model
+from lake.yamlfile import ConfigError, load_yaml_model
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 
@@ -305,7 +305,7 @@ class StagingSpec(_Model):
         suffixes = list(KIND_SUFFIXES[col.kind])
         if col.kind == "code":
             targets = TARGETS.get(col.crosswalk or "", ())
-            suffixes = [_target_suffix(t) for t in targets[1:]] + suffixes
+            suffixes = [target_suffix(t) for t in targets[1:]] + suffixes
         return [name] + [f"{name}_{s}" for s in suffixes]
 
     def output_columns(self) -> list[str]:
@@ -328,7 +328,7 @@ class StagingSpec(_Model):
         return [n for n, c in self.columns.items() if c.kind in IDENTIFIER_KINDS]
 
 
-def _target_suffix(target: str) -> str:
+def target_suffix(target: str) -> str:
     """A crosswalk target column as a staging suffix: 'industry_section' -> 'section'."""
     return target.split("_", 1)[1] if "_" in target else target
 
@@ -351,7 +351,7 @@ def load_specs(folder: str | Path | None = None) -> dict[str, StagingSpec]:
         except ConfigError as exc:
             issues += exc.issues
             continue
-        from connectors.config import ConfigIssue
+        from lake.yamlfile import ConfigIssue
 
         if path.stem != spec.name:
             issues.append(ConfigIssue(str(path), 1, 1, "source",

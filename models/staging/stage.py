@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from connectors.types import BAD_DATE, BAD_VALUE
-from models.staging.spec import KIND_SUFFIXES, ColumnSpec, StagingSpec, _target_suffix
+from lake.city import DEFAULT_TIMEZONE
+from models.staging.quarantine import quarantine_rows, reasons
+from models.staging.spec import KIND_SUFFIXES, ColumnSpec, StagingSpec, target_suffix
 from models.standardize import (
     nullify,
     org_code,
@@ -37,7 +39,6 @@ from models.standardize.codes import TARGETS, map_code
 from models.standardize.identifiers import FULLWIDTH_TO_ASCII, key_kind
 from models.standardize.names import enterprise_name, person_name
 from models.standardize.nulls import Stages
-from quality.quarantine import quarantine_rows, reasons
 
 LINEAGE = ["source_department", "source_table", "source_asset", "source_pk"]
 BRONZE_LINEAGE = ["_qst_batch_id", "_qst_extracted_at", "_qst_row_hash", "_qst_flags"]
@@ -59,7 +60,7 @@ class SourceInfo:
     table: str  # the source table's or the file drop's name
     primary_key: tuple[str, ...]
     is_file_drop: bool = False
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ def _unpack(name: str, col: ColumnSpec, tmp: str) -> list[pl.Expr]:
     if col.kind == "code":
         targets = TARGETS[col.crosswalk]
         out = [f.struct.field(targets[0]).alias(name)]
-        out += [f.struct.field(t).alias(f"{name}_{_target_suffix(t)}") for t in targets[1:]]
+        out += [f.struct.field(t).alias(f"{name}_{target_suffix(t)}") for t in targets[1:]]
         return out + [pl.col(f"{tmp}_source").alias(f"{name}_source"), f.struct.field("unmapped").alias(f"{name}_unmapped")]
     fields = _STRUCT_FIELDS[col.kind]
     assert set(fields.values()) - {""} == set(KIND_SUFFIXES[col.kind]), col.kind

@@ -312,7 +312,7 @@ def _within(inner: pl.Expr, outer: pl.Expr) -> pl.Expr:
         | (city_level & (inner.str.slice(0, 4) == outer.str.slice(0, 4))))
 
 
-def _as_expr(value: pl.Expr | pl.Series | str) -> pl.Expr:
+def to_expr(value: pl.Expr | pl.Series | str) -> pl.Expr:
     """A column name, an expression or a Series, as an expression."""
     if isinstance(value, str):
         return pl.col(value)
@@ -321,7 +321,7 @@ def _as_expr(value: pl.Expr | pl.Series | str) -> pl.Expr:
     return value
 
 
-def _on_unique(s: pl.Series, fn) -> pl.Series:
+def on_unique(s: pl.Series, fn) -> pl.Series:
     """``fn`` (Series -> Series of the same length) computed once per distinct value when values repeat a
     lot (a department's monthly rows repeat the employer's name and address), and joined back."""
     n = len(s)
@@ -336,9 +336,9 @@ def _on_unique(s: pl.Series, fn) -> pl.Series:
 
 def _division_batch(columns: list[pl.Series], default_city: str | None) -> pl.Series:
     if len(columns) == 1:
-        return _on_unique(columns[0].cast(pl.Utf8), lambda u: _division_unique([u], default_city))
+        return on_unique(columns[0].cast(pl.Utf8), lambda u: _division_unique([u], default_city))
     pairs = pl.DataFrame({"a": columns[0].cast(pl.Utf8), "c": columns[1].cast(pl.Utf8)}).to_struct("ac")
-    return _on_unique(pairs, lambda u: _division_unique([u.struct.field("a"), u.struct.field("c")],
+    return on_unique(pairs, lambda u: _division_unique([u.struct.field("a"), u.struct.field("c")],
                                                         default_city))
 
 
@@ -370,8 +370,8 @@ def division(address: pl.Expr | pl.Series | str, code: pl.Expr | pl.Series | str
     """
     if default_city is not None and default_city not in _maps()["level"]:
         raise ValueError(f"default_city {default_city!r} is not a current GB/T 2260 code")
-    exprs = [_as_expr(address)]
+    exprs = [to_expr(address)]
     if code is not None:
-        exprs.append(_as_expr(code))
+        exprs.append(to_expr(code))
     # not declared elementwise: Polars would then call it once per chunk, defeating the de-duplication
     return pl.map_batches(exprs, lambda cols: _division_batch(list(cols), default_city), return_dtype=OUTPUT)

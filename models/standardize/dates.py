@@ -24,9 +24,9 @@ whatever its year.
 
 Time zones: the result is a *naive local* (wall-clock) value. Text without an offset is taken as written.
 Values that denote an instant — epoch integers, text with ``Z``/``+hh:mm``, time-zone-aware datetime
-columns — are converted to wall-clock time in ``tz`` (default ``Asia/Shanghai``, which handles the
-1986–1991 daylight saving), or left in UTC with ``tz=None``. Callers attach the zone when they need an
-aware timestamp: ``.dt.replace_time_zone("Asia/Shanghai")`` (then to UTC for Delta, DESIGN.md).
+columns — are converted to wall-clock time in ``tz`` (default: the city's, :data:`lake.city.DEFAULT_TIMEZONE`;
+a zone database name, so Shanghai's 1986–1991 daylight saving is handled), or left in UTC with ``tz=None``. Callers attach the zone when they need an
+aware timestamp: ``.dt.replace_time_zone(tz)`` (then to UTC for Delta, DESIGN.md).
 
 Results are structs ``{value, status}``; ``status`` is one of :data:`DATE_STATUSES`: 'ok', 'sentinel'
 (a "no date" placeholder: value null), 'invalid' (not a date: value null), 'missing' (null or a null
@@ -40,6 +40,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from lake.city import DEFAULT_TIMEZONE
 from models.standardize.identifiers import FULLWIDTH_TO_ASCII
 from models.standardize.nulls import IntoExpr, Stages, as_expr, keep_name, nullify
 
@@ -48,7 +49,7 @@ DATE_STATUSES = ("ok", "sentinel", "invalid", "missing")
 SENTINEL_DATES: tuple[dt.date, ...] = (dt.date(1900, 1, 1), dt.date(9999, 12, 31))
 #: Window in which Excel serials and epoch numbers are believed to be dates.
 PLAUSIBLE_RANGE: tuple[dt.date, dt.date] = (dt.date(1900, 1, 1), dt.date(2100, 12, 31))
-DEFAULT_TZ = "Asia/Shanghai"
+DEFAULT_TZ = DEFAULT_TIMEZONE
 #: Excel's largest serial (9999-12-31) in the 1900 date system.
 EXCEL_SERIAL_MAX = 2_958_465
 

@@ -46,7 +46,7 @@ from importlib import resources
 
 import polars as pl
 
-from models.standardize.addresses import _as_expr, _on_unique, division_names, division_patterns
+from models.standardize.addresses import division_names, division_patterns, on_unique, to_expr
 
 __all__ = ["ENTERPRISE_NAME", "PERSON_NAME", "enterprise_name", "person_name", "to_simplified",
            "traditional_to_simplified_map"]
@@ -217,7 +217,7 @@ def _comparison(x: pl.Series) -> tuple[pl.Series, pl.Series]:
 
 
 def _enterprise_batch(s: pl.Series) -> pl.Series:
-    return _on_unique(s.cast(pl.Utf8), _enterprise_unique)
+    return on_unique(s.cast(pl.Utf8), _enterprise_unique)
 
 
 def _enterprise_unique(s: pl.Series) -> pl.Series:
@@ -275,7 +275,7 @@ def _enterprise_unique(s: pl.Series) -> pl.Series:
 def enterprise_name(expr: pl.Expr | pl.Series | str) -> pl.Expr:
     """``struct{original, normalized, comparison, legal_form, region, is_branch, parent_comparison,
     status_suffix}`` of an enterprise-name column (see the module docstring). Null stays null."""
-    expr = _as_expr(expr)
+    expr = to_expr(expr)
     return expr.map_batches(_enterprise_batch, return_dtype=ENTERPRISE_NAME, is_elementwise=False)
 
 
@@ -285,7 +285,7 @@ _DOTS = r"[·•‧・⋅∙﹒]"
 
 
 def _person_batch(s: pl.Series) -> pl.Series:
-    return _on_unique(s.cast(pl.Utf8), _person_unique)
+    return on_unique(s.cast(pl.Utf8), _person_unique)
 
 
 def _person_unique(s: pl.Series) -> pl.Series:
@@ -304,5 +304,5 @@ def person_name(expr: pl.Expr | pl.Series | str) -> pl.Expr:
     """``struct{normalized, comparison}`` of a person-name column: NFKC, simplified, trimmed, no spaces
     between Chinese characters, every middle-dot variant written '·' (``comparison`` drops dots and spaces and
     upper-cases Latin letters). Characters outside GBK (𠮷 䶮) are kept."""
-    expr = _as_expr(expr)
+    expr = to_expr(expr)
     return expr.map_batches(_person_batch, return_dtype=PERSON_NAME, is_elementwise=False)
