@@ -2,7 +2,7 @@
 
 Every other module (the simulator that must *generate* valid codes, silver standardization that must
 *validate* them, entity resolution that links only on valid ones) calls these functions, so a rule is
-never written twice. See ../shared/domain/identifiers.md for the sources and the test vectors.
+never written twice. See docs/domain/identifiers.md for the sources and the test vectors.
 
 Two flavours are offered for each code:
 - scalar functions (``uscc_check_char``, ``is_valid_uscc`` ...) for tests, the CLI and small inputs;

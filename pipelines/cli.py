@@ -71,7 +71,7 @@ def simulate(out: Path, enterprises: int | None, seed: int, as_of: dt.datetime, 
     """Generate a simulated city's legacy estate (departments, file drops, truth), or move it forward.
 
     Every department keeps its own dialect (pinyin-initial column names, code lists, date formats, null
-    markers, key schemes) and the silos disagree as in shared/domain/legacy-estate.md. The truth file
+    markers, key schemes) and the silos disagree as in docs/domain/legacy-estate.md. The truth file
     (DIR/truth/) says which true enterprise or person each source record refers to; the pipeline never
     reads it."""
     import dataclasses
