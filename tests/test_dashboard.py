@@ -23,8 +23,8 @@ from urllib.parse import quote, urlsplit
 import duckdb
 import pytest
 
-from pipelines.dashboard.browser import chromium, chromium_missing, serve, visit, wait_for
-from pipelines.dashboard.data import Marts
+from dashboard.browser import chromium, chromium_missing, serve, visit, wait_for
+from dashboard.data import Marts
 from pipelines.home import REPO_ROOT
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
@@ -167,8 +167,8 @@ def test_marts_reopened_when_the_night_replaces_the_file(tmp_path):
 
 
 def test_every_page_query_runs_on_the_real_marts(marts_home):
+    from dashboard.data import PAGE_QUERIES
     from models.marts.contract import DASHBOARD_QUERIES
-    from pipelines.dashboard.data import PAGE_QUERIES
 
     marts = Marts(marts_home[1])
     params = {"since": "2000-01-01", "limit": 5, "district": None, "section": None, "level": None,

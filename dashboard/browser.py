@@ -77,7 +77,7 @@ def serve(home: Path, port: int | None = None) -> Iterator[str]:
 
     from werkzeug.serving import make_server
 
-    from pipelines.dashboard.app import create_app
+    from dashboard.app import create_app
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = port or free_port()
