@@ -23,7 +23,7 @@ WINDOWS = ((7, "近7日"), (30, "近30日"), (90, "近90日"), (365, "近一年"
 
 
 def _as_of(marts: Marts) -> dt.date | None:
-    d = marts.raw("SELECT max(as_of_date) AS d FROM mart_credit_risk")["d"].iloc[0]
+    d = marts.value("risk_as_of")
     return None if ui.is_missing(d) else pd.Timestamp(d).date()
 
 
