@@ -7,7 +7,10 @@ setup:
 demo: setup
 	.venv/bin/qst demo
 
+# setup_test_env.sh: Debian's Chromium, chromedriver and a CJK font for the dashboard's browser tests (apt-get
+# when root; otherwise it says what is missing and the browser tests skip)
 test: setup
+	@bash scripts/setup_test_env.sh
 	.venv/bin/pytest -n 2 --dist loadgroup -q
 
 lint: setup
