@@ -31,6 +31,9 @@ pytestmark = pytest.mark.xdist_group("silver_estate")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 AS_OF = "2026-10-31"
+#: how long a page may take to become ready before the test gives up: a hang guard, not a speed check (a busy
+#: machine is slow; bench/bench_dashboard.py measures speed)
+PATIENCE_S = 300
 #: (path, page id, charts the page must draw with data)
 PAGES = (("/", "overview", 1), ("/risk", "risk", 2), ("/abnormal", "abnormal", 3), ("/scorecard", "scorecard", 2),
          ("/service", "service", 2), ("/forecast", "forecast", 1))
@@ -45,7 +48,10 @@ def _need_browser() -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="module")
+# Session-scoped, not module-scoped: pytest-xdist may hand this module's tests to both workers and interleave
+# them with other modules, and a module fixture is rebuilt each time a worker comes back to the module (the
+# marts build and a Chromium start each time). At most once per worker this way.
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     root = Path(os.environ.get("QST_TEST_ARTIFACTS") or REPO_ROOT / "test-artifacts")
     out = root / "dashboard"
@@ -53,7 +59,7 @@ def artifacts() -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def marts_home(silver_estate, tmp_path_factory) -> tuple[Path, Path]:
     """``(estate, home)``: a copy of the silver fixture's home carried through gold and the marts."""
     from connectors.config import load_sources
@@ -79,17 +85,26 @@ def marts_home(silver_estate, tmp_path_factory) -> tuple[Path, Path]:
     return estate, home
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(marts_home) -> Iterator[str]:
     _need_browser()
     with serve(marts_home[1]) as base:
         yield base
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def driver(site) -> Iterator:
     with chromium() as d:
+        d.set_script_timeout(PATIENCE_S + 60)
         yield d
+
+
+def _visit(driver, url: str, page_id: str, *, min_graphs: int = 0):
+    return visit(driver, url, page_id, min_graphs=min_graphs, timeout_ms=PATIENCE_S * 1000)
+
+
+def _wait_for(driver, js_condition: str) -> bool:
+    return wait_for(driver, js_condition, timeout_s=PATIENCE_S)
 
 
 def _screenshot(driver, path: Path) -> None:
@@ -207,7 +222,7 @@ def test_page_loads_with_charts_and_nothing_from_outside(site, driver, artifacts
     needs = {"service": "mart_service_efficiency", "forecast": "mart_kpi_daily"}.get(page_id)
     if needs and not Marts(marts_home[1]).has(needs):
         pytest.skip(f"the marts were built without {needs} (models.marts.build found no module for it)")
-    result = visit(driver, site + path, page_id, min_graphs=graphs)
+    result = _visit(driver, site + path, page_id, min_graphs=graphs)
     _screenshot(driver, artifacts / f"{page_id}.png")
     assert result.ready_ms >= 0, f"{path}: the page or its charts never became ready"
     assert result.console_errors == [], f"{path}: console errors {result.console_errors}"
@@ -225,11 +240,11 @@ def test_search_by_uscc_typed_into_the_box(site, driver, artifacts, marts_home):
     from selenium.webdriver.common.keys import Keys
 
     uscc, golden_name, _ = _known_enterprise(*marts_home)
-    result = visit(driver, site + "/enterprise", "enterprise")
+    result = _visit(driver, site + "/enterprise", "enterprise")
     assert result.ready_ms >= 0
     box = driver.find_element("id", "ent-q")
     box.send_keys(f" {uscc.lower()} " + Keys.ENTER)
-    assert wait_for(driver, "document.getElementById('ent-name') && "
+    assert _wait_for(driver, "document.getElementById('ent-name') && "
                             f"document.getElementById('ent-name').textContent === {golden_name!r}"), \
         driver.find_element("id", "page-enterprise").text[:500]
     assert f"q={quote(uscc.lower().strip())}" in driver.current_url.replace("+", "%20") or "q=" in driver.current_url
@@ -246,9 +261,9 @@ def test_search_by_a_name_variant(site, driver, artifacts, marts_home):
     _, golden_name, registered_name = _known_enterprise(*marts_home)
     variant = _variant(registered_name)
     assert variant != registered_name
-    result = visit(driver, site + "/enterprise?q=" + quote(variant), "enterprise")
+    result = _visit(driver, site + "/enterprise?q=" + quote(variant), "enterprise")
     assert result.ready_ms >= 0 and result.console_errors == []
-    found = wait_for(driver, "document.getElementById('ent-name') ? "
+    found = _wait_for(driver, "document.getElementById('ent-name') ? "
                              f"document.getElementById('ent-name').textContent === {golden_name!r} : "
                              f"!!document.querySelector('#ent-results') && "
                              f"document.querySelector('#ent-results').textContent.includes({golden_name!r})")
@@ -266,7 +281,7 @@ def test_warnings_filtered_by_district(site, driver, marts_home):
             "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()
     finally:
         con.close()
-    result = visit(driver, site + f"/risk?days=365&district={quote(district)}", "risk", min_graphs=2)
+    result = _visit(driver, site + f"/risk?days=365&district={quote(district)}", "risk", min_graphs=2)
     assert result.ready_ms >= 0 and result.console_errors == []
     cells = driver.execute_script(
         "const t = document.querySelector('#risk-warnings'); if (!t) return null;"
@@ -282,7 +297,7 @@ def test_pages_say_so_when_the_marts_are_not_built(tmp_path, driver):
     """Before the first night: every page renders and says what is missing, without an error."""
     with serve(tmp_path) as base:
         for path, page_id, _ in PAGES:
-            result = visit(driver, base + path, page_id)
+            result = _visit(driver, base + path, page_id)
             assert result.ready_ms >= 0 and result.console_errors == [], path
         assert "集市" in driver.find_element("id", "page-forecast").text
 
