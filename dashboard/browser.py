@@ -56,7 +56,7 @@ def chromium_missing() -> str | None:
     """Why the browser cannot run here, or None."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if shutil.which(path) is None:
-            return f"{path} is not installed (apt-get install -y chromium chromium-driver)"
+            return f"{path} is not installed (make test installs it as root: scripts/setup_test_env.sh)"
     try:
         import selenium  # noqa: F401
     except ImportError:
