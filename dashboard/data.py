@@ -29,6 +29,7 @@ from dashboard.queries import sql_of
 
 MARTS_FILE = "marts.duckdb"
 
+
 @dataclass
 class _Opened:
     key: tuple[int, int, int]
