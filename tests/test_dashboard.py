@@ -5,7 +5,8 @@ Each page must load without a console error, request nothing but this machine (n
 its charts with data, and be saved as a screenshot (``$QST_TEST_ARTIFACTS``, default ``test-artifacts/`` at
 the repository root, folder ``dashboard/``). The search must find an enterprise of the simulated estate by the
 USCC its registration record carries (typed into the box, as a person would) and by a variant of its name.
-Locally the browser tests skip when Chromium is not installed; under CI (CI=true) they fail instead.
+Locally the browser tests skip when Chromium is not installed (``make test`` installs it when it can:
+scripts/setup_test_env.sh); under CI (CI=true) they fail instead.
 """
 
 from __future__ import annotations
