@@ -7,8 +7,14 @@ setup:
 demo: setup
 	.venv/bin/qst demo
 
+# setup_test_env.sh: Debian's Chromium, chromedriver and a CJK font for the dashboard's browser tests (apt-get
+# when root; otherwise it says what is missing and the browser tests skip)
+# --durations: the slowest tests at the end of every run, so a test that grows slow is seen (speed itself is
+# measured by bench/). Note: pytest-xdist 3.8 on pytest 9 ignores xdist_group (it renames item._nodeid, which
+# pytest 9 no longer reads), so --dist loadgroup hands out single tests like --dist load for now.
 test: setup
-	.venv/bin/pytest -n 2 --dist loadgroup -q
+	@bash scripts/setup_test_env.sh
+	.venv/bin/pytest -n 2 --dist loadgroup -q --durations=15
 
 lint: setup
 	.venv/bin/ruff check .

@@ -7,7 +7,7 @@ The app is served on a free port of 127.0.0.1 (werkzeug, threaded, in this proce
 Chromium (Selenium, /usr/bin/chromedriver) opens each page ``--runs`` times, each time as a fresh navigation.
 *Ready* is measured in the browser from navigation start (``performance.now()``) until the page's frame is in
 the DOM, no Dash callback is in flight and every chart has been drawn by plotly.js with data
-(:data:`pipelines.dashboard.browser.READY_JS`). Printed per page: p50, p95, max (ms), target <= 2000 ms. The
+(:data:`dashboard.browser.READY_JS`). Printed per page: p50, p95, max (ms), target <= 2000 ms. The
 first visit warms the browser cache (plotly.js is served once), as on a duty officer's machine every morning
 after the first; it is reported separately.
 
@@ -190,7 +190,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
 
-    from pipelines.dashboard.browser import chromium, chromium_missing, serve, visit
+    from dashboard.browser import chromium, chromium_missing, serve, visit
 
     if (why := chromium_missing()) is not None:
         print(f"cannot run: {why}")

@@ -1,6 +1,6 @@
 """`qst dashboard`: serve the 全视通 decision dashboard over the marts file of a home folder.
 
-Thin: it resolves the home folder, builds the app (:func:`pipelines.dashboard.app.create_app`) and serves it.
+Thin: it resolves the home folder, builds the app (:func:`dashboard.app.create_app`) and serves it.
 The server is uvicorn (already installed with the Dagster webserver) running the Flask app through its WSGI
 interface with worker threads, so several duty officers can use it at once; when uvicorn is missing, Flask's
 own threaded server (fine for one user, not a production server). ``--debug`` uses Flask's server with Dash's
@@ -25,8 +25,8 @@ import click
 @click.option("--debug", is_flag=True, help="Dash dev tools and hot reload (Flask's development server).")
 def dashboard(home: Path | None, host: str, port: int, debug: bool) -> None:
     """Serve the 全视通 decision dashboard (read-only on HOME/marts.duckdb) and print its URL."""
-    from pipelines.dashboard.app import create_app
-    from pipelines.dashboard.data import MARTS_FILE
+    from dashboard.app import create_app
+    from dashboard.data import MARTS_FILE
     from pipelines.home import quanshitong_home
 
     home = (home or quanshitong_home()).resolve()

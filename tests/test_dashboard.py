@@ -5,7 +5,8 @@ Each page must load without a console error, request nothing but this machine (n
 its charts with data, and be saved as a screenshot (``$QST_TEST_ARTIFACTS``, default ``test-artifacts/`` at
 the repository root, folder ``dashboard/``). The search must find an enterprise of the simulated estate by the
 USCC its registration record carries (typed into the box, as a person would) and by a variant of its name.
-Locally the browser tests skip when Chromium is not installed; under CI (CI=true) they fail instead.
+Locally the browser tests skip when Chromium is not installed (``make test`` installs it when it can:
+scripts/setup_test_env.sh); under CI (CI=true) they fail instead.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from urllib.parse import quote, urlsplit
 import duckdb
 import pytest
 
-from pipelines.dashboard.browser import chromium, chromium_missing, serve, visit, wait_for
-from pipelines.dashboard.data import Marts
+from dashboard.browser import chromium, chromium_missing, serve, visit, wait_for
+from dashboard.data import Marts
 from pipelines.home import REPO_ROOT
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 AS_OF = "2026-10-31"
+#: how long a page may take to become ready before the test gives up: a hang guard, not a speed check (a busy
+#: machine is slow; bench/bench_dashboard.py measures speed)
+PATIENCE_S = 300
 #: (path, page id, charts the page must draw with data)
 PAGES = (("/", "overview", 1), ("/risk", "risk", 2), ("/abnormal", "abnormal", 3), ("/scorecard", "scorecard", 2),
          ("/service", "service", 2), ("/forecast", "forecast", 1))
@@ -45,7 +49,10 @@ def _need_browser() -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="module")
+# Session-scoped, not module-scoped: pytest-xdist may hand this module's tests to both workers and interleave
+# them with other modules, and a module fixture is rebuilt each time a worker comes back to the module (the
+# marts build and a Chromium start each time). At most once per worker this way.
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     root = Path(os.environ.get("QST_TEST_ARTIFACTS") or REPO_ROOT / "test-artifacts")
     out = root / "dashboard"
@@ -53,7 +60,7 @@ def artifacts() -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def marts_home(silver_estate, tmp_path_factory) -> tuple[Path, Path]:
     """``(estate, home)``: a copy of the silver fixture's home carried through gold and the marts."""
     from connectors.config import load_sources
@@ -79,17 +86,26 @@ def marts_home(silver_estate, tmp_path_factory) -> tuple[Path, Path]:
     return estate, home
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(marts_home) -> Iterator[str]:
     _need_browser()
     with serve(marts_home[1]) as base:
         yield base
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def driver(site) -> Iterator:
     with chromium() as d:
+        d.set_script_timeout(PATIENCE_S + 60)
         yield d
+
+
+def _visit(driver, url: str, page_id: str, *, min_graphs: int = 0):
+    return visit(driver, url, page_id, min_graphs=min_graphs, timeout_ms=PATIENCE_S * 1000)
+
+
+def _wait_for(driver, js_condition: str) -> bool:
+    return wait_for(driver, js_condition, timeout_s=PATIENCE_S)
 
 
 def _screenshot(driver, path: Path) -> None:
@@ -159,26 +175,43 @@ def test_marts_reopened_when_the_night_replaces_the_file(tmp_path):
 
     os.replace(night(1), tmp_path / "marts.duckdb")
     marts = Marts(tmp_path)
-    assert marts.raw("SELECT delta_version FROM meta_build").iloc[0, 0] == 1
+
+    def version() -> int:
+        with marts.cursor() as cur:
+            return cur.execute("SELECT delta_version FROM meta_build").fetchone()[0]
+
+    assert version() == 1
     os.replace(night(2), tmp_path / "marts.duckdb")  # what build_marts does; the old file stays open meanwhile
-    assert marts.raw("SELECT delta_version FROM meta_build").iloc[0, 0] == 2
-    with pytest.raises(duckdb.Error):  # read-only: the dashboard can never change the marts
-        marts.raw("CREATE TABLE x (a INT)")
+    assert version() == 2
+    with pytest.raises(duckdb.Error), marts.cursor() as cur:  # read-only: the dashboard can never change the marts
+        cur.execute("CREATE TABLE x (a INT)")
 
 
 def test_every_page_query_runs_on_the_real_marts(marts_home):
+    from dashboard.queries import PAGE_QUERIES
     from models.marts.contract import DASHBOARD_QUERIES
-    from pipelines.dashboard.data import PAGE_QUERIES
 
     marts = Marts(marts_home[1])
     params = {"since": "2000-01-01", "limit": 5, "district": None, "section": None, "level": None,
-              "indicator": "service_cases", "grain": "day", "from_month": "2000-01-01", "to_month": "2030-01-01"}
+              "indicator": "service_cases", "grain": "day", "from_month": "2000-01-01", "to_month": "2030-01-01",
+              "key": "X", "name": "某某公司", "text": "某某", "entity_id": "x"}
     for name, sql in PAGE_QUERIES.items():
         if not marts.has(*re.findall(r"FROM (mart_\w+|dim_\w+|meta_\w+)", sql)):
             continue  # a mart of another module (KPI, service) the build did not make: the page says so
         wanted = {k: v for k, v in params.items() if f"${k}" in sql}
         marts.frame(name, **wanted)
     assert set(DASHBOARD_QUERIES) >= {"enterprise_by_uscc", "enterprise_by_name", "enterprise_records"}
+
+
+def test_pages_hold_no_sql():
+    """Pages ask :class:`dashboard.data.Marts` for named queries (dashboard/queries.py): SQL written in a page
+    would escape the query test above and the review of what the dashboard needs from the marts."""
+    import dashboard
+
+    root = Path(dashboard.__file__).parent
+    for path in (*root.glob("pages/*.py"), root / "app.py", root / "ui.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"\bSELECT\b|\.execute\(|import duckdb", text), f"{path.name} runs SQL itself"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -190,7 +223,7 @@ def test_page_loads_with_charts_and_nothing_from_outside(site, driver, artifacts
     needs = {"service": "mart_service_efficiency", "forecast": "mart_kpi_daily"}.get(page_id)
     if needs and not Marts(marts_home[1]).has(needs):
         pytest.skip(f"the marts were built without {needs} (models.marts.build found no module for it)")
-    result = visit(driver, site + path, page_id, min_graphs=graphs)
+    result = _visit(driver, site + path, page_id, min_graphs=graphs)
     _screenshot(driver, artifacts / f"{page_id}.png")
     assert result.ready_ms >= 0, f"{path}: the page or its charts never became ready"
     assert result.console_errors == [], f"{path}: console errors {result.console_errors}"
@@ -208,11 +241,11 @@ def test_search_by_uscc_typed_into_the_box(site, driver, artifacts, marts_home):
     from selenium.webdriver.common.keys import Keys
 
     uscc, golden_name, _ = _known_enterprise(*marts_home)
-    result = visit(driver, site + "/enterprise", "enterprise")
+    result = _visit(driver, site + "/enterprise", "enterprise")
     assert result.ready_ms >= 0
     box = driver.find_element("id", "ent-q")
     box.send_keys(f" {uscc.lower()} " + Keys.ENTER)
-    assert wait_for(driver, "document.getElementById('ent-name') && "
+    assert _wait_for(driver, "document.getElementById('ent-name') && "
                             f"document.getElementById('ent-name').textContent === {golden_name!r}"), \
         driver.find_element("id", "page-enterprise").text[:500]
     assert f"q={quote(uscc.lower().strip())}" in driver.current_url.replace("+", "%20") or "q=" in driver.current_url
@@ -229,9 +262,9 @@ def test_search_by_a_name_variant(site, driver, artifacts, marts_home):
     _, golden_name, registered_name = _known_enterprise(*marts_home)
     variant = _variant(registered_name)
     assert variant != registered_name
-    result = visit(driver, site + "/enterprise?q=" + quote(variant), "enterprise")
+    result = _visit(driver, site + "/enterprise?q=" + quote(variant), "enterprise")
     assert result.ready_ms >= 0 and result.console_errors == []
-    found = wait_for(driver, "document.getElementById('ent-name') ? "
+    found = _wait_for(driver, "document.getElementById('ent-name') ? "
                              f"document.getElementById('ent-name').textContent === {golden_name!r} : "
                              f"!!document.querySelector('#ent-results') && "
                              f"document.querySelector('#ent-results').textContent.includes({golden_name!r})")
@@ -249,7 +282,7 @@ def test_warnings_filtered_by_district(site, driver, marts_home):
             "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()
     finally:
         con.close()
-    result = visit(driver, site + f"/risk?days=365&district={quote(district)}", "risk", min_graphs=2)
+    result = _visit(driver, site + f"/risk?days=365&district={quote(district)}", "risk", min_graphs=2)
     assert result.ready_ms >= 0 and result.console_errors == []
     cells = driver.execute_script(
         "const t = document.querySelector('#risk-warnings'); if (!t) return null;"
@@ -265,7 +298,7 @@ def test_pages_say_so_when_the_marts_are_not_built(tmp_path, driver):
     """Before the first night: every page renders and says what is missing, without an error."""
     with serve(tmp_path) as base:
         for path, page_id, _ in PAGES:
-            result = visit(driver, base + path, page_id)
+            result = _visit(driver, base + path, page_id)
             assert result.ready_ms >= 0 and result.console_errors == [], path
         assert "集市" in driver.find_element("id", "page-forecast").text
 

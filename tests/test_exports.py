@@ -679,7 +679,7 @@ def test_killed_process_leaves_the_previous_package(tmp_path: Path, marts: Path,
     script.write_text(KILLER, encoding="utf-8")
     previous = Path(os.path.realpath(pkg)).name
     proc = subprocess.run([sys.executable, str(script), str(changed), str(marts), str(root), point],
-                          check=False, cwd=REPO, capture_output=True, timeout=120,
+                          check=False, cwd=REPO, capture_output=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert files_digest(pkg) == before and verify_package(pkg).ok

@@ -428,6 +428,6 @@ def test_the_duckdb_command_line_opens_the_file(marts):
     if not cli.exists():
         pytest.skip("duckdb-cli is not installed in this environment (make setup installs it)")
     out = subprocess.run([str(cli), "-readonly", "-csv", str(mb.marts_path(marts["home"])),
-                          "-c", "SELECT count(*) FROM mart_enterprise_360"], capture_output=True, text=True, timeout=60, check=False)
+                          "-c", "SELECT count(*) FROM mart_enterprise_360"], capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.split()[-1]) == marts["report"].rows["mart_enterprise_360"]

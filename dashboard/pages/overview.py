@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import html
 
-from pipelines.dashboard import ui
-from pipelines.dashboard.data import Marts
+from dashboard import ui
+from dashboard.data import Marts
 
 PAGE_ID = "overview"
 PATH = "/"
@@ -46,7 +46,7 @@ def _kpi_cards(marts: Marts) -> list[Any]:
 def _warnings(marts: Marts) -> list[Any]:
     if not marts.has("mart_risk_warnings"):
         return [ui.notice("集市中没有风险预警表 mart_risk_warnings")]
-    as_of = marts.raw("SELECT max(as_of_date) AS d FROM mart_risk_warnings")["d"].iloc[0]
+    as_of = marts.value("warnings_as_of")
     if ui.is_missing(as_of):
         return [ui.notice("暂无风险预警")]
     as_of = pd.Timestamp(as_of).date()

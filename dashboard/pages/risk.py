@@ -12,8 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
-from pipelines.dashboard import ui
-from pipelines.dashboard.data import Marts
+from dashboard import ui
+from dashboard.data import Marts
 
 PAGE_ID = "risk"
 PATH = "/risk"
@@ -23,7 +23,7 @@ WINDOWS = ((7, "近7日"), (30, "近30日"), (90, "近90日"), (365, "近一年"
 
 
 def _as_of(marts: Marts) -> dt.date | None:
-    d = marts.raw("SELECT max(as_of_date) AS d FROM mart_credit_risk")["d"].iloc[0]
+    d = marts.value("risk_as_of")
     return None if ui.is_missing(d) else pd.Timestamp(d).date()
 
 

@@ -1,37 +1,23 @@
-"""Read-only access to the marts file for the 全视通 dashboard.
+"""Every query the 全视通 dashboard runs against the marts file, by name.
 
-Why a layer of its own: the dashboard must never hold the marts file against the nightly build, and must show
-the new night without a restart. The build writes a new file and swaps it in with ``os.replace``; a DuckDB
-connection opened READ_ONLY on the old file keeps reading the old inode (the build is never blocked), and
-:class:`Marts` reopens when the path's inode, size or mtime changes (after the queries still running on the old
-file: see :meth:`Marts.cursor`). Each query runs on its own cursor, so the threaded web server can serve several
-requests at once.
-
-No business rule lives here: the numbers are the marts'. The SQL is the contract's named queries
-(:data:`models.marts.contract.DASHBOARD_QUERIES`) plus :data:`PAGE_QUERIES`, which only select, filter and sum
-columns of the contract's tables for the pages the contract has no query for yet.
+Why one module: pages hold no SQL, so what the dashboard reads (and what the marts must keep stable for it) is
+reviewed, tested (tests/test_dashboard.py runs each query on real marts) and benchmarked in one place. The
+contract's queries (:data:`models.marts.contract.DASHBOARD_QUERIES`, benchmarked by bench/bench_marts.py at a
+million enterprises) come first; :data:`PAGE_QUERIES` are the pages' own, which only select, filter and sum
+columns of the contract's tables, nothing the marts define -- candidates for the contract when it takes them
+over. Parameters are DuckDB's ``$name``.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import duckdb
-import pandas as pd
-
 from models.marts.contract import DASHBOARD_QUERIES
 
-MARTS_FILE = "marts.duckdb"
+#: the columns of a search result row (企业一档)
+SEARCH_COLUMNS = "entity_id, uscc, name, status, district_name, risk_level"
 
-#: The pages' own read-only queries: selections and sums of contract columns, nothing computed that the marts
-#: define. Candidates for ``DASHBOARD_QUERIES`` when the contract takes them over.
+#: The pages' own read-only queries: selections and sums of contract columns.
 PAGE_QUERIES: dict[str, str] = {
+    "tables": "SELECT table_name FROM information_schema.tables",
     "build_info": "SELECT max(built_at) AS built_at, max(as_of_date) AS as_of_date, max(committed_at) AS "
                   "lake_committed_at, count(*) AS lake_tables FROM meta_build",
     "department_last_delivery": (
@@ -103,90 +89,29 @@ PAGE_QUERIES: dict[str, str] = {
         "SELECT channel, sum(cases) AS cases, sum(overdue_cases) AS overdue_cases, "
         "sum(assessed_cases) AS assessed_cases FROM mart_service_efficiency GROUP BY channel ORDER BY cases DESC"),
     "business_startup": "SELECT * FROM mart_business_startup ORDER BY month",
+    # the newest day of each mart a page counts back from
+    "warnings_as_of": "SELECT max(as_of_date) AS d FROM mart_risk_warnings",
+    "risk_as_of": "SELECT max(as_of_date) AS d FROM mart_credit_risk",
+    "kpi_last_day": "SELECT max(day) AS d FROM mart_kpi_daily WHERE NOT is_forecast",
+    "scorecard_last_period": "SELECT max(period) AS p FROM mart_department_scorecard WHERE grain = $grain",
+    "abnormal_districts": ("SELECT DISTINCT district_name FROM mart_abnormal_distribution "
+                           "WHERE district_name IS NOT NULL ORDER BY 1"),
+    "abnormal_division_code": ("SELECT any_value(division_code) AS c FROM mart_abnormal_distribution "
+                               "WHERE district_name = $district"),
+    # 企业一档: the card by entity id, and the search steps after the contract's by-USCC and by-name lookups
+    "enterprise_by_id": "SELECT * FROM mart_enterprise_360 WHERE entity_id = $entity_id",
+    **{f"enterprise_by_{column}": (f"SELECT {SEARCH_COLUMNS} FROM mart_enterprise_360 WHERE {column} = $key "
+                                   "OR uscc = $key LIMIT $limit")
+       for column in ("regno", "org_code", "tin")},
+    "enterprise_by_record_name": (
+        f"SELECT {SEARCH_COLUMNS} FROM mart_enterprise_360 WHERE entity_id IN "
+        "(SELECT entity_id FROM mart_enterprise_records WHERE name = $name LIMIT $limit) ORDER BY name"),
+    "enterprise_name_contains": (
+        f"SELECT {SEARCH_COLUMNS} FROM mart_enterprise_360 WHERE contains(name_comparison, $text) "
+        "OR contains(name, $text) ORDER BY length(name), name LIMIT $limit"),
 }
 
 
-@dataclass
-class _Opened:
-    key: tuple[int, int, int]
-    con: duckdb.DuckDBPyConnection
-    in_flight: int = 0
-
-
-class MartsUnavailable(RuntimeError):
-    """The marts file is missing or unreadable (the page says so instead of failing)."""
-
-
-class Marts:
-    """The marts file of a home folder, read-only, reopened when the nightly build replaces it."""
-
-    def __init__(self, home: Path | str) -> None:
-        self.path = Path(home) / MARTS_FILE
-        self._cond = threading.Condition()
-        self._opened: _Opened | None = None
-        self._tables: set[str] | None = None
-
-    def _file_key(self) -> tuple[int, int, int]:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError as exc:
-            raise MartsUnavailable(f"集市文件不存在：{self.path}（请先构建集市）") from exc
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-    @contextmanager
-    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor on the current file. When the file changed since the last call, the old connection is
-        closed once the queries still running on it are done, then the new file is opened: DuckDB keeps one
-        database instance per path in a process, so while any connection to the old file lives, connecting
-        to the path again would give the old file back."""
-        key = self._file_key()
-        with self._cond:
-            if self._opened is not None and self._opened.key != key:
-                old = self._opened
-                self._cond.wait_for(lambda: old.in_flight == 0, timeout=30)
-                if self._opened is old:
-                    old.con.close()
-                    self._opened = None
-            if self._opened is None:
-                try:
-                    con = duckdb.connect(str(self.path), read_only=True)
-                except duckdb.Error as exc:
-                    raise MartsUnavailable(f"集市文件无法打开：{exc}") from exc
-                self._opened = _Opened(key, con)
-                self._tables = None
-            opened = self._opened
-            opened.in_flight += 1
-            cur = opened.con.cursor()
-        try:
-            yield cur
-        finally:
-            cur.close()
-            with self._cond:
-                opened.in_flight -= 1
-                self._cond.notify_all()
-
-    def tables(self) -> set[str]:
-        with self.cursor() as cur:
-            if self._tables is None:
-                self._tables = {r[0] for r in cur.execute(
-                    "SELECT table_name FROM information_schema.tables").fetchall()}
-            return self._tables
-
-    def has(self, *tables: str) -> bool:
-        try:
-            return set(tables) <= self.tables()
-        except MartsUnavailable:
-            return False
-
-    def sql(self, name: str) -> str:
-        return DASHBOARD_QUERIES[name] if name in DASHBOARD_QUERIES else PAGE_QUERIES[name]
-
-    def frame(self, name: str, /, **params: Any) -> pd.DataFrame:
-        """The rows of a named query (contract first, then :data:`PAGE_QUERIES`) as a pandas frame."""
-        with self.cursor() as cur:
-            return cur.execute(self.sql(name), params or None).df()
-
-    def raw(self, sql: str, /, **params: Any) -> pd.DataFrame:
-        """A query of a page that is not named (kept for lookups by a key column of the contract)."""
-        with self.cursor() as cur:
-            return cur.execute(sql, params or None).df()
+def sql_of(name: str) -> str:
+    """The SQL of a named query; the contract's wins, so a page query the contract takes over needs no edit."""
+    return DASHBOARD_QUERIES[name] if name in DASHBOARD_QUERIES else PAGE_QUERIES[name]

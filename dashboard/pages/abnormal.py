@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
-from pipelines.dashboard import ui
-from pipelines.dashboard.data import Marts
+from dashboard import ui
+from dashboard.data import Marts
 
 PAGE_ID = "abnormal"
 PATH = "/abnormal"
@@ -40,8 +40,7 @@ def _content(marts: Marts, district: str | None, months: int) -> list[Any]:
     out: list[Any] = [html.Div(f"列入月份 {first:%Y-%m} 至 {last:%Y-%m}", className="subtitle")]
     monthly = marts.frame("abnormal_by_month_district", from_month=first, to_month=last)
     if district:
-        code = marts.raw("SELECT any_value(division_code) AS c FROM mart_abnormal_distribution "
-                         "WHERE district_name = $d", d=district)["c"].iloc[0]
+        code = marts.value("abnormal_division_code", district=district)
         detail = marts.frame("district_abnormal_distribution", division_code=code, from_month=first, to_month=last)
         fig = go.Figure()
         for i, (sec, part) in enumerate(detail.groupby("industry_section", dropna=False)):
@@ -85,8 +84,7 @@ def _content(marts: Marts, district: str | None, months: int) -> list[Any]:
 def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     if not marts.has("mart_abnormal_distribution"):
         return ui.page(PAGE_ID, TITLE, ui.notice("集市中没有 mart_abnormal_distribution"))
-    districts = marts.raw("SELECT DISTINCT district_name FROM mart_abnormal_distribution "
-                          "WHERE district_name IS NOT NULL ORDER BY 1")["district_name"].tolist()
+    districts = marts.frame("abnormal_districts")["district_name"].tolist()
     district = query.get("district")
     months = int(query.get("months", 24))
     filters = html.Div([

@@ -22,14 +22,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
-from pipelines.dashboard import ui
-from pipelines.dashboard.data import Marts
+from dashboard import ui
+from dashboard.data import Marts
 
 PAGE_ID = "enterprise"
 PATH = "/enterprise"
 TITLE = "企业一档"
 RESULT_LIMIT = 20
-SEARCH_COLUMNS = "entity_id, uscc, name, status, district_name, risk_level"
 _USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
 
 
@@ -60,8 +59,7 @@ def search(marts: Marts, q: str) -> tuple[pd.DataFrame, str]:
                                    ("tin", "纳税人识别号", r"^[0-9A-Z]{15,20}$")):
         if re.match(pattern, upper):
             key = upper.replace("-", "") if column == "org_code" else upper
-            found = marts.raw(f"SELECT {SEARCH_COLUMNS} FROM mart_enterprise_360 WHERE {column} = $k "
-                              f"OR uscc = $k LIMIT {RESULT_LIMIT}", k=key)
+            found = marts.frame(f"enterprise_by_{column}", key=key, limit=RESULT_LIMIT)
             if not found.empty:
                 return found, label
     found = marts.frame("enterprise_by_name", name=text, limit=RESULT_LIMIT)
@@ -72,16 +70,12 @@ def search(marts: Marts, q: str) -> tuple[pd.DataFrame, str]:
         found = marts.frame("enterprise_by_name", name=comparison, limit=RESULT_LIMIT)
         if not found.empty:
             return found, "名称比对形式（忽略地区、组织形式、繁简、全半角）"
-    found = marts.raw(
-        f"SELECT {SEARCH_COLUMNS} FROM mart_enterprise_360 WHERE entity_id IN "
-        f"(SELECT entity_id FROM mart_enterprise_records WHERE name = $n LIMIT {RESULT_LIMIT}) ORDER BY name",
-        n=text)
+    found = marts.frame("enterprise_by_record_name", name=text, limit=RESULT_LIMIT)
     if not found.empty:
         return found, "各部门源记录中的名称"
     if len(text) >= 2:
         needle = comparison or text
-        found = marts.raw(f"SELECT {SEARCH_COLUMNS} FROM mart_enterprise_360 WHERE contains(name_comparison, $t) "
-                          f"OR contains(name, $t) ORDER BY length(name), name LIMIT {RESULT_LIMIT}", t=needle)
+        found = marts.frame("enterprise_name_contains", text=needle, limit=RESULT_LIMIT)
         if not found.empty:
             return found, "名称包含"
     return found, ""
@@ -174,7 +168,7 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     entity_id = query.get("id")
     body: list[Any] = [_search_box(q)]
     if entity_id:
-        found = marts.raw("SELECT * FROM mart_enterprise_360 WHERE entity_id = $e", e=entity_id)
+        found = marts.frame("enterprise_by_id", entity_id=entity_id)
         if found.empty:
             body.append(ui.notice(f"没有实体编号为 {entity_id} 的企业", "warn"))
         else:
@@ -184,7 +178,7 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
         if found.empty:
             body.append(ui.notice(f"没有找到与“{q}”匹配的企业", "warn"))
         elif len(found) == 1:
-            full = marts.raw("SELECT * FROM mart_enterprise_360 WHERE entity_id = $e", e=found["entity_id"].iloc[0])
+            full = marts.frame("enterprise_by_id", entity_id=found["entity_id"].iloc[0])
             body += [html.Div(f"按{how}找到 1 家企业", className="subtitle", id="ent-found")]
             body += _card(marts, full.iloc[0].to_dict())
         else:

@@ -56,7 +56,7 @@ def chromium_missing() -> str | None:
     """Why the browser cannot run here, or None."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if shutil.which(path) is None:
-            return f"{path} is not installed (apt-get install -y chromium chromium-driver)"
+            return f"{path} is not installed (make test installs it as root: scripts/setup_test_env.sh)"
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -77,7 +77,7 @@ def serve(home: Path, port: int | None = None) -> Iterator[str]:
 
     from werkzeug.serving import make_server
 
-    from pipelines.dashboard.app import create_app
+    from dashboard.app import create_app
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = port or free_port()

@@ -23,9 +23,9 @@ from urllib.parse import parse_qs
 import dash
 from dash import Input, Output, dcc, html
 
-from pipelines.dashboard import ui
-from pipelines.dashboard.data import Marts, MartsUnavailable
-from pipelines.dashboard.pages import abnormal, enterprise, forecast, overview, risk, scorecard, service
+from dashboard import ui
+from dashboard.data import Marts, MartsUnavailable
+from dashboard.pages import abnormal, enterprise, forecast, overview, risk, scorecard, service
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
-from pipelines.dashboard import ui
-from pipelines.dashboard.data import Marts
+from dashboard import ui
+from dashboard.data import Marts
 
 PAGE_ID = "scorecard"
 PATH = "/scorecard"
@@ -22,7 +22,7 @@ METRICS = (("score", "得分"), ("timeliness_rate", "及时率"), ("completeness
 
 
 def _trend(marts: Marts, grain: str, metric: str) -> go.Figure:
-    last = marts.raw("SELECT max(period) AS p FROM mart_department_scorecard WHERE grain = $g", g=grain)["p"].iloc[0]
+    last = marts.value("scorecard_last_period", grain=grain)
     since = (pd.Timestamp(last) - pd.Timedelta(days=90 if grain == "day" else 730)).date() \
         if not ui.is_missing(last) else dt.date(2000, 1, 1)
     trend = marts.frame("scorecard_trend", grain=grain, since=since)

@@ -10,8 +10,8 @@ import dash
 import plotly.graph_objects as go
 from dash import html
 
-from pipelines.dashboard import ui
-from pipelines.dashboard.data import Marts
+from dashboard import ui
+from dashboard.data import Marts
 
 PAGE_ID = "service"
 PATH = "/service"

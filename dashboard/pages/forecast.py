@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
-from pipelines.dashboard import ui
-from pipelines.dashboard.data import Marts
+from dashboard import ui
+from dashboard.data import Marts
 
 PAGE_ID = "forecast"
 PATH = "/forecast"
@@ -21,7 +21,7 @@ SHOWN_DAYS = 120
 
 
 def _chart(marts: Marts, indicator: str, name: str) -> go.Figure:
-    last = marts.raw("SELECT max(day) AS d FROM mart_kpi_daily WHERE NOT is_forecast")["d"].iloc[0]
+    last = marts.value("kpi_last_day")
     since = (pd.Timestamp(last) - pd.Timedelta(days=SHOWN_DAYS)).date() if not ui.is_missing(last) \
         else dt.date(2000, 1, 1)
     s = marts.frame("kpi_series", indicator=indicator, since=since)
@@ -55,7 +55,7 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     chosen = query.get("indicator")
     if chosen not in names:
         chosen = "service_cases" if "service_cases" in names else indicators["indicator"].iloc[0]
-    last = marts.raw("SELECT max(day) AS d FROM mart_kpi_daily WHERE NOT is_forecast")["d"].iloc[0]
+    last = marts.value("kpi_last_day")
     since = (pd.Timestamp(last) - pd.Timedelta(days=13)).date()
     alerts = marts.frame("kpi_alerts", since=since, limit=100)
     alerts["band"] = [f"{ui.num(lo, 0)} – {ui.num(hi, 0)}" for lo, hi in zip(alerts["lower"], alerts["upper"],

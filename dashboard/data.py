@@ -1,0 +1,113 @@
+"""Read-only access to the marts file for the 全视通 dashboard.
+
+Why a layer of its own: the dashboard must never hold the marts file against the nightly build, and must show
+the new night without a restart. The build writes a new file and swaps it in with ``os.replace``; a DuckDB
+connection opened READ_ONLY on the old file keeps reading the old inode (the build is never blocked), and
+:class:`Marts` reopens when the path's inode, size or mtime changes (after the queries still running on the old
+file: see :meth:`Marts.cursor`). Each query runs on its own cursor, so the threaded web server can serve several
+requests at once.
+
+No business rule and no SQL live here: the numbers are the marts', and the queries are named ones of
+:mod:`dashboard.queries` (the contract's first). Pages ask :class:`Marts` for a query by name, so what the
+dashboard reads from the marts can be reviewed and benchmarked in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from dashboard.queries import sql_of
+
+MARTS_FILE = "marts.duckdb"
+
+
+@dataclass
+class _Opened:
+    key: tuple[int, int, int]
+    con: duckdb.DuckDBPyConnection
+    in_flight: int = 0
+
+
+class MartsUnavailable(RuntimeError):
+    """The marts file is missing or unreadable (the page says so instead of failing)."""
+
+
+class Marts:
+    """The marts file of a home folder, read-only, reopened when the nightly build replaces it."""
+
+    def __init__(self, home: Path | str) -> None:
+        self.path = Path(home) / MARTS_FILE
+        self._cond = threading.Condition()
+        self._opened: _Opened | None = None
+        self._tables: set[str] | None = None
+
+    def _file_key(self) -> tuple[int, int, int]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError as exc:
+            raise MartsUnavailable(f"集市文件不存在：{self.path}（请先构建集市）") from exc
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the current file. When the file changed since the last call, the old connection is
+        closed once the queries still running on it are done, then the new file is opened: DuckDB keeps one
+        database instance per path in a process, so while any connection to the old file lives, connecting
+        to the path again would give the old file back."""
+        key = self._file_key()
+        with self._cond:
+            if self._opened is not None and self._opened.key != key:
+                old = self._opened
+                self._cond.wait_for(lambda: old.in_flight == 0, timeout=30)
+                if self._opened is old:
+                    old.con.close()
+                    self._opened = None
+            if self._opened is None:
+                try:
+                    con = duckdb.connect(str(self.path), read_only=True)
+                except duckdb.Error as exc:
+                    raise MartsUnavailable(f"集市文件无法打开：{exc}") from exc
+                self._opened = _Opened(key, con)
+                self._tables = None
+            opened = self._opened
+            opened.in_flight += 1
+            cur = opened.con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+            with self._cond:
+                opened.in_flight -= 1
+                self._cond.notify_all()
+
+    def tables(self) -> set[str]:
+        with self.cursor() as cur:
+            if self._tables is None:
+                self._tables = {r[0] for r in cur.execute(sql_of("tables")).fetchall()}
+            return self._tables
+
+    def has(self, *tables: str) -> bool:
+        try:
+            return set(tables) <= self.tables()
+        except MartsUnavailable:
+            return False
+
+    def frame(self, name: str, /, **params: Any) -> pd.DataFrame:
+        """The rows of a named query (:func:`dashboard.queries.sql_of`) as a pandas frame."""
+        with self.cursor() as cur:
+            return cur.execute(sql_of(name), params or None).df()
+
+    def value(self, name: str, /, **params: Any) -> Any:
+        """The first cell of a named query (a date, a code), None when it has no row; pages test missing values
+        with :func:`dashboard.ui.is_missing`, since DuckDB gives NaT or None for an empty max()."""
+        frame = self.frame(name, **params)
+        return None if frame.empty else frame.iat[0, 0]
