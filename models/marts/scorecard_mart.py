@@ -1,8 +1,8 @@
 """报送考核 in the marts: the department scorecard of ``quality/scorecard.py`` by day (as stored) and by month.
 
 A month's row sums the day rows' counts and recomputes the rates, score and grade from the sums with the
-scorecard's own formula (``quality.scorecard._with_rates``: one place for the formula), so every record weighs
-the same and a month of a busy table is not averaged with a quiet one. ``days`` is how many scored days the
+scorecard's own formula (``models.scorecard.with_rates``, which the nightly scoring uses too: one place for
+the formula), so every record weighs the same and a month of a busy table is not averaged with a quiet one. ``days`` is how many scored days the
 month has. Department totals (``asset = '*'``) are summed from the total rows in the same way.
 """
 
@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 
 from models.marts.build import create_table
-from quality.scorecard import _SILVER_COUNTS, SCORECARD_SCHEMA, _with_rates
+from models.scorecard import SCORECARD_SCHEMA, SILVER_COUNTS, with_rates
 
 
 def monthly(frame: pl.DataFrame) -> pl.DataFrame:
@@ -29,8 +29,8 @@ def monthly(frame: pl.DataFrame) -> pl.DataFrame:
         on_time=pl.when(scored.any()).then(pl.col("on_time").filter(scored).sum()),
         late=pl.when(scored.any()).then(pl.col("late").filter(scored).sum()),
         days=pl.len(),
-        **{c: total(c) for c in _SILVER_COUNTS})
-    rated = _with_rates(grouped.drop("days"))
+        **{c: total(c) for c in SILVER_COUNTS})
+    rated = with_rates(grouped.drop("days"))
     return rated.with_columns(grouped.get_column("days"))
 
 
