@@ -47,6 +47,8 @@ import zoneinfo
 import chinese_calendar
 import polars as pl
 
+from models.marts.common import frame_table, mart
+
 TIMEZONE = "Asia/Shanghai"
 CALENDAR_START = dt.date(1990, 1, 1)
 CALENDAR_END = dt.date(2030, 12, 31)
@@ -210,3 +212,10 @@ def working_days_py(start: dt.date, end: dt.date) -> int | None:
     """:func:`working_days` for two Python dates (for checks and small tools, not for frames)."""
     frame = pl.DataFrame({"s": [start], "e": [end]}, schema={"s": pl.Date, "e": pl.Date})
     return frame.select(working_days("s", "e")).item()
+
+
+
+MARTS = (
+    mart("calendar", ("dim_calendar",), (),
+         lambda ctx: {"dim_calendar": frame_table(ctx.con, "dim_calendar", dim_calendar())}, comments=COMMENTS),
+)

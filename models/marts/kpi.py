@@ -60,6 +60,7 @@ import polars as pl
 from scipy import stats
 
 from models.marts.calendar import CALENDAR_END, CALENDAR_START, dim_calendar
+from models.marts.common import MartContext, frame_table, mart, sql_str
 
 LEVEL = 0.95
 HORIZON_DAYS = 30
@@ -478,3 +479,25 @@ COMMENTS: dict[str, dict] = {
         },
     },
 }
+
+
+def _build(ctx: MartContext) -> dict[str, int]:
+    """In the marts build: the same inputs as :func:`read_kpi_inputs`, from the lake versions the build pinned
+    (the cases from the service marts' working table)."""
+    types = sorted({t for i in INDICATORS for t in i.event_types})
+    events = ctx.con.sql(f"SELECT {', '.join(EVENT_COLUMNS)} FROM lake_int_events WHERE event_type IN "
+                         f"({', '.join(sql_str(t) for t in types)})").pl()
+    cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
+    registrations = None
+    if ctx.has("stg_samr__registrations"):
+        registrations = ctx.con.sql("SELECT status, updated_at FROM lake_stg_samr__registrations").pl()
+    else:
+        ctx.notes["mart_kpi_daily.deregistrations"] = "no silver/stg_samr__registrations: indicator left out"
+    frame = mart_kpi_daily(events, as_of=ctx.as_of, cases=cases, registrations=registrations)
+    return {"mart_kpi_daily": frame_table(ctx.con, "mart_kpi_daily", frame)}
+
+
+MARTS = (
+    mart("kpi", ("mart_kpi_daily",), ("int_events", "_service_cases", "stg_samr__registrations"),
+         lambda ctx: _build(ctx), optional=("stg_samr__registrations",), comments=COMMENTS),
+)

@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 from models.keyed_hash import KEY_ENV, env_key, keyed_hashes
-from models.marts.build import create_table, q
+from models.marts.common import create_table, mart, q
 
 #: The secret's environment variable: the one of :mod:`models.keyed_hash` (kept here for ``qst demo``).
 PII_KEY_ENV = KEY_ENV
@@ -70,3 +70,16 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
         LEFT JOIN _prep rp ON rp.person_id = d.entity_id
         LEFT JOIN _pev ev ON ev.entity_id = d.entity_id""", "person_id")
     return {"mart_person_360": n}
+
+
+def _run(ctx) -> dict[str, int]:
+    if env_key() is None:
+        ctx.notes["mart_person_360.id_hash"] = f"{KEY_ENV} is not set: id_hash is null"
+    return build_person(ctx.con, ctx.as_of)
+
+
+MARTS = (
+    mart("person", ("mart_person_360",),
+         ("dim_person", "int_events", "_xw_per", "mart_person_enterprise_links", "mart_credit_risk", "dim_division"),
+         lambda ctx: _run(ctx)),
+)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from models.marts.build import create_table
+from models.marts.common import MartContext, create_table, mart
+from models.marts.contract import TABLES
 from models.scorecard import SCORECARD_SCHEMA, SILVER_COUNTS, with_rates
 
 
@@ -47,3 +48,20 @@ def build_scorecard(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                      "department, grain, period, asset")
     con.unregister("_scorecard_frame")
     return {"mart_department_scorecard": n}
+
+
+def _run(ctx: MartContext) -> dict[str, int]:
+    """Without ``lake/quality/scorecard`` (the quality step has not scored a night yet) the table is there,
+    empty, with its contract's columns, and the report says why."""
+    if ctx.has("scorecard"):
+        return build_scorecard(ctx.con)
+    ctx.notes["mart_department_scorecard"] = "no lake/quality/scorecard: empty"
+    nulls = ", ".join(f"NULL AS {c}" for c in TABLES["mart_department_scorecard"].column_names)
+    return {"mart_department_scorecard": create_table(
+        ctx.con, "mart_department_scorecard", f"SELECT * FROM (SELECT {nulls}) WHERE false")}
+
+
+MARTS = (
+    mart("scorecard", ("mart_department_scorecard",), ("scorecard",), lambda ctx: _run(ctx),
+         optional=("scorecard",)),
+)

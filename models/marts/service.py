@@ -49,6 +49,7 @@ from pathlib import Path
 import polars as pl
 
 from models.marts.calendar import add_working_days, local_date, working_days
+from models.marts.common import MartContext, frame_table, mart, q
 
 STARTUP_TARGET_DAYS = 8.5
 STARTUP_WINDOW_DAYS = 30
@@ -377,3 +378,27 @@ COMMENTS: dict[str, dict] = {
         },
     },
 }
+
+
+# --------------------------------------------------------------------------------------------------------
+# in the marts build (models/marts/graph.py): the cases once, as a working table the KPI mart reads too
+# --------------------------------------------------------------------------------------------------------
+def _read_cases(ctx: MartContext) -> None:
+    have = {r[0] for r in q(ctx.con, "DESCRIBE lake_stg_service__service_cases")}
+    sel = ", ".join(f'"{c}"' for c in CASE_COLUMNS if c in have)
+    q(ctx.con, f"CREATE OR REPLACE TEMP TABLE _service_cases AS SELECT {sel} FROM lake_stg_service__service_cases")
+
+
+def _build(ctx: MartContext) -> dict[str, int]:
+    cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
+    startups = business_startup_cases(cases, ctx.as_of)
+    frames = {"mart_service_efficiency": mart_service_efficiency(cases, ctx.as_of),
+              "mart_business_startup": mart_business_startup(startups=startups),
+              "mart_business_startup_cases": startups}
+    return {name: frame_table(ctx.con, name, frame) for name, frame in frames.items()}
+
+
+MARTS = (
+    mart("service_cases", ("_service_cases",), ("stg_service__service_cases",), lambda ctx: _read_cases(ctx)),
+    mart("service", tuple(COMMENTS), ("_service_cases",), lambda ctx: _build(ctx), comments=COMMENTS),
+)
