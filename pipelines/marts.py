@@ -15,7 +15,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from models.marts.common import LAKE_TABLES
-from models.marts.graph import contract, lineage
+from models.marts.graph import lineage, order
 from pipelines.bronze import daily_partitions
 from pipelines.gold import GOLD_PREFIX, check_result
 from pipelines.isolation import run_isolated
@@ -36,8 +36,9 @@ def marts_asset_key(table: str) -> dg.AssetKey:
     return dg.AssetKey([MARTS_PREFIX, table])
 
 
-#: One key per table of the file, in the registry's order.
-MARTS_KEYS: tuple[dg.AssetKey, ...] = tuple(marts_asset_key(t) for t in contract())
+#: One key per table of the file, in the build's (topological) order: Dagster wants a multi_asset's results
+#: yielded upstream first.
+MARTS_KEYS: tuple[dg.AssetKey, ...] = tuple(marts_asset_key(t) for m in order() for t in m.published)
 
 
 def _lake_key(name: str, with_scorecard: bool, silver_tables: frozenset[str]) -> dg.AssetKey | None:
