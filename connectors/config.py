@@ -200,13 +200,12 @@ import yaml
 from pydantic import ValidationError
 
 from lake.yamlfile import (
-    ConfigError,  # also re-exported for pipelines/export_cli until merge
+    ConfigError,
     ConfigIssue,
     Indexer,
     Pos,
     StrictSafeLoader,
     Translator,
-    load_yaml_model,  # noqa: F401 - re-exported for models/marts, models/exports until merge
     misspelled_required,
     model_at,
     yaml_issue,

@@ -129,7 +129,7 @@ def parse_column_type(text: str) -> ColumnType:
     """Parse a column ``type`` string (case-insensitive).  Raises ValueError when not allowed."""
     allowed = "string, int64, float64, bool, date, timestamp or decimal(p,s)"
     if not isinstance(text, str):
-        raise ValueError(f"column type must be text: {allowed}")  # noqa: TRY004 - pydantic needs ValueError
+        raise ValueError(f"column type must be text: {allowed}")
     t = text.strip().lower()
     if t in SIMPLE_TYPES:
         return ColumnType(t)
@@ -174,7 +174,7 @@ StrictInt = Annotated[int, Strict()]
 
 def _check_sheet(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError("sheet must be a sheet name or a 0-based sheet index")  # noqa: TRY004 - for pydantic
+        raise ValueError("sheet must be a sheet name or a 0-based sheet index")
     if isinstance(value, int) and value < 0:
         raise ValueError("sheet index must be >= 0")
     if isinstance(value, str) and not value.strip():

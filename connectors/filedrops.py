@@ -234,7 +234,7 @@ def read_drop_file(drop: FileDropConfig, file: DropFile) -> ParsedDrop:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         return ParsedDrop(file, None, None, f"{file.name}: cannot read the file: {reason}")
-    except Exception as exc:  # noqa: BLE001 - a bad file must never stop the other files
+    except Exception as exc:
         text = " ".join(str(exc).split())[:300]
         return ParsedDrop(file, None, None, f"{file.name}: cannot parse the file: {type(exc).__name__}: {text}")
 

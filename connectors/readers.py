@@ -61,7 +61,7 @@ import datetime as dt
 import difflib
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -83,7 +83,7 @@ from .transports import (
     sa_transport,
     to_bronze,
 )
-from .types import STRING, TypeChoice, choose_type
+from .types import STRING, SourceColumn, choose_type
 
 __all__ = [
     "FAST_READERS",
@@ -118,20 +118,6 @@ class SourceReadError(Exception):
         self.department = department
         self.table = table
         self.column = column
-
-
-@dataclass(frozen=True)
-class SourceColumn:
-    """One column of a source table as reflected, and what bronze makes of it."""
-
-    name: str  # source column name, as the catalog spells it
-    sql_type: str  # declared type as the source reports it, e.g. "DECIMAL(14, 2)", "INTEGER UNSIGNED"
-    nullable: bool
-    arrow_type: pa.DataType  # bronze type (configured overrides applied)
-    output_name: str  # bronze column name (configured rename applied)
-    rule: str  # why that type
-    repair: str | None = None  # "gbk_in_latin1" when configured
-    choice: TypeChoice = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
 
 
 @dataclass
@@ -210,7 +196,7 @@ def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> Secret:
     if failure is None:
         try:
             url = sa.engine.make_url(url_text)
-        except Exception:  # noqa: BLE001 - the message would contain the URL
+        except Exception:
             failure = ctx.error(f"the database URL ({dept.describe_connection()}) is not a valid SQLAlchemy URL")
     if failure is not None:
         raise failure  # raised outside the except block: no chained driver exception to leak a secret
@@ -230,7 +216,7 @@ def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> Secret:
 def _type_text(sa_type: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
     try:
         return str(sa_type.compile(dialect=dialect))
-    except Exception:  # noqa: BLE001 - some reflected types cannot render themselves
+    except Exception:
         return type(sa_type).__name__
 
 
@@ -248,7 +234,7 @@ def _reflect(ctx: _Context, secret: Secret) -> _Reflected:
     backend = secret.url.get_backend_name()
     try:
         engine = engine_for(secret)
-    except Exception as exc:  # noqa: BLE001 - e.g. a missing driver
+    except Exception as exc:
         failure = ctx.error(f"cannot create a connection ({ctx.department.describe_connection()}): "
                             f"{ctx.cause(exc)}")
     else:
@@ -258,7 +244,7 @@ def _reflect(ctx: _Context, secret: Secret) -> _Reflected:
     try:
         try:
             conn = engine.connect()
-        except Exception as exc:  # noqa: BLE001 - whatever the driver raises
+        except Exception as exc:
             failure = ctx.error(f"cannot connect to the {backend} database "
                                 f"({ctx.department.describe_connection()}): {ctx.cause(exc)}")
         if failure is not None:
@@ -279,7 +265,7 @@ def _reflect_on(ctx: _Context, conn: sa.Connection, backend: str, dialect: sa.Di
         cols = sa.inspect(conn).get_columns(t.name, schema=t.source_schema)
     except sa.exc.NoSuchTableError:
         cols = []
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return ctx.error(f"cannot reflect the table: {ctx.cause(exc)}")
     if not cols:  # NoSuchTableError, or a dialect that returns no columns
         where = f" in schema {t.source_schema!r}" if t.source_schema else ""
@@ -292,7 +278,7 @@ def _reflect_on(ctx: _Context, conn: sa.Connection, backend: str, dialect: sa.Di
                 "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS "
                 "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"),
                 {"schema": t.source_schema, "table": t.name}).all()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return ctx.error(f"cannot read the column character sets: {ctx.cause(exc)}")
         charsets = {r[0]: r[1] for r in rows}
     texts = {c["name"]: _type_text(c["type"], dialect) for c in cols}

@@ -16,7 +16,6 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import numpy as np
@@ -26,10 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from .encoding import decode_utf8_arrow, repair_gbk_in_latin1_arrow
-from .types import BAD_ENCODING, BAD_VALUE, STRING, coerce
-
-if TYPE_CHECKING:
-    from .readers import SourceColumn
+from .types import BAD_ENCODING, BAD_VALUE, STRING, SourceColumn, coerce
 
 MYSQL = ("mysql", "mariadb")
 # SQLite: unicode(typeof(c)) -- the first letter of the storage class -- and the classes each wire accepts

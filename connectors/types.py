@@ -69,7 +69,7 @@ local date for ``date``, a date becomes local midnight for ``timestamp``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -134,6 +134,20 @@ class TypeChoice:
     zoned: bool = False  # timestamp source values are instants (tz-aware), not local wall-clock times
     rule: str = ""  # why, in words (shown by source_columns)
     source_kind: Kind | None = None  # the declared type's own kind when a configured type overrides it
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    """One column of a source table as reflected, and what bronze makes of it."""
+
+    name: str  # source column name, as the catalog spells it
+    sql_type: str  # declared type as the source reports it, e.g. "DECIMAL(14, 2)", "INTEGER UNSIGNED"
+    nullable: bool
+    arrow_type: pa.DataType  # bronze type (configured overrides applied)
+    output_name: str  # bronze column name (configured rename applied)
+    rule: str  # why that type
+    repair: str | None = None  # "gbk_in_latin1" when configured
+    choice: TypeChoice = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
 
 
 def arrow_type_of(kind: Kind, precision: int | None = None, scale: int | None = None) -> pa.DataType:

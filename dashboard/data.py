@@ -26,8 +26,7 @@ import duckdb
 import pandas as pd
 
 from dashboard.queries import sql_of
-
-MARTS_FILE = "marts.duckdb"
+from lake.layout import MARTS_FILE
 
 
 @dataclass

@@ -14,6 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from lake.city import DEFAULT_TIMEZONE
+
 #: System fonts only (the dashboard works offline): the first one installed wins.
 FONT_STACK = ('"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", '
               '"WenQuanYi Micro Hei", "WenQuanYi Zen Hei", sans-serif')
@@ -79,7 +81,7 @@ def when(value: Any) -> str:
         return "—"
     ts = pd.Timestamp(value)
     if ts.tzinfo is not None:
-        ts = ts.tz_convert("Asia/Shanghai")
+        ts = ts.tz_convert(DEFAULT_TIMEZONE)
     return ts.strftime("%Y-%m-%d %H:%M") + (" (北京时间)" if ts.tzinfo is not None else "")
 
 

@@ -29,7 +29,7 @@ from lake.delta import overwrite, read_dataset, to_arrow
 from lake.layout import (
     bronze_path,
     quarantine_rows_path,
-    silver_path,  # re-exported for models/marts, models/exports until merge
+    silver_path,
 )
 from models import canonical
 from models.staging.quarantine import QUARANTINE_SCHEMA

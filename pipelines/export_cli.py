@@ -9,18 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 
+from lake.city import city_zone
 from pipelines.home import exports_path
 
 __all__ = ["export", "verify_export"]
 
 
 def _default_date() -> dt.date:
-    """The last complete day in Asia/Shanghai (the nightly partition the marts were built for)."""
-    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date() - dt.timedelta(days=1)
+    """The last complete day in the city's time zone (the nightly partition the marts were built for)."""
+    return dt.datetime.now(city_zone()).date() - dt.timedelta(days=1)
 
 
 @click.command("export")
@@ -28,7 +28,7 @@ def _default_date() -> dt.date:
               show_default=True, help="The data folder: reads HOME/marts.duckdb, writes HOME/exports/ (also "
                                       "$QST_HOME).")
 @click.option("--date", "date", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="YYYY-MM-DD",
-              help="The date of the packages (default: yesterday, Asia/Shanghai).")
+              help="The date of the packages (default: yesterday in the city's time zone).")
 @click.option("--bureau", "bureaus", multiple=True, metavar="BUREAU",
               help="Only this bureau (repeatable); default every bureau of the config.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -43,7 +43,7 @@ def export(home: Path, date: dt.datetime | None, bureaus: tuple[str, ...], confi
     and hashed, as Parquet and CSV with a manifest and a README, published atomically in
     EXPORTS/<bureau>/<date>. Bureaus are isolated: one failing does not stop the others. Exits 1 if any
     bureau failed."""
-    from connectors.config import ConfigError
+    from lake.yamlfile import ConfigError
     from models.exports import BureauOutcome, export_all, load_entitlements
 
     config_path = config_path or exports_path(home)

@@ -14,7 +14,8 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from pipelines.bronze import daily_partitions
-from pipelines.marts import MARTS_KEY
+from pipelines.gold import gold_asset_key
+from pipelines.marts import MARTS_KEYS, marts_asset_key
 from pipelines.resources import LakeResource
 
 EXPORTS_PREFIX = "exports"
@@ -24,8 +25,23 @@ def export_asset_key(bureau: str) -> dg.AssetKey:
     return dg.AssetKey([EXPORTS_PREFIX, bureau])
 
 
-def _bureau_asset(config_path: Path, bureau: str, title: str) -> dg.AssetsDefinition:
-    @dg.asset(key=export_asset_key(bureau), deps=[MARTS_KEY], group_name=EXPORTS_PREFIX, kinds={"parquet", "csv"},
+def _marts_read(tables: list[str]) -> list[dg.AssetKey]:
+    """The mart tables a bureau's package is made from (gold tables for the few it is entitled to from the
+    lake), and ``meta_build`` (its manifest copies the lake versions): the lineage of one bureau, so that a
+    broken mart holds back only the bureaus it feeds."""
+    from models.exports.package import GOLD_TABLES
+
+    keys = []
+    for t in dict.fromkeys([*tables, "meta_build"]):
+        if marts_asset_key(t) in MARTS_KEYS:
+            keys.append(marts_asset_key(t))
+        elif t in GOLD_TABLES:
+            keys.append(gold_asset_key(t))
+    return keys
+
+
+def _bureau_asset(config_path: Path, bureau: str, title: str, tables: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(key=export_asset_key(bureau), deps=_marts_read(tables), group_name=EXPORTS_PREFIX, kinds={"parquet", "csv"},
               partitions_def=daily_partitions,
               description=f"{title}: the night's package in HOME/exports/{bureau}/<date> (Parquet, CSV, manifest.json, "
                           f"README.md), masked and hashed by {config_path.name}; verify with `qst verify-export`.")
@@ -51,4 +67,5 @@ def export_assets(config_path: Path) -> list[dg.AssetsDefinition]:
     from models.exports import load_entitlements
 
     config = load_entitlements(config_path)
-    return [_bureau_asset(config_path, key, bureau.title) for key, bureau in config.bureaus.items()]
+    return [_bureau_asset(config_path, key, bureau.title, [t.table for t in bureau.tables])
+            for key, bureau in config.bureaus.items()]

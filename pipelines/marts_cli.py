@@ -29,7 +29,7 @@ def _versions(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--home", type=click.Path(path_type=Path, file_okay=False), envvar="QST_HOME", default="data",
               show_default=True, help="The data folder whose lake to read (also $QST_HOME).")
 @click.option("--as-of-date", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="YYYY-MM-DD",
-              help="Build from each lake table as it stood at the end of this day (Asia/Shanghai).")
+              help="Build from each lake table as it stood at the end of this day (the city's time zone).")
 @click.option("--as-of-version", "as_of_versions", multiple=True, metavar="TABLE=VERSION",
               help="Pin a lake table to a Delta version, e.g. gold/dim_enterprise=3 (repeatable; wins over "
                    "--as-of-date).")

@@ -71,8 +71,8 @@ NUMBER_STATUSES = ("ok", "invalid", "missing")
 SUBJECT_KINDS = ("enterprise", "person")
 #: The status vocabulary of each kind that has an ``X_status`` (every kind of ``STATUS_KINDS`` must be here).
 STATUS_VOCABULARIES: dict[str, tuple[str, ...]] = {
-    **{k: STATUSES for k in IDENTIFIER_KINDS}, **{k: DATE_STATUSES for k in DATE_KINDS},
-    **{k: NUMBER_STATUSES for k in NUMBER_KINDS},
+    **dict.fromkeys(IDENTIFIER_KINDS, STATUSES), **dict.fromkeys(DATE_KINDS, DATE_STATUSES),
+    **dict.fromkeys(NUMBER_KINDS, NUMBER_STATUSES),
 }
 
 COMPLETENESS_MOSTLY = 0.9   # a mandatory column filled on at least 90% of rows

@@ -128,6 +128,7 @@ from connectors.config_schema import SourcesConfig
 from lake.city import DEFAULT_TIMEZONE
 from lake.delta import read_dataset, replace_where
 from lake.layout import bronze_path, quarantine_rows_path, scorecard_path, silver_path
+from models.scorecard import GRADES, SCORECARD_SCHEMA, SILVER_COUNTS, UTC_TS, WEIGHTS, with_rates
 from models.silver import source_infos
 from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, source_pk
@@ -151,41 +152,7 @@ REPORTING_TIMEZONE = DEFAULT_TIMEZONE  # the city's calendar
 #: When the nightly load runs on D+1 (the schedule of ``pipelines/bronze.py``).
 NIGHTLY_LOAD = dt.time(2, 0)
 DEFAULT_GRACE = dt.timedelta(hours=4)
-#: component -> weight; ``cleanliness`` is ``1 - quarantine_rate``.
-WEIGHTS: dict[str, float] = {"timeliness": 0.3, "completeness": 0.3, "validity": 0.2, "cleanliness": 0.2}
-#: (lowest score, grade), best first.
-GRADES: tuple[tuple[float, str], ...] = ((90.0, "优"), (75.0, "良"), (60.0, "中"), (float("-inf"), "差"))
 TOTAL = "*"
-
-UTC_TS = pl.Datetime("us", "UTC")
-SCORECARD_SCHEMA: dict[str, pl.DataType] = {
-    "day": pl.Date,
-    "department": pl.Utf8,
-    "asset": pl.Utf8,                 # the bronze asset; '*' on a department's total row
-    "table": pl.Utf8,                 # the source table's or the file drop's name; '*' on a total row
-    "kind": pl.Utf8,                  # timestamp | id | snapshot | file_drop (null on a total row)
-    "first_load_at": UTC_TS,          # the table's first bronze load (null: never loaded)
-    "deadline": UTC_TS,               # D+1 02:00 local + grace
-    "timeliness_scored": pl.Boolean,
-    "records_received": pl.Int64,
-    "on_time": pl.Int64,              # null when timeliness is not scored
-    "late": pl.Int64,
-    "timeliness_rate": pl.Float64,
-    "staged": pl.Int64,               # received rows silver has seen (staging model or quarantine)
-    "quarantined": pl.Int64,
-    "mandatory_slots": pl.Int64,
-    "mandatory_filled": pl.Int64,
-    "completeness_rate": pl.Float64,
-    "identifier_values": pl.Int64,
-    "identifier_valid": pl.Int64,
-    "identifier_masked": pl.Int64,
-    "valid_identifier_rate": pl.Float64,
-    "quarantine_rate": pl.Float64,
-    "score": pl.Float64,
-    "grade": pl.Utf8,
-}
-_SILVER_COUNTS = ("staged", "quarantined", "mandatory_slots", "mandatory_filled", "identifier_values",
-                  "identifier_valid", "identifier_masked")
 
 EXTRACTED = "_qst_extracted_at"
 DELETED = "_qst_deleted_at"
@@ -354,7 +321,7 @@ def _received(home: Path, source: _Source, day: dt.date, grace: dt.timedelta) ->
 def _silver_counts(home: Path, spec: StagingSpec, received: pl.DataFrame) -> dict[str, int]:
     import pyarrow.dataset as pds
 
-    counts = dict.fromkeys(_SILVER_COUNTS, 0)
+    counts = dict.fromkeys(SILVER_COUNTS, 0)
     if received.height == 0:
         return counts
     key = ["source_pk", ROW_HASH]
@@ -404,36 +371,6 @@ def _silver_counts(home: Path, spec: StagingSpec, received: pl.DataFrame) -> dic
     return counts
 
 
-# --------------------------------------------------------------------------------------------------
-# Rates, score, grade
-# --------------------------------------------------------------------------------------------------
-def _ratio(num: str, den: str) -> pl.Expr:
-    return pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)
-
-
-def _with_rates(frame: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """Rates from the counts, then the score and the grade (the formula of the module docstring)."""
-    frame = frame.lazy().with_columns(
-        timeliness_rate=pl.when(pl.col("on_time").is_not_null() & ((pl.col("on_time") + pl.col("late")) > 0))
-        .then(pl.col("on_time") / (pl.col("on_time") + pl.col("late"))),
-        completeness_rate=_ratio("mandatory_filled", "mandatory_slots"),
-        valid_identifier_rate=_ratio("identifier_valid", "identifier_values"),
-        quarantine_rate=_ratio("quarantined", "staged"),
-    )
-    parts = {"timeliness": pl.col("timeliness_rate"), "completeness": pl.col("completeness_rate"),
-             "validity": pl.col("valid_identifier_rate"), "cleanliness": 1 - pl.col("quarantine_rate")}
-    weighted = pl.sum_horizontal([(WEIGHTS[k] * e).fill_null(0.0) for k, e in parts.items()])
-    weights = pl.sum_horizontal([pl.when(e.is_not_null()).then(WEIGHTS[k]).otherwise(0.0)
-                                 for k, e in parts.items()])
-    score = pl.when(weights > 0).then((100 * weighted / weights).round(1))
-    grade_expr = pl.lit(None, pl.Utf8)
-    for low, g in reversed(GRADES):
-        grade_expr = pl.when(pl.col("score") >= low).then(pl.lit(g)).otherwise(grade_expr)
-    out = frame.with_columns(score=score).with_columns(
-        grade=pl.when(pl.col("score").is_not_null()).then(grade_expr))
-    return out.select(list(SCORECARD_SCHEMA)).collect().cast(SCORECARD_SCHEMA)
-
-
 def scorecard(home: Path, config: SourcesConfig, specs: dict[str, StagingSpec], day: dt.date, *,
               grace: dt.timedelta = DEFAULT_GRACE) -> pl.DataFrame:
     """The scorecard of reporting day ``day``: one row per configured table and file drop (see the module
@@ -453,12 +390,12 @@ def scorecard(home: Path, config: SourcesConfig, specs: dict[str, StagingSpec], 
             "on_time": on_time, "late": None if on_time is None else received.height - on_time,
         }
         spec = specs.get(f"{source.department}/{source.asset}")
-        row.update(_silver_counts(home, spec, received) if spec is not None else dict.fromkeys(_SILVER_COUNTS))
+        row.update(_silver_counts(home, spec, received) if spec is not None else dict.fromkeys(SILVER_COUNTS))
         rows.append(row)
     schema = {k: v for k, v in SCORECARD_SCHEMA.items() if k not in ("timeliness_rate", "completeness_rate",
                                                                        "valid_identifier_rate", "quarantine_rate",
                                                                        "score", "grade")}
-    return _with_rates(pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema))
+    return with_rates(pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema))
 
 
 def department_summary(frame: pl.DataFrame) -> pl.DataFrame:
@@ -477,9 +414,9 @@ def department_summary(frame: pl.DataFrame) -> pl.DataFrame:
         records_received=pl.col("records_received").sum(),
         on_time=pl.when(scored.any()).then(pl.col("on_time").filter(scored).sum()),
         late=pl.when(scored.any()).then(pl.col("late").filter(scored).sum()),
-        **{c: total(c) for c in _SILVER_COUNTS},
+        **{c: total(c) for c in SILVER_COUNTS},
     )
-    return _with_rates(grouped)
+    return with_rates(grouped)
 
 
 #: How many days before the night's own day are scored again each night: a day's figures change while late

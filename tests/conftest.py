@@ -51,7 +51,7 @@ def _fresh_database(admin_url: str, what: str) -> Iterator[str]:
         admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+    except Exception as exc:
         _unavailable(what, exc)
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:

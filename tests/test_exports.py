@@ -37,6 +37,7 @@ from models.exports import (
     verify_package,
 )
 from models.exports import package as package_mod
+from models.exports import write as write_mod
 from models.exports.entitlements import ColumnRule, ExportsConfig
 from models.exports.protect import KeyedHasher, hmac_hex, mask_id, mask_mobile, mask_name, protect_series
 from pipelines.export_cli import export as export_cmd
@@ -515,10 +516,10 @@ def test_rerun_is_idempotent_and_replaces_the_package(tmp_path: Path, marts: Pat
 
 def test_parquet_row_groups_do_not_depend_on_batches(tmp_path: Path, config: ExportsConfig, monkeypatch):
     marts = make_marts(tmp_path / "m.duckdb", rows=300)
-    monkeypatch.setattr(package_mod, "ROW_GROUP_ROWS", 64)
-    monkeypatch.setattr(package_mod, "FETCH_ROWS", 50)
+    monkeypatch.setattr(write_mod, "ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(write_mod, "FETCH_ROWS", 50)
     a = files_digest(run(config, "streets", marts, tmp_path / "a").path)
-    monkeypatch.setattr(package_mod, "FETCH_ROWS", 7)
+    monkeypatch.setattr(write_mod, "FETCH_ROWS", 7)
     b = files_digest(run(config, "streets", marts, tmp_path / "b").path)
     assert a.pop("dim_enterprise.parquet") == b.pop("dim_enterprise.parquet")
     meta = pq.ParquetFile(tmp_path / "b" / "streets" / "2026-11-22" / "dim_enterprise.parquet").metadata
@@ -638,13 +639,13 @@ def test_failure_midway_through_the_files(tmp_path: Path, marts: Path, config: E
     root = tmp_path / "exports"
     run(config, "tax", marts, root)
     pkg, before = _published(root)
-    real = package_mod._CsvSink.write
+    real = write_mod._CsvSink.write
 
     def half(self, batch):
         real(self, batch.slice(0, batch.num_rows // 2))
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(package_mod._CsvSink, "write", half)
+    monkeypatch.setattr(write_mod._CsvSink, "write", half)
     with pytest.raises(OSError):
         run(config, "tax", marts, root)
     assert files_digest(pkg) == before and verify_package(pkg).ok
@@ -653,16 +654,16 @@ def test_failure_midway_through_the_files(tmp_path: Path, marts: Path, config: E
 KILLER = """\
 import datetime as dt, os, signal, sys
 from models.exports import load_entitlements, export_bureau
-from models.exports import package
+from models.exports import package, write as writer
 point = sys.argv[4]
 if point == "swap":
     package.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
 else:
-    real = package._ParquetSink.write
+    real = writer._ParquetSink.write
     def write(self, batch):
         real(self, batch)
         os.kill(os.getpid(), signal.SIGKILL)
-    package._ParquetSink.write = write
+    writer._ParquetSink.write = write
 export_bureau(load_entitlements(sys.argv[1]), "tax", marts=sys.argv[2], exports_root=sys.argv[3],
               date=dt.date(2026, 11, 22), environ={"QST_EXPORT_HMAC_KEY": "k3y-for-tests-only-0123456789abcdef"})
 """

@@ -431,3 +431,100 @@ def test_the_duckdb_command_line_opens_the_file(marts):
                           "-c", "SELECT count(*) FROM mart_enterprise_360"], capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.split()[-1]) == marts["report"].rows["mart_enterprise_360"]
+
+
+def test_a_broken_mart_fails_the_build_loudly_and_leaves_the_previous_file(marts, tmp_path, monkeypatch):
+    """One mart's SQL broken: the production entry point raises naming the mart, nothing is swapped in."""
+    from models.marts import abnormal
+    from models.marts.graph import MartBuildError
+
+    home = tmp_path / "home"
+    shutil.copytree(marts["home"], home)
+    before = mb.marts_path(home).read_bytes()
+
+    def broken(con, ref):
+        return {"mart_abnormal_distribution": mb.create_table(
+            con, "mart_abnormal_distribution", "SELECT month FROM no_such_table WHERE")}
+
+    monkeypatch.setattr(abnormal, "build_abnormal_distribution", broken)
+    with pytest.raises(MartBuildError, match=r"mart abnormal \(mart_abnormal_distribution\) failed") as err:
+        mb.build_marts(home)
+    assert "no_such_table" in str(err.value) or "syntax" in str(err.value).lower()
+    assert mb.marts_path(home).read_bytes() == before
+    assert not list(home.glob(".marts.duckdb.building-*"))
+
+
+def test_the_registry_builds_every_contract_table_in_dependency_order():
+    from models.marts import graph
+    from models.marts.contract import EXTERNAL_TABLES
+
+    graph.check_registry()
+    made = graph.producers()
+    assert set(TABLES) | set(EXTERNAL_TABLES) == set(graph.contract())
+    position = {m.name: i for i, m in enumerate(graph.order())}
+    for m in graph.MARTS:
+        for t in m.inputs:
+            if t in made:
+                assert position[made[t].name] < position[m.name], (m.name, t)
+    lineage = graph.lineage()
+    assert {"mart_credit_risk", "dim_enterprise", "mart_enterprise_events"} <= set(lineage["mart_enterprise_360"])
+    assert not any(t.startswith("_") for ups in lineage.values() for t in ups)
+    # a mart reading a table nobody writes, or a circle, is refused before any data is read
+    bad = graph.mart("bad", ("mart_bad",), ("no_such_table",), lambda ctx: None, comments={
+        "mart_bad": {"table": "x", "columns": {"a": "a"}}})
+    with pytest.raises(ValueError, match="bad reads no_such_table"):
+        graph.check_registry((*graph.MARTS, bad))
+    circle = (graph.mart("a", ("_a",), ("_b",), lambda ctx: None), graph.mart("b", ("_b",), ("_a",), lambda ctx: None))
+    import graphlib
+
+    with pytest.raises(graphlib.CycleError):
+        graph.order(circle)
+
+
+def test_the_other_modules_marts_are_in_the_file(marts):
+    """The service, KPI and calendar marts come from the same build as the rest (no separate entry point)."""
+    from models.marts.service import build_service_marts
+
+    home, report = marts["home"], marts["report"]
+    for table in ("dim_calendar", "mart_service_efficiency", "mart_business_startup", "mart_business_startup_cases",
+                  "mart_kpi_daily"):
+        assert report.rows[table] > 0, table
+        assert read(home, f'SELECT count(*) AS n FROM "{table}"')["n"][0] == report.rows[table]
+    direct = build_service_marts(home, report.as_of_date)
+    for table, frame in direct.items():
+        assert report.rows[table] == frame.height, table
+    assert not report.notes.get("mart_department_scorecard")
+
+
+def test_marts_and_exports_hash_an_id_alike():
+    """mart_person_360.id_hash and an export's hmac column: one implementation, equal for equal key and value."""
+    from models.exports.entitlements import ColumnRule
+    from models.exports.protect import KeyedHasher, protect_series, resolve_key
+    from models.keyed_hash import KEY_ENV, env_key, keyed_hashes
+    from models.marts.person import PII_KEY_ENV
+
+    assert PII_KEY_ENV == KEY_ENV
+    env = {KEY_ENV: f"  {KEY}-of-at-least-16  "}
+    key = env_key(env)
+    assert key == resolve_key(KEY_ENV, env)
+    ids = ["11010519491231002x", " １１０１０５１９４９１２３１００２Ｘ ", "", None, "440305199001011234"]
+    marts_side = keyed_hashes(ids, key)
+    exports_side = protect_series(pl.Series("id", ids), ColumnRule.model_validate({"protect": "hmac"}),
+                                  KeyedHasher(key)).to_list()
+    assert marts_side == exports_side
+    assert marts_side[0] == marts_side[1] == hmac.new(key, b"11010519491231002X", hashlib.sha256).hexdigest()
+    assert marts_side[2] is None and marts_side[3] is None
+
+
+def test_a_city_without_service_cases_gets_every_mart_with_the_service_ones_empty(marts, tmp_path, monkeypatch):
+    """An absent optional input is not a failure: the marts that read it are built empty and the report says why."""
+    home = tmp_path / "home"
+    shutil.copytree(marts["home"], home)
+    shutil.rmtree(home / "lake" / "silver" / "stg_service__service_cases")
+    monkeypatch.setenv("QST_EXPORT_HMAC_KEY", KEY)
+    report = mb.build_marts(home)
+    for table in ("mart_service_efficiency", "mart_business_startup", "mart_business_startup_cases"):
+        assert report.rows[table] == 0, table
+        assert read(home, f'SELECT count(*) AS n FROM "{table}"')["n"][0] == 0
+    assert "stg_service__service_cases" in report.notes["_service_cases"]
+    assert report.rows["mart_enterprise_360"] == marts["report"].rows["mart_enterprise_360"]

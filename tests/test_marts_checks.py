@@ -9,20 +9,23 @@ import polars as pl
 from deltalake import write_deltalake
 
 from models.marts.contract import TABLES
+from models.marts.graph import contract
 from quality.marts_checks import contract_holds, one_row_per_enterprise
 
 
 def _contract_file(path: Path, skip: str | None = None, rename: tuple[str, str, str] | None = None) -> Path:
+    """Every table of the registry; types from models/marts/contract.py (VARCHAR for the modules' own tables)."""
     with duckdb.connect(str(path)) as con:
-        for name, table in TABLES.items():
+        for name, columns in contract().items():
             if name == skip:
                 continue
+            types = {c.name: c.type for c in TABLES[name].columns} if name in TABLES else {}
             cols = []
-            for c in table.columns:
-                col = c.name
+            for col in columns:
+                typ = types.get(col, "VARCHAR")
                 if rename and rename[0] == name and rename[1] == col:
                     col = rename[2]
-                cols.append(f'"{col}" {c.type}')
+                cols.append(f'"{col}" {typ}')
             con.execute(f'CREATE TABLE "{name}" ({", ".join(cols)})')
     return path
 
@@ -35,6 +38,20 @@ def test_contract_holds_on_the_contract_and_names_what_breaks_it(tmp_path: Path)
                                             rename=("mart_enterprise_360", "uscc", "usc_code")))
     assert not renamed.passed
     assert "mart_enterprise_360" in renamed.description and "'uscc'" in renamed.description
+
+
+def test_contract_holds_covers_the_marts_of_other_modules(tmp_path: Path):
+    """The KPI, service and calendar marts keep their contract in their modules: the check holds them too."""
+    assert {"dim_calendar", "mart_service_efficiency", "mart_business_startup", "mart_business_startup_cases",
+            "mart_kpi_daily"} <= set(contract())
+    for table in ("mart_kpi_daily", "dim_calendar", "mart_business_startup_cases"):
+        missing = contract_holds(_contract_file(tmp_path / f"{table}.duckdb", skip=table))
+        assert not missing.passed and f"{table}: missing" in missing.description
+    renamed = contract_holds(_contract_file(tmp_path / "renamed_kpi.duckdb",
+                                            rename=("mart_service_efficiency", "item_code", "item")))
+    assert not renamed.passed and "mart_service_efficiency" in renamed.description
+    one = contract_holds(_contract_file(tmp_path / "one.duckdb", skip="mart_kpi_daily"), tables=["mart_credit_risk"])
+    assert one.passed
 
 
 def _lake_and_marts(tmp_path: Path, golden: list[str], mart: list[str]) -> tuple[Path, Path]:

@@ -30,6 +30,7 @@ from models.gold.build import read_gold
 from models.silver import read_silver
 from pipelines.assemble import build_definitions
 from pipelines.runner import run_pipeline
+from pipelines.marts import MARTS_KEYS
 from simulator import estate as est
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def test_nightly_run_loads_every_table_and_checks_pass(sqlite_estate, monkeypatc
     # the crosswalk, id history, review queue and the two golden tables; the marts; one export per bureau
     bureaus = load_entitlements(REPO / "exports.yaml").bureaus
     assert [layers.count(layer) for layer in ("bronze", "silver", "quality", "gold", "marts", "exports")] == [
-        15, 18, 2, 5, 1, len(bureaus)]
+        15, 18, 2, 5, len(MARTS_KEYS), len(bureaus)]
     gold_checks = {name: ok for a in outcome.assets if a.key.startswith("gold/") for name, ok in a.checks.items()}
     assert gold_checks == {"crosswalk_complete": True, "id_changes_recorded": True,
                            "one_golden_record_per_entity": True}

@@ -26,8 +26,6 @@ Lake paths are :func:`lake.layout.bronze_path`; other layers read bronze with :f
 
 from __future__ import annotations
 
-from lake.delta import read_dataset  # noqa: F401 - re-exported for models/marts, models/exports until merge
-
 from .columns import FLAGS, LINEAGE
 from .load import (
     DEFAULT_MAX_ROWS_PER_COMMIT,

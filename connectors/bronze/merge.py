@@ -78,7 +78,7 @@ def _append_properties(primary_key: list[str]) -> WriterProperties:
     """
     plain = ColumnProperties(dictionary_enabled=False)
     return WriterProperties(compression="SNAPPY", max_row_group_size=65_536, dictionary_page_size_limit=131_072,
-                            column_properties={c: plain for c in ["_qst_row_hash", *primary_key]})
+                            column_properties=dict.fromkeys(["_qst_row_hash", *primary_key], plain))
 
 
 # Test seam: called with the load's commit count after each commit (the crash tests pause here).

@@ -95,7 +95,7 @@ def _freshness(marts: Marts) -> list[Any]:
 
 def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     return ui.page(
-        PAGE_ID, "总览", 
+        PAGE_ID, "总览",
         ui.section("关键指标", *_kpi_cards(marts)),
         html.Div([ui.section("新增信用风险预警", *_warnings(marts), class_name="section wide"),
                   ui.section("数据新鲜度", *_freshness(marts), class_name="section narrow")], className="row"),

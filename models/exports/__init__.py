@@ -3,9 +3,12 @@ verifiable and published whole.
 
 * :mod:`models.exports.entitlements` -- the ``exports.yaml`` format (sharing types 无条件 / 有条件 / 不予共享,
   tables, columns, structured row filters, protections) and its loader;
-* :mod:`models.exports.protect` -- masks and keyed hashes (vectorized Polars);
-* :mod:`models.exports.package` -- build one bureau's dated package from the marts file, publish it
-  atomically, prune by retention, audit;
+* :mod:`models.exports.protect` -- masks and keyed hashes (vectorized Polars; the HMAC is
+  :mod:`models.keyed_hash`, shared with the marts);
+* :mod:`models.exports.package` -- build one bureau's dated package from the marts file (the entry points),
+  with :mod:`~models.exports.plan` (what to export, checked first), :mod:`~models.exports.write` (Parquet and
+  CSV files), :mod:`~models.exports.readme` (the bilingual README), :mod:`~models.exports.publish` (atomic
+  publication, retention, audit) and :mod:`~models.exports.results`;
 * :mod:`models.exports.verify` -- check a package against its manifest.
 
 Plain code: Dagster assets and the ``qst`` commands (``pipelines/export_cli.py``) only call these.

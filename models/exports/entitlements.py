@@ -149,8 +149,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from connectors.config import load_yaml_model
 from connectors.identifiers_sql import MAX_IDENTIFIER_LENGTH, validate_identifier
+from lake.yamlfile import load_yaml_model
 
 __all__ = [
     "CSV_ENCODINGS",

@@ -22,7 +22,9 @@ Rules common to every mask (so that a masked value is never the clear value):
   ``+86``/``86`` country prefix in front of an 11-digit mobile; ``mask_bank_card`` drops spaces and dashes.
 
 HMAC normalization (documented for the bureaus in their README): NFKC, trimmed, upper case; blank -> null.
-The hash is the lowercase hex of HMAC-SHA256(key, UTF-8 bytes of the normalized value).
+The hash is the lowercase hex of HMAC-SHA256(key, UTF-8 bytes of the normalized value); the HMAC itself, the
+normalization's plain-Python twin and the key's default environment variable live in :mod:`models.keyed_hash`,
+which the marts' ``id_hash`` uses too, so a bureau's hash and the analysts' hash of one ID are equal.
 
 Everything here is Polars expressions over whole columns except the hash itself, which Polars cannot
 compute: it runs once per *distinct* value of a batch with pre-keyed SHA-256 states (about 1 µs a value),
@@ -33,14 +35,13 @@ decide the order of the exported rows.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Mapping
 
 import polars as pl
 import pyarrow as pa
 
 from models.exports.entitlements import MASK_PRESETS, ColumnRule, ExportError
+from models.keyed_hash import KeyedHasher, env_key
 
 __all__ = [
     "MASK_CHAR",
@@ -128,32 +129,6 @@ def hash_normalize(expr: pl.Expr) -> pl.Expr:
     return _normalized("hmac", expr)
 
 
-class KeyedHasher:
-    """HMAC-SHA256 (RFC 2104) with the key's inner and outer pads hashed once, so each value costs two
-    SHA-256 continuations.  The key itself is not kept (nor shown by ``repr``)."""
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes):
-        if not key:
-            raise ValueError("the HMAC key is empty")
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        block = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
-
-    def hexdigest(self, message: bytes) -> str:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
-
-    def __repr__(self) -> str:
-        return "KeyedHasher(<secret>)"
-
-
 def hmac_hex(values: pl.Series, hasher: KeyedHasher) -> pl.Series:
     """The hex HMAC of each value's normalized form (:func:`hash_normalize`); null and blank give null."""
     return _hmac_normalized(values.to_frame("v").select(hash_normalize(pl.col("v"))).to_series(), hasher)
@@ -196,12 +171,10 @@ def resolve_key(env_name: str | None, environ: Mapping[str, str] | None = None) 
     its value."""
     if not env_name:
         raise ExportError("an hmac column needs 'hmac_key_env' in exports.yaml")
-    env = os.environ if environ is None else environ
-    value = env.get(env_name)
-    if value is None or not value.strip():
+    key = env_key(environ, env_name)
+    if key is None:
         raise ExportError(f"the environment variable {env_name} (hmac_key_env in exports.yaml) is not set; it "
                           "must hold the secret key of the hmac columns")
-    key = value.strip().encode("utf-8")
     if len(key) < MIN_KEY_BYTES:
         raise ExportError(f"the secret in the environment variable {env_name} is too short (fewer than "
                           f"{MIN_KEY_BYTES} bytes); use a random key of at least 32 characters")

@@ -75,7 +75,7 @@ def previous_night(home: Path, partition: str) -> Previous:
     from deltalake import DeltaTable
 
     path = gold_path(home, "entity_crosswalk")
-    last = {k: 0 for k in KINDS}
+    last = dict.fromkeys(KINDS, 0)
     if not (path / "_delta_log").is_dir():
         return Previous(None, None, None, last)
     table = DeltaTable(str(path))
@@ -100,7 +100,7 @@ def previous_night(home: Path, partition: str) -> Previous:
     night, version = best
     try:
         crosswalk = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"], version=version)
-    except Exception as exc:  # noqa: BLE001 - a vacuumed version: fall back to the newest one
+    except Exception as exc:
         log.warning("crosswalk version %s (night %s) cannot be read (%s); using the newest", version, night, exc)
         crosswalk = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"])
     for kind in KINDS:

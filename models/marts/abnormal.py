@@ -14,7 +14,7 @@ import datetime as dt
 
 import duckdb
 
-from models.marts.build import create_table
+from models.marts.common import create_table, mart
 
 
 def build_abnormal_distribution(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
@@ -32,3 +32,10 @@ def build_abnormal_distribution(con: duckdb.DuckDBPyConnection, ref: dt.date) ->
         WHERE e.event_type = 'abnormal_listing' AND (e.event_date IS NULL OR e.event_date <= {r})
         GROUP BY ALL""", "division_code, month")
     return {"mart_abnormal_distribution": n}
+
+
+MARTS = (
+    mart("abnormal", ("mart_abnormal_distribution",),
+         ("mart_enterprise_events", "dim_enterprise", "dim_division", "dim_industry_section"),
+         lambda ctx: build_abnormal_distribution(ctx.con, ctx.as_of)),
+)

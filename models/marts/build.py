@@ -9,14 +9,17 @@ Why it is built this way:
 - **Pinned lake versions.** Each Delta table is read at one version (``DeltaTable(path, version=...)`` as an
   Arrow dataset registered on the connection: DuckDB cannot load its Delta extension offline). The versions
   are recorded in ``meta_build`` (bureau exports copy it into their manifests). ``as_of_date`` picks, for every
-  table, the newest version committed on or before the end of that day (Asia/Shanghai) — "what did we know
+  table, the newest version committed on or before the end of that day (the city's time zone) — "what did we know
   on the 3rd?" — and ``as_of_versions`` names versions explicitly.
 - **The reference day** of the recent-window figures and of the risk score (``as_of_date`` in every mart) is
   ``as_of_date`` when given, else the newest event day of the lake not after today: the day the data
   reaches, so a rebuild of the same lake gives the same figures.
-- **Everything in DuckDB SQL**, one connection, vectorized; the table modules (:mod:`.enterprise`,
-  :mod:`.person`, :mod:`.risk`, :mod:`.abnormal`, :mod:`.scorecard_mart`) each create their tables, and
-  :func:`create_table` gives each exactly the columns, types and order of :mod:`models.marts.contract`.
+- **An explicit graph.** Each table module declares its marts as data (``MARTS``: tables written, tables
+  read, contract); :mod:`models.marts.graph` runs them in the order their inputs give, and the first one that
+  fails stops the build with its name -- no mart is ever left out quietly, and nothing is swapped in.
+- **Everything in DuckDB SQL**, one connection, vectorized (the service, KPI and calendar marts compute in
+  Polars and are stored from their frames); :func:`create_table` gives each SQL table exactly the columns,
+  types and order of :mod:`models.marts.contract`, and every node's tables are checked against its contract.
 - **Comments** (Chinese / English) come from the contract; ``HOME/docs/data_dictionary.md`` is generated from
   the comments stored in the file, so the documentation is what the analysts' ``duckdb`` shows.
 """
@@ -28,32 +31,21 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import duckdb
 
-from models.marts.contract import EXTERNAL_TABLES, TABLES, Table
+from lake.city import city_zone
+from lake.layout import MARTS_FILE, marts_path
+from models.marts import graph
+from models.marts.common import LAKE_TABLES, OPTIONAL_LAKE_TABLES, MartContext, create_table, q, sql_str
+from models.marts.contract import TABLES
 
-TIMEZONE = ZoneInfo("Asia/Shanghai")
-MARTS_FILE = "marts.duckdb"
+__all__ = ["LAKE_TABLES", "MARTS_FILE", "OPTIONAL_LAKE_TABLES", "MartsReport", "build_marts", "create_table",
+           "data_dictionary", "describe", "marts_path", "q", "resolve_versions", "sql_str"]
+
+TIMEZONE = city_zone()
 #: The oldest DuckDB release that must be able to open the file.
 STORAGE_COMPATIBILITY = "v1.4.0"
-
-#: The lake tables the marts read: name in SQL -> path under HOME/lake.
-LAKE_TABLES: dict[str, str] = {
-    "int_events": "silver/int_events",
-    "int_enterprise_records": "silver/int_enterprise_records",
-    "int_person_records": "silver/int_person_records",
-    "stg_social__employers": "silver/stg_social__employers",
-    "stg_service__service_cases": "silver/stg_service__service_cases",
-    "stg_samr__registrations": "silver/stg_samr__registrations",
-    "entity_crosswalk": "gold/entity_crosswalk",
-    "dim_enterprise": "gold/dim_enterprise",
-    "dim_person": "gold/dim_person",
-    "scorecard": "quality/scorecard",
-}
-#: Lake tables a mart build can do without (the scorecard is written by the quality step).
-OPTIONAL_LAKE_TABLES = {"scorecard", "stg_service__service_cases", "stg_social__employers", "stg_samr__registrations"}
 
 
 @dataclass
@@ -63,21 +55,8 @@ class MartsReport:
     versions: dict[str, int | None]
     seconds: dict[str, float] = field(default_factory=dict)       # per step / table
     rows: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)         # table -> why it was not built
+    notes: dict[str, str] = field(default_factory=dict)           # table or column -> why it is empty / null
     total_seconds: float = 0.0
-
-
-def marts_path(home: Path | str) -> Path:
-    return Path(home) / MARTS_FILE
-
-
-def sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def q(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> list[tuple]:
-    """Run a statement to completion (DuckDB 2 streams ``execute`` results: an open one owns the connection)."""
-    return con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -100,7 +79,7 @@ def resolve_versions(home: Path, as_of_versions: dict[str, int] | None = None,
     """``{sql name: (version, committed_at)}`` for every lake table that exists (version None: absent then).
 
     ``as_of_versions`` (keys: the SQL names of :data:`LAKE_TABLES` or their lake paths) wins; otherwise with
-    ``as_of_date`` the newest version committed by the end of that day in Asia/Shanghai; otherwise the latest.
+    ``as_of_date`` the newest version committed by the end of that day in the city's time zone; otherwise the latest.
     """
     as_of_versions = as_of_versions or {}
     end = None
@@ -139,19 +118,6 @@ def _register(con: duckdb.DuckDBPyConnection, home: Path, versions: dict[str, tu
             continue
         dataset = DeltaTable(str(Path(home) / "lake" / LAKE_TABLES[name]), version=version).to_pyarrow_dataset()
         con.register(f"lake_{name}", dataset)
-
-
-# --------------------------------------------------------------------------------------------------------
-# helpers for the table modules
-# --------------------------------------------------------------------------------------------------------
-def create_table(con: duckdb.DuckDBPyConnection, table: Table | str, select_sql: str,
-                 order_by: str | None = None) -> int:
-    """``CREATE TABLE`` with exactly the contract's columns, types and order, rows stored ordered."""
-    t = TABLES[table] if isinstance(table, str) else table
-    cols = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in t.columns)
-    order = f" ORDER BY {order_by}" if order_by else ""
-    q(con, f'CREATE OR REPLACE TABLE "{t.name}" AS SELECT {cols} FROM ({select_sql}) AS _src{order}')
-    return q(con, f'SELECT count(*) FROM "{t.name}"')[0][0]
 
 
 def _default_reference_day(con: duckdb.DuckDBPyConnection) -> dt.date:
@@ -225,71 +191,6 @@ def _fsync(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# the external marts (service efficiency, KPIs, calendar: another module's contract)
-# --------------------------------------------------------------------------------------------------------
-def _external_marts(con: duckdb.DuckDBPyConnection, report: MartsReport, versions: dict) -> dict[str, dict]:
-    """HOOK for ``models.marts.calendar`` / ``service`` / ``kpi`` (written by another engineer): each table they
-    define is built here from the same pinned lake versions and commented from their ``COMMENTS``. A module
-    that is not there (yet) is reported in ``report.skipped``, not an error."""
-    import importlib
-
-    comments: dict[str, dict] = {}
-    frames: dict[str, object] = {}
-    t0 = time.perf_counter()
-    try:
-        calendar = importlib.import_module("models.marts.calendar")
-        frames["dim_calendar"] = calendar.dim_calendar()
-        report.seconds["compute dim_calendar"] = time.perf_counter() - t0
-        comments.update(calendar.COMMENTS)
-    except Exception as exc:  # noqa: BLE001 - the hook reports, never breaks the build
-        report.skipped["dim_calendar"] = f"models.marts.calendar: {exc!r}"
-    cases = None
-    if versions.get("stg_service__service_cases", (None,))[0] is not None:
-        try:
-            service = importlib.import_module("models.marts.service")
-            cols = [c for c in service.CASE_COLUMNS]
-            have = {r[0] for r in q(con, "DESCRIBE lake_stg_service__service_cases")}
-            sel = ", ".join(f'"{c}"' for c in cols if c in have)
-            cases = con.sql(f"SELECT {sel} FROM lake_stg_service__service_cases").pl()
-            as_of = report.as_of_date
-            t0 = time.perf_counter()
-            startups = service.business_startup_cases(cases, as_of)
-            frames["mart_service_efficiency"] = service.mart_service_efficiency(cases, as_of)
-            frames["mart_business_startup"] = service.mart_business_startup(startups=startups)
-            frames["mart_business_startup_cases"] = startups
-            report.seconds["compute service marts"] = time.perf_counter() - t0
-            comments.update(service.COMMENTS)
-        except Exception as exc:  # noqa: BLE001
-            for n in ("mart_service_efficiency", "mart_business_startup", "mart_business_startup_cases"):
-                report.skipped[n] = f"models.marts.service: {exc!r}"
-    try:
-        kpi = importlib.import_module("models.marts.kpi")
-        if cases is None:
-            raise LookupError("no service cases")
-        types = sorted({t for i in kpi.INDICATORS for t in i.event_types})
-        events = con.sql(f"SELECT {', '.join(kpi.EVENT_COLUMNS)} FROM lake_int_events WHERE event_type IN "
-                         f"({', '.join(sql_str(t) for t in types)})").pl()
-        registrations = None
-        if versions.get("stg_samr__registrations", (None,))[0] is not None:
-            registrations = con.sql("SELECT status, updated_at FROM lake_stg_samr__registrations").pl()
-        t0 = time.perf_counter()
-        frames["mart_kpi_daily"] = kpi.mart_kpi_daily(events, as_of=report.as_of_date, cases=cases,
-                                                      registrations=registrations)
-        report.seconds["compute mart_kpi_daily"] = time.perf_counter() - t0
-        comments.update(kpi.COMMENTS)
-    except Exception as exc:  # noqa: BLE001
-        report.skipped["mart_kpi_daily"] = f"models.marts.kpi: {exc!r}"
-    for name, frame in frames.items():
-        t0 = time.perf_counter()
-        con.register("_ext_frame", frame)
-        q(con, f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _ext_frame')
-        con.unregister("_ext_frame")
-        report.seconds[name] = time.perf_counter() - t0
-        report.rows[name] = len(frame)  # type: ignore[arg-type]
-    return {k: v for k, v in comments.items() if k in EXTERNAL_TABLES}
-
-
-# --------------------------------------------------------------------------------------------------------
 # the build
 # --------------------------------------------------------------------------------------------------------
 def build_marts(home: Path | str, *, as_of_versions: dict[str, int] | None = None,
@@ -299,10 +200,8 @@ def build_marts(home: Path | str, *, as_of_versions: dict[str, int] | None = Non
 
     ``as_of_versions``: ``{lake table: Delta version}`` (SQL names of :data:`LAKE_TABLES`, or their lake
     paths such as ``"gold/dim_enterprise"``); ``as_of_date``: for each table the newest version committed on
-    or before that day (Asia/Shanghai), and the figures' reference day. Writes ``HOME/docs/data_dictionary.md``.
+    or before that day (the city's time zone), and the figures' reference day. Writes ``HOME/docs/data_dictionary.md``.
     """
-    from models.marts import abnormal, enterprise, person, risk, scorecard_mart
-
     started = time.perf_counter()
     home = Path(home)
     if isinstance(as_of_date, str):
@@ -326,47 +225,18 @@ def build_marts(home: Path | str, *, as_of_versions: dict[str, int] | None = Non
         _register(con, home, versions)
         reference = as_of_date or _default_reference_day(con)
         report = MartsReport(final, reference, {k: v[0] for k, v in versions.items()})
-
-        def step(name: str, fn, *args) -> None:
-            t0 = time.perf_counter()
-            rows = fn(con, *args)
-            report.seconds[name] = time.perf_counter() - t0
-            if isinstance(rows, dict):
-                report.rows.update(rows)
-
-        step("dimensions", enterprise.build_dimensions)
-        step("enterprise_base", enterprise.build_base, reference)
-        step("risk", risk.build_risk, reference)
-        step("enterprise_360", enterprise.build_enterprise_360, reference)
-        step("person", person.build_person, reference)
-        if not os.environ.get(person.PII_KEY_ENV):
-            report.skipped["mart_person_360.id_hash"] = f"{person.PII_KEY_ENV} is not set: id_hash is null"
-        step("abnormal", abnormal.build_abnormal_distribution, reference)
-        if versions["scorecard"][0] is not None:
-            step("scorecard", scorecard_mart.build_scorecard)
-        else:
-            report.skipped["mart_department_scorecard"] = "no lake/quality/scorecard"
-            create_table(con, "mart_department_scorecard", "SELECT * FROM (SELECT " + ", ".join(
-                f"NULL AS {c}" for c in TABLES["mart_department_scorecard"].column_names) + ") WHERE false")
-        t0 = time.perf_counter()
-        external = _external_marts(con, report, versions)
-        report.seconds["external"] = time.perf_counter() - t0
-
-        rows = [(LAKE_TABLES[n], v, c, built_at, reference,
-                 "versions" if as_of_versions else (f"date:{as_of_date}" if as_of_date else "latest"))
-                for n, (v, c) in versions.items() if v is not None]
-        q(con, "CREATE OR REPLACE TABLE meta_build (lake_table VARCHAR, delta_version BIGINT, committed_at TIMESTAMPTZ, "
-               "built_at TIMESTAMPTZ, as_of_date DATE, as_of_lake VARCHAR)")
-        con.executemany("INSERT INTO meta_build VALUES (?, ?, ?, ?, ?, ?)", rows)
+        meta_rows = [(LAKE_TABLES[n], v, c, built_at, reference,
+                      "versions" if as_of_versions else (f"date:{as_of_date}" if as_of_date else "latest"))
+                     for n, (v, c) in versions.items() if v is not None]
+        ctx = MartContext(con, reference, frozenset(n for n, (v, _) in versions.items() if v is not None),
+                          meta_rows, report.notes)
+        graph.run_marts(con, ctx, seconds=report.seconds, rows=report.rows)
         # drop the working tables (prefixed _) and the registered views before the file is sealed
         for (name,) in q(con, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
                               "AND starts_with(table_name, '_')"):
             q(con, f'DROP TABLE "{name}"')
-        for name in TABLES:
-            if name not in {r[0] for r in q(con, "SELECT table_name FROM duckdb_tables()")}:
-                report.skipped.setdefault(name, "not built")
         t0 = time.perf_counter()
-        _comment_all(con, external)
+        _comment_all(con, graph.comments())
         _indexes(con)
         report.seconds["indexes"] = time.perf_counter() - t0
         dictionary = data_dictionary(con, f"As of {reference}; lake versions in `meta_build`.")
@@ -392,5 +262,5 @@ def describe(report: MartsReport) -> str:
     lines = [f"marts: {report.path} as of {report.as_of_date} in {report.total_seconds:.1f} s"]
     lines += [f"  {k:<32} {v:7.2f} s" for k, v in report.seconds.items()]
     lines += [f"  {k:<32} {v:>12,} rows" for k, v in sorted(report.rows.items())]
-    lines += [f"  skipped {k}: {v}" for k, v in report.skipped.items()]
+    lines += [f"  note {k}: {v}" for k, v in report.notes.items()]
     return "\n".join(lines)

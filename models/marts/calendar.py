@@ -33,7 +33,7 @@ holidays and make-up days until the library is updated with the next year's Stat
 each November: update ``chinesecalendar`` then). Dates outside 1990..2030 (sentinels such as 1900-01-01 or
 9999-12-31) give null, never a number of days.
 
-Timestamps become days on the city's calendar with :func:`local_date`: the UTC offset of Asia/Shanghai per
+Timestamps become days on the city's calendar with :func:`local_date`: the UTC offset of the city's time zone per
 UTC day (from ``zoneinfo``: +8 hours, +9 in the summer times of 1986–1991) looked up like the working-day
 index, because Polars' general time-zone conversion costs about half a second per million timestamps.
 """
@@ -47,7 +47,10 @@ import zoneinfo
 import chinese_calendar
 import polars as pl
 
-TIMEZONE = "Asia/Shanghai"
+from lake.city import DEFAULT_TIMEZONE
+from models.marts.common import frame_table, mart
+
+TIMEZONE = DEFAULT_TIMEZONE
 CALENDAR_START = dt.date(1990, 1, 1)
 CALENDAR_END = dt.date(2030, 12, 31)
 
@@ -190,7 +193,7 @@ def _utc_offsets_us() -> pl.Series:
 
 
 def local_date(timestamp: pl.Expr | str, dtype: pl.DataType) -> pl.Expr:
-    """The Asia/Shanghai calendar day of a timestamp column of type ``dtype``: a time-zone-aware one is
+    """The city's calendar day of a timestamp column of type ``dtype``: a time-zone-aware one is
     shifted by the city's offset of its UTC day (exact but for the hour of a 1986-1991 summer-time switch),
     a naive one is taken as local time already, a date stays a date."""
     col = _expr(timestamp)
@@ -210,3 +213,10 @@ def working_days_py(start: dt.date, end: dt.date) -> int | None:
     """:func:`working_days` for two Python dates (for checks and small tools, not for frames)."""
     frame = pl.DataFrame({"s": [start], "e": [end]}, schema={"s": pl.Date, "e": pl.Date})
     return frame.select(working_days("s", "e")).item()
+
+
+
+MARTS = (
+    mart("calendar", ("dim_calendar",), (),
+         lambda ctx: {"dim_calendar": frame_table(ctx.con, "dim_calendar", dim_calendar())}, comments=COMMENTS),
+)

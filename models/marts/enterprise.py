@@ -29,16 +29,18 @@ from pathlib import Path
 
 import duckdb
 
-from models.marts.build import create_table, q, sql_str
+from models.marts.common import (
+    DEFENDANT_ROLES,
+    PENALTY_EVENTS,
+    PLAINTIFF_ROLES,
+    create_table,
+    mart,
+    q,
+    sql_str,
+)
+from models.marts.common import sql_in as _in
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-PLAINTIFF_ROLES = ("原告", "申请执行人")
-DEFENDANT_ROLES = ("被告", "被执行人")
-PENALTY_EVENTS = ("admin_penalty", "env_penalty")
-
-
-def _in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(sql_str(v) for v in values) + ")"
 
 
 def build_dimensions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -54,13 +56,16 @@ def build_dimensions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {"dim_division": n1, "dim_industry_section": n2}
 
 
-def build_base(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
-    """The crosswalk split by kind, the enterprise events and records (detail marts), monthly headcounts and
-    the person-enterprise links."""
+def build_crosswalk(con: duckdb.DuckDBPyConnection) -> None:
+    """The crosswalk split by kind (working tables every enterprise and person mart joins on)."""
     q(con, """CREATE OR REPLACE TEMP TABLE _xw_ent AS SELECT record_id, entity_id, source_department, source_asset,
               source_pk, role FROM lake_entity_crosswalk WHERE entity_type = 'enterprise'""")
     q(con, """CREATE OR REPLACE TEMP TABLE _xw_per AS SELECT record_id, entity_id, source_department, source_asset,
               source_pk, role FROM lake_entity_crosswalk WHERE entity_type = 'person'""")
+
+
+def build_detail(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """The enterprise events and records (detail marts)."""
     rows = {}
     rows["mart_enterprise_events"] = create_table(con, "mart_enterprise_events", """
         SELECT x.entity_id, e.event_id, e.event_type, e.event_date, e.end_date, e.amount, e.category, e.reference,
@@ -73,6 +78,11 @@ def build_base(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
         FROM (SELECT * FROM lake_entity_crosswalk WHERE entity_type = 'enterprise') x
         LEFT JOIN (SELECT record_id, name, uscc FROM lake_int_enterprise_records) r
           ON r.record_id = x.record_id""", "entity_id, record_id")
+    return rows
+
+
+def build_headcount(con: duckdb.DuckDBPyConnection, ref: dt.date) -> None:
+    """Monthly insured headcounts per enterprise with their trend base (empty without the social department)."""
     if _registered(con, "lake_stg_social__employers"):
         q(con, """CREATE OR REPLACE TEMP TABLE _headcount AS
             SELECT x.entity_id, CAST(s.contribution_month AS DATE) AS month,
@@ -92,7 +102,10 @@ def build_base(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
               FROM _headcount
               WINDOW w AS (PARTITION BY entity_id ORDER BY month
                            RANGE BETWEEN INTERVAL 5 MONTH PRECEDING AND CURRENT ROW)""")
-    # person-enterprise links: legal representative (the person mention's related record) and insured at
+
+
+def build_links(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Person-enterprise links: legal representative (the person mention's related record) and insured at."""
     q(con, """CREATE OR REPLACE TEMP TABLE _links AS
         SELECT px.entity_id AS person_id, ex.entity_id, 'legal_rep' AS relation,
                count(*)::INTEGER AS records, list(DISTINCT p.source_department ORDER BY p.source_department) AS departments
@@ -108,9 +121,8 @@ def build_base(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
          AND p.source_pk = e.source_pk AND e.role = 'employer'
         WHERE p.source_department = 'social' AND p.source_asset = 'insured_persons' AND p.role = 'subject'
         GROUP BY ALL""")
-    rows["mart_person_enterprise_links"] = create_table(
-        con, "mart_person_enterprise_links", "SELECT * FROM _links", "person_id, entity_id")
-    return rows
+    return {"mart_person_enterprise_links": create_table(
+        con, "mart_person_enterprise_links", "SELECT * FROM _links", "person_id, entity_id")}
 
 
 def _registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -201,3 +213,18 @@ def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[s
         SELECT name_comparison, entity_id, uscc, name, status, district_name, risk_level
         FROM mart_enterprise_360 WHERE name_comparison IS NOT NULL AND name_comparison <> name""", "search_key")
     return {"mart_enterprise_360": n, "mart_enterprise_search": m}
+
+
+MARTS = (
+    mart("dimensions", ("dim_division", "dim_industry_section"), (), lambda ctx: build_dimensions(ctx.con)),
+    mart("crosswalk", ("_xw_ent", "_xw_per"), ("entity_crosswalk",), lambda ctx: build_crosswalk(ctx.con)),
+    mart("enterprise_detail", ("mart_enterprise_events", "mart_enterprise_records"),
+         ("int_events", "int_enterprise_records", "entity_crosswalk", "_xw_ent"), lambda ctx: build_detail(ctx.con)),
+    mart("headcount", ("_headcount",), ("stg_social__employers", "_xw_ent"),
+         lambda ctx: build_headcount(ctx.con, ctx.as_of), optional=("stg_social__employers",)),
+    mart("person_enterprise_links", ("_links", "mart_person_enterprise_links"),
+         ("int_person_records", "_xw_per", "_xw_ent"), lambda ctx: build_links(ctx.con)),
+    mart("enterprise_360", ("mart_enterprise_360", "mart_enterprise_search"),
+         ("dim_enterprise", "mart_enterprise_events", "_headcount", "_xw_per", "dim_division", "dim_industry_section",
+          "mart_credit_risk"), lambda ctx: build_enterprise_360(ctx.con, ctx.as_of)),
+)

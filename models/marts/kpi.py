@@ -1,7 +1,7 @@
 """趋势预测: the daily indicators of the duty officer's screen, a 30-day forecast with its interval, and an
 alert when a day's actual count falls outside what the recent past made plausible.
 
-**Counts** are per calendar day (Asia/Shanghai) from ``int_events`` (see :data:`INDICATORS`: which event types
+**Counts** are per calendar day (the city's time zone) from ``int_events`` (see :data:`INDICATORS`: which event types
 and which of their dates), plus two that ``int_events`` cannot give: overdue service cases (the per-case rule
 of :func:`models.marts.service.case_facts`, dated by the day a case went overdue) and deregistrations (the
 registry carries no deregistration date: a registration whose status is ``deregistered``, dated by its last
@@ -59,7 +59,9 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from lake.city import DEFAULT_TIMEZONE
 from models.marts.calendar import CALENDAR_END, CALENDAR_START, dim_calendar
+from models.marts.common import MartContext, frame_table, mart, sql_str
 
 LEVEL = 0.95
 HORIZON_DAYS = 30
@@ -69,7 +71,7 @@ HISTORY_DAYS = 365
 MIN_FIT_DAYS = 28
 RIDGE = 1.0
 HUBER_C = 3.5
-TIMEZONE = "Asia/Shanghai"
+TIMEZONE = DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)
@@ -431,9 +433,9 @@ EVENT_COLUMNS = ["event_type", "event_date", "end_date", "reference"]
 def read_kpi_inputs(home: Path | str) -> dict[str, pl.LazyFrame]:
     """The silver columns the KPI mart needs, lazily from a home folder (only the event types it counts are
     read from ``int_events``, the largest table of the lake)."""
-    from connectors.bronze import read_dataset
+    from lake.delta import read_dataset
+    from lake.layout import silver_path
     from models.marts.service import CASE_COLUMNS
-    from models.silver import silver_path
 
     def scan(name: str, columns: list[str]) -> pl.LazyFrame:
         dataset = read_dataset(silver_path(Path(home), name))
@@ -462,7 +464,7 @@ COMMENTS: dict[str, dict] = {
                  "indicators with one-step-ahead backtest forecasts, 95% intervals, alerts when the actual leaves "
                  "the interval, and a 30-day forecast (negative-binomial regression on the official calendar)",
         "columns": {
-            "day": "日期 / Day (Asia/Shanghai)",
+            "day": f"日期 / Day ({TIMEZONE})",
             "indicator": "指标键 / Indicator key",
             "indicator_name_zh": "指标名称 / Indicator name",
             "actual": "实际值（预测日为空）/ Actual count, null on forecast days",
@@ -478,3 +480,25 @@ COMMENTS: dict[str, dict] = {
         },
     },
 }
+
+
+def _build(ctx: MartContext) -> dict[str, int]:
+    """In the marts build: the same inputs as :func:`read_kpi_inputs`, from the lake versions the build pinned
+    (the cases from the service marts' working table)."""
+    types = sorted({t for i in INDICATORS for t in i.event_types})
+    events = ctx.con.sql(f"SELECT {', '.join(EVENT_COLUMNS)} FROM lake_int_events WHERE event_type IN "
+                         f"({', '.join(sql_str(t) for t in types)})").pl()
+    cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
+    registrations = None
+    if ctx.has("stg_samr__registrations"):
+        registrations = ctx.con.sql("SELECT status, updated_at FROM lake_stg_samr__registrations").pl()
+    else:
+        ctx.notes["mart_kpi_daily.deregistrations"] = "no silver/stg_samr__registrations: indicator left out"
+    frame = mart_kpi_daily(events, as_of=ctx.as_of, cases=cases, registrations=registrations)
+    return {"mart_kpi_daily": frame_table(ctx.con, "mart_kpi_daily", frame)}
+
+
+MARTS = (
+    mart("kpi", ("mart_kpi_daily",), ("int_events", "_service_cases", "stg_samr__registrations"),
+         lambda ctx: _build(ctx), optional=("stg_samr__registrations",), comments=COMMENTS),
+)

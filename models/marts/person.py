@@ -6,7 +6,7 @@ and copied into notebooks, so it holds **no full ID number and no full phone**. 
 ``id_number_masked`` (first 6 + last 4: ``110105********002X``, hiding the birth date), ``phone_masked``
 (``138****8000``), the birth year and sex (for statistics), and ``id_hash``: the lowercase hex HMAC-SHA256 of
 the normalized ID (NFKC, trimmed, upper case — the normalization of the bureau exports,
-``models/exports/protect.py``) keyed with the secret in ``QST_EXPORT_HMAC_KEY``. Equal IDs give equal hashes
+``models/keyed_hash.py``, shared with the exports) keyed with the secret in ``QST_EXPORT_HMAC_KEY``. Equal IDs give equal hashes
 in the marts and in every export, so an analyst can join or count persons without seeing a number, and nobody
 without the key can enumerate IDs back from it. Without the secret ``id_hash`` is null (never a bare hash:
 ID numbers are enumerable). The full ID stays in the lake's gold ``dim_person``, behind its access control.
@@ -15,40 +15,20 @@ ID numbers are enumerable). The full ID stays in the lake's gold ``dim_person``,
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import os
-import unicodedata
 
 import duckdb
 import polars as pl
 
-from models.marts.build import create_table, q
+from models.keyed_hash import KEY_ENV, env_key, keyed_hashes
+from models.marts.common import create_table, mart, q
 
-PII_KEY_ENV = "QST_EXPORT_HMAC_KEY"
-
-
-def keyed_hashes(values: list[str | None], key: bytes) -> list[str | None]:
-    """HMAC-SHA256 hex of each value's normalized form (NFKC, trimmed, upper case); blank or null -> null."""
-    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
-    out: list[str | None] = []
-    for v in values:
-        norm = unicodedata.normalize("NFKC", v).strip().upper() if v is not None else ""
-        if not norm:
-            out.append(None)
-            continue
-        i = inner.copy()
-        i.update(norm.encode())
-        o = outer.copy()
-        o.update(i.digest())
-        out.append(o.hexdigest())
-    return out
+#: The secret's environment variable: the one of :mod:`models.keyed_hash` (kept here for ``qst demo``).
+PII_KEY_ENV = KEY_ENV
 
 
 def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
     r = f"DATE '{ref.isoformat()}'"
-    key = os.environ.get(PII_KEY_ENV, "").encode()
+    key = env_key()
     ids = con.sql("SELECT entity_id, id_number FROM lake_dim_person WHERE id_number IS NOT NULL").pl()
     hashes = keyed_hashes(ids.get_column("id_number").to_list(), key) if key else [None] * ids.height
     con.register("_id_hash_frame", ids.select("entity_id").with_columns(pl.Series("id_hash", hashes, pl.Utf8)))
@@ -90,3 +70,16 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
         LEFT JOIN _prep rp ON rp.person_id = d.entity_id
         LEFT JOIN _pev ev ON ev.entity_id = d.entity_id""", "person_id")
     return {"mart_person_360": n}
+
+
+def _run(ctx) -> dict[str, int]:
+    if env_key() is None:
+        ctx.notes["mart_person_360.id_hash"] = f"{KEY_ENV} is not set: id_hash is null"
+    return build_person(ctx.con, ctx.as_of)
+
+
+MARTS = (
+    mart("person", ("mart_person_360",),
+         ("dim_person", "int_events", "_xw_per", "mart_person_enterprise_links", "mart_credit_risk", "dim_division"),
+         lambda ctx: _run(ctx)),
+)

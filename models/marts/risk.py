@@ -43,8 +43,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from models.marts.build import create_table, q, sql_str
-from models.marts.enterprise import DEFENDANT_ROLES, PENALTY_EVENTS, _in
+from models.marts.common import DEFENDANT_ROLES, PENALTY_EVENTS, create_table, mart, q, sql_str
+from models.marts.common import sql_in as _in
 
 
 @dataclass(frozen=True)
@@ -192,3 +192,11 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
         FROM w JOIN mart_credit_risk cr ON cr.entity_id = w.entity_id
         LEFT JOIN why ON why.entity_id = w.entity_id AND why.day = w.day""", "warned_on DESC, to_level_rank DESC")
     return rows
+
+
+MARTS = (
+    mart("risk", ("dim_risk_factor", "dim_risk_level", "mart_credit_risk_factors", "mart_credit_risk",
+                  "mart_risk_warnings"),
+         ("dim_enterprise", "int_events", "mart_enterprise_events", "_xw_per", "_links", "_headcount", "dim_division"),
+         lambda ctx: build_risk(ctx.con, ctx.as_of)),
+)

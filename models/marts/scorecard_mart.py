@@ -1,8 +1,8 @@
 """报送考核 in the marts: the department scorecard of ``quality/scorecard.py`` by day (as stored) and by month.
 
 A month's row sums the day rows' counts and recomputes the rates, score and grade from the sums with the
-scorecard's own formula (``quality.scorecard._with_rates``: one place for the formula), so every record weighs
-the same and a month of a busy table is not averaged with a quiet one. ``days`` is how many scored days the
+scorecard's own formula (``models.scorecard.with_rates``, which the nightly scoring uses too: one place for
+the formula), so every record weighs the same and a month of a busy table is not averaged with a quiet one. ``days`` is how many scored days the
 month has. Department totals (``asset = '*'``) are summed from the total rows in the same way.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from models.marts.build import create_table
-from quality.scorecard import _SILVER_COUNTS, SCORECARD_SCHEMA, _with_rates
+from models.marts.common import MartContext, create_table, mart
+from models.marts.contract import TABLES
+from models.scorecard import SCORECARD_SCHEMA, SILVER_COUNTS, with_rates
 
 
 def monthly(frame: pl.DataFrame) -> pl.DataFrame:
@@ -29,8 +30,8 @@ def monthly(frame: pl.DataFrame) -> pl.DataFrame:
         on_time=pl.when(scored.any()).then(pl.col("on_time").filter(scored).sum()),
         late=pl.when(scored.any()).then(pl.col("late").filter(scored).sum()),
         days=pl.len(),
-        **{c: total(c) for c in _SILVER_COUNTS})
-    rated = _with_rates(grouped.drop("days"))
+        **{c: total(c) for c in SILVER_COUNTS})
+    rated = with_rates(grouped.drop("days"))
     return rated.with_columns(grouped.get_column("days"))
 
 
@@ -47,3 +48,20 @@ def build_scorecard(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                      "department, grain, period, asset")
     con.unregister("_scorecard_frame")
     return {"mart_department_scorecard": n}
+
+
+def _run(ctx: MartContext) -> dict[str, int]:
+    """Without ``lake/quality/scorecard`` (the quality step has not scored a night yet) the table is there,
+    empty, with its contract's columns, and the report says why."""
+    if ctx.has("scorecard"):
+        return build_scorecard(ctx.con)
+    ctx.notes["mart_department_scorecard"] = "no lake/quality/scorecard: empty"
+    nulls = ", ".join(f"NULL AS {c}" for c in TABLES["mart_department_scorecard"].column_names)
+    return {"mart_department_scorecard": create_table(
+        ctx.con, "mart_department_scorecard", f"SELECT * FROM (SELECT {nulls}) WHERE false")}
+
+
+MARTS = (
+    mart("scorecard", ("mart_department_scorecard",), ("scorecard",), lambda ctx: _run(ctx),
+         optional=("scorecard",)),
+)

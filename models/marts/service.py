@@ -5,7 +5,7 @@ Every per-case rule is in :func:`case_facts` and nowhere else; the marts only ag
 KPIs (:mod:`models.marts.kpi`) count its ``overdue_on`` days.
 
 **Processing time** (办理用时) is :func:`models.marts.calendar.working_days` from the acceptance day (受理,
-``accepted_at``) to the completion day (办结, ``completed_at``), both on the Asia/Shanghai calendar: the official
+``accepted_at``) to the completion day (办结, ``completed_at``), both on the city's calendar: the official
 working days after the acceptance day up to and including the completion day (same day = 0). The legal clock
 starts at acceptance, not at application (行政许可法 art. 42). Pauses of the clock for 公示, 听证 or 专家评审
 are not recorded in BJ_BJXX, so they count as processing time.
@@ -49,6 +49,7 @@ from pathlib import Path
 import polars as pl
 
 from models.marts.calendar import add_working_days, local_date, working_days
+from models.marts.common import MartContext, frame_table, mart, q
 
 STARTUP_TARGET_DAYS = 8.5
 STARTUP_WINDOW_DAYS = 30
@@ -377,3 +378,41 @@ COMMENTS: dict[str, dict] = {
         },
     },
 }
+
+
+# --------------------------------------------------------------------------------------------------------
+# in the marts build (models/marts/graph.py): the cases once, as a working table the KPI mart reads too
+# --------------------------------------------------------------------------------------------------------
+#: The type of each case column, for the empty working table of a city whose lake has no service cases.
+CASE_TYPES = {c: "VARCHAR" for c in CASE_COLUMNS} | {
+    "applied_at": "TIMESTAMPTZ", "accepted_at": "TIMESTAMPTZ", "completed_at": "TIMESTAMPTZ",
+    "statutory_days": "INTEGER", "promised_days": "INTEGER", "satisfaction": "INTEGER"}
+
+
+def _read_cases(ctx: MartContext) -> None:
+    """The service cases as a working table. Without them in the lake the table is empty and the reason is noted:
+    the service marts are then built empty (a page says so), never left out of the file."""
+    if not ctx.has("stg_service__service_cases"):
+        cols = ", ".join(f'"{c}" {t}' for c, t in CASE_TYPES.items())
+        q(ctx.con, f"CREATE OR REPLACE TEMP TABLE _service_cases ({cols})")
+        ctx.notes["_service_cases"] = "no service cases in the lake (silver/stg_service__service_cases is absent)"
+        return
+    have = {r[0] for r in q(ctx.con, "DESCRIBE lake_stg_service__service_cases")}
+    sel = ", ".join(f'"{c}"' for c in CASE_COLUMNS if c in have)
+    q(ctx.con, f"CREATE OR REPLACE TEMP TABLE _service_cases AS SELECT {sel} FROM lake_stg_service__service_cases")
+
+
+def _build(ctx: MartContext) -> dict[str, int]:
+    cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
+    startups = business_startup_cases(cases, ctx.as_of)
+    frames = {"mart_service_efficiency": mart_service_efficiency(cases, ctx.as_of),
+              "mart_business_startup": mart_business_startup(startups=startups),
+              "mart_business_startup_cases": startups}
+    return {name: frame_table(ctx.con, name, frame) for name, frame in frames.items()}
+
+
+MARTS = (
+    mart("service_cases", ("_service_cases",), ("stg_service__service_cases",), lambda ctx: _read_cases(ctx),
+         optional=("stg_service__service_cases",)),
+    mart("service", tuple(COMMENTS), ("_service_cases",), lambda ctx: _build(ctx), comments=COMMENTS),
+)
