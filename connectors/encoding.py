@@ -22,6 +22,8 @@ mask of the values that could not be repaired) and :func:`repair_gbk_in_latin1_s
 
 from __future__ import annotations
 
+import contextlib
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,10 +44,8 @@ LEGACY_ENCODING = "gb18030"  # superset of GBK and GB2312: every GBK byte sequen
 # ``.encode('latin1')`` undo both decodings.
 _CP1252_TO_LATIN1 = {}
 for _b in range(0x80, 0xA0):
-    try:
+    with contextlib.suppress(UnicodeDecodeError):  # 0x81, 0x8D, 0x8F, 0x90, 0x9D are undefined in cp1252
         _CP1252_TO_LATIN1[ord(bytes([_b]).decode("cp1252"))] = _b
-    except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90, 0x9D are undefined in cp1252
-        pass
 del _b
 
 _SEP = "\x00"  # never produced by GB18030 from non-NUL bytes, so it can separate values in one decode

@@ -151,7 +151,7 @@ class _DropError(Exception):
         self.line = line
 
 
-class _Undecodable(_DropError):
+class _UndecodableError(_DropError):
     pass
 
 
@@ -291,7 +291,7 @@ def _read_csv(drop: FileDropConfig, file: DropFile):
     if drop.encoding == "auto":
         try:
             return _parse_csv(drop, file, "utf-8", explicit=False)
-        except _Undecodable as exc:
+        except _UndecodableError as exc:
             with open(file.path, "rb") as fh:
                 if fh.read(len(_UTF8_BOM)) == _UTF8_BOM:
                     raise _DropError(
@@ -299,7 +299,7 @@ def _read_csv(drop: FileDropConfig, file: DropFile):
                         exc.line) from None
             try:
                 return _parse_csv(drop, file, "gb18030", explicit=False)
-            except _Undecodable as exc:
+            except _UndecodableError as exc:
                 raise _DropError(f"neither UTF-8 nor GB18030/GBK text ({exc.message})", exc.line) from None
     return _parse_csv(drop, file, drop.encoding, explicit=True)
 
@@ -347,7 +347,7 @@ def _decoded_lines(file: DropFile, codec: str, explicit: bool, state: dict) -> I
                         hint = "; the line is valid UTF-8: set encoding: utf-8 (or auto)"
                     elif codec == "gbk" and _decodes(raw, "gb18030"):
                         hint = "; characters outside GBK (e.g. 𠮷) need gb18030: set encoding: gb18030 (or auto)"
-                raise _Undecodable(
+                raise _UndecodableError(
                     f"not valid {codec} (byte 0x{byte} at column {exc.start + 1}){hint}", i) from None
             if maybe_utf8 and not raw.isascii():
                 maybe_utf8 = _decodes(raw, "utf-8")

@@ -24,7 +24,7 @@ import dash
 from dash import Input, Output, dcc, html
 
 from dashboard import ui
-from dashboard.data import Marts, MartsUnavailable
+from dashboard.data import Marts, MartsUnavailableError
 from dashboard.pages import abnormal, enterprise, forecast, overview, risk, scorecard, service
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def _build_line(marts: Marts) -> str:
             return "集市未构建"
         info = marts.frame("build_info").iloc[0]
         return f"数据截至 {ui.day(info['as_of_date'])} · 集市构建于 {ui.when(info['built_at'])}"
-    except MartsUnavailable as exc:
+    except MartsUnavailableError as exc:
         return str(exc)
 
 
@@ -83,7 +83,7 @@ def create_app(home: Path | str) -> dash.Dash:
             return ui.page("missing", "页面不存在", ui.notice(f"没有这个页面：{pathname}", "warn")), _build_line(marts)
         try:
             content = module.layout(marts, _query(search))
-        except MartsUnavailable as exc:
+        except MartsUnavailableError as exc:
             content = ui.page(module.PAGE_ID, module.TITLE, ui.notice(str(exc), "warn"))
         return content, _build_line(marts)
 

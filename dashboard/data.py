@@ -36,7 +36,7 @@ class _Opened:
     in_flight: int = 0
 
 
-class MartsUnavailable(RuntimeError):
+class MartsUnavailableError(RuntimeError):
     """The marts file is missing or unreadable (the page says so instead of failing)."""
 
 
@@ -53,7 +53,7 @@ class Marts:
         try:
             st = os.stat(self.path)
         except FileNotFoundError as exc:
-            raise MartsUnavailable(f"集市文件不存在：{self.path}（请先构建集市）") from exc
+            raise MartsUnavailableError(f"集市文件不存在：{self.path}（请先构建集市）") from exc
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     @contextmanager
@@ -74,7 +74,7 @@ class Marts:
                 try:
                     con = duckdb.connect(str(self.path), read_only=True)
                 except duckdb.Error as exc:
-                    raise MartsUnavailable(f"集市文件无法打开：{exc}") from exc
+                    raise MartsUnavailableError(f"集市文件无法打开：{exc}") from exc
                 self._opened = _Opened(key, con)
                 self._tables = None
             opened = self._opened
@@ -97,7 +97,7 @@ class Marts:
     def has(self, *tables: str) -> bool:
         try:
             return set(tables) <= self.tables()
-        except MartsUnavailable:
+        except MartsUnavailableError:
             return False
 
     def frame(self, name: str, /, **params: Any) -> pd.DataFrame:

@@ -167,7 +167,8 @@ def events(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
             if any(p.role == e.subject for p in spec.persons):
                 kind = kind.otherwise(pl.lit("person"))
         cols = e.columns()
-        col = lambda field, dtype, cols=cols: _event_field(staged, cols.get(field), field, dtype)
+        def col(field: str, dtype: pl.DataType, cols: dict = cols, staged: pl.LazyFrame = staged) -> pl.Expr:
+            return _event_field(staged, cols.get(field), field, dtype)
 
         parts.append(staged.select(
             pl.concat_str(pl.col("source_department"), pl.lit("."), pl.col("source_asset"), pl.lit(":"),

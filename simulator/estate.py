@@ -204,7 +204,7 @@ def simulate(out: Path, *, enterprises: int, seed: int = 42, as_of: dt.date = DE
     truth = _TruthWriter(out)
     drops = RosterDrops(out, as_of) if only is None else None
     try:
-        for key, (spec, _) in builders.items():
+        for spec, _ in builders.values():
             dbs[spec.department].create(spec)
         started = time.perf_counter()
         total = 0

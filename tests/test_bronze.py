@@ -367,7 +367,7 @@ def test_a_row_changed_twice_then_back_during_one_read_ends_as_last_read(path: P
     src = source_rows(30)
     load(path, src)
     changed = dict(src[3], PJJB="D")
-    stream = [changed] + src[10:20] + [src[3]]  # changed, buffered for MERGE, then read again as it was
+    stream = [changed, *src[10:20], src[3]]  # changed, buffered for MERGE, then read again as it was
     load(path, stream, size=5, max_rows_per_commit=5, batch_id="run-2")
     assert source_values(read(path)) == source_values(src)
 
@@ -690,14 +690,14 @@ def test_a_failing_commit_stops_the_load_and_a_rerun_converges(path: Path, monke
 
 
 def test_a_failing_reader_raises_its_own_error_and_releases_the_lock(path: Path) -> None:
-    class SourceGone(Exception):
+    class SourceGoneError(Exception):
         pass
 
     def stream():
         yield from batches(source_rows(300), 100)
-        raise SourceGone("connection reset")
+        raise SourceGoneError("connection reset")
 
-    with pytest.raises(SourceGone, match="connection reset"):
+    with pytest.raises(SourceGoneError, match="connection reset"):
         bronze.upsert_batches(path, stream(), SCHEMA, primary_key=KEY, source="s", batch_id="b1", extracted_at=T0,
                               max_rows_per_commit=100)
     assert len(read(path)) in (100, 200, 300)  # whatever was committed before the error is whole

@@ -107,10 +107,10 @@ def test_arrow_repair_of_a_null_array_and_chunks():
 
 
 def test_polars_series():
-    s = mojibake(pl.Series("XM", NAMES + [None]))
+    s = mojibake(pl.Series("XM", [*NAMES, None]))
     out = repair_gbk_in_latin1_series(s)
     assert out.name == "XM" and out.dtype == pl.Utf8
-    assert out.to_list() == NAMES + [None]
+    assert out.to_list() == [*NAMES, None]
 
 
 @settings(max_examples=200, deadline=None)

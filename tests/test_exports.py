@@ -602,7 +602,7 @@ def test_csv_rows_and_header_are_checked(tmp_path: Path, marts: Path, config: Ex
     pkg = run(config, "tax", marts, tmp_path / "exports").path
     path = pkg / "taxpayers.csv"
     lines = path.read_bytes().split(b"\r\n")
-    path.write_bytes(b"\r\n".join([lines[0].replace(b"phone", b"mobile")] + lines[2:]))
+    path.write_bytes(b"\r\n".join([lines[0].replace(b"phone", b"mobile"), *lines[2:]]))
     kinds = {(p.kind, p.file) for p in verify_package(pkg).problems}
     assert {("rows", "taxpayers.csv"), ("schema", "taxpayers.csv"), ("sha256", "taxpayers.csv")} <= kinds
 

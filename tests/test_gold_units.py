@@ -102,7 +102,9 @@ def records(**cols) -> pl.DataFrame:
 
 
 def test_survivorship_by_authority_then_recency_then_validity():
-    t = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.UTC)
+    def t(d: int) -> dt.datetime:
+        return dt.datetime(2026, 1, d, tzinfo=dt.UTC)
+
     frame = pl.DataFrame({
         "record_id": ["tax1", "reg_old", "reg_new", "soc1"],
         "source_department": ["tax", "samr", "samr", "social"],

@@ -94,7 +94,7 @@ def test_actual_counts_equal_the_source_tables(estate, mart):
     expected = raw_counts(estate)
     past = mart.filter(~pl.col("is_forecast"))
     for key, counter in expected.items():
-        got = {d: n for d, n in past.filter(pl.col("indicator") == key).select("day", "actual").iter_rows()}
+        got = dict(past.filter(pl.col("indicator") == key).select("day", "actual").iter_rows())
         assert len(got) == HISTORY and min(got) == first and max(got) == as_of, key
         want = {d: counter.get(d, 0) for d in got}
         assert got == want, key
@@ -122,7 +122,7 @@ def test_overdue_cases_per_day_equal_a_case_by_case_count(estate, mart):
                 expected[d] += 1
                 break
     got = mart.filter((pl.col("indicator") == "overdue_service_cases") & ~pl.col("is_forecast"))
-    got = {d: n for d, n in got.select("day", "actual").iter_rows()}
+    got = dict(got.select("day", "actual").iter_rows())
     assert got == {d: expected.get(d, 0) for d in got}
     assert sum(got.values()) > 0
 

@@ -29,8 +29,8 @@ from models.exports import load_entitlements, verify_package
 from models.gold.build import read_gold
 from models.silver import read_silver
 from pipelines.assemble import build_definitions
-from pipelines.runner import run_pipeline
 from pipelines.marts import MARTS_KEYS
+from pipelines.runner import run_pipeline
 from simulator import estate as est
 
 REPO = Path(__file__).resolve().parents[1]

@@ -201,7 +201,7 @@ def test_a_masked_id_counts_by_the_digits_it_shows():
     masked = [None, "4403**********1233", None] + [None] * 10
     recs = pl.DataFrame({
         "record_id": [f"p{i}" for i in range(len(names))], "name_comparison": names,
-        "id_number": ids, "id_number_status": [("valid" if i else "masked" if m else None) for i, m in zip(ids, masked)],
+        "id_number": ids, "id_number_status": [("valid" if i else "masked" if m else None) for i, m in zip(ids, masked, strict=True)],
         "id_number_birth_date": [None] * len(names), "id_number_sex": [None] * len(names),
         "id_number_masked": masked, "phone": [None] * len(names),
         "division_code": [None] * len(names), "address": [None] * len(names),

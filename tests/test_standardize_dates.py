@@ -129,7 +129,7 @@ def test_sentinels_are_configurable():
 
 @pytest.mark.parametrize("fn", [parse_date, parse_datetime, parse_yyyymm])
 def test_null_markers_are_missing(fn):
-    markers = list(NULL_MARKERS) + ["   ", "\u3000", "\t\u3000 ", None]
+    markers = [*list(NULL_MARKERS), "   ", "\u3000", "\t\u3000 ", None]
     assert pairs(fn, markers, pl.Utf8) == [(None, "missing")] * len(markers)
 
 

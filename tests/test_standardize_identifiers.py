@@ -70,17 +70,17 @@ def test_uscc_vectors_of_identifiers_md():
 
 
 def test_org_code_vectors_and_the_uscc_link():
-    out = run(org_code, ORG_VALID + ["60003734-1", "D2143569-X", "600037342"])
+    out = run(org_code, [*ORG_VALID, "60003734-1", "D2143569-X", "600037342"])
     assert [r["status"] for r in out] == ["valid"] * 5 + ["invalid"]
     assert [r["value"] for r in out][3:5] == ["600037341", "D2143569X"]
     # 600037341 = positions 9-17 of 91110000600037341L
     assert run(org_code_from_uscc, ["91110000600037341L"]) == ["600037341"]
     assert run(org_code_from_uscc, USCC_VALID) == [idf.org_code_of_uscc(c) for c in USCC_VALID]
-    assert run(org_code_from_uscc, USCC_INVALID + [None, "9111000060003734"]) == [None, None, None]
+    assert run(org_code_from_uscc, [*USCC_INVALID, None, "9111000060003734"]) == [None, None, None]
 
 
 def test_regno_vectors():
-    out = run(regno, REGNO_VALID + ["310230001716147", "31023000171614", "3102300017161X6"])
+    out = run(regno, [*REGNO_VALID, "310230001716147", "31023000171614", "3102300017161X6"])
     assert [r["status"] for r in out] == ["valid"] * 4 + ["invalid"] * 3
 
 
@@ -151,7 +151,7 @@ def test_masked_and_missing_codes():
 # Null markers and normalization
 # ------------------------------------------------------------------------------------------------
 def test_nullify_turns_every_marker_into_null_and_strips_the_rest():
-    markers = list(NULL_MARKERS) + ["   ", "\u3000", "\u3000\u3000", "\t", " NULL ", "\u3000无\u3000", "－", "／"]
+    markers = [*list(NULL_MARKERS), "   ", "\u3000", "\u3000\u3000", "\t", " NULL ", "\u3000无\u3000", "－", "／"]
     assert run(nullify, markers) == [None] * len(markers)
     assert run(nullify, [" 深圳市 ", "\u3000ABC\u00a0", "无锡市", "N/A-", "0", None]) == [
         "深圳市", "ABC", "无锡市", "N/A-", "0", None]
@@ -350,7 +350,7 @@ def test_15_digit_id_with_an_impossible_birth_date_is_invalid():
 # ------------------------------------------------------------------------------------------------
 # Scalar and vectorized validators agree on 10,000 random strings
 # ------------------------------------------------------------------------------------------------
-RANDOM_ALPHABET = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz *-") + ["０", "９", "Ａ", "ｘ", "\u3000", "中"]
+RANDOM_ALPHABET = [*list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz *-"), "０", "９", "Ａ", "ｘ", "\u3000", "中"]
 
 
 def _random_codes(seed: int, n: int, length: int, valid_maker) -> list[str | None]:

@@ -384,7 +384,7 @@ COMMENTS: dict[str, dict] = {
 # in the marts build (models/marts/graph.py): the cases once, as a working table the KPI mart reads too
 # --------------------------------------------------------------------------------------------------------
 #: The type of each case column, for the empty working table of a city whose lake has no service cases.
-CASE_TYPES = {c: "VARCHAR" for c in CASE_COLUMNS} | {
+CASE_TYPES = dict.fromkeys(CASE_COLUMNS, "VARCHAR") | {
     "applied_at": "TIMESTAMPTZ", "accepted_at": "TIMESTAMPTZ", "completed_at": "TIMESTAMPTZ",
     "statutory_days": "INTEGER", "promised_days": "INTEGER", "satisfaction": "INTEGER"}
 

@@ -73,7 +73,7 @@ def clusters(records: pl.DataFrame, rules: tuple[KeyRule, ...]) -> pl.DataFrame:
     edges_a: list[np.ndarray] = []
     edges_b: list[np.ndarray] = []
     first_rule = np.full(n, -1, dtype=np.int64)  # index into the key spaces, -1: linked by none
-    for number, (space, names) in enumerate(spaces.items()):
+    for number, names in enumerate(spaces.values()):
         keyed = pl.concat([frame.select("__i", key=pl.col(f"__k_{name}")) for name in names]).drop_nulls("key")
         # each record to the first record with the same key value: a star per value is enough for components
         anchors = keyed.group_by("key").agg(anchor=pl.col("__i").min(), size=pl.col("__i").n_unique())

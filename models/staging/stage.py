@@ -195,7 +195,7 @@ def _unpack(name: str, col: ColumnSpec, tmp: str) -> list[pl.Expr]:
         targets = TARGETS[col.crosswalk]
         out = [f.struct.field(targets[0]).alias(name)]
         out += [f.struct.field(t).alias(f"{name}_{target_suffix(t)}") for t in targets[1:]]
-        return out + [pl.col(f"{tmp}_source").alias(f"{name}_source"), f.struct.field("unmapped").alias(f"{name}_unmapped")]
+        return [*out, pl.col(f"{tmp}_source").alias(f"{name}_source"), f.struct.field("unmapped").alias(f"{name}_unmapped")]
     fields = _STRUCT_FIELDS[col.kind]
     assert set(fields.values()) - {""} == set(KIND_SUFFIXES[col.kind]), col.kind
     return [f.struct.field(field).alias(f"{name}_{suffix}" if suffix else name) for field, suffix in fields.items()]
