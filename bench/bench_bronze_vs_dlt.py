@@ -74,8 +74,9 @@ print(json.dumps({"rows": rows, "seconds": secs,
 
 def child(code: str, *args: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "RUNTIME__LOG_LEVEL": "WARNING"}
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=REPO,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=REPO, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -105,8 +106,13 @@ def filings_estate(rows: int, work: Path) -> tuple[Path, str, int]:
     if count < 0.9 * rows or not (out / "sources.yaml").exists():
         started = time.perf_counter()
         print(f"  simulating ~{rows:,} filings into PostgreSQL ...", flush=True)
-        est.simulate(out, enterprises=int(rows / ROWS_PER_ENTERPRISE), seed=7, targets={"tax": url},
-                     only=["tax.SB_ZSXX"])
+        est.simulate(
+            out,
+            enterprises=int(rows / ROWS_PER_ENTERPRISE),
+            seed=7,
+            targets={"tax": url},
+            only=["tax.SB_ZSXX"],
+        )
         engine = sa.create_engine(url)
         with engine.connect() as conn:
             count = conn.execute(sa.text('SELECT COUNT(*) FROM "SB_ZSXX"')).scalar_one()
@@ -129,7 +135,9 @@ def phases(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000_000, 8_000_000])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "qst-bench-bronze")
     args = parser.parse_args()
@@ -147,8 +155,13 @@ def main() -> None:
         engine = sa.create_engine(url)
         with engine.begin() as conn:  # an incremental night: 1% new filings arrive
             new = count // 100
-            conn.execute(sa.text('INSERT INTO "SB_ZSXX" SELECT "ID" + 1000000000000, "NSRSBH", "SSQ", "ZSXM", '
-                                 '"YNSE", "YJSE", "RKRQ" FROM "SB_ZSXX" ORDER BY "ID" LIMIT :n'), {"n": new})
+            conn.execute(
+                sa.text(
+                    'INSERT INTO "SB_ZSXX" SELECT "ID" + 1000000000000, "NSRSBH", "SSQ", "ZSXM", '
+                    '"YNSE", "YJSE", "RKRQ" FROM "SB_ZSXX" ORDER BY "ID" LIMIT :n'
+                ),
+                {"n": new},
+            )
         incr = child(QST_CHILD, str(estate / "sources.yaml"), str(home), f"bench-{size}-night2")
         with engine.begin() as conn:
             conn.execute(sa.text('DELETE FROM "SB_ZSXX" WHERE "ID" >= 1000000000000'))
@@ -158,14 +171,22 @@ def main() -> None:
     print(f"{'rows':>12} {'loader':<12}{'seconds':>9}{'rows/s':>11}{'peak MB':>10}")
     for count, qst, dl, incr, new in results:
         for name, r in (("quanshitong", qst), ("dlt", dl)):
-            print(f"{count:>12,} {name:<12}{r['seconds']:>9.1f}{count / r['seconds']:>11,.0f}{r['peak_mb']:>10,.0f}")
-        print(f"{'':>12} ratio: Quanshitong/dlt throughput {dl['seconds'] / qst['seconds']:.2f}x, "
-              f"peak memory {qst['peak_mb'] / dl['peak_mb']:.2f}x (reader: {qst['reader']})")
-        print(f"{'':>12} incremental night: {new:,} new rows at the source; Quanshitong read {incr['rows']:,} rows "
-              f"in {incr['seconds']:.1f}s (peak {incr['peak_mb']:,.0f} MB)")
+            print(
+                f"{count:>12,} {name:<12}{r['seconds']:>9.1f}{count / r['seconds']:>11,.0f}{r['peak_mb']:>10,.0f}"
+            )
+        print(
+            f"{'':>12} ratio: Quanshitong/dlt throughput {dl['seconds'] / qst['seconds']:.2f}x, "
+            f"peak memory {qst['peak_mb'] / dl['peak_mb']:.2f}x (reader: {qst['reader']})"
+        )
+        print(
+            f"{'':>12} incremental night: {new:,} new rows at the source; Quanshitong read {incr['rows']:,} rows "
+            f"in {incr['seconds']:.1f}s (peak {incr['peak_mb']:,.0f} MB)"
+        )
         print(f"{'':>12} Quanshitong phases, first load: {phases(qst)}")
         print(f"{'':>12} Quanshitong phases, incremental night: {phases(incr)}")
-    print("targets: >= 1.5x dlt's rows/s; peak < 600 MB at every size; an incremental night reads only what changed")
+    print(
+        "targets: >= 1.5x dlt's rows/s; peak < 600 MB at every size; an incremental night reads only what changed"
+    )
 
 
 if __name__ == "__main__":

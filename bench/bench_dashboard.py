@@ -28,17 +28,80 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 #: (path, page id, charts the page must draw)
-PAGES = (("/", "overview", 1), ("/enterprise?q={uscc}", "enterprise", 1), ("/enterprise?q={name}", "enterprise", 0),
-         ("/enterprise?q={variant}", "enterprise", 0),
-         ("/risk", "risk", 2), ("/abnormal", "abnormal", 3), ("/scorecard", "scorecard", 2),
-         ("/service", "service", 2), ("/forecast", "forecast", 1))
+PAGES = (
+    ("/", "overview", 1),
+    ("/enterprise?q={uscc}", "enterprise", 1),
+    ("/enterprise?q={name}", "enterprise", 0),
+    ("/enterprise?q={variant}", "enterprise", 0),
+    ("/risk", "risk", 2),
+    ("/abnormal", "abnormal", 3),
+    ("/scorecard", "scorecard", 2),
+    ("/service", "service", 2),
+    ("/forecast", "forecast", 1),
+)
 
-DISTRICTS = (("440303", "罗湖区"), ("440304", "福田区"), ("440305", "南山区"), ("440306", "宝安区"),
-             ("440307", "龙岗区"), ("440308", "盐田区"), ("440309", "龙华区"), ("440310", "坪山区"),
-             ("440311", "光明区"))
+DISTRICTS = (
+    ("440303", "罗湖区"),
+    ("440304", "福田区"),
+    ("440305", "南山区"),
+    ("440306", "宝安区"),
+    ("440307", "龙岗区"),
+    ("440308", "盐田区"),
+    ("440309", "龙华区"),
+    ("440310", "坪山区"),
+    ("440311", "光明区"),
+)
 SECTIONS = "ABCDEFGHIJKLMNOPQRS"
-WORDS = ["华", "腾", "盛", "鑫", "安", "恒", "泰", "达", "兴", "宏", "瑞", "丰", "祥", "佳", "信", "德", "博", "新", "鹏", "嘉", "康", "明", "海", "正", "远", "天", "益", "源", "和", "金"]
-TRADES = ["科技", "贸易", "电子", "建筑", "物流", "餐饮", "咨询", "实业", "制造", "医药", "文化", "投资", "信息", "网络", "设计", "环保"]
+WORDS = [
+    "华",
+    "腾",
+    "盛",
+    "鑫",
+    "安",
+    "恒",
+    "泰",
+    "达",
+    "兴",
+    "宏",
+    "瑞",
+    "丰",
+    "祥",
+    "佳",
+    "信",
+    "德",
+    "博",
+    "新",
+    "鹏",
+    "嘉",
+    "康",
+    "明",
+    "海",
+    "正",
+    "远",
+    "天",
+    "益",
+    "源",
+    "和",
+    "金",
+]
+TRADES = [
+    "科技",
+    "贸易",
+    "电子",
+    "建筑",
+    "物流",
+    "餐饮",
+    "咨询",
+    "实业",
+    "制造",
+    "医药",
+    "文化",
+    "投资",
+    "信息",
+    "网络",
+    "设计",
+    "环保",
+]
 
 
 def synthetic_marts(path: Path, enterprises: int, seed: int = 1, as_of: str = "2026-10-31") -> None:
@@ -55,21 +118,45 @@ def synthetic_marts(path: Path, enterprises: int, seed: int = 1, as_of: str = "2
     for t in TABLES.values():
         cols = ", ".join(f'"{c.name}" {c.type}' for c in t.columns)
         con.execute(f'CREATE TABLE "{t.name}" ({cols})')
-    duck = {"Utf8": "VARCHAR", "Date": "DATE", "Int64": "BIGINT", "Float64": "DOUBLE", "Boolean": "BOOLEAN",
-            "String": "VARCHAR", "Int32": "INTEGER"}
-    con.execute("CREATE TABLE mart_kpi_daily (" + ", ".join(
-        f"{n} {duck[str(t).split('(')[0]]}" for n, t in kpi.KPI_SCHEMA.items()) + ")")
-    svc_types = {"item_code": "VARCHAR", "item_name": "VARCHAR", "department": "VARCHAR",
-                 "department_name_zh": "VARCHAR", "channel": "VARCHAR", "first_applied_on": "DATE",
-                 "last_applied_on": "DATE", "as_of": "DATE", "month": "VARCHAR"}
+    duck = {
+        "Utf8": "VARCHAR",
+        "Date": "DATE",
+        "Int64": "BIGINT",
+        "Float64": "DOUBLE",
+        "Boolean": "BOOLEAN",
+        "String": "VARCHAR",
+        "Int32": "INTEGER",
+    }
+    con.execute(
+        "CREATE TABLE mart_kpi_daily ("
+        + ", ".join(f"{n} {duck[str(t).split('(')[0]]}" for n, t in kpi.KPI_SCHEMA.items())
+        + ")"
+    )
+    svc_types = {
+        "item_code": "VARCHAR",
+        "item_name": "VARCHAR",
+        "department": "VARCHAR",
+        "department_name_zh": "VARCHAR",
+        "channel": "VARCHAR",
+        "first_applied_on": "DATE",
+        "last_applied_on": "DATE",
+        "as_of": "DATE",
+        "month": "VARCHAR",
+    }
     for name in ("mart_service_efficiency", "mart_business_startup"):
         cols = service.COMMENTS[name]["columns"]
-        con.execute(f"CREATE TABLE {name} (" + ", ".join(f"{c} {svc_types.get(c, 'DOUBLE')}" for c in cols) + ")")
+        con.execute(
+            f"CREATE TABLE {name} (" + ", ".join(f"{c} {svc_types.get(c, 'DOUBLE')}" for c in cols) + ")"
+        )
     words, trades = list(WORDS), list(TRADES)
     nd = len(DISTRICTS)
-    con.execute("CREATE TEMP TABLE d AS SELECT * FROM (VALUES " + ", ".join(
-        f"({i}, '{c}', '{n}')" for i, (c, n) in enumerate(DISTRICTS)) + ") t(i, code, name)")
-    con.execute(f"""
+    con.execute(
+        "CREATE TEMP TABLE d AS SELECT * FROM (VALUES "
+        + ", ".join(f"({i}, '{c}', '{n}')" for i, (c, n) in enumerate(DISTRICTS))
+        + ") t(i, code, name)"
+    )
+    con.execute(
+        f"""
         CREATE TEMP TABLE e AS
         SELECT i, 'E' || lpad(i::VARCHAR, 9, '0') AS entity_id,
                '91440300' || lpad(i::VARCHAR, 9, '0') || 'X' AS uscc,
@@ -78,14 +165,17 @@ def synthetic_marts(path: Path, enterprises: int, seed: int = 1, as_of: str = "2
                  || $t[1 + (i // 27000) % 16] AS core,
                i % {nd} AS di, substr('{SECTIONS}', 1 + (i * 7) % 19, 1) AS sec,
                (random() * 100)::INTEGER AS r
-        FROM range({enterprises}) t(i)""", {"w": words, "t": trades})
+        FROM range({enterprises}) t(i)""",
+        {"w": words, "t": trades},
+    )
     con.execute("""
         CREATE TEMP TABLE e2 AS SELECT e.*, '深圳市' || core || CASE WHEN i // 432000 > 0 THEN (i // 432000)::VARCHAR
             ELSE '' END || '有限公司' AS name, d.code AS division_code, d.name AS district_name,
           CASE WHEN r >= 97 THEN '极高' WHEN r >= 90 THEN '高' WHEN r >= 70 THEN '中' ELSE '低' END AS risk_level,
           CASE WHEN r >= 97 THEN 4 WHEN r >= 90 THEN 3 WHEN r >= 70 THEN 2 ELSE 1 END AS level_rank
         FROM e JOIN (SELECT i AS dii, code, name FROM d) d ON d.dii = e.di""")
-    con.execute(f"""INSERT INTO mart_enterprise_360 BY NAME SELECT entity_id, uscc, name,
+    con.execute(
+        f"""INSERT INTO mart_enterprise_360 BY NAME SELECT entity_id, uscc, name,
         core AS name_comparison, false AS is_branch, regno, substr(uscc, 9, 9) AS org_code, uscc AS tin,
         'active' AS status, '张' || $w[1 + i % 30] AS legal_rep_name, '深圳市' || district_name || '某路' || (i % 999)
         || '号' AS address, division_code, district_name, sec || '01' AS industry, sec AS industry_section,
@@ -94,7 +184,9 @@ def synthetic_marts(path: Path, enterprises: int, seed: int = 1, as_of: str = "2
         ['samr', 'tax', 'social'] AS departments, 'B' AS tax_rating, i % 3 AS penalty_count,
         (i % 3) * 1000.0 AS penalty_amount, r >= 90 AS abnormal_active, i % 20 AS insured_headcount,
         i % 5 AS service_case_count, r AS risk_score, risk_level, DATE '{as_of}' AS as_of_date
-        FROM e2 ORDER BY uscc""", {"w": words})
+        FROM e2 ORDER BY uscc""",
+        {"w": words},
+    )
     con.execute("""INSERT INTO mart_enterprise_search BY NAME SELECT * FROM (
         SELECT name AS search_key, entity_id, uscc, name, 'active' AS status, district_name, risk_level FROM e2
         UNION ALL
@@ -121,8 +213,10 @@ def synthetic_marts(path: Path, enterprises: int, seed: int = 1, as_of: str = "2
         true AS is_current, DATE '{as_of}' AS as_of_date FROM e2 WHERE r >= 70""")
     con.execute("""INSERT INTO dim_risk_level VALUES ('低', 1, 0, 29), ('中', 2, 30, 59), ('高', 3, 60, 79),
         ('极高', 4, 80, 100)""")
-    con.execute(f"INSERT INTO dim_industry_section BY NAME SELECT unnest(split('{SECTIONS}', '')) AS industry_section, "
-                "'门类' || industry_section AS industry_section_name")
+    con.execute(
+        f"INSERT INTO dim_industry_section BY NAME SELECT unnest(split('{SECTIONS}', '')) AS industry_section, "
+        "'门类' || industry_section AS industry_section_name"
+    )
     con.execute(f"""INSERT INTO mart_abnormal_distribution BY NAME SELECT
         (DATE '{as_of}' - INTERVAL (m) MONTH)::DATE AS month, d.code AS division_code, d.name AS district_name,
         s AS industry_section, '门类' || s AS industry_section_name, reason,
@@ -186,7 +280,9 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--home", type=Path, help="home folder with marts.duckdb (default: ./data)")
-    ap.add_argument("--synthetic", type=int, metavar="N", help="generate a synthetic marts file for N enterprises")
+    ap.add_argument(
+        "--synthetic", type=int, metavar="N", help="generate a synthetic marts file for N enterprises"
+    )
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
 
@@ -200,12 +296,17 @@ def main() -> int:
         home = Path(tempfile.mkdtemp(prefix="qst-bench-dash-"))
         t = time.perf_counter()
         synthetic_marts(home / "marts.duckdb", args.synthetic)
-        print(f"synthetic marts for {args.synthetic:,} enterprises: {time.perf_counter() - t:.1f} s, "
-              f"{(home / 'marts.duckdb').stat().st_size / 1e6:.0f} MB")
+        print(
+            f"synthetic marts for {args.synthetic:,} enterprises: {time.perf_counter() - t:.1f} s, "
+            f"{(home / 'marts.duckdb').stat().st_size / 1e6:.0f} MB"
+        )
     import duckdb
+
     con = duckdb.connect(str(home / "marts.duckdb"), read_only=True)
-    uscc, name = con.execute("SELECT uscc, name FROM mart_enterprise_360 WHERE uscc IS NOT NULL "
-                             "ORDER BY entity_id LIMIT 1 OFFSET 77").fetchone()
+    uscc, name = con.execute(
+        "SELECT uscc, name FROM mart_enterprise_360 WHERE uscc IS NOT NULL "
+        "ORDER BY entity_id LIMIT 1 OFFSET 77"
+    ).fetchone()
     n = con.execute("SELECT count(*) FROM mart_enterprise_360").fetchone()[0]
     con.close()
     print(f"marts: {home / 'marts.duckdb'} ({n:,} enterprises); {args.runs} runs per page after one warm-up")
@@ -213,7 +314,9 @@ def main() -> int:
     with serve(home) as base, chromium() as driver:
         print(f"{'page':<28} {'first':>7} {'p50':>7} {'p95':>7} {'max':>7}  target 2000 ms")
         for path, page_id, graphs in PAGES:
-            variant = name.replace("有限公司", "有限责任公司").replace("深圳市", "")  # found by its comparison form
+            variant = name.replace("有限公司", "有限责任公司").replace(
+                "深圳市", ""
+            )  # found by its comparison form
             url = base + path.format(uscc=uscc, name=name, variant=variant)
             times = [visit(driver, url, page_id, min_graphs=graphs).ready_ms for _ in range(args.runs + 1)]
             first, rest = times[0], times[1:]
@@ -223,8 +326,10 @@ def main() -> int:
                 continue
             p95 = percentile(rest, 0.95)
             failed |= p95 > 2000
-            print(f"{path.split('=')[0] + ('=' + path.split('{')[1].rstrip('}') if '{' in path else ''):<28} {first:7.0f} "
-                  f"{percentile(rest, 0.5):7.0f} {p95:7.0f} {max(rest):7.0f}  {'ok' if p95 <= 2000 else 'SLOW'}")
+            print(
+                f"{path.split('=')[0] + ('=' + path.split('{')[1].rstrip('}') if '{' in path else ''):<28} {first:7.0f} "
+                f"{percentile(rest, 0.5):7.0f} {p95:7.0f} {max(rest):7.0f}  {'ok' if p95 <= 2000 else 'SLOW'}"
+            )
     return 1 if failed else 0
 
 

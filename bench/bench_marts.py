@@ -33,21 +33,37 @@ def _peak_rss_mb() -> float:
 
 def parameter_sets(con: duckdb.DuckDBPyConnection, n: int, seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
-    rows = con.execute("SELECT uscc, name, entity_id FROM (SELECT * FROM mart_enterprise_360 WHERE uscc IS NOT NULL) "
-                       "USING SAMPLE 2000 ROWS").fetchall()
-    divisions = [r[0] for r in con.execute("SELECT DISTINCT division_code FROM mart_abnormal_distribution "
-                                           "WHERE division_code IS NOT NULL").fetchall()] or ["440305"]
-    departments = [r[0] for r in con.execute("SELECT DISTINCT department FROM mart_department_scorecard").fetchall()] \
-        or ["samr"]
+    rows = con.execute(
+        "SELECT uscc, name, entity_id FROM (SELECT * FROM mart_enterprise_360 WHERE uscc IS NOT NULL) "
+        "USING SAMPLE 2000 ROWS"
+    ).fetchall()
+    divisions = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT division_code FROM mart_abnormal_distribution WHERE division_code IS NOT NULL"
+        ).fetchall()
+    ] or ["440305"]
+    departments = [
+        r[0] for r in con.execute("SELECT DISTINCT department FROM mart_department_scorecard").fetchall()
+    ] or ["samr"]
     latest = con.execute("SELECT max(as_of_date) FROM mart_credit_risk").fetchall()[0][0] or dt.date.today()
     out = []
     for _ in range(n):
         uscc, name, entity_id = rng.choice(rows)
-        out.append({"uscc": uscc, "name": name if rng.random() < 0.5 else name[:4], "limit": 20,
-                    "entity_id": entity_id, "division_code": rng.choice(divisions),
-                    "from_month": latest.replace(day=1) - dt.timedelta(days=730), "to_month": latest,
-                    "since": latest - dt.timedelta(days=90), "department": rng.choice(departments),
-                    "grain": rng.choice(["day", "month"])})
+        out.append(
+            {
+                "uscc": uscc,
+                "name": name if rng.random() < 0.5 else name[:4],
+                "limit": 20,
+                "entity_id": entity_id,
+                "division_code": rng.choice(divisions),
+                "from_month": latest.replace(day=1) - dt.timedelta(days=730),
+                "to_month": latest,
+                "since": latest - dt.timedelta(days=90),
+                "department": rng.choice(departments),
+                "grain": rng.choice(["day", "month"]),
+            }
+        )
     return out
 
 
@@ -79,7 +95,9 @@ def main() -> None:
         t0 = time.perf_counter()
         report = build_marts(args.home, memory_limit=args.memory_limit)
         print(describe(report))
-        print(f"build total {time.perf_counter() - t0:.1f} s (target <= 300 s), peak RSS {_peak_rss_mb():.0f} MB")
+        print(
+            f"build total {time.perf_counter() - t0:.1f} s (target <= 300 s), peak RSS {_peak_rss_mb():.0f} MB"
+        )
         print(f"file size {marts_path(args.home).stat().st_size / 1e6:.1f} MB")
     print(f"dashboard queries, {args.runs} runs each (target p95 <= 100 ms):")
     for name, (p50, p95, worst) in bench_queries(marts_path(args.home), args.runs).items():

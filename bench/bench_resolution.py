@@ -61,8 +61,13 @@ def run_child(args: list[str], timeout: float) -> tuple[dict | None, float, floa
     import psutil
 
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     ps = psutil.Process(proc.pid)
     peak = [0]
     done = threading.Event()
@@ -87,7 +92,7 @@ def run_child(args: list[str], timeout: float) -> tuple[dict | None, float, floa
     lines = []
     for line in out.splitlines():
         if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
         else:
             lines.append(line)
     return result, wall, peak[0] / 2**20, "\n".join(lines)
@@ -126,7 +131,9 @@ def _score(home: Path, outputs: dict) -> dict:
     out = {}
     for kind, predicted in outputs.items():
         table = "int_enterprise_records" if kind == "enterprise" else "int_person_records"
-        recs = read_silver(home, table, columns=["record_id", "source_department", "source_table", "role", "source_pk"])
+        recs = read_silver(
+            home, table, columns=["record_id", "source_department", "source_table", "role", "source_pk"]
+        )
         out[kind] = scores(predicted, truth_for_records(truth, recs))
     return out
 
@@ -165,8 +172,10 @@ def _baseline_frame(home: Path, kind: str):
     name = pl.col("name_comparison")
     cap = splink_settings.MODELS[kind]["name_block_max"]
     frame = records.select([c for c in probabilistic.COLUMNS[kind] if c != "related_record_id"]).with_columns(
-        name_prefix2=name.str.slice(0, 2), name_prefix1=name.str.slice(0, 1),
-        name_block=pl.when(name.count().over("name_comparison") <= cap).then(name))
+        name_prefix2=name.str.slice(0, 2),
+        name_prefix1=name.str.slice(0, 1),
+        name_block=pl.when(name.count().over("name_comparison") <= cap).then(name),
+    )
     if kind == "person":
         frame = frame.with_columns(pl.col("id_number_birth_date").cast(pl.Utf8))
     return frame
@@ -189,24 +198,45 @@ def child_baseline(home: Path) -> dict:
         frame = _baseline_frame(home, kind)
         phases[f"{kind}: read silver"] = time.perf_counter() - t
         if kind == "enterprise":
-            comparisons = [cl.JaroWinklerAtThresholds("name_comparison"), cl.ExactMatch("division_code"),
-                           cl.ExactMatch("phone"), cl.ExactMatch("legal_rep_name"),
-                           cl.LevenshteinAtThresholds("address")]
-            blocking = [block_on("name_block"), block_on("phone"), block_on("division_code", "name_prefix2"),
-                        block_on("legal_rep_name", "name_prefix1")]
+            comparisons = [
+                cl.JaroWinklerAtThresholds("name_comparison"),
+                cl.ExactMatch("division_code"),
+                cl.ExactMatch("phone"),
+                cl.ExactMatch("legal_rep_name"),
+                cl.LevenshteinAtThresholds("address"),
+            ]
+            blocking = [
+                block_on("name_block"),
+                block_on("phone"),
+                block_on("division_code", "name_prefix2"),
+                block_on("legal_rep_name", "name_prefix1"),
+            ]
             em = [block_on("division_code", "name_prefix2"), block_on("phone")]
         else:
-            comparisons = [cl.JaroWinklerAtThresholds("name_comparison"), cl.ExactMatch("id_number_birth_date"),
-                           cl.ExactMatch("id_number_sex"), cl.ExactMatch("phone"), cl.ExactMatch("division_code"),
-                           cl.LevenshteinAtThresholds("address")]
-            blocking = [block_on("name_block"), block_on("phone"), block_on("id_number_birth_date", "name_prefix1")]
+            comparisons = [
+                cl.JaroWinklerAtThresholds("name_comparison"),
+                cl.ExactMatch("id_number_birth_date"),
+                cl.ExactMatch("id_number_sex"),
+                cl.ExactMatch("phone"),
+                cl.ExactMatch("division_code"),
+                cl.LevenshteinAtThresholds("address"),
+            ]
+            blocking = [
+                block_on("name_block"),
+                block_on("phone"),
+                block_on("id_number_birth_date", "name_prefix1"),
+            ]
             em = [block_on("id_number_birth_date", "name_prefix1"), block_on("name_block")]
         con = duckdb.connect()
         con.execute(f"SET memory_limit = '{splink_model.DUCKDB_MEMORY_LIMIT}'")
         con.execute(f"SET threads = {splink_model.DUCKDB_THREADS}")
         db = DuckDBAPI(connection=con)
-        settings = SettingsCreator(link_type="dedupe_only", unique_id_column_name="record_id",
-                                   comparisons=comparisons, blocking_rules_to_generate_predictions=blocking)
+        settings = SettingsCreator(
+            link_type="dedupe_only",
+            unique_id_column_name="record_id",
+            comparisons=comparisons,
+            blocking_rules_to_generate_predictions=blocking,
+        )
         t = time.perf_counter()
         linker = Linker(db.register(frame.to_arrow()), settings, log_level=logging.ERROR)
         linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
@@ -227,7 +257,8 @@ def child_baseline(home: Path) -> dict:
         assert isinstance(out, pl.DataFrame)
         phases[f"{kind}: cluster"] = time.perf_counter() - t
         codes = out.select("record_id", "cluster_id").with_columns(
-            cluster=pl.col("cluster_id").cast(pl.Utf8).cast(pl.Categorical).to_physical().cast(pl.Int64))
+            cluster=pl.col("cluster_id").cast(pl.Utf8).cast(pl.Categorical).to_physical().cast(pl.Int64)
+        )
         outputs[kind] = codes.select("record_id", "cluster")
         del linker, db, con, frame
     total = time.perf_counter() - started
@@ -243,7 +274,9 @@ def prepare_home(home: Path, enterprises: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--home", type=Path, default=None, help="an estate already carried to silver")
     parser.add_argument("--enterprises", type=int, default=100_000, help="without --home: simulate this size")
     parser.add_argument("--baseline-timeout", type=float, default=1800.0)
@@ -259,18 +292,27 @@ def main() -> None:
         home = Path(f"/tmp/qst-bench-resolution-{args.enterprises}")
         started = time.perf_counter()
         prepare_home(home, args.enterprises)
-        print(f"simulated {args.enterprises:,} enterprises into silver in {time.perf_counter() - started:.0f}s "
-              "(not timed)", flush=True)
-    print(f"entity resolution on {home} (2 cores; DuckDB memory limit per connection "
-          f"{__import__('models.resolution.splink_model', fromlist=['x']).DUCKDB_MEMORY_LIMIT})", flush=True)
+        print(
+            f"simulated {args.enterprises:,} enterprises into silver in {time.perf_counter() - started:.0f}s "
+            "(not timed)",
+            flush=True,
+        )
+    print(
+        f"entity resolution on {home} (2 cores; DuckDB memory limit per connection "
+        f"{__import__('models.resolution.splink_model', fromlist=['x']).DUCKDB_MEMORY_LIMIT})",
+        flush=True,
+    )
     rows = []
     contenders = ["quanshitong"] + ([] if args.skip_baseline else ["baseline"])
     for name in contenders:
         timeout = args.baseline_timeout if name == "baseline" else 3600.0
         result, wall, peak, out = run_child(["--child", name, "--home", str(home)], timeout)
         resolving = f"peak {result['peak_mb']:,.0f} MB while resolving, " if result else ""
-        print(f"\n== {name}: {wall:.0f}s wall, {resolving}peak {peak:,.0f} MB of the whole child "
-              "(with reading the truth and scoring)", flush=True)
+        print(
+            f"\n== {name}: {wall:.0f}s wall, {resolving}peak {peak:,.0f} MB of the whole child "
+            "(with reading the truth and scoring)",
+            flush=True,
+        )
         if out.strip():
             print(out)
         if result is None:
@@ -281,8 +323,10 @@ def main() -> None:
             print(f"  {phase:<36}{seconds:>12,.1f}{unit}")
         rows.append((name, wall, peak, result))
     print("\n  seconds and peak MB: while resolving (silver in, clusters out), without scoring")
-    print(f"  {'':<12}{'seconds':>9}{'peak MB':>9}  {'enterprise P / R / F1 / B3-F1':>32}  "
-          f"{'person P / R / F1 / B3-F1':>32}")
+    print(
+        f"  {'':<12}{'seconds':>9}{'peak MB':>9}  {'enterprise P / R / F1 / B3-F1':>32}  "
+        f"{'person P / R / F1 / B3-F1':>32}"
+    )
     for name, wall, peak, result in rows:
         if result is None:
             print(f"  {name:<12}{wall:>9.0f}{peak:>9,.0f}  did not finish")
@@ -291,7 +335,9 @@ def main() -> None:
         for kind in KINDS:
             s = result["scores"][kind]
             cells.append(f"{s['precision']:.3f} / {s['recall']:.3f} / {s['f1']:.3f} / {s['bcubed_f1']:.3f}")
-        print(f"  {name:<12}{result['seconds']:>9.0f}{result['peak_mb']:>9,.0f}  {cells[0]:>32}  {cells[1]:>32}")
+        print(
+            f"  {name:<12}{result['seconds']:>9.0f}{result['peak_mb']:>9,.0f}  {cells[0]:>32}  {cells[1]:>32}"
+        )
     print("\ntargets (1M enterprises): <= 600 s, < 8,000 MB, F1 above the baseline's")
 
 

@@ -70,23 +70,35 @@ def build(home: Path) -> dict:
         assert rec.ok, rec.describe()
         rows += report.bronze_rows
         staging += report.seconds
-        print(f"  {spec.name:<38}{report.bronze_rows:>12,}{report.seconds:>9.2f}{report.rows_per_second:>11,.0f}"
-              f"{report.quarantined_rows:>9,}{peak_mb():>9,.0f}", flush=True)
-    print(f"  {'ALL STAGING MODELS':<38}{rows:>12,}{staging:>9.2f}{rows / staging:>11,.0f}{'':>9}{peak_mb():>9,.0f}")
+        print(
+            f"  {spec.name:<38}{report.bronze_rows:>12,}{report.seconds:>9.2f}{report.rows_per_second:>11,.0f}"
+            f"{report.quarantined_rows:>9,}{peak_mb():>9,.0f}",
+            flush=True,
+        )
+    print(
+        f"  {'ALL STAGING MODELS':<38}{rows:>12,}{staging:>9.2f}{rows / staging:>11,.0f}{'':>9}{peak_mb():>9,.0f}"
+    )
     intermediate = 0.0
     for table in canonical.INTERMEDIATE_TABLES:
         report = silver.build_intermediate(home, table, chosen)
         intermediate += report.seconds
-        print(f"  {table:<38}{report.rows:>12,}{report.seconds:>9.2f}{report.rows / report.seconds:>11,.0f}"
-              f"{'':>9}{peak_mb():>9,.0f}", flush=True)
+        print(
+            f"  {table:<38}{report.rows:>12,}{report.seconds:>9.2f}{report.rows / report.seconds:>11,.0f}"
+            f"{'':>9}{peak_mb():>9,.0f}",
+            flush=True,
+        )
     total = staging + intermediate
-    print(f"  end to end (staging + canonical): {rows:,} bronze rows in {total:.1f}s = {rows / total:,.0f} rows/s; "
-          f"with the warm-up {rows / (total + warm):,.0f} rows/s; peak {peak_mb():,.0f} MB")
+    print(
+        f"  end to end (staging + canonical): {rows:,} bronze rows in {total:.1f}s = {rows / total:,.0f} rows/s; "
+        f"with the warm-up {rows / (total + warm):,.0f} rows/s; peak {peak_mb():,.0f} MB"
+    )
     return {"rows": rows, "staging_s": staging, "total_s": total, "warm_s": warm, "peak_mb": peak_mb()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--enterprises", type=int, default=400_000)
     parser.add_argument("--home", type=Path, default=Path("/tmp/qst-bench-silver"))
     parser.add_argument("--child", choices=["prepare", "build"], help=argparse.SUPPRESS)
@@ -104,21 +116,36 @@ def main() -> None:
     results = []
     for size in (args.enterprises // 4, args.enterprises):
         started = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--child", "prepare", "--size", str(size), "--home",
-                        str(args.home)], check=True, cwd=REPO)
-        print(f"\n{size:,} enterprises: simulated and loaded into bronze in {time.perf_counter() - started:.0f}s "
-              "(not timed)", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--child", "build", "--home", str(args.home)],
-                              check=True, cwd=REPO, capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, __file__, "--child", "prepare", "--size", str(size), "--home", str(args.home)],
+            check=True,
+            cwd=REPO,
+        )
+        print(
+            f"\n{size:,} enterprises: simulated and loaded into bronze in {time.perf_counter() - started:.0f}s "
+            "(not timed)",
+            flush=True,
+        )
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", "build", "--home", str(args.home)],
+            check=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         out = [line for line in proc.stdout.splitlines() if not line.startswith("RESULT ")]
         print("\n".join(out), flush=True)
         results.append((size, json.loads(proc.stdout.split("RESULT ", 1)[1])))
     print("\n  enterprises   bronze rows   staging rows/s   end-to-end rows/s   peak MB")
     for size, r in results:
-        print(f"  {size:>11,}{r['rows']:>14,}{r['rows'] / r['staging_s']:>17,.0f}{r['rows'] / r['total_s']:>20,.0f}"
-              f"{r['peak_mb']:>10,.0f}")
-    print(f"\ntarget: >= 200,000 bronze rows/s through standardization; memory bounded by the batch "
-          f"({DEFAULT_BATCH_ROWS:,} rows), not the table")
+        print(
+            f"  {size:>11,}{r['rows']:>14,}{r['rows'] / r['staging_s']:>17,.0f}{r['rows'] / r['total_s']:>20,.0f}"
+            f"{r['peak_mb']:>10,.0f}"
+        )
+    print(
+        f"\ntarget: >= 200,000 bronze rows/s through standardization; memory bounded by the batch "
+        f"({DEFAULT_BATCH_ROWS:,} rows), not the table"
+    )
     shutil.rmtree(args.home, ignore_errors=True)
 
 

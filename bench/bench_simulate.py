@@ -20,7 +20,9 @@ from simulator import estate
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--enterprises", type=int, default=200_000)
     parser.add_argument("--out", type=Path, default=Path("/tmp/qst-bench-estate"))
     args = parser.parse_args()
@@ -34,7 +36,9 @@ def main() -> None:
         rows = sum(state.rows.values())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{size:>12,}{rows:>14,}{seconds:>10.1f}{rows / seconds:>12,.0f}{peak:>14,.0f}")
-    print("target: >= 100,000 rows/s; peak memory bounded by the unit size (20,000 enterprises), not the estate")
+    print(
+        "target: >= 100,000 rows/s; peak memory bounded by the unit size (20,000 enterprises), not the estate"
+    )
     shutil.rmtree(args.out, ignore_errors=True)
 
 

@@ -97,8 +97,13 @@ CASES = [
 
 
 # the enterprise-name columns mixed for enterprise_name: (department, table, column)
-NAME_COLUMNS = [("samr", "T_SCZT_DJXX", "QYMC"), ("tax", "DJ_NSRXX", "NSRMC"), ("courts", "AJ_DSR", "DSRMC"),
-                ("env", "HB_XZCF", "企业名称"), ("social", "SB_DWCBXX", "DWMC")]
+NAME_COLUMNS = [
+    ("samr", "T_SCZT_DJXX", "QYMC"),
+    ("tax", "DJ_NSRXX", "NSRMC"),
+    ("courts", "AJ_DSR", "DSRMC"),
+    ("env", "HB_XZCF", "企业名称"),
+    ("social", "SB_DWCBXX", "DWMC"),
+]
 
 
 def read_values(out: Path, dept: str, table: str, col: str, dtype: pl.DataType) -> pl.Series:
@@ -138,7 +143,9 @@ def best_of(repeat: int, fn) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--estate", type=Path, default=None, help="reuse a simulated estate folder")
     parser.add_argument("--repeat", type=int, default=3)
@@ -150,13 +157,19 @@ def main() -> None:
             started = time.perf_counter()
             estate.simulate(out, enterprises=30_000, seed=1)
             print(f"simulated 30,000 enterprises in {time.perf_counter() - started:.1f} s")
-        frame = pl.DataFrame([read_column(out, dept, table, col, dtype, args.rows).alias(name)
-                              for name, dept, table, col, dtype in SOURCES])
+        frame = pl.DataFrame(
+            [
+                read_column(out, dept, table, col, dtype, args.rows).alias(name)
+                for name, dept, table, col, dtype in SOURCES
+            ]
+        )
         realistic = realistic_names(out, args.rows)
 
-    print(f"{args.rows:,} values per column; {os.cpu_count()} CPUs, Polars {pl.__version__} "
-          f"({pl.thread_pool_size()} threads); best of {args.repeat}; "
-          f"load average before: {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.rows:,} values per column; {os.cpu_count()} CPUs, Polars {pl.__version__} "
+        f"({pl.thread_pool_size()} threads); best of {args.repeat}; "
+        f"load average before: {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'function (column)':<40}{'seconds':>9}{'rows/s':>14}  result")
     for label, fn, col in CASES:
         expr = fn(col)
@@ -167,11 +180,15 @@ def main() -> None:
 
     everything = [fn(col).alias(f"{i}_{col}") for i, (_, fn, col) in enumerate(CASES)]
     seconds = best_of(args.repeat, lambda: frame.select(everything))
-    print(f"{f'all {len(CASES)} in one select':<40}{seconds:>9.2f}{args.rows / seconds:>14,.0f}"
-          f"  ({len(CASES) * args.rows / seconds:,.0f} values/s)")
+    print(
+        f"{f'all {len(CASES)} in one select':<40}{seconds:>9.2f}{args.rows / seconds:>14,.0f}"
+        f"  ({len(CASES) * args.rows / seconds:,.0f} values/s)"
+    )
     seconds = best_of(args.repeat, lambda: frame.lazy().select(everything).collect(engine="streaming"))
-    print(f"{'all, streaming engine':<40}{seconds:>9.2f}{args.rows / seconds:>14,.0f}"
-          f"  ({len(CASES) * args.rows / seconds:,.0f} values/s)")
+    print(
+        f"{'all, streaming engine':<40}{seconds:>9.2f}{args.rows / seconds:>14,.0f}"
+        f"  ({len(CASES) * args.rows / seconds:,.0f} values/s)"
+    )
 
     # enterprise_name on realistic names: its maps are built once per process, not counted
     names._patterns()
@@ -179,10 +196,14 @@ def main() -> None:
     distinct = f"{realistic.n_unique():,} distinct names"
     realistic_frame = realistic.to_frame()
     seconds = best_of(args.repeat, lambda: realistic_frame.select(enterprise_name("name")))
-    print(f"{'enterprise_name (realistic, as used)':<40}{seconds:>9.2f}{args.rows / seconds:>14,.0f}  {distinct}")
+    print(
+        f"{'enterprise_name (realistic, as used)':<40}{seconds:>9.2f}{args.rows / seconds:>14,.0f}  {distinct}"
+    )
     seconds = best_of(args.repeat, lambda: names._enterprise_unique(realistic))
-    print(f"{'enterprise_name (every row computed)':<40}{seconds:>9.2f}{args.rows / seconds:>14,.0f}"
-          "  worst case: all names distinct")
+    print(
+        f"{'enterprise_name (every row computed)':<40}{seconds:>9.2f}{args.rows / seconds:>14,.0f}"
+        "  worst case: all names distinct"
+    )
     print("target: >= 200,000 rows/s per standardizer")
 
 

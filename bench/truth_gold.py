@@ -26,18 +26,26 @@ def build(home: Path, estate: Path) -> None:
     con = duckdb.connect()
     for name in ("int_enterprise_records", "int_person_records"):
         con.register(name, DeltaTable(str(home / "lake" / "silver" / name)).to_pyarrow_dataset())
-    con.execute(f"CREATE TABLE truth AS SELECT * FROM read_parquet('{estate}/truth/records/*.parquet')").fetchall()
+    con.execute(
+        f"CREATE TABLE truth AS SELECT * FROM read_parquet('{estate}/truth/records/*.parquet')"
+    ).fetchall()
     xw = """
       SELECT r.record_id, t.entity_type, coalesce(t.entity_id, 'X' || r.record_id) AS entity_id, r.source_department,
              r.source_asset, r.source_table, r.source_pk, r.role, 'truth' AS rule, 1.0 AS match_probability,
              1.0 AS match_weight, NULL::VARCHAR AS levels, 'simulator truth (benchmark stand-in)' AS why
       FROM {table} r LEFT JOIN truth t ON t.department = r.source_department AND t."table" = r.source_table
            AND t.pk = r.source_pk AND t.role = r.role AND t.entity_type = '{kind}'"""
-    con.execute("CREATE TABLE xw AS " + xw.format(table="int_enterprise_records", kind="enterprise")
-                .replace("t.entity_type,", "'enterprise' AS entity_type,")
-                + " UNION ALL " + xw.format(table="int_person_records", kind="person")
-                .replace("t.entity_type,", "'person' AS entity_type,")).fetchall()
-    prio = ("CASE WHEN r.source_asset = 'registrations' THEN 0 WHEN r.source_asset = 'taxpayers' THEN 1 ELSE 2 END")
+    con.execute(
+        "CREATE TABLE xw AS "
+        + xw.format(table="int_enterprise_records", kind="enterprise").replace(
+            "t.entity_type,", "'enterprise' AS entity_type,"
+        )
+        + " UNION ALL "
+        + xw.format(table="int_person_records", kind="person").replace(
+            "t.entity_type,", "'person' AS entity_type,"
+        )
+    ).fetchall()
+    prio = "CASE WHEN r.source_asset = 'registrations' THEN 0 WHEN r.source_asset = 'taxpayers' THEN 1 ELSE 2 END"
     con.execute(f"""CREATE TABLE dim_enterprise AS
         WITH j AS (SELECT x.entity_id, r.*, {prio} AS prio FROM int_enterprise_records r
                    JOIN xw x ON x.record_id = r.record_id AND x.entity_type = 'enterprise'),
@@ -60,7 +68,11 @@ def build(home: Path, estate: Path) -> None:
         SELECT b.entity_id, b.name, b.name_comparison, b.id_number, b.id_number_birth_date AS birth_date,
                b.id_number_sex AS sex, b.phone, b.address, b.division_code, a.records, a.departments
         FROM best b JOIN agg a USING (entity_id)""").fetchall()
-    for name, table in (("entity_crosswalk", "xw"), ("dim_enterprise", "dim_enterprise"), ("dim_person", "dim_person")):
+    for name, table in (
+        ("entity_crosswalk", "xw"),
+        ("dim_enterprise", "dim_enterprise"),
+        ("dim_person", "dim_person"),
+    ):
         path = home / "lake" / "gold" / name
         shutil.rmtree(path, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)

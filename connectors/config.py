@@ -188,7 +188,6 @@ Python API
 * :func:`redact_url` for logging a URL; :func:`schema_json` for the JSON schema of the format.
 """
 
-
 from __future__ import annotations
 
 import json

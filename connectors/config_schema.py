@@ -336,8 +336,9 @@ class DepartmentConfig(_Model):
         if not self.tables and not self.files:
             raise PydanticCustomError("qst_rules", "has no tables and no files; add at least one")
         if self.tables and self.connection is None:
-            raise PydanticCustomError("qst_rules", "has tables but no 'connection'; add 'sqlite: <file>' or "
-                                      "'url_env: <VARIABLE>'")
+            raise PydanticCustomError(
+                "qst_rules", "has tables but no 'connection'; add 'sqlite: <file>' or 'url_env: <VARIABLE>'"
+            )
         issues: list[tuple[tuple, str, tuple | None]] = []
         used: dict[str, str] = {}
         for i, t in enumerate(self.tables):
@@ -380,8 +381,15 @@ class DepartmentConfig(_Model):
         conn = self.connection
         line, col = self._url_env_at
         if conn is None:
-            raise ConfigError(ConfigIssue(self._origin, None, None, f"departments.{self._key}",
-                                          f"department {self._key!r} has only file drops, no database"))
+            raise ConfigError(
+                ConfigIssue(
+                    self._origin,
+                    None,
+                    None,
+                    f"departments.{self._key}",
+                    f"department {self._key!r} has only file drops, no database",
+                )
+            )
         if conn.sqlite is not None:
             if must_exist and not conn.sqlite.is_file():
                 raise ConfigError(
@@ -535,6 +543,7 @@ class SourcesConfig(_Model):
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict in the file's own key names (paths absolute); feeds sources_from_dict."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
 
 # --------------------------------------------------------------------------------------------------
 # URL redaction

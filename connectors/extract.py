@@ -75,17 +75,23 @@ def _engine(dept: DepartmentConfig, environ: Mapping[str, str] | None) -> sa.Eng
     return sa.create_engine(dept.resolve_url(environ))
 
 
-def count_source_rows(dept: DepartmentConfig, table: TableConfig, environ: Mapping[str, str] | None = None
-                      ) -> int:
+def count_source_rows(
+    dept: DepartmentConfig, table: TableConfig, environ: Mapping[str, str] | None = None
+) -> int:
     """``COUNT(*)`` of the source table — what bronze's live rows must equal after a load."""
     engine = _engine(dept, environ)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table.qualified_source(engine.dialect.name)}"))
-                       .scalar_one())
+            return int(
+                conn.execute(
+                    sa.text(f"SELECT COUNT(*) FROM {table.qualified_source(engine.dialect.name)}")
+                ).scalar_one()
+            )
     except sa.exc.SQLAlchemyError as exc:
-        raise SourceReadError(f"department {dept.key!r}, table {table.name!r}: cannot count rows "
-                              f"({type(exc.orig or exc).__name__})") from None
+        raise SourceReadError(
+            f"department {dept.key!r}, table {table.name!r}: cannot count rows "
+            f"({type(exc.orig or exc).__name__})"
+        ) from None
     finally:
         engine.dispose()
 
@@ -100,10 +106,19 @@ def _key_snapshot_due(path: Path, table: TableConfig, now: dt.datetime) -> bool:
     return last is None or now - last >= dt.timedelta(days=every) - dt.timedelta(hours=1)
 
 
-def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig, home: Path, *,
-               batch_id: str, now: dt.datetime | None = None, environ: Mapping[str, str] | None = None,
-               engine: str = "auto", reconcile: bool = True,
-               max_rows_per_commit: int = bronze.DEFAULT_MAX_ROWS_PER_COMMIT) -> TableLoadReport:
+def load_table(
+    config: SourcesConfig,
+    dept: DepartmentConfig,
+    table: TableConfig,
+    home: Path,
+    *,
+    batch_id: str,
+    now: dt.datetime | None = None,
+    environ: Mapping[str, str] | None = None,
+    engine: str = "auto",
+    reconcile: bool = True,
+    max_rows_per_commit: int = bronze.DEFAULT_MAX_ROWS_PER_COMMIT,
+) -> TableLoadReport:
     """Bring bronze up to date with one source table."""
     started = time.perf_counter()
     now = now or dt.datetime.now(UTC)
@@ -115,9 +130,16 @@ def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig
     timings: dict[str, float] = {}
     if table.mode == "snapshot":
         stream = open_table(dept, table, defaults, engine=engine, environ=environ)
-        result = bronze.replace_snapshot(path, stream.batches, stream.schema, primary_key=pk, source=source,
-                                         batch_id=batch_id, extracted_at=now,
-                                         max_rows_per_commit=max_rows_per_commit)
+        result = bronze.replace_snapshot(
+            path,
+            stream.batches,
+            stream.schema,
+            primary_key=pk,
+            source=source,
+            batch_id=batch_id,
+            extracted_at=now,
+            max_rows_per_commit=max_rows_per_commit,
+        )
     else:
         cursor = table.output_name(table.cursor)
         mark = time.perf_counter()
@@ -128,13 +150,21 @@ def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig
             since = since - lookback
         report.since = None if since is None else str(since)
         stream = open_table(dept, table, defaults, since=since, engine=engine, environ=environ)
-        result = bronze.upsert_batches(path, stream.batches, stream.schema, primary_key=pk, source=source,
-                                       batch_id=batch_id, extracted_at=now,
-                                       max_rows_per_commit=max_rows_per_commit)
+        result = bronze.upsert_batches(
+            path,
+            stream.batches,
+            stream.schema,
+            primary_key=pk,
+            source=source,
+            batch_id=batch_id,
+            extracted_at=now,
+            max_rows_per_commit=max_rows_per_commit,
+        )
         if not result.first_load and _key_snapshot_due(path, table, now):
             mark = time.perf_counter()
-            keys = open_table(dept, table, defaults, columns=list(table.primary_key), engine=engine,
-                              environ=environ)
+            keys = open_table(
+                dept, table, defaults, columns=list(table.primary_key), engine=engine, environ=environ
+            )
             report.rows_marked_deleted = bronze.mark_deleted(path, keys.batches, primary_key=pk, at=now)
             report.key_snapshot = True
             timings["key_snapshot"] = time.perf_counter() - mark
@@ -163,8 +193,15 @@ def load_table(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig
 # ------------------------------------------------------------------------------------------------
 FILE_KEY = ["_qst_file", "_qst_line"]
 FILE_SHA = "_qst_file_sha256"
-QUARANTINE_SCHEMA = pa.schema([("file", pa.string()), ("sha256", pa.string()), ("reason", pa.string()),
-                               ("quarantined_at", pa.timestamp("us", tz="UTC")), ("batch_id", pa.string())])
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("sha256", pa.string()),
+        ("reason", pa.string()),
+        ("quarantined_at", pa.timestamp("us", tz="UTC")),
+        ("batch_id", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -207,8 +244,9 @@ def pending_drop_files(dept: DepartmentConfig, drop: FileDropConfig, home: Path)
     return [f for f in list_drop_files(drop) if f.sha256 not in done]
 
 
-def load_file_drop(dept: DepartmentConfig, drop: FileDropConfig, home: Path, *, batch_id: str,
-                   now: dt.datetime | None = None) -> FileDropReport:
+def load_file_drop(
+    dept: DepartmentConfig, drop: FileDropConfig, home: Path, *, batch_id: str, now: dt.datetime | None = None
+) -> FileDropReport:
     """Load every new file of a drop: each file once (its sha256 is kept in bronze); a file that cannot
     be parsed goes to the file quarantine with the reason, and the others still load."""
     started = time.perf_counter()
@@ -224,21 +262,50 @@ def load_file_drop(dept: DepartmentConfig, drop: FileDropConfig, home: Path, *, 
         if parsed.error is not None or parsed.table is None:
             reason = parsed.error or "no table"
             report.quarantined.append({"file": file.name, "reason": reason})
-            append(str(quarantine_files_path(home, dept.key, drop.name)), pa.table(
-                {"file": [file.name], "sha256": [file.sha256], "reason": [reason], "quarantined_at": [now],
-                 "batch_id": [batch_id]}, schema=QUARANTINE_SCHEMA))
+            append(
+                str(quarantine_files_path(home, dept.key, drop.name)),
+                pa.table(
+                    {
+                        "file": [file.name],
+                        "sha256": [file.sha256],
+                        "reason": [reason],
+                        "quarantined_at": [now],
+                        "batch_id": [batch_id],
+                    },
+                    schema=QUARANTINE_SCHEMA,
+                ),
+            )
             continue
-        table = parsed.table.append_column(FILE_SHA, pa.array([file.sha256] * parsed.table.num_rows, pa.string()))
+        table = parsed.table.append_column(
+            FILE_SHA, pa.array([file.sha256] * parsed.table.num_rows, pa.string())
+        )
         table = _pad_to_bronze(table, path)
         try:
-            bronze.upsert_batches(path, table.to_batches(), table.schema, primary_key=FILE_KEY,
-                                  source=f"{dept.key}.{drop.name}", batch_id=batch_id, extracted_at=now)
+            bronze.upsert_batches(
+                path,
+                table.to_batches(),
+                table.schema,
+                primary_key=FILE_KEY,
+                source=f"{dept.key}.{drop.name}",
+                batch_id=batch_id,
+                extracted_at=now,
+            )
         except bronze.SchemaDriftError as exc:  # this file does not fit the drop's table: the others go on
             reason = str(exc)
             report.quarantined.append({"file": file.name, "reason": reason})
-            append(str(quarantine_files_path(home, dept.key, drop.name)), pa.table(
-                {"file": [file.name], "sha256": [file.sha256], "reason": [reason], "quarantined_at": [now],
-                 "batch_id": [batch_id]}, schema=QUARANTINE_SCHEMA))
+            append(
+                str(quarantine_files_path(home, dept.key, drop.name)),
+                pa.table(
+                    {
+                        "file": [file.name],
+                        "sha256": [file.sha256],
+                        "reason": [reason],
+                        "quarantined_at": [now],
+                        "batch_id": [batch_id],
+                    },
+                    schema=QUARANTINE_SCHEMA,
+                ),
+            )
             continue
         report.loaded.append(file.name)
         report.rows += table.num_rows

@@ -188,9 +188,7 @@ def list_drop_files(drop: FileDropConfig) -> list[DropFile]:
     """
     folder = Path(drop.folder)
     if not folder.is_dir():
-        raise FileNotFoundError(
-            f"file drop {drop.name!r}: folder {folder} does not exist or is not a folder"
-        )
+        raise FileNotFoundError(f"file drop {drop.name!r}: folder {folder} does not exist or is not a folder")
     root = folder.resolve()
     found: list[DropFile] = []
     for path in folder.glob(_case_insensitive(drop.pattern)):
@@ -236,7 +234,9 @@ def read_drop_file(drop: FileDropConfig, file: DropFile) -> ParsedDrop:
         return ParsedDrop(file, None, None, f"{file.name}: cannot read the file: {reason}")
     except Exception as exc:
         text = " ".join(str(exc).split())[:300]
-        return ParsedDrop(file, None, None, f"{file.name}: cannot parse the file: {type(exc).__name__}: {text}")
+        return ParsedDrop(
+            file, None, None, f"{file.name}: cannot parse the file: {type(exc).__name__}: {text}"
+        )
 
 
 def _column_names(raw: list[str | None]) -> tuple[list[str], list[str]]:
@@ -264,12 +264,14 @@ def _column_names(raw: list[str | None]) -> tuple[list[str], list[str]]:
     if repeated:
         warnings.append(
             f"header repeats {', '.join(sorted(set(repeated)))} (or uses a lineage column's name); "
-            "later ones get a _2, _3 suffix")
+            "later ones get a _2, _3 suffix"
+        )
     return names, warnings
 
 
-def _build_table(file: DropFile, names: list[str], columns: list[pa.Array], lines: pa.Array,
-                 flags: pa.Array) -> pa.Table:
+def _build_table(
+    file: DropFile, names: list[str], columns: list[pa.Array], lines: pa.Array, flags: pa.Array
+) -> pa.Table:
     n = len(lines)
     arrays = [*columns, pa.array([file.name] * n, pa.string()), lines, flags]
     fields = [pa.field(c, pa.string()) for c in names] + [
@@ -296,7 +298,8 @@ def _read_csv(drop: FileDropConfig, file: DropFile):
                 if fh.read(len(_UTF8_BOM)) == _UTF8_BOM:
                     raise _DropError(
                         f"the file starts with a UTF-8 byte-order mark but is not UTF-8: {exc.message}",
-                        exc.line) from None
+                        exc.line,
+                    ) from None
             try:
                 return _parse_csv(drop, file, "gb18030", explicit=False)
             except _UndecodableError as exc:
@@ -331,24 +334,29 @@ def _decoded_lines(file: DropFile, codec: str, explicit: bool, state: dict) -> I
                     if codec != "utf-8":
                         raise _DropError(
                             f"encoding is configured as {codec}, but the file starts with a UTF-8 "
-                            "byte-order mark; set encoding: utf-8 (or auto)", 1)
-                    raw = raw[len(_UTF8_BOM):]
+                            "byte-order mark; set encoding: utf-8 (or auto)",
+                            1,
+                        )
+                    raw = raw[len(_UTF8_BOM) :]
                     state["bom"] = True
             if b"\x00" in raw:
                 raise _DropError("not a text CSV: NUL byte (binary content)", i)
             try:
                 text = raw.decode(codec)
             except UnicodeDecodeError as exc:
-                byte = raw[exc.start:exc.start + 1].hex()
+                byte = raw[exc.start : exc.start + 1].hex()
                 hint = ""
                 if explicit:
                     hint = "; check the configured encoding (auto detects UTF-8 / GB18030)"
                     if codec != "utf-8" and _decodes(raw, "utf-8"):
                         hint = "; the line is valid UTF-8: set encoding: utf-8 (or auto)"
                     elif codec == "gbk" and _decodes(raw, "gb18030"):
-                        hint = "; characters outside GBK (e.g. 𠮷) need gb18030: set encoding: gb18030 (or auto)"
+                        hint = (
+                            "; characters outside GBK (e.g. 𠮷) need gb18030: set encoding: gb18030 (or auto)"
+                        )
                 raise _UndecodableError(
-                    f"not valid {codec} (byte 0x{byte} at column {exc.start + 1}){hint}", i) from None
+                    f"not valid {codec} (byte 0x{byte} at column {exc.start + 1}){hint}", i
+                ) from None
             if maybe_utf8 and not raw.isascii():
                 maybe_utf8 = _decodes(raw, "utf-8")
                 state["utf8_nonascii"] = maybe_utf8
@@ -359,7 +367,8 @@ def _decoded_lines(file: DropFile, codec: str, explicit: bool, state: dict) -> I
         raise _DropError(
             f"encoding is configured as {codec}, but the file is UTF-8 (every line is valid UTF-8, which "
             f"{codec} text practically never is); reading it as {codec} would give mojibake -- "
-            "set encoding: utf-8 (or auto)")
+            "set encoding: utf-8 (or auto)"
+        )
     state["complete"] = True
 
 
@@ -370,13 +379,18 @@ def _parse_csv(drop: FileDropConfig, file: DropFile, codec: str, *, explicit: bo
         for skipped in range(drop.header_rows):
             if next(reader, None) is None:
                 raise _DropError(
-                    "the file is empty" if skipped == 0 and reader.line_num == 0 else
-                    f"the file ends after {skipped} row(s), before its header row (header_rows: "
-                    f"{drop.header_rows})")
+                    "the file is empty"
+                    if skipped == 0 and reader.line_num == 0
+                    else f"the file ends after {skipped} row(s), before its header row (header_rows: "
+                    f"{drop.header_rows})"
+                )
         header = next(reader, None)
         if header is None:
-            raise _DropError("the file is empty" if reader.line_num == 0 else
-                             f"the file has no header row after the {drop.header_rows} skipped row(s)")
+            raise _DropError(
+                "the file is empty"
+                if reader.line_num == 0
+                else f"the file has no header row after the {drop.header_rows} skipped row(s)"
+            )
         header_line = reader.line_num
         names, warnings = _column_names(header)
         width = len(names)
@@ -396,7 +410,9 @@ def _parse_csv(drop: FileDropConfig, file: DropFile, codec: str, *, explicit: bo
                     raise _DropError(
                         f"data row {n} has {len(row)} fields but the header (line {header_line}) has "
                         f"{width}; an unquoted comma in a value, or check header_rows "
-                        f"({drop.header_rows})", reader.line_num)
+                        f"({drop.header_rows})",
+                        reader.line_num,
+                    )
                 flag = f"trailing_empty_fields:{len(extra)}"
                 row = row[:width]
             elif len(row) < width:
@@ -413,12 +429,20 @@ def _parse_csv(drop: FileDropConfig, file: DropFile, codec: str, *, explicit: bo
     if state["sha"].hexdigest() != file.sha256:
         raise _DropError(
             "the file changed after it was listed (its sha256 differs; still being copied?); "
-            "it is read again on the next listing")
+            "it is read again on the next listing"
+        )
     encoding = "utf-8-sig" if state["bom"] else codec
     if width and all(name.startswith("col_") for name in names):
-        warnings.append(f"the header row (line {header_line}) is empty; check header_rows ({drop.header_rows})")
-    table = _build_table(file, names, [pa.array(c, pa.string()) for c in cols],
-                         pa.array(lines, pa.int64()), pa.array(flags, pa.string()))
+        warnings.append(
+            f"the header row (line {header_line}) is empty; check header_rows ({drop.header_rows})"
+        )
+    table = _build_table(
+        file,
+        names,
+        [pa.array(c, pa.string()) for c in cols],
+        pa.array(lines, pa.int64()),
+        pa.array(flags, pa.string()),
+    )
     return table, encoding, blanks, warnings
 
 
@@ -432,7 +456,8 @@ def _read_excel(drop: FileDropConfig, file: DropFile):
     if hashlib.sha256(data).hexdigest() != file.sha256:
         raise _DropError(
             "the file changed after it was listed (its sha256 differs; still being copied?); "
-            "it is read again on the next listing")
+            "it is read again on the next listing"
+        )
     if not data:
         raise _DropError("the file is empty (0 bytes), not an Excel workbook")
     try:
@@ -443,7 +468,9 @@ def _read_excel(drop: FileDropConfig, file: DropFile):
     sheets = list(book.sheet_names)
     ref = 0 if drop.sheet is None else drop.sheet
     if isinstance(ref, int) and not 0 <= ref < len(sheets):
-        raise _DropError(f"sheet index {ref} does not exist; the workbook has {len(sheets)} sheet(s): {sheets}")
+        raise _DropError(
+            f"sheet index {ref} does not exist; the workbook has {len(sheets)} sheet(s): {sheets}"
+        )
     if isinstance(ref, str) and ref not in sheets:
         raise _DropError(f"sheet {ref!r} does not exist; sheets: {sheets}")
     sheet_name = sheets[ref] if isinstance(ref, int) else ref
@@ -459,7 +486,7 @@ def _read_excel(drop: FileDropConfig, file: DropFile):
 
     # error cells (#N/A...) arrive as null with a CellError: keep Excel's text and flag the row
     patches: dict[int, dict[int, str]] = {}
-    for err in (cell_errors.errors if cell_errors is not None else []):
+    for err in cell_errors.errors if cell_errors is not None else []:
         row, col = err.position
         m = _EXCEL_ERROR_RE.search(err.detail)
         patches.setdefault(col, {})[row] = _EXCEL_ERRORS.get(m.group(1), f"#{m.group(1)}") if m else "#ERROR"
@@ -489,6 +516,8 @@ def _read_excel(drop: FileDropConfig, file: DropFile):
     flags_arr = pc.filter(pa.array(flags, pa.string()), keep)
     kept = [pc.filter(c, keep) for c in body]
     if names and all(name.startswith("col_") for name in names):
-        warnings.append(f"the header row (sheet row {header_row + 1}) is empty; check header_rows ({header_row})")
+        warnings.append(
+            f"the header row (sheet row {header_row + 1}) is empty; check header_rows ({header_row})"
+        )
     table = _build_table(file, names, kept, lines, flags_arr)
     return table, blanks, warnings

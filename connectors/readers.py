@@ -105,15 +105,23 @@ FAST_READERS: dict[str, str] = {
     "sqlite": "adbc",
 }
 
-_SAFE_LITERAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?)?(\+00:00)?\Z")
+_SAFE_LITERAL = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?)?(\+00:00)?\Z"
+)
 
 
 class SourceReadError(Exception):
     """A source table cannot be read.  The message names the department, the table (and the column) and
     the cause; it never contains the database URL or its password."""
 
-    def __init__(self, message: str, *, department: str | None = None, table: str | None = None,
-                 column: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        department: str | None = None,
+        table: str | None = None,
+        column: str | None = None,
+    ):
         super().__init__(message)
         self.department = department
         self.table = table
@@ -130,8 +138,6 @@ class TableStream:
     query: str  # the SQL sent (identifiers quoted; no secrets)
 
 
-
-
 @dataclass
 class _Context:
     department: DepartmentConfig
@@ -143,8 +149,12 @@ class _Context:
         where = f"department {self.dept_key!r}, table {self.table_label}"
         if column is not None:
             where += f", column {column!r}"
-        return SourceReadError(self.scrub(f"{where}: {what}"), department=self.dept_key,
-                               table=str(self.table.name), column=column)
+        return SourceReadError(
+            self.scrub(f"{where}: {what}"),
+            department=self.dept_key,
+            table=str(self.table.name),
+            column=column,
+        )
 
     @property
     def table_label(self) -> str:
@@ -181,8 +191,10 @@ def _validate_names(ctx: _Context, columns: Sequence[str] | None) -> None:
         try:
             validate_identifier(name, what)  # type: ignore[arg-type]
         except IdentifierError as exc:
-            raise ctx.error(f"refused before any SQL was sent: {exc}",
-                            column=(name if isinstance(name, str) else repr(name)) if is_column else None) from None
+            raise ctx.error(
+                f"refused before any SQL was sent: {exc}",
+                column=(name if isinstance(name, str) else repr(name)) if is_column else None,
+            ) from None
 
 
 def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> Secret:
@@ -197,7 +209,9 @@ def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> Secret:
         try:
             url = sa.engine.make_url(url_text)
         except Exception:
-            failure = ctx.error(f"the database URL ({dept.describe_connection()}) is not a valid SQLAlchemy URL")
+            failure = ctx.error(
+                f"the database URL ({dept.describe_connection()}) is not a valid SQLAlchemy URL"
+            )
     if failure is not None:
         raise failure  # raised outside the except block: no chained driver exception to leak a secret
     secret = Secret(url)
@@ -209,8 +223,6 @@ def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> Secret:
         if not Path(db).is_file():
             raise ctx.error(f"SQLite file {db!r} does not exist")
     return secret
-
-
 
 
 def _type_text(sa_type: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
@@ -235,8 +247,9 @@ def _reflect(ctx: _Context, secret: Secret) -> _Reflected:
     try:
         engine = engine_for(secret)
     except Exception as exc:
-        failure = ctx.error(f"cannot create a connection ({ctx.department.describe_connection()}): "
-                            f"{ctx.cause(exc)}")
+        failure = ctx.error(
+            f"cannot create a connection ({ctx.department.describe_connection()}): {ctx.cause(exc)}"
+        )
     else:
         failure = None
     if failure is not None:
@@ -245,8 +258,10 @@ def _reflect(ctx: _Context, secret: Secret) -> _Reflected:
         try:
             conn = engine.connect()
         except Exception as exc:
-            failure = ctx.error(f"cannot connect to the {backend} database "
-                                f"({ctx.department.describe_connection()}): {ctx.cause(exc)}")
+            failure = ctx.error(
+                f"cannot connect to the {backend} database "
+                f"({ctx.department.describe_connection()}): {ctx.cause(exc)}"
+            )
         if failure is not None:
             raise failure
         with conn:
@@ -258,8 +273,9 @@ def _reflect(ctx: _Context, secret: Secret) -> _Reflected:
     return result
 
 
-def _reflect_on(ctx: _Context, conn: sa.Connection, backend: str, dialect: sa.Dialect
-                ) -> _Reflected | SourceReadError:
+def _reflect_on(
+    ctx: _Context, conn: sa.Connection, backend: str, dialect: sa.Dialect
+) -> _Reflected | SourceReadError:
     t = ctx.table
     try:
         cols = sa.inspect(conn).get_columns(t.name, schema=t.source_schema)
@@ -269,15 +285,20 @@ def _reflect_on(ctx: _Context, conn: sa.Connection, backend: str, dialect: sa.Di
         return ctx.error(f"cannot reflect the table: {ctx.cause(exc)}")
     if not cols:  # NoSuchTableError, or a dialect that returns no columns
         where = f" in schema {t.source_schema!r}" if t.source_schema else ""
-        return ctx.error(f"the table does not exist{where} in the {backend} database "
-                         f"({ctx.department.describe_connection()})")
+        return ctx.error(
+            f"the table does not exist{where} in the {backend} database "
+            f"({ctx.department.describe_connection()})"
+        )
     charsets: dict[str, str | None] = {}
     if backend in MYSQL:
         try:
-            rows = conn.execute(sa.text(
-                "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS "
-                "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"),
-                {"schema": t.source_schema, "table": t.name}).all()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS "
+                    "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"
+                ),
+                {"schema": t.source_schema, "table": t.name},
+            ).all()
         except Exception as exc:
             return ctx.error(f"cannot read the column character sets: {ctx.cause(exc)}")
         charsets = {r[0]: r[1] for r in rows}
@@ -294,8 +315,10 @@ def _check_exists(ctx: _Context, reflected: _Reflected, wanted: Sequence[tuple[s
             if not hint:
                 hint = [n for n in names if n.casefold() == name.casefold()]
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ctx.error(f"{role} {name!r} does not exist in the source table{suggestion}; "
-                            f"it has: {', '.join(names)}", column=name)
+            raise ctx.error(
+                f"{role} {name!r} does not exist in the source table{suggestion}; it has: {', '.join(names)}",
+                column=name,
+            )
 
 
 def _plan(ctx: _Context, reflected: _Reflected, columns: Sequence[str] | None) -> list[SourceColumn]:
@@ -315,8 +338,13 @@ def _plan(ctx: _Context, reflected: _Reflected, columns: Sequence[str] | None) -
         cfg = t.columns.get(name)
         override = cfg.parsed_type if cfg is not None else None
         repair = cfg.repair if cfg is not None else None
-        choice = choose_type(col["type"], reflected.backend, override=override, repair=repair is not None,
-                             charset=reflected.charsets.get(name))
+        choice = choose_type(
+            col["type"],
+            reflected.backend,
+            override=override,
+            repair=repair is not None,
+            charset=reflected.charsets.get(name),
+        )
         out = t.output_name(name)
         try:
             validate_identifier(out, "output column name")
@@ -325,12 +353,24 @@ def _plan(ctx: _Context, reflected: _Reflected, columns: Sequence[str] | None) -
         folded = out.casefold()
         if folded == FLAGS_COLUMN or folded in seen:
             other = FLAGS_COLUMN if folded == FLAGS_COLUMN else repr(seen[folded])
-            raise ctx.error(f"output column {out!r} clashes with {other} (Delta compares names "
-                            "case-insensitively); add a rename", column=name)
+            raise ctx.error(
+                f"output column {out!r} clashes with {other} (Delta compares names "
+                "case-insensitively); add a rename",
+                column=name,
+            )
         seen[folded] = name
-        plan.append(SourceColumn(name=name, sql_type=reflected.type_texts[name], nullable=bool(col.get("nullable", True)),
-                                 arrow_type=choice.arrow_type, output_name=out, rule=choice.rule, repair=repair,
-                                 choice=choice))
+        plan.append(
+            SourceColumn(
+                name=name,
+                sql_type=reflected.type_texts[name],
+                nullable=bool(col.get("nullable", True)),
+                arrow_type=choice.arrow_type,
+                output_name=out,
+                rule=choice.rule,
+                repair=repair,
+                choice=choice,
+            )
+        )
     return plan
 
 
@@ -338,13 +378,22 @@ def _natural_column(reflected: _Reflected, name: str) -> SourceColumn:
     """A column with its declared type only (no configured override): what SQL compares against."""
     col = next(c for c in reflected.columns if c["name"] == name)
     choice = choose_type(col["type"], reflected.backend)
-    return SourceColumn(name=name, sql_type=reflected.type_texts[name], nullable=bool(col.get("nullable", True)),
-                        arrow_type=choice.arrow_type, output_name=name, rule=choice.rule, choice=choice)
+    return SourceColumn(
+        name=name,
+        sql_type=reflected.type_texts[name],
+        nullable=bool(col.get("nullable", True)),
+        arrow_type=choice.arrow_type,
+        output_name=name,
+        rule=choice.rule,
+        choice=choice,
+    )
 
 
 def _bronze_schema(plan: Sequence[SourceColumn]) -> pa.Schema:
-    return pa.schema([pa.field(c.output_name, c.arrow_type, nullable=True) for c in plan]
-                     + [pa.field(FLAGS_COLUMN, STRING, nullable=True)])
+    return pa.schema(
+        [pa.field(c.output_name, c.arrow_type, nullable=True) for c in plan]
+        + [pa.field(FLAGS_COLUMN, STRING, nullable=True)]
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -381,29 +430,40 @@ def _check_since_type(table: TableConfig, since: object) -> None:
     if table.cursor_kind == "id":
         integral = isinstance(since, Decimal) and since.is_finite() and since == since.to_integral_value()
         if not integral and (isinstance(since, bool) or not isinstance(since, int)):
-            raise ValueError(f"since must be an int for the id cursor {table.cursor!r} of table {table.name!r}, "
-                             f"got {type(since).__name__}")
+            raise ValueError(
+                f"since must be an int for the id cursor {table.cursor!r} of table {table.name!r}, "
+                f"got {type(since).__name__}"
+            )
     elif isinstance(since, dt.datetime):
         if since.tzinfo is None or since.utcoffset() is None:
-            raise ValueError(f"since must be a timezone-aware datetime (UTC) for the timestamp cursor "
-                             f"{table.cursor!r} of table {table.name!r}, got a naive datetime")
+            raise ValueError(
+                f"since must be a timezone-aware datetime (UTC) for the timestamp cursor "
+                f"{table.cursor!r} of table {table.name!r}, got a naive datetime"
+            )
     elif not isinstance(since, dt.date):
-        raise ValueError(f"since must be a timezone-aware datetime (UTC), or a date, for the timestamp cursor "
-                         f"{table.cursor!r} of table {table.name!r}, got {type(since).__name__} {since!r:.40}")
+        raise ValueError(
+            f"since must be a timezone-aware datetime (UTC), or a date, for the timestamp cursor "
+            f"{table.cursor!r} of table {table.name!r}, got {type(since).__name__} {since!r:.40}"
+        )
 
 
 _CURSOR_KINDS = {"id": ("int64", "decimal"), "timestamp": ("timestamp", "date", "string")}
 
 
-def _since_value(ctx: _Context, since: object, cursor: SourceColumn, zone: dt.tzinfo) -> dt.date | dt.datetime | int:
+def _since_value(
+    ctx: _Context, since: object, cursor: SourceColumn, zone: dt.tzinfo
+) -> dt.date | dt.datetime | int:
     """``since`` in the terms of the source column: an int, the source's local wall-clock time (naive),
     an aware UTC instant for zoned columns, or a local calendar date for DATE columns."""
     t = ctx.table
     kind = cursor.choice.kind
     allowed = _CURSOR_KINDS[t.cursor_kind or "timestamp"]
     if kind not in allowed:
-        raise ctx.error(f"the {t.cursor_kind} cursor is declared {cursor.sql_type} in the source; a "
-                        f"{t.cursor_kind} cursor needs one of {', '.join(allowed)}", column=t.cursor)
+        raise ctx.error(
+            f"the {t.cursor_kind} cursor is declared {cursor.sql_type} in the source; a "
+            f"{t.cursor_kind} cursor needs one of {', '.join(allowed)}",
+            column=t.cursor,
+        )
     if t.cursor_kind == "id":
         return int(since)  # type: ignore[call-overload]
     if isinstance(since, dt.datetime):
@@ -435,13 +495,19 @@ def _since_literal(value: dt.date | dt.datetime | int, backend: str, cursor: Sou
     text = _since_text(value)
     if not _SAFE_LITERAL.match(text):  # defence in depth: only digits and separators
         raise ValueError("since could not be rendered safely")
-    if backend == "postgresql" and cursor.choice.kind in ("timestamp", "date") and cursor.choice.wire == "native":
+    if (
+        backend == "postgresql"
+        and cursor.choice.kind in ("timestamp", "date")
+        and cursor.choice.wire == "native"
+    ):
         if isinstance(value, dt.datetime):
             keyword = "TIMESTAMP WITH TIME ZONE" if value.tzinfo is not None else "TIMESTAMP"
         else:
             keyword = "DATE"
         return f"{keyword} '{text}'"
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:  # MySQL TIMESTAMP: session time_zone is UTC
+    if (
+        isinstance(value, dt.datetime) and value.tzinfo is not None
+    ):  # MySQL TIMESTAMP: session time_zone is UTC
         text = text.removesuffix("+00:00")
     return f"'{text}'"
 
@@ -456,14 +522,13 @@ def _since_param(value: dt.date | dt.datetime | int, backend: str) -> object:
     return value
 
 
-
-
 # --------------------------------------------------------------------------------------------------
 # public API
 
 
-def source_columns(department: DepartmentConfig, table: TableConfig,
-                   environ: Mapping[str, str] | None = None) -> list[SourceColumn]:
+def source_columns(
+    department: DepartmentConfig, table: TableConfig, environ: Mapping[str, str] | None = None
+) -> list[SourceColumn]:
     """Every column of the source table as reflected (name, declared SQL type, nullable) with the bronze
     Arrow type chosen for it (configured ``type``/``rename``/``repair`` applied).  Raises
     :class:`SourceReadError` like :func:`open_table`."""
@@ -474,11 +539,16 @@ def source_columns(department: DepartmentConfig, table: TableConfig,
     return _plan(ctx, reflected, None)
 
 
-def open_table(department: DepartmentConfig, table: TableConfig, defaults: Defaults, *,
-               since: object | None = None,
-               columns: list[str] | None = None,
-               engine: Literal["auto", "fast", "sqlalchemy"] = "auto",
-               environ: Mapping[str, str] | None = None) -> TableStream:
+def open_table(
+    department: DepartmentConfig,
+    table: TableConfig,
+    defaults: Defaults,
+    *,
+    since: object | None = None,
+    columns: list[str] | None = None,
+    engine: Literal["auto", "fast", "sqlalchemy"] = "auto",
+    environ: Mapping[str, str] | None = None,
+) -> TableStream:
     """Open one source table for reading as Arrow record batches.
 
     ``since``: read only rows whose cursor is ``>= since`` -- for a timestamp cursor a timezone-aware
@@ -506,8 +576,10 @@ def open_table(department: DepartmentConfig, table: TableConfig, defaults: Defau
     elif backend in FAST_READERS:
         reader = FAST_READERS[backend]
     elif engine == "fast":
-        raise ValueError(f"no fast reader for the {backend} dialect (have: {', '.join(sorted(FAST_READERS))}); "
-                         "use engine='auto' or 'sqlalchemy'")
+        raise ValueError(
+            f"no fast reader for the {backend} dialect (have: {', '.join(sorted(FAST_READERS))}); "
+            "use engine='auto' or 'sqlalchemy'"
+        )
     else:
         reader = "sqlalchemy"
 

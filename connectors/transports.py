@@ -101,7 +101,9 @@ def _cx_url(secret: Secret) -> str:
     if backend in MYSQL:  # SQLAlchemy's charset option means nothing to connectorx (it speaks utf8mb4)
         query = {k: v for k, v in u.query.items() if k != "charset"}
         return u.set(drivername="mysql", query=query).render_as_string(hide_password=False)
-    return u.set(drivername="postgresql").render_as_string(hide_password=False)  # libpq options (sslmode) kept
+    return u.set(drivername="postgresql").render_as_string(
+        hide_password=False
+    )  # libpq options (sslmode) kept
 
 
 def _cx_batches(secret: Secret, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -109,8 +111,9 @@ def _cx_batches(secret: Secret, sql: str, batch_rows: int) -> Iterator[pa.Record
 
     backend = secret.url.get_backend_name()
     pre = ["SET time_zone = '+00:00'"] if backend in MYSQL else None
-    reader = cx.read_sql(_cx_url(secret), sql, return_type="arrow_stream", batch_size=batch_rows,
-                         pre_execution_query=pre)
+    reader = cx.read_sql(
+        _cx_url(secret), sql, return_type="arrow_stream", batch_size=batch_rows, pre_execution_query=pre
+    )
     try:
         yield from reader
     finally:
@@ -148,9 +151,14 @@ def _adbc_batches(secret: Secret, sql: str, batch_rows: int) -> Iterator[pa.Reco
         conn.close()
 
 
-def arrow_transport(kind: str, secret: Secret, sql: str, batch_rows: int
-                     ) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
-    source = _cx_batches(secret, sql, batch_rows) if kind == "connectorx" else _adbc_batches(secret, sql, batch_rows)
+def arrow_transport(
+    kind: str, secret: Secret, sql: str, batch_rows: int
+) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
+    source = (
+        _cx_batches(secret, sql, batch_rows)
+        if kind == "connectorx"
+        else _adbc_batches(secret, sql, batch_rows)
+    )
     for batch in source:
         if batch.num_rows == 0:
             continue
@@ -159,8 +167,9 @@ def arrow_transport(kind: str, secret: Secret, sql: str, batch_rows: int
             yield list(part.columns), [None] * part.num_columns
 
 
-def sa_transport(secret: Secret, sql: str, params: dict, batch_rows: int, wire_types: list[pa.DataType | None]
-                  ) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
+def sa_transport(
+    secret: Secret, sql: str, params: dict, batch_rows: int, wire_types: list[pa.DataType | None]
+) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
     engine = engine_for(secret)
     backend = secret.url.get_backend_name()
     try:
@@ -204,8 +213,14 @@ def _flags_array(n: int, entries: list[tuple[str, pa.Array]]) -> pa.Array:
     return pa.array(out, STRING)
 
 
-def to_bronze(arrays: list[pa.Array], masks: list[pa.Array | None], plan: Sequence[SourceColumn],
-               schema: pa.Schema, backend: str, zone: str) -> pa.RecordBatch:
+def to_bronze(
+    arrays: list[pa.Array],
+    masks: list[pa.Array | None],
+    plan: Sequence[SourceColumn],
+    schema: pa.Schema,
+    backend: str,
+    zone: str,
+) -> pa.RecordBatch:
     n = len(arrays[0])
     out: list[pa.Array] = []
     flags: list[tuple[str, pa.Array]] = []
@@ -275,8 +290,9 @@ def _canonical_text(v: object) -> str | None:
     return str(v)
 
 
-def python_values_to_arrow(values: Sequence[object], wire_type: pa.DataType | None = None
-                           ) -> tuple[pa.Array, pa.Array | None]:
+def python_values_to_arrow(
+    values: Sequence[object], wire_type: pa.DataType | None = None
+) -> tuple[pa.Array, pa.Array | None]:
     """Python values of one column (as a DB-API driver returns them) -> a raw Arrow array for :func:`coerce`.
 
     With ``wire_type`` the values are expected to be of that type (SQLite's sanitized wires).  Otherwise the
@@ -292,8 +308,13 @@ def python_values_to_arrow(values: Sequence[object], wire_type: pa.DataType | No
     else:
         try:
             arr = pa.array(values)
-            if not (pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
-                    or pa.types.is_duration(arr.type) or pa.types.is_map(arr.type)):
+            if not (
+                pa.types.is_struct(arr.type)
+                or pa.types.is_list(arr.type)
+                or pa.types.is_large_list(arr.type)
+                or pa.types.is_duration(arr.type)
+                or pa.types.is_map(arr.type)
+            ):
                 return arr, None
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError):
             pass

@@ -116,7 +116,9 @@ Kind = Literal["string", "int64", "float64", "bool", "date", "timestamp", "decim
 #   unsigned     MySQL BIT: CAST(c AS UNSIGNED)
 #   sqlite_*     SQLite: a sanitized expression of one storage class plus the value's typeof() code,
 #                so that loose values can be detected (see readers.py)
-Wire = Literal["native", "text", "bytes", "unsigned", "sqlite_int", "sqlite_real", "sqlite_text", "sqlite_blob"]
+Wire = Literal[
+    "native", "text", "bytes", "unsigned", "sqlite_int", "sqlite_real", "sqlite_text", "sqlite_blob"
+]
 
 # connectorx returns every DECIMAL as decimal128(38, 10), going through rust_decimal (28 significant digits):
 # a value travels natively only when its integer digits plus 10 decimals fit 28 digits
@@ -192,10 +194,16 @@ def _decimal_choice(precision: int | None, scale: int | None, what: str) -> Type
         return TypeChoice("string", STRING, "text", rule=f"{what} without precision -> exact text")
     s = scale or 0
     if not (1 <= precision <= 38 and 0 <= s <= precision):
-        return TypeChoice("string", STRING, "text", rule=f"{what}({precision},{s}) beyond decimal128 -> exact text")
+        return TypeChoice(
+            "string", STRING, "text", rule=f"{what}({precision},{s}) beyond decimal128 -> exact text"
+        )
     fits_cx = precision - s <= _CX_DECIMAL_INT_DIGITS and s <= _CX_DECIMAL_SCALE
-    return TypeChoice("decimal", pa.decimal128(precision, s), "native" if fits_cx else "text",
-                      rule=f"{what}({precision},{s}) -> decimal128({precision},{s})")
+    return TypeChoice(
+        "decimal",
+        pa.decimal128(precision, s),
+        "native" if fits_cx else "text",
+        rule=f"{what}({precision},{s}) -> decimal128({precision},{s})",
+    )
 
 
 def _natural_sqlite(sa_type: sat.TypeEngine) -> TypeChoice:
@@ -207,8 +215,12 @@ def _natural_sqlite(sa_type: sat.TypeEngine) -> TypeChoice:
     if isinstance(sa_type, sat.Boolean):
         return TypeChoice("bool", pa.bool_(), "sqlite_text", rule="SQLite BOOLEAN (0/1) -> bool")
     if isinstance(sa_type, sat.DateTime):
-        return TypeChoice("timestamp", TIMESTAMP_UTC, "sqlite_text",
-                          rule="SQLite DATETIME text, local time in source_timezone -> timestamp UTC")
+        return TypeChoice(
+            "timestamp",
+            TIMESTAMP_UTC,
+            "sqlite_text",
+            rule="SQLite DATETIME text, local time in source_timezone -> timestamp UTC",
+        )
     if isinstance(sa_type, sat.Date):
         return TypeChoice("date", pa.date32(), "sqlite_text", rule="SQLite DATE text -> date32")
     if isinstance(sa_type, sat.Numeric):
@@ -244,17 +256,24 @@ def _natural_server(sa_type: sat.TypeEngine, d: str) -> TypeChoice:
     if isinstance(sa_type, sat.Integer):
         unsigned = bool(getattr(sa_type, "unsigned", False))
         if unsigned and isinstance(sa_type, sat.BigInteger):
-            return TypeChoice("decimal", UNSIGNED_BIGINT, rule="BIGINT UNSIGNED -> decimal128(20,0) (0..2^64-1)")
+            return TypeChoice(
+                "decimal", UNSIGNED_BIGINT, rule="BIGINT UNSIGNED -> decimal128(20,0) (0..2^64-1)"
+            )
         return TypeChoice("int64", pa.int64(), rule=f"{name}{' UNSIGNED' if unsigned else ''} -> int64")
     if isinstance(sa_type, sat.Float):
         return TypeChoice("float64", pa.float64(), rule=f"{name} -> float64")
     if isinstance(sa_type, sat.Numeric):
         return _decimal_choice(sa_type.precision, sa_type.scale, name)
     if isinstance(sa_type, sat.DateTime):
-        zoned = bool(getattr(sa_type, "timezone", False)) or (d == "mysql" and isinstance(sa_type, mysql.TIMESTAMP))
+        zoned = bool(getattr(sa_type, "timezone", False)) or (
+            d == "mysql" and isinstance(sa_type, mysql.TIMESTAMP)
+        )
         wire: Wire = "text" if d == "mysql" else "native"  # MySQL: zero dates break every driver
-        rule = (f"{name} (an instant) -> timestamp UTC" if zoned
-                else f"{name} (local time in source_timezone) -> timestamp UTC")
+        rule = (
+            f"{name} (an instant) -> timestamp UTC"
+            if zoned
+            else f"{name} (local time in source_timezone) -> timestamp UTC"
+        )
         return TypeChoice("timestamp", TIMESTAMP_UTC, wire, zoned=zoned, rule=rule)
     if isinstance(sa_type, sat.Date):
         return TypeChoice("date", pa.date32(), "text" if d == "mysql" else "native", rule=f"{name} -> date32")
@@ -262,9 +281,11 @@ def _natural_server(sa_type: sat.TypeEngine, d: str) -> TypeChoice:
         return TypeChoice("binary", BINARY, rule=f"{name} -> large_binary")
     if isinstance(sa_type, sat.Enum):
         return TypeChoice("string", STRING, text_wire, rule=f"{name} -> text")
-    if isinstance(sa_type, sat.String) and (
-        d != "postgresql" or isinstance(sa_type, (sat.VARCHAR, sat.CHAR, sat.TEXT))
-    ) and not isinstance(sa_type, (mysql.SET, postgresql.CITEXT)):
+    if (
+        isinstance(sa_type, sat.String)
+        and (d != "postgresql" or isinstance(sa_type, (sat.VARCHAR, sat.CHAR, sat.TEXT)))
+        and not isinstance(sa_type, (mysql.SET, postgresql.CITEXT))
+    ):
         return TypeChoice("string", STRING, rule=f"{name} -> large_string")
     return TypeChoice("string", STRING, text_wire, rule=f"{name} -> text rendering")
 
@@ -287,13 +308,23 @@ def choose_type(
         target = arrow_type_of(kind, override.precision, override.scale)
         if d == "sqlite":
             wire = _sqlite_wire_for(kind, natural)
-        elif (kind == "string" and natural.wire == "native" and natural.kind not in ("string", "binary")
-              and d in ("postgresql", "mysql")):
+        elif (
+            kind == "string"
+            and natural.wire == "native"
+            and natural.kind not in ("string", "binary")
+            and d in ("postgresql", "mysql")
+        ):
             wire = "text"  # the database's own rendering of the value
         else:
             wire = natural.wire
-        choice = TypeChoice(kind, target, wire, zoned=natural.zoned,
-                            rule=f"configured type {override} (source: {natural.rule})", source_kind=natural.kind)
+        choice = TypeChoice(
+            kind,
+            target,
+            wire,
+            zoned=natural.zoned,
+            rule=f"configured type {override} (source: {natural.rule})",
+            source_kind=natural.kind,
+        )
     if repair:
         cs = (charset or "").lower()
         if d == "mysql" and not cs.startswith(("utf8", "utf16", "utf32", "ucs2")):
@@ -304,10 +335,14 @@ def choose_type(
             wire = "sqlite_blob" if choice.wire == "sqlite_blob" else "sqlite_text"
         else:
             wire = choice.wire  # text holding the latin1 reading of the bytes (mojibake)
-        choice = TypeChoice(choice.kind if override is not None else "string",
-                            choice.arrow_type if override is not None else STRING,
-                            wire, zoned=choice.zoned, rule=f"{choice.rule}; GBK-in-latin1 repair",
-                            source_kind=choice.source_kind)
+        choice = TypeChoice(
+            choice.kind if override is not None else "string",
+            choice.arrow_type if override is not None else STRING,
+            wire,
+            zoned=choice.zoned,
+            rule=f"{choice.rule}; GBK-in-latin1 repair",
+            source_kind=choice.source_kind,
+        )
     return choice
 
 
@@ -416,8 +451,10 @@ def _parse_text(text: pa.Array, target: pa.DataType, pattern: str | None) -> tup
 def _format_floats(arr: pa.Array) -> pa.Array:
     """Binary floats as decimal text with the digits the type reliably holds (15 for double, 6 for float)."""
     digits = 6 if pa.types.is_float32(arr.type) or pa.types.is_float16(arr.type) else 15
-    out = [None if v is None else (repr(v) if not math.isfinite(v) else format(v, f".{digits}g"))
-           for v in arr.to_pylist()]
+    out = [
+        None if v is None else (repr(v) if not math.isfinite(v) else format(v, f".{digits}g"))
+        for v in arr.to_pylist()
+    ]
     return pa.array(out, STRING)
 
 
@@ -511,8 +548,9 @@ def coerce(raw: pa.Array | pa.ChunkedArray, choice: TypeChoice, *, zone: str) ->
         if is_num:
             ok = _mask(pc.is_in(raw.cast(pa.float64(), safe=False), pa.array([0.0, 1.0])))
             bad = pc.and_(raw.is_valid(), pc.invert(ok))
-            values = pc.if_else(ok, pc.not_equal(raw.cast(pa.float64(), safe=False), 0.0),
-                                pa.scalar(None, pa.bool_()))
+            values = pc.if_else(
+                ok, pc.not_equal(raw.cast(pa.float64(), safe=False), 0.0), pa.scalar(None, pa.bool_())
+            )
             return Coerced(values, [(BAD_VALUE, bad)] if pc.any(bad).as_py() else [])
         if is_text:
             lowered = pc.utf8_lower(raw.cast(STRING))
@@ -560,8 +598,9 @@ def _coerce_temporal(raw: pa.Array, choice: TypeChoice, naive_zone: str, zone: s
             return Coerced(raw.cast(pa.timestamp("us", tz=t.tz), safe=False).cast(TIMESTAMP_UTC), [])
         # a date from a timestamp: the local calendar day
         if t.tz is not None:
-            local = pc.local_timestamp(raw.cast(pa.timestamp("us", tz=t.tz), safe=False).cast(
-                pa.timestamp("us", tz=naive_zone)))
+            local = pc.local_timestamp(
+                raw.cast(pa.timestamp("us", tz=t.tz), safe=False).cast(pa.timestamp("us", tz=naive_zone))
+            )
             return Coerced(local.cast(pa.date32(), safe=False), [])
         return Coerced(raw.cast(pa.date32(), safe=False), [])
     if pa.types.is_date(t):

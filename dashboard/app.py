@@ -57,30 +57,54 @@ def create_app(home: Path | str) -> dash.Dash:
     """The dashboard over ``home/marts.duckdb`` (read-only; a new night's file is picked up without restart)."""
     marts = Marts(home)
     app = dash.Dash(
-        __name__, title="全视通 · 决策驾驶舱", update_title=None, assets_folder=str(ASSETS),
-        serve_locally=True, suppress_callback_exceptions=True, index_string=INDEX,
+        __name__,
+        title="全视通 · 决策驾驶舱",
+        update_title=None,
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        index_string=INDEX,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     by_path = {p.PATH: p for p in PAGES}
-    nav = html.Nav([dcc.Link(p.TITLE, href=p.PATH, id=f"nav-{p.PAGE_ID}", className="nav-link") for p in PAGES],
-                   className="nav")
-    app.layout = html.Div([
-        dcc.Location(id="url", refresh="callback-nav"),
-        html.Header([
-            html.Div([html.Span("全视通", className="brand"), html.Span("城市决策驾驶舱", className="brand-sub")],
-                     className="brand-box"),
-            nav,
-            html.Div(id="build-line", className="build-line"),
-        ], className="top"),
-        html.Main(dcc.Loading(html.Div(id="content"), type="dot", delay_show=400), className="main"),
-    ], className="shell")
+    nav = html.Nav(
+        [dcc.Link(p.TITLE, href=p.PATH, id=f"nav-{p.PAGE_ID}", className="nav-link") for p in PAGES],
+        className="nav",
+    )
+    app.layout = html.Div(
+        [
+            dcc.Location(id="url", refresh="callback-nav"),
+            html.Header(
+                [
+                    html.Div(
+                        [
+                            html.Span("全视通", className="brand"),
+                            html.Span("城市决策驾驶舱", className="brand-sub"),
+                        ],
+                        className="brand-box",
+                    ),
+                    nav,
+                    html.Div(id="build-line", className="build-line"),
+                ],
+                className="top",
+            ),
+            html.Main(dcc.Loading(html.Div(id="content"), type="dot", delay_show=400), className="main"),
+        ],
+        className="shell",
+    )
 
-    @app.callback(Output("content", "children"), Output("build-line", "children"),
-                  Input("url", "pathname"), Input("url", "search"))
+    @app.callback(
+        Output("content", "children"),
+        Output("build-line", "children"),
+        Input("url", "pathname"),
+        Input("url", "search"),
+    )
     def route(pathname: str | None, search: str | None):
         module = by_path.get((pathname or "/").rstrip("/") or "/")
         if module is None:
-            return ui.page("missing", "页面不存在", ui.notice(f"没有这个页面：{pathname}", "warn")), _build_line(marts)
+            return ui.page(
+                "missing", "页面不存在", ui.notice(f"没有这个页面：{pathname}", "warn")
+            ), _build_line(marts)
         try:
             content = module.layout(marts, _query(search))
         except MartsUnavailableError as exc:

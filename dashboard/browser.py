@@ -21,9 +21,20 @@ from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--window-size=1440,1000", "--lang=zh-CN", "--hide-scrollbars")
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1440,1000",
+    "--lang=zh-CN",
+    "--hide-scrollbars",
+)
 
 #: JavaScript: resolves with performance.now() once the page ``id`` is ready (see the module docstring), or
 #: with -1 after the timeout.
@@ -115,7 +126,7 @@ def chromium() -> Iterator[Any]:
 @dataclass
 class Visit:
     url: str
-    ready_ms: float          # navigation start -> ready; -1 when it never became ready
+    ready_ms: float  # navigation start -> ready; -1 when it never became ready
     console_errors: list[str]
     requested_urls: list[str]
 

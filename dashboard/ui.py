@@ -17,21 +17,56 @@ from dash import dcc, html
 from lake.city import DEFAULT_TIMEZONE
 
 #: System fonts only (the dashboard works offline): the first one installed wins.
-FONT_STACK = ('"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", '
-              '"WenQuanYi Micro Hei", "WenQuanYi Zen Hei", sans-serif')
+FONT_STACK = (
+    '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", '
+    '"WenQuanYi Micro Hei", "WenQuanYi Zen Hei", sans-serif'
+)
 LEVEL_COLORS = {"低": "#4caf50", "中": "#f4b400", "高": "#f57c00", "极高": "#d32f2f"}
-PALETTE = ["#1f5fa8", "#d9822b", "#2e9e6a", "#c0392b", "#7b5ea7", "#8c6d31", "#e377c2", "#17becf",
-           "#7f7f7f", "#bcbd22"]
+PALETTE = [
+    "#1f5fa8",
+    "#d9822b",
+    "#2e9e6a",
+    "#c0392b",
+    "#7b5ea7",
+    "#8c6d31",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+]
 #: plotly.js options: no logo, no link to the cloud editor; everything stays on this machine.
-GRAPH_CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": False, "responsive": True,
-                "modeBarButtonsToRemove": ["sendDataToCloud", "lasso2d", "select2d"]}
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "showLink": False,
+    "showSendToCloud": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["sendDataToCloud", "lasso2d", "select2d"],
+}
 STATUS_ZH = {"active": "存续", "revoked": "吊销", "deregistered": "注销", "moved_out": "迁出"}
-EVENT_ZH = {"registration": "设立登记", "abnormal_listing": "经营异常", "admin_penalty": "行政处罚",
-            "env_penalty": "环境处罚", "court_case": "诉讼", "judgment_default": "失信被执行", "tax_filing": "纳税申报",
-            "tax_rating": "纳税信用评级", "tax_arrears": "欠税", "tax_registration": "税务登记",
-            "social_contribution": "社保缴费", "insurance_enrollment": "参保登记", "service_case": "政务办件"}
-DEPARTMENT_ZH = {"samr": "市场监管局", "tax": "税务局", "courts": "法院", "social": "人社局", "env": "生态环境局",
-                 "service": "政务服务中心", "streets": "街道办"}
+EVENT_ZH = {
+    "registration": "设立登记",
+    "abnormal_listing": "经营异常",
+    "admin_penalty": "行政处罚",
+    "env_penalty": "环境处罚",
+    "court_case": "诉讼",
+    "judgment_default": "失信被执行",
+    "tax_filing": "纳税申报",
+    "tax_rating": "纳税信用评级",
+    "tax_arrears": "欠税",
+    "tax_registration": "税务登记",
+    "social_contribution": "社保缴费",
+    "insurance_enrollment": "参保登记",
+    "service_case": "政务办件",
+}
+DEPARTMENT_ZH = {
+    "samr": "市场监管局",
+    "tax": "税务局",
+    "courts": "法院",
+    "social": "人社局",
+    "env": "生态环境局",
+    "service": "政务服务中心",
+    "streets": "街道办",
+}
 
 
 def is_missing(value: Any) -> bool:
@@ -115,11 +150,14 @@ def page(page_id: str, title: str, *children: Any, subtitle: str | None = None) 
     head = [html.H2(title)]
     if subtitle:
         head.append(html.Div(subtitle, className="subtitle"))
-    return html.Div([html.Div(head, className="page-head"), *children], id=f"page-{page_id}", className="page")
+    return html.Div(
+        [html.Div(head, className="page-head"), *children], id=f"page-{page_id}", className="page"
+    )
 
 
-def card(label: str, value: str, note: str | None = None, note_class: str = "flat",
-         href: str | None = None) -> html.Div:
+def card(
+    label: str, value: str, note: str | None = None, note_class: str = "flat", href: str | None = None
+) -> html.Div:
     body = [html.Div(label, className="card-label"), html.Div(value, className="card-value")]
     if note is not None:
         body.append(html.Div(note, className=f"card-note {note_class}"))
@@ -139,9 +177,17 @@ def _md_escape(value: str) -> str:
     return value.replace("[", "\\[").replace("]", "\\]")
 
 
-def table(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], *, formats: dict[str, Any] | None = None,
-          links: dict[str, Any] | None = None, max_rows: int = 1000, table_id: str | None = None,
-          row_class: Any = None, page_size: int = 15) -> Any:
+def table(
+    frame: pd.DataFrame,
+    columns: Sequence[tuple[str, str]],
+    *,
+    formats: dict[str, Any] | None = None,
+    links: dict[str, Any] | None = None,
+    max_rows: int = 1000,
+    table_id: str | None = None,
+    row_class: Any = None,
+    page_size: int = 15,
+) -> Any:
     """A table of ``frame``: ``columns`` is [(column, Chinese header)], ``formats`` a formatter per column
     (default :func:`text`), ``links`` a function per column giving the href of the cell.
 
@@ -165,55 +211,97 @@ def table(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], *, formats: d
         if row_class is not None:
             row["_class"] = row_class(rec)
         records.append(row)
-    spec = [{"id": col, "name": head, **({"presentation": "markdown"} if col in links else {})}
-            for col, head in columns]
-    more = [] if len(frame) <= max_rows else [html.Div(f"仅显示前 {max_rows} 行，共 {num(len(frame))} 行",
-                                                       className="table-note")]
+    spec = [
+        {"id": col, "name": head, **({"presentation": "markdown"} if col in links else {})}
+        for col, head in columns
+    ]
+    more = (
+        []
+        if len(frame) <= max_rows
+        else [html.Div(f"仅显示前 {max_rows} 行，共 {num(len(frame))} 行", className="table-note")]
+    )
     attrs = {"id": table_id} if table_id else {}
-    return html.Div([dash_table.DataTable(
-        data=records, columns=spec, page_size=page_size, sort_action="native", markdown_options={"link_target": "_self"},
-        style_as_list_view=True, cell_selectable=False,
-        style_table={"overflowX": "auto"},
-        style_cell={"fontFamily": FONT_STACK, "fontSize": "13px", "textAlign": "left", "padding": "5px 8px",
-                    "whiteSpace": "normal", "height": "auto", "maxWidth": "420px", "border": "none",
-                    "borderBottom": "1px solid #dde3ea"},
-        style_header={"backgroundColor": "#f0f3f7", "color": "#5d6b7a", "fontWeight": 600},
-        style_data_conditional=[{"if": {"filter_query": f'{{_class}} = "{cls}"'}, **style}
-                                for cls, style in ROW_STYLES.items()],
-    ), *more], className="table-wrap", **attrs)
+    return html.Div(
+        [
+            dash_table.DataTable(
+                data=records,
+                columns=spec,
+                page_size=page_size,
+                sort_action="native",
+                markdown_options={"link_target": "_self"},
+                style_as_list_view=True,
+                cell_selectable=False,
+                style_table={"overflowX": "auto"},
+                style_cell={
+                    "fontFamily": FONT_STACK,
+                    "fontSize": "13px",
+                    "textAlign": "left",
+                    "padding": "5px 8px",
+                    "whiteSpace": "normal",
+                    "height": "auto",
+                    "maxWidth": "420px",
+                    "border": "none",
+                    "borderBottom": "1px solid #dde3ea",
+                },
+                style_header={"backgroundColor": "#f0f3f7", "color": "#5d6b7a", "fontWeight": 600},
+                style_data_conditional=[
+                    {"if": {"filter_query": f'{{_class}} = "{cls}"'}, **style}
+                    for cls, style in ROW_STYLES.items()
+                ],
+            ),
+            *more,
+        ],
+        className="table-wrap",
+        **attrs,
+    )
 
 
 #: Row colours of :func:`table` by ``row_class``.
-ROW_STYLES = {"level-极高": {"backgroundColor": "#fdecea"}, "level-高": {"backgroundColor": "#fff3e0"},
-              "grade-差": {"color": "#b71c1c"}}
+ROW_STYLES = {
+    "level-极高": {"backgroundColor": "#fdecea"},
+    "level-高": {"backgroundColor": "#fff3e0"},
+    "grade-差": {"color": "#b71c1c"},
+}
 
 
-def figure(fig: go.Figure, *, height: int = 320, title: str | None = None, legend: bool = True,
-           dates: bool = False) -> go.Figure:
+def figure(
+    fig: go.Figure, *, height: int = 320, title: str | None = None, legend: bool = True, dates: bool = False
+) -> go.Figure:
     """The common look; ``dates``: the x axis is a date axis, labelled the Chinese way (plotly.js ships its
     month names in English only unless a locale bundle is loaded)."""
     fig.update_layout(
-        height=height, margin={"l": 48, "r": 16, "t": 40 if title else 16, "b": 40},
-        font={"family": FONT_STACK, "size": 12, "color": "#1d2733"}, title={"text": title, "x": 0.01} if title else None,
-        paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=PALETTE, showlegend=legend,
+        height=height,
+        margin={"l": 48, "r": 16, "t": 40 if title else 16, "b": 40},
+        font={"family": FONT_STACK, "size": 12, "color": "#1d2733"},
+        title={"text": title, "x": 0.01} if title else None,
+        paper_bgcolor="#ffffff",
+        plot_bgcolor="#ffffff",
+        colorway=PALETTE,
+        showlegend=legend,
         legend={"orientation": "h", "y": -0.18, "x": 0},
-        hoverlabel={"font": {"family": FONT_STACK}}, separators=".,",
+        hoverlabel={"font": {"family": FONT_STACK}},
+        separators=".,",
     )
     fig.update_xaxes(gridcolor="#eef1f5", zeroline=False)
     fig.update_yaxes(gridcolor="#eef1f5", zeroline=False)
     if dates:
-        fig.update_xaxes(hoverformat="%Y-%m-%d", tickformatstops=[
-            {"dtickrange": [None, 86_400_000], "value": "%-m月%-d日 %H:%M"},
-            {"dtickrange": [86_400_000, "M1"], "value": "%-m月%-d日"},
-            {"dtickrange": ["M1", "M12"], "value": "%Y年%-m月"},
-            {"dtickrange": ["M12", None], "value": "%Y年"}])
+        fig.update_xaxes(
+            hoverformat="%Y-%m-%d",
+            tickformatstops=[
+                {"dtickrange": [None, 86_400_000], "value": "%-m月%-d日 %H:%M"},
+                {"dtickrange": [86_400_000, "M1"], "value": "%-m月%-d日"},
+                {"dtickrange": ["M1", "M12"], "value": "%Y年%-m月"},
+                {"dtickrange": ["M12", None], "value": "%Y年"},
+            ],
+        )
     return fig
 
 
 def graph(graph_id: str, fig: go.Figure) -> dcc.Graph:
     height = fig.layout.height or 320
-    return dcc.Graph(id=graph_id, figure=fig, config=GRAPH_CONFIG, className="chart",
-                     style={"height": f"{height}px"})
+    return dcc.Graph(
+        id=graph_id, figure=fig, config=GRAPH_CONFIG, className="chart", style={"height": f"{height}px"}
+    )
 
 
 def options(values: Iterable[tuple[Any, str]]) -> list[dict[str, Any]]:

@@ -48,8 +48,9 @@ def table_dataset(table: DeltaTable, files: list[str] | None = None) -> pds.Data
     # also avoids an abort at interpreter exit seen with delta-rs' Python filesystem handler.
     import pyarrow.dataset as pds  # only when needed: it imports pandas (about 65 MB)
 
-    return pds.dataset(table.file_uris() if files is None else files, schema=arrow_schema(table),
-                       format="parquet")
+    return pds.dataset(
+        table.file_uris() if files is None else files, schema=arrow_schema(table), format="parquet"
+    )
 
 
 def read_dataset(path: Path) -> pds.Dataset | None:

@@ -438,7 +438,9 @@ def load_yaml_model(path: str | Path, model: type[M], *, context: dict[str, Any]
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
-        raise ConfigError(ConfigIssue(origin, None, None, "", f"cannot read the file: {exc.strerror}")) from None
+        raise ConfigError(
+            ConfigIssue(origin, None, None, "", f"cannot read the file: {exc.strerror}")
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(ConfigIssue(origin, None, None, "", "the file is not valid UTF-8")) from None
     loader = StrictSafeLoader(text)
@@ -464,7 +466,11 @@ def load_yaml_model(path: str | Path, model: type[M], *, context: dict[str, Any]
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         misspelled = misspelled_required(errors, model)
-        issues = [i for err in errors if not (err["type"] == "missing" and tuple(err["loc"]) in misspelled)
-                  for i in tr.translate(err)]
+        issues = [
+            i
+            for err in errors
+            if not (err["type"] == "missing" and tuple(err["loc"]) in misspelled)
+            for i in tr.translate(err)
+        ]
         issues.sort(key=lambda i: (i.line if i.line is not None else 0, i.column or 0))
         raise ConfigError(issues) from None

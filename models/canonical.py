@@ -26,48 +26,87 @@ from models.staging.spec import MentionSpec, StagingSpec
 from models.standardize.identifiers import org_code_from_tin, org_code_from_uscc
 
 LINEAGE = {
-    "record_id": pl.Utf8, "source_department": pl.Utf8, "source_table": pl.Utf8, "source_asset": pl.Utf8,
-    "source_pk": pl.Utf8, "role": pl.Utf8,
+    "record_id": pl.Utf8,
+    "source_department": pl.Utf8,
+    "source_table": pl.Utf8,
+    "source_asset": pl.Utf8,
+    "source_pk": pl.Utf8,
+    "role": pl.Utf8,
 }
 UTC = pl.Datetime("us", "UTC")
 
 #: Fields a staging model may provide for an enterprise mention (with the mention's prefix).
 ENTERPRISE_FIELDS: dict[str, pl.DataType] = {
-    "name": pl.Utf8, "name_original": pl.Utf8, "name_comparison": pl.Utf8, "name_legal_form": pl.Utf8,
-    "name_region": pl.Utf8, "name_is_branch": pl.Boolean, "name_parent_comparison": pl.Utf8,
+    "name": pl.Utf8,
+    "name_original": pl.Utf8,
+    "name_comparison": pl.Utf8,
+    "name_legal_form": pl.Utf8,
+    "name_region": pl.Utf8,
+    "name_is_branch": pl.Boolean,
+    "name_parent_comparison": pl.Utf8,
     "name_status_suffix": pl.Utf8,
-    "uscc": pl.Utf8, "uscc_status": pl.Utf8,
-    "org_code": pl.Utf8, "org_code_status": pl.Utf8,
-    "regno": pl.Utf8, "regno_status": pl.Utf8,
-    "tin": pl.Utf8, "tin_kind": pl.Utf8, "tin_status": pl.Utf8,
+    "uscc": pl.Utf8,
+    "uscc_status": pl.Utf8,
+    "org_code": pl.Utf8,
+    "org_code_status": pl.Utf8,
+    "regno": pl.Utf8,
+    "regno_status": pl.Utf8,
+    "tin": pl.Utf8,
+    "tin_kind": pl.Utf8,
+    "tin_status": pl.Utf8,
     "local_id": pl.Utf8,
-    "address": pl.Utf8, "division_code": pl.Utf8,
-    "phone": pl.Utf8, "phone_kind": pl.Utf8,
-    "legal_rep_name": pl.Utf8, "legal_rep_id_number": pl.Utf8,
-    "status": pl.Utf8, "industry": pl.Utf8, "industry_section": pl.Utf8,
-    "founded_on": pl.Date, "registered_capital_wan": pl.Decimal(18, 4),
+    "address": pl.Utf8,
+    "division_code": pl.Utf8,
+    "phone": pl.Utf8,
+    "phone_kind": pl.Utf8,
+    "legal_rep_name": pl.Utf8,
+    "legal_rep_id_number": pl.Utf8,
+    "status": pl.Utf8,
+    "industry": pl.Utf8,
+    "industry_section": pl.Utf8,
+    "founded_on": pl.Date,
+    "registered_capital_wan": pl.Decimal(18, 4),
     "updated_at": UTC,
 }
 #: Derived when the mention is built (not read from staging): the organization code usable as a link key.
 ENTERPRISE_DERIVED: dict[str, pl.DataType] = {"link_org_code": pl.Utf8, "link_org_code_source": pl.Utf8}
 
 PERSON_FIELDS: dict[str, pl.DataType] = {
-    "name": pl.Utf8, "name_comparison": pl.Utf8,
-    "id_number": pl.Utf8, "id_number_status": pl.Utf8, "id_number_was_15": pl.Boolean,
-    "id_number_birth_date": pl.Date, "id_number_sex": pl.Utf8, "id_number_masked": pl.Utf8,
-    "phone": pl.Utf8, "phone_kind": pl.Utf8,
-    "address": pl.Utf8, "division_code": pl.Utf8,
-    "employer_local_id": pl.Utf8, "employer_name": pl.Utf8,
-    "category": pl.Utf8, "grid": pl.Utf8,
+    "name": pl.Utf8,
+    "name_comparison": pl.Utf8,
+    "id_number": pl.Utf8,
+    "id_number_status": pl.Utf8,
+    "id_number_was_15": pl.Boolean,
+    "id_number_birth_date": pl.Date,
+    "id_number_sex": pl.Utf8,
+    "id_number_masked": pl.Utf8,
+    "phone": pl.Utf8,
+    "phone_kind": pl.Utf8,
+    "address": pl.Utf8,
+    "division_code": pl.Utf8,
+    "employer_local_id": pl.Utf8,
+    "employer_name": pl.Utf8,
+    "category": pl.Utf8,
+    "grid": pl.Utf8,
     "updated_at": UTC,
 }
 PERSON_DERIVED: dict[str, pl.DataType] = {"related_record_id": pl.Utf8}
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
-    "event_id": pl.Utf8, "source_department": pl.Utf8, "source_table": pl.Utf8, "source_asset": pl.Utf8,
-    "source_pk": pl.Utf8, "event_type": pl.Utf8, "subject_record_id": pl.Utf8, "subject_kind": pl.Utf8,
-    "event_date": pl.Date, "end_date": pl.Date, "amount": pl.Decimal(18, 2), "category": pl.Utf8,
-    "reference": pl.Utf8, "status": pl.Utf8,
+    "event_id": pl.Utf8,
+    "source_department": pl.Utf8,
+    "source_table": pl.Utf8,
+    "source_asset": pl.Utf8,
+    "source_pk": pl.Utf8,
+    "event_type": pl.Utf8,
+    "subject_record_id": pl.Utf8,
+    "subject_kind": pl.Utf8,
+    "event_date": pl.Date,
+    "end_date": pl.Date,
+    "amount": pl.Decimal(18, 2),
+    "category": pl.Utf8,
+    "reference": pl.Utf8,
+    "status": pl.Utf8,
 }
 ENTERPRISE_SCHEMA: dict[str, pl.DataType] = {**LINEAGE, **ENTERPRISE_FIELDS, **ENTERPRISE_DERIVED}
 PERSON_SCHEMA: dict[str, pl.DataType] = {**LINEAGE, **PERSON_FIELDS, **PERSON_DERIVED}
@@ -81,8 +120,15 @@ INTERMEDIATE_TABLES = ("int_enterprise_records", "int_person_records", "int_even
 
 def record_id(role: str | pl.Expr) -> pl.Expr:
     role_expr = pl.lit(role) if isinstance(role, str) else role
-    return pl.concat_str(pl.col("source_department"), pl.lit("."), pl.col("source_asset"), pl.lit(":"),
-                         pl.col("source_pk"), pl.lit(":"), role_expr)
+    return pl.concat_str(
+        pl.col("source_department"),
+        pl.lit("."),
+        pl.col("source_asset"),
+        pl.lit(":"),
+        pl.col("source_pk"),
+        pl.lit(":"),
+        role_expr,
+    )
 
 
 def _field(staged: pl.DataFrame, prefix: str, field: str, dtype: pl.DataType) -> pl.Expr:
@@ -104,7 +150,9 @@ def _date_field(staged: pl.DataFrame, name: str) -> pl.Expr:
 
 
 def _mention_filter(staged: pl.DataFrame, m: MentionSpec, identifying: tuple[str, ...]) -> pl.Expr:
-    present = [pl.col(f"{m.prefix}{f}").is_not_null() for f in identifying if f"{m.prefix}{f}" in staged.columns]
+    present = [
+        pl.col(f"{m.prefix}{f}").is_not_null() for f in identifying if f"{m.prefix}{f}" in staged.columns
+    ]
     cond = pl.any_horizontal(present) if present else pl.lit(False)
     for column, values in (m.when or {}).items():
         cond = cond & pl.col(column).is_in(values).fill_null(False)
@@ -121,19 +169,29 @@ def enterprise_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
     for m in spec.enterprises:
         rows = staged.filter(_mention_filter(staged, m, ENTERPRISE_IDENTIFYING))
         out = rows.select(
-            record_id(m.role).alias("record_id"), "source_department", "source_table", "source_asset", "source_pk",
+            record_id(m.role).alias("record_id"),
+            "source_department",
+            "source_table",
+            "source_asset",
+            "source_pk",
             pl.lit(m.role).alias("role"),
-            *[_field(rows, m.prefix, f, t) for f, t in ENTERPRISE_FIELDS.items()])
+            *[_field(rows, m.prefix, f, t) for f, t in ENTERPRISE_FIELDS.items()],
+        )
         from_written = pl.when(pl.col("org_code_status") == "valid").then(pl.col("org_code"))
         from_uscc = org_code_from_uscc(pl.when(pl.col("uscc_status") == "valid").then(pl.col("uscc")))
         from_tin = org_code_from_tin(pl.when(pl.col("tin_status") == "valid").then(pl.col("tin")))
-        from_tin_uscc = org_code_from_uscc(pl.when((pl.col("tin_status") == "valid") & (pl.col("tin_kind") == "uscc"))
-                                           .then(pl.col("tin")))
+        from_tin_uscc = org_code_from_uscc(
+            pl.when((pl.col("tin_status") == "valid") & (pl.col("tin_kind") == "uscc")).then(pl.col("tin"))
+        )
         out = out.with_columns(
             link_org_code=pl.coalesce(from_written, from_uscc, from_tin, from_tin_uscc),
-            link_org_code_source=pl.when(from_written.is_not_null()).then(pl.lit("org_code"))
-            .when(from_uscc.is_not_null()).then(pl.lit("uscc"))
-            .when(from_tin.is_not_null() | from_tin_uscc.is_not_null()).then(pl.lit("tin")))
+            link_org_code_source=pl.when(from_written.is_not_null())
+            .then(pl.lit("org_code"))
+            .when(from_uscc.is_not_null())
+            .then(pl.lit("uscc"))
+            .when(from_tin.is_not_null() | from_tin_uscc.is_not_null())
+            .then(pl.lit("tin")),
+        )
         parts.append(out)
     return _concat(parts, ENTERPRISE_SCHEMA)
 
@@ -146,12 +204,21 @@ def person_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
         related = pl.lit(None, pl.Utf8)
         if m.related is not None:
             parent = next(e for e in spec.enterprises if e.role == m.related)
-            related = pl.when(_mention_filter(rows, parent, ENTERPRISE_IDENTIFYING)).then(record_id(m.related))
-        parts.append(rows.select(
-            record_id(m.role).alias("record_id"), "source_department", "source_table", "source_asset", "source_pk",
-            pl.lit(m.role).alias("role"),
-            *[_field(rows, m.prefix, f, t) for f, t in PERSON_FIELDS.items()],
-            related.alias("related_record_id")))
+            related = pl.when(_mention_filter(rows, parent, ENTERPRISE_IDENTIFYING)).then(
+                record_id(m.related)
+            )
+        parts.append(
+            rows.select(
+                record_id(m.role).alias("record_id"),
+                "source_department",
+                "source_table",
+                "source_asset",
+                "source_pk",
+                pl.lit(m.role).alias("role"),
+                *[_field(rows, m.prefix, f, t) for f, t in PERSON_FIELDS.items()],
+                related.alias("related_record_id"),
+            )
+        )
     return _concat(parts, PERSON_SCHEMA)
 
 
@@ -167,17 +234,36 @@ def events(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
             if any(p.role == e.subject for p in spec.persons):
                 kind = kind.otherwise(pl.lit("person"))
         cols = e.columns()
+
         def col(field: str, dtype: pl.DataType, cols: dict = cols, staged: pl.LazyFrame = staged) -> pl.Expr:
             return _event_field(staged, cols.get(field), field, dtype)
 
-        parts.append(staged.select(
-            pl.concat_str(pl.col("source_department"), pl.lit("."), pl.col("source_asset"), pl.lit(":"),
-                          pl.col("source_pk"), pl.lit(":"), pl.lit(e.type)).alias("event_id"),
-            "source_department", "source_table", "source_asset", "source_pk", pl.lit(e.type).alias("event_type"),
-            record_id(e.subject).alias("subject_record_id"), kind.alias("subject_kind"),
-            col("date", pl.Date).alias("event_date"), col("end_date", pl.Date),
-            col("amount", pl.Decimal(18, 2)), col("category", pl.Utf8), col("reference", pl.Utf8),
-            col("status", pl.Utf8)))
+        parts.append(
+            staged.select(
+                pl.concat_str(
+                    pl.col("source_department"),
+                    pl.lit("."),
+                    pl.col("source_asset"),
+                    pl.lit(":"),
+                    pl.col("source_pk"),
+                    pl.lit(":"),
+                    pl.lit(e.type),
+                ).alias("event_id"),
+                "source_department",
+                "source_table",
+                "source_asset",
+                "source_pk",
+                pl.lit(e.type).alias("event_type"),
+                record_id(e.subject).alias("subject_record_id"),
+                kind.alias("subject_kind"),
+                col("date", pl.Date).alias("event_date"),
+                col("end_date", pl.Date),
+                col("amount", pl.Decimal(18, 2)),
+                col("category", pl.Utf8),
+                col("reference", pl.Utf8),
+                col("status", pl.Utf8),
+            )
+        )
     return _concat(parts, EVENT_SCHEMA)
 
 
@@ -195,7 +281,13 @@ def _concat(parts: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.Dat
     return pl.concat([p.select(list(schema)).cast(schema) for p in parts], how="vertical")
 
 
-BUILDERS = {"int_enterprise_records": enterprise_records, "int_person_records": person_records,
-            "int_events": events}
-SCHEMAS = {"int_enterprise_records": ENTERPRISE_SCHEMA, "int_person_records": PERSON_SCHEMA,
-           "int_events": EVENT_SCHEMA}
+BUILDERS = {
+    "int_enterprise_records": enterprise_records,
+    "int_person_records": person_records,
+    "int_events": events,
+}
+SCHEMAS = {
+    "int_enterprise_records": ENTERPRISE_SCHEMA,
+    "int_person_records": PERSON_SCHEMA,
+    "int_events": EVENT_SCHEMA,
+}

@@ -47,7 +47,9 @@ def _writer_properties():
 
     # bronze's measured settings (connectors/bronze.py): 64k-row groups flush as they go; an early fallback
     # from dictionary encoding for many-valued text columns saves CPU for files no larger
-    return WriterProperties(compression="SNAPPY", max_row_group_size=65_536, dictionary_page_size_limit=131_072)
+    return WriterProperties(
+        compression="SNAPPY", max_row_group_size=65_536, dictionary_page_size_limit=131_072
+    )
 
 
 WRITER_PROPERTIES = _writer_properties()
@@ -59,11 +61,17 @@ def source_infos(config: SourcesConfig) -> dict[str, SourceInfo]:
     for dept, table in config.iter_tables():
         tz = dept.source_timezone or config.defaults.source_timezone
         infos[f"{dept.key}/{table.asset}"] = SourceInfo(
-            dept.key, table.asset, table.name, tuple(table.output_name(c) for c in table.primary_key), timezone=tz)
+            dept.key,
+            table.asset,
+            table.name,
+            tuple(table.output_name(c) for c in table.primary_key),
+            timezone=tz,
+        )
     for dept, drop in config.iter_files():
         tz = dept.source_timezone or config.defaults.source_timezone
-        infos[f"{dept.key}/{drop.name}"] = SourceInfo(dept.key, drop.name, drop.name, (), is_file_drop=True,
-                                                      timezone=tz)
+        infos[f"{dept.key}/{drop.name}"] = SourceInfo(
+            dept.key, drop.name, drop.name, (), is_file_drop=True, timezone=tz
+        )
     return infos
 
 
@@ -89,7 +97,9 @@ def _bronze_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
     dataset = read_dataset(path)
     if dataset is None:
         return iter(())
-    scanner = dataset.scanner(filter=pds.field("_qst_deleted_at").is_null(), batch_size=batch_rows, **READ_AHEAD)
+    scanner = dataset.scanner(
+        filter=pds.field("_qst_deleted_at").is_null(), batch_size=batch_rows, **READ_AHEAD
+    )
     return _rebatch(scanner.to_batches(), batch_rows)
 
 
@@ -115,8 +125,9 @@ def _empty_bronze(path: Path) -> pl.DataFrame:
     return pl.from_arrow(dataset.schema.empty_table())
 
 
-def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
-                  batch_rows: int = DEFAULT_BATCH_ROWS) -> StagingReport:
+def build_staging(
+    home: Path, spec: StagingSpec, info: SourceInfo, *, batch_rows: int = DEFAULT_BATCH_ROWS
+) -> StagingReport:
     """Recompute one staging model and its quarantine from bronze's live rows (the caller reconciles the
     counts: :func:`quality.quarantine.reconcile_staging`)."""
     started = time.perf_counter()
@@ -133,6 +144,7 @@ def build_staging(home: Path, spec: StagingSpec, info: SourceInfo, *,
 
         writer = pq.ParquetWriter(spool_path, quarantine_schema)
         try:
+
             def staged_batches() -> Iterator[pa.RecordBatch]:
                 for frame in bronze_frames:
                     result = stage(frame, spec, info)
@@ -185,7 +197,9 @@ def scan_silver(home: Path, name: str) -> pl.LazyFrame:
 
     path = silver_path(home, name)
     if not (path / "_delta_log").is_dir():
-        raise FileNotFoundError(f"silver table {name} does not exist under {home}: run the silver assets first")
+        raise FileNotFoundError(
+            f"silver table {name} does not exist under {home}: run the silver assets first"
+        )
     return pl.scan_delta(str(path), version=DeltaTable(str(path)).version())
 
 
@@ -207,7 +221,9 @@ def sample_silver(home: Path, name: str, max_rows: int = 200_000, seed: int = 0)
 
     dataset = read_dataset(silver_path(home, name))
     if dataset is None:
-        raise FileNotFoundError(f"silver table {name} does not exist under {home}: run the silver assets first")
+        raise FileNotFoundError(
+            f"silver table {name} does not exist under {home}: run the silver assets first"
+        )
     total = dataset.count_rows()
     if total <= max_rows:
         return pl.from_arrow(dataset.to_table()), total
@@ -223,8 +239,9 @@ class IntermediateReport:
     seconds: float = 0.0
 
 
-def build_intermediate(home: Path, table: str, specs: list[StagingSpec], *,
-                       batch_rows: int = DEFAULT_BATCH_ROWS) -> IntermediateReport:
+def build_intermediate(
+    home: Path, table: str, specs: list[StagingSpec], *, batch_rows: int = DEFAULT_BATCH_ROWS
+) -> IntermediateReport:
     """Recompute one canonical table (``int_enterprise_records`` ...) from the staging models of ``specs``
     that exist; one overwrite commit, streamed a staging batch at a time."""
     started = time.perf_counter()

@@ -22,19 +22,34 @@ from pipelines.resources import LakeResource
 from pipelines.sources import load_config, source_table_specs
 
 
-def build_definitions(config: SourcesConfig, *, home: Path | None = None, retries: bool = True,
-                      exports_config: Path | None = None) -> dg.Definitions:
+def build_definitions(
+    config: SourcesConfig,
+    *,
+    home: Path | None = None,
+    retries: bool = True,
+    exports_config: Path | None = None,
+) -> dg.Definitions:
     """All definitions for a validated configuration; ``home`` overrides ``QST_HOME`` for the lake;
     ``exports_config`` is the bureaus' entitlements (default :func:`pipelines.home.exports_path`)."""
     nightly = bronze.nightly_job()
     silver_assets = silver.silver_assets(config)
     downstream = []
-    if silver_assets:  # entity resolution needs the canonical tables, the marts need gold, the exports the marts
-        downstream = [*gold.gold_assets(), *marts.marts_assets(),
-                      *exports.export_assets(exports_config or exports_path(home))]
+    if (
+        silver_assets
+    ):  # entity resolution needs the canonical tables, the marts need gold, the exports the marts
+        downstream = [
+            *gold.gold_assets(),
+            *marts.marts_assets(),
+            *exports.export_assets(exports_config or exports_path(home)),
+        ]
     return dg.Definitions(
-        assets=[*source_table_specs(config), *bronze.bronze_assets(config, retries=retries),
-                *silver_assets, *quality.quality_assets(config), *downstream],
+        assets=[
+            *source_table_specs(config),
+            *bronze.bronze_assets(config, retries=retries),
+            *silver_assets,
+            *quality.quality_assets(config),
+            *downstream,
+        ],
         jobs=[nightly],
         schedules=[bronze.nightly_schedule(nightly)],
         sensors=[bronze.file_drop_sensor(config)] if list(config.iter_files()) else [],

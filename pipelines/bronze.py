@@ -9,7 +9,6 @@ retry policy with exponential backoff, daily partitions (02:00 in the city's tim
 and an asset check that source rows equal bronze's live rows after the load.
 """
 
-
 import datetime as dt
 import json
 
@@ -25,9 +24,12 @@ from pipelines.sources import legacy_asset_key
 BRONZE_PREFIX = "bronze"
 RECONCILE_CHECK = "source_rows_reconcile"
 NIGHTLY_TIMEZONE = DEFAULT_TIMEZONE  # lake.city
-daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=NIGHTLY_TIMEZONE,
-                                                hour_offset=2)
-retry_policy = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date="2026-01-01", timezone=NIGHTLY_TIMEZONE, hour_offset=2
+)
+retry_policy = dg.RetryPolicy(
+    max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 
 def bronze_asset_key(department: str, asset: str) -> dg.AssetKey:
@@ -62,16 +64,21 @@ def _report_metadata(report: TableLoadReport) -> dict[str, object]:
 
 def _reconcile_result(key: dg.AssetKey, report: TableLoadReport) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        asset_key=key, check_name=RECONCILE_CHECK, passed=report.reconciled,
+        asset_key=key,
+        check_name=RECONCILE_CHECK,
+        passed=report.reconciled,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"source_rows": report.source_rows if report.source_rows is not None else -1,
-                  "bronze_live_rows": report.bronze_live_rows if report.bronze_live_rows is not None else -1},
+        metadata={
+            "source_rows": report.source_rows if report.source_rows is not None else -1,
+            "bronze_live_rows": report.bronze_live_rows if report.bronze_live_rows is not None else -1,
+        },
         description="source COUNT(*) equals bronze rows not flagged deleted",
     )
 
 
-def _table_asset(config: SourcesConfig, dept: DepartmentConfig, table: TableConfig,
-                 retry: dg.RetryPolicy | None) -> dg.AssetsDefinition:
+def _table_asset(
+    config: SourcesConfig, dept: DepartmentConfig, table: TableConfig, retry: dg.RetryPolicy | None
+) -> dg.AssetsDefinition:
     key = bronze_asset_key(dept.key, table.asset)
 
     @dg.asset(
@@ -82,23 +89,30 @@ def _table_asset(config: SourcesConfig, dept: DepartmentConfig, table: TableConf
         pool=pool_name(dept.key),
         retry_policy=retry,
         partitions_def=daily_partitions,
-        check_specs=[dg.AssetCheckSpec(RECONCILE_CHECK, asset=key,
-                                       description="source rows = bronze live rows after the load")],
+        check_specs=[
+            dg.AssetCheckSpec(
+                RECONCILE_CHECK, asset=key, description="source rows = bronze live rows after the load"
+            )
+        ],
         description=f"Bronze copy of `{table.name}` ({dept.title or dept.key}): every source row, upserted by "
-                    f"{', '.join(table.primary_key)}, with lineage columns.",
+        f"{', '.join(table.primary_key)}, with lineage columns.",
         metadata={"department": dept.key, "source_table": table.name, "mode": table.mode},
     )
     def _load(context: AssetExecutionContext, lake: LakeResource):
         report = load_table(config, dept, table, lake.home_path(), batch_id=context.run.run_id)
         for change in report.drift:
-            context.log.warning(f"schema drift in {dept.key}.{table.name}: {json.dumps(change, ensure_ascii=False)}")
+            context.log.warning(
+                f"schema drift in {dept.key}.{table.name}: {json.dumps(change, ensure_ascii=False)}"
+            )
         yield dg.MaterializeResult(metadata=_report_metadata(report))
         yield _reconcile_result(key, report)
 
     return _load
 
 
-def _file_asset(dept: DepartmentConfig, drop: FileDropConfig, retry: dg.RetryPolicy | None) -> dg.AssetsDefinition:
+def _file_asset(
+    dept: DepartmentConfig, drop: FileDropConfig, retry: dg.RetryPolicy | None
+) -> dg.AssetsDefinition:
     key = bronze_asset_key(dept.key, drop.name)
 
     @dg.asset(
@@ -110,17 +124,22 @@ def _file_asset(dept: DepartmentConfig, drop: FileDropConfig, retry: dg.RetryPol
         retry_policy=retry,
         partitions_def=daily_partitions,
         description=f"Bronze rows of the `{drop.name}` file drop ({dept.title or dept.key}); each file loaded "
-                    "once, unparseable files quarantined with the reason.",
+        "once, unparseable files quarantined with the reason.",
         metadata={"department": dept.key, "folder_pattern": drop.pattern, "format": drop.format},
     )
     def _load(context: AssetExecutionContext, lake: LakeResource):
         report = load_file_drop(dept, drop, lake.home_path(), batch_id=context.run.run_id)
         for bad in report.quarantined:
             context.log.warning(f"file drop {dept.key}.{drop.name}: quarantined {bad}")
-        return dg.MaterializeResult(metadata={
-            "files_loaded": len(report.loaded), "files_skipped_already_loaded": len(report.skipped),
-            "files_quarantined": len(report.quarantined), "rows_loaded": report.rows,
-            "quarantined": dg.MetadataValue.json(report.quarantined)})
+        return dg.MaterializeResult(
+            metadata={
+                "files_loaded": len(report.loaded),
+                "files_skipped_already_loaded": len(report.skipped),
+                "files_quarantined": len(report.quarantined),
+                "rows_loaded": report.rows,
+                "quarantined": dg.MetadataValue.json(report.quarantined),
+            }
+        )
 
     return _load
 
@@ -133,19 +152,24 @@ def bronze_assets(config: SourcesConfig, *, retries: bool = True) -> list[dg.Ass
     return assets
 
 
-nightly_selection = dg.AssetSelection.key_prefixes([BRONZE_PREFIX], ["silver"], ["quality"], ["gold"], ["marts"],
-                                                   ["exports"])
+nightly_selection = dg.AssetSelection.key_prefixes(
+    [BRONZE_PREFIX], ["silver"], ["quality"], ["gold"], ["marts"], ["exports"]
+)
 
 
 def nightly_job():
-    return dg.define_asset_job("nightly", selection=nightly_selection,
-                               description="Every department's tables into bronze, then everything downstream.")
+    return dg.define_asset_job(
+        "nightly",
+        selection=nightly_selection,
+        description="Every department's tables into bronze, then everything downstream.",
+    )
 
 
 def nightly_schedule(job) -> dg.ScheduleDefinition:
     """02:00 in the city's time zone, for the day that just ended."""
-    return dg.build_schedule_from_partitioned_job(job, hour_of_day=2, minute_of_hour=0,
-                                                  default_status=dg.DefaultScheduleStatus.RUNNING)
+    return dg.build_schedule_from_partitioned_job(
+        job, hour_of_day=2, minute_of_hour=0, default_status=dg.DefaultScheduleStatus.RUNNING
+    )
 
 
 def file_drop_sensor(config: SourcesConfig) -> dg.SensorDefinition:
@@ -154,8 +178,12 @@ def file_drop_sensor(config: SourcesConfig) -> dg.SensorDefinition:
 
     drops = list(config.iter_files())
 
-    @dg.sensor(name="file_drops", minimum_interval_seconds=60, asset_selection=[
-        bronze_asset_key(d.key, f.name) for d, f in drops], default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.sensor(
+        name="file_drops",
+        minimum_interval_seconds=60,
+        asset_selection=[bronze_asset_key(d.key, f.name) for d, f in drops],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
     def _sensor(context: SensorEvaluationContext, lake: LakeResource):
         today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date() - dt.timedelta(days=1)
         for dept, drop in drops:
@@ -165,6 +193,7 @@ def file_drop_sensor(config: SourcesConfig) -> dg.SensorDefinition:
             yield dg.RunRequest(
                 run_key=f"{dept.key}.{drop.name}:" + ",".join(sorted(f.sha256[:12] for f in pending)),
                 asset_selection=[bronze_asset_key(dept.key, drop.name)],
-                partition_key=today.isoformat())
+                partition_key=today.isoformat(),
+            )
 
     return _sensor

@@ -44,30 +44,72 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Folder of the estate: one SQLite file per department, file drops, truth, sources.yaml.")
-@click.option("--enterprises", type=click.IntRange(min=1), default=None,
-              help="How many enterprises the city has (about 15 source records each; 3,000,000 gives a "
-                   "Shenzhen-sized estate of ~45 million records). Required unless --advance-days.")
-@click.option("--seed", type=int, default=42, show_default=True,
-              help="Random seed: the same seed and options give identical data.")
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default="2026-10-31", show_default=True,
-              help="The date the estate describes (the last day anything happened).")
-@click.option("--target", "targets", multiple=True, metavar="DEPT=URL",
-              help="Put a department in a database instead of a SQLite file, e.g. "
-                   "--target tax=postgresql+psycopg://postgres@127.0.0.1/test. Repeatable. The URL is "
-                   "recorded only as an environment variable name (QST_<DEPT>_URL) in sources.yaml; "
-                   "export it before running the pipeline or --advance-days.")
-@click.option("--rate", "rates", multiple=True, metavar="NAME=VALUE",
-              help="Override a messiness rate (0..1), e.g. --rate key_typo=0.02. Repeatable; "
-                   "`qst simulate --list-rates` shows them all.")
-@click.option("--advance-days", type=click.IntRange(min=1), default=None,
-              help="Instead of generating: apply this many days of realistic change to the estate in --out "
-                   "(new registrations, updates with fresh stamps, late arrivals, deletions, "
-                   "deregistrations, name and representative changes, new filings, cases, penalties).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder of the estate: one SQLite file per department, file drops, truth, sources.yaml.",
+)
+@click.option(
+    "--enterprises",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many enterprises the city has (about 15 source records each; 3,000,000 gives a "
+    "Shenzhen-sized estate of ~45 million records). Required unless --advance-days.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=42,
+    show_default=True,
+    help="Random seed: the same seed and options give identical data.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default="2026-10-31",
+    show_default=True,
+    help="The date the estate describes (the last day anything happened).",
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="DEPT=URL",
+    help="Put a department in a database instead of a SQLite file, e.g. "
+    "--target tax=postgresql+psycopg://postgres@127.0.0.1/test. Repeatable. The URL is "
+    "recorded only as an environment variable name (QST_<DEPT>_URL) in sources.yaml; "
+    "export it before running the pipeline or --advance-days.",
+)
+@click.option(
+    "--rate",
+    "rates",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a messiness rate (0..1), e.g. --rate key_typo=0.02. Repeatable; "
+    "`qst simulate --list-rates` shows them all.",
+)
+@click.option(
+    "--advance-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Instead of generating: apply this many days of realistic change to the estate in --out "
+    "(new registrations, updates with fresh stamps, late arrivals, deletions, "
+    "deregistrations, name and representative changes, new filings, cases, penalties).",
+)
 @click.option("--list-rates", is_flag=True, help="Print the messiness rates and their defaults, then exit.")
-def simulate(out: Path, enterprises: int | None, seed: int, as_of: dt.datetime, targets: tuple[str, ...],
-             rates: tuple[str, ...], advance_days: int | None, list_rates: bool) -> None:
+def simulate(
+    out: Path,
+    enterprises: int | None,
+    seed: int,
+    as_of: dt.datetime,
+    targets: tuple[str, ...],
+    rates: tuple[str, ...],
+    advance_days: int | None,
+    list_rates: bool,
+) -> None:
     """Generate a simulated city's legacy estate (departments, file drops, truth), or move it forward.
 
     Every department keeps its own dialect (pinyin-initial column names, code lists, date formats, null
@@ -89,8 +131,10 @@ def simulate(out: Path, enterprises: int | None, seed: int, as_of: dt.datetime, 
             raise click.UsageError("--advance-days works on an existing estate: drop --enterprises/--target")
         started = time.perf_counter()
         state = advance_estate(out, advance_days, progress=_echo_err)
-        click.echo(f"advanced {advance_days} day(s) in {time.perf_counter() - started:.1f}s; "
-                   f"the estate is now as of {state.as_of}")
+        click.echo(
+            f"advanced {advance_days} day(s) in {time.perf_counter() - started:.1f}s; "
+            f"the estate is now as of {state.as_of}"
+        )
         return
     if enterprises is None:
         raise click.UsageError("--enterprises is required (or use --advance-days on an existing estate)")
@@ -103,8 +147,15 @@ def simulate(out: Path, enterprises: int | None, seed: int, as_of: dt.datetime, 
         _echo_err(f"department {dept} -> {redact_url(url)}")
     started = time.perf_counter()
     try:
-        state = simulate_estate(out, enterprises=enterprises, seed=seed, as_of=as_of.date(),
-                                targets=target_urls, profile=profile, progress=_echo_err)
+        state = simulate_estate(
+            out,
+            enterprises=enterprises,
+            seed=seed,
+            as_of=as_of.date(),
+            targets=target_urls,
+            profile=profile,
+            progress=_echo_err,
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     seconds = time.perf_counter() - started
@@ -113,9 +164,11 @@ def simulate(out: Path, enterprises: int | None, seed: int, as_of: dt.datetime, 
 
 def _summary(out: Path, state, seconds: float) -> None:
     total = sum(state.rows.values())
-    click.echo(f"\nSimulated estate in {out} ({state.enterprises:,} enterprises, seed {state.seed}, "
-               f"as of {state.as_of}): {total:,} source records in {seconds:.1f}s "
-               f"({total / max(seconds, 1e-9):,.0f} rows/s)")
+    click.echo(
+        f"\nSimulated estate in {out} ({state.enterprises:,} enterprises, seed {state.seed}, "
+        f"as of {state.as_of}): {total:,} source records in {seconds:.1f}s "
+        f"({total / max(seconds, 1e-9):,.0f} rows/s)"
+    )
     for key in sorted(state.rows):
         click.echo(f"  {key:<28}{state.rows[key]:>12,}")
     click.echo(f"  truth:        {out / 'truth'}  (which entity each record is; never read by the pipeline)")
@@ -126,29 +179,61 @@ def _summary(out: Path, state, seconds: float) -> None:
 
 
 HOME_OPTION = click.option(
-    "--home", type=click.Path(path_type=Path, file_okay=False), envvar="QST_HOME", default="data",
-    show_default=True, help="Where Quanshitong keeps everything: lake/, marts.duckdb, exports/, docs/ "
-                            "(also $QST_HOME).")
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="QST_HOME",
+    default="data",
+    show_default=True,
+    help="Where Quanshitong keeps everything: lake/, marts.duckdb, exports/, docs/ (also $QST_HOME).",
+)
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="The sources.yaml to run (default: $QST_SOURCES, else HOME/estate/sources.yaml, else "
-                   "the repository's sources.yaml).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The sources.yaml to run (default: $QST_SOURCES, else HOME/estate/sources.yaml, else "
+    "the repository's sources.yaml).",
+)
 @HOME_OPTION
-@click.option("--date", "partition", default=None, metavar="YYYY-MM-DD",
-              help="The nightly partition to run (default: the last complete day, 02:00 in the city's time zone).")
-@click.option("--select", multiple=True, metavar="DEPT[/ASSET]",
-              help="Only these departments or assets and what depends on them, e.g. --select tax "
-                   "--select samr/registrations.")
-@click.option("--until", type=click.Choice(LAYERS), default=LAYERS[-1], show_default=True,
-              help="The last layer to build: bronze (only extract), silver (staging models and canonical "
-                   "tables), quality (the scorecard and Data Docs), gold (entity resolution, golden records), "
-                   "marts (HOME/marts.duckdb), exports (each bureau's package).")
-@click.option("--no-retries", is_flag=True,
-              help="Fail at once instead of retrying a failing source with backoff (20s, 40s, 80s).")
-def run(config_path: Path | None, home: Path, partition: str | None, select: tuple[str, ...], until: str,
-        no_retries: bool) -> None:
+@click.option(
+    "--date",
+    "partition",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="The nightly partition to run (default: the last complete day, 02:00 in the city's time zone).",
+)
+@click.option(
+    "--select",
+    multiple=True,
+    metavar="DEPT[/ASSET]",
+    help="Only these departments or assets and what depends on them, e.g. --select tax "
+    "--select samr/registrations.",
+)
+@click.option(
+    "--until",
+    type=click.Choice(LAYERS),
+    default=LAYERS[-1],
+    show_default=True,
+    help="The last layer to build: bronze (only extract), silver (staging models and canonical "
+    "tables), quality (the scorecard and Data Docs), gold (entity resolution, golden records), "
+    "marts (HOME/marts.duckdb), exports (each bureau's package).",
+)
+@click.option(
+    "--no-retries",
+    is_flag=True,
+    help="Fail at once instead of retrying a failing source with backoff (20s, 40s, 80s).",
+)
+def run(
+    config_path: Path | None,
+    home: Path,
+    partition: str | None,
+    select: tuple[str, ...],
+    until: str,
+    no_retries: bool,
+) -> None:
     """Run the nightly pipeline in-process (for the demo, cron and tests): every department's tables and
     file drops into bronze, then silver (staging models, quarantine, canonical tables, quality checks), entity
     resolution and golden records (gold), the marts and each bureau's export, with the same assets the Dagster
@@ -161,12 +246,19 @@ def run(config_path: Path | None, home: Path, partition: str | None, select: tup
 def _checks(a) -> str:
     from pipelines.silver import WARNING_CHECKS
 
-    return ", ".join(f"{k} {'ok' if v else ('WARN' if k in WARNING_CHECKS else 'FAILED')}"
-                     for k, v in a.checks.items())
+    return ", ".join(
+        f"{k} {'ok' if v else ('WARN' if k in WARNING_CHECKS else 'FAILED')}" for k, v in a.checks.items()
+    )
 
 
-def _run(config_path: Path | None, home: Path, partition: str | None, select: list[str], retries: bool = True,
-         until: str = LAYERS[-1]):
+def _run(
+    config_path: Path | None,
+    home: Path,
+    partition: str | None,
+    select: list[str],
+    retries: bool = True,
+    until: str = LAYERS[-1],
+):
     import os
 
     from pipelines.home import sources_path
@@ -186,29 +278,39 @@ def _run(config_path: Path | None, home: Path, partition: str | None, select: li
         outcome = run_pipeline(config, home, partition=partition, select=select, retries=retries, until=until)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"run {outcome.run_id} (partition {outcome.partition}) in {time.perf_counter() - started:.1f}s")
+    click.echo(
+        f"run {outcome.run_id} (partition {outcome.partition}) in {time.perf_counter() - started:.1f}s"
+    )
     bronze = [a for a in outcome.assets if a.key.startswith("bronze/")]
     rest = [a for a in outcome.assets if not a.key.startswith("bronze/")]
     if bronze:
-        click.echo(f"  {'asset':<44}{'status':<13}{'read':>9}{'new':>9}{'changed':>9}{'deleted':>9}{'bronze':>9}"
-                   "  checks")
+        click.echo(
+            f"  {'asset':<44}{'status':<13}{'read':>9}{'new':>9}{'changed':>9}{'deleted':>9}{'bronze':>9}"
+            "  checks"
+        )
     for a in bronze:
         m = a.metadata
         checks = _checks(a)
         if "files_loaded" in m:  # a file drop
             checks = f"{m['files_loaded']} file(s) loaded, {m['files_quarantined']} quarantined"
-        click.echo(f"  {a.key:<44}{a.status:<13}{m.get('rows_read', m.get('rows_loaded', '')):>9}"
-                   f"{m.get('rows_inserted', ''):>9}{m.get('rows_updated', ''):>9}"
-                   f"{m.get('rows_marked_deleted', ''):>9}{m.get('bronze_live_rows', ''):>9}  {checks}")
+        click.echo(
+            f"  {a.key:<44}{a.status:<13}{m.get('rows_read', m.get('rows_loaded', '')):>9}"
+            f"{m.get('rows_inserted', ''):>9}{m.get('rows_updated', ''):>9}"
+            f"{m.get('rows_marked_deleted', ''):>9}{m.get('bronze_live_rows', ''):>9}  {checks}"
+        )
         if a.error:
             click.echo(f"      error: {a.error}")
     if rest:
-        click.echo(f"\n  {'asset':<44}{'status':<13}{'bronze':>9}{'rows':>9}{'quarant.':>9}{'rows/s':>9}  checks")
+        click.echo(
+            f"\n  {'asset':<44}{'status':<13}{'bronze':>9}{'rows':>9}{'quarant.':>9}{'rows/s':>9}  checks"
+        )
     for a in rest:
         m = a.metadata
         rows = m.get("silver_rows", m.get("rows", ""))
-        click.echo(f"  {a.key:<44}{a.status:<13}{m.get('bronze_live_rows', ''):>9}{rows:>9}"
-                   f"{m.get('quarantined_rows', ''):>9}{m.get('rows_per_second', ''):>9}  {_checks(a)}")
+        click.echo(
+            f"  {a.key:<44}{a.status:<13}{m.get('bronze_live_rows', ''):>9}{rows:>9}"
+            f"{m.get('quarantined_rows', ''):>9}{m.get('rows_per_second', ''):>9}  {_checks(a)}"
+        )
         if a.error:
             click.echo(f"      error: {a.error}")
     for table in outcome.unstaged:
@@ -219,8 +321,10 @@ def _run(config_path: Path | None, home: Path, partition: str | None, select: li
     if outcome.ok:
         click.echo("all assets succeeded and every blocking check passed")
     else:
-        click.echo(f"FAILED assets: {', '.join(failed) or 'none'}; failed checks: "
-                   f"{', '.join(outcome.failed_checks) or 'none'}")
+        click.echo(
+            f"FAILED assets: {', '.join(failed) or 'none'}; failed checks: "
+            f"{', '.join(outcome.failed_checks) or 'none'}"
+        )
     return outcome
 
 
@@ -232,7 +336,9 @@ def _print_scorecard(home: Path, day: str) -> None:
 
     from quality.scorecard import TOTAL, read_scorecard
 
-    card = read_scorecard(home).filter((pl.col("asset") == TOTAL) & (pl.col("day") == dt.date.fromisoformat(day)))
+    card = read_scorecard(home).filter(
+        (pl.col("asset") == TOTAL) & (pl.col("day") == dt.date.fromisoformat(day))
+    )
     if card.is_empty():
         return
 
@@ -240,18 +346,27 @@ def _print_scorecard(home: Path, day: str) -> None:
         return "   -" if v is None else f"{v * 100:5.1f}%"
 
     click.echo(f"\n  报送考核 department scorecard for {day} (formula: quality/scorecard.py)")
-    click.echo(f"  {'department':<12}{'received':>9}{'及时率':>8}{'完整率':>8}{'标识有效':>8}{'隔离率':>8}{'score':>7}  grade")
+    click.echo(
+        f"  {'department':<12}{'received':>9}{'及时率':>8}{'完整率':>8}{'标识有效':>8}{'隔离率':>8}{'score':>7}  grade"
+    )
     for r in card.sort("department").to_dicts():
         score = "" if r["score"] is None else f"{r['score']:.1f}"
-        click.echo(f"  {r['department']:<12}{r['records_received']:>9,}{pct(r['timeliness_rate']):>10}"
-                   f"{pct(r['completeness_rate']):>10}{pct(r['valid_identifier_rate']):>10}"
-                   f"{pct(r['quarantine_rate']):>10}{score:>7}  {r['grade'] or ''}")
+        click.echo(
+            f"  {r['department']:<12}{r['records_received']:>9,}{pct(r['timeliness_rate']):>10}"
+            f"{pct(r['completeness_rate']):>10}{pct(r['valid_identifier_rate']):>10}"
+            f"{pct(r['quarantine_rate']):>10}{score:>7}  {r['grade'] or ''}"
+        )
 
 
 @main.command()
 @HOME_OPTION
-@click.option("--enterprises", type=click.IntRange(min=100), default=DEMO_ENTERPRISES, show_default=True,
-              help="Size of the demo city.")
+@click.option(
+    "--enterprises",
+    type=click.IntRange(min=100),
+    default=DEMO_ENTERPRISES,
+    show_default=True,
+    help="Size of the demo city.",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 def demo(home: Path, enterprises: int, seed: int) -> None:
     """Simulate a small city and run the whole night on it -- bronze, silver, quality, entity resolution, the
@@ -271,45 +386,73 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
         # the keyed hashes of the exports and the marts need a secret, which lives only in the environment;
         # the demo makes one up for this process (hashes then differ from run to run), never printed
         os.environ[HMAC_KEY_ENV] = secrets.token_urlsafe(32)
-        click.echo(f"\n{HMAC_KEY_ENV} is not set: the demo uses a random key for this run (set it to keep the "
-                   "keyed hashes of IDs stable across runs)")
-    click.echo("\n[2/2] the nightly pipeline: legacy databases and file drops into bronze, standardized into "
-               "silver, scored, resolved into one id per enterprise and person (gold), the marts built and each "
-               "bureau's export published ...")
+        click.echo(
+            f"\n{HMAC_KEY_ENV} is not set: the demo uses a random key for this run (set it to keep the "
+            "keyed hashes of IDs stable across runs)"
+        )
+    click.echo(
+        "\n[2/2] the nightly pipeline: legacy databases and file drops into bronze, standardized into "
+        "silver, scored, resolved into one id per enterprise and person (gold), the marts built and each "
+        "bureau's export published ..."
+    )
     # the night after the simulated city's as-of day: its records are that day's submissions
     outcome = _run(estate / "sources.yaml", home, state.as_of, [])
     _print_scorecard(home, state.as_of)
     click.echo("\nWhat was produced:")
     click.echo(f"  {home / 'estate'}          the simulated departments (SQLite files, file drops, truth)")
-    click.echo(f"  {home / 'lake' / 'bronze'}     one Delta table per source table: lake/bronze/<department>/<table>")
-    click.echo(f"  {home / 'lake' / 'silver'}     staging models stg_<department>__<table> and the canonical "
-               "int_enterprise_records, int_person_records, int_events")
+    click.echo(
+        f"  {home / 'lake' / 'bronze'}     one Delta table per source table: lake/bronze/<department>/<table>"
+    )
+    click.echo(
+        f"  {home / 'lake' / 'silver'}     staging models stg_<department>__<table> and the canonical "
+        "int_enterprise_records, int_person_records, int_events"
+    )
     click.echo(f"  {home / 'lake' / 'quarantine' / 'rows'}   rows silver could not use, with reasons")
     click.echo(f"  {scorecard_path(home)}   the department scorecard (报送考核)")
-    click.echo(f"  {home / 'lake' / 'gold'}       entity_crosswalk, entity_id_history, review_queue, dim_enterprise, "
-               "dim_person")
-    click.echo(f"  {marts_path(home)}     the marts (一企一档, 一人一档, 信用风险预警 ...); "
-               f"dictionary: {data_dictionary_path(home)}")
+    click.echo(
+        f"  {home / 'lake' / 'gold'}       entity_crosswalk, entity_id_history, review_queue, dim_enterprise, "
+        "dim_person"
+    )
+    click.echo(
+        f"  {marts_path(home)}     the marts (一企一档, 一人一档, 信用风险预警 ...); "
+        f"dictionary: {data_dictionary_path(home)}"
+    )
     click.echo(f"  {exports_root(home)}          each bureau's package: exports/<bureau>/{state.as_of}")
-    click.echo(f"  {data_docs_path(home) / 'index.html'}   Great Expectations Data Docs of every silver table")
+    click.echo(
+        f"  {data_docs_path(home) / 'index.html'}   Great Expectations Data Docs of every silver table"
+    )
     click.echo("\nNext:")
-    click.echo(f"  .venv/bin/qst er-eval --truth {estate} --home {home}   # entity resolution against the truth")
+    click.echo(
+        f"  .venv/bin/qst er-eval --truth {estate} --home {home}   # entity resolution against the truth"
+    )
     click.echo(f"  .venv/bin/qst verify-export {home / 'exports' / 'tax' / state.as_of}")
     click.echo("  make dagster                       # the Dagster UI at http://127.0.0.1:3000 with this run")
     click.echo(f"  .venv/bin/qst simulate --out {estate} --advance-days 1 && .venv/bin/qst run --home {home}")
     click.echo(f"demo finished in {time.perf_counter() - started:.1f}s")
-    click.echo(f"\n打开决策驾驶舱 (open the dashboard): .venv/bin/qst dashboard --home {home}，"
-               "然后在浏览器打开 http://127.0.0.1:8050/")
+    click.echo(
+        f"\n打开决策驾驶舱 (open the dashboard): .venv/bin/qst dashboard --home {home}，"
+        "然后在浏览器打开 http://127.0.0.1:8050/"
+    )
     if not outcome.ok:
         sys.exit(1)
 
 
 @main.command("er-eval")
-@click.option("--truth", "truth", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
-              help="The simulated estate (or its truth/ folder) whose truth the resolution is scored against.")
+@click.option(
+    "--truth",
+    "truth",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="The simulated estate (or its truth/ folder) whose truth the resolution is scored against.",
+)
 @HOME_OPTION
-@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Also write the scores as JSON to this file.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the scores as JSON to this file.",
+)
 def er_eval(truth: Path, home: Path, json_out: Path | None) -> None:
     """Score tonight's entity resolution (HOME/lake/gold/entity_crosswalk) against a simulated estate's truth:
     pairwise precision, recall and F1, and B-cubed F1, for enterprises and persons."""
@@ -321,13 +464,19 @@ def er_eval(truth: Path, home: Path, json_out: Path | None) -> None:
         result = evaluate_gold(home, truth)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"  {'kind':<12}{'precision':>10}{'recall':>10}{'F1':>10}{'B-cubed F1':>12}{'records':>12}"
-               f"{'entities':>10}{'clusters':>10}")
+    click.echo(
+        f"  {'kind':<12}{'precision':>10}{'recall':>10}{'F1':>10}{'B-cubed F1':>12}{'records':>12}"
+        f"{'entities':>10}{'clusters':>10}"
+    )
     for kind, s in result.items():
-        click.echo(f"  {kind:<12}{s['precision']:>10.4f}{s['recall']:>10.4f}{s['f1']:>10.4f}{s['bcubed_f1']:>12.4f}"
-                   f"{s['records']:>12,}{s['entities']:>10,}{s['clusters']:>10,}")
+        click.echo(
+            f"  {kind:<12}{s['precision']:>10.4f}{s['recall']:>10.4f}{s['f1']:>10.4f}{s['bcubed_f1']:>12.4f}"
+            f"{s['records']:>12,}{s['entities']:>10,}{s['clusters']:>10,}"
+        )
         if s["records_without_truth"]:
-            click.echo(f"      {s['records_without_truth']:,} {kind} record(s) have no truth row (not scored)")
+            click.echo(
+                f"      {s['records_without_truth']:,} {kind} record(s) have no truth row (not scored)"
+            )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")
@@ -343,8 +492,12 @@ def review() -> None:
 @HOME_OPTION
 @click.option("--kind", type=click.Choice(["enterprise", "person"]), default=None, help="Only this kind.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--all", "show_all", is_flag=True,
-              help="Also pairs already decided and pairs whose records ended up in one entity anyway.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also pairs already decided and pairs whose records ended up in one entity anyway.",
+)
 def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> None:
     """The most uncertain open pairs of the last run (undecided, still two entities), both records side by side."""
     import polars as pl
@@ -360,15 +513,22 @@ def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> Non
     total = queue.height
     if not show_all:
         queue = queue.filter(~pl.col("same_entity") & pl.col("decision").is_null())
-    click.echo(f"{queue.height:,} open pair(s) to review" + (f" ({kind})" if kind else "")
-               + ("" if show_all else f" of {total:,} in the queue (--all shows every one)"))
+    click.echo(
+        f"{queue.height:,} open pair(s) to review"
+        + (f" ({kind})" if kind else "")
+        + ("" if show_all else f" of {total:,} in the queue (--all shows every one)")
+    )
     for r in queue.head(limit).to_dicts():
         decided = f"  decided: {r['decision']} by {r['reviewer']}" if r.get("decision") else ""
-        click.echo(f"\n  [{r['entity_type']}] p={r['match_probability']:.3f} w={r['match_weight'] or 0:.2f} "
-                   f"status={r['status']}{decided}")
+        click.echo(
+            f"\n  [{r['entity_type']}] p={r['match_probability']:.3f} w={r['match_weight'] or 0:.2f} "
+            f"status={r['status']}{decided}"
+        )
         for side in ("l", "r"):
-            click.echo(f"    {r[f'record_id_{side}']}  ({r.get(f'{side}_entity_id')})  {r.get(f'{side}_name')}  "
-                       f"{r.get(f'{side}_address') or ''}")
+            click.echo(
+                f"    {r[f'record_id_{side}']}  ({r.get(f'{side}_entity_id')})  {r.get(f'{side}_name')}  "
+                f"{r.get(f'{side}_address') or ''}"
+            )
         click.echo(f"    levels: {r['levels']}")
     click.echo("\ndecide with: qst review decide --kind KIND LEFT RIGHT must-link|cannot-link --by NAME")
 
@@ -381,7 +541,9 @@ def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> Non
 @click.argument("decision", type=click.Choice(["must-link", "cannot-link"]))
 @click.option("--by", "reviewer", required=True, help="Who decided (kept with the decision).")
 @click.option("--note", default="", help="Why.")
-def review_decide(home: Path, kind: str, left: str, right: str, decision: str, reviewer: str, note: str) -> None:
+def review_decide(
+    home: Path, kind: str, left: str, right: str, decision: str, reviewer: str, note: str
+) -> None:
     """Record that two records are (must-link) or are not (cannot-link) the same entity; the next run honours it."""
     import polars as pl
 
@@ -390,8 +552,11 @@ def review_decide(home: Path, kind: str, left: str, right: str, decision: str, r
     from models.silver import read_silver
 
     try:
-        known = set(read_silver(home, SILVER_TABLE[kind], columns=["record_id"]).filter(
-            pl.col("record_id").is_in([left, right]))["record_id"])
+        known = set(
+            read_silver(home, SILVER_TABLE[kind], columns=["record_id"]).filter(
+                pl.col("record_id").is_in([left, right])
+            )["record_id"]
+        )
         record_decision(home, kind, left, right, decision, reviewer, note, known_records=known)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -17,10 +17,18 @@ import click
 
 
 @click.command("dashboard")
-@click.option("--home", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Home folder holding marts.duckdb (default: $QST_HOME or ./data).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 to serve the city network).")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Home folder holding marts.duckdb (default: $QST_HOME or ./data).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0 to serve the city network).",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True)
 @click.option("--debug", is_flag=True, help="Dash dev tools and hot reload (Flask's development server).")
 def dashboard(home: Path | None, host: str, port: int, debug: bool) -> None:
@@ -31,8 +39,11 @@ def dashboard(home: Path | None, host: str, port: int, debug: bool) -> None:
 
     home = (home or quanshitong_home()).resolve()
     if not (home / MARTS_FILE).is_file():
-        click.echo(f"注意 / note: {home / MARTS_FILE} does not exist yet; the pages will say so until the marts "
-                   "are built.", err=True)
+        click.echo(
+            f"注意 / note: {home / MARTS_FILE} does not exist yet; the pages will say so until the marts "
+            "are built.",
+            err=True,
+        )
     app = create_app(home)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/"

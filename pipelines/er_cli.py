@@ -16,11 +16,21 @@ import click
 
 
 @click.command("er-train")
-@click.option("--home", type=click.Path(path_type=Path, file_okay=False), envvar="QST_HOME", default="data",
-              show_default=True, help="The home whose silver canonical tables to train on.")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="QST_HOME",
+    default="data",
+    show_default=True,
+    help="The home whose silver canonical tables to train on.",
+)
 @click.option("--kind", type=click.Choice(["enterprise", "person", "all"]), default="all", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder of the trained models (default: models/resolution/trained in the repository).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of the trained models (default: models/resolution/trained in the repository).",
+)
 def er_train(home: Path, kind: str, out: Path | None) -> None:
     """Retrain the entity-resolution models (u by random sampling, m by EM) and write <out>/<kind>.json."""
     from models.resolution import probabilistic, splink_model
@@ -30,7 +40,10 @@ def er_train(home: Path, kind: str, out: Path | None) -> None:
     related = None
     kinds = ["enterprise", "person"] if kind == "all" else [kind]
     if kinds == ["person"]:
-        kinds = ["enterprise", "person"]  # persons compare by the enterprise they represent: resolve those first
+        kinds = [
+            "enterprise",
+            "person",
+        ]  # persons compare by the enterprise they represent: resolve those first
         train_kinds = {"person"}
     else:
         train_kinds = set(kinds)
@@ -42,11 +55,15 @@ def er_train(home: Path, kind: str, out: Path | None) -> None:
             model = probabilistic.train(records, det, k, related=related)  # type: ignore[arg-type]
             path = splink_model.save_model(k, model, out)  # type: ignore[arg-type]
             meta = model["quanshitong"]
-            click.echo(f"{k}: trained on {records.height:,} records ({meta['profiles']:,} profiles, "
-                       f"{meta['keyless']:,} without a validated key) in {time.perf_counter() - started:.0f}s "
-                       f"-> {path}")
+            click.echo(
+                f"{k}: trained on {records.height:,} records ({meta['profiles']:,} profiles, "
+                f"{meta['keyless']:,} without a validated key) in {time.perf_counter() - started:.0f}s "
+                f"-> {path}"
+            )
             for line in splink_model.describe(model):
                 click.echo(f"  {line}")
         if k == "enterprise" and "person" in kinds:
             model = splink_model.load_model("enterprise", out)  # the one just trained, if it was
-            related = probabilistic.resolve(records, det, "enterprise", model=model).records.select("record_id", "cluster")
+            related = probabilistic.resolve(records, det, "enterprise", model=model).records.select(
+                "record_id", "cluster"
+            )

@@ -24,21 +24,57 @@ def _default_date() -> dt.date:
 
 
 @click.command("export")
-@click.option("--home", type=click.Path(path_type=Path, file_okay=False), envvar="QST_HOME", default="data",
-              show_default=True, help="The data folder: reads HOME/marts.duckdb, writes HOME/exports/ (also "
-                                      "$QST_HOME).")
-@click.option("--date", "date", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="YYYY-MM-DD",
-              help="The date of the packages (default: yesterday in the city's time zone).")
-@click.option("--bureau", "bureaus", multiple=True, metavar="BUREAU",
-              help="Only this bureau (repeatable); default every bureau of the config.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="The entitlements (default: $QST_EXPORTS, else HOME/exports.yaml, else the repository's).")
-@click.option("--marts", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="The marts file to export from (default HOME/marts.duckdb).")
-@click.option("--out", "exports_root", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="The exports root (default HOME/exports).")
-def export(home: Path, date: dt.datetime | None, bureaus: tuple[str, ...], config_path: Path | None,
-           marts: Path | None, exports_root: Path | None) -> None:
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="QST_HOME",
+    default="data",
+    show_default=True,
+    help="The data folder: reads HOME/marts.duckdb, writes HOME/exports/ (also $QST_HOME).",
+)
+@click.option(
+    "--date",
+    "date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="The date of the packages (default: yesterday in the city's time zone).",
+)
+@click.option(
+    "--bureau",
+    "bureaus",
+    multiple=True,
+    metavar="BUREAU",
+    help="Only this bureau (repeatable); default every bureau of the config.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The entitlements (default: $QST_EXPORTS, else HOME/exports.yaml, else the repository's).",
+)
+@click.option(
+    "--marts",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The marts file to export from (default HOME/marts.duckdb).",
+)
+@click.option(
+    "--out",
+    "exports_root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The exports root (default HOME/exports).",
+)
+def export(
+    home: Path,
+    date: dt.datetime | None,
+    bureaus: tuple[str, ...],
+    config_path: Path | None,
+    marts: Path | None,
+    exports_root: Path | None,
+) -> None:
     """Build each bureau's package for a date from the marts: the entitled tables, columns and rows, masked
     and hashed, as Parquet and CSV with a manifest and a README, published atomically in
     EXPORTS/<bureau>/<date>. Bureaus are isolated: one failing does not stop the others. Exits 1 if any
@@ -54,10 +90,12 @@ def export(home: Path, date: dt.datetime | None, bureaus: tuple[str, ...], confi
         sys.exit(2)
     unknown = [b for b in bureaus if b not in config.bureaus]
     if unknown:
-        click.echo(f"unknown bureau(s): {', '.join(unknown)}; {config_path} has: {', '.join(config.bureaus)}",
-                   err=True)
+        click.echo(
+            f"unknown bureau(s): {', '.join(unknown)}; {config_path} has: {', '.join(config.bureaus)}",
+            err=True,
+        )
         sys.exit(2)
-    day = (date.date() if date is not None else _default_date())
+    day = date.date() if date is not None else _default_date()
     marts = marts or home / "marts.duckdb"
     exports_root = exports_root or home / "exports"
     click.echo(f"exporting {day.isoformat()} from {marts} into {exports_root} ({config_path})")
@@ -70,16 +108,26 @@ def export(home: Path, date: dt.datetime | None, bureaus: tuple[str, ...], confi
                 extra += f", pruned {', '.join(r.pruned)}"
             if r.withheld:
                 extra += f", withheld {', '.join(w['table'] for w in r.withheld)}"
-            click.echo(f"  {o.bureau:<10} ok      {r.rows:>10,} rows  {r.files:>3} files  {o.seconds:6.1f} s"
-                       f"  -> {r.path}{extra}")
+            click.echo(
+                f"  {o.bureau:<10} ok      {r.rows:>10,} rows  {r.files:>3} files  {o.seconds:6.1f} s"
+                f"  -> {r.path}{extra}"
+            )
         else:
             click.echo(f"  {o.bureau:<10} FAILED  {o.seconds:6.1f} s  {o.error}")
 
-    outcomes = export_all(config, marts=marts, exports_root=exports_root, date=day,
-                          bureaus=list(bureaus) or None, on_outcome=show)
+    outcomes = export_all(
+        config,
+        marts=marts,
+        exports_root=exports_root,
+        date=day,
+        bureaus=list(bureaus) or None,
+        on_outcome=show,
+    )
     failed = [o.bureau for o in outcomes if not o.ok]
-    click.echo(f"{len(outcomes) - len(failed)} bureau(s) exported, {len(failed)} failed"
-               + (f": {', '.join(failed)}" if failed else ""))
+    click.echo(
+        f"{len(outcomes) - len(failed)} bureau(s) exported, {len(failed)} failed"
+        + (f": {', '.join(failed)}" if failed else "")
+    )
     if failed:
         sys.exit(1)
 

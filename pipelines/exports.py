@@ -41,23 +41,40 @@ def _marts_read(tables: list[str]) -> list[dg.AssetKey]:
 
 
 def _bureau_asset(config_path: Path, bureau: str, title: str, tables: list[str]) -> dg.AssetsDefinition:
-    @dg.asset(key=export_asset_key(bureau), deps=_marts_read(tables), group_name=EXPORTS_PREFIX, kinds={"parquet", "csv"},
-              partitions_def=daily_partitions,
-              description=f"{title}: the night's package in HOME/exports/{bureau}/<date> (Parquet, CSV, manifest.json, "
-                          f"README.md), masked and hashed by {config_path.name}; verify with `qst verify-export`.")
+    @dg.asset(
+        key=export_asset_key(bureau),
+        deps=_marts_read(tables),
+        group_name=EXPORTS_PREFIX,
+        kinds={"parquet", "csv"},
+        partitions_def=daily_partitions,
+        description=f"{title}: the night's package in HOME/exports/{bureau}/<date> (Parquet, CSV, manifest.json, "
+        f"README.md), masked and hashed by {config_path.name}; verify with `qst verify-export`.",
+    )
     def _export(context: AssetExecutionContext, lake: LakeResource):
         from models.exports import export_bureau, load_entitlements
 
         home = lake.home_path()
-        result = export_bureau(load_entitlements(config_path), bureau, marts=home / "marts.duckdb",
-                               exports_root=home / "exports", date=dt.date.fromisoformat(context.partition_key))
+        result = export_bureau(
+            load_entitlements(config_path),
+            bureau,
+            marts=home / "marts.duckdb",
+            exports_root=home / "exports",
+            date=dt.date.fromisoformat(context.partition_key),
+        )
         context.log.info(f"{bureau}: {result.rows:,} rows in {result.files} files -> {result.path}")
-        return dg.MaterializeResult(metadata={
-            "path": dg.MetadataValue.path(str(result.path)), "rows": result.rows, "files": result.files,
-            "tables": dg.MetadataValue.json({t.name: t.rows for t in result.tables}),
-            "withheld": dg.MetadataValue.json(list(result.withheld)),
-            "manifest_sha256": result.manifest_sha256, "entitlement_version": result.entitlement_version,
-            "replaced": result.replaced, "seconds": round(result.seconds, 1)})
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(result.path)),
+                "rows": result.rows,
+                "files": result.files,
+                "tables": dg.MetadataValue.json({t.name: t.rows for t in result.tables}),
+                "withheld": dg.MetadataValue.json(list(result.withheld)),
+                "manifest_sha256": result.manifest_sha256,
+                "entitlement_version": result.entitlement_version,
+                "replaced": result.replaced,
+                "seconds": round(result.seconds, 1),
+            }
+        )
 
     return _export
 
@@ -67,5 +84,7 @@ def export_assets(config_path: Path) -> list[dg.AssetsDefinition]:
     from models.exports import load_entitlements
 
     config = load_entitlements(config_path)
-    return [_bureau_asset(config_path, key, bureau.title, [t.table for t in bureau.tables])
-            for key, bureau in config.bureaus.items()]
+    return [
+        _bureau_asset(config_path, key, bureau.title, [t.table for t in bureau.tables])
+        for key, bureau in config.bureaus.items()
+    ]

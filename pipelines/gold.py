@@ -30,9 +30,14 @@ def gold_asset_key(name: str) -> dg.AssetKey:
 
 
 def check_result(key: dg.AssetKey, name: str, result) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(asset_key=key, check_name=name, passed=result.passed,
-                               severity=dg.AssetCheckSeverity.ERROR, description=result.description,
-                               metadata={"details": dg.MetadataValue.json(result.metadata)})
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=result.description,
+        metadata={"details": dg.MetadataValue.json(result.metadata)},
+    )
 
 
 def _resolution_asset() -> dg.AssetsDefinition:
@@ -41,21 +46,44 @@ def _resolution_asset() -> dg.AssetsDefinition:
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(crosswalk, deps=sources, group_name=GOLD_PREFIX, kinds={"delta", "splink"},
-                         description="Every canonical enterprise and person record -> its stable entity id, "
-                                     "with the rule or the Splink probability, weight and levels that linked it."),
-            dg.AssetSpec(gold_asset_key("entity_id_history"), deps=sources, group_name=GOLD_PREFIX,
-                         kinds={"delta"}, description="Every entity id change (new, merged, split, retired) "
-                                                      "per night and run (rules: models/gold/identity.py)."),
-            dg.AssetSpec(gold_asset_key("review_queue"), deps=sources, group_name=GOLD_PREFIX, kinds={"delta"},
-                         description="Tonight's borderline pairs for a reviewer; decisions with `qst review`."),
+            dg.AssetSpec(
+                crosswalk,
+                deps=sources,
+                group_name=GOLD_PREFIX,
+                kinds={"delta", "splink"},
+                description="Every canonical enterprise and person record -> its stable entity id, "
+                "with the rule or the Splink probability, weight and levels that linked it.",
+            ),
+            dg.AssetSpec(
+                gold_asset_key("entity_id_history"),
+                deps=sources,
+                group_name=GOLD_PREFIX,
+                kinds={"delta"},
+                description="Every entity id change (new, merged, split, retired) "
+                "per night and run (rules: models/gold/identity.py).",
+            ),
+            dg.AssetSpec(
+                gold_asset_key("review_queue"),
+                deps=sources,
+                group_name=GOLD_PREFIX,
+                kinds={"delta"},
+                description="Tonight's borderline pairs for a reviewer; decisions with `qst review`.",
+            ),
         ],
         partitions_def=daily_partitions,
         check_specs=[
-            dg.AssetCheckSpec(COMPLETE_CHECK, asset=crosswalk, blocking=True,
-                              description="every silver enterprise/person record has exactly one entity id"),
-            dg.AssetCheckSpec(IDS_CHECK, asset=crosswalk, blocking=True,
-                              description="every id that appeared or vanished tonight is in the id history"),
+            dg.AssetCheckSpec(
+                COMPLETE_CHECK,
+                asset=crosswalk,
+                blocking=True,
+                description="every silver enterprise/person record has exactly one entity id",
+            ),
+            dg.AssetCheckSpec(
+                IDS_CHECK,
+                asset=crosswalk,
+                blocking=True,
+                description="every id that appeared or vanished tonight is in the id history",
+            ),
         ],
         name="entity_resolution",
     )
@@ -66,16 +94,36 @@ def _resolution_asset() -> dg.AssetsDefinition:
         home = lake.home_path()
         report = run_isolated(build_gold, home, context.partition_key, context.run.run_id)
         context.log.info(describe(report))
-        per_kind = {k: {"records": r.records, "entities": r.entities, "kept": r.kept, "minted": r.minted,
-                        "changes": r.changes, "by_rule": r.by_rule, "review_pairs": r.review_pairs,
-                        "seconds": round(r.seconds, 1)} for k, r in report.kinds.items()}
-        yield dg.MaterializeResult(asset_key=crosswalk, metadata={
-            "previous_night": report.previous_partition or "", "kinds": dg.MetadataValue.json(per_kind),
-            "rows": sum(r.records for r in report.kinds.values()), "seconds": round(report.seconds, 1)})
-        yield dg.MaterializeResult(asset_key=gold_asset_key("entity_id_history"), metadata={
-            "changes": dg.MetadataValue.json({k: r.changes for k, r in report.kinds.items()})})
-        yield dg.MaterializeResult(asset_key=gold_asset_key("review_queue"), metadata={
-            "rows": sum(r.review_pairs for r in report.kinds.values())})
+        per_kind = {
+            k: {
+                "records": r.records,
+                "entities": r.entities,
+                "kept": r.kept,
+                "minted": r.minted,
+                "changes": r.changes,
+                "by_rule": r.by_rule,
+                "review_pairs": r.review_pairs,
+                "seconds": round(r.seconds, 1),
+            }
+            for k, r in report.kinds.items()
+        }
+        yield dg.MaterializeResult(
+            asset_key=crosswalk,
+            metadata={
+                "previous_night": report.previous_partition or "",
+                "kinds": dg.MetadataValue.json(per_kind),
+                "rows": sum(r.records for r in report.kinds.values()),
+                "seconds": round(report.seconds, 1),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=gold_asset_key("entity_id_history"),
+            metadata={"changes": dg.MetadataValue.json({k: r.changes for k, r in report.kinds.items()})},
+        )
+        yield dg.MaterializeResult(
+            asset_key=gold_asset_key("review_queue"),
+            metadata={"rows": sum(r.review_pairs for r in report.kinds.values())},
+        )
         yield check_result(crosswalk, COMPLETE_CHECK, crosswalk_complete(home))
         yield check_result(crosswalk, IDS_CHECK, id_changes_recorded(home, context.partition_key))
 
@@ -85,12 +133,23 @@ def _resolution_asset() -> dg.AssetsDefinition:
 def _golden_asset(kind: str) -> dg.AssetsDefinition:
     key = gold_asset_key(DIM_TABLE[kind])
 
-    @dg.asset(key=key, deps=[gold_asset_key("entity_crosswalk"), silver_asset_key(f"int_{kind}_records")],
-              group_name=GOLD_PREFIX, kinds={"delta", "polars"}, partitions_def=daily_partitions,
-              check_specs=[dg.AssetCheckSpec(GOLDEN_CHECK, asset=key, blocking=True,
-                                             description="one golden record per entity id of the crosswalk")],
-              description=f"Golden {kind} records: per attribute the most authoritative, most recent valid value "
-                          "and the record it came from (rules: models/gold/survivorship.py).")
+    @dg.asset(
+        key=key,
+        deps=[gold_asset_key("entity_crosswalk"), silver_asset_key(f"int_{kind}_records")],
+        group_name=GOLD_PREFIX,
+        kinds={"delta", "polars"},
+        partitions_def=daily_partitions,
+        check_specs=[
+            dg.AssetCheckSpec(
+                GOLDEN_CHECK,
+                asset=key,
+                blocking=True,
+                description="one golden record per entity id of the crosswalk",
+            )
+        ],
+        description=f"Golden {kind} records: per attribute the most authoritative, most recent valid value "
+        "and the record it came from (rules: models/gold/survivorship.py).",
+    )
     def _build(context: AssetExecutionContext, lake: LakeResource):
         from models.gold.build import build_golden
         from quality.gold_checks import golden_complete

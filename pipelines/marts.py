@@ -51,8 +51,9 @@ def _lake_key(name: str, with_scorecard: bool, silver_tables: frozenset[str]) ->
     return silver_asset_key(table) if table in _CANONICAL or table in silver_tables else None
 
 
-def marts_assets(with_scorecard: bool = True, silver_tables: frozenset[str] | set[str] = frozenset()
-                 ) -> list[dg.AssetsDefinition]:
+def marts_assets(
+    with_scorecard: bool = True, silver_tables: frozenset[str] | set[str] = frozenset()
+) -> list[dg.AssetsDefinition]:
     """``silver_tables``: the staging tables this code location builds (a mart's optional department tables
     are lineage only when they are assets here, never phantom external assets)."""
     silver_tables = frozenset(silver_tables)
@@ -60,22 +61,50 @@ def marts_assets(with_scorecard: bool = True, silver_tables: frozenset[str] | se
     for table, upstream in lineage().items():
         deps = []
         for name in upstream:
-            key = _lake_key(name, with_scorecard, silver_tables) if name in LAKE_TABLES else marts_asset_key(name)
+            key = (
+                _lake_key(name, with_scorecard, silver_tables)
+                if name in LAKE_TABLES
+                else marts_asset_key(name)
+            )
             if key is not None:
                 deps.append(key)
-        specs.append(dg.AssetSpec(marts_asset_key(table), deps=deps, group_name=MARTS_PREFIX, kinds={"duckdb"},
-                                  description=f"HOME/marts.duckdb, table {table} (docs/data_dictionary.md)."))
-    checks = [dg.AssetCheckSpec(CONTRACT_CHECK, asset=key, blocking=True,
-                                description="the table is in the file with its contract's columns, in order")
-              for key in MARTS_KEYS]
-    checks.append(dg.AssetCheckSpec(ENTERPRISE_CHECK, asset=marts_asset_key(ENTERPRISE_TABLE), blocking=True,
-                                    description="mart_enterprise_360: one row per golden enterprise"))
+        specs.append(
+            dg.AssetSpec(
+                marts_asset_key(table),
+                deps=deps,
+                group_name=MARTS_PREFIX,
+                kinds={"duckdb"},
+                description=f"HOME/marts.duckdb, table {table} (docs/data_dictionary.md).",
+            )
+        )
+    checks = [
+        dg.AssetCheckSpec(
+            CONTRACT_CHECK,
+            asset=key,
+            blocking=True,
+            description="the table is in the file with its contract's columns, in order",
+        )
+        for key in MARTS_KEYS
+    ]
+    checks.append(
+        dg.AssetCheckSpec(
+            ENTERPRISE_CHECK,
+            asset=marts_asset_key(ENTERPRISE_TABLE),
+            blocking=True,
+            description="mart_enterprise_360: one row per golden enterprise",
+        )
+    )
 
-    @dg.multi_asset(name="marts", specs=specs, check_specs=checks, partitions_def=daily_partitions,
-                    description="HOME/marts.duckdb: 一企一档, 一人一档, credit risk and warnings, abnormal listings, the "
-                                "department scorecard, service efficiency and the KPI forecasts, with Chinese/English "
-                                "comments (docs/data_dictionary.md). Built once, replaced atomically; readers never "
-                                "see half a file.")
+    @dg.multi_asset(
+        name="marts",
+        specs=specs,
+        check_specs=checks,
+        partitions_def=daily_partitions,
+        description="HOME/marts.duckdb: 一企一档, 一人一档, credit risk and warnings, abnormal listings, the "
+        "department scorecard, service efficiency and the KPI forecasts, with Chinese/English "
+        "comments (docs/data_dictionary.md). Built once, replaced atomically; readers never "
+        "see half a file.",
+    )
     def _build(context: AssetExecutionContext, lake: LakeResource):
         from models.marts.build import build_marts, describe
         from quality.marts_checks import contract_holds, one_row_per_enterprise
@@ -83,16 +112,27 @@ def marts_assets(with_scorecard: bool = True, silver_tables: frozenset[str] | se
         home = lake.home_path()
         report = run_isolated(build_marts, home)
         context.log.info(describe(report))
-        common = {"path": dg.MetadataValue.path(str(report.path)), "as_of_date": report.as_of_date.isoformat(),
-                  "lake_versions": dg.MetadataValue.json(report.versions)}
+        common = {
+            "path": dg.MetadataValue.path(str(report.path)),
+            "as_of_date": report.as_of_date.isoformat(),
+            "lake_versions": dg.MetadataValue.json(report.versions),
+        }
         for key in MARTS_KEYS:
             table = key.path[-1]
-            yield dg.MaterializeResult(asset_key=key, metadata={
-                **common, "rows": report.rows.get(table, 0),
-                **({"note": report.notes[table]} if table in report.notes else {})})
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={
+                    **common,
+                    "rows": report.rows.get(table, 0),
+                    **({"note": report.notes[table]} if table in report.notes else {}),
+                },
+            )
         for key in MARTS_KEYS:
             yield check_result(key, CONTRACT_CHECK, contract_holds(report.path, [key.path[-1]]))
-        yield check_result(marts_asset_key(ENTERPRISE_TABLE), ENTERPRISE_CHECK,
-                           one_row_per_enterprise(report.path, home / "lake"))
+        yield check_result(
+            marts_asset_key(ENTERPRISE_TABLE),
+            ENTERPRISE_CHECK,
+            one_row_per_enterprise(report.path, home / "lake"),
+        )
 
     return [_build]

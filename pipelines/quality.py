@@ -34,12 +34,17 @@ def _scorecard_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
     deps = [silver_asset_key(s.name) for s in chosen]
     deps += [bronze_asset_key(*source.split("/")) for source in unstaged_tables(config, specs)]
 
-    @dg.asset(key=quality_asset_key("department_scorecard"), deps=deps, group_name=QUALITY_PREFIX,
-              kinds={"delta", "polars"}, partitions_def=daily_partitions,
-              description="报送考核: per department, table and day, records received, on time or late (及时率), "
-                          "completeness, valid identifiers, quarantined, and the overall score (formula: "
-                          "quality/scorecard.py). Rewrites the night's day and the days before it that late rows "
-                          "can still change.")
+    @dg.asset(
+        key=quality_asset_key("department_scorecard"),
+        deps=deps,
+        group_name=QUALITY_PREFIX,
+        kinds={"delta", "polars"},
+        partitions_def=daily_partitions,
+        description="报送考核: per department, table and day, records received, on time or late (及时率), "
+        "completeness, valid identifiers, quarantined, and the overall score (formula: "
+        "quality/scorecard.py). Rewrites the night's day and the days before it that late rows "
+        "can still change.",
+    )
     def _build(context: AssetExecutionContext, lake: LakeResource):
         from quality.scorecard import TOTAL, nightly_scorecard, write_scorecard
 
@@ -47,11 +52,22 @@ def _scorecard_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
         card = nightly_scorecard(lake.home_path(), config, {s.source: s for s in chosen}, day)
         write_scorecard(lake.home_path(), card)
         totals = card.filter((pl.col("asset") == TOTAL) & (pl.col("day") == day))
-        return dg.MaterializeResult(metadata={
-            "day": day.isoformat(), "rows": card.height,
-            "departments": dg.MetadataValue.json({r["department"]: {"score": r["score"], "grade": r["grade"],
-                                                                    "received": r["records_received"]}
-                                                  for r in totals.to_dicts()})})
+        return dg.MaterializeResult(
+            metadata={
+                "day": day.isoformat(),
+                "rows": card.height,
+                "departments": dg.MetadataValue.json(
+                    {
+                        r["department"]: {
+                            "score": r["score"],
+                            "grade": r["grade"],
+                            "received": r["records_received"],
+                        }
+                        for r in totals.to_dicts()
+                    }
+                ),
+            }
+        )
 
     return _build
 
@@ -60,10 +76,15 @@ def _data_docs_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
     chosen = configured_specs(config, specs)
     tables = [s.name for s in chosen] + list(canonical.INTERMEDIATE_TABLES)
 
-    @dg.asset(key=quality_asset_key("data_docs"), deps=[silver_asset_key(t) for t in tables],
-              group_name=QUALITY_PREFIX, kinds={"html"}, partitions_def=daily_partitions,
-              description="Great Expectations Data Docs of every silver table's last validation, at "
-                          "HOME/docs/data_docs/index.html.")
+    @dg.asset(
+        key=quality_asset_key("data_docs"),
+        deps=[silver_asset_key(t) for t in tables],
+        group_name=QUALITY_PREFIX,
+        kinds={"html"},
+        partitions_def=daily_partitions,
+        description="Great Expectations Data Docs of every silver table's last validation, at "
+        "HOME/docs/data_docs/index.html.",
+    )
     def _build(context: AssetExecutionContext, lake: LakeResource):
         from quality.expectations import (
             build_data_docs,
@@ -76,14 +97,22 @@ def _data_docs_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
         suites |= {t: suite_for_intermediate(t) for t in canonical.INTERMEDIATE_TABLES}
         reports = load_reports(validations_path(lake.home_path()), suites)
         index = build_data_docs(reports, data_docs_path(lake.home_path()))
-        return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index)), "suites": len(reports),
-                                              "failed_soft": dg.MetadataValue.json(
-                                                  {r.suite.name: r.failed_soft for r in reports if r.failed_soft})})
+        return dg.MaterializeResult(
+            metadata={
+                "index": dg.MetadataValue.path(str(index)),
+                "suites": len(reports),
+                "failed_soft": dg.MetadataValue.json(
+                    {r.suite.name: r.failed_soft for r in reports if r.failed_soft}
+                ),
+            }
+        )
 
     return _build
 
 
-def quality_assets(config: SourcesConfig, specs: dict[str, StagingSpec] | None = None) -> list[dg.AssetsDefinition]:
+def quality_assets(
+    config: SourcesConfig, specs: dict[str, StagingSpec] | None = None
+) -> list[dg.AssetsDefinition]:
     specs = load_specs(staging_specs_folder()) if specs is None else specs
     if not configured_specs(config, specs):
         return []

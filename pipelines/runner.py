@@ -41,7 +41,9 @@ def dagster_instance(home: Path, config: SourcesConfig) -> dg.DagsterInstance:
     instance = dg.DagsterInstance.from_config(str(folder))
     storage = instance.event_log_storage
     for dept in config.departments.values():
-        storage.set_concurrency_slots(pool_name(dept.key), dept.effective_max_concurrent_reads(config.defaults))
+        storage.set_concurrency_slots(
+            pool_name(dept.key), dept.effective_max_concurrent_reads(config.defaults)
+        )
     return instance
 
 
@@ -72,14 +74,22 @@ class RunOutcome:
     @property
     def failed_checks(self) -> list[str]:
         """Checks that failed, warnings (soft expectations) not included."""
-        return [f"{a.key}:{name}" for a in self.assets for name, ok in a.checks.items()
-                if not ok and name not in WARNING_CHECKS]
+        return [
+            f"{a.key}:{name}"
+            for a in self.assets
+            for name, ok in a.checks.items()
+            if not ok and name not in WARNING_CHECKS
+        ]
 
     @property
     def warnings(self) -> list[str]:
         """Soft checks that failed: reported, never a failed run."""
-        return [f"{a.key}:{name}" for a in self.assets for name, ok in a.checks.items()
-                if not ok and name in WARNING_CHECKS]
+        return [
+            f"{a.key}:{name}"
+            for a in self.assets
+            for name, ok in a.checks.items()
+            if not ok and name in WARNING_CHECKS
+        ]
 
     @property
     def ok(self) -> bool:
@@ -87,27 +97,37 @@ class RunOutcome:
         return self.success and not self.failed_checks
 
 
-
-
-def _execute(job, instance: dg.DagsterInstance, partition: str, selection: list[dg.AssetKey] | None,
-             log_level: str) -> tuple[str, bool, dict[str, AssetOutcome]]:
+def _execute(
+    job, instance: dg.DagsterInstance, partition: str, selection: list[dg.AssetKey] | None, log_level: str
+) -> tuple[str, bool, dict[str, AssetOutcome]]:
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    result = job.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False,
-                                    asset_selection=selection, run_config=quiet)
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=partition,
+        raise_on_error=False,
+        asset_selection=selection,
+        run_config=quiet,
+    )
     outcomes: dict[str, AssetOutcome] = {}
     for event in result.all_events:
         key = event.asset_key.to_user_string() if event.asset_key else None
         if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and key:
             meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
-            outcomes[key] = AssetOutcome(key, "materialized", meta, checks=outcomes.get(key, AssetOutcome(key, "")).checks)
+            outcomes[key] = AssetOutcome(
+                key, "materialized", meta, checks=outcomes.get(key, AssetOutcome(key, "")).checks
+            )
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             k = evaluation.asset_key.to_user_string()
-            outcomes.setdefault(k, AssetOutcome(k, "materialized")).checks[evaluation.check_name] = evaluation.passed
+            outcomes.setdefault(k, AssetOutcome(k, "materialized")).checks[evaluation.check_name] = (
+                evaluation.passed
+            )
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             step = event.step_key or ""
             error = event.event_specific_data.error
-            while error is not None and error.cause is not None:  # the user's exception, not Dagster's wrapper
+            while (
+                error is not None and error.cause is not None
+            ):  # the user's exception, not Dagster's wrapper
                 error = error.cause
             message = (error.message.strip().splitlines() or ["failed"])[-1] if error else "failed"
             k = step.replace("__", "/")
@@ -115,9 +135,16 @@ def _execute(job, instance: dg.DagsterInstance, partition: str, selection: list[
     return result.run_id, result.success, outcomes
 
 
-def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = None,
-                 select: list[str] | None = None, log_level: str = "WARNING", retries: bool = True,
-                 until: str = "quality") -> RunOutcome:
+def run_pipeline(
+    config: SourcesConfig,
+    home: Path,
+    *,
+    partition: str | None = None,
+    select: list[str] | None = None,
+    log_level: str = "WARNING",
+    retries: bool = True,
+    until: str = "quality",
+) -> RunOutcome:
     """Materialize the nightly job (or the bronze assets whose key starts with one of ``select``, e.g.
     ``tax`` or ``tax/filings``, and everything downstream of them) for a partition, up to the layer
     ``until`` (one of :data:`pipelines.home.LAYERS`); failures of one asset do not stop the others.
@@ -134,11 +161,13 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
     job = defs.resolve_job_def("nightly")
     partition = partition or last_complete_partition()
     graph = defs.resolve_asset_graph()
-    layers = LAYERS[:LAYERS.index(until) + 1]
+    layers = LAYERS[: LAYERS.index(until) + 1]
     planned = [k for k in graph.materializable_asset_keys if k.path[0] in layers]
     if select:
         wanted = [s.strip("/").split("/") for s in select]
-        roots = [k for k in planned if k.path[0] == "bronze" and any(k.path[1:1 + len(w)] == w for w in wanted)]
+        roots = [
+            k for k in planned if k.path[0] == "bronze" and any(k.path[1 : 1 + len(w)] == w for w in wanted)
+        ]
         if not roots:
             raise ValueError(f"--select {select} matches no bronze asset")
         downstream = dg.AssetSelection.assets(*roots).downstream().resolve(graph)
@@ -148,8 +177,12 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
     run_id, success, outcomes = _execute(job, instance, partition, planned, log_level)
     skipped = [k for k in planned if k.to_user_string() not in outcomes]
     bronze_failed = any(o.status == "failed" and o.key.startswith("bronze/") for o in outcomes.values())
-    blocked = any(not ok for o in outcomes.values() for name, ok in o.checks.items()
-                  if name in BLOCKING_CHECKS | GOLD_BLOCKING_CHECKS | MARTS_BLOCKING_CHECKS)
+    blocked = any(
+        not ok
+        for o in outcomes.values()
+        for name, ok in o.checks.items()
+        if name in BLOCKING_CHECKS | GOLD_BLOCKING_CHECKS | MARTS_BLOCKING_CHECKS
+    )
     retry = [k for k in skipped if k.path[0] != "bronze" and not k.path[-1].startswith("stg_")]
     if bronze_failed and retry and not blocked:
         _, _, second = _execute(job, instance, partition, retry, log_level)
@@ -157,5 +190,10 @@ def run_pipeline(config: SourcesConfig, home: Path, *, partition: str | None = N
         success = success and all(o.status != "failed" for o in second.values())
     for k in planned:
         outcomes.setdefault(k.to_user_string(), AssetOutcome(k.to_user_string(), "skipped"))
-    return RunOutcome(run_id, partition, success, sorted(outcomes.values(), key=lambda o: o.key),
-                      unstaged=unstaged_tables(config))
+    return RunOutcome(
+        run_id,
+        partition,
+        success,
+        sorted(outcomes.values(), key=lambda o: o.key),
+        unstaged=unstaged_tables(config),
+    )

@@ -52,9 +52,15 @@ def unstaged_tables(config: SourcesConfig, specs: dict[str, StagingSpec] | None 
 
 
 def _suite_checks(key: dg.AssetKey, what: str) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(HARD_CHECK, asset=key, blocking=True,
-                              description=f"hard expectations of {what}: a failure blocks downstream assets"),
-            dg.AssetCheckSpec(SOFT_CHECK, asset=key, description=f"soft expectations of {what}: a warning")]
+    return [
+        dg.AssetCheckSpec(
+            HARD_CHECK,
+            asset=key,
+            blocking=True,
+            description=f"hard expectations of {what}: a failure blocks downstream assets",
+        ),
+        dg.AssetCheckSpec(SOFT_CHECK, asset=key, description=f"soft expectations of {what}: a warning"),
+    ]
 
 
 def _suite_results(key: dg.AssetKey, report, home: Path) -> list[dg.AssetCheckResult]:
@@ -62,11 +68,22 @@ def _suite_results(key: dg.AssetKey, report, home: Path) -> list[dg.AssetCheckRe
 
     save_report(report, validations_path(home))
     meta = report.to_metadata()
-    return [dg.AssetCheckResult(asset_key=key, check_name=HARD_CHECK, passed=report.passed_hard,
-                                severity=dg.AssetCheckSeverity.ERROR, metadata={"report": dg.MetadataValue.json(meta)}),
-            dg.AssetCheckResult(asset_key=key, check_name=SOFT_CHECK, passed=not report.failed_soft,
-                                severity=dg.AssetCheckSeverity.WARN,
-                                metadata={"failed": dg.MetadataValue.json(report.failed_soft)})]
+    return [
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name=HARD_CHECK,
+            passed=report.passed_hard,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"report": dg.MetadataValue.json(meta)},
+        ),
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name=SOFT_CHECK,
+            passed=not report.failed_soft,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"failed": dg.MetadataValue.json(report.failed_soft)},
+        ),
+    ]
 
 
 def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinition:
@@ -79,11 +96,17 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
         group_name=SILVER_PREFIX,
         kinds={"delta", "polars"},
         partitions_def=daily_partitions,
-        check_specs=[dg.AssetCheckSpec(RECONCILE_CHECK, asset=key, blocking=True,
-                                       description="bronze live rows = silver rows + quarantined rows"),
-                     *_suite_checks(key, spec.name)],
+        check_specs=[
+            dg.AssetCheckSpec(
+                RECONCILE_CHECK,
+                asset=key,
+                blocking=True,
+                description="bronze live rows = silver rows + quarantined rows",
+            ),
+            *_suite_checks(key, spec.name),
+        ],
         description=f"Staging model of {spec.source} ({spec.grain}): standardized by "
-                    f"models/staging/specs/{spec.name}.yaml; unusable rows to lake/quarantine/rows/{spec.source}.",
+        f"models/staging/specs/{spec.name}.yaml; unusable rows to lake/quarantine/rows/{spec.source}.",
         metadata={"department": spec.department, "source_asset": spec.asset, "grain": spec.grain},
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
@@ -94,15 +117,31 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
         report = silver.build_staging(home, spec, info)
         rec = reconcile_staging(home, spec)
         if report.quarantined_rows:
-            context.log.warning(f"{spec.name}: {report.quarantined_rows} row(s) quarantined: {report.reasons}")
-        yield dg.MaterializeResult(metadata={
-            "bronze_live_rows": rec.bronze_live_rows, "silver_rows": rec.silver_rows,
-            "quarantined_rows": rec.quarantined_rows, "quarantine_reasons": dg.MetadataValue.json(report.reasons),
-            "seconds": round(report.seconds, 3), "rows_per_second": round(report.rows_per_second)})
-        yield dg.AssetCheckResult(asset_key=key, check_name=RECONCILE_CHECK, passed=rec.ok,
-                                  severity=dg.AssetCheckSeverity.ERROR, description=rec.describe(),
-                                  metadata={"bronze_live_rows": rec.bronze_live_rows, "silver_rows": rec.silver_rows,
-                                            "quarantined_rows": rec.quarantined_rows})
+            context.log.warning(
+                f"{spec.name}: {report.quarantined_rows} row(s) quarantined: {report.reasons}"
+            )
+        yield dg.MaterializeResult(
+            metadata={
+                "bronze_live_rows": rec.bronze_live_rows,
+                "silver_rows": rec.silver_rows,
+                "quarantined_rows": rec.quarantined_rows,
+                "quarantine_reasons": dg.MetadataValue.json(report.reasons),
+                "seconds": round(report.seconds, 3),
+                "rows_per_second": round(report.rows_per_second),
+            }
+        )
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=RECONCILE_CHECK,
+            passed=rec.ok,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=rec.describe(),
+            metadata={
+                "bronze_live_rows": rec.bronze_live_rows,
+                "silver_rows": rec.silver_rows,
+                "quarantined_rows": rec.quarantined_rows,
+            },
+        )
         sample, total = silver.sample_silver(home, spec.name)
         yield from _suite_results(key, validate(sample, suite_for_staging(spec), total_rows=total), home)
 
@@ -126,17 +165,28 @@ def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefini
 
         home = lake.home_path()
         report = silver.build_intermediate(home, table, specs)
-        yield dg.MaterializeResult(metadata={"rows": report.rows, "by_source": dg.MetadataValue.json(report.by_source),
-                                             "seconds": round(report.seconds, 3)})
+        yield dg.MaterializeResult(
+            metadata={
+                "rows": report.rows,
+                "by_source": dg.MetadataValue.json(report.by_source),
+                "seconds": round(report.seconds, 3),
+            }
+        )
         sample, total = silver.sample_silver(home, table)
-        yield from _suite_results(key, validate(sample, suite_for_intermediate(table), total_rows=total), home)
+        yield from _suite_results(
+            key, validate(sample, suite_for_intermediate(table), total_rows=total), home
+        )
 
     return _build
 
 
-def silver_assets(config: SourcesConfig, specs: dict[str, StagingSpec] | None = None) -> list[dg.AssetsDefinition]:
+def silver_assets(
+    config: SourcesConfig, specs: dict[str, StagingSpec] | None = None
+) -> list[dg.AssetsDefinition]:
     chosen = configured_specs(config, specs)
     if not chosen:
         return []
-    return [*(_staging_asset(config, s) for s in chosen),
-            *(_intermediate_asset(t, chosen) for t in canonical.INTERMEDIATE_TABLES)]
+    return [
+        *(_staging_asset(config, s) for s in chosen),
+        *(_intermediate_asset(t, chosen) for t in canonical.INTERMEDIATE_TABLES),
+    ]

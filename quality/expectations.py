@@ -71,14 +71,15 @@ NUMBER_STATUSES = ("ok", "invalid", "missing")
 SUBJECT_KINDS = ("enterprise", "person")
 #: The status vocabulary of each kind that has an ``X_status`` (every kind of ``STATUS_KINDS`` must be here).
 STATUS_VOCABULARIES: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(IDENTIFIER_KINDS, STATUSES), **dict.fromkeys(DATE_KINDS, DATE_STATUSES),
+    **dict.fromkeys(IDENTIFIER_KINDS, STATUSES),
+    **dict.fromkeys(DATE_KINDS, DATE_STATUSES),
     **dict.fromkeys(NUMBER_KINDS, NUMBER_STATUSES),
 }
 
-COMPLETENESS_MOSTLY = 0.9   # a mandatory column filled on at least 90% of rows
-VALIDITY_MOSTLY = 0.8       # at least 80% of the identifiers written in full are valid
-MAPPED_MOSTLY = 0.99        # at most 1% of codes the crosswalk does not know
-PLAUSIBLE_MOSTLY = 0.99     # at most 1% of dates outside the plausible range
+COMPLETENESS_MOSTLY = 0.9  # a mandatory column filled on at least 90% of rows
+VALIDITY_MOSTLY = 0.8  # at least 80% of the identifiers written in full are valid
+MAPPED_MOSTLY = 0.99  # at most 1% of codes the crosswalk does not know
+PLAUSIBLE_MOSTLY = 0.99  # at most 1% of dates outside the plausible range
 EARLIEST_DATE = dt.datetime(1949, 10, 1)  # the founding of the PRC: no record of this estate predates it
 TIMEZONE = city_zone()
 
@@ -87,6 +88,7 @@ TIMEZONE = city_zone()
 class Rule:
     """One expectation: ``expectation`` is a GX 1.x expectation class name (``ExpectColumnValuesToBeUnique``),
     ``kwargs`` its arguments (plain data, so a suite can be listed and compared without GX)."""
+
     name: str
     severity: Severity
     expectation: str
@@ -101,6 +103,7 @@ class Rule:
 @dataclass(frozen=True)
 class Suite:
     """The rules of one table; ``name`` is the table's (``stg_samr__registrations``, ``int_events``)."""
+
     name: str
     rules: list[Rule]
 
@@ -129,13 +132,23 @@ def _not_null(column: str, severity: Severity, why: str, mostly: float | None = 
 
 
 def _unique(column: str) -> Rule:
-    return Rule(f"{column}_unique", "hard", "ExpectColumnValuesToBeUnique", {"column": column},
-                f"{column} identifies a row: the key downstream tables join and merge on")
+    return Rule(
+        f"{column}_unique",
+        "hard",
+        "ExpectColumnValuesToBeUnique",
+        {"column": column},
+        f"{column} identifies a row: the key downstream tables join and merge on",
+    )
 
 
 def _in_set(column: str, values: tuple[str, ...] | list[str], why: str) -> Rule:
-    return Rule(f"{column}_in_vocabulary", "hard", "ExpectColumnValuesToBeInSet",
-                {"column": column, "value_set": sorted(values)}, why)
+    return Rule(
+        f"{column}_in_vocabulary",
+        "hard",
+        "ExpectColumnValuesToBeInSet",
+        {"column": column, "value_set": sorted(values)},
+        why,
+    )
 
 
 def _valid_rate(column: str) -> Rule:
@@ -143,16 +156,32 @@ def _valid_rate(column: str) -> Rule:
     mandatory columns), and a masked one (court publications mask ID numbers by law) a deliberate practice;
     counting either would make the rule fail every night on correct data (``regno`` is empty after 2015)."""
     status = f"{column}_status"
-    return Rule(f"{column}_valid_rate", "soft", "ExpectColumnValuesToBeInSet",
-                {"column": status, "value_set": ["valid"], "mostly": VALIDITY_MOSTLY,
-                 "row_condition": {"type": "comparison", "column": {"name": status}, "operator": "NOT_IN",
-                                   "parameter": ["missing", "masked"]}},
-                f"at least {VALIDITY_MOSTLY:.0%} of the {column} values written in full pass the pattern and "
-                "check digit")
+    return Rule(
+        f"{column}_valid_rate",
+        "soft",
+        "ExpectColumnValuesToBeInSet",
+        {
+            "column": status,
+            "value_set": ["valid"],
+            "mostly": VALIDITY_MOSTLY,
+            "row_condition": {
+                "type": "comparison",
+                "column": {"name": status},
+                "operator": "NOT_IN",
+                "parameter": ["missing", "masked"],
+            },
+        },
+        f"at least {VALIDITY_MOSTLY:.0%} of the {column} values written in full pass the pattern and "
+        "check digit",
+    )
 
 
-_DECLARED = {"not_null": "ExpectColumnValuesToNotBeNull", "unique": "ExpectColumnValuesToBeUnique",
-             "in_set": "ExpectColumnValuesToBeInSet", "between": "ExpectColumnValuesToBeBetween"}
+_DECLARED = {
+    "not_null": "ExpectColumnValuesToNotBeNull",
+    "unique": "ExpectColumnValuesToBeUnique",
+    "in_set": "ExpectColumnValuesToBeInSet",
+    "between": "ExpectColumnValuesToBeBetween",
+}
 
 
 def _declared(x: ExpectationSpec) -> Rule:
@@ -165,14 +194,23 @@ def _declared(x: ExpectationSpec) -> Rule:
     for bound, value in (("min_value", x.min), ("max_value", x.max)):
         if value is not None:
             kwargs[bound] = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    return Rule(f"{x.column}_{x.rule}_declared", x.severity, _DECLARED[x.rule], kwargs,
-                x.why or f"declared by the staging spec: {x.rule} on {x.column}")
+    return Rule(
+        f"{x.column}_{x.rule}_declared",
+        x.severity,
+        _DECLARED[x.rule],
+        kwargs,
+        x.why or f"declared by the staging spec: {x.rule} on {x.column}",
+    )
 
 
 def _mapped(column: str) -> Rule:
-    return Rule(f"{column}_mapped", "soft", "ExpectColumnValuesToBeInSet",
-                {"column": f"{column}_unmapped", "value_set": [False], "mostly": MAPPED_MOSTLY},
-                f"at most {1 - MAPPED_MOSTLY:.0%} of {column} codes are missing from the crosswalk")
+    return Rule(
+        f"{column}_mapped",
+        "soft",
+        "ExpectColumnValuesToBeInSet",
+        {"column": f"{column}_unmapped", "value_set": [False], "mostly": MAPPED_MOSTLY},
+        f"at most {1 - MAPPED_MOSTLY:.0%} of {column} codes are missing from the crosswalk",
+    )
 
 
 def _plausible(column: str, future: bool = False) -> Rule:
@@ -183,9 +221,13 @@ def _plausible(column: str, future: bool = False) -> Rule:
     else:
         tomorrow = dt.datetime.now(TIMEZONE).date() + dt.timedelta(days=1)
         latest, until = dt.datetime.combine(tomorrow, dt.time()), "tomorrow"
-    return Rule(f"{column}_plausible", "soft", "ExpectColumnValuesToBeBetween",
-                {"column": column, "min_value": EARLIEST_DATE, "max_value": latest, "mostly": PLAUSIBLE_MOSTLY},
-                f"{column} between {EARLIEST_DATE.date()} and {until} on {PLAUSIBLE_MOSTLY:.0%} of rows")
+    return Rule(
+        f"{column}_plausible",
+        "soft",
+        "ExpectColumnValuesToBeBetween",
+        {"column": column, "min_value": EARLIEST_DATE, "max_value": latest, "mostly": PLAUSIBLE_MOSTLY},
+        f"{column} between {EARLIEST_DATE.date()} and {until} on {PLAUSIBLE_MOSTLY:.0%} of rows",
+    )
 
 
 def vocabularies(column: str, kind: str) -> dict[str, tuple[str, ...]]:
@@ -205,10 +247,19 @@ def vocabularies(column: str, kind: str) -> dict[str, tuple[str, ...]]:
 # ---- suites -----------------------------------------------------------------------------------------
 def suite_for_staging(spec: StagingSpec) -> Suite:
     """The rules of the staging model ``spec`` produces, in the order hard, then soft."""
-    hard = [_not_null(c, "hard", "lineage: every silver row names the source row it came from") for c in LINEAGE]
+    hard = [
+        _not_null(c, "hard", "lineage: every silver row names the source row it came from") for c in LINEAGE
+    ]
     hard.append(_unique("source_pk"))
-    soft = [_not_null(c, "soft", f"{c} is mandatory for {spec.department}: filled on at least "
-                      f"{COMPLETENESS_MOSTLY:.0%} of rows", COMPLETENESS_MOSTLY) for c in spec.mandatory]
+    soft = [
+        _not_null(
+            c,
+            "soft",
+            f"{c} is mandatory for {spec.department}: filled on at least {COMPLETENESS_MOSTLY:.0%} of rows",
+            COMPLETENESS_MOSTLY,
+        )
+        for c in spec.mandatory
+    ]
     for name, col in spec.columns.items():
         for column, values in vocabularies(name, col.kind).items():
             why = f"the standardizer of kind {col.kind!r} writes one of {', '.join(values)}"
@@ -229,10 +280,15 @@ def _field_kinds(table: str, specs: Mapping[str, StagingSpec]) -> dict[str, set[
     kinds: dict[str, set[str]] = defaultdict(set)
     for spec in specs.values():
         if table == "int_events":
-            pairs = [("event_date" if f == "date" else f, c) for e in spec.events for f, c in e.columns().items()]
+            pairs = [
+                ("event_date" if f == "date" else f, c) for e in spec.events for f, c in e.columns().items()
+            ]
         else:
-            mentions, fields = ((spec.enterprises, ENTERPRISE_FIELDS) if table == "int_enterprise_records"
-                                else (spec.persons, PERSON_FIELDS))
+            mentions, fields = (
+                (spec.enterprises, ENTERPRISE_FIELDS)
+                if table == "int_enterprise_records"
+                else (spec.persons, PERSON_FIELDS)
+            )
             pairs = [(f, m.prefix + f) for m in mentions for f in fields]
         for f, column in pairs:
             if (kind := spec.kind_of(column)) is not None:
@@ -250,10 +306,19 @@ def _from_sources(specs: list[StagingSpec]) -> dict[str, Any]:
     def comparison(column: str, operator: str, value: Any) -> dict[str, Any]:
         return {"type": "comparison", "column": {"name": column}, "operator": operator, "parameter": value}
 
-    return {"type": "or", "conditions": [
-        {"type": "and", "conditions": [comparison("source_department", "==", d),
-                                       comparison("source_asset", "IN", sorted(a))]}
-        for d, a in sorted(assets.items())]}
+    return {
+        "type": "or",
+        "conditions": [
+            {
+                "type": "and",
+                "conditions": [
+                    comparison("source_department", "==", d),
+                    comparison("source_asset", "IN", sorted(a)),
+                ],
+            }
+            for d, a in sorted(assets.items())
+        ],
+    }
 
 
 def suite_for_intermediate(table_name: str, specs: Mapping[str, StagingSpec] | None = None) -> Suite:
@@ -266,33 +331,54 @@ def suite_for_intermediate(table_name: str, specs: Mapping[str, StagingSpec] | N
     specs = load_specs() if specs is None else specs
     schema = SCHEMAS[table_name]
     key = "event_id" if table_name == "int_events" else "record_id"
-    hard = [_not_null(c, "hard", "lineage: every record names the source row it came from")
-            for c in (key, *LINEAGE)]
+    hard = [
+        _not_null(c, "hard", "lineage: every record names the source row it came from")
+        for c in (key, *LINEAGE)
+    ]
     hard.append(_unique(key))
     soft: list[Rule] = []
     if table_name == "int_events":
         types = {e.type for s in specs.values() for e in s.events}
-        hard += [_in_set("event_type", sorted(types), "the event types the staging specs declare"),
-                 _in_set("subject_kind", SUBJECT_KINDS, "an event is about an enterprise or a person"),
-                 _not_null("subject_record_id", "hard", "an event points at the record of its subject")]
+        hard += [
+            _in_set("event_type", sorted(types), "the event types the staging specs declare"),
+            _in_set("subject_kind", SUBJECT_KINDS, "an event is about an enterprise or a person"),
+            _not_null("subject_record_id", "hard", "an event points at the record of its subject"),
+        ]
         soft.append(_not_null("event_date", "soft", "an event is dated", COMPLETENESS_MOSTLY))
     else:
         group = "enterprises" if table_name == "int_enterprise_records" else "persons"
         roles = {m.role for s in specs.values() for m in getattr(s, group)}
-        hard += [_not_null("role", "hard", "every mention has a role"),
-                 _in_set("role", sorted(roles), f"the roles of the {group} mentions the staging specs declare")]
-        named = [s for s in specs.values()
-                 if any(f"{m.prefix}name" in s.output_columns() for m in getattr(s, group))]
-        name_rule = _not_null("name", "soft", "entity resolution compares names: a source that maps a name "
-                              f"fills it on at least {COMPLETENESS_MOSTLY:.0%} of records", COMPLETENESS_MOSTLY)
+        hard += [
+            _not_null("role", "hard", "every mention has a role"),
+            _in_set("role", sorted(roles), f"the roles of the {group} mentions the staging specs declare"),
+        ]
+        named = [
+            s
+            for s in specs.values()
+            if any(f"{m.prefix}name" in s.output_columns() for m in getattr(s, group))
+        ]
+        name_rule = _not_null(
+            "name",
+            "soft",
+            "entity resolution compares names: a source that maps a name "
+            f"fills it on at least {COMPLETENESS_MOSTLY:.0%} of records",
+            COMPLETENESS_MOSTLY,
+        )
         soft.append(replace(name_rule, kwargs=name_rule.kwargs | {"row_condition": _from_sources(named)}))
     for f, kinds in sorted(_field_kinds(table_name, specs).items()):
         allowed: dict[str, set[str]] = defaultdict(set)
         for kind in kinds:
             for column, values in vocabularies(f, kind).items():
                 allowed[column].update(values)
-        hard += [_in_set(c, sorted(v), f"the standardizers of kind {', '.join(sorted(kinds))} write one of "
-                         f"{', '.join(sorted(v))}") for c, v in allowed.items() if c in schema]
+        hard += [
+            _in_set(
+                c,
+                sorted(v),
+                f"the standardizers of kind {', '.join(sorted(kinds))} write one of {', '.join(sorted(v))}",
+            )
+            for c, v in allowed.items()
+            if c in schema
+        ]
         if kinds <= IDENTIFIER_KINDS and f"{f}_status" in schema:
             soft.append(_valid_rate(f))
         if kinds <= DATED_KINDS and f in schema:
@@ -312,6 +398,7 @@ class RuleResult:
 class SuiteReport:
     """What one validation found. ``rows`` is the frame's size; when ``sampled``, the rules saw a random
     ``validated_rows`` of them (a uniqueness rule then finds only duplicates both of whose rows were drawn)."""
+
     suite: Suite
     rows: int
     sampled: bool
@@ -335,11 +422,18 @@ class SuiteReport:
     def to_metadata(self) -> dict[str, Any]:
         """A JSON-serializable summary (for Dagster asset-check metadata)."""
         return {
-            "suite": self.suite.name, "rows": self.rows, "sampled": self.sampled,
-            "validated_rows": self.validated_rows, "validated_at": self.validated_at.isoformat(),
-            "passed_hard": self.passed_hard, "failed_hard": self.failed_hard, "failed_soft": self.failed_soft,
-            "rules": {r.rule.name: {"severity": r.rule.severity, "success": r.success, **r.observed}
-                      for r in self.results},
+            "suite": self.suite.name,
+            "rows": self.rows,
+            "sampled": self.sampled,
+            "validated_rows": self.validated_rows,
+            "validated_at": self.validated_at.isoformat(),
+            "passed_hard": self.passed_hard,
+            "failed_hard": self.failed_hard,
+            "failed_soft": self.failed_soft,
+            "rules": {
+                r.rule.name: {"severity": r.rule.severity, "success": r.success, **r.observed}
+                for r in self.results
+            },
         }
 
 
@@ -354,8 +448,11 @@ def _new_context() -> EphemeralDataContext:
         ProgressBarsConfig,
     )
 
-    config = DataContextConfig(analytics_enabled=False, progress_bars=ProgressBarsConfig(globally=False),
-                               store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False))
+    config = DataContextConfig(
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+    )
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
@@ -379,8 +476,11 @@ def _gx_suite(suite: Suite) -> ExpectationSuite:
     import great_expectations.expectations as gxe
 
     def expectation(rule: Rule) -> Any:  # the rule's name in meta: GX returns results in its own order
-        return getattr(gxe, rule.expectation)(**rule.kwargs, meta={"rule": rule.name, "description": rule.description},
-                                              severity="critical" if rule.severity == "hard" else "warning")
+        return getattr(gxe, rule.expectation)(
+            **rule.kwargs,
+            meta={"rule": rule.name, "description": rule.description},
+            severity="critical" if rule.severity == "hard" else "warning",
+        )
 
     return gx.ExpectationSuite(name=suite.name, expectations=[expectation(r) for r in suite.rules])
 
@@ -414,21 +514,40 @@ def _plain(value: Any) -> Any:
 
 def _observed(result: Any) -> dict[str, Any]:
     info = result.exception_info or {}
-    errors = [i.get("exception_message") for i in ([info] if "raised_exception" in info else info.values())
-              if isinstance(i, dict) and i.get("raised_exception")]
+    errors = [
+        i.get("exception_message")
+        for i in ([info] if "raised_exception" in info else info.values())
+        if isinstance(i, dict) and i.get("raised_exception")
+    ]
     if errors:
         return {"exception": "; ".join(str(e) for e in errors)}
     r = result.result or {}
-    out = {k: _plain(r[k]) for k in ("element_count", "unexpected_count", "unexpected_percent", "missing_count",
-                                     "observed_value") if k in r}
+    out = {
+        k: _plain(r[k])
+        for k in (
+            "element_count",
+            "unexpected_count",
+            "unexpected_percent",
+            "missing_count",
+            "observed_value",
+        )
+        if k in r
+    }
     if "partial_unexpected_list" in r:
-        out["partial_unexpected_list"] = ["null" if _plain(v) is None else str(v)
-                                          for v in r["partial_unexpected_list"][:5]]
+        out["partial_unexpected_list"] = [
+            "null" if _plain(v) is None else str(v) for v in r["partial_unexpected_list"][:5]
+        ]
     return out
 
 
-def validate(frame: pl.DataFrame | pa.Table, suite: Suite, *, sample_rows: int = 200_000, seed: int = 0,
-             total_rows: int | None = None) -> SuiteReport:
+def validate(
+    frame: pl.DataFrame | pa.Table,
+    suite: Suite,
+    *,
+    sample_rows: int = 200_000,
+    seed: int = 0,
+    total_rows: int | None = None,
+) -> SuiteReport:
     """Run ``suite`` on ``frame`` with GX. A frame larger than ``sample_rows`` is validated on a random
     sample of that size (``seed`` makes it reproducible): GX on pandas holds the whole frame in memory.
     ``total_rows`` is the size of the table ``frame`` was already sampled from, for a caller that samples
@@ -450,8 +569,10 @@ def validate(frame: pl.DataFrame | pa.Table, suite: Suite, *, sample_rows: int =
             manager.reset_batch_cache()
             manager.batch_data_cache.clear()
     by_rule = {r.expectation_config.meta["rule"]: r for r in gx_result.results}  # GX reorders its results
-    results = [RuleResult(rule, bool(by_rule[rule.name].success), _observed(by_rule[rule.name]))
-               for rule in suite.rules]
+    results = [
+        RuleResult(rule, bool(by_rule[rule.name].success), _observed(by_rule[rule.name]))
+        for rule in suite.rules
+    ]
     return SuiteReport(suite, rows, sampled, df.height, results, dt.datetime.now(dt.UTC), gx_result)
 
 
@@ -475,15 +596,23 @@ def build_data_docs(reports: list[SuiteReport], folder: Path, *, run_name: str =
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     context = _new_context()
-    context.add_data_docs_site("local", {
-        "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)}})
+    context.add_data_docs_site(
+        "local",
+        {
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
+        },
+    )
     for name, report in last.items():
         context.suites.add(_gx_suite(report.suite))
         run_id = RunIdentifier(run_name=run_name, run_time=report.validated_at)
         report.gx_result.meta.update(run_id=run_id, validation_time=report.validated_at)
-        key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=name),
-                                         run_id=run_id, batch_identifier=report.gx_result.batch_id or name)
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=name),
+            run_id=run_id,
+            batch_identifier=report.gx_result.batch_id or name,
+        )
         context.validation_results_store.set(key, report.gx_result)
     context.build_data_docs(site_names=["local"])
     return folder / "index.html"
@@ -515,10 +644,27 @@ def load_reports(folder: Path, suites: Mapping[str, Suite]) -> list[SuiteReport]
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
         summary = data["summary"]
-        results = [RuleResult(rule, bool(summary["rules"].get(rule.name, {}).get("success", False)),
-                              {k: v for k, v in summary["rules"].get(rule.name, {}).items()
-                               if k not in ("severity", "success")}) for rule in suite.rules]
-        reports.append(SuiteReport(suite, summary["rows"], summary["sampled"], summary["validated_rows"], results,
-                                   dt.datetime.fromisoformat(summary["validated_at"]),
-                                   ExpectationSuiteValidationResultSchema().load(data["gx_result"])))
+        results = [
+            RuleResult(
+                rule,
+                bool(summary["rules"].get(rule.name, {}).get("success", False)),
+                {
+                    k: v
+                    for k, v in summary["rules"].get(rule.name, {}).items()
+                    if k not in ("severity", "success")
+                },
+            )
+            for rule in suite.rules
+        ]
+        reports.append(
+            SuiteReport(
+                suite,
+                summary["rows"],
+                summary["sampled"],
+                summary["validated_rows"],
+                results,
+                dt.datetime.fromisoformat(summary["validated_at"]),
+                ExpectationSuiteValidationResultSchema().load(data["gx_result"]),
+            )
+        )
     return reports

@@ -32,8 +32,9 @@ def contract_holds(marts: Path, tables: Iterable[str] | None = None) -> CheckRes
     with duckdb.connect(str(marts), read_only=True) as con:
         have: dict[str, list[str]] = {}
         for table, column in con.execute(
-                "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' "
-                "ORDER BY table_name, column_index").fetchall():
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' "
+            "ORDER BY table_name, column_index"
+        ).fetchall():
             have.setdefault(table, []).append(column)
     problems = []
     for name, columns in wanted.items():
@@ -42,13 +43,20 @@ def contract_holds(marts: Path, tables: Iterable[str] | None = None) -> CheckRes
         elif have[name] != list(columns):
             missing = [c for c in columns if c not in have[name]]
             extra = [c for c in have[name] if c not in columns]
-            problems.append(f"{name}: columns differ from the contract (missing {missing}, extra {extra}"
-                            + (", order" if not missing and not extra else "") + ")")
+            problems.append(
+                f"{name}: columns differ from the contract (missing {missing}, extra {extra}"
+                + (", order" if not missing and not extra else "")
+                + ")"
+            )
     if problems:
-        return CheckResult(False, f"{len(problems)} table(s) break the marts contract: " + "; ".join(problems[:10]),
-                           {"problems": problems})
-    return CheckResult(True, f"all {len(wanted)} tables of the contract, with their columns",
-                       {"tables": len(wanted)})
+        return CheckResult(
+            False,
+            f"{len(problems)} table(s) break the marts contract: " + "; ".join(problems[:10]),
+            {"problems": problems},
+        )
+    return CheckResult(
+        True, f"all {len(wanted)} tables of the contract, with their columns", {"tables": len(wanted)}
+    )
 
 
 def one_row_per_enterprise(marts: Path, lake: Path) -> CheckResult:
@@ -56,21 +64,33 @@ def one_row_per_enterprise(marts: Path, lake: Path) -> CheckResult:
     from deltalake import DeltaTable
 
     with duckdb.connect(str(marts), read_only=True) as con:
-        [(version,)] = con.execute("SELECT max(delta_version) FROM meta_build "
-                                   "WHERE lake_table = 'gold/dim_enterprise'").fetchall() or [(None,)]
+        [(version,)] = con.execute(
+            "SELECT max(delta_version) FROM meta_build WHERE lake_table = 'gold/dim_enterprise'"
+        ).fetchall() or [(None,)]
         rows, distinct = con.execute(
-            "SELECT count(*), count(DISTINCT entity_id) FROM mart_enterprise_360").fetchall()[0]
+            "SELECT count(*), count(DISTINCT entity_id) FROM mart_enterprise_360"
+        ).fetchall()[0]
         golden = DeltaTable(str(lake / "gold" / "dim_enterprise"), version=version).to_pyarrow_dataset()
         con.register("golden", golden)
         missing, extra = con.execute(
             "SELECT (SELECT count(*) FROM (SELECT entity_id FROM golden EXCEPT SELECT entity_id FROM mart_enterprise_360)),"
             " (SELECT count(*) FROM (SELECT entity_id FROM mart_enterprise_360 EXCEPT SELECT entity_id FROM golden))"
         ).fetchall()[0]
-    meta = {"rows": rows, "entities": distinct, "golden_missing": missing, "not_golden": extra,
-            "dim_enterprise_version": version}
+    meta = {
+        "rows": rows,
+        "entities": distinct,
+        "golden_missing": missing,
+        "not_golden": extra,
+        "dim_enterprise_version": version,
+    }
     if rows != distinct or missing or extra:
-        return CheckResult(False, f"mart_enterprise_360 has {rows:,} rows for {distinct:,} entity ids; "
-                                  f"{missing:,} golden enterprise(s) missing, {extra:,} id(s) not golden "
-                                  f"(gold/dim_enterprise v{version})", meta)
-    return CheckResult(True, f"one row for each of the {rows:,} golden enterprises (gold/dim_enterprise v{version})",
-                       meta)
+        return CheckResult(
+            False,
+            f"mart_enterprise_360 has {rows:,} rows for {distinct:,} entity ids; "
+            f"{missing:,} golden enterprise(s) missing, {extra:,} id(s) not golden "
+            f"(gold/dim_enterprise v{version})",
+            meta,
+        )
+    return CheckResult(
+        True, f"one row for each of the {rows:,} golden enterprises (gold/dim_enterprise v{version})", meta
+    )

@@ -28,9 +28,15 @@ class Reconciliation:
         return self.bronze_live_rows == self.silver_rows + self.quarantined_rows
 
     def describe(self) -> str:
-        verdict = "ok" if self.ok else f"MISMATCH by {self.bronze_live_rows - self.silver_rows - self.quarantined_rows:+,}"
-        return (f"{self.department}/{self.asset}: bronze live {self.bronze_live_rows:,} = silver "
-                f"{self.silver_rows:,} + quarantined {self.quarantined_rows:,}: {verdict}")
+        verdict = (
+            "ok"
+            if self.ok
+            else f"MISMATCH by {self.bronze_live_rows - self.silver_rows - self.quarantined_rows:+,}"
+        )
+        return (
+            f"{self.department}/{self.asset}: bronze live {self.bronze_live_rows:,} = silver "
+            f"{self.silver_rows:,} + quarantined {self.quarantined_rows:,}: {verdict}"
+        )
 
 
 def _count(path: Path, live_only: bool = False) -> int:
@@ -48,10 +54,12 @@ def reconcile(home: Path, spec: StagingSpec, staging: Path) -> Reconciliation:
     """Count what is committed -- bronze's live rows (not flagged deleted), the staging model's rows and the
     quarantined rows -- so the check proves the tables on disk, not what a run believed it wrote."""
     return Reconciliation(
-        spec.department, spec.asset,
+        spec.department,
+        spec.asset,
         bronze_live_rows=_count(bronze_path(home, spec.department, spec.asset), live_only=True),
         silver_rows=_count(staging),
-        quarantined_rows=_count(quarantine_rows_path(home, spec.department, spec.asset)))
+        quarantined_rows=_count(quarantine_rows_path(home, spec.department, spec.asset)),
+    )
 
 
 def reconcile_staging(home: Path, spec: StagingSpec) -> Reconciliation:

@@ -199,9 +199,13 @@ def _sources(config: SourcesConfig) -> list[_Source]:
             kind, cursor = "id", None
         else:
             kind, cursor = "timestamp", table.output_name(table.cursor)
-        out.append(_Source(dept.key, table.asset, table.name, kind, cursor, infos[f"{dept.key}/{table.asset}"]))
+        out.append(
+            _Source(dept.key, table.asset, table.name, kind, cursor, infos[f"{dept.key}/{table.asset}"])
+        )
     for dept, drop in config.iter_files():
-        out.append(_Source(dept.key, drop.name, drop.name, "file_drop", None, infos[f"{dept.key}/{drop.name}"]))
+        out.append(
+            _Source(dept.key, drop.name, drop.name, "file_drop", None, infos[f"{dept.key}/{drop.name}"])
+        )
     return out
 
 
@@ -225,7 +229,9 @@ def _any_of(column: str, values: list, dtype: pa.DataType):
         return None
     expr = None
     for v in values:
-        term = pds.field(column) == (_scalar(v, dtype) if pa.types.is_timestamp(dtype) else pa.scalar(v, dtype))
+        term = pds.field(column) == (
+            _scalar(v, dtype) if pa.types.is_timestamp(dtype) else pa.scalar(v, dtype)
+        )
         expr = term if expr is None else expr | term
     return expr
 
@@ -269,8 +275,15 @@ class _Received:
 def _received(home: Path, source: _Source, day: dt.date, grace: dt.timedelta) -> _Received:
     import pyarrow.dataset as pds
 
-    empty = pl.DataFrame(schema={"source_pk": pl.Utf8, ROW_HASH: pl.Int64, EXTRACTED: UTC_TS,
-                                 BATCH: pl.Utf8, "on_time": pl.Boolean})
+    empty = pl.DataFrame(
+        schema={
+            "source_pk": pl.Utf8,
+            ROW_HASH: pl.Int64,
+            EXTRACTED: UTC_TS,
+            BATCH: pl.Utf8,
+            "on_time": pl.Boolean,
+        }
+    )
     path = bronze_path(home, source.department, source.asset)
     dataset = read_dataset(path)
     if dataset is None:
@@ -287,29 +300,41 @@ def _received(home: Path, source: _Source, day: dt.date, grace: dt.timedelta) ->
         ctype = schema.field(cursor).type
         if pa.types.is_date(ctype):
             flt &= (pds.field(cursor) >= pa.scalar(day, ctype)) & (
-                pds.field(cursor) < pa.scalar(day + dt.timedelta(days=1), ctype))
+                pds.field(cursor) < pa.scalar(day + dt.timedelta(days=1), ctype)
+            )
         elif pa.types.is_timestamp(ctype):
             start, end = _local(day), _local(day + dt.timedelta(days=1))
             flt &= (pds.field(cursor) >= _scalar(start, ctype)) & (pds.field(cursor) < _scalar(end, ctype))
         else:
-            raise TypeError(f"bronze table {source.department}/{source.asset}: the timestamp cursor {cursor!r} "
-                            f"is stored as {ctype}, not a date or timestamp")
+            raise TypeError(
+                f"bronze table {source.department}/{source.asset}: the timestamp cursor {cursor!r} "
+                f"is stored as {ctype}, not a date or timestamp"
+            )
     else:
         if source.kind == "file_drop":
             start, end = deadline(day - dt.timedelta(days=1), grace), due
-            flt &= (pds.field(EXTRACTED) > _scalar(start, ex_type)) & (pds.field(EXTRACTED) <= _scalar(end, ex_type))
+            flt &= (pds.field(EXTRACTED) > _scalar(start, ex_type)) & (
+                pds.field(EXTRACTED) <= _scalar(end, ex_type)
+            )
         else:
             start, end = _local(day + dt.timedelta(days=1)), _local(day + dt.timedelta(days=2))
-            flt &= (pds.field(EXTRACTED) >= _scalar(start, ex_type)) & (pds.field(EXTRACTED) < _scalar(end, ex_type))
+            flt &= (pds.field(EXTRACTED) >= _scalar(start, ex_type)) & (
+                pds.field(EXTRACTED) < _scalar(end, ex_type)
+            )
         flt &= pds.field(EXTRACTED) > _scalar(first, ex_type)  # the first load is the initial history
     info = source.info
     keys = ["_qst_file", "_qst_line"] if info.is_file_drop else list(info.primary_key)
     table = dataset.to_table(columns=list(dict.fromkeys([*keys, ROW_HASH, EXTRACTED, BATCH])), filter=flt)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    rows = frame.select(source_pk=source_pk(info), **{ROW_HASH: pl.col(ROW_HASH),
-                                                     EXTRACTED: pl.col(EXTRACTED).cast(UTC_TS),
-                                                     BATCH: pl.col(BATCH).cast(pl.Utf8)})
+    rows = frame.select(
+        source_pk=source_pk(info),
+        **{
+            ROW_HASH: pl.col(ROW_HASH),
+            EXTRACTED: pl.col(EXTRACTED).cast(UTC_TS),
+            BATCH: pl.col(BATCH).cast(pl.Utf8),
+        },
+    )
     rows = rows.with_columns(on_time=pl.col(EXTRACTED) <= due)
     scored = source.kind != "file_drop" and first <= due
     return _Received(rows.cast(empty.schema), first, scored)
@@ -338,8 +363,9 @@ def _silver_counts(home: Path, spec: StagingSpec, received: pl.DataFrame) -> dic
             times = received.get_column(EXTRACTED)
             flt = _any_of(EXTRACTED, times.unique().sort().to_list(), ex_type)
             if flt is None:
-                flt = ((pds.field(EXTRACTED) >= _scalar(times.min(), ex_type))
-                       & (pds.field(EXTRACTED) <= _scalar(times.max(), ex_type)))
+                flt = (pds.field(EXTRACTED) >= _scalar(times.min(), ex_type)) & (
+                    pds.field(EXTRACTED) <= _scalar(times.max(), ex_type)
+                )
         columns = [*key, *(c for c in scored_columns if c in names)]
         frame = pl.from_arrow(dataset.to_table(columns=columns, filter=flt))
         assert isinstance(frame, pl.DataFrame)
@@ -352,7 +378,9 @@ def _silver_counts(home: Path, spec: StagingSpec, received: pl.DataFrame) -> dic
     if qset is not None and all(k in qset.schema.names for k in key):
         flt = None
         if BATCH in qset.schema.names:  # quarantined by the same version: written by the same load
-            flt = _any_of(BATCH, received.get_column(BATCH).unique().sort().to_list(), qset.schema.field(BATCH).type)
+            flt = _any_of(
+                BATCH, received.get_column(BATCH).unique().sort().to_list(), qset.schema.field(BATCH).type
+            )
         q = pl.from_arrow(qset.to_table(columns=key, filter=flt))
         assert isinstance(q, pl.DataFrame)
         quarantined = wanted.join(q.unique(), on=key, how="semi", nulls_equal=True).height
@@ -361,8 +389,11 @@ def _silver_counts(home: Path, spec: StagingSpec, received: pl.DataFrame) -> dic
     counts["mandatory_slots"] = len(spec.mandatory) * counts["staged"]
     if staged.height:
         if spec.mandatory:
-            counts["mandatory_filled"] = int(staged.select(
-                pl.sum_horizontal([pl.col(c).is_not_null().sum() for c in spec.mandatory])).item())
+            counts["mandatory_filled"] = int(
+                staged.select(
+                    pl.sum_horizontal([pl.col(c).is_not_null().sum() for c in spec.mandatory])
+                ).item()
+            )
         for c in ids:
             status = staged.get_column(f"{c}_status")
             counts["identifier_values"] += int(status.is_in(["valid", "invalid", "masked"]).sum())
@@ -371,8 +402,14 @@ def _silver_counts(home: Path, spec: StagingSpec, received: pl.DataFrame) -> dic
     return counts
 
 
-def scorecard(home: Path, config: SourcesConfig, specs: dict[str, StagingSpec], day: dt.date, *,
-              grace: dt.timedelta = DEFAULT_GRACE) -> pl.DataFrame:
+def scorecard(
+    home: Path,
+    config: SourcesConfig,
+    specs: dict[str, StagingSpec],
+    day: dt.date,
+    *,
+    grace: dt.timedelta = DEFAULT_GRACE,
+) -> pl.DataFrame:
     """The scorecard of reporting day ``day``: one row per configured table and file drop (see the module
     docstring). A table without a staging spec (``specs`` by ``<department>/<asset>``) gets its received
     and timeliness figures; its silver components are null."""
@@ -384,17 +421,34 @@ def scorecard(home: Path, config: SourcesConfig, specs: dict[str, StagingSpec], 
         received = got.rows
         on_time = int(received.get_column("on_time").sum()) if got.scored else None
         row: dict = {
-            "day": day, "department": source.department, "asset": source.asset, "table": source.table,
-            "kind": source.kind, "first_load_at": got.first_load_at, "deadline": due,
-            "timeliness_scored": got.scored, "records_received": received.height,
-            "on_time": on_time, "late": None if on_time is None else received.height - on_time,
+            "day": day,
+            "department": source.department,
+            "asset": source.asset,
+            "table": source.table,
+            "kind": source.kind,
+            "first_load_at": got.first_load_at,
+            "deadline": due,
+            "timeliness_scored": got.scored,
+            "records_received": received.height,
+            "on_time": on_time,
+            "late": None if on_time is None else received.height - on_time,
         }
         spec = specs.get(f"{source.department}/{source.asset}")
         row.update(_silver_counts(home, spec, received) if spec is not None else dict.fromkeys(SILVER_COUNTS))
         rows.append(row)
-    schema = {k: v for k, v in SCORECARD_SCHEMA.items() if k not in ("timeliness_rate", "completeness_rate",
-                                                                       "valid_identifier_rate", "quarantine_rate",
-                                                                       "score", "grade")}
+    schema = {
+        k: v
+        for k, v in SCORECARD_SCHEMA.items()
+        if k
+        not in (
+            "timeliness_rate",
+            "completeness_rate",
+            "valid_identifier_rate",
+            "quarantine_rate",
+            "score",
+            "grade",
+        )
+    }
     return with_rates(pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema))
 
 
@@ -408,8 +462,11 @@ def department_summary(frame: pl.DataFrame) -> pl.DataFrame:
 
     scored = pl.col("timeliness_scored").fill_null(False)
     grouped = tables.group_by("day", "department", maintain_order=True).agg(
-        asset=pl.lit(TOTAL), table=pl.lit(TOTAL), kind=pl.lit(None, pl.Utf8),
-        first_load_at=pl.col("first_load_at").min(), deadline=pl.col("deadline").first(),
+        asset=pl.lit(TOTAL),
+        table=pl.lit(TOTAL),
+        kind=pl.lit(None, pl.Utf8),
+        first_load_at=pl.col("first_load_at").min(),
+        deadline=pl.col("deadline").first(),
         timeliness_scored=scored.any(),
         records_received=pl.col("records_received").sum(),
         on_time=pl.when(scored.any()).then(pl.col("on_time").filter(scored).sum()),
@@ -424,8 +481,15 @@ def department_summary(frame: pl.DataFrame) -> pl.DataFrame:
 RESCORE_DAYS = 3
 
 
-def nightly_scorecard(home: Path, config: SourcesConfig, specs: dict[str, StagingSpec], day: dt.date, *,
-                      rescore_days: int = RESCORE_DAYS, grace: dt.timedelta = DEFAULT_GRACE) -> pl.DataFrame:
+def nightly_scorecard(
+    home: Path,
+    config: SourcesConfig,
+    specs: dict[str, StagingSpec],
+    day: dt.date,
+    *,
+    rescore_days: int = RESCORE_DAYS,
+    grace: dt.timedelta = DEFAULT_GRACE,
+) -> pl.DataFrame:
     """What a night writes: the scorecards of ``day`` and the ``rescore_days`` days before it, each with its
     department totals."""
     frames = []
@@ -461,5 +525,8 @@ def read_scorecard(home: Path) -> pl.DataFrame:
         return pl.DataFrame(schema=SCORECARD_SCHEMA)
     frame = pl.from_arrow(dataset.to_table())
     assert isinstance(frame, pl.DataFrame)
-    return (frame.select(list(SCORECARD_SCHEMA)).cast(SCORECARD_SCHEMA)
-            .sort("day", "department", pl.col("asset") == TOTAL, "asset"))
+    return (
+        frame.select(list(SCORECARD_SCHEMA))
+        .cast(SCORECARD_SCHEMA)
+        .sort("day", "department", pl.col("asset") == TOTAL, "asset")
+    )

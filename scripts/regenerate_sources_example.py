@@ -11,6 +11,16 @@ from simulator.estate import EstateState, write_sources
 REPO = Path(__file__).resolve().parents[1]
 
 if __name__ == "__main__":
-    state = EstateState(seed=42, enterprises=1, as_of="2026-10-31", start_as_of="2026-10-31", units=1,
-                        days_advanced=0, next_enterprise=1, targets={}, rates={}, rows={})
+    state = EstateState(
+        seed=42,
+        enterprises=1,
+        as_of="2026-10-31",
+        start_as_of="2026-10-31",
+        units=1,
+        days_advanced=0,
+        next_enterprise=1,
+        targets={},
+        rates={},
+        rows={},
+    )
     print(write_sources(state, REPO / "data" / "estate", REPO / "sources.yaml"))

@@ -53,13 +53,20 @@ def resident_ids(keys: np.ndarray) -> pl.DataFrame:
     day = rest % BIRTH_DAYS
     seq = rest // BIRTH_DAYS
     birth = np.datetime64(BIRTH_START) + day.astype("timedelta64[D]")
-    frame = pl.DataFrame({
-        "division": np.array(vocab.ORIGIN_DIVISIONS)[div],
-        "birth": birth.astype("datetime64[D]"),
-        "seq": seq,
-    }).with_columns(
-        body=pl.concat_str([pl.col("division"), pl.col("birth").dt.strftime("%Y%m%d"),
-                            pl.col("seq").cast(pl.Utf8).str.zfill(3)])
+    frame = pl.DataFrame(
+        {
+            "division": np.array(vocab.ORIGIN_DIVISIONS)[div],
+            "birth": birth.astype("datetime64[D]"),
+            "seq": seq,
+        }
+    ).with_columns(
+        body=pl.concat_str(
+            [
+                pl.col("division"),
+                pl.col("birth").dt.strftime("%Y%m%d"),
+                pl.col("seq").cast(pl.Utf8).str.zfill(3),
+            ]
+        )
     )
     digits = _ascii_matrix(frame["body"], 17) - ord("0")
     check = np.array(list(idf.ID_CHECK_CHARS))[idf.id_check_values(digits)]
@@ -121,11 +128,13 @@ class Unit:
 def _choice(rng: np.random.Generator, pool: list, n: int, p: list[float] | None = None) -> np.ndarray:
     weights = None if p is None else np.asarray(p, dtype=float) / np.sum(p)
     return np.asarray(pool, dtype=object if any(len(str(x)) > 1 for x in pool) else None)[
-        rng.choice(len(pool), size=n, p=weights)]
+        rng.choice(len(pool), size=n, p=weights)
+    ]
 
 
-def generate_unit(seed: int, unit_no: int, first_index: int, count: int, as_of: dt.date,
-                  founded_from: dt.date = EPOCH) -> Unit:
+def generate_unit(
+    seed: int, unit_no: int, first_index: int, count: int, as_of: dt.date, founded_from: dt.date = EPOCH
+) -> Unit:
     """Enterprises ``first_index .. first_index+count-1`` and their persons, founded in
     ``[founded_from, as_of]``."""
     rng = np.random.default_rng([seed, unit_no, 1])
@@ -184,39 +193,62 @@ def generate_unit(seed: int, unit_no: int, first_index: int, count: int, as_of: 
     hymc = np.array([t for _, _, t in vocab.INDUSTRIES])[ind]
     form = _choice(rng, vocab.LEGAL_FORMS, n, vocab.LEGAL_FORM_WEIGHTS).astype(str)
     bracket_style = rng.random(n) < 0.1
-    name = np.where(bracket_style,
-                    np.char.add(np.char.add(np.char.add(brand, ind_word), "（深圳）"), form),
-                    np.char.add(np.char.add(np.char.add(vocab.CITY, brand), ind_word), form))
+    name = np.where(
+        bracket_style,
+        np.char.add(np.char.add(np.char.add(brand, ind_word), "（深圳）"), form),
+        np.char.add(np.char.add(np.char.add(vocab.CITY, brand), ind_word), form),
+    )
     trade = rng.integers(0, len(vocab.INDIVIDUAL_TRADES), n)
     indiv = kind == "individual"
-    name = np.where(indiv, np.char.add(np.char.add(np.char.add(vocab.CITY, district_name), brand),
-                                       np.array([t for t, _ in vocab.INDIVIDUAL_TRADES])[trade]), name)
+    name = np.where(
+        indiv,
+        np.char.add(
+            np.char.add(np.char.add(vocab.CITY, district_name), brand),
+            np.array([t for t, _ in vocab.INDIVIDUAL_TRADES])[trade],
+        ),
+        name,
+    )
     hydm = np.where(indiv, np.array([c for _, c in vocab.INDIVIDUAL_TRADES])[trade], hydm)
     form = np.where(indiv, "个体工商户", form)
     # a branch: the parent's name + the branch's district + 分公司; inherits industry
     name = name.astype(object)
-    name[is_branch] = np.char.add(np.char.add(name[parent_local[is_branch]].astype(str),
-                                              district_name[is_branch]), "分公司")
+    name[is_branch] = np.char.add(
+        np.char.add(name[parent_local[is_branch]].astype(str), district_name[is_branch]), "分公司"
+    )
     hydm[is_branch] = hydm[parent_local[is_branch]]
     ind_word[is_branch] = ind_word[parent_local[is_branch]]
     form = np.where(is_branch, "分公司", form)
     renamed = (kind == "enterprise") & (rng.random(n) < 0.05)
-    former = np.where(renamed, np.char.add(np.char.add(np.char.add(vocab.CITY, brands(n)), ind_word),
-                                           np.where(form == "股份有限公司", form, "有限公司")), None)
+    former = np.where(
+        renamed,
+        np.char.add(
+            np.char.add(np.char.add(vocab.CITY, brands(n)), ind_word),
+            np.where(form == "股份有限公司", form, "有限公司"),
+        ),
+        None,
+    )
 
     capital = np.round(np.exp(rng.normal(5.0, 1.4, n)), 2)  # 万元
     capital = np.where(indiv, np.round(capital / 20, 2), capital)
     street = _choice(rng, vocab.STREETS, n)
     building = _choice(rng, vocab.BUILDINGS, n)
     no = rng.integers(1, 3000, n).astype(str)
-    address = np.char.add(np.char.add(np.char.add(np.char.add(np.char.add(
-        vocab.CITY, district_name), street.astype(str)), no), "号"), np.where(
-        rng.random(n) < 0.6, np.char.add(np.char.add(brand, building.astype(str)),
-                                         rng.integers(1, 40, n).astype(str)) + "楼", ""))
+    address = np.char.add(
+        np.char.add(
+            np.char.add(np.char.add(np.char.add(vocab.CITY, district_name), street.astype(str)), no), "号"
+        ),
+        np.where(
+            rng.random(n) < 0.6,
+            np.char.add(np.char.add(brand, building.astype(str)), rng.integers(1, 40, n).astype(str)) + "楼",
+            "",
+        ),
+    )
     mobile = rng.random(n) < 0.6
-    phone = np.where(mobile, np.char.add("1", (rng.integers(3, 10, n) * 10**9 + rng.integers(0, 10**9, n))
-                                         .astype(str)),
-                     np.char.add("0755-", rng.integers(2 * 10**7, 9 * 10**7, n).astype(str)))
+    phone = np.where(
+        mobile,
+        np.char.add("1", (rng.integers(3, 10, n) * 10**9 + rng.integers(0, 10**9, n)).astype(str)),
+        np.char.add("0755-", rng.integers(2 * 10**7, 9 * 10**7, n).astype(str)),
+    )
 
     # --- persons: legal representatives, employees, and people met only in courts/services ----
     n_rep = n
@@ -226,7 +258,8 @@ def generate_unit(seed: int, unit_no: int, first_index: int, count: int, as_of: 
     rep_local[shared] = (rng.random(shared.sum()) * np.nonzero(shared)[0]).astype(np.int64)
     employer = (kind != "individual") & (rng.random(n) < 0.72)
     headcount = np.where(employer, np.minimum(np.maximum(1, rng.lognormal(1.2, 1.0, n)), 3000), 0).astype(
-        np.int64)
+        np.int64
+    )
     n_emp = int(headcount.sum())
     n_other = int(n * 0.3)
     n_persons = n_rep + n_emp + n_other
@@ -238,29 +271,59 @@ def generate_unit(seed: int, unit_no: int, first_index: int, count: int, as_of: 
     rare = rng.random(n_persons) < 0.001
     given[rare] = _choice(rng, vocab.RARE_GIVEN_NAMES, int(rare.sum()))
     pname = np.char.add(surname, given.astype(str))
-    pphone = np.char.add("1", (rng.integers(3, 10, n_persons) * 10**9 + rng.integers(0, 10**9, n_persons))
-                         .astype(str))
+    pphone = np.char.add(
+        "1", (rng.integers(3, 10, n_persons) * 10**9 + rng.integers(0, 10**9, n_persons)).astype(str)
+    )
     role = np.array(["legal_rep"] * n_rep + ["employee"] * n_emp + ["other"] * n_other)
-    employer_local = np.concatenate([np.full(n_rep, -1), np.repeat(np.arange(n), headcount),
-                                     np.full(n_other, -1)])
+    employer_local = np.concatenate(
+        [np.full(n_rep, -1), np.repeat(np.arange(n), headcount), np.full(n_other, -1)]
+    )
     pid = np.char.add("P", np.char.zfill(pkeys.astype(str), 12))
     eid = np.char.add("E", np.char.zfill(idx.astype(str), 10))
 
-    enterprises = pl.DataFrame({
-        "idx": idx, "entity_id": eid, "kind": kind,
-        "parent_id": np.where(is_branch, eid[np.maximum(parent_local, 0)], None),
-        "division": district_code, "district": district_name, "authority": auth_code,
-        "founded": founded.astype("datetime64[D]"), "modern": modern,
-        "org_code": org, "uscc": uscc, "regno": regno, "old_tin": old_tin,
-        "name": name.astype(str), "former_name": former, "brand": brand, "legal_form": form,
-        "hydm": hydm, "hymc": np.where(indiv, "零售业", hymc),
-        "capital": capital, "status": status, "status_date": status_date.astype("datetime64[D]"),
-        "address": address, "phone": phone,
-        "rep_id": pid[rep_local], "headcount": headcount,
-    }, strict=False).with_columns(pl.col(pl.Object).map_batches(_to_utf8, return_dtype=pl.Utf8))
-    persons = pl.DataFrame({
-        "person_id": pid, "role": role, "name": pname, "phone": pphone,
-        "employer_id": np.where(employer_local >= 0, eid[np.maximum(employer_local, 0)], None),
-    }, strict=False).with_columns(
-        pl.col(pl.Object).map_batches(_to_utf8, return_dtype=pl.Utf8)).hstack(ids)
+    enterprises = pl.DataFrame(
+        {
+            "idx": idx,
+            "entity_id": eid,
+            "kind": kind,
+            "parent_id": np.where(is_branch, eid[np.maximum(parent_local, 0)], None),
+            "division": district_code,
+            "district": district_name,
+            "authority": auth_code,
+            "founded": founded.astype("datetime64[D]"),
+            "modern": modern,
+            "org_code": org,
+            "uscc": uscc,
+            "regno": regno,
+            "old_tin": old_tin,
+            "name": name.astype(str),
+            "former_name": former,
+            "brand": brand,
+            "legal_form": form,
+            "hydm": hydm,
+            "hymc": np.where(indiv, "零售业", hymc),
+            "capital": capital,
+            "status": status,
+            "status_date": status_date.astype("datetime64[D]"),
+            "address": address,
+            "phone": phone,
+            "rep_id": pid[rep_local],
+            "headcount": headcount,
+        },
+        strict=False,
+    ).with_columns(pl.col(pl.Object).map_batches(_to_utf8, return_dtype=pl.Utf8))
+    persons = (
+        pl.DataFrame(
+            {
+                "person_id": pid,
+                "role": role,
+                "name": pname,
+                "phone": pphone,
+                "employer_id": np.where(employer_local >= 0, eid[np.maximum(employer_local, 0)], None),
+            },
+            strict=False,
+        )
+        .with_columns(pl.col(pl.Object).map_batches(_to_utf8, return_dtype=pl.Utf8))
+        .hstack(ids)
+    )
     return Unit(unit_no=unit_no, enterprises=enterprises, persons=persons)

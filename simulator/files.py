@@ -70,14 +70,21 @@ class RosterDrops:
             self._xlsx[fname] = (wb, write)
         return fname, self._xlsx[fname][1]
 
-    def add(self, persons: pl.DataFrame, enterprises: pl.DataFrame, rng: np.random.Generator,
-            profile: MessProfile, rate: float = 0.15) -> pl.DataFrame:
+    def add(
+        self,
+        persons: pl.DataFrame,
+        enterprises: pl.DataFrame,
+        rng: np.random.Generator,
+        profile: MessProfile,
+        rate: float = 0.15,
+    ) -> pl.DataFrame:
         """Write roster rows for a sample of the unit's persons; returns their truth rows."""
         n_pick = int(enterprises.height * rate)
         if n_pick == 0 or persons.height == 0:
             return pl.DataFrame(schema=TRUTH_SCHEMA)
         p = persons.select(pl.all().gather(rng.integers(0, persons.height, n_pick))).unique(
-            "person_id", maintain_order=True)
+            "person_id", maintain_order=True
+        )
         n = p.height
         names = enterprises.select(employer_id="entity_id", employer_name="name")
         p = p.join(names, on="employer_id", how="left", maintain_order="left")
@@ -85,13 +92,27 @@ class RosterDrops:
         ids = mess.null_markers(ids, rng, profile.null_marker)
         phone = mess.null_markers(p["phone"], rng, 0.1)
         district = rng.choice(len(vocab.DISTRICTS), n, p=vocab.DISTRICT_WEIGHTS)
-        grid = [f"{vocab.DISTRICTS[d][1]}第{g}网格" for d, g in zip(district, rng.integers(1, 40, n), strict=True)]
+        grid = [
+            f"{vocab.DISTRICTS[d][1]}第{g}网格" for d, g in zip(district, rng.integers(1, 40, n), strict=True)
+        ]
         kind = np.array(vocab.ROSTER_KINDS)[(rng.random(n) < 0.45).astype(int)]
-        addr = [f"{vocab.CITY}{vocab.DISTRICTS[d][1]}{s}{no}号" for d, s, no in
-                zip(district, rng.choice(vocab.STREETS, n), rng.integers(1, 999, n), strict=True)]
+        addr = [
+            f"{vocab.CITY}{vocab.DISTRICTS[d][1]}{s}{no}号"
+            for d, s, no in zip(district, rng.choice(vocab.STREETS, n), rng.integers(1, 999, n), strict=True)
+        ]
         pks = []
-        for i, row in enumerate(zip(grid, mess.person_name(p["name"], rng, profile).to_list(), ids.to_list(),
-                                    phone.to_list(), addr, kind, p["employer_name"].to_list(), strict=True)):
+        for i, row in enumerate(
+            zip(
+                grid,
+                mess.person_name(p["name"], rng, profile).to_list(),
+                ids.to_list(),
+                phone.to_list(),
+                addr,
+                kind,
+                p["employer_name"].to_list(),
+                strict=True,
+            )
+        ):
             fname, write = self._writer(int(district[i]))
             if rng.random() < 0.02:
                 write([None] * len(ROSTER_COLUMNS))  # the blank lines street offices leave in
@@ -99,8 +120,17 @@ class RosterDrops:
             write(list(row))
             self.rows_written[fname] = self.rows_written.get(fname, 0) + 1
             pks.append(f"{fname}#{self.rows_written[fname]}")
-        return pl.DataFrame({"department": DEPARTMENT, "table": TABLE, "pk": pks, "role": "subject",
-                             "entity_type": "person", "entity_id": p["person_id"]}, schema=TRUTH_SCHEMA)
+        return pl.DataFrame(
+            {
+                "department": DEPARTMENT,
+                "table": TABLE,
+                "pk": pks,
+                "role": "subject",
+                "entity_type": "person",
+                "entity_id": p["person_id"],
+            },
+            schema=TRUTH_SCHEMA,
+        )
 
     def close(self) -> list[str]:
         for fh, _ in self._csv.values():

@@ -23,8 +23,11 @@ LEGACY_TEXT_ENCODING = "gb18030"  # superset of GBK: rare characters survive the
 
 def mojibake(s: pl.Series) -> pl.Series:
     """GBK/GB18030 bytes read back as latin1 — what a utf8 client sees of a latin1 column."""
-    return pl.Series(s.name, [None if v is None else v.encode(LEGACY_TEXT_ENCODING).decode("latin1")
-                              for v in s.to_list()], dtype=pl.Utf8)
+    return pl.Series(
+        s.name,
+        [None if v is None else v.encode(LEGACY_TEXT_ENCODING).decode("latin1") for v in s.to_list()],
+        dtype=pl.Utf8,
+    )
 
 
 def _sa_type(col: Column, dialect: str) -> sa.types.TypeEngine:
@@ -66,9 +69,16 @@ def prepare(df: pl.DataFrame, spec: TableSpec, dialect: str) -> pl.DataFrame:
     out = df.select(exprs)
     latin1 = [c.name for c in spec.columns if c.latin1]
     if latin1 and dialect in ("mysql", "mariadb"):  # the raw GBK bytes, as the legacy application stored them
-        out = out.with_columns([pl.Series(name, [None if v is None else v.encode(LEGACY_TEXT_ENCODING)
-                                                 for v in out[name].to_list()], dtype=pl.Binary)
-                                for name in latin1])
+        out = out.with_columns(
+            [
+                pl.Series(
+                    name,
+                    [None if v is None else v.encode(LEGACY_TEXT_ENCODING) for v in out[name].to_list()],
+                    dtype=pl.Binary,
+                )
+                for name in latin1
+            ]
+        )
     elif latin1:
         out = out.with_columns([mojibake(out[name]) for name in latin1])
     return out
@@ -82,6 +92,7 @@ class Target:
     def create(self, spec: TableSpec, *, replace: bool = True) -> None: ...
     def write(self, spec: TableSpec, df: pl.DataFrame, *, prepared: bool = False) -> None:
         """Insert rows; ``prepared`` says :func:`prepare` already ran for this dialect."""
+
     def execute(self, sql: str, params: list[tuple] | None = None) -> None: ...
     def close(self) -> None: ...
 
@@ -103,9 +114,17 @@ class SQLiteTarget(Target):
         self.conn.execute("PRAGMA synchronous=NORMAL")
 
     def create(self, spec: TableSpec, *, replace: bool = True) -> None:
-        ddl_types = {"str": "VARCHAR({})", "text": "TEXT", "int": "INTEGER", "uint": "INTEGER",
-                     "bigint": "BIGINT", "ubigint": "BIGINT", "dec": "DECIMAL({})", "date": "DATE",
-                     "datetime": "DATETIME"}
+        ddl_types = {
+            "str": "VARCHAR({})",
+            "text": "TEXT",
+            "int": "INTEGER",
+            "uint": "INTEGER",
+            "bigint": "BIGINT",
+            "ubigint": "BIGINT",
+            "dec": "DECIMAL({})",
+            "date": "DATE",
+            "datetime": "DATETIME",
+        }
         cols = []
         for c in spec.columns:
             kind, _, arg = c.type.partition(":")
@@ -113,7 +132,9 @@ class SQLiteTarget(Target):
         pk = ", ".join(self.q(k) for k in spec.primary_key)
         if replace:
             self.conn.execute(f"DROP TABLE IF EXISTS {self.q(spec.name)}")
-        self.conn.execute(f"CREATE TABLE IF NOT EXISTS {self.q(spec.name)} ({', '.join(cols)}, PRIMARY KEY ({pk}))")
+        self.conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.q(spec.name)} ({', '.join(cols)}, PRIMARY KEY ({pk}))"
+        )
 
     def write(self, spec: TableSpec, df: pl.DataFrame, *, prepared: bool = False) -> None:
         if df.is_empty():
@@ -121,8 +142,9 @@ class SQLiteTarget(Target):
         rows = (df if prepared else prepare(df, spec, self.dialect)).rows()
         cols = ", ".join(self.q(c) for c in spec.column_names)
         self.conn.execute("BEGIN")
-        self.conn.executemany(f"INSERT INTO {self.q(spec.name)} ({cols}) VALUES "
-                              f"({self.placeholders(len(spec.columns))})", rows)
+        self.conn.executemany(
+            f"INSERT INTO {self.q(spec.name)} ({cols}) VALUES ({self.placeholders(len(spec.columns))})", rows
+        )
         self.conn.execute("COMMIT")
 
     def execute(self, sql: str, params: list[tuple] | None = None) -> None:
@@ -146,14 +168,21 @@ class SQLAlchemyTarget(Target):
         self.metadata = sa.MetaData()
 
     def placeholders(self, n: int) -> str:
-        return ", ".join(["%s"] * n) if self.dialect in ("postgresql", "mysql", "mariadb") else ", ".join(
-            ["?"] * n)
+        return (
+            ", ".join(["%s"] * n)
+            if self.dialect in ("postgresql", "mysql", "mariadb")
+            else ", ".join(["?"] * n)
+        )
 
     def _table(self, spec: TableSpec) -> sa.Table:
         if spec.name in self.metadata.tables:
             return self.metadata.tables[spec.name]
-        cols = [sa.Column(c.name, _sa_type(c, self.dialect), primary_key=c.name in spec.primary_key,
-                          autoincrement=False) for c in spec.columns]
+        cols = [
+            sa.Column(
+                c.name, _sa_type(c, self.dialect), primary_key=c.name in spec.primary_key, autoincrement=False
+            )
+            for c in spec.columns
+        ]
         kwargs = {"mysql_charset": "utf8mb4"} if self.dialect in ("mysql", "mariadb") else {}
         return sa.Table(spec.name, self.metadata, *cols, **kwargs)
 
@@ -179,8 +208,11 @@ class SQLAlchemyTarget(Target):
             else:
                 if self.dialect in ("mysql", "mariadb"):
                     cur.execute("SET SESSION sql_mode = ''")  # legacy MySQL accepted zero dates
-                cur.executemany(f"INSERT INTO {self.q(spec.name)} ({cols}) VALUES "
-                                f"({self.placeholders(len(spec.columns))})", data.rows())
+                cur.executemany(
+                    f"INSERT INTO {self.q(spec.name)} ({cols}) VALUES "
+                    f"({self.placeholders(len(spec.columns))})",
+                    data.rows(),
+                )
             raw.commit()
         finally:
             raw.close()

@@ -109,8 +109,9 @@ def estate_rows(estate: Path, department: str, sql: str) -> list[tuple]:
 
 def estate_frame(estate: Path, department: str, sql: str, columns: Sequence[str]) -> pl.DataFrame:
     """The rows of ``sql`` on a department's SQLite file as a Polars frame of text columns named ``columns``."""
-    return pl.DataFrame(estate_rows(estate, department, sql), schema=dict.fromkeys(columns, pl.Utf8),
-                        orient="row")
+    return pl.DataFrame(
+        estate_rows(estate, department, sql), schema=dict.fromkeys(columns, pl.Utf8), orient="row"
+    )
 
 
 def estate_column(estate: Path, department: str, table: str, column: str) -> list:

@@ -160,7 +160,10 @@ def test_no_module_imports_itself_back() -> None:
 def test_pipelines_holds_wiring_only() -> None:
     """pipelines/ is Dagster wiring and the CLI: the dashboard is its own package, and no SQL is written there."""
     assert not (ROOT / "pipelines" / "dashboard").exists()
-    sql = [f"{_rel(p)}:{n}" for p in _modules(("pipelines",))
-           for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-           if any(word in line for word in ("SELECT ", "CREATE TABLE", "INSERT INTO"))]
+    sql = [
+        f"{_rel(p)}:{n}"
+        for p in _modules(("pipelines",))
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if any(word in line for word in ("SELECT ", "CREATE TABLE", "INSERT INTO"))
+    ]
     assert not sql, "SQL belongs in models/ or quality/, not in pipelines/:\n" + "\n".join(sql)

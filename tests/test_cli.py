@@ -28,11 +28,14 @@ def test_simulate_requires_enterprises(tmp_path):
 
 def test_bad_rate_and_bad_target_are_usage_errors(tmp_path):
     runner = CliRunner()
-    bad_rate = runner.invoke(main, ["simulate", "--out", str(tmp_path), "--enterprises", "10",
-                                    "--rate", "nope=0.1"])
+    bad_rate = runner.invoke(
+        main, ["simulate", "--out", str(tmp_path), "--enterprises", "10", "--rate", "nope=0.1"]
+    )
     assert bad_rate.exit_code == 2 and "unknown mess rate" in bad_rate.output
-    bad_target = runner.invoke(main, ["simulate", "--out", str(tmp_path), "--enterprises", "10",
-                                      "--target", "nosuchdept=sqlite:///x.db"])
+    bad_target = runner.invoke(
+        main,
+        ["simulate", "--out", str(tmp_path), "--enterprises", "10", "--target", "nosuchdept=sqlite:///x.db"],
+    )
     assert bad_target.exit_code == 2 and "unknown department 'nosuchdept'" in bad_target.output
 
 
@@ -46,8 +49,9 @@ def test_target_password_is_not_printed(tmp_path, pg_url):
 
     url = make_url(pg_url).set(password="Sup3rSecret").render_as_string(hide_password=False)
     # trust auth ignores the password; the point is what the CLI prints and writes
-    result = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path), "--enterprises", "50",
-                                       "--target", f"env={url}"])
+    result = CliRunner().invoke(
+        main, ["simulate", "--out", str(tmp_path), "--enterprises", "50", "--target", f"env={url}"]
+    )
     assert result.exit_code == 0, result.output
     assert "Sup3rSecret" not in result.output
     assert "Sup3rSecret" not in (tmp_path / "sources.yaml").read_text()
@@ -67,8 +71,13 @@ def test_simulate_then_advance_through_the_cli(tmp_path):
 def test_demo_runs_end_to_end_from_a_shell(tmp_path):
     """The README's first command ends in `qst demo`; run it as a user would."""
     qst = Path(sys.executable).with_name("qst")
-    result = subprocess.run([str(qst), "demo", "--home", str(tmp_path / "home")], capture_output=True,
-                            text=True, timeout=1200, check=False)  # a hang guard, not a speed check
+    result = subprocess.run(
+        [str(qst), "demo", "--home", str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )  # a hang guard, not a speed check
     assert result.returncode == 0, result.stderr
     assert "demo finished" in result.stdout
     assert (tmp_path / "home" / "estate" / "sources.yaml").exists()

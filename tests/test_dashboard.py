@@ -36,8 +36,14 @@ AS_OF = "2026-10-31"
 #: machine is slow; bench/bench_dashboard.py measures speed)
 PATIENCE_S = 300
 #: (path, page id, charts the page must draw with data)
-PAGES = (("/", "overview", 1), ("/risk", "risk", 2), ("/abnormal", "abnormal", 3), ("/scorecard", "scorecard", 2),
-         ("/service", "service", 2), ("/forecast", "forecast", 1))
+PAGES = (
+    ("/", "overview", 1),
+    ("/risk", "risk", 2),
+    ("/abnormal", "abnormal", 3),
+    ("/scorecard", "scorecard", 2),
+    ("/service", "service", 2),
+    ("/forecast", "forecast", 1),
+)
 
 
 def _need_browser() -> None:
@@ -134,15 +140,20 @@ def _known_enterprise(estate: Path, home: Path) -> tuple[str, str, str]:
     the estate whose golden record the marts hold with records from at least two departments."""
     con = sqlite3.connect(estate / "samr.sqlite")
     try:
-        regs = con.execute("SELECT TYSHXYDM, QYMC FROM T_SCZT_DJXX WHERE length(TYSHXYDM) = 18 "
-                           "AND QYMC LIKE '%公司' ORDER BY ZTID").fetchall()
+        regs = con.execute(
+            "SELECT TYSHXYDM, QYMC FROM T_SCZT_DJXX WHERE length(TYSHXYDM) = 18 "
+            "AND QYMC LIKE '%公司' ORDER BY ZTID"
+        ).fetchall()
     finally:
         con.close()
     marts = duckdb.connect(str(home / "marts.duckdb"), read_only=True)
     try:
         for uscc, name in regs:
-            row = marts.execute("SELECT name FROM mart_enterprise_360 WHERE uscc = ? AND len(departments) >= 2 "
-                                "AND NOT is_branch", [uscc]).fetchone()
+            row = marts.execute(
+                "SELECT name FROM mart_enterprise_360 WHERE uscc = ? AND len(departments) >= 2 "
+                "AND NOT is_branch",
+                [uscc],
+            ).fetchone()
             if row:
                 return uscc, row[0], name
     finally:
@@ -168,8 +179,10 @@ def test_marts_reopened_when_the_night_replaces_the_file(tmp_path):
     def night(value: int) -> Path:
         path = tmp_path / f"night{value}.duckdb"
         con = duckdb.connect(str(path))
-        con.execute("CREATE TABLE meta_build AS SELECT now() AS built_at, DATE '2026-10-31' AS as_of_date, "
-                    f"now() AS committed_at, {value} AS delta_version")
+        con.execute(
+            "CREATE TABLE meta_build AS SELECT now() AS built_at, DATE '2026-10-31' AS as_of_date, "
+            f"now() AS committed_at, {value} AS delta_version"
+        )
         con.close()
         return path
 
@@ -181,9 +194,14 @@ def test_marts_reopened_when_the_night_replaces_the_file(tmp_path):
             return cur.execute("SELECT delta_version FROM meta_build").fetchone()[0]
 
     assert version() == 1
-    os.replace(night(2), tmp_path / "marts.duckdb")  # what build_marts does; the old file stays open meanwhile
+    os.replace(
+        night(2), tmp_path / "marts.duckdb"
+    )  # what build_marts does; the old file stays open meanwhile
     assert version() == 2
-    with pytest.raises(duckdb.Error), marts.cursor() as cur:  # read-only: the dashboard can never change the marts
+    with (
+        pytest.raises(duckdb.Error),
+        marts.cursor() as cur,
+    ):  # read-only: the dashboard can never change the marts
         cur.execute("CREATE TABLE x (a INT)")
 
 
@@ -192,9 +210,21 @@ def test_every_page_query_runs_on_the_real_marts(marts_home):
     from models.marts.contract import DASHBOARD_QUERIES
 
     marts = Marts(marts_home[1])
-    params = {"since": "2000-01-01", "limit": 5, "district": None, "section": None, "level": None,
-              "indicator": "service_cases", "grain": "day", "from_month": "2000-01-01", "to_month": "2030-01-01",
-              "key": "X", "name": "某某公司", "text": "某某", "entity_id": "x"}
+    params = {
+        "since": "2000-01-01",
+        "limit": 5,
+        "district": None,
+        "section": None,
+        "level": None,
+        "indicator": "service_cases",
+        "grain": "day",
+        "from_month": "2000-01-01",
+        "to_month": "2030-01-01",
+        "key": "X",
+        "name": "某某公司",
+        "text": "某某",
+        "entity_id": "x",
+    }
     for name, sql in PAGE_QUERIES.items():
         if not marts.has(*re.findall(r"FROM (mart_\w+|dim_\w+|meta_\w+)", sql)):
             continue  # a mart of another module (KPI, service) the build did not make: the page says so
@@ -218,8 +248,9 @@ def test_pages_hold_no_sql():
 # in the browser
 # ------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("path", "page_id", "graphs"), PAGES, ids=[p[1] for p in PAGES])
-def test_page_loads_with_charts_and_nothing_from_outside(site, driver, artifacts, marts_home, path, page_id,
-                                                         graphs):
+def test_page_loads_with_charts_and_nothing_from_outside(
+    site, driver, artifacts, marts_home, path, page_id, graphs
+):
     needs = {"service": "mart_service_efficiency", "forecast": "mart_kpi_daily"}.get(page_id)
     if needs and not Marts(marts_home[1]).has(needs):
         pytest.skip(f"the marts were built without {needs} (models.marts.build found no module for it)")
@@ -231,7 +262,8 @@ def test_page_loads_with_charts_and_nothing_from_outside(site, driver, artifacts
     drawn = driver.execute_script(
         "return Array.from(document.querySelectorAll('.js-plotly-plot')).filter("
         "p => p._fullData && p._fullData.some(t => t._length > 0 || (t.z && t.z.length) || "
-        "(t.values && t.values.length))).length")
+        "(t.values && t.values.length))).length"
+    )
     assert drawn >= graphs, f"{path}: {drawn} charts with data, expected {graphs}"
     text = driver.find_element("id", f"page-{page_id}").text
     assert "暂无数据" not in text.split("\n")[:3]
@@ -245,10 +277,15 @@ def test_search_by_uscc_typed_into_the_box(site, driver, artifacts, marts_home):
     assert result.ready_ms >= 0
     box = driver.find_element("id", "ent-q")
     box.send_keys(f" {uscc.lower()} " + Keys.ENTER)
-    assert _wait_for(driver, "document.getElementById('ent-name') && "
-                            f"document.getElementById('ent-name').textContent === {golden_name!r}"), \
-        driver.find_element("id", "page-enterprise").text[:500]
-    assert f"q={quote(uscc.lower().strip())}" in driver.current_url.replace("+", "%20") or "q=" in driver.current_url
+    assert _wait_for(
+        driver,
+        "document.getElementById('ent-name') && "
+        f"document.getElementById('ent-name').textContent === {golden_name!r}",
+    ), driver.find_element("id", "page-enterprise").text[:500]
+    assert (
+        f"q={quote(uscc.lower().strip())}" in driver.current_url.replace("+", "%20")
+        or "q=" in driver.current_url
+    )
     text = driver.find_element("id", "page-enterprise").text
     assert "各部门关联的源记录" in text and "归并依据" in text
     assert "市场监管局" in text  # the registration record itself, listed under its department
@@ -264,10 +301,13 @@ def test_search_by_a_name_variant(site, driver, artifacts, marts_home):
     assert variant != registered_name
     result = _visit(driver, site + "/enterprise?q=" + quote(variant), "enterprise")
     assert result.ready_ms >= 0 and result.console_errors == []
-    found = _wait_for(driver, "document.getElementById('ent-name') ? "
-                             f"document.getElementById('ent-name').textContent === {golden_name!r} : "
-                             f"!!document.querySelector('#ent-results') && "
-                             f"document.querySelector('#ent-results').textContent.includes({golden_name!r})")
+    found = _wait_for(
+        driver,
+        "document.getElementById('ent-name') ? "
+        f"document.getElementById('ent-name').textContent === {golden_name!r} : "
+        f"!!document.querySelector('#ent-results') && "
+        f"document.querySelector('#ent-results').textContent.includes({golden_name!r})",
+    )
     _screenshot(driver, artifacts / "enterprise_name_variant.png")
     assert found, f"{variant!r} did not find {golden_name!r}"
 
@@ -276,10 +316,11 @@ def test_warnings_filtered_by_district(site, driver, marts_home):
     con = duckdb.connect(str(marts_home[1] / "marts.duckdb"), read_only=True)
     try:
         # the district with the most current warnings among those with high-risk enterprises (both charts draw)
-        district, = con.execute(
+        (district,) = con.execute(
             "SELECT district_name FROM mart_risk_warnings WHERE is_current AND district_name IN "
             "(SELECT district_name FROM mart_credit_risk WHERE risk_level IN ('高', '极高')) "
-            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()
+            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+        ).fetchone()
     finally:
         con.close()
     result = _visit(driver, site + f"/risk?days=365&district={quote(district)}", "risk", min_graphs=2)
@@ -289,7 +330,8 @@ def test_warnings_filtered_by_district(site, driver, marts_home):
         "const heads = Array.from(t.querySelectorAll('th')).map(h => h.textContent.trim());"
         "const i = heads.findIndex(h => h.endsWith('区县'));"
         "return Array.from(t.querySelectorAll('tbody tr')).map(r => r.querySelectorAll('td')[i])"
-        ".filter(c => c).map(c => c.textContent.trim());")
+        ".filter(c => c).map(c => c.textContent.trim());"
+    )
     assert cells, "no warning listed for the district with the most warnings"
     assert set(cells) == {district}
 

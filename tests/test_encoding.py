@@ -17,7 +17,14 @@ from connectors.encoding import (
 )
 from simulator.writers import LEGACY_TEXT_ENCODING, mojibake
 
-NAMES = ["深圳市南山区科技有限公司", "𠮷野家（深圳）餐饮店", "王䶮", "腾讯科技（深圳）有限公司", "發展貿易", "ABC 123"]
+NAMES = [
+    "深圳市南山区科技有限公司",
+    "𠮷野家（深圳）餐饮店",
+    "王䶮",
+    "腾讯科技（深圳）有限公司",
+    "發展貿易",
+    "ABC 123",
+]
 
 
 def _moji(text: str) -> str:
@@ -54,8 +61,11 @@ def test_cp1252_decoding_is_repaired_too():
             return False
         return True
 
-    text = next(c for c in (chr(i) for i in range(0x4E00, 0x9FA5))
-                if b"\x80" in c.encode("gbk") and cp1252_ok(c.encode("gbk")))
+    text = next(
+        c
+        for c in (chr(i) for i in range(0x4E00, 0x9FA5))
+        if b"\x80" in c.encode("gbk") and cp1252_ok(c.encode("gbk"))
+    )
     raw = text.encode("gbk")
     as_cp1252 = raw.decode("cp1252")
     assert "€" in as_cp1252
@@ -114,8 +124,11 @@ def test_polars_series():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)),
-                max_size=20))
+@given(
+    st.lists(
+        st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)), max_size=20
+    )
+)
 def test_round_trip_property(values):
     """Any text the legacy application wrote (GB18030 covers all of Unicode) is restored exactly."""
     stored = [None if v is None else v.encode(LEGACY_TEXT_ENCODING).decode("latin1") for v in values]

@@ -43,15 +43,27 @@ def _bronze(n: int) -> pl.DataFrame:
         uscc = "91440300" + org
         regno = f"4403000{i:07d}"
         person = f"44030319800101{i % 1000:03d}"
-        rows.append({
-            "ZTID": f"ZT{i:012d}", "TYSHXYDM": uscc + uscc_check_char(uscc), "ZCH": regno + regno_check_digit(regno),
-            "QYMC": "深圳市源丰科技有限公司" if i % 2 else "深圳市隆数教育咨询有限公司", "QYLX": "1100",
-            "FDDBR": "张伟", "FDDBRZJHM": person + id_check_char(person), "ZCZB": "500万元人民币",
-            "CLRQ": dt.date(2005, 1, 1) + dt.timedelta(days=i), "HZRQ": dt.date(2020, 1, 1) + dt.timedelta(days=i),
-            "DJZT": str(1 + i % 4), "JYFW": "国内贸易", "ZS": "深圳市南山区科技园路1号", "XZQHDM": "440305",
-            "HYDM": "F5261", "LXDH": "13800138000",
-            "GXSJ": dt.datetime(2025, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=i),
-        })
+        rows.append(
+            {
+                "ZTID": f"ZT{i:012d}",
+                "TYSHXYDM": uscc + uscc_check_char(uscc),
+                "ZCH": regno + regno_check_digit(regno),
+                "QYMC": "深圳市源丰科技有限公司" if i % 2 else "深圳市隆数教育咨询有限公司",
+                "QYLX": "1100",
+                "FDDBR": "张伟",
+                "FDDBRZJHM": person + id_check_char(person),
+                "ZCZB": "500万元人民币",
+                "CLRQ": dt.date(2005, 1, 1) + dt.timedelta(days=i),
+                "HZRQ": dt.date(2020, 1, 1) + dt.timedelta(days=i),
+                "DJZT": str(1 + i % 4),
+                "JYFW": "国内贸易",
+                "ZS": "深圳市南山区科技园路1号",
+                "XZQHDM": "440305",
+                "HYDM": "F5261",
+                "LXDH": "13800138000",
+                "GXSJ": dt.datetime(2025, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=i),
+            }
+        )
     return pl.DataFrame(rows, schema_overrides={"GXSJ": pl.Datetime("us", "UTC")})
 
 
@@ -73,15 +85,27 @@ def test_staging_suite_names_the_spec_columns(suite: Suite) -> None:
     hard = {r.name for r in suite.rules if r.severity == "hard"}
     soft = {r.name for r in suite.rules if r.severity == "soft"}
     assert {f"{c}_not_null" for c in LINEAGE} | {"source_pk_unique"} <= hard
-    assert {"uscc_status_in_vocabulary", "regno_status_in_vocabulary", "legal_rep_id_number_status_in_vocabulary",
-            "founded_on_status_in_vocabulary", "registered_capital_wan_status_in_vocabulary",
-            "phone_kind_in_vocabulary"} <= hard
+    assert {
+        "uscc_status_in_vocabulary",
+        "regno_status_in_vocabulary",
+        "legal_rep_id_number_status_in_vocabulary",
+        "founded_on_status_in_vocabulary",
+        "registered_capital_wan_status_in_vocabulary",
+        "phone_kind_in_vocabulary",
+    } <= hard
     assert suite.rule("uscc_status_in_vocabulary").kwargs["value_set"] == sorted(STATUSES)
     assert suite.rule("founded_on_status_in_vocabulary").kwargs["value_set"] == sorted(DATE_STATUSES)
     assert {f"{c}_complete" for c in REGISTRATIONS.mandatory} <= soft
     assert all(suite.rule(f"{c}_complete").kwargs["mostly"] == 0.9 for c in REGISTRATIONS.mandatory)
-    assert {"uscc_valid_rate", "regno_valid_rate", "legal_rep_id_number_valid_rate", "status_mapped",
-            "industry_mapped", "founded_on_plausible", "approved_on_plausible"} <= soft
+    assert {
+        "uscc_valid_rate",
+        "regno_valid_rate",
+        "legal_rep_id_number_valid_rate",
+        "status_mapped",
+        "industry_mapped",
+        "founded_on_plausible",
+        "approved_on_plausible",
+    } <= soft
     assert suite.rule("industry_mapped").kwargs["column"] == "industry_unmapped"
     # every rule reads a column the staging model has; columns without a rule (free text) get none
     assert set(suite.columns) <= set(LINEAGE) | set(REGISTRATIONS.output_columns())
@@ -103,12 +127,14 @@ def test_every_shipped_spec_and_table_gives_a_runnable_suite() -> None:
 def test_intermediate_vocabularies_come_from_the_specs() -> None:
     events = suite_for_intermediate("int_events")
     assert events.rule("event_type_in_vocabulary").kwargs["value_set"] == sorted(
-        {e.type for s in SPECS.values() for e in s.events})
+        {e.type for s in SPECS.values() for e in s.events}
+    )
     assert events.rule("subject_kind_in_vocabulary").kwargs["value_set"] == ["enterprise", "person"]
     assert events.rule("event_id_unique").severity == "hard"
     persons = suite_for_intermediate("int_person_records")
     assert set(persons.rule("role_in_vocabulary").kwargs["value_set"]) == {
-        m.role for s in SPECS.values() for m in s.persons}
+        m.role for s in SPECS.values() for m in s.persons
+    }
     assert persons.rule("id_number_status_in_vocabulary").kwargs["value_set"] == sorted(STATUSES)
     enterprises = suite_for_intermediate("int_enterprise_records")
     assert "tin_kind_in_vocabulary" in {r.name for r in enterprises.rules}
@@ -117,16 +143,20 @@ def test_intermediate_vocabularies_come_from_the_specs() -> None:
 
 
 # ---- validation -----------------------------------------------------------------------------------------
-def test_clean_frame_passes_and_no_progress_bars(staged: pl.DataFrame, suite: Suite,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_clean_frame_passes_and_no_progress_bars(
+    staged: pl.DataFrame, suite: Suite, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = validate(staged, suite)
     assert capsys.readouterr().err == ""  # GX's tqdm bars are off
-    assert report.passed_hard and report.failed_soft == [], [(r.rule.name, r.observed) for r in report.results
-                                                             if not r.success]
+    assert report.passed_hard and report.failed_soft == [], [
+        (r.rule.name, r.observed) for r in report.results if not r.success
+    ]
     assert (report.rows, report.validated_rows, report.sampled) == (N, N, False)
     assert [r.rule for r in report.results] == suite.rules
-    assert report.results[suite.rules.index(suite.rule("uscc_status_in_vocabulary"))].observed[
-        "element_count"] == N
+    assert (
+        report.results[suite.rules.index(suite.rule("uscc_status_in_vocabulary"))].observed["element_count"]
+        == N
+    )
     assert json.loads(json.dumps(report.to_metadata()))["passed_hard"] is True
 
 
@@ -134,7 +164,8 @@ def test_hard_failures_block_and_are_named(staged: pl.DataFrame, suite: Suite) -
     pk = staged["source_pk"].to_list()
     bad = staged.with_columns(
         source_pk=pl.Series([pk[0], pk[0], *pk[2:]]),
-        uscc_status=pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("bogus")).otherwise("uscc_status"))
+        uscc_status=pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("bogus")).otherwise("uscc_status"),
+    )
     report = validate(bad, suite)
     assert not report.passed_hard
     assert sorted(report.failed_hard) == ["source_pk_unique", "uscc_status_in_vocabulary"]
@@ -153,8 +184,9 @@ def test_a_missing_column_fails_its_rule_with_the_reason(staged: pl.DataFrame, s
 
 
 def test_soft_failures_warn_without_blocking(staged: pl.DataFrame, suite: Suite) -> None:
-    holes = staged.with_columns(legal_rep_name=pl.when(pl.int_range(pl.len()) % 10 < 3)
-                                .then(None).otherwise("legal_rep_name"))
+    holes = staged.with_columns(
+        legal_rep_name=pl.when(pl.int_range(pl.len()) % 10 < 3).then(None).otherwise("legal_rep_name")
+    )
     report = validate(holes, suite)
     assert report.passed_hard
     assert report.failed_soft == ["legal_rep_name_complete"]
@@ -165,10 +197,17 @@ def test_soft_failures_warn_without_blocking(staged: pl.DataFrame, suite: Suite)
 def test_validity_rate_counts_only_identifiers_written_in_full(staged: pl.DataFrame, suite: Suite) -> None:
     """Missing or masked identifiers are not invalid ones; 30% invalid among the rest is."""
     i = pl.int_range(pl.len())
-    masked = staged.with_columns(uscc_status=pl.when(i % 2 == 0).then(pl.lit("missing"))
-                                 .when(i % 4 == 1).then(pl.lit("masked")).otherwise("uscc_status"))
+    masked = staged.with_columns(
+        uscc_status=pl.when(i % 2 == 0)
+        .then(pl.lit("missing"))
+        .when(i % 4 == 1)
+        .then(pl.lit("masked"))
+        .otherwise("uscc_status")
+    )
     assert validate(masked, suite).failed_soft == []
-    invalid = staged.with_columns(uscc_status=pl.when(i % 10 < 3).then(pl.lit("invalid")).otherwise("uscc_status"))
+    invalid = staged.with_columns(
+        uscc_status=pl.when(i % 10 < 3).then(pl.lit("invalid")).otherwise("uscc_status")
+    )
     assert validate(invalid, suite).failed_soft == ["uscc_valid_rate"]
 
 
@@ -184,21 +223,30 @@ def test_large_frames_are_sampled(staged: pl.DataFrame, suite: Suite) -> None:
 
 
 def test_types_pandas_trips_on_are_converted() -> None:
-    frame = pl.DataFrame({
-        "amount": pl.Series([1.5, 2.25], dtype=pl.Decimal(18, 2)),
-        "on": [dt.date(2020, 1, 1), dt.date(2101, 1, 1)],
-        "at": pl.Series([dt.datetime(2020, 1, 1, 16, tzinfo=dt.UTC)] * 2, dtype=pl.Datetime("us", "UTC")),
-        "tags": [["a"], ["b"]],
-    })
+    frame = pl.DataFrame(
+        {
+            "amount": pl.Series([1.5, 2.25], dtype=pl.Decimal(18, 2)),
+            "on": [dt.date(2020, 1, 1), dt.date(2101, 1, 1)],
+            "at": pl.Series([dt.datetime(2020, 1, 1, 16, tzinfo=dt.UTC)] * 2, dtype=pl.Datetime("us", "UTC")),
+            "tags": [["a"], ["b"]],
+        }
+    )
     pdf = to_pandas(frame, ["amount", "on", "at"])
     assert list(pdf.columns) == ["amount", "on", "at"]  # the list column, which no rule reads, is dropped
     assert str(pdf["amount"].dtype) == "float64" and pdf["at"].dt.tz is None
     assert str(pdf["on"].dtype).startswith("datetime64")
     bounds = {"min_value": dt.datetime(1949, 10, 1), "max_value": dt.datetime(2100, 1, 1)}
-    rules = [Rule("amount_positive", "hard", "ExpectColumnValuesToBeBetween",
-                  {"column": "amount", "min_value": 0, "max_value": 2}, "amounts are small"),
-             Rule("on_plausible", "soft", "ExpectColumnValuesToBeBetween", {"column": "on", **bounds}, "dates"),
-             Rule("at_plausible", "soft", "ExpectColumnValuesToBeBetween", {"column": "at", **bounds}, "times")]
+    rules = [
+        Rule(
+            "amount_positive",
+            "hard",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "amount", "min_value": 0, "max_value": 2},
+            "amounts are small",
+        ),
+        Rule("on_plausible", "soft", "ExpectColumnValuesToBeBetween", {"column": "on", **bounds}, "dates"),
+        Rule("at_plausible", "soft", "ExpectColumnValuesToBeBetween", {"column": "at", **bounds}, "times"),
+    ]
     report = validate(frame, Suite("t_types", rules))
     assert report.failed_hard == ["amount_positive"] and report.failed_soft == ["on_plausible"]
     assert all("exception" not in r.observed for r in report.results)
@@ -206,15 +254,25 @@ def test_types_pandas_trips_on_are_converted() -> None:
 
 def test_intermediate_name_completeness_ignores_sources_without_names() -> None:
     """Tax filings name their taxpayer by TIN only; their records must not count as incomplete."""
+
     def records(asset: str, department: str, names: list[str | None]) -> pl.DataFrame:
         n = len(names)
-        given = pl.DataFrame({
-            "record_id": [f"{department}.{asset}:{i}:subject" for i in range(n)], "source_department": department,
-            "source_table": "T", "source_asset": asset, "source_pk": [str(i) for i in range(n)],
-            "role": "subject", "name": names}, schema_overrides={"name": pl.Utf8})
+        given = pl.DataFrame(
+            {
+                "record_id": [f"{department}.{asset}:{i}:subject" for i in range(n)],
+                "source_department": department,
+                "source_table": "T",
+                "source_asset": asset,
+                "source_pk": [str(i) for i in range(n)],
+                "role": "subject",
+                "name": names,
+            },
+            schema_overrides={"name": pl.Utf8},
+        )
         schema = canonical.ENTERPRISE_SCHEMA
-        return given.with_columns(pl.lit(None, t).alias(c) for c, t in schema.items() if c not in given.columns
-                                  ).select(list(schema))
+        return given.with_columns(
+            pl.lit(None, t).alias(c) for c, t in schema.items() if c not in given.columns
+        ).select(list(schema))
 
     suite = suite_for_intermediate("int_enterprise_records")
     nameless_source = records("filings", "tax", [None] * 50)
@@ -226,7 +284,9 @@ def test_intermediate_name_completeness_ignores_sources_without_names() -> None:
 
 
 # ---- Data Docs -------------------------------------------------------------------------------------------
-def test_data_docs_show_the_last_result_of_each_suite(staged: pl.DataFrame, suite: Suite, tmp_path: Path) -> None:
+def test_data_docs_show_the_last_result_of_each_suite(
+    staged: pl.DataFrame, suite: Suite, tmp_path: Path
+) -> None:
     other = replace(suite, name="stg_test__other")
     first = validate(staged, suite)
     last = validate(staged.with_columns(uscc_status=pl.lit("bogus")), suite)

@@ -58,33 +58,44 @@ def _id_number(i: int) -> str:
 
 def make_marts(path: Path, *, rows: int = 40, meta_build: bool = True, extra_tables: bool = True) -> Path:
     """A small marts file with the contract's tables, column comments and meta_build."""
-    ent = pa.table({
-        "entity_id": [f"E{i:03d}" for i in range(rows)],
-        "uscc": [f"91440300MA5{i:06d}X" for i in range(rows)],
-        "name": [f"深圳市{'华腾宏泰鑫源'[i % 6]}科技有限公司{i}" for i in range(rows)],
-        "division_code": [DIVISIONS[i % 4] for i in range(rows)],
-        "district": ["南山区" if DIVISIONS[i % 4].startswith("440305") else "其他" for i in range(rows)],
-        "legal_rep_name": [SURNAMES[i % 6] + "伟明"[: 1 + i % 2] for i in range(rows)],
-        "legal_rep_id_number": [_id_number(i) if i % 9 else None for i in range(rows)],
-        "phone": [f"138{i:08d}" for i in range(rows)],
-        "registered_capital_wan": pa.array([i * 10.5 for i in range(rows)], pa.float64()),
-    })
-    person = pa.table({
-        "person_id": [f"P{i:03d}" for i in range(10)],
-        "name": [SURNAMES[i % 6] + "芳" for i in range(10)],
-        "id_number": [_id_number(i + 100) for i in range(10)],
-        "phone": [f"139{i:08d}" for i in range(10)],
-    })
-    xw_rows = ([(f"samr.registrations:{i}:subject", f"E{i:03d}", "enterprise", "samr") for i in range(rows)]
-               + [(f"tax.taxpayers:{i}:subject", f"E{i:03d}", "enterprise", "tax") for i in range(0, rows, 3)]
-               + [(f"courts.parties:{i}:party", f"P{i:03d}", "person", "courts") for i in range(0, 10, 2)])
-    xw = pa.table({
-        "record_id": [r[0] for r in xw_rows], "entity_id": [r[1] for r in xw_rows],
-        "entity_type": [r[2] for r in xw_rows], "source_department": [r[3] for r in xw_rows],
-        "source_asset": [r[0].split(":")[0].split(".")[1] for r in xw_rows],
-        "source_pk": [r[0].split(":")[1] for r in xw_rows],
-        "rule": ["uscc"] * len(xw_rows), "match_probability": pa.array([1.0] * len(xw_rows), pa.float64()),
-    })
+    ent = pa.table(
+        {
+            "entity_id": [f"E{i:03d}" for i in range(rows)],
+            "uscc": [f"91440300MA5{i:06d}X" for i in range(rows)],
+            "name": [f"深圳市{'华腾宏泰鑫源'[i % 6]}科技有限公司{i}" for i in range(rows)],
+            "division_code": [DIVISIONS[i % 4] for i in range(rows)],
+            "district": ["南山区" if DIVISIONS[i % 4].startswith("440305") else "其他" for i in range(rows)],
+            "legal_rep_name": [SURNAMES[i % 6] + "伟明"[: 1 + i % 2] for i in range(rows)],
+            "legal_rep_id_number": [_id_number(i) if i % 9 else None for i in range(rows)],
+            "phone": [f"138{i:08d}" for i in range(rows)],
+            "registered_capital_wan": pa.array([i * 10.5 for i in range(rows)], pa.float64()),
+        }
+    )
+    person = pa.table(
+        {
+            "person_id": [f"P{i:03d}" for i in range(10)],
+            "name": [SURNAMES[i % 6] + "芳" for i in range(10)],
+            "id_number": [_id_number(i + 100) for i in range(10)],
+            "phone": [f"139{i:08d}" for i in range(10)],
+        }
+    )
+    xw_rows = (
+        [(f"samr.registrations:{i}:subject", f"E{i:03d}", "enterprise", "samr") for i in range(rows)]
+        + [(f"tax.taxpayers:{i}:subject", f"E{i:03d}", "enterprise", "tax") for i in range(0, rows, 3)]
+        + [(f"courts.parties:{i}:party", f"P{i:03d}", "person", "courts") for i in range(0, 10, 2)]
+    )
+    xw = pa.table(
+        {
+            "record_id": [r[0] for r in xw_rows],
+            "entity_id": [r[1] for r in xw_rows],
+            "entity_type": [r[2] for r in xw_rows],
+            "source_department": [r[3] for r in xw_rows],
+            "source_asset": [r[0].split(":")[0].split(".")[1] for r in xw_rows],
+            "source_pk": [r[0].split(":")[1] for r in xw_rows],
+            "rule": ["uscc"] * len(xw_rows),
+            "match_probability": pa.array([1.0] * len(xw_rows), pa.float64()),
+        }
+    )
     con = duckdb.connect(str(path))
     try:
         for name, table in (("dim_enterprise", ent), ("dim_person", person), ("entity_crosswalk", xw)):
@@ -92,16 +103,27 @@ def make_marts(path: Path, *, rows: int = 40, meta_build: bool = True, extra_tab
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM src")
             con.unregister("src")
         con.execute("COMMENT ON TABLE dim_enterprise IS '企业黄金记录 golden enterprise records'")
-        for col, text in (("uscc", "统一社会信用代码"), ("name", "企业名称"), ("legal_rep_id_number", "法定代表人身份证号"),
-                          ("phone", "联系电话"), ("division_code", "行政区划代码")):
+        for col, text in (
+            ("uscc", "统一社会信用代码"),
+            ("name", "企业名称"),
+            ("legal_rep_id_number", "法定代表人身份证号"),
+            ("phone", "联系电话"),
+            ("division_code", "行政区划代码"),
+        ):
             con.execute(f"COMMENT ON COLUMN dim_enterprise.{col} IS '{text}'")
         if extra_tables:
-            con.execute("CREATE TABLE mart_credit_risk AS SELECT entity_id, uscc, "
-                        "CAST(length(name) AS DOUBLE) AS risk_score FROM dim_enterprise")
+            con.execute(
+                "CREATE TABLE mart_credit_risk AS SELECT entity_id, uscc, "
+                "CAST(length(name) AS DOUBLE) AS risk_score FROM dim_enterprise"
+            )
         if meta_build:
-            con.execute("CREATE TABLE meta_build (lake_table VARCHAR, delta_version BIGINT, built_at TIMESTAMPTZ)")
-            con.execute("INSERT INTO meta_build VALUES ('gold/dim_enterprise', 7, TIMESTAMPTZ '2026-11-23 01:00:00+00'),"
-                        " ('silver/int_enterprise_records', 12, TIMESTAMPTZ '2026-11-23 00:30:00+00')")
+            con.execute(
+                "CREATE TABLE meta_build (lake_table VARCHAR, delta_version BIGINT, built_at TIMESTAMPTZ)"
+            )
+            con.execute(
+                "INSERT INTO meta_build VALUES ('gold/dim_enterprise', 7, TIMESTAMPTZ '2026-11-23 01:00:00+00'),"
+                " ('silver/int_enterprise_records', 12, TIMESTAMPTZ '2026-11-23 00:30:00+00')"
+            )
     finally:
         con.close()
     return path
@@ -203,7 +225,8 @@ def test_exports_yaml_names_columns_of_the_marts_contract():
             if table is None or not ent.shared:
                 continue
             used = {ent.source_of(out) for out in ent.columns or {}} | {
-                c.column or c.related for c in ent.rows or [] if not c.all}
+                c.column or c.related for c in ent.rows or [] if not c.all
+            }
             assert used <= set(table.column_names), (key, ent.table, used - set(table.column_names))
 
 
@@ -214,7 +237,9 @@ def _error(tmp_path: Path, text: str) -> ConfigError:
 
 
 def test_conditional_without_purpose_names_file_line_and_key(tmp_path: Path):
-    err = _error(tmp_path, """\
+    err = _error(
+        tmp_path,
+        """\
         version: 1
         bureaus:
           tax:
@@ -225,7 +250,8 @@ def test_conditional_without_purpose_names_file_line_and_key(tmp_path: Path):
                 agreement: 深数共享〔2026〕17号
                 rows: all
                 columns: {entity_id: keep}
-        """)
+        """,
+    )
     [issue] = err.issues
     assert issue.origin.endswith("exports.yaml") and issue.line == 7  # the 'sharing' line
     assert issue.path == "bureaus.tax.tables[0].purpose"
@@ -234,7 +260,9 @@ def test_conditional_without_purpose_names_file_line_and_key(tmp_path: Path):
 
 
 def test_every_problem_reported_at_once_with_positions(tmp_path: Path):
-    err = _error(tmp_path, """\
+    err = _error(
+        tmp_path,
+        """\
         version: 1
         bureaus:
           tax:
@@ -256,7 +284,8 @@ def test_every_problem_reported_at_once_with_positions(tmp_path: Path):
                 as: e2
                 sharing: 无条件
                 columns: {entity_id: keep}
-        """)
+        """,
+    )
     by_path = {i.path: i for i in err.issues}
     assert by_path["bureaus.tax.tables[0].columns"].line == 8
     assert "不予共享" in by_path["bureaus.tax.tables[0].columns"].message
@@ -282,18 +311,37 @@ bureaus:
 """
 
 
-@pytest.mark.parametrize(("tail", "path", "message"), [
-    ("        columns: {entity_id: keep, id_h: {from: legal_rep_id_number, protect: hmac}}\n",
-     "bureaus.tax.tables[0].columns.id_h", "set 'hmac_key_env' at the top of the file"),
-    ("        columns: {entity_id: keep}\n      - {table: dim_enterprise, sharing: 无条件, rows: all, columns: {x: keep}}\n",
-     "bureaus.tax.tables[1].as", "already made by tables[0]"),
-    ("        columns: {entity_id: {protect: mask, keep_last: 2}}\n",
-     "bureaus.tax.tables[0].columns.entity_id.keep_first", "required with 'protect: mask'"),
-    ("        columns: {entity_id: {protect: mask_id, keep_last: 2}}\n",
-     "bureaus.tax.tables[0].columns.entity_id.keep_last", "goes with 'protect: mask' only"),
-    ("        columns: {entity_id: drop}\n", "bureaus.tax.tables[0].columns", "every column is dropped"),
-    ("        columns: {entity_id: keep}\n        reason: why\n", "bureaus.tax.tables[0].reason", "不予共享"),
-])
+@pytest.mark.parametrize(
+    ("tail", "path", "message"),
+    [
+        (
+            "        columns: {entity_id: keep, id_h: {from: legal_rep_id_number, protect: hmac}}\n",
+            "bureaus.tax.tables[0].columns.id_h",
+            "set 'hmac_key_env' at the top of the file",
+        ),
+        (
+            "        columns: {entity_id: keep}\n      - {table: dim_enterprise, sharing: 无条件, rows: all, columns: {x: keep}}\n",
+            "bureaus.tax.tables[1].as",
+            "already made by tables[0]",
+        ),
+        (
+            "        columns: {entity_id: {protect: mask, keep_last: 2}}\n",
+            "bureaus.tax.tables[0].columns.entity_id.keep_first",
+            "required with 'protect: mask'",
+        ),
+        (
+            "        columns: {entity_id: {protect: mask_id, keep_last: 2}}\n",
+            "bureaus.tax.tables[0].columns.entity_id.keep_last",
+            "goes with 'protect: mask' only",
+        ),
+        ("        columns: {entity_id: drop}\n", "bureaus.tax.tables[0].columns", "every column is dropped"),
+        (
+            "        columns: {entity_id: keep}\n        reason: why\n",
+            "bureaus.tax.tables[0].reason",
+            "不予共享",
+        ),
+    ],
+)
 def test_entitlement_rules(tmp_path: Path, tail: str, path: str, message: str):
     err = _error(tmp_path, HEAD + tail)
     assert [(i.path, message in i.message) for i in err.issues] == [(path, True)]
@@ -301,18 +349,22 @@ def test_entitlement_rules(tmp_path: Path, tail: str, path: str, message: str):
 
 
 def test_secret_pasted_into_hmac_key_env_is_not_echoed(tmp_path: Path):
-    err = _error(tmp_path, """\
+    err = _error(
+        tmp_path,
+        """\
         version: 1
         hmac_key_env: "s3cr3t value!"
         bureaus: {tax: {title: t, tables: [{table: x, sharing: 不予共享}]}}
-        """)
+        """,
+    )
     assert "s3cr3t" not in str(err) and "hmac_key_env" in str(err)
 
 
 def test_entitlement_version_is_per_bureau_and_ignores_formatting(tmp_path: Path):
     a = load(tmp_path, CONFIG, "a.yaml")
-    reformatted = CONFIG.replace("rows: {related: entity_id}", "rows:\n          - related: entity_id") \
-                        .replace("sharing: 有条件", "sharing: conditional")
+    reformatted = CONFIG.replace(
+        "rows: {related: entity_id}", "rows:\n          - related: entity_id"
+    ).replace("sharing: 有条件", "sharing: conditional")
     b = load(tmp_path, reformatted, "b.yaml")
     assert entitlement_version(a, "tax") == entitlement_version(b, "tax")
     c = load(tmp_path, CONFIG.replace("legal_rep_name: mask_name", "legal_rep_name: keep"), "c.yaml")
@@ -329,11 +381,29 @@ def _apply(expr_fn, values):
 
 
 def test_masks_follow_the_identifiers_conventions():
-    assert _apply(mask_id, ["11010519491231002X", "110105195001010039", " 11010519491231002x ", "１１０１０５１９４９１２３１００２Ｘ",
-                            "4403", "", None]) == [
-        "110105********002X", "110105********0039", "110105********002X", "110105********002X", "****", None, None]
-    assert _apply(mask_mobile, ["13800138000", "+86 138-0013-8000", "8613800138000", "0755-86001234", "12"]) == [
-        "138****8000", "138****8000", "138****8000", "075*****1234", "**"]
+    assert _apply(
+        mask_id,
+        [
+            "11010519491231002X",
+            "110105195001010039",
+            " 11010519491231002x ",
+            "１１０１０５１９４９１２３１００２Ｘ",
+            "4403",
+            "",
+            None,
+        ],
+    ) == [
+        "110105********002X",
+        "110105********0039",
+        "110105********002X",
+        "110105********002X",
+        "****",
+        None,
+        None,
+    ]
+    assert _apply(
+        mask_mobile, ["13800138000", "+86 138-0013-8000", "8613800138000", "0755-86001234", "12"]
+    ) == ["138****8000", "138****8000", "138****8000", "075*****1234", "**"]
     assert _apply(mask_name, ["张伟", "欧阳娜娜", "张", None]) == ["张*", "欧***", "*", None]
 
 
@@ -361,16 +431,30 @@ def test_package_holds_exactly_the_entitlement(tmp_path: Path, marts: Path, conf
     result = run(config, "tax", marts, tmp_path / "exports")
     pkg = result.path
     assert pkg == tmp_path / "exports" / "tax" / "2026-11-22" and pkg.is_symlink()
-    assert sorted(p.name for p in pkg.iterdir()) == ["README.md", "manifest.json", "taxpayers.csv",
-                                                     "taxpayers.parquet"]
+    assert sorted(p.name for p in pkg.iterdir()) == [
+        "README.md",
+        "manifest.json",
+        "taxpayers.csv",
+        "taxpayers.parquet",
+    ]
     table = pq.read_table(pkg / "taxpayers.parquet")
-    assert table.column_names == ["entity_id", "name", "legal_rep_name", "legal_rep_id_number",
-                                  "legal_rep_id_hmac", "phone"]
+    assert table.column_names == [
+        "entity_id",
+        "name",
+        "legal_rep_name",
+        "legal_rep_id_number",
+        "legal_rep_id_hmac",
+        "phone",
+    ]
     # only enterprises tax has a record of: E000, E003, ...
     assert sorted(table.column("entity_id").to_pylist()) == [f"E{i:03d}" for i in range(0, 40, 3)]
     src = duckdb.connect(str(marts), read_only=True)
-    clear = {r[0]: r[1:] for r in src.execute(
-        "SELECT entity_id, legal_rep_name, legal_rep_id_number, phone FROM dim_enterprise").fetchall()}
+    clear = {
+        r[0]: r[1:]
+        for r in src.execute(
+            "SELECT entity_id, legal_rep_name, legal_rep_id_number, phone FROM dim_enterprise"
+        ).fetchall()
+    }
     src.close()
     for row in table.to_pylist():
         name, idn, phone = clear[row["entity_id"]]
@@ -382,23 +466,34 @@ def test_package_holds_exactly_the_entitlement(tmp_path: Path, marts: Path, conf
             assert row["legal_rep_id_number"] == idn[:6] + "*" * 8 + idn[-4:] != idn
             assert row["legal_rep_id_hmac"] == ref_hmac(idn)
     # the rows are ordered by the exported values, not by anything hidden
-    assert table.to_pylist() == sorted(table.to_pylist(), key=lambda r: tuple((v is None, v or "") for v in r.values()))
+    assert table.to_pylist() == sorted(
+        table.to_pylist(), key=lambda r: tuple((v is None, v or "") for v in r.values())
+    )
 
     manifest = json.loads((pkg / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["bureau"] == "tax" and manifest["date"] == "2026-11-22"
     assert manifest["entitlement_version"] == entitlement_version(config, "tax")
     assert manifest["lake_versions"] == [  # meta_build, every column
         {"lake_table": "gold/dim_enterprise", "delta_version": 7, "built_at": "2026-11-23T01:00:00+00:00"},
-        {"lake_table": "silver/int_enterprise_records", "delta_version": 12, "built_at": "2026-11-23T00:30:00+00:00"}]
+        {
+            "lake_table": "silver/int_enterprise_records",
+            "delta_version": 12,
+            "built_at": "2026-11-23T00:30:00+00:00",
+        },
+    ]
     [t] = manifest["tables"]
-    assert (t["sharing"], t["purpose"], t["agreement"]) == ("有条件", "纳税人登记核对", "深数共享〔2026〕17号")
+    assert (t["sharing"], t["purpose"], t["agreement"]) == (
+        "有条件",
+        "纳税人登记核对",
+        "深数共享〔2026〕17号",
+    )
     assert t["rows"] == table.num_rows == 14 and t["withheld_columns"] == ["address_is_not_here"]
     assert manifest["withheld"] == [{"table": "dim_person", "sharing": "不予共享", "reason": "无法定依据"}]
     assert KEY not in (pkg / "manifest.json").read_text(encoding="utf-8")
     assert "QST_EXPORT_HMAC_KEY" not in (pkg / "manifest.json").read_text(encoding="utf-8")
     readme = (pkg / "README.md").read_text(encoding="utf-8")
     assert "法定代表人身份证号" in readme and "企业黄金记录" in readme  # comments from duckdb_columns()
-    assert "| `entity_id` | entity_id |" in readme                    # no comment: the column name
+    assert "| `entity_id` | entity_id |" in readme  # no comment: the column name
     assert "不予共享" in readme and "HMAC-SHA256" in readme
     assert verify_package(pkg).ok
 
@@ -418,20 +513,28 @@ def test_row_filters_prefix_and_in_are_bound_parameters(tmp_path: Path, marts: P
 def test_nested_and_binary_columns_are_text_in_the_csv(tmp_path: Path):
     marts = tmp_path / "m.duckdb"
     con = duckdb.connect(str(marts))
-    con.execute("CREATE TABLE mart_x AS SELECT * FROM (VALUES (1, ['samr', '税务'], {'a': 1}, '\\xCA\\xFE'::BLOB),"
-                " (2, NULL, NULL, NULL)) t(id, departments, s, b)")
+    con.execute(
+        "CREATE TABLE mart_x AS SELECT * FROM (VALUES (1, ['samr', '税务'], {'a': 1}, '\\xCA\\xFE'::BLOB),"
+        " (2, NULL, NULL, NULL)) t(id, departments, s, b)"
+    )
     con.close()
-    config = load(tmp_path, """\
+    config = load(
+        tmp_path,
+        """\
         version: 1
         bureaus:
           samr:
             title: 市场监管局
             tables:
               - {table: mart_x, sharing: 无条件, rows: all, columns: {id: keep, departments: keep, s: keep, b: keep}}
-        """)
+        """,
+    )
     pkg = run(config, "samr", marts, tmp_path / "exports").path
     assert read_csv(pkg / "mart_x.csv", "utf-8-sig") == [
-        ["id", "departments", "s", "b"], ["1", '["samr","税务"]', '{"a":1}', "cafe"], ["2", "", "", ""]]
+        ["id", "departments", "s", "b"],
+        ["1", '["samr","税务"]', '{"a":1}', "cafe"],
+        ["2", "", "", ""],
+    ]
     assert pq.read_table(pkg / "mart_x.parquet").column("departments").to_pylist() == [["samr", "税务"], None]
     assert verify_package(pkg).ok
 
@@ -454,9 +557,15 @@ def test_missing_table_fails_only_that_bureau(tmp_path: Path, config: ExportsCon
 
 
 def test_missing_column_is_a_clear_error(tmp_path: Path, marts: Path):
-    config = load(tmp_path, CONFIG.replace("entity_id: keep\n          division_code: keep",
-                                           "entity_id: keep\n          town_code: keep"))
-    with pytest.raises(ExportError, match=r"bureau streets: tables\[0\] \(dim_enterprise\): column 'town_code'"):
+    config = load(
+        tmp_path,
+        CONFIG.replace(
+            "entity_id: keep\n          division_code: keep", "entity_id: keep\n          town_code: keep"
+        ),
+    )
+    with pytest.raises(
+        ExportError, match=r"bureau streets: tables\[0\] \(dim_enterprise\): column 'town_code'"
+    ):
         run(config, "streets", marts, tmp_path / "exports")
 
 
@@ -469,7 +578,10 @@ def test_missing_secret_names_the_variable(tmp_path: Path, marts: Path, config: 
     assert "tiny-secret" not in str(info.value)
     assert list_packages(tmp_path / "exports", "tax") == []
     audit = (tmp_path / "exports" / "audit.jsonl").read_text(encoding="utf-8")
-    assert "tiny-secret" not in audit and [r["event"] for r in read_audit(tmp_path / "exports")] == ["failed"] * 2
+    assert (
+        "tiny-secret" not in audit
+        and [r["event"] for r in read_audit(tmp_path / "exports")] == ["failed"] * 2
+    )
     # a bureau without hmac columns does not need the secret
     assert run(config, "streets", marts, tmp_path / "exports", env={}).rows > 0
 
@@ -500,8 +612,9 @@ def test_rerun_is_idempotent_and_replaces_the_package(tmp_path: Path, marts: Pat
     second = run(config, "tax", marts, root)
     assert second.replaced and not first.replaced and second.build != first.build
     after = files_digest(second.path)
-    assert {k: v for k, v in after.items() if k != "manifest.json"} == \
-           {k: v for k, v in before.items() if k != "manifest.json"}
+    assert {k: v for k, v in after.items() if k != "manifest.json"} == {
+        k: v for k, v in before.items() if k != "manifest.json"
+    }
     m1 = json.loads((first.build / "manifest.json").read_text())
     m2 = json.loads((second.build / "manifest.json").read_text())
     m1.pop("built_at"), m2.pop("built_at")
@@ -546,7 +659,11 @@ def test_audit_log_records_every_package(tmp_path: Path, marts: Path, config: Ex
     run(config, "tax", marts, root)
     records = read_audit(root)
     assert [(r["event"], r["bureau"]) for r in records] == [
-        ("published", "tax"), ("published", "streets"), ("failed", "tax"), ("published", "tax")]
+        ("published", "tax"),
+        ("published", "streets"),
+        ("failed", "tax"),
+        ("published", "tax"),
+    ]
     last = records[-1]
     manifest_bytes = (root / "tax" / "2026-11-22" / "manifest.json").read_bytes()
     manifest = json.loads(manifest_bytes)
@@ -554,17 +671,25 @@ def test_audit_log_records_every_package(tmp_path: Path, marts: Path, config: Ex
     assert last["replaced"] is True and last["date"] == "2026-11-22"
     assert last["entitlement_version"] == manifest["entitlement_version"]
     [t] = last["tables"]
-    assert t["rows"] == 14 and t["files"] == {f["path"]: f["sha256"] for f in manifest["files"]
-                                              if f.get("table") == "taxpayers"}
+    assert t["rows"] == 14 and t["files"] == {
+        f["path"]: f["sha256"] for f in manifest["files"] if f.get("table") == "taxpayers"
+    }
     assert KEY not in (root / "audit.jsonl").read_text(encoding="utf-8")
 
 
 def test_expired_agreement_withholds_the_table(tmp_path: Path, marts: Path):
-    config = load(tmp_path, CONFIG.replace("        rows: {related: entity_id}",
-                                           "        valid_until: 2026-11-21\n        rows: {related: entity_id}"))
+    config = load(
+        tmp_path,
+        CONFIG.replace(
+            "        rows: {related: entity_id}",
+            "        valid_until: 2026-11-21\n        rows: {related: entity_id}",
+        ),
+    )
     result = run(config, "tax", marts, tmp_path / "exports")
     assert result.tables == ()
-    assert {w["table"]: w["reason"] for w in result.withheld}["dim_enterprise"] == "agreement expired on 2026-11-21"
+    assert {w["table"]: w["reason"] for w in result.withheld}[
+        "dim_enterprise"
+    ] == "agreement expired on 2026-11-21"
     assert verify_package(result.path).ok
 
 
@@ -594,7 +719,11 @@ def test_tampering_is_detected_file_by_file(tmp_path: Path, marts: Path, config:
     assert ("sha256", "taxpayers.csv") in kinds
     assert ("extra", "notes.txt") in kinds
     assert ("missing", "README.md") in kinds
-    assert {("sha256", "taxpayers.parquet"), ("rows", "taxpayers.parquet"), ("schema", "taxpayers.parquet")} <= kinds
+    assert {
+        ("sha256", "taxpayers.parquet"),
+        ("rows", "taxpayers.parquet"),
+        ("schema", "taxpayers.parquet"),
+    } <= kinds
     assert not report.ok and "taxpayers.parquet: rows: 1 rows, the manifest says 14" in str(report)
 
 
@@ -616,7 +745,9 @@ def _published(root: Path, bureau: str = "tax") -> tuple[Path, dict[str, str]]:
     return pkg, files_digest(pkg)
 
 
-def test_failed_swap_leaves_the_previous_package(tmp_path: Path, marts: Path, config: ExportsConfig, monkeypatch):
+def test_failed_swap_leaves_the_previous_package(
+    tmp_path: Path, marts: Path, config: ExportsConfig, monkeypatch
+):
     root = tmp_path / "exports"
     run(config, "tax", marts, root)
     pkg, before = _published(root)
@@ -670,7 +801,9 @@ export_bureau(load_entitlements(sys.argv[1]), "tax", marts=sys.argv[2], exports_
 
 
 @pytest.mark.parametrize("point", ["writing", "swap"])
-def test_killed_process_leaves_the_previous_package(tmp_path: Path, marts: Path, config: ExportsConfig, point: str):
+def test_killed_process_leaves_the_previous_package(
+    tmp_path: Path, marts: Path, config: ExportsConfig, point: str
+):
     root = tmp_path / "exports"
     run(config, "tax", marts, root)
     pkg, before = _published(root)
@@ -679,9 +812,14 @@ def test_killed_process_leaves_the_previous_package(tmp_path: Path, marts: Path,
     script = tmp_path / "killer.py"
     script.write_text(KILLER, encoding="utf-8")
     previous = Path(os.path.realpath(pkg)).name
-    proc = subprocess.run([sys.executable, str(script), str(changed), str(marts), str(root), point],
-                          check=False, cwd=REPO, capture_output=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, str(script), str(changed), str(marts), str(root), point],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert files_digest(pkg) == before and verify_package(pkg).ok
     assert len(list((root / "tax" / ".builds").iterdir())) == 2  # the orphan, until the next run
@@ -725,8 +863,9 @@ def test_export_and_verify_commands(tmp_path: Path, config: ExportsConfig, monke
     make_marts(home / "marts.duckdb")
     monkeypatch.setenv("QST_EXPORT_HMAC_KEY", KEY)
     runner = CliRunner()
-    result = runner.invoke(export_cmd, ["--home", str(home), "--date", "2026-11-22",
-                                        "--config", str(tmp_path / "exports.yaml")])
+    result = runner.invoke(
+        export_cmd, ["--home", str(home), "--date", "2026-11-22", "--config", str(tmp_path / "exports.yaml")]
+    )
     assert result.exit_code == 0, result.output
     assert "tax" in result.output and "14 rows" in result.output and "files" in result.output
     assert "2 bureau(s) exported, 0 failed" in result.output
@@ -736,16 +875,32 @@ def test_export_and_verify_commands(tmp_path: Path, config: ExportsConfig, monke
     assert ok.exit_code == 0 and "OK" in ok.output
     (pkg / "taxpayers.csv").write_bytes(b"tampered")
     bad = runner.invoke(verify_cmd, [str(pkg)])
-    assert bad.exit_code == 1 and "taxpayers.csv: sha256" in bad.output and "taxpayers.csv: rows" in bad.output
+    assert (
+        bad.exit_code == 1 and "taxpayers.csv: sha256" in bad.output and "taxpayers.csv: rows" in bad.output
+    )
     # one bureau failing: exit 1, the other still exported
     monkeypatch.delenv("QST_EXPORT_HMAC_KEY")
-    partial = runner.invoke(export_cmd, ["--home", str(home), "--date", "2026-11-23", "--bureau", "tax",
-                                         "--bureau", "streets", "--config", str(tmp_path / "exports.yaml")])
+    partial = runner.invoke(
+        export_cmd,
+        [
+            "--home",
+            str(home),
+            "--date",
+            "2026-11-23",
+            "--bureau",
+            "tax",
+            "--bureau",
+            "streets",
+            "--config",
+            str(tmp_path / "exports.yaml"),
+        ],
+    )
     assert partial.exit_code == 1
     assert "FAILED" in partial.output and "QST_EXPORT_HMAC_KEY" in partial.output
     assert list_packages(home / "exports", "streets") == ["2026-11-22", "2026-11-23"]
-    unknown = runner.invoke(export_cmd, ["--home", str(home), "--bureau", "nobody",
-                                         "--config", str(tmp_path / "exports.yaml")])
+    unknown = runner.invoke(
+        export_cmd, ["--home", str(home), "--bureau", "nobody", "--config", str(tmp_path / "exports.yaml")]
+    )
     assert unknown.exit_code == 2 and "nobody" in unknown.output
 
 

@@ -51,8 +51,7 @@ DIVISIONS = ["440305", "440306", "440305001", "4403", ""]
 PROTECTIONS = ["keep", "mask_id", "mask_mobile", "mask_bank_card", "mask_name", "mask", "hmac", "drop"]
 SOURCE_COLUMNS = ["entity_id", "division_code", "idn", "phone", "person_name", "amount"]
 
-FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                database=None)
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -86,19 +85,23 @@ def ref_protect(value: Any, rule: ColumnRule) -> Any:
     n = len(text)
     if n <= first + last:
         return "*" * n if n else None
-    return text[:first] + "*" * (n - first - last) + text[n - last:]
+    return text[:first] + "*" * (n - first - last) + text[n - last :]
 
 
 codes = st.one_of(st.none(), st.text(alphabet=CODE_CHARS, max_size=20))
 
 
 @settings(max_examples=300, deadline=None, database=None)
-@given(values=st.lists(codes, max_size=20),
-       protect=st.sampled_from([p for p in PROTECTIONS if p not in ("keep", "drop")]),
-       keep_first=st.integers(0, 7), keep_last=st.integers(0, 7))
+@given(
+    values=st.lists(codes, max_size=20),
+    protect=st.sampled_from([p for p in PROTECTIONS if p not in ("keep", "drop")]),
+    keep_first=st.integers(0, 7),
+    keep_last=st.integers(0, 7),
+)
 def test_protections_match_the_reference_and_hide_the_value(values, protect, keep_first, keep_last):
-    rule = ColumnRule(protect=protect, **({"keep_first": keep_first, "keep_last": keep_last}
-                                          if protect == "mask" else {}))
+    rule = ColumnRule(
+        protect=protect, **({"keep_first": keep_first, "keep_last": keep_last} if protect == "mask" else {})
+    )
     got = protect_series(pl.Series("v", values, dtype=pl.String), rule, KeyedHasher(KEY.encode())).to_list()
     assert got == [ref_protect(v, rule) for v in values]
     clear = {v for v in values if v is not None} | {_norm(v) for v in values if _norm(v)}
@@ -109,15 +112,22 @@ def test_protections_match_the_reference_and_hide_the_value(values, protect, kee
 # random marts and entitlements
 
 
-rows_strategy = st.lists(st.fixed_dictionaries({
-    "entity_id": st.one_of(st.none(), st.sampled_from(ENTITIES)),
-    "division_code": st.one_of(st.none(), st.sampled_from(DIVISIONS)),
-    "idn": codes,
-    "phone": codes,
-    "person_name": st.one_of(st.none(), st.text(alphabet=NAME_CHARS, max_size=4)),
-    "amount": st.one_of(st.none(), st.integers(-500, 500)),
-}), max_size=25)
-crosswalk_strategy = st.lists(st.tuples(st.sampled_from(ENTITIES), st.sampled_from(["tax", "samr"])), max_size=8)
+rows_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "entity_id": st.one_of(st.none(), st.sampled_from(ENTITIES)),
+            "division_code": st.one_of(st.none(), st.sampled_from(DIVISIONS)),
+            "idn": codes,
+            "phone": codes,
+            "person_name": st.one_of(st.none(), st.text(alphabet=NAME_CHARS, max_size=4)),
+            "amount": st.one_of(st.none(), st.integers(-500, 500)),
+        }
+    ),
+    max_size=25,
+)
+crosswalk_strategy = st.lists(
+    st.tuples(st.sampled_from(ENTITIES), st.sampled_from(["tax", "samr"])), max_size=8
+)
 
 
 @st.composite
@@ -131,12 +141,22 @@ def conditions(draw) -> list[dict[str, Any]]:
             out.append({"related": "entity_id"})
         elif kind == "in":
             column = draw(st.sampled_from(["division_code", "entity_id", "amount"]))
-            pool = {"division_code": DIVISIONS, "entity_id": ENTITIES, "amount": ["0", "1", "-1", "7"]}[column]
-            out.append({"column": column, "in": draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))})
+            pool = {"division_code": DIVISIONS, "entity_id": ENTITIES, "amount": ["0", "1", "-1", "7"]}[
+                column
+            ]
+            out.append(
+                {"column": column, "in": draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))}
+            )
         else:
             column = draw(st.sampled_from(["division_code", "idn"]))
-            out.append({"column": column, "prefix": draw(st.lists(st.sampled_from(["4403", "440305", "1", "8"]),
-                                                                min_size=1, max_size=2))})
+            out.append(
+                {
+                    "column": column,
+                    "prefix": draw(
+                        st.lists(st.sampled_from(["4403", "440305", "1", "8"]), min_size=1, max_size=2)
+                    ),
+                }
+            )
     return out
 
 
@@ -161,20 +181,41 @@ def column_rules(draw) -> dict[str, Any]:
 
 
 def make_config(columns: dict[str, Any], rows: list[dict[str, Any]], encoding: str) -> ExportsConfig:
-    return ExportsConfig.model_validate({
-        "version": 1, "hmac_key_env": "QST_EXPORT_HMAC_KEY", "defaults": {"retention": 2},
-        "bureaus": {"tax": {"title": "税务局", "csv_encoding": encoding, "tables": [
-            {"table": "data", "sharing": "有条件", "purpose": "p", "agreement": "a", "rows": rows,
-             "columns": columns},
-            {"table": "secret_table", "sharing": "不予共享"},
-        ]}}})
+    return ExportsConfig.model_validate(
+        {
+            "version": 1,
+            "hmac_key_env": "QST_EXPORT_HMAC_KEY",
+            "defaults": {"retention": 2},
+            "bureaus": {
+                "tax": {
+                    "title": "税务局",
+                    "csv_encoding": encoding,
+                    "tables": [
+                        {
+                            "table": "data",
+                            "sharing": "有条件",
+                            "purpose": "p",
+                            "agreement": "a",
+                            "rows": rows,
+                            "columns": columns,
+                        },
+                        {"table": "secret_table", "sharing": "不予共享"},
+                    ],
+                }
+            },
+        }
+    )
 
 
 def make_marts(path: Path, rows: list[dict[str, Any]], crosswalk: list[tuple[str, str]]) -> Path:
-    data = pa.table({c: [r[c] for r in rows] for c in SOURCE_COLUMNS},
-                    schema=pa.schema([(c, pa.int64() if c == "amount" else pa.string()) for c in SOURCE_COLUMNS]))
-    xw = pa.table({"entity_id": [e for e, _ in crosswalk], "source_department": [d for _, d in crosswalk]},
-                  schema=pa.schema([("entity_id", pa.string()), ("source_department", pa.string())]))
+    data = pa.table(
+        {c: [r[c] for r in rows] for c in SOURCE_COLUMNS},
+        schema=pa.schema([(c, pa.int64() if c == "amount" else pa.string()) for c in SOURCE_COLUMNS]),
+    )
+    xw = pa.table(
+        {"entity_id": [e for e, _ in crosswalk], "source_department": [d for _, d in crosswalk]},
+        schema=pa.schema([("entity_id", pa.string()), ("source_department", pa.string())]),
+    )
     con = duckdb.connect(str(path))
     try:
         for name, table in (("data", data), ("entity_crosswalk", xw), ("secret_table", data)):
@@ -221,20 +262,36 @@ def workdir():
 
 
 @FAST
-@given(rows=rows_strategy, crosswalk=crosswalk_strategy, columns=column_rules(), conds=conditions(),
-       encoding=st.sampled_from(["utf-8-sig", "gb18030"]), tamper=st.randoms(use_true_random=False))
+@given(
+    rows=rows_strategy,
+    crosswalk=crosswalk_strategy,
+    columns=column_rules(),
+    conds=conditions(),
+    encoding=st.sampled_from(["utf-8-sig", "gb18030"]),
+    tamper=st.randoms(use_true_random=False),
+)
 def test_a_package_holds_exactly_its_entitlement(rows, crosswalk, columns, conds, encoding, tamper):
     config = make_config(columns, conds, encoding)
     ent = config.bureaus["tax"].tables[0]
     exported = ent.exported_columns()
     with workdir() as tmp:
         marts = make_marts(tmp / "marts.duckdb", rows, crosswalk)
-        result = export_bureau(config, "tax", marts=marts, exports_root=tmp / "exports", date=DAY, environ=ENV)
+        result = export_bureau(
+            config, "tax", marts=marts, exports_root=tmp / "exports", date=DAY, environ=ENV
+        )
         pkg = result.path
-        assert sorted(p.name for p in pkg.iterdir()) == ["README.md", "data.csv", "data.parquet", "manifest.json"]
+        assert sorted(p.name for p in pkg.iterdir()) == [
+            "README.md",
+            "data.csv",
+            "data.parquet",
+            "manifest.json",
+        ]
 
-        expected = [tuple(ref_protect(r[ent.source_of(out)], rule) for out, rule in exported)
-                    for r in rows if selected(r, conds, crosswalk)]
+        expected = [
+            tuple(ref_protect(r[ent.source_of(out)], rule) for out, rule in exported)
+            for r in rows
+            if selected(r, conds, crosswalk)
+        ]
         table = pq.read_table(pkg / "data.parquet")
         assert table.column_names == [out for out, _ in exported]
         got = [tuple(r.values()) for r in table.to_pylist()]
@@ -251,7 +308,9 @@ def test_a_package_holds_exactly_its_entitlement(rows, crosswalk, columns, conds
             if rule.protect == "keep":
                 continue
             src = ent.source_of(out)
-            clear = {str(r[src]) for r in rows if r[src] is not None} | {_norm(r[src]) for r in rows if _norm(r[src])}
+            clear = {str(r[src]) for r in rows if r[src] is not None} | {
+                _norm(r[src]) for r in rows if _norm(r[src])
+            }
             assert not clear & {row[i] for row in got if row[i] is not None}, (out, rule)
 
         manifest = json.loads((pkg / "manifest.json").read_text(encoding="utf-8"))

@@ -110,8 +110,9 @@ def test_line_numbers_match_the_truth_keys(parsed, estate):
     got = {
         (f, n)
         for p in parsed
-        for f, n in zip(p.table.column("_qst_file").to_pylist(), p.table.column("_qst_line").to_pylist(),
-                        strict=True)
+        for f, n in zip(
+            p.table.column("_qst_file").to_pylist(), p.table.column("_qst_line").to_pylist(), strict=True
+        )
     }
     assert len(want) == truth.height > 50
     assert got == want
@@ -120,11 +121,13 @@ def test_line_numbers_match_the_truth_keys(parsed, estate):
 def test_ids_and_phones_keep_full_precision(parsed, estate):
     truth = load_truth(estate).filter(pl.col("table") == "street_rosters").collect()
     persons = pl.read_parquet(estate / "truth" / "persons" / "*.parquet").select(
-        "person_id", "id_number", "phone")
+        "person_id", "id_number", "phone"
+    )
     rows = pl.concat([pl.from_arrow(p.table) for p in parsed])
     rows = rows.with_columns(pk=pl.concat_str("_qst_file", pl.lit("#"), pl.col("_qst_line").cast(pl.String)))
     joined = rows.join(truth.select("pk", "entity_id"), on="pk").join(
-        persons, left_on="entity_id", right_on="person_id")
+        persons, left_on="entity_id", right_on="person_id"
+    )
     assert joined.height == rows.height
     for fmt in ("csv", "xlsx"):
         part = joined.filter(pl.col("_qst_file").str.ends_with(fmt))
@@ -185,9 +188,15 @@ def test_utf8_with_bom(tmp_path):
     p = _read(_write(tmp_path / "a.csv", b"\xef\xbb\xbf" + ROSTER_UTF8.format(r=RARE).encode()))
     assert p.error is None and p.encoding == "utf-8-sig"
     assert p.table.column_names[:4] == ["网格", "姓名", "身份证号", "联系电话"]  # no \ufeff on 网格
-    assert p.table.to_pylist()[0] == {"网格": "一网格", "姓名": f"吉{RARE}祥", "身份证号": "11010519491231002X",
-                                      "联系电话": "07551234567", "_qst_file": "a.csv", "_qst_line": 1,
-                                      "_qst_flags": None}
+    assert p.table.to_pylist()[0] == {
+        "网格": "一网格",
+        "姓名": f"吉{RARE}祥",
+        "身份证号": "11010519491231002X",
+        "联系电话": "07551234567",
+        "_qst_file": "a.csv",
+        "_qst_line": 1,
+        "_qst_flags": None,
+    }
     assert p.table.column("_qst_line").to_pylist() == [1, 3] and p.blank_lines == 1
 
 
@@ -200,7 +209,7 @@ def test_utf8_without_bom_and_explicit_utf8(tmp_path):
 
 
 def test_gbk_file_auto_and_explicit(tmp_path):
-    path = _write(tmp_path / "g.csv", "标题\r\n\r\n" .encode("gbk") + ROSTER_UTF8.format(r="").encode("gbk"))
+    path = _write(tmp_path / "g.csv", "标题\r\n\r\n".encode("gbk") + ROSTER_UTF8.format(r="").encode("gbk"))
     auto = _read(path, header_rows=2)
     gbk = _read(path, encoding="gbk", header_rows=2)
     assert auto.error is None and auto.encoding == "gb18030"
@@ -242,13 +251,17 @@ def test_explicit_wrong_encoding_is_an_error(tmp_path):
     assert p.error.startswith("gb3.csv: line 5: not valid gbk") and "gb18030" in p.error
     # GBK configured for a UTF-8 file: bytes GBK cannot decode are an error that says why ...
     p = _read(_write(tmp_path / "u.csv", ROSTER_UTF8.format(r="").encode()), encoding="gbk")
-    assert p.error.startswith("u.csv: line 1: not valid gbk") and "valid UTF-8: set encoding: utf-8" in p.error
+    assert (
+        p.error.startswith("u.csv: line 1: not valid gbk") and "valid UTF-8: set encoding: utf-8" in p.error
+    )
     # ... and UTF-8 text that GBK happens to decode (网格 -> 缃戞牸) is refused rather than loaded as mojibake
     utf8 = "网格,姓名\r\n张三,联系电话\r\n".encode()
     assert utf8.decode("gbk") and utf8.decode("gb18030")
     for enc in ("gbk", "gb18030"):
         p = _read(_write(tmp_path / "u2.csv", utf8), encoding=enc)
-        assert p.table is None and p.error.startswith(f"u2.csv: encoding is configured as {enc}, but the file is UTF-8")
+        assert p.table is None and p.error.startswith(
+            f"u2.csv: encoding is configured as {enc}, but the file is UTF-8"
+        )
     p = _read(_write(tmp_path / "ubom.csv", b"\xef\xbb\xbf" + b"a,b\r\n1,2\r\n"), encoding="gb18030")
     assert "byte-order mark" in p.error
 
@@ -321,15 +334,28 @@ def test_header_only(tmp_path):
     ws.write_row(2, 0, ["网格", "姓名"])
     wb.close()
     p = _read(path, "excel", header_rows=2)
-    assert p.error is None and p.table.num_rows == 0 and p.table.column_names == ["网格", "姓名", *LINEAGE_COLUMNS]
+    assert (
+        p.error is None
+        and p.table.num_rows == 0
+        and p.table.column_names == ["网格", "姓名", *LINEAGE_COLUMNS]
+    )
 
 
 def test_header_names_are_cleaned_and_made_unique(tmp_path):
     text = '" 网格 ",姓名,,"\u3000联系\n电话\u3000",ID,id,_qst_line,网格\r\n1,2,3,4,5,6,7,8\r\n'
     p = _read(_write(tmp_path / "n.csv", text.encode()))
     assert p.error is None
-    assert p.table.column_names == ["网格", "姓名", "col_3", "联系 电话", "ID", "id_2", "_qst_line_2", "网格_2",
-                                    *LINEAGE_COLUMNS]
+    assert p.table.column_names == [
+        "网格",
+        "姓名",
+        "col_3",
+        "联系 电话",
+        "ID",
+        "id_2",
+        "_qst_line_2",
+        "网格_2",
+        *LINEAGE_COLUMNS,
+    ]
     assert p.table.column("_qst_line").to_pylist() == [1]
     assert any("col_<n>" in w for w in p.warnings) and any("repeats" in w for w in p.warnings)
 
@@ -367,15 +393,25 @@ def test_excel_cells_are_text(tmp_path):
     ws.write_datetime(1, 3, dt.datetime(2019, 3, 1), wb.add_format({"num_format": "yyyy-mm-dd"}))
     ws.write_boolean(1, 4, True)
     ws.write_string(1, 5, f"吉{RARE} ")
-    ws.write_number(2, 0, 110105194912310021)  # an ID the clerk stored as a number: cut to 15 digits in the file
+    ws.write_number(
+        2, 0, 110105194912310021
+    )  # an ID the clerk stored as a number: cut to 15 digits in the file
     ws.write_number(2, 2, 1.5)
     wb.close()
     p = _read(path, "excel")
     assert p.error is None and p.encoding is None
     rows = p.table.to_pylist()
-    assert rows[0] == {"身份证号": "110105194912310021", "联系电话": "07551234567", "数字": "13800138000",
-                            "日期": "2019-03-01 00:00:00", "布尔": "true", "姓名": f"吉{RARE} ",
-                            "_qst_file": "x.xlsx", "_qst_line": 1, "_qst_flags": None}
+    assert rows[0] == {
+        "身份证号": "110105194912310021",
+        "联系电话": "07551234567",
+        "数字": "13800138000",
+        "日期": "2019-03-01 00:00:00",
+        "布尔": "true",
+        "姓名": f"吉{RARE} ",
+        "_qst_file": "x.xlsx",
+        "_qst_line": 1,
+        "_qst_flags": None,
+    }
     assert rows[1]["身份证号"] == "110105194912310000" and rows[1]["数字"] == "1.5"
 
 
@@ -397,11 +433,19 @@ def test_excel_merged_header_blank_rows_and_error_cells(tmp_path):
     wb.close()
     p = _read(path, "excel", header_rows=2)
     assert p.error is None
-    assert p.table.select(["网格", "姓名", "身份证号", "联系电话", "_qst_line", "_qst_flags"]).to_pylist() == [
+    assert p.table.select(
+        ["网格", "姓名", "身份证号", "联系电话", "_qst_line", "_qst_flags"]
+    ).to_pylist() == [
         {"网格": "一", "姓名": "张三", "身份证号": "1", "联系电话": "2", "_qst_line": 1, "_qst_flags": None},
         {"网格": "二", "姓名": None, "身份证号": "  ", "联系电话": None, "_qst_line": 3, "_qst_flags": None},
-        {"网格": "三", "姓名": "#N/A", "身份证号": None, "联系电话": "#DIV/0!", "_qst_line": 4,
-         "_qst_flags": "cell_error:姓名; cell_error:联系电话"},
+        {
+            "网格": "三",
+            "姓名": "#N/A",
+            "身份证号": None,
+            "联系电话": "#DIV/0!",
+            "_qst_line": 4,
+            "_qst_flags": "cell_error:姓名; cell_error:联系电话",
+        },
     ]
     assert p.blank_lines == 3 and p.rows_in_file == 6
 
@@ -486,7 +530,11 @@ def test_listing(tmp_path):
     (folder / "dir.csv").mkdir()
     (folder / "link.csv").symlink_to(outside / "secret.csv")
     assert [f.name for f in list_drop_files(_drop(folder))] == ["A.CSV", "b.csv"]
-    assert [f.name for f in list_drop_files(_drop(folder, pattern="**/*.csv"))] == ["A.CSV", "b.csv", "sub/c.csv"]
+    assert [f.name for f in list_drop_files(_drop(folder, pattern="**/*.csv"))] == [
+        "A.CSV",
+        "b.csv",
+        "sub/c.csv",
+    ]
     nested = _drop(folder, pattern="**/*.csv")
     p = read_drop_file(nested, list_drop_files(nested)[-1])
     assert p.table.column("_qst_file").to_pylist() == ["sub/c.csv"]

@@ -42,8 +42,15 @@ def two_nights(silver_estate, tmp_path_factory):
     report2 = build_gold(home, "2026-11-01", "night2")
     for kind in ("enterprise", "person"):
         build_golden(home, kind, "2026-11-01")
-    return {"home": home, "estate": root / "estate", "night1": night1, "night1_again": night1_again,
-            "rerun": rerun, "report2": report2, "night2": read_gold(home, "entity_crosswalk")}
+    return {
+        "home": home,
+        "estate": root / "estate",
+        "night1": night1,
+        "night1_again": night1_again,
+        "rerun": rerun,
+        "report2": report2,
+        "night2": read_gold(home, "entity_crosswalk"),
+    }
 
 
 def test_every_silver_record_has_one_entity_id(two_nights):
@@ -89,7 +96,8 @@ def test_golden_values_trace_to_their_source_record(two_nights):
     records = read_silver(home, "int_enterprise_records", ["record_id", "name", "uscc", "source_department"])
     traced = golden.select("entity_id", "name", "name_from", "uscc", "uscc_from").join(
         records.rename({"record_id": "name_from", "name": "source_name"}).select("name_from", "source_name"),
-        on="name_from")
+        on="name_from",
+    )
     assert traced.height == golden.filter(pl.col("name").is_not_null()).height
     assert (traced["name"] == traced["source_name"]).all()
     # the name comes from the registry whenever the entity has a registration record
@@ -110,8 +118,18 @@ def test_crosswalk_explains_every_link(two_nights):
 
 def test_er_eval_prints_and_writes_the_scores(two_nights, tmp_path):
     out = tmp_path / "scores.json"
-    result = CliRunner().invoke(main, ["er-eval", "--truth", str(two_nights["estate"] / "truth"),
-                                       "--home", str(two_nights["home"]), "--json", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "er-eval",
+            "--truth",
+            str(two_nights["estate"] / "truth"),
+            "--home",
+            str(two_nights["home"]),
+            "--json",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     scores = json.loads(out.read_text())
     assert set(scores) == {"enterprise", "person"}
@@ -128,9 +146,12 @@ def test_a_cannot_link_decision_separates_two_records_the_next_run(two_nights, t
     crosswalk = two_nights["night2"].filter(pl.col("rule") == "splink")
     # a record that Splink linked, and another record of the same entity
     rec = crosswalk.filter(pl.col("entity_type") == "enterprise").sort("record_id").row(0, named=True)
-    other = (two_nights["night2"].filter((pl.col("entity_id") == rec["entity_id"])
-                                         & (pl.col("record_id") != rec["record_id"]))
-             .sort("record_id").row(0, named=True))
+    other = (
+        two_nights["night2"]
+        .filter((pl.col("entity_id") == rec["entity_id"]) & (pl.col("record_id") != rec["record_id"]))
+        .sort("record_id")
+        .row(0, named=True)
+    )
     record_decision(home, "enterprise", rec["record_id"], other["record_id"], "cannot_link", "测试员")
     build_gold(home, "2026-11-01", "after-review")
     after = dict(read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).iter_rows())
@@ -153,12 +174,40 @@ def test_review_list_shows_the_open_pairs_and_decide_records_a_decision(two_nigh
         pytest.skip("this small estate left no open pair to review")
     first = open_pairs.row(0, named=True)
     assert first["record_id_l"] in shown.output and first["record_id_r"] in shown.output
-    decided = CliRunner().invoke(main, ["review", "decide", "--home", str(home), "--kind", first["entity_type"],
-                                        first["record_id_l"], first["record_id_r"], "must-link", "--by", "测试员"])
+    decided = CliRunner().invoke(
+        main,
+        [
+            "review",
+            "decide",
+            "--home",
+            str(home),
+            "--kind",
+            first["entity_type"],
+            first["record_id_l"],
+            first["record_id_r"],
+            "must-link",
+            "--by",
+            "测试员",
+        ],
+    )
     assert decided.exit_code == 0, decided.output
     build_gold(home, "2026-11-01", "after-must-link")
     after = dict(read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).iter_rows())
     assert after[first["record_id_l"]] == after[first["record_id_r"]]
-    unknown = CliRunner().invoke(main, ["review", "decide", "--home", str(home), "--kind", "enterprise",
-                                        "no.such:record", first["record_id_r"], "cannot-link", "--by", "x"])
+    unknown = CliRunner().invoke(
+        main,
+        [
+            "review",
+            "decide",
+            "--home",
+            str(home),
+            "--kind",
+            "enterprise",
+            "no.such:record",
+            first["record_id_r"],
+            "cannot-link",
+            "--by",
+            "x",
+        ],
+    )
     assert unknown.exit_code == 1 and "no.such:record" in unknown.output

@@ -57,8 +57,9 @@ def read(home, sql: str, params=None) -> pl.DataFrame:
     try:
         if params is None:
             return con.sql(sql).pl()
-        return pl.DataFrame(con.execute(sql, params).fetchall(), orient="row",
-                            schema=[d[0] for d in con.description])
+        return pl.DataFrame(
+            con.execute(sql, params).fetchall(), orient="row", schema=[d[0] for d in con.description]
+        )
     finally:
         con.close()
 
@@ -71,19 +72,31 @@ def truth(marts) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def true_entity(marts, truth) -> pl.DataFrame:
     """mart entity -> the true enterprise most of its records refer to (the truth, joined by source keys)."""
-    records = read(marts["home"], "SELECT entity_id, source_department, source_table, source_pk, role "
-                                  "FROM mart_enterprise_records")
-    joined = records.join(truth.filter(pl.col("entity_type") == "enterprise"),
-                          left_on=["source_department", "source_table", "source_pk", "role"],
-                          right_on=["department", "table", "pk", "role"])
-    return (joined.group_by("entity_id", "entity_id_right").len().sort("len", descending=True)
-            .group_by("entity_id", maintain_order=True).first()
-            .select("entity_id", pl.col("entity_id_right").alias("true_id")))
+    records = read(
+        marts["home"],
+        "SELECT entity_id, source_department, source_table, source_pk, role FROM mart_enterprise_records",
+    )
+    joined = records.join(
+        truth.filter(pl.col("entity_type") == "enterprise"),
+        left_on=["source_department", "source_table", "source_pk", "role"],
+        right_on=["department", "table", "pk", "role"],
+    )
+    return (
+        joined.group_by("entity_id", "entity_id_right")
+        .len()
+        .sort("len", descending=True)
+        .group_by("entity_id", maintain_order=True)
+        .first()
+        .select("entity_id", pl.col("entity_id_right").alias("true_id"))
+    )
 
 
 def test_every_table_and_column_has_a_bilingual_comment_and_the_dictionary_lists_them(marts):
-    cols = read(marts["home"], "SELECT table_name, column_name, comment FROM duckdb_columns() "
-                               "WHERE table_name IN (SELECT table_name FROM duckdb_tables() WHERE NOT internal)")
+    cols = read(
+        marts["home"],
+        "SELECT table_name, column_name, comment FROM duckdb_columns() "
+        "WHERE table_name IN (SELECT table_name FROM duckdb_tables() WHERE NOT internal)",
+    )
     tables = read(marts["home"], "SELECT table_name, comment FROM duckdb_tables() WHERE NOT internal")
     assert set(TABLES) <= set(tables["table_name"]), set(TABLES) - set(tables["table_name"])
     missing = cols.filter(pl.col("comment").is_null() | (pl.col("comment") == ""))
@@ -102,32 +115,66 @@ def test_every_table_and_column_has_a_bilingual_comment_and_the_dictionary_lists
 
 def test_dashboard_queries_run(marts):
     home = marts["home"]
-    one = read(home, "SELECT uscc, name, entity_id FROM mart_enterprise_360 WHERE uscc IS NOT NULL LIMIT 1").row(0)
-    params = {"uscc": one[0], "name": one[1][:4], "limit": 20, "entity_id": one[2], "division_code": "440305",
-              "from_month": dt.date(2020, 1, 1), "to_month": dt.date(2026, 12, 1), "since": dt.date(2020, 1, 1),
-              "department": "samr", "grain": "month"}
+    one = read(
+        home, "SELECT uscc, name, entity_id FROM mart_enterprise_360 WHERE uscc IS NOT NULL LIMIT 1"
+    ).row(0)
+    params = {
+        "uscc": one[0],
+        "name": one[1][:4],
+        "limit": 20,
+        "entity_id": one[2],
+        "division_code": "440305",
+        "from_month": dt.date(2020, 1, 1),
+        "to_month": dt.date(2026, 12, 1),
+        "since": dt.date(2020, 1, 1),
+        "department": "samr",
+        "grain": "month",
+    }
     for name, sql in DASHBOARD_QUERIES.items():
         wanted = {k: v for k, v in params.items() if f"${k}" in sql}
         frame = read(home, sql, wanted or None)
-        if name in ("enterprise_by_uscc", "enterprise_by_name", "enterprise_records", "top_warnings",
-                    "department_scorecard", "risk_level_counts"):
+        if name in (
+            "enterprise_by_uscc",
+            "enterprise_by_name",
+            "enterprise_records",
+            "top_warnings",
+            "department_scorecard",
+            "risk_level_counts",
+        ):
             assert frame.height > 0, name
 
 
 def test_penalties_per_enterprise_match_the_departments_tables(marts, truth, true_entity):
     """penalty_count = the rows of SAMR T_XZCF and environment HB_XZCF about the enterprise (that silver
     accepted), counted from the source keys and the truth, not from the lake's events."""
-    staged = pl.concat([read_silver(marts["home"], f"stg_{d}__penalties", columns=["source_pk"])
-                        .with_columns(department=pl.lit(d)) for d in ("samr", "env")])
-    src = pl.concat([
-        estate_frame(marts["estate"], "samr", "SELECT CFID FROM T_XZCF", ["pk"]).with_columns(
-            department=pl.lit("samr"), table=pl.lit("T_XZCF")),
-        estate_frame(marts["estate"], "env", "SELECT 记录编号 FROM HB_XZCF", ["pk"]).with_columns(
-            department=pl.lit("env"), table=pl.lit("HB_XZCF"))])
+    staged = pl.concat(
+        [
+            read_silver(marts["home"], f"stg_{d}__penalties", columns=["source_pk"]).with_columns(
+                department=pl.lit(d)
+            )
+            for d in ("samr", "env")
+        ]
+    )
+    src = pl.concat(
+        [
+            estate_frame(marts["estate"], "samr", "SELECT CFID FROM T_XZCF", ["pk"]).with_columns(
+                department=pl.lit("samr"), table=pl.lit("T_XZCF")
+            ),
+            estate_frame(marts["estate"], "env", "SELECT 记录编号 FROM HB_XZCF", ["pk"]).with_columns(
+                department=pl.lit("env"), table=pl.lit("HB_XZCF")
+            ),
+        ]
+    )
     src = src.join(staged, left_on=["department", "pk"], right_on=["department", "source_pk"], how="semi")
-    expected = (src.join(truth.filter(pl.col("role") == "subject"), on=["department", "table", "pk"])
-                .group_by("entity_id").len().rename({"entity_id": "true_id", "len": "expected"}))
-    mart = read(marts["home"], "SELECT entity_id, penalty_count FROM mart_enterprise_360").join(true_entity, on="entity_id")
+    expected = (
+        src.join(truth.filter(pl.col("role") == "subject"), on=["department", "table", "pk"])
+        .group_by("entity_id")
+        .len()
+        .rename({"entity_id": "true_id", "len": "expected"})
+    )
+    mart = read(marts["home"], "SELECT entity_id, penalty_count FROM mart_enterprise_360").join(
+        true_entity, on="entity_id"
+    )
     # a true enterprise split over two mart entities (a resolution miss) is compared on its sum
     got = mart.group_by("true_id").agg(pl.col("penalty_count").sum())
     cmp = expected.join(got, on="true_id", how="left").with_columns(pl.col("penalty_count").fill_null(0))
@@ -139,26 +186,42 @@ def test_penalties_per_enterprise_match_the_departments_tables(marts, truth, tru
 
 
 def test_defaulters_and_court_roles_match_the_courts(marts, truth, true_entity):
-    sx = estate_frame(marts["estate"], "courts", "SELECT ID, LXQK FROM SXBZXR", ["pk", "performance"]).with_columns(
-        department=pl.lit("courts"), table=pl.lit("SXBZXR"))
-    listed = (sx.filter(pl.col("performance") != "全部履行")
-              .join(truth.filter(pl.col("entity_type") == "enterprise"), on=["department", "table", "pk"])
-              .select(pl.col("entity_id").alias("true_id")).unique())
-    mart = read(marts["home"], "SELECT entity_id, is_defaulter, p_defaulter FROM mart_enterprise_360 "
-                               "JOIN mart_credit_risk USING (entity_id)").join(true_entity, on="entity_id")
+    sx = estate_frame(
+        marts["estate"], "courts", "SELECT ID, LXQK FROM SXBZXR", ["pk", "performance"]
+    ).with_columns(department=pl.lit("courts"), table=pl.lit("SXBZXR"))
+    listed = (
+        sx.filter(pl.col("performance") != "全部履行")
+        .join(truth.filter(pl.col("entity_type") == "enterprise"), on=["department", "table", "pk"])
+        .select(pl.col("entity_id").alias("true_id"))
+        .unique()
+    )
+    mart = read(
+        marts["home"],
+        "SELECT entity_id, is_defaulter, p_defaulter FROM mart_enterprise_360 "
+        "JOIN mart_credit_risk USING (entity_id)",
+    ).join(true_entity, on="entity_id")
     flagged = set(mart.filter(pl.col("is_defaulter"))["true_id"])
     expected = set(listed["true_id"])
     assert len(expected) > 3
     assert len(flagged ^ expected) <= max(1, len(expected) // 20), (flagged - expected, expected - flagged)
     assert (mart.filter(pl.col("is_defaulter"))["p_defaulter"] > 0).all()
     # defendant cases: AJ_DSR rows with SSDW 被告/被执行人 about the enterprise
-    cases = estate_frame(marts["estate"], "courts", "SELECT ID, SSDW FROM AJ_DSR", ["pk", "role_in_case"]).with_columns(
-        department=pl.lit("courts"), table=pl.lit("AJ_DSR"))
-    expected_def = (cases.filter(pl.col("role_in_case").is_in(["被告", "被执行人"]))
-                    .join(truth.filter(pl.col("entity_type") == "enterprise"), on=["department", "table", "pk"])
-                    .group_by("entity_id").len().rename({"entity_id": "true_id", "len": "expected"}))
-    got = (read(marts["home"], "SELECT entity_id, court_defendant_count FROM mart_enterprise_360")
-           .join(true_entity, on="entity_id").group_by("true_id").agg(pl.col("court_defendant_count").sum()))
+    cases = estate_frame(
+        marts["estate"], "courts", "SELECT ID, SSDW FROM AJ_DSR", ["pk", "role_in_case"]
+    ).with_columns(department=pl.lit("courts"), table=pl.lit("AJ_DSR"))
+    expected_def = (
+        cases.filter(pl.col("role_in_case").is_in(["被告", "被执行人"]))
+        .join(truth.filter(pl.col("entity_type") == "enterprise"), on=["department", "table", "pk"])
+        .group_by("entity_id")
+        .len()
+        .rename({"entity_id": "true_id", "len": "expected"})
+    )
+    got = (
+        read(marts["home"], "SELECT entity_id, court_defendant_count FROM mart_enterprise_360")
+        .join(true_entity, on="entity_id")
+        .group_by("true_id")
+        .agg(pl.col("court_defendant_count").sum())
+    )
     cmp = expected_def.join(got, on="true_id", how="left").fill_null(0)
     assert (cmp["expected"] == cmp["court_defendant_count"]).mean() >= 0.9, cmp
 
@@ -171,9 +234,9 @@ def _month(text: str | None) -> dt.date | None:
     if text is None:
         return None
     t = text.strip()
-    if re.fullmatch(r"\d{5}", t):                                     # Excel serial
+    if re.fullmatch(r"\d{5}", t):  # Excel serial
         d = dt.date(1899, 12, 30) + dt.timedelta(days=int(t))
-    elif re.fullmatch(r"\d{10}|\d{13}", t):                           # epoch seconds / ms
+    elif re.fullmatch(r"\d{10}|\d{13}", t):  # epoch seconds / ms
         d = dt.datetime.fromtimestamp(int(t[:10]), dt.UTC).date()
     elif m := _DATE.match(t):
         d = dt.date(int(m[1]), int(m[2]), int(m[3]))
@@ -189,29 +252,44 @@ def test_abnormal_distribution_matches_the_list(marts, truth, true_entity):
     src = estate_frame(marts["estate"], "samr", "SELECT ID, LRRQ FROM T_JYYC_ML", ["pk", "listed"])
     staged = read_silver(home, "stg_samr__abnormal_operations", columns=["source_pk"])
     src = src.join(staged, left_on="pk", right_on="source_pk", how="semi").with_columns(
-        month=pl.col("listed").map_elements(_month, return_dtype=pl.Date))
+        month=pl.col("listed").map_elements(_month, return_dtype=pl.Date)
+    )
     by_month = src.group_by("month").len().rename({"len": "expected"})
-    mart = read(home, "SELECT month, sum(listings)::BIGINT AS listings FROM mart_abnormal_distribution GROUP BY month")
+    mart = read(
+        home, "SELECT month, sum(listings)::BIGINT AS listings FROM mart_abnormal_distribution GROUP BY month"
+    )
     cmp = by_month.join(mart, on="month", how="full", coalesce=True).fill_null(0)
     assert (cmp["expected"] == cmp["listings"]).all(), cmp.filter(pl.col("expected") != pl.col("listings"))
     # districts: the enterprise's registration division (XZQHDM) in SAMR's own registry, via the truth
-    reg = estate_frame(marts["estate"], "samr", "SELECT ZTID, XZQHDM FROM T_SCZT_DJXX", ["pk", "division"]).with_columns(
-        department=pl.lit("samr"), table=pl.lit("T_SCZT_DJXX"))
-    reg = (reg.join(truth.filter(pl.col("role") == "subject"), on=["department", "table", "pk"])
-           .group_by("entity_id").agg(pl.col("division").drop_nulls().first()))
-    listed = (src.with_columns(department=pl.lit("samr"), table=pl.lit("T_JYYC_ML"))
-              .join(truth.filter(pl.col("role") == "subject"), on=["department", "table", "pk"])
-              .join(reg, on="entity_id", how="left"))
+    reg = estate_frame(
+        marts["estate"], "samr", "SELECT ZTID, XZQHDM FROM T_SCZT_DJXX", ["pk", "division"]
+    ).with_columns(department=pl.lit("samr"), table=pl.lit("T_SCZT_DJXX"))
+    reg = (
+        reg.join(truth.filter(pl.col("role") == "subject"), on=["department", "table", "pk"])
+        .group_by("entity_id")
+        .agg(pl.col("division").drop_nulls().first())
+    )
+    listed = (
+        src.with_columns(department=pl.lit("samr"), table=pl.lit("T_JYYC_ML"))
+        .join(truth.filter(pl.col("role") == "subject"), on=["department", "table", "pk"])
+        .join(reg, on="entity_id", how="left")
+    )
     expected = listed.group_by("division").len().rename({"division": "division_code", "len": "expected"})
-    got = read(home, "SELECT division_code, sum(listings)::BIGINT AS listings FROM mart_abnormal_distribution "
-                     "GROUP BY division_code")
+    got = read(
+        home,
+        "SELECT division_code, sum(listings)::BIGINT AS listings FROM mart_abnormal_distribution "
+        "GROUP BY division_code",
+    )
     cmp = expected.join(got, on="division_code", how="full", coalesce=True).fill_null(0)
     # the mart places a listing by the golden division, which may come from another department's record than
     # SAMR's registration: a few may differ
     off = (cmp["expected"] - cmp["listings"]).abs().sum() / 2
     assert off <= max(2, 0.05 * src.height), cmp
-    names = read(home, "SELECT DISTINCT division_code, district_name FROM mart_abnormal_distribution "
-                       "WHERE division_code = '440305'")
+    names = read(
+        home,
+        "SELECT DISTINCT division_code, district_name FROM mart_abnormal_distribution "
+        "WHERE division_code = '440305'",
+    )
     assert names.is_empty() or names["district_name"][0] == "南山区"
 
 
@@ -221,14 +299,18 @@ def test_scorecard_mart_matches_the_scorecard(marts):
     assert sc.height > 10
     day = read(home, "SELECT * FROM mart_department_scorecard WHERE grain = 'day'")
     assert day.height == sc.height
-    cmp = sc.join(day, left_on=["day", "department", "asset", "table"],
-                  right_on=["period", "department", "asset", "source_table"])
+    cmp = sc.join(
+        day,
+        left_on=["day", "department", "asset", "table"],
+        right_on=["period", "department", "asset", "source_table"],
+    )
     assert cmp.height == sc.height
     assert (cmp["records_received"] == cmp["records_received_right"]).all()
     assert ((cmp["score"] - cmp["score_right"]).abs().fill_null(0) < 1e-9).all()
     month = read(home, "SELECT * FROM mart_department_scorecard WHERE grain = 'month'")
     sums = sc.group_by(pl.col("day").dt.truncate("1mo").alias("period"), "department", "asset").agg(
-        pl.col("records_received").sum(), pl.len().alias("days"))
+        pl.col("records_received").sum(), pl.len().alias("days")
+    )
     cmp = sums.join(month, on=["period", "department", "asset"])
     assert cmp.height == sums.height == month.height
     assert (cmp["records_received"] == cmp["records_received_right"]).all()
@@ -244,7 +326,10 @@ def test_risk_scores_are_the_sum_of_their_reasons_and_warnings_rise(marts):
     assert (risk["risk_score"] == risk.select(pl.min_horizontal(p, pl.lit(100)))[:, 0]).all()
     for level, rank, lo, hi in LEVELS:
         band = risk.filter(pl.col("risk_level") == level)
-        assert band.is_empty() or ((band["risk_score"] >= lo) & (band["risk_score"] <= hi) & (band["level_rank"] == rank)).all()
+        assert (
+            band.is_empty()
+            or ((band["risk_score"] >= lo) & (band["risk_score"] <= hi) & (band["level_rank"] == rank)).all()
+        )
     scored = risk.filter(pl.col("risk_score") > 0)
     assert scored.height > 20 and (scored["reasons"].str.len_chars() > 0).all()
     assert (risk["factor_count"] == risk["factors"].list.len()).all()
@@ -267,10 +352,16 @@ def test_risk_scores_are_the_sum_of_their_reasons_and_warnings_rise(marts):
 
 def test_enterprise_360_agrees_with_its_detail_and_with_risk(marts):
     home = marts["home"]
-    e = read(home, "SELECT entity_id, risk_score, risk_level, abnormal_count, tax_arrears_count "
-                   "FROM mart_enterprise_360")
-    ev = read(home, "SELECT entity_id, count(*) FILTER (event_type = 'abnormal_listing') AS a, "
-                    "count(*) FILTER (event_type = 'tax_arrears') AS t FROM mart_enterprise_events GROUP BY ALL")
+    e = read(
+        home,
+        "SELECT entity_id, risk_score, risk_level, abnormal_count, tax_arrears_count "
+        "FROM mart_enterprise_360",
+    )
+    ev = read(
+        home,
+        "SELECT entity_id, count(*) FILTER (event_type = 'abnormal_listing') AS a, "
+        "count(*) FILTER (event_type = 'tax_arrears') AS t FROM mart_enterprise_events GROUP BY ALL",
+    )
     cmp = e.join(ev, on="entity_id", how="left").fill_null(0)
     assert (cmp["abnormal_count"] == cmp["a"]).all() and (cmp["tax_arrears_count"] == cmp["t"]).all()
     r = read(home, "SELECT entity_id, risk_score, risk_level FROM mart_credit_risk")
@@ -290,8 +381,11 @@ def test_persons_are_masked_with_a_keyed_hash(marts):
         assert full not in masked and masked[:6] == full[:6] and masked[-4:] == full[-4:]
         assert hashed == hmac.new(KEY.encode(), full.strip().upper().encode(), hashlib.sha256).hexdigest()
     everything = read(home, "SELECT * EXCLUDE (departments, legal_rep_enterprise_ids) FROM mart_person_360")
-    text = " ".join(everything.cast(pl.Utf8).select(pl.concat_str(pl.all(), separator=" ", ignore_nulls=True))
-                    [:, 0].to_list())
+    text = " ".join(
+        everything.cast(pl.Utf8)
+        .select(pl.concat_str(pl.all(), separator=" ", ignore_nulls=True))[:, 0]
+        .to_list()
+    )
     assert not any(full in text for full in dim["id_number"].head(500).to_list())
     reps = read(home, "SELECT count(*) AS n FROM mart_person_360 WHERE legal_rep_count > 0")["n"][0]
     assert reps > 200
@@ -339,15 +433,21 @@ def test_as_of_rebuild_returns_the_earlier_figures(marts, tmp_path):
     table = DeltaTable(str(path)).to_pyarrow_dataset().to_table()
     kept = pl.from_arrow(table).filter(pl.col("event_type") != "judgment_default")
     write_deltalake(str(path), kept.to_arrow(compat_level=pl.CompatLevel.oldest()), mode="overwrite")
-    original = read(marts["home"], "SELECT count(*) FILTER (is_defaulter) AS n FROM mart_enterprise_360")["n"][0]
+    original = read(marts["home"], "SELECT count(*) FILTER (is_defaulter) AS n FROM mart_enterprise_360")[
+        "n"
+    ][0]
     assert original > 0
     latest = mb.build_marts(home)
     assert latest.versions["int_events"] == v0 + 1
     assert read(home, "SELECT count(*) FILTER (is_defaulter) AS n FROM mart_enterprise_360")["n"][0] == 0
     earlier = mb.build_marts(home, as_of_versions={"silver/int_events": v0}, as_of_date=None)
     assert earlier.versions["int_events"] == v0
-    assert read(home, "SELECT count(*) FILTER (is_defaulter) AS n FROM mart_enterprise_360")["n"][0] == original
-    meta = read(home, "SELECT delta_version, as_of_lake FROM meta_build WHERE lake_table = 'silver/int_events'")
+    assert (
+        read(home, "SELECT count(*) FILTER (is_defaulter) AS n FROM mart_enterprise_360")["n"][0] == original
+    )
+    meta = read(
+        home, "SELECT delta_version, as_of_lake FROM meta_build WHERE lake_table = 'silver/int_events'"
+    )
     assert meta.row(0) == (v0, "versions")
     # by date: today (Asia/Shanghai) sees the newest version; the day before the lake existed has none
     today = dt.datetime.now(mb.TIMEZONE).date()
@@ -364,31 +464,56 @@ def test_legal_representatives_match_the_truth(marts, truth, true_entity):
     keys = ["department", "table", "pk"]
     reps = truth.filter(pl.col("role") == "legal_rep").select(*keys, pl.col("entity_id").alias("true_person"))
     subjects = truth.filter(pl.col("role") == "subject").select(*keys, pl.col("entity_id").alias("true_id"))
-    expected = (reps.join(subjects, on=keys).group_by("true_person").agg(pl.col("true_id").n_unique().alias("expected")))
-    xw = read_gold(marts["home"], "entity_crosswalk", columns=["entity_id", "entity_type", "source_department",
-                                                              "source_table", "source_pk", "role"])
-    person_truth = (xw.filter(pl.col("entity_type") == "person")
-                    .join(truth.filter(pl.col("entity_type") == "person"),
-                          left_on=["source_department", "source_table", "source_pk", "role"],
-                          right_on=["department", "table", "pk", "role"])
-                    .group_by("entity_id", "entity_id_right").len().sort("len", descending=True)
-                    .group_by("entity_id", maintain_order=True).first()
-                    .select(pl.col("entity_id").alias("person_id"), pl.col("entity_id_right").alias("true_person")))
-    got = (read(marts["home"], "SELECT person_id, legal_rep_count FROM mart_person_360 WHERE legal_rep_count > 0")
-           .join(person_truth, on="person_id").group_by("true_person").agg(pl.col("legal_rep_count").sum()))
+    expected = (
+        reps.join(subjects, on=keys)
+        .group_by("true_person")
+        .agg(pl.col("true_id").n_unique().alias("expected"))
+    )
+    xw = read_gold(
+        marts["home"],
+        "entity_crosswalk",
+        columns=["entity_id", "entity_type", "source_department", "source_table", "source_pk", "role"],
+    )
+    person_truth = (
+        xw.filter(pl.col("entity_type") == "person")
+        .join(
+            truth.filter(pl.col("entity_type") == "person"),
+            left_on=["source_department", "source_table", "source_pk", "role"],
+            right_on=["department", "table", "pk", "role"],
+        )
+        .group_by("entity_id", "entity_id_right")
+        .len()
+        .sort("len", descending=True)
+        .group_by("entity_id", maintain_order=True)
+        .first()
+        .select(pl.col("entity_id").alias("person_id"), pl.col("entity_id_right").alias("true_person"))
+    )
+    got = (
+        read(
+            marts["home"], "SELECT person_id, legal_rep_count FROM mart_person_360 WHERE legal_rep_count > 0"
+        )
+        .join(person_truth, on="person_id")
+        .group_by("true_person")
+        .agg(pl.col("legal_rep_count").sum())
+    )
     cmp = expected.join(got, on="true_person", how="left").fill_null(0)
     assert cmp.height > 200
     assert (cmp["expected"] == cmp["legal_rep_count"]).mean() >= 0.9, cmp.filter(
-        pl.col("expected") != pl.col("legal_rep_count"))
+        pl.col("expected") != pl.col("legal_rep_count")
+    )
 
 
 def test_the_readmes_questions_run_and_answer(marts):
     """Every SQL block of the README's marts section runs on real marts, and the questions meant to have an
     answer on a simulated city have one."""
     text = (REPO / "README.md").read_text()
-    section = text[text.index("### Questions, answered"):text.index("## Bureau exports")]
-    statements = [s.strip() for block in re.findall(r"```sql\n(.*?)```", section, re.DOTALL)
-                  for s in block.split(";") if s.strip()]
+    section = text[text.index("### Questions, answered") : text.index("## Bureau exports")]
+    statements = [
+        s.strip()
+        for block in re.findall(r"```sql\n(.*?)```", section, re.DOTALL)
+        for s in block.split(";")
+        if s.strip()
+    ]
     assert len(statements) >= 6
     con = duckdb.connect(str(mb.marts_path(marts["home"])), read_only=True)
     try:
@@ -407,14 +532,27 @@ def test_qst_marts_builds_an_audit_copy_and_leaves_the_nightly_file_alone(marts,
     shutil.copytree(marts["home"], home)
     nightly = mb.marts_path(home)
     before = nightly.stat().st_mtime_ns
-    version = read(home, "SELECT delta_version FROM meta_build WHERE lake_table = 'gold/dim_enterprise'")[0, 0]
+    version = read(home, "SELECT delta_version FROM meta_build WHERE lake_table = 'gold/dim_enterprise'")[
+        0, 0
+    ]
     out = tmp_path / "audit"
-    result = CliRunner().invoke(main, ["marts", "--home", str(home), "--out", str(out),
-                                       "--as-of-version", f"gold/dim_enterprise={version}"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "marts",
+            "--home",
+            str(home),
+            "--out",
+            str(out),
+            "--as-of-version",
+            f"gold/dim_enterprise={version}",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert nightly.stat().st_mtime_ns == before
-    assert read(out, "SELECT delta_version, as_of_lake FROM meta_build "
-                     "WHERE lake_table = 'gold/dim_enterprise'").row(0) == (version, "versions")
+    assert read(
+        out, "SELECT delta_version, as_of_lake FROM meta_build WHERE lake_table = 'gold/dim_enterprise'"
+    ).row(0) == (version, "versions")
     bad = CliRunner().invoke(main, ["marts", "--home", str(home), "--as-of-version", "gold/dim_enterprise"])
     assert bad.exit_code == 2 and "TABLE=VERSION" in bad.output
 
@@ -427,8 +565,20 @@ def test_the_duckdb_command_line_opens_the_file(marts):
     cli = Path(sys.executable).parent / "duckdb"
     if not cli.exists():
         pytest.skip("duckdb-cli is not installed in this environment (make setup installs it)")
-    out = subprocess.run([str(cli), "-readonly", "-csv", str(mb.marts_path(marts["home"])),
-                          "-c", "SELECT count(*) FROM mart_enterprise_360"], capture_output=True, text=True, timeout=600, check=False)
+    out = subprocess.run(
+        [
+            str(cli),
+            "-readonly",
+            "-csv",
+            str(mb.marts_path(marts["home"])),
+            "-c",
+            "SELECT count(*) FROM mart_enterprise_360",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.split()[-1]) == marts["report"].rows["mart_enterprise_360"]
 
@@ -443,8 +593,11 @@ def test_a_broken_mart_fails_the_build_loudly_and_leaves_the_previous_file(marts
     before = mb.marts_path(home).read_bytes()
 
     def broken(con, ref):
-        return {"mart_abnormal_distribution": mb.create_table(
-            con, "mart_abnormal_distribution", "SELECT month FROM no_such_table WHERE")}
+        return {
+            "mart_abnormal_distribution": mb.create_table(
+                con, "mart_abnormal_distribution", "SELECT month FROM no_such_table WHERE"
+            )
+        }
 
     monkeypatch.setattr(abnormal, "build_abnormal_distribution", broken)
     with pytest.raises(MartBuildError, match=r"mart abnormal \(mart_abnormal_distribution\) failed") as err:
@@ -467,14 +620,24 @@ def test_the_registry_builds_every_contract_table_in_dependency_order():
             if t in made:
                 assert position[made[t].name] < position[m.name], (m.name, t)
     lineage = graph.lineage()
-    assert {"mart_credit_risk", "dim_enterprise", "mart_enterprise_events"} <= set(lineage["mart_enterprise_360"])
+    assert {"mart_credit_risk", "dim_enterprise", "mart_enterprise_events"} <= set(
+        lineage["mart_enterprise_360"]
+    )
     assert not any(t.startswith("_") for ups in lineage.values() for t in ups)
     # a mart reading a table nobody writes, or a circle, is refused before any data is read
-    bad = graph.mart("bad", ("mart_bad",), ("no_such_table",), lambda ctx: None, comments={
-        "mart_bad": {"table": "x", "columns": {"a": "a"}}})
+    bad = graph.mart(
+        "bad",
+        ("mart_bad",),
+        ("no_such_table",),
+        lambda ctx: None,
+        comments={"mart_bad": {"table": "x", "columns": {"a": "a"}}},
+    )
     with pytest.raises(ValueError, match="bad reads no_such_table"):
         graph.check_registry((*graph.MARTS, bad))
-    circle = (graph.mart("a", ("_a",), ("_b",), lambda ctx: None), graph.mart("b", ("_b",), ("_a",), lambda ctx: None))
+    circle = (
+        graph.mart("a", ("_a",), ("_b",), lambda ctx: None),
+        graph.mart("b", ("_b",), ("_a",), lambda ctx: None),
+    )
     import graphlib
 
     with pytest.raises(graphlib.CycleError):
@@ -486,8 +649,13 @@ def test_the_other_modules_marts_are_in_the_file(marts):
     from models.marts.service import build_service_marts
 
     home, report = marts["home"], marts["report"]
-    for table in ("dim_calendar", "mart_service_efficiency", "mart_business_startup", "mart_business_startup_cases",
-                  "mart_kpi_daily"):
+    for table in (
+        "dim_calendar",
+        "mart_service_efficiency",
+        "mart_business_startup",
+        "mart_business_startup_cases",
+        "mart_kpi_daily",
+    ):
         assert report.rows[table] > 0, table
         assert read(home, f'SELECT count(*) AS n FROM "{table}"')["n"][0] == report.rows[table]
     direct = build_service_marts(home, report.as_of_date)
@@ -509,14 +677,17 @@ def test_marts_and_exports_hash_an_id_alike():
     assert key == resolve_key(KEY_ENV, env)
     ids = ["11010519491231002x", " １１０１０５１９４９１２３１００２Ｘ ", "", None, "440305199001011234"]
     marts_side = keyed_hashes(ids, key)
-    exports_side = protect_series(pl.Series("id", ids), ColumnRule.model_validate({"protect": "hmac"}),
-                                  KeyedHasher(key)).to_list()
+    exports_side = protect_series(
+        pl.Series("id", ids), ColumnRule.model_validate({"protect": "hmac"}), KeyedHasher(key)
+    ).to_list()
     assert marts_side == exports_side
     assert marts_side[0] == marts_side[1] == hmac.new(key, b"11010519491231002X", hashlib.sha256).hexdigest()
     assert marts_side[2] is None and marts_side[3] is None
 
 
-def test_a_city_without_service_cases_gets_every_mart_with_the_service_ones_empty(marts, tmp_path, monkeypatch):
+def test_a_city_without_service_cases_gets_every_mart_with_the_service_ones_empty(
+    marts, tmp_path, monkeypatch
+):
     """An absent optional input is not a failure: the marts that read it are built empty and the report says why."""
     home = tmp_path / "home"
     shutil.copytree(marts["home"], home)

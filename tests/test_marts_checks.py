@@ -34,23 +34,34 @@ def test_contract_holds_on_the_contract_and_names_what_breaks_it(tmp_path: Path)
     assert contract_holds(_contract_file(tmp_path / "ok.duckdb")).passed
     missing = contract_holds(_contract_file(tmp_path / "missing.duckdb", skip="mart_credit_risk"))
     assert not missing.passed and "mart_credit_risk: missing" in missing.description
-    renamed = contract_holds(_contract_file(tmp_path / "renamed.duckdb",
-                                            rename=("mart_enterprise_360", "uscc", "usc_code")))
+    renamed = contract_holds(
+        _contract_file(tmp_path / "renamed.duckdb", rename=("mart_enterprise_360", "uscc", "usc_code"))
+    )
     assert not renamed.passed
     assert "mart_enterprise_360" in renamed.description and "'uscc'" in renamed.description
 
 
 def test_contract_holds_covers_the_marts_of_other_modules(tmp_path: Path):
     """The KPI, service and calendar marts keep their contract in their modules: the check holds them too."""
-    assert {"dim_calendar", "mart_service_efficiency", "mart_business_startup", "mart_business_startup_cases",
-            "mart_kpi_daily"} <= set(contract())
+    assert {
+        "dim_calendar",
+        "mart_service_efficiency",
+        "mart_business_startup",
+        "mart_business_startup_cases",
+        "mart_kpi_daily",
+    } <= set(contract())
     for table in ("mart_kpi_daily", "dim_calendar", "mart_business_startup_cases"):
         missing = contract_holds(_contract_file(tmp_path / f"{table}.duckdb", skip=table))
         assert not missing.passed and f"{table}: missing" in missing.description
-    renamed = contract_holds(_contract_file(tmp_path / "renamed_kpi.duckdb",
-                                            rename=("mart_service_efficiency", "item_code", "item")))
+    renamed = contract_holds(
+        _contract_file(
+            tmp_path / "renamed_kpi.duckdb", rename=("mart_service_efficiency", "item_code", "item")
+        )
+    )
     assert not renamed.passed and "mart_service_efficiency" in renamed.description
-    one = contract_holds(_contract_file(tmp_path / "one.duckdb", skip="mart_kpi_daily"), tables=["mart_credit_risk"])
+    one = contract_holds(
+        _contract_file(tmp_path / "one.duckdb", skip="mart_kpi_daily"), tables=["mart_credit_risk"]
+    )
     assert one.passed
 
 
@@ -61,7 +72,9 @@ def _lake_and_marts(tmp_path: Path, golden: list[str], mart: list[str]) -> tuple
     with duckdb.connect(str(marts)) as con:
         con.execute("CREATE TABLE mart_enterprise_360 (entity_id VARCHAR)")
         con.executemany("INSERT INTO mart_enterprise_360 VALUES (?)", [(e,) for e in mart])
-        con.execute("CREATE TABLE meta_build AS SELECT 'gold/dim_enterprise' AS lake_table, 0::BIGINT AS delta_version")
+        con.execute(
+            "CREATE TABLE meta_build AS SELECT 'gold/dim_enterprise' AS lake_table, 0::BIGINT AS delta_version"
+        )
     return marts, lake
 
 

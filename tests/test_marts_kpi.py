@@ -71,8 +71,9 @@ def raw_counts(estate) -> dict[str, Counter]:
         return [r[1:] for r in estate_rows(estate_dir, dept, sql) if str(r[0]) not in q]
 
     out: dict[str, Counter] = {}
-    out["new_registrations"] = Counter(iso(d) for (d,) in rows("samr", "registrations",
-                                                               "SELECT ZTID, CLRQ FROM T_SCZT_DJXX"))
+    out["new_registrations"] = Counter(
+        iso(d) for (d,) in rows("samr", "registrations", "SELECT ZTID, CLRQ FROM T_SCZT_DJXX")
+    )
     abnormal = rows("samr", "abnormal_operations", "SELECT ID, LRRQ, YCRQ FROM T_JYYC_ML")
     out["new_abnormal_listings"] = Counter(iso(a) for a, _ in abnormal)
     out["abnormal_removals"] = Counter(iso(r) for _, r in abnormal if r)
@@ -109,7 +110,9 @@ def test_overdue_cases_per_day_equal_a_case_by_case_count(estate, mart):
     estate_dir, home, as_of = estate
     q = quarantined(home, "service", "service_cases")
     expected: Counter = Counter()
-    for pk, accepted, completed, promised in estate_rows(estate_dir, "service", "SELECT BJBH, SLSJ, BJSJ, CNSX FROM BJ_BJXX"):
+    for pk, accepted, completed, promised in estate_rows(
+        estate_dir, "service", "SELECT BJBH, SLSJ, BJSJ, CNSX FROM BJ_BJXX"
+    ):
         if pk in q or iso(accepted) is None:
             continue
         start, end = iso(accepted), iso(completed) or as_of
@@ -134,11 +137,16 @@ def test_forecast_and_alert_invariants(estate, mart):
     assert set(mart["indicator"]) == {i.key for i in INDICATORS}
     ahead = mart.filter(pl.col("is_forecast"))
     assert ahead.group_by("indicator").len()["len"].to_list() == [30] * len(INDICATORS)
-    assert ahead["day"].min() == as_of + dt.timedelta(days=1) and ahead["day"].max() == as_of + dt.timedelta(days=30)
+    assert ahead["day"].min() == as_of + dt.timedelta(days=1) and ahead["day"].max() == as_of + dt.timedelta(
+        days=30
+    )
     assert ahead["actual"].is_null().all() and ahead["alert"].is_null().all()
     with_forecast = mart.filter(pl.col("forecast").is_not_null())
-    assert ((with_forecast["lower"] <= with_forecast["forecast"])
-            & (with_forecast["forecast"] <= with_forecast["upper"]) & (with_forecast["lower"] >= 0)).all()
+    assert (
+        (with_forecast["lower"] <= with_forecast["forecast"])
+        & (with_forecast["forecast"] <= with_forecast["upper"])
+        & (with_forecast["lower"] >= 0)
+    ).all()
     past = mart.filter(~pl.col("is_forecast"))
     assert (past["alert"].is_null() == past["forecast"].is_null()).all()
     tested = past.filter(pl.col("alert").is_not_null())
@@ -149,10 +157,18 @@ def test_forecast_and_alert_invariants(estate, mart):
     assert tested["alert"].mean() < 0.1
 
 
-def events_frame(days: list[D], event_type: str = "service_case", reference: list[str] | None = None) -> pl.DataFrame:
-    return pl.DataFrame({"event_type": [event_type] * len(days), "event_date": days, "end_date": [None] * len(days),
-                         "reference": reference or [None] * len(days)},
-                        schema={"event_type": pl.Utf8, "event_date": pl.Date, "end_date": pl.Date, "reference": pl.Utf8})
+def events_frame(
+    days: list[D], event_type: str = "service_case", reference: list[str] | None = None
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "event_type": [event_type] * len(days),
+            "event_date": days,
+            "end_date": [None] * len(days),
+            "reference": reference or [None] * len(days),
+        },
+        schema={"event_type": pl.Utf8, "event_date": pl.Date, "end_date": pl.Date, "reference": pl.Utf8},
+    )
 
 
 def daily(start: D, end: D, per_day) -> list[D]:
@@ -177,8 +193,9 @@ def test_empty_and_all_zero_and_short_series_do_not_crash():
 
     short = mart_kpi_daily(events_frame(daily(D(2026, 10, 22), as_of, lambda d: 3)), as_of=as_of)
     assert methods(short) == {"mean_short"}
-    assert short.filter(pl.col("indicator") == "new_registrations")["method"].drop_nulls().unique().to_list() == [
-        "no_data"]
+    assert short.filter(pl.col("indicator") == "new_registrations")[
+        "method"
+    ].drop_nulls().unique().to_list() == ["no_data"]
     # one event long ago: the fit window is all zero
     old = mart_kpi_daily(events_frame([D(2026, 1, 2)]), as_of=as_of)
     ahead = old.filter((pl.col("indicator") == "service_cases") & pl.col("is_forecast"))
@@ -203,29 +220,39 @@ def test_the_forecast_knows_the_official_calendar():
     as_of = D(2026, 9, 18)
 
     def per_day(d: D) -> int:
-        return int(rng.poisson(40 if is_workday(d) else (0.5 if chinese_calendar.get_holiday_detail(d)[1] else 4)))
+        return int(
+            rng.poisson(40 if is_workday(d) else (0.5 if chinese_calendar.get_holiday_detail(d)[1] else 4))
+        )
 
     days = daily(D(2025, 9, 1), as_of, per_day)
     ahead = mart_kpi_daily(events_frame(days), as_of=as_of).filter(
-        (pl.col("indicator") == "service_cases") & pl.col("is_forecast"))
+        (pl.col("indicator") == "service_cases") & pl.col("is_forecast")
+    )
     f = dict(zip(ahead["day"], ahead["forecast"], strict=True))
-    assert f[D(2026, 9, 20)] > 25           # a make-up Sunday is a working day
-    assert f[D(2026, 10, 5)] < 5            # a holiday Monday is not
-    assert f[D(2026, 10, 10)] > 25          # the make-up Saturday after National Day
+    assert f[D(2026, 9, 20)] > 25  # a make-up Sunday is a working day
+    assert f[D(2026, 10, 5)] < 5  # a holiday Monday is not
+    assert f[D(2026, 10, 10)] > 25  # the make-up Saturday after National Day
     assert f[D(2026, 10, 12)] > 25 and f[D(2026, 10, 11)] < 10
 
 
 def test_counts_court_cases_once_per_case_number():
     frame = events_frame([D(2026, 1, 5)] * 3 + [D(2026, 1, 6)], "court_case", ["A", "A", "B", None])
     counts = event_counts(frame, D(2026, 1, 1), D(2026, 1, 31))
-    got = {r["day"]: r["actual"] for r in counts.filter(pl.col("indicator") == "court_cases_filed").iter_rows(named=True)}
+    got = {
+        r["day"]: r["actual"]
+        for r in counts.filter(pl.col("indicator") == "court_cases_filed").iter_rows(named=True)
+    }
     assert got == {D(2026, 1, 5): 2, D(2026, 1, 6): 1}
 
 
 def test_default_as_of_ignores_one_departments_future_dates():
-    frame = pl.concat([events_frame([D(2026, 10, 30), D(2026, 10, 31)]),
-                       events_frame([D(2026, 10, 31)], "registration"),
-                       events_frame([D(2026, 11, 14)], "tax_registration")])
+    frame = pl.concat(
+        [
+            events_frame([D(2026, 10, 30), D(2026, 10, 31)]),
+            events_frame([D(2026, 10, 31)], "registration"),
+            events_frame([D(2026, 11, 14)], "tax_registration"),
+        ]
+    )
     assert default_as_of(frame) == D(2026, 10, 31)
 
 

@@ -31,7 +31,20 @@ from models.marts.service import (
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
 
-RAW_COLUMNS = ["BJBH", "SXBM", "SQRLX", "SQRZJHM", "SQSJ", "SLSJ", "BJSJ", "FDSX", "CNSX", "BLZT", "QD", "MYD"]
+RAW_COLUMNS = [
+    "BJBH",
+    "SXBM",
+    "SQRLX",
+    "SQRZJHM",
+    "SQSJ",
+    "SLSJ",
+    "BJSJ",
+    "FDSX",
+    "CNSX",
+    "BLZT",
+    "QD",
+    "MYD",
+]
 
 
 def is_workday(d: dt.date) -> bool:
@@ -70,11 +83,20 @@ def raw_cases(estate) -> list[dict]:
         accepted, completed = to_date(r["SLSJ"]), to_date(r["BJSJ"])
         finished = completed is not None
         elapsed = py_working_days(accepted, completed if finished else as_of)
-        rows.append({**r, "applied": to_date(r["SQSJ"]), "accepted": accepted, "completed": completed,
-                     "finished": finished, "days": elapsed if finished else None, "elapsed": elapsed,
-                     "overdue": elapsed is not None and elapsed > int(r["CNSX"]),
-                     "over_statutory": elapsed is not None and elapsed > int(r["FDSX"]),
-                     "score": int(r["MYD"]) if r["MYD"] is not None and 1 <= int(r["MYD"]) <= 5 else None})
+        rows.append(
+            {
+                **r,
+                "applied": to_date(r["SQSJ"]),
+                "accepted": accepted,
+                "completed": completed,
+                "finished": finished,
+                "days": elapsed if finished else None,
+                "elapsed": elapsed,
+                "overdue": elapsed is not None and elapsed > int(r["CNSX"]),
+                "over_statutory": elapsed is not None and elapsed > int(r["FDSX"]),
+                "score": int(r["MYD"]) if r["MYD"] is not None and 1 <= int(r["MYD"]) <= 5 else None,
+            }
+        )
     assert len(rows) > 300
     return rows
 
@@ -118,7 +140,9 @@ def test_efficiency_per_item_and_channel_matches_the_raw_table(raw_cases, marts)
             assert row["bad_review_share"] == pytest.approx(sum(s <= 2 for s in scores) / len(scores))
         assert row["promised_days"] == int(rows[0]["CNSX"]) and row["statutory_days"] == int(rows[0]["FDSX"])
     assert set(mart.columns) == set(COMMENTS["mart_service_efficiency"]["columns"])
-    assert mart["overdue_cases"].sum() > 0  # the simulated centre is late now and then: the test means something
+    assert (
+        mart["overdue_cases"].sum() > 0
+    )  # the simulated centre is late now and then: the test means something
 
 
 def norm_key(key: str | None) -> str | None:
@@ -136,8 +160,14 @@ def test_business_startup_matches_the_raw_table(raw_cases, marts):
             continue
         steps = [r]
         for item in ("seal", "invoice"):
-            found = sorted((c for c in by_key[(STARTUP_ITEMS[item], norm_key(r["SQRZJHM"]))]
-                            if 0 <= (c["applied"] - r["applied"]).days <= 30), key=lambda c: (c["applied"], c["BJBH"]))
+            found = sorted(
+                (
+                    c
+                    for c in by_key[(STARTUP_ITEMS[item], norm_key(r["SQRZJHM"]))]
+                    if 0 <= (c["applied"] - r["applied"]).days <= 30
+                ),
+                key=lambda c: (c["applied"], c["BJBH"]),
+            )
             steps += found[:1]
         done = all(s["completed"] is not None for s in steps)
         end = max(s["completed"] for s in steps) if done else None
@@ -155,8 +185,12 @@ def test_business_startup_matches_the_raw_table(raw_cases, marts):
     assert monthly["finished_startups"].sum() == len(finished)
     assert monthly["within_target_startups"].sum() == sum(d <= 8 for d in finished)
     for row in monthly.iter_rows(named=True):
-        days = [d for case, (_, d) in expected.items() if d is not None
-                and next(r for r in raw_cases if r["BJBH"] == case)["applied"].strftime("%Y-%m") == row["month"]]
+        days = [
+            d
+            for case, (_, d) in expected.items()
+            if d is not None
+            and next(r for r in raw_cases if r["BJBH"] == case)["applied"].strftime("%Y-%m") == row["month"]
+        ]
         if days:
             assert row["startup_days_mean"] == pytest.approx(np.mean(days))
             assert row["startup_days_median"] == pytest.approx(np.percentile(days, 50))
@@ -166,23 +200,44 @@ def test_business_startup_matches_the_raw_table(raw_cases, marts):
 
 def cases_frame(**columns) -> pl.DataFrame:
     n = len(next(iter(columns.values())))
-    base = {"case_id": [f"c{i}" for i in range(n)], "item_code": ["SX0001"] * n, "item_name": ["企业设立登记"] * n,
-            "channel": ["窗口"] * n, "applicant_type": ["企业"] * n, "applicant_uscc": [f"U{i}" for i in range(n)],
-            "applicant_uscc_status": ["valid"] * n, "applicant_name_comparison": [None] * n,
-            "statutory_days": [15] * n, "promised_days": [3] * n, "case_status": ["completed"] * n,
-            "satisfaction": [5] * n}
+    base = {
+        "case_id": [f"c{i}" for i in range(n)],
+        "item_code": ["SX0001"] * n,
+        "item_name": ["企业设立登记"] * n,
+        "channel": ["窗口"] * n,
+        "applicant_type": ["企业"] * n,
+        "applicant_uscc": [f"U{i}" for i in range(n)],
+        "applicant_uscc_status": ["valid"] * n,
+        "applicant_name_comparison": [None] * n,
+        "statutory_days": [15] * n,
+        "promised_days": [3] * n,
+        "case_status": ["completed"] * n,
+        "satisfaction": [5] * n,
+    }
     base |= columns
     frame = pl.DataFrame(base, schema_overrides={"applicant_name_comparison": pl.Utf8})
     for c in ("applied_at", "accepted_at", "completed_at"):
-        frame = frame.with_columns(pl.col(c).str.to_datetime(time_zone="Asia/Shanghai").dt.convert_time_zone("UTC"))
+        frame = frame.with_columns(
+            pl.col(c).str.to_datetime(time_zone="Asia/Shanghai").dt.convert_time_zone("UTC")
+        )
     return frame
 
 
 def test_rules_on_hand_made_cases():
     cases = cases_frame(
         # accepted the Friday before the 2024 National Day, done on the 8th: 29 Sep (make-up) and 30 Sep, 8 Oct
-        applied_at=["2024-09-27 09:00:00", "2024-09-27 09:00:00", "2024-09-20 10:00:00", "2026-10-20 10:00:00"],
-        accepted_at=["2024-09-27 10:00:00", "2024-09-27 10:00:00", "2024-09-20 11:00:00", "2026-10-20 11:00:00"],
+        applied_at=[
+            "2024-09-27 09:00:00",
+            "2024-09-27 09:00:00",
+            "2024-09-20 10:00:00",
+            "2026-10-20 10:00:00",
+        ],
+        accepted_at=[
+            "2024-09-27 10:00:00",
+            "2024-09-27 10:00:00",
+            "2024-09-20 11:00:00",
+            "2026-10-20 11:00:00",
+        ],
         completed_at=["2024-10-08 16:00:00", "2024-09-30 23:30:00", None, None],
         case_status=["completed", "returned", "in_progress", "in_progress"],
         satisfaction=[5, 9, None, None],
@@ -205,19 +260,39 @@ def test_startup_chain_on_hand_made_cases():
     cases = cases_frame(
         item_code=["SX0001", "SX0301", "SX0401", "SX0401", "SX0001"],
         applicant_uscc=["A", "A", "A", "A", "B"],
-        applied_at=["2026-02-12 09:00:00", "2026-02-25 09:00:00", "2026-02-26 09:00:00", "2026-06-01 09:00:00",
-                    "2026-03-02 09:00:00"],
-        accepted_at=["2026-02-12 10:00:00", "2026-02-25 10:00:00", "2026-02-26 10:00:00", "2026-06-01 10:00:00",
-                     "2026-03-02 10:00:00"],
-        completed_at=["2026-02-13 10:00:00", "2026-02-25 15:00:00", "2026-02-28 10:00:00", "2026-06-02 10:00:00",
-                      None],
+        applied_at=[
+            "2026-02-12 09:00:00",
+            "2026-02-25 09:00:00",
+            "2026-02-26 09:00:00",
+            "2026-06-01 09:00:00",
+            "2026-03-02 09:00:00",
+        ],
+        accepted_at=[
+            "2026-02-12 10:00:00",
+            "2026-02-25 10:00:00",
+            "2026-02-26 10:00:00",
+            "2026-06-01 10:00:00",
+            "2026-03-02 10:00:00",
+        ],
+        completed_at=[
+            "2026-02-13 10:00:00",
+            "2026-02-25 15:00:00",
+            "2026-02-28 10:00:00",
+            "2026-06-02 10:00:00",
+            None,
+        ],
         case_status=["completed"] * 4 + ["in_progress"],
     )
     startups = business_startup_cases(cases, dt.date(2026, 3, 3))
     a, b = startups.row(0, named=True), startups.row(1, named=True)
     # 12 Feb -> 28 Feb (make-up Saturday): 13, 14 (make-up), 24, 25, 26, 27, 28 = 7 working days
     assert (a["has_seal"], a["has_invoice"], a["complete_chain"], a["startup_days"], a["within_target"]) == (
-        True, True, True, 7, True)
+        True,
+        True,
+        True,
+        7,
+        True,
+    )
     assert a["invoice_case_id"] == "c2"  # the June invoice is outside the 30-day window
     assert (b["is_finished"], b["startup_days"], b["within_target"]) == (False, None, None)
     monthly = mart_business_startup(startups=startups)

@@ -78,10 +78,21 @@ def test_nightly_run_loads_every_table_and_checks_pass(sqlite_estate, monkeypatc
     # the crosswalk, id history, review queue and the two golden tables; the marts; one export per bureau
     bureaus = load_entitlements(REPO / "exports.yaml").bureaus
     assert [layers.count(layer) for layer in ("bronze", "silver", "quality", "gold", "marts", "exports")] == [
-        15, 18, 2, 5, len(MARTS_KEYS), len(bureaus)]
-    gold_checks = {name: ok for a in outcome.assets if a.key.startswith("gold/") for name, ok in a.checks.items()}
-    assert gold_checks == {"crosswalk_complete": True, "id_changes_recorded": True,
-                           "one_golden_record_per_entity": True}
+        15,
+        18,
+        2,
+        5,
+        len(MARTS_KEYS),
+        len(bureaus),
+    ]
+    gold_checks = {
+        name: ok for a in outcome.assets if a.key.startswith("gold/") for name, ok in a.checks.items()
+    }
+    assert gold_checks == {
+        "crosswalk_complete": True,
+        "id_changes_recorded": True,
+        "one_golden_record_per_entity": True,
+    }
     marts_checks = {n: ok for a in outcome.assets if a.key.startswith("marts/") for n, ok in a.checks.items()}
     assert marts_checks == {"contract_holds": True, "one_row_per_enterprise": True}
     # every bureau's package of the night is published and verifies against its manifest
@@ -106,7 +117,9 @@ def test_incremental_nights_follow_the_source_exactly(sqlite_estate):
         assert_bronze_equals_source(out / "sources.yaml", home)
     by_key = {a.key: a.metadata for a in outcome.assets}
     filings = by_key["bronze/tax/filings"]
-    assert 0 < filings["rows_read"] < filings["bronze_live_rows"], "an incremental night reads only what changed"
+    assert 0 < filings["rows_read"] < filings["bronze_live_rows"], (
+        "an incremental night reads only what changed"
+    )
     # deletions are kept in bronze, flagged with the time they were noticed
     deleted = pl.read_parquet(out / "truth" / "deleted" / "*.parquet").filter(pl.col("table") == "BJ_BJXX")
     ds = read_dataset(bronze_path(home, "service", "service_cases"))
@@ -121,22 +134,28 @@ def test_rerunning_a_night_is_idempotent(sqlite_estate):
     out, home = sqlite_estate
     config = load_sources(out / "sources.yaml")
     run_pipeline(config, home, partition="2026-11-01", until="gold")
-    before = {d: bronze.table_info(bronze_path(home, d, a))["rows"] for d, a in
-              [("samr", "registrations"), ("tax", "filings")]}
+    before = {
+        d: bronze.table_info(bronze_path(home, d, a))["rows"]
+        for d, a in [("samr", "registrations"), ("tax", "filings")]
+    }
     canonical_before = read_silver(home, "int_enterprise_records").sort("record_id")
     ids_before = read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).sort("record_id")
     again = run_pipeline(config, home, partition="2026-11-01", until="gold")
     assert again.ok
     assert read_silver(home, "int_enterprise_records").sort("record_id").equals(canonical_before)
     # the same night again: the same entity ids, and its id history replaced, not doubled
-    assert read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).sort("record_id").equals(ids_before)
+    assert (
+        read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).sort("record_id").equals(ids_before)
+    )
     history = read_gold(home, "entity_id_history")
     assert history.height == ids_before["entity_id"].n_unique() and set(history["reason"]) == {"new"}
     for a in again.assets:
         if "rows_inserted" in a.metadata:
             assert a.metadata["rows_inserted"] == 0 and a.metadata["rows_updated"] == 0, a.key
-    after = {d: bronze.table_info(bronze_path(home, d, a))["rows"] for d, a in
-             [("samr", "registrations"), ("tax", "filings")]}
+    after = {
+        d: bronze.table_info(bronze_path(home, d, a))["rows"]
+        for d, a in [("samr", "registrations"), ("tax", "filings")]
+    }
     assert before == after
 
 
@@ -147,7 +166,9 @@ def test_schema_drift_added_column_is_loaded_and_recorded(sqlite_estate):
     engine = sa.create_engine(f"sqlite:///{out / 'env.sqlite'}")
     with engine.begin() as conn:
         conn.execute(sa.text('ALTER TABLE "HB_XZCF" ADD COLUMN "整改情况" VARCHAR(40)'))
-        conn.execute(sa.text('UPDATE "HB_XZCF" SET "整改情况" = \'已整改\', "更新时间" = \'2026-11-01 08:00:00\''))
+        conn.execute(
+            sa.text('UPDATE "HB_XZCF" SET "整改情况" = \'已整改\', "更新时间" = \'2026-11-01 08:00:00\'')
+        )
     engine.dispose()
     outcome = run_pipeline(config, home, partition="2026-11-02", select=["env"], until="bronze")
     assert outcome.ok
@@ -172,8 +193,10 @@ def test_one_department_down_does_not_stop_the_others(tmp_path, pg_url, monkeypa
     assert len(others) == 11 and all(a.status == "materialized" for a in others)
     # silver: the tax staging models wait for their bronze; every other department's are built, and so are the
     # canonical tables and the scorecard (a second pass: Dagster would skip them with tax's failure)
-    assert all(by_key[f"silver/stg_tax__{t}"].status == "skipped"
-               for t in ("taxpayers", "filings", "credit_ratings", "arrears"))
+    assert all(
+        by_key[f"silver/stg_tax__{t}"].status == "skipped"
+        for t in ("taxpayers", "filings", "credit_ratings", "arrears")
+    )
     assert by_key["silver/stg_samr__registrations"].status == "materialized"
     for key in ("silver/int_enterprise_records", "silver/int_events", "quality/department_scorecard"):
         assert by_key[key].status == "materialized", key
@@ -192,9 +215,13 @@ def test_postgres_and_mariadb_sources_round_trip(tmp_path, pg_url, mariadb_url):
     out = tmp_path / "estate"
     from simulator.mess import MessProfile
 
-    est.simulate(out, enterprises=400, seed=8, targets={"tax": pg_url, "courts": pg_url, "social": mariadb_url,
-                                                         "samr": mariadb_url},
-                 profile=MessProfile.with_overrides({"date_sentinel": 0.2}))
+    est.simulate(
+        out,
+        enterprises=400,
+        seed=8,
+        targets={"tax": pg_url, "courts": pg_url, "social": mariadb_url, "samr": mariadb_url},
+        profile=MessProfile.with_overrides({"date_sentinel": 0.2}),
+    )
     home = tmp_path / "home"
     config = load_sources(out / "sources.yaml")
     assert run_pipeline(config, home, partition="2026-11-01").ok
@@ -216,19 +243,23 @@ def test_new_file_drops_are_sensed_and_loaded_once(sqlite_estate):
     with dg.build_sensor_context(resources={"lake": defs.resources["lake"]}) as ctx:
         first = list(sensor(ctx) or [])
     assert {tuple(r.asset_selection[0].path) for r in first} == {
-        ("bronze", "streets", "street_rosters_csv"), ("bronze", "streets", "street_rosters_excel")}
+        ("bronze", "streets", "street_rosters_csv"),
+        ("bronze", "streets", "street_rosters_excel"),
+    }
     run_pipeline(config, home, partition="2026-11-01", select=["streets"], until="bronze")
     with dg.build_sensor_context(resources={"lake": defs.resources["lake"]}) as ctx:
         assert list(sensor(ctx) or []) == []
     folder = out / "drops" / "streets"
-    (folder / "440305_南山区_20261101.csv").write_text("南山区人员登记表\n\n网格,姓名,身份证号\n一网格,张伟,110105194912310021\n",
-                                                     encoding="gb18030")
+    (folder / "440305_南山区_20261101.csv").write_text(
+        "南山区人员登记表\n\n网格,姓名,身份证号\n一网格,张伟,110105194912310021\n", encoding="gb18030"
+    )
     (folder / "440306_宝安区_broken.csv").write_bytes(b"\x00\x01garbage")
     with dg.build_sensor_context(resources={"lake": defs.resources["lake"]}) as ctx:
         again = list(sensor(ctx) or [])
     assert len(again) == 1
-    outcome = run_pipeline(config, home, partition="2026-11-02", select=["streets/street_rosters_csv"],
-                           until="bronze")
+    outcome = run_pipeline(
+        config, home, partition="2026-11-02", select=["streets/street_rosters_csv"], until="bronze"
+    )
     meta = outcome.assets[0].metadata
     assert meta["files_loaded"] == 1 and meta["files_quarantined"] == 1
     assert "440306_宝安区_broken.csv" in str(meta["quarantined"])
@@ -241,8 +272,11 @@ def test_schedule_runs_nightly_at_two_shanghai_time():
     schedule = defs.resolve_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "Asia/Shanghai"
-    asset = next(a for a in defs.resolve_asset_graph().assets_defs
-                 if any(k.path[:2] == ["bronze", "tax"] for k in a.keys))
+    asset = next(
+        a
+        for a in defs.resolve_asset_graph().assets_defs
+        if any(k.path[:2] == ["bronze", "tax"] for k in a.keys)
+    )
     assert asset.partitions_def is not None
     policy = asset.op.retry_policy
     assert policy.max_retries == 3 and policy.backoff == dg.Backoff.EXPONENTIAL
@@ -253,9 +287,11 @@ def test_hostile_identifier_is_refused_before_any_sql(tmp_path):
     from pipelines.sources import SourcesLoadError, load_config
 
     bad = tmp_path / "sources.yaml"
-    bad.write_text("version: 1\ndepartments:\n  samr:\n    connection: {sqlite: x.sqlite}\n    tables:\n"
-                   "      - name: 'T; DROP TABLE T_SCZT_DJXX'\n        asset: reg\n        primary_key: [ZTID]\n"
-                   "        mode: snapshot\n")
+    bad.write_text(
+        "version: 1\ndepartments:\n  samr:\n    connection: {sqlite: x.sqlite}\n    tables:\n"
+        "      - name: 'T; DROP TABLE T_SCZT_DJXX'\n        asset: reg\n        primary_key: [ZTID]\n"
+        "        mode: snapshot\n"
+    )
     with pytest.raises(SourcesLoadError) as err:
         load_config(bad)
     assert "sources.yaml:6" in str(err.value) and "departments.samr.tables[0].name" in str(err.value)
@@ -276,16 +312,22 @@ load_table(config, dept, dept.table("filings"), Path(sys.argv[2]), batch_id=sys.
 def test_killed_extraction_reruns_to_exactly_the_source(tmp_path, pg_url):
     """SIGKILL a real extraction after its first commit, run again: no lost rows, no duplicates."""
     out = tmp_path / "estate"
-    est.simulate(out, enterprises=20_000, seed=4, targets={"tax": pg_url},
-                 only=["tax.SB_ZSXX", "tax.DJ_NSRXX", "tax.XY_NSPJ", "tax.QS_XX"])
+    est.simulate(
+        out,
+        enterprises=20_000,
+        seed=4,
+        targets={"tax": pg_url},
+        only=["tax.SB_ZSXX", "tax.DJ_NSRXX", "tax.XY_NSPJ", "tax.QS_XX"],
+    )
     yaml_path = out / "sources.yaml"
     text = yaml_path.read_text().replace("batch_rows: 100000", "batch_rows: 5000")
     yaml_path.write_text(text)
     home = tmp_path / "home"
     path = bronze_path(home, "tax", "filings")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(yaml_path), str(home), "killed"], env=env,
-                            cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(yaml_path), str(home), "killed"], env=env, cwd=REPO
+    )
     deadline = time.time() + 1200  # a hang guard: a busy machine may take long to commit twice
     while time.time() < deadline:
         log = path / "_delta_log"

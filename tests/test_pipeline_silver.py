@@ -30,8 +30,10 @@ def test_a_failing_hard_expectation_blocks_downstream(estate_with_own_specs):
     with open(specs / "stg_samr__penalties.yaml", "a", encoding="utf-8") as f:
         f.write("expectations:\n  - {rule: not_null, column: decision_number, severity: hard}\n")
     with sqlite3.connect(out / "samr.sqlite") as db:
-        db.execute("INSERT INTO T_XZCF (CFID, XDRMC, TYSHXYDM, JDSWH, JDRQ, GXSJ) VALUES "
-                   "('NO_NUMBER', '深圳市某某有限公司', NULL, NULL, '2026-10-30', '2026-10-30 10:00:00')")
+        db.execute(
+            "INSERT INTO T_XZCF (CFID, XDRMC, TYSHXYDM, JDSWH, JDRQ, GXSJ) VALUES "
+            "('NO_NUMBER', '深圳市某某有限公司', NULL, NULL, '2026-10-30', '2026-10-30 10:00:00')"
+        )
     outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-10-31")
     assert not outcome.ok
     by_key = {a.key: a for a in outcome.assets}
@@ -40,21 +42,31 @@ def test_a_failing_hard_expectation_blocks_downstream(estate_with_own_specs):
     assert penalties.checks["rows_reconcile"] is True  # the row is in silver: nothing was lost
     assert "silver/stg_samr__penalties:expectations_hard" in outcome.failed_checks
     # everything downstream of it waits; the other staging models were built
-    for key in ("silver/int_enterprise_records", "silver/int_person_records", "silver/int_events",
-                "quality/department_scorecard", "quality/data_docs"):
+    for key in (
+        "silver/int_enterprise_records",
+        "silver/int_person_records",
+        "silver/int_events",
+        "quality/department_scorecard",
+        "quality/data_docs",
+    ):
         assert by_key[key].status == "skipped", key
     assert by_key["silver/stg_samr__registrations"].status == "materialized"
     assert by_key["silver/stg_samr__registrations"].checks["expectations_hard"] is True
     # the check says which rule and how many rows
     report = (home / "docs" / "validations" / "stg_samr__penalties.json").read_text(encoding="utf-8")
-    assert '"decision_number_not_null_declared"' in report and '"failed_hard": ["decision_number_not_null_declared"]' in report
+    assert (
+        '"decision_number_not_null_declared"' in report
+        and '"failed_hard": ["decision_number_not_null_declared"]' in report
+    )
 
 
 def test_without_the_rule_the_same_night_passes(estate_with_own_specs):
     out, home, _ = estate_with_own_specs
     with sqlite3.connect(out / "samr.sqlite") as db:
-        db.execute("INSERT INTO T_XZCF (CFID, XDRMC, TYSHXYDM, JDSWH, JDRQ, GXSJ) VALUES "
-                   "('NO_NUMBER', '深圳市某某有限公司', NULL, NULL, '2026-10-30', '2026-10-30 10:00:00')")
+        db.execute(
+            "INSERT INTO T_XZCF (CFID, XDRMC, TYSHXYDM, JDSWH, JDRQ, GXSJ) VALUES "
+            "('NO_NUMBER', '深圳市某某有限公司', NULL, NULL, '2026-10-30', '2026-10-30 10:00:00')"
+        )
     outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-10-31")
     assert outcome.ok, outcome.failed_checks
     assert {a.status for a in outcome.assets} == {"materialized"}

@@ -57,8 +57,15 @@ class Source:
         self.rows = rows
 
     def config(self, tables: list[dict], tmp_path: Path, **dept):
-        return sources_from_dict({"version": 1, "departments": {"legacy": {
-            "title": "人社局 legacy", "connection": self.conn, "tables": tables, **dept}}}, base_dir=tmp_path)
+        return sources_from_dict(
+            {
+                "version": 1,
+                "departments": {
+                    "legacy": {"title": "人社局 legacy", "connection": self.conn, "tables": tables, **dept}
+                },
+            },
+            base_dir=tmp_path,
+        )
 
     def execute(self, sql: str) -> None:
         if self.dialect == "sqlite":
@@ -77,24 +84,63 @@ def _rows(dialect: str) -> list[dict]:
     big = 18446744073709551615 if dialect != "sqlite" else 9223372036854775807  # > 2^63 where it can exist
     amt4 = Decimal("12345678901234.5678") if dialect != "sqlite" else Decimal("1234567890.1234")
     return [
-        {"ID": 1, "AMT": Decimal("12.30"), "AMT4": amt4, "CNT": 4294967295, "BIG": big, "GXSJ": GXSJ_1,
-         "CLRQ": dt.date(2024, 2, 29), "MC": MC_1, "DWMC": DWMC_1},
-        {"ID": 2, "AMT": Decimal("-0.01"), "AMT4": Decimal("0.0001"), "CNT": 0, "BIG": 0, "GXSJ": GXSJ_2,
-         "CLRQ": "0000-00-00" if dialect == "mariadb" else dt.date(1900, 1, 1), "MC": MC_2, "DWMC": DWMC_2},
-        {"ID": 3, "AMT": None, "AMT4": None, "CNT": None, "BIG": None, "GXSJ": None, "CLRQ": None, "MC": None,
-         "DWMC": None},
+        {
+            "ID": 1,
+            "AMT": Decimal("12.30"),
+            "AMT4": amt4,
+            "CNT": 4294967295,
+            "BIG": big,
+            "GXSJ": GXSJ_1,
+            "CLRQ": dt.date(2024, 2, 29),
+            "MC": MC_1,
+            "DWMC": DWMC_1,
+        },
+        {
+            "ID": 2,
+            "AMT": Decimal("-0.01"),
+            "AMT4": Decimal("0.0001"),
+            "CNT": 0,
+            "BIG": 0,
+            "GXSJ": GXSJ_2,
+            "CLRQ": "0000-00-00" if dialect == "mariadb" else dt.date(1900, 1, 1),
+            "MC": MC_2,
+            "DWMC": DWMC_2,
+        },
+        {
+            "ID": 3,
+            "AMT": None,
+            "AMT4": None,
+            "CNT": None,
+            "BIG": None,
+            "GXSJ": None,
+            "CLRQ": None,
+            "MC": None,
+            "DWMC": None,
+        },
     ]
 
 
 def _make_sqlite(path: Path, rows: list[dict]) -> None:
     con = sqlite3.connect(path)
-    con.execute('CREATE TABLE "T_LEGACY" ("ID" INTEGER NOT NULL PRIMARY KEY, "AMT" DECIMAL(14,2), "AMT4" DECIMAL(18,4), '
-                '"CNT" INTEGER, "BIG" BIGINT, "GXSJ" DATETIME, "CLRQ" DATE, "MC" VARCHAR(200), "DWMC" VARCHAR(200))')
+    con.execute(
+        'CREATE TABLE "T_LEGACY" ("ID" INTEGER NOT NULL PRIMARY KEY, "AMT" DECIMAL(14,2), "AMT4" DECIMAL(18,4), '
+        '"CNT" INTEGER, "BIG" BIGINT, "GXSJ" DATETIME, "CLRQ" DATE, "MC" VARCHAR(200), "DWMC" VARCHAR(200))'
+    )
     for r in rows:  # as the legacy application wrote them: decimals and dates as text, GBK as mojibake
-        con.execute('INSERT INTO "T_LEGACY" VALUES (?,?,?,?,?,?,?,?,?)', (
-            r["ID"], None if r["AMT"] is None else str(r["AMT"]), None if r["AMT4"] is None else str(r["AMT4"]),
-            r["CNT"], r["BIG"], None if r["GXSJ"] is None else r["GXSJ"].isoformat(sep=" "),
-            None if r["CLRQ"] is None else str(r["CLRQ"]), r["MC"], None if r["DWMC"] is None else moji(r["DWMC"])))
+        con.execute(
+            'INSERT INTO "T_LEGACY" VALUES (?,?,?,?,?,?,?,?,?)',
+            (
+                r["ID"],
+                None if r["AMT"] is None else str(r["AMT"]),
+                None if r["AMT4"] is None else str(r["AMT4"]),
+                r["CNT"],
+                r["BIG"],
+                None if r["GXSJ"] is None else r["GXSJ"].isoformat(sep=" "),
+                None if r["CLRQ"] is None else str(r["CLRQ"]),
+                r["MC"],
+                None if r["DWMC"] is None else moji(r["DWMC"]),
+            ),
+        )
     con.commit()
     con.close()
 
@@ -102,12 +148,18 @@ def _make_sqlite(path: Path, rows: list[dict]) -> None:
 def _make_postgres(url: str, rows: list[dict]) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as c:
-        c.exec_driver_sql('CREATE TABLE "T_LEGACY" ("ID" integer PRIMARY KEY, "AMT" numeric(14,2), '
-                          '"AMT4" numeric(18,4), "CNT" bigint, "BIG" numeric(20,0), "GXSJ" timestamp, "CLRQ" date, '
-                          '"MC" varchar(200), "DWMC" varchar(200))')
+        c.exec_driver_sql(
+            'CREATE TABLE "T_LEGACY" ("ID" integer PRIMARY KEY, "AMT" numeric(14,2), '
+            '"AMT4" numeric(18,4), "CNT" bigint, "BIG" numeric(20,0), "GXSJ" timestamp, "CLRQ" date, '
+            '"MC" varchar(200), "DWMC" varchar(200))'
+        )
         for r in rows:
-            c.execute(sa.text('INSERT INTO "T_LEGACY" VALUES (:ID, :AMT, :AMT4, :CNT, :BIG, :GXSJ, :CLRQ, :MC, :DWMC)'),
-                      {**r, "DWMC": None if r["DWMC"] is None else moji(r["DWMC"])})
+            c.execute(
+                sa.text(
+                    'INSERT INTO "T_LEGACY" VALUES (:ID, :AMT, :AMT4, :CNT, :BIG, :GXSJ, :CLRQ, :MC, :DWMC)'
+                ),
+                {**r, "DWMC": None if r["DWMC"] is None else moji(r["DWMC"])},
+            )
     engine.dispose()
 
 
@@ -117,14 +169,26 @@ def _make_mariadb(url: str, rows: list[dict]) -> None:
     try:
         cur = raw.cursor()
         cur.execute("SET SESSION sql_mode = ''")  # the legacy server accepted zero dates
-        cur.execute("CREATE TABLE T_LEGACY (ID INT NOT NULL PRIMARY KEY, AMT DECIMAL(14,2), AMT4 DECIMAL(18,4), "
-                    "CNT INT UNSIGNED, BIG BIGINT UNSIGNED, GXSJ DATETIME, CLRQ DATE, MC VARCHAR(200), "
-                    "DWMC VARCHAR(200) CHARACTER SET latin1) CHARACTER SET utf8mb4")
+        cur.execute(
+            "CREATE TABLE T_LEGACY (ID INT NOT NULL PRIMARY KEY, AMT DECIMAL(14,2), AMT4 DECIMAL(18,4), "
+            "CNT INT UNSIGNED, BIG BIGINT UNSIGNED, GXSJ DATETIME, CLRQ DATE, MC VARCHAR(200), "
+            "DWMC VARCHAR(200) CHARACTER SET latin1) CHARACTER SET utf8mb4"
+        )
         for r in rows:  # DWMC: the raw GB18030 bytes, as the legacy application stored them
-            cur.execute("INSERT INTO T_LEGACY VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)", (
-                r["ID"], r["AMT"], r["AMT4"], r["CNT"], r["BIG"], r["GXSJ"],
-                r["CLRQ"] if isinstance(r["CLRQ"], str) or r["CLRQ"] is None else r["CLRQ"].isoformat(), r["MC"],
-                None if r["DWMC"] is None else r["DWMC"].encode(LEGACY_TEXT_ENCODING)))
+            cur.execute(
+                "INSERT INTO T_LEGACY VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                (
+                    r["ID"],
+                    r["AMT"],
+                    r["AMT4"],
+                    r["CNT"],
+                    r["BIG"],
+                    r["GXSJ"],
+                    r["CLRQ"] if isinstance(r["CLRQ"], str) or r["CLRQ"] is None else r["CLRQ"].isoformat(),
+                    r["MC"],
+                    None if r["DWMC"] is None else r["DWMC"].encode(LEGACY_TEXT_ENCODING),
+                ),
+            )
         raw.commit()
     finally:
         raw.close()
@@ -144,8 +208,13 @@ def source(request, tmp_path) -> Source:
     return Source(dialect, {"url_env": ENV_VAR}, {ENV_VAR: url}, url, rows)
 
 
-TABLE = {"name": "T_LEGACY", "primary_key": ["ID"], "mode": "incremental", "cursor": "GXSJ",
-         "columns": {"DWMC": {"repair": "gbk_in_latin1"}}}
+TABLE = {
+    "name": "T_LEGACY",
+    "primary_key": ["ID"],
+    "mode": "incremental",
+    "cursor": "GXSJ",
+    "columns": {"DWMC": {"repair": "gbk_in_latin1"}},
+}
 
 
 def read_all(stream) -> pa.Table:
@@ -171,18 +240,31 @@ def test_hand_made_table_round_trips_exactly(source, tmp_path, engine):
     expected_reader = {"sqlite": "adbc", "postgresql": "connectorx", "mariadb": "connectorx"}[source.dialect]
     assert stream.reader == (expected_reader if engine == "fast" else "sqlalchemy")
     big_type = pa.int64() if source.dialect == "sqlite" else pa.decimal128(20, 0)
-    assert stream.schema == pa.schema([
-        ("ID", pa.int64()), ("AMT", pa.decimal128(14, 2)), ("AMT4", pa.decimal128(18, 4)), ("CNT", pa.int64()),
-        ("BIG", big_type), ("GXSJ", pa.timestamp("us", tz="UTC")), ("CLRQ", pa.date32()),
-        ("MC", pa.large_string()), ("DWMC", pa.large_string()), (FLAGS_COLUMN, pa.large_string())])
+    assert stream.schema == pa.schema(
+        [
+            ("ID", pa.int64()),
+            ("AMT", pa.decimal128(14, 2)),
+            ("AMT4", pa.decimal128(18, 4)),
+            ("CNT", pa.int64()),
+            ("BIG", big_type),
+            ("GXSJ", pa.timestamp("us", tz="UTC")),
+            ("CLRQ", pa.date32()),
+            ("MC", pa.large_string()),
+            ("DWMC", pa.large_string()),
+            (FLAGS_COLUMN, pa.large_string()),
+        ]
+    )
     table = read_all(stream).sort_by("ID")
     got = table.to_pylist()
     assert len(got) == 3
     for row, src in zip(got, source.rows, strict=True):
         for col in ("ID", "AMT", "AMT4", "CNT", "MC", "DWMC"):
             assert row[col] == src[col], (col, row[col], src[col])
-        assert row["BIG"] == (None if src["BIG"] is None else
-                              (src["BIG"] if source.dialect == "sqlite" else Decimal(src["BIG"])))
+        assert row["BIG"] == (
+            None
+            if src["BIG"] is None
+            else (src["BIG"] if source.dialect == "sqlite" else Decimal(src["BIG"]))
+        )
         assert row["GXSJ"] == (None if src["GXSJ"] is None else utc(src["GXSJ"]))
     # decimals keep their declared scale (12.3 is 12.30), the Chinese is byte-exact
     assert str(got[0]["AMT"]) == "12.30" and got[0]["MC"].encode("utf-8") == MC_1.encode("utf-8")
@@ -199,7 +281,11 @@ def test_hand_made_table_round_trips_exactly(source, tmp_path, engine):
         assert "CAST(`DWMC` AS BINARY)" in stream.query  # the raw bytes, not the connection charset
 
 
-ALTERNATIVES = {"sqlite": ["adbc", "connectorx"], "postgresql": ["connectorx", "adbc"], "mariadb": ["connectorx"]}
+ALTERNATIVES = {
+    "sqlite": ["adbc", "connectorx"],
+    "postgresql": ["connectorx", "adbc"],
+    "mariadb": ["connectorx"],
+}
 
 
 def test_every_reader_agrees_with_the_fallback(source, tmp_path, monkeypatch):
@@ -207,7 +293,9 @@ def test_every_reader_agrees_with_the_fallback(source, tmp_path, monkeypatch):
     since = dt.datetime(2024, 1, 1, 19, 4, 6, tzinfo=UTC)
     slow_since = read_all(_open(source, tmp_path, "sqlalchemy", since=since))
     for reader in ALTERNATIVES[source.dialect]:
-        monkeypatch.setitem(readers.FAST_READERS, "mysql" if source.dialect == "mariadb" else source.dialect, reader)
+        monkeypatch.setitem(
+            readers.FAST_READERS, "mysql" if source.dialect == "mariadb" else source.dialect, reader
+        )
         monkeypatch.setitem(readers.FAST_READERS, "mariadb", "connectorx")
         stream = _open(source, tmp_path, "fast")
         assert stream.reader == reader
@@ -228,8 +316,11 @@ def test_a_failure_while_streaming_names_the_table(source, tmp_path, engine):
 
 
 def test_cursor_must_have_a_fitting_type(source, tmp_path):
-    for cursor, kind, since in (("CLRQ", "id", 1), ("MC", "id", 1),
-                                ("ID", "timestamp", dt.datetime(2024, 1, 1, tzinfo=UTC))):
+    for cursor, kind, since in (
+        ("CLRQ", "id", 1),
+        ("MC", "id", 1),
+        ("ID", "timestamp", dt.datetime(2024, 1, 1, tzinfo=UTC)),
+    ):
         with pytest.raises(SourceReadError, match=f"{kind} cursor") as err:
             _open(source, tmp_path, "fast", {**TABLE, "cursor": cursor, "cursor_kind": kind}, since=since)
         assert err.value.column == cursor and "'legacy'" in str(err.value)
@@ -252,7 +343,9 @@ def test_since_on_a_timestamp_cursor(source, tmp_path, engine):
     at = dt.datetime(2024, 1, 1, 19, 4, 5, tzinfo=UTC)
     ids = read_all(_open(source, tmp_path, engine, since=at)).column("ID").to_pylist()
     assert sorted(ids) == [1, 2]
-    ids = read_all(_open(source, tmp_path, engine, since=at + dt.timedelta(seconds=1))).column("ID").to_pylist()
+    ids = (
+        read_all(_open(source, tmp_path, engine, since=at + dt.timedelta(seconds=1))).column("ID").to_pylist()
+    )
     assert ids == [2]
     # the same instant expressed in another zone gives the same answer
     other = (at + dt.timedelta(seconds=1)).astimezone(ZoneInfo("America/New_York"))
@@ -260,18 +353,25 @@ def test_since_on_a_timestamp_cursor(source, tmp_path, engine):
     stream = _open(source, tmp_path, engine, since=dt.datetime(2030, 1, 1, tzinfo=UTC))
     assert list(stream.batches) == []
     # a calendar date is a local day: from its midnight in Shanghai
-    assert sorted(read_all(_open(source, tmp_path, engine, since=dt.date(2024, 1, 2))).column("ID").to_pylist()) \
-        == [1, 2]
-    assert read_all(_open(source, tmp_path, engine, since=dt.date(2024, 1, 3))).column("ID").to_pylist() == [2]
+    assert sorted(
+        read_all(_open(source, tmp_path, engine, since=dt.date(2024, 1, 2))).column("ID").to_pylist()
+    ) == [1, 2]
+    assert read_all(_open(source, tmp_path, engine, since=dt.date(2024, 1, 3))).column("ID").to_pylist() == [
+        2
+    ]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_since_on_an_id_cursor(source, tmp_path, engine):
     table = {**TABLE, "cursor": "ID", "cursor_kind": "id"}
-    assert sorted(read_all(_open(source, tmp_path, engine, table, since=2)).column("ID").to_pylist()) == [2, 3]
+    assert sorted(read_all(_open(source, tmp_path, engine, table, since=2)).column("ID").to_pylist()) == [
+        2,
+        3,
+    ]
     # a BIGINT UNSIGNED watermark comes back from bronze as an integral Decimal
-    assert sorted(read_all(_open(source, tmp_path, engine, table, since=Decimal(2))).column("ID").to_pylist()) \
-        == [2, 3]
+    assert sorted(
+        read_all(_open(source, tmp_path, engine, table, since=Decimal(2))).column("ID").to_pylist()
+    ) == [2, 3]
     stream = _open(source, tmp_path, engine, table, since=3)
     if engine == "fast":
         assert ">= 3" in stream.query
@@ -290,7 +390,9 @@ def test_since_must_have_the_cursor_type(source, tmp_path):
     with pytest.raises(ValueError, match="int"):
         _open(source, tmp_path, "fast", {**TABLE, "cursor": "ID", "cursor_kind": "id"}, since=Decimal("2.5"))
     with pytest.raises(ValueError, match="no cursor"):
-        _open(source, tmp_path, "fast", {"name": "T_LEGACY", "primary_key": ["ID"], "mode": "snapshot"}, since=1)
+        _open(
+            source, tmp_path, "fast", {"name": "T_LEGACY", "primary_key": ["ID"], "mode": "snapshot"}, since=1
+        )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -307,14 +409,17 @@ def test_key_only_read(source, tmp_path, engine):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_renames_and_type_overrides(source, tmp_path, engine):
-    table = {**TABLE, "columns": {
-        "DWMC": {"repair": "gbk_in_latin1", "rename": "employer_name"},
-        "AMT": {"rename": "amount", "type": "decimal(18,4)"},
-        "CNT": {"type": "string"},
-        "MC": {"type": "int64"},
-        "GXSJ": {"type": "date"},
-        "BIG": {"type": "int64"},
-    }}
+    table = {
+        **TABLE,
+        "columns": {
+            "DWMC": {"repair": "gbk_in_latin1", "rename": "employer_name"},
+            "AMT": {"rename": "amount", "type": "decimal(18,4)"},
+            "CNT": {"type": "string"},
+            "MC": {"type": "int64"},
+            "GXSJ": {"type": "date"},
+            "BIG": {"type": "int64"},
+        },
+    }
     got = read_all(_open(source, tmp_path, engine, table)).sort_by("ID")
     assert got.schema.field("amount").type == pa.decimal128(18, 4)
     assert got.schema.field("employer_name").type == pa.large_string()
@@ -364,13 +469,20 @@ def test_hostile_identifiers_are_rejected_before_any_sql(source, tmp_path, monke
     monkeypatch.setattr(transports, "_adbc_batches", no_sql)
     cfg = source.config([TABLE], tmp_path)
     dept = cfg.department("legacy")
-    evil = TableConfig.model_construct(**{**dept.tables[0].__dict__, "name": 'T_LEGACY"; DROP TABLE "T_LEGACY'})
+    evil = TableConfig.model_construct(
+        **{**dept.tables[0].__dict__, "name": 'T_LEGACY"; DROP TABLE "T_LEGACY'}
+    )
     with pytest.raises(SourceReadError, match="refused before any SQL") as err:
         open_table(dept, evil, cfg.defaults, environ=source.environ)
     assert err.value.department == "legacy"
     with pytest.raises(SourceReadError, match="refused before any SQL") as err:
-        open_table(dept, dept.tables[0], cfg.defaults, columns=["ID`; DROP TABLE T_LEGACY; --"],
-                   environ=source.environ)
+        open_table(
+            dept,
+            dept.tables[0],
+            cfg.defaults,
+            columns=["ID`; DROP TABLE T_LEGACY; --"],
+            environ=source.environ,
+        )
     assert "column" in str(err.value)
     monkeypatch.undo()
     assert read_all(_open(source, tmp_path, "fast")).num_rows == 3  # still there
@@ -416,15 +528,21 @@ def test_missing_table_and_columns_name_department_table_column(pg_url, tmp_path
     with pytest.raises(SourceReadError, match="primary key column 'id'"):
         source_columns(dept, dept.tables[0], environ=env)
     with pytest.raises(SourceReadError, match="requested column 'NOPE'"):
-        open_table(cfg.department("legacy"), src.config([TABLE], tmp_path).department("legacy").tables[0],
-                   cfg.defaults, columns=["NOPE"], environ=env)
+        open_table(
+            cfg.department("legacy"),
+            src.config([TABLE], tmp_path).department("legacy").tables[0],
+            cfg.defaults,
+            columns=["NOPE"],
+            environ=env,
+        )
 
 
 def test_connection_failures_never_show_the_password(pg_url, mariadb_url, tmp_path):
     bad_port = sa.engine.make_url(_pg_with_password(pg_url)).set(port=1).render_as_string(hide_password=False)
     bad_db = _pg_with_password(pg_url, database="qst_no_such_database")
-    bad_mariadb = sa.engine.make_url(mariadb_url).set(password="S3cret-pa55!word").render_as_string(
-        hide_password=False)  # root has no password here: access denied
+    bad_mariadb = (
+        sa.engine.make_url(mariadb_url).set(password="S3cret-pa55!word").render_as_string(hide_password=False)
+    )  # root has no password here: access denied
     for url in (bad_port, bad_db, bad_mariadb):
         env = {ENV_VAR: url}
         cfg = Source("x", {"url_env": ENV_VAR}, env, url, []).config([TABLE], tmp_path)
@@ -439,9 +557,16 @@ def test_connection_failures_never_show_the_password(pg_url, mariadb_url, tmp_pa
 
 
 def test_missing_environment_variable_and_sqlite_file(tmp_path):
-    cfg = sources_from_dict({"version": 1, "departments": {
-        "a": {"connection": {"url_env": "QST_UNSET_FOR_TEST"}, "tables": [TABLE]},
-        "b": {"connection": {"sqlite": "missing.sqlite"}, "tables": [TABLE]}}}, base_dir=tmp_path)
+    cfg = sources_from_dict(
+        {
+            "version": 1,
+            "departments": {
+                "a": {"connection": {"url_env": "QST_UNSET_FOR_TEST"}, "tables": [TABLE]},
+                "b": {"connection": {"sqlite": "missing.sqlite"}, "tables": [TABLE]},
+            },
+        },
+        base_dir=tmp_path,
+    )
     with pytest.raises(SourceReadError, match="QST_UNSET_FOR_TEST"):
         open_table(cfg.department("a"), cfg.department("a").tables[0], cfg.defaults, environ={})
     with pytest.raises(SourceReadError, match="does not exist"):
@@ -456,8 +581,10 @@ def test_missing_environment_variable_and_sqlite_file(tmp_path):
 def test_sqlite_loose_values_are_flagged_not_fatal(tmp_path):
     path = tmp_path / "loose.sqlite"
     con = sqlite3.connect(path)
-    con.execute('CREATE TABLE "T_LOOSE" ("ID" INTEGER, "N" INTEGER, "AMT" DECIMAL(14,2), "D" DATE, '
-                '"TS" DATETIME, "S" TEXT, "R" REAL, "B" BOOLEAN, "X", "G" VARCHAR(20))')
+    con.execute(
+        'CREATE TABLE "T_LOOSE" ("ID" INTEGER, "N" INTEGER, "AMT" DECIMAL(14,2), "D" DATE, '
+        '"TS" DATETIME, "S" TEXT, "R" REAL, "B" BOOLEAN, "X", "G" VARCHAR(20))'
+    )
     rows = [
         (1, 5, 12.3, "2024-01-01", "2024-01-01 10:00:00", "a", 1.5, 1, "x", moji("深圳")),
         (2, "abc", 7, "0000-00-00", "garbage", 5, "zz", 0, 3, None),
@@ -468,12 +595,30 @@ def test_sqlite_loose_values_are_flagged_not_fatal(tmp_path):
     con.executemany('INSERT INTO "T_LOOSE" VALUES (?,?,?,?,?,?,?,?,?,?)', rows)
     # a legacy application that wrote GBK bytes straight into TEXT columns (SQLite never checks UTF-8)
     gbk = "深圳".encode("gbk").hex()
-    con.execute(f"UPDATE \"T_LOOSE\" SET \"S\" = CAST(X'{gbk}' AS TEXT), \"G\" = CAST(X'{gbk}' AS TEXT) WHERE \"ID\" = 2")
+    con.execute(
+        f'UPDATE "T_LOOSE" SET "S" = CAST(X\'{gbk}\' AS TEXT), "G" = CAST(X\'{gbk}\' AS TEXT) WHERE "ID" = 2'
+    )
     con.commit()
     con.close()
-    cfg = sources_from_dict({"version": 1, "departments": {"loose": {"connection": {"sqlite": str(path)},
-        "tables": [{"name": "T_LOOSE", "primary_key": ["ID"], "mode": "snapshot",
-                    "columns": {"G": {"repair": "gbk_in_latin1"}}}]}}}, base_dir=tmp_path)
+    cfg = sources_from_dict(
+        {
+            "version": 1,
+            "departments": {
+                "loose": {
+                    "connection": {"sqlite": str(path)},
+                    "tables": [
+                        {
+                            "name": "T_LOOSE",
+                            "primary_key": ["ID"],
+                            "mode": "snapshot",
+                            "columns": {"G": {"repair": "gbk_in_latin1"}},
+                        }
+                    ],
+                }
+            },
+        },
+        base_dir=tmp_path,
+    )
     dept = cfg.department("loose")
     out = {}
     for engine in ENGINES:
@@ -482,13 +627,19 @@ def test_sqlite_loose_values_are_flagged_not_fatal(tmp_path):
         assert table.num_rows == 5
     assert out["fast"].equals(out["sqlalchemy"])
     t = out["fast"]
-    assert t.schema.field("AMT").type == pa.decimal128(14, 2) and t.schema.field("X").type == pa.large_string()
+    assert (
+        t.schema.field("AMT").type == pa.decimal128(14, 2) and t.schema.field("X").type == pa.large_string()
+    )
     assert t.column("N").to_pylist() == [5, None, None, None, 9223372036854775807]
     assert t.column("AMT").to_pylist() == [Decimal("12.30"), Decimal("7.00"), None, None, None]
     assert t.column("D").to_pylist() == [dt.date(2024, 1, 1), None, None, None, None]
-    assert t.column("TS").to_pylist() == [utc(dt.datetime(2024, 1, 1, 10)), None,
-                                          utc(dt.datetime(2024, 1, 1, 10, 0, 0, 250000)),
-                                          utc(dt.datetime(2024, 1, 1)), None]
+    assert t.column("TS").to_pylist() == [
+        utc(dt.datetime(2024, 1, 1, 10)),
+        None,
+        utc(dt.datetime(2024, 1, 1, 10, 0, 0, 250000)),
+        utc(dt.datetime(2024, 1, 1)),
+        None,
+    ]
     # undecodable text is kept (as its reversible latin1 reading) and flagged; a blob in TEXT is not text
     assert t.column("S").to_pylist() == ["a", "深圳".encode("gbk").decode("latin1"), None, None, "𠮷"]
     assert t.column("R").to_pylist() == [1.5, None, 2.0, None, 1e300]
@@ -513,9 +664,11 @@ def test_sqlite_loose_values_are_flagged_not_fatal(tmp_path):
 def test_postgres_types(pg_url, tmp_path, engine):
     engine_ = sa.create_engine(pg_url)
     with engine_.begin() as c:
-        c.exec_driver_sql('CREATE TABLE "全类型" ("编号" smallint PRIMARY KEY, "定长" char(4), "二进制" bytea, "J" jsonb, '
-                          '"U" uuid, "T" time, "BIG" numeric(40,5), "FREE" numeric, "WIDE" numeric(38,20), '
-                          '"TZ" timestamptz, "B" boolean, "R" real, "IV" interval, "ARR" text[], "TS6" timestamp(6))')
+        c.exec_driver_sql(
+            'CREATE TABLE "全类型" ("编号" smallint PRIMARY KEY, "定长" char(4), "二进制" bytea, "J" jsonb, '
+            '"U" uuid, "T" time, "BIG" numeric(40,5), "FREE" numeric, "WIDE" numeric(38,20), '
+            '"TZ" timestamptz, "B" boolean, "R" real, "IV" interval, "ARR" text[], "TS6" timestamp(6))'
+        )
         c.exec_driver_sql("SET TIME ZONE 'Asia/Shanghai'")
         c.exec_driver_sql("""INSERT INTO "全类型" VALUES (1, 'ab', '\\x00ff', '{"名": 1}',
             'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '12:34:56', 123456789012345678901234567890.12345, 3.14159,
@@ -524,9 +677,18 @@ def test_postgres_types(pg_url, tmp_path, engine):
             NULL, NULL, NULL, NULL, NULL)""")
     engine_.dispose()
     env = {ENV_VAR: pg_url}
-    cfg = Source("postgresql", {"url_env": ENV_VAR}, env, pg_url, []).config([
-        {"name": "全类型", "asset": "all_types", "primary_key": ["编号"], "mode": "incremental", "cursor": "TZ"}],
-        tmp_path)
+    cfg = Source("postgresql", {"url_env": ENV_VAR}, env, pg_url, []).config(
+        [
+            {
+                "name": "全类型",
+                "asset": "all_types",
+                "primary_key": ["编号"],
+                "mode": "incremental",
+                "cursor": "TZ",
+            }
+        ],
+        tmp_path,
+    )
     dept = cfg.department("legacy")
     stream = open_table(dept, dept.tables[0], cfg.defaults, engine=engine, environ=env)
     got = read_all(stream).sort_by("编号")
@@ -546,10 +708,25 @@ def test_postgres_types(pg_url, tmp_path, engine):
     assert all(v is None for k, v in got.to_pylist()[1].items() if k != "编号")
     # a zoned cursor compares instants
     since = dt.datetime(2024, 1, 1, 19, 4, 5, tzinfo=UTC)
-    assert read_all(open_table(dept, dept.tables[0], cfg.defaults, engine=engine, environ=env,
-                               since=since)).num_rows == 1
-    assert read_all(open_table(dept, dept.tables[0], cfg.defaults, engine=engine, environ=env,
-                               since=since + dt.timedelta(microseconds=1))).num_rows == 0
+    assert (
+        read_all(
+            open_table(dept, dept.tables[0], cfg.defaults, engine=engine, environ=env, since=since)
+        ).num_rows
+        == 1
+    )
+    assert (
+        read_all(
+            open_table(
+                dept,
+                dept.tables[0],
+                cfg.defaults,
+                engine=engine,
+                environ=env,
+                since=since + dt.timedelta(microseconds=1),
+            )
+        ).num_rows
+        == 0
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -560,22 +737,27 @@ def test_mariadb_types(mariadb_url, tmp_path, engine):
         cur = raw.cursor()
         cur.execute("SET SESSION sql_mode = ''")
         cur.execute("SET time_zone = '+08:00'")  # the legacy application's session
-        cur.execute("CREATE TABLE `全类型` (`编号` TINYINT UNSIGNED PRIMARY KEY, TS TIMESTAMP NULL, DT6 DATETIME(6), "
-                    "E ENUM('甲','乙'), S SET('a','b'), J JSON, T TIME, Y YEAR, BITS BIT(8), FLAG BOOLEAN, "
-                    "HUGE DECIMAL(65,30), D DOUBLE, F FLOAT, BL BLOB, SM SMALLINT UNSIGNED, MI MEDIUMINT, "
-                    "L1 VARCHAR(20) CHARACTER SET latin1, ZT DATETIME) CHARACTER SET utf8mb4")
-        cur.execute("INSERT INTO `全类型` VALUES (1, '2024-01-02 11:04:05', '2024-01-02 03:04:05.123456', '乙', 'a,b', "
-                    "'{\"名\": 1}', '838:59:59', 2024, b'10000001', 1, 1.000000000000000000000000000001, 0.1, 1.5, "
-                    "X'00FF', 65535, -8388608, 'café', '0000-00-00 00:00:00'), "
-                    "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-                    "NULL, NULL)")
+        cur.execute(
+            "CREATE TABLE `全类型` (`编号` TINYINT UNSIGNED PRIMARY KEY, TS TIMESTAMP NULL, DT6 DATETIME(6), "
+            "E ENUM('甲','乙'), S SET('a','b'), J JSON, T TIME, Y YEAR, BITS BIT(8), FLAG BOOLEAN, "
+            "HUGE DECIMAL(65,30), D DOUBLE, F FLOAT, BL BLOB, SM SMALLINT UNSIGNED, MI MEDIUMINT, "
+            "L1 VARCHAR(20) CHARACTER SET latin1, ZT DATETIME) CHARACTER SET utf8mb4"
+        )
+        cur.execute(
+            "INSERT INTO `全类型` VALUES (1, '2024-01-02 11:04:05', '2024-01-02 03:04:05.123456', '乙', 'a,b', "
+            "'{\"名\": 1}', '838:59:59', 2024, b'10000001', 1, 1.000000000000000000000000000001, 0.1, 1.5, "
+            "X'00FF', 65535, -8388608, 'café', '0000-00-00 00:00:00'), "
+            "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+            "NULL, NULL)"
+        )
         raw.commit()
     finally:
         raw.close()
         eng.dispose()
     env = {ENV_VAR: mariadb_url}
-    cfg = Source("mariadb", {"url_env": ENV_VAR}, env, mariadb_url, []).config([
-        {"name": "全类型", "asset": "all_types", "primary_key": ["编号"], "mode": "snapshot"}], tmp_path)
+    cfg = Source("mariadb", {"url_env": ENV_VAR}, env, mariadb_url, []).config(
+        [{"name": "全类型", "asset": "all_types", "primary_key": ["编号"], "mode": "snapshot"}], tmp_path
+    )
     dept = cfg.department("legacy")
     got = read_all(open_table(dept, dept.tables[0], cfg.defaults, engine=engine, environ=env)).sort_by("编号")
     s = got.schema
@@ -604,15 +786,24 @@ def test_lenient_cast_finds_the_few_bad_values_in_a_big_batch():
     res = coerce(pa.array(values), TypeChoice("decimal", pa.decimal128(14, 2)), zone="Asia/Shanghai")
     assert res.values[6].as_py() == Decimal("6.25") and res.values[7].as_py() is None
     assert res.values[99_999].as_py() is None and res.values[500].as_py() is None
-    (kind, mask), = res.flags
+    ((kind, mask),) = res.flags
     assert kind == "bad_value"
     assert [i for i, m in enumerate(mask.to_pylist()) if m] == [7, 99_999]
 
 
-@pytest.mark.parametrize("text, flag", [("0000-00-00", "zero_date"), ("0000-00-00 00:00:00", "zero_date"),
-                                        ("2024-00-10", "zero_date"), ("2024-05-00", "zero_date"),
-                                        ("2024-02-30", "bad_date"), ("20240101", "bad_date"),
-                                        ("2019年3月1日", "bad_date"), ("2024-01-01 25:00:00", "bad_date")])
+@pytest.mark.parametrize(
+    "text, flag",
+    [
+        ("0000-00-00", "zero_date"),
+        ("0000-00-00 00:00:00", "zero_date"),
+        ("2024-00-10", "zero_date"),
+        ("2024-05-00", "zero_date"),
+        ("2024-02-30", "bad_date"),
+        ("20240101", "bad_date"),
+        ("2019年3月1日", "bad_date"),
+        ("2024-01-01 25:00:00", "bad_date"),
+    ],
+)
 def test_zero_and_bad_dates(text, flag):
     for kind, arrow_type in (("date", pa.date32()), ("timestamp", pa.timestamp("us", tz="UTC"))):
         res = coerce(pa.array(["2024-03-01", text]), TypeChoice(kind, arrow_type), zone="Asia/Shanghai")
@@ -648,27 +839,34 @@ def test_repaired_names_agree_between_mariadb_bytes_and_sqlite_mojibake(tmp_path
     monkeypatch.delenv("QST_SOCIAL_URL", raising=False)
     on_sqlite, on_mariadb = tmp_path / "a", tmp_path / "b"
     est.simulate(on_sqlite, enterprises=120, seed=5, only=["social.SB_GRCBXX"])
-    est.simulate(on_mariadb, enterprises=120, seed=5, only=["social.SB_GRCBXX"], targets={"social": mariadb_url})
+    est.simulate(
+        on_mariadb, enterprises=120, seed=5, only=["social.SB_GRCBXX"], targets={"social": mariadb_url}
+    )
     results = []
     for folder in (on_sqlite, on_mariadb):
         config = load_sources(folder / "sources.yaml")
         dept = config.department("social")
         table = next(t for t in dept.tables if t.name == "SB_GRCBXX")
-        results.append(read_all(open_table(dept, table, config.defaults)).sort_by("GRBH").select(["GRBH", "XM"]))
+        results.append(
+            read_all(open_table(dept, table, config.defaults)).sort_by("GRBH").select(["GRBH", "XM"])
+        )
     assert results[0].num_rows > 50
     assert results[0].equals(results[1])
 
 
-@pytest.mark.parametrize("sa_type, dialect, expected", [
-    (sa.Numeric(10, 2), "oracle", pa.decimal128(10, 2)),
-    (sa.Numeric(), "oracle", pa.large_string()),  # no precision: the exact text, never a guessed scale
-    (sa.Numeric(50, 2), "postgresql", pa.large_string()),
-    (sa.DateTime(timezone=True), "oracle", pa.timestamp("us", tz="UTC")),
-    (sa.Integer(), "kingbase", pa.int64()),
-    (sa.types.NullType(), "dm", pa.large_string()),
-    (sa.LargeBinary(), "oracle", pa.large_binary()),
-    (sa.Boolean(), "postgresql", pa.bool_()),
-])
+@pytest.mark.parametrize(
+    "sa_type, dialect, expected",
+    [
+        (sa.Numeric(10, 2), "oracle", pa.decimal128(10, 2)),
+        (sa.Numeric(), "oracle", pa.large_string()),  # no precision: the exact text, never a guessed scale
+        (sa.Numeric(50, 2), "postgresql", pa.large_string()),
+        (sa.DateTime(timezone=True), "oracle", pa.timestamp("us", tz="UTC")),
+        (sa.Integer(), "kingbase", pa.int64()),
+        (sa.types.NullType(), "dm", pa.large_string()),
+        (sa.LargeBinary(), "oracle", pa.large_binary()),
+        (sa.Boolean(), "postgresql", pa.bool_()),
+    ],
+)
 def test_type_mapping_for_other_dialects(sa_type, dialect, expected):
     from connectors.types import choose_type
 
@@ -685,7 +883,7 @@ def test_python_values_of_mixed_types_are_converted_or_flagged():
     assert bad.to_pylist() == [False, False, False, False, True, False, False]
     res = coerce(raw, TypeChoice("int64", pa.int64()), zone="Asia/Shanghai")
     assert res.values.to_pylist() == [1, None, None, None, None, 7, None]
-    (kind, mask), = res.flags
+    ((kind, mask),) = res.flags
     assert kind == "bad_value" and mask.to_pylist() == [False, True, True, False, False, False, True]
     raw, bad = python_values_to_arrow([dt.datetime(2024, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8)))])
     res = coerce(raw, TypeChoice("timestamp", pa.timestamp("us", tz="UTC"), zoned=True), zone="Asia/Shanghai")

@@ -30,8 +30,17 @@ def test_pairwise_and_bcubed_scores_by_hand():
 def records(**columns) -> pl.DataFrame:
     n = len(next(iter(columns.values())))
     base = {"record_id": [f"r{i}" for i in range(n)], "source_department": ["samr"] * n}
-    for c in ("uscc", "uscc_status", "tin", "tin_kind", "tin_status", "link_org_code", "regno", "regno_status",
-              "local_id"):
+    for c in (
+        "uscc",
+        "uscc_status",
+        "tin",
+        "tin_kind",
+        "tin_status",
+        "link_org_code",
+        "regno",
+        "regno_status",
+        "local_id",
+    ):
         base[c] = [None] * n
     return pl.DataFrame({**base, **columns}, schema_overrides={c: pl.Utf8 for c in base if c != "record_id"})
 
@@ -40,20 +49,27 @@ def test_only_validated_keys_link():
     frame = records(
         uscc=["U1", "U1", "U1", "U1", "U2", None],
         uscc_status=["valid", "valid", "invalid", "masked", "valid", "missing"],
-        tin=[None, None, None, None, None, "U2"], tin_kind=[None] * 5 + ["uscc"], tin_status=[None] * 5 + ["valid"])
+        tin=[None, None, None, None, None, "U2"],
+        tin_kind=[None] * 5 + ["uscc"],
+        tin_status=[None] * 5 + ["valid"],
+    )
     out = link(frame, ENTERPRISE_KEYS).sort("record_id")
     c = dict(zip(out["record_id"], out["cluster"], strict=True))
-    assert c["r0"] == c["r1"]                     # the same valid USCC
+    assert c["r0"] == c["r1"]  # the same valid USCC
     assert len({c["r0"], c["r2"], c["r3"]}) == 3  # an invalid or masked copy proves nothing
-    assert c["r4"] == c["r5"]                     # a TIN that is a valid USCC is the same key
+    assert c["r4"] == c["r5"]  # a TIN that is a valid USCC is the same key
     assert out.filter(pl.col("record_id") == "r2")["rule"][0] is None
 
 
 def test_org_code_and_department_keys():
-    frame = records(link_org_code=["O1", "O1", None, None, None],
-                    local_id=[None, None, "DW1", "DW1", "DW1"],
-                    source_department=["tax", "samr", "social", "social", "tax"])
-    out = dict(zip(*link(frame, ENTERPRISE_KEYS).select("record_id", "cluster").to_dict().values(), strict=True))
+    frame = records(
+        link_org_code=["O1", "O1", None, None, None],
+        local_id=[None, None, "DW1", "DW1", "DW1"],
+        source_department=["tax", "samr", "social", "social", "tax"],
+    )
+    out = dict(
+        zip(*link(frame, ENTERPRISE_KEYS).select("record_id", "cluster").to_dict().values(), strict=True)
+    )
     assert out["r0"] == out["r1"] and out["r2"] == out["r3"]
     assert out["r4"] != out["r2"]  # a department's own number links inside that department only
 
@@ -63,14 +79,19 @@ def silver_home(silver_estate):
     return silver_estate(enterprises=400, seed=31)
 
 
-@pytest.mark.parametrize(("table", "rules", "recall_floor"), [
-    ("int_enterprise_records", ENTERPRISE_KEYS, 0.65),
-    ("int_person_records", PERSON_KEYS, 0.75),
-])
+@pytest.mark.parametrize(
+    ("table", "rules", "recall_floor"),
+    [
+        ("int_enterprise_records", ENTERPRISE_KEYS, 0.65),
+        ("int_person_records", PERSON_KEYS, 0.75),
+    ],
+)
 def test_deterministic_pass_never_links_two_entities(silver_home, table, rules, recall_floor):
     out, home = silver_home
     recs = read_silver(home, table)
     s = scores(link(recs, rules), truth_for_records(est.load_truth(out).collect(), recs))
     assert s["records_without_truth"] == 0
-    assert s["precision"] >= 0.999, s   # validated keys: no false links
-    assert s["recall"] >= recall_floor, s  # a floor under today's figure; the probabilistic pass adds the rest
+    assert s["precision"] >= 0.999, s  # validated keys: no false links
+    assert s["recall"] >= recall_floor, (
+        s
+    )  # a floor under today's figure; the probabilistic pass adds the rest

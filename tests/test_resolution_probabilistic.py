@@ -24,7 +24,9 @@ def test_character_bigrams_are_characters_not_bytes():
     import duckdb
 
     values = ["张伟", "张玮强", "王", None, "", "张张张", "ab·c"]
-    rows = duckdb.sql(f"SELECT {bigram_sql('s')} AS b FROM (SELECT unnest(?) AS s)", params=[values]).fetchall()
+    rows = duckdb.sql(
+        f"SELECT {bigram_sql('s')} AS b FROM (SELECT unnest(?) AS s)", params=[values]
+    ).fetchall()
     out = [None if b is None else sorted(b) for (b,) in rows]
     assert out == [["张伟"], ["张玮", "玮强"], ["王"], None, [""], ["张张"], ["ab", "b·", "·c"]]
 
@@ -44,8 +46,11 @@ def resolved(silver_estate):
     p_det = link(persons, PERSON_KEYS)
     p_out = resolve(persons, p_det, "person", related=e_out.records)
     return {
-        "out": out, "home": home, "truth": truth,
-        "enterprise": (enterprises, e_det, e_out), "person": (persons, p_det, p_out),
+        "out": out,
+        "home": home,
+        "truth": truth,
+        "enterprise": (enterprises, e_det, e_out),
+        "person": (persons, p_det, p_out),
     }
 
 
@@ -62,15 +67,21 @@ def test_probabilistic_pass_adds_recall_and_keeps_precision(resolved, kind, f1_f
     assert after["f1"] >= f1_floor, after  # a floor under today's figure (issue targets at 100k: 0.98 / 0.97)
     # Splink pairs are scored, deterministic-only records are not
     linked = out.filter(pl.col("rule") == "splink")
-    assert linked.height > 0 and linked["match_probability"].min() >= splink_settings.MODELS[kind]["threshold"]
-    assert out.filter(pl.col("rule").is_null())["match_probability"].null_count() == out.filter(
-        pl.col("rule").is_null()).height
+    assert (
+        linked.height > 0 and linked["match_probability"].min() >= splink_settings.MODELS[kind]["threshold"]
+    )
+    assert (
+        out.filter(pl.col("rule").is_null())["match_probability"].null_count()
+        == out.filter(pl.col("rule").is_null()).height
+    )
 
 
 @pytest.mark.parametrize("kind", ["enterprise", "person"])
 def test_deterministic_clusters_are_never_split(resolved, kind):
     _, det, res = resolved[kind]
-    joined = det.select("record_id", det="cluster").join(res.records.select("record_id", "cluster"), on="record_id")
+    joined = det.select("record_id", det="cluster").join(
+        res.records.select("record_id", "cluster"), on="record_id"
+    )
     assert joined.group_by("det").agg(pl.col("cluster").n_unique()).filter(pl.col("cluster") > 1).height == 0
 
 
@@ -79,10 +90,13 @@ def test_branches_never_share_a_cluster_with_their_parent(resolved):
     entities = pl.read_parquet(resolved["out"] / "truth" / "enterprises" / "*.parquet")
     branches = entities.filter(pl.col("parent_id").is_not_null()).select("entity_id", "parent_id")
     assert branches.height > 0
-    clusters = truth_for_records(resolved["truth"], recs).join(res.records.select("record_id", "cluster"), on="record_id")
+    clusters = truth_for_records(resolved["truth"], recs).join(
+        res.records.select("record_id", "cluster"), on="record_id"
+    )
     per_entity = clusters.group_by("entity_id").agg(pl.col("cluster").unique())
-    pairs = (branches.join(per_entity, on="entity_id")
-             .join(per_entity.rename({"entity_id": "parent_id", "cluster": "parent_clusters"}), on="parent_id"))
+    pairs = branches.join(per_entity, on="entity_id").join(
+        per_entity.rename({"entity_id": "parent_id", "cluster": "parent_clusters"}), on="parent_id"
+    )
     assert pairs.height > 0
     shared = pairs.filter(pl.col("cluster").list.set_intersection(pl.col("parent_clusters")).list.len() > 0)
     assert shared.height == 0, shared
@@ -95,8 +109,9 @@ def test_every_splink_link_says_why(resolved, kind):
     in_pairs = set(linked["record_id_l"]) | set(linked["record_id_r"])
     splink_records = set(res.records.filter(pl.col("rule") == "splink")["record_id"])
     assert splink_records and splink_records <= in_pairs
-    comparisons = {c.get_comparison("duckdb").output_column_name
-                   for c in splink_settings.MODELS[kind]["comparisons"]()}
+    comparisons = {
+        c.get_comparison("duckdb").output_column_name for c in splink_settings.MODELS[kind]["comparisons"]()
+    }
     for levels in linked["levels"].head(200):
         explained = json.loads(levels)
         assert set(explained) == comparisons and all(explained.values()), explained
@@ -126,18 +141,30 @@ def test_decisions_are_honoured(resolved):
     alone = out.filter(pl.col("rule").is_null())["record_id"]
     c, d = alone[0], next(r for r in alone[1:] if cl[r] != cl[alone[0]])
     # a cannot-link inside one deterministic cluster is outranked by the validated identifier
-    same = det.filter(pl.col("cluster") == det.group_by("cluster").len().filter(pl.col("len") > 1)["cluster"][0])
+    same = det.filter(
+        pl.col("cluster") == det.group_by("cluster").len().filter(pl.col("len") > 1)["cluster"][0]
+    )
     e, f = same["record_id"][0], same["record_id"][1]
-    decisions = pl.DataFrame({"record_id_l": [b, c, e], "record_id_r": [a, d, f],
-                              "decision": ["cannot_link", "must_link", "cannot_link"]})
+    decisions = pl.DataFrame(
+        {
+            "record_id_l": [b, c, e],
+            "record_id_r": [a, d, f],
+            "decision": ["cannot_link", "must_link", "cannot_link"],
+        }
+    )
     again = resolve(recs, det, "enterprise", decisions=decisions)
     cl2 = dict(zip(again.records["record_id"], again.records["cluster"], strict=True))
     assert cl[a] == cl[b] and cl2[a] != cl2[b]
     assert cl2[c] == cl2[d]
     assert cl2[e] == cl2[f]
     assert again.conflicts.select("record_id_l", "record_id_r").rows() == [(e, f)]
-    statuses = dict(zip(zip(again.pairs["record_id_l"], again.pairs["record_id_r"], strict=True),
-                        again.pairs["status"], strict=True))
+    statuses = dict(
+        zip(
+            zip(again.pairs["record_id_l"], again.pairs["record_id_r"], strict=True),
+            again.pairs["status"],
+            strict=True,
+        )
+    )
     assert statuses[(a, b)] == "cannot_link" and statuses[(c, d)] == "must_link"
     rules = dict(zip(again.records["record_id"], again.records["rule"], strict=True))
     assert rules[c] == "must_link" and rules[d] == "must_link"
@@ -149,7 +176,8 @@ def test_reading_silver_in_column_groups_resolves_as_the_records_in_memory(resol
     e_recs, e_det, e_res = resolved["enterprise"]
     e_silver = probabilistic.resolve_prepared(probabilistic.prepare_silver(resolved["home"], "enterprise"))
     p_silver = probabilistic.resolve_prepared(
-        probabilistic.prepare_silver(resolved["home"], "person", related=e_silver.records))
+        probabilistic.prepare_silver(resolved["home"], "person", related=e_silver.records)
+    )
     for res, (_, _, mem) in [(e_silver, resolved["enterprise"]), (p_silver, resolved["person"])]:
         assert res.records.sort("record_id").equals(mem.records.sort("record_id"))
         assert res.pairs.sort(pl.all()).equals(mem.pairs.sort(pl.all()))
@@ -166,27 +194,49 @@ def test_saved_model_gives_the_clusters_training_gives(resolved, tmp_path):
     assert loaded == json.loads(json.dumps(model))
     fresh = resolve(recs, det, "enterprise", model=model)
     again = resolve(recs, det, "enterprise", model=loaded)
-    assert fresh.records.equals(again.records) and fresh.pairs.sort(pl.all()).equals(again.pairs.sort(pl.all()))
+    assert fresh.records.equals(again.records) and fresh.pairs.sort(pl.all()).equals(
+        again.pairs.sort(pl.all())
+    )
 
 
 def test_common_names_weigh_less_than_rare_ones():
     """Term-frequency adjustment: two pairs agreeing on the same things weigh less on 张伟 than on a rare name."""
     n = 40
     names = ["张伟"] * (n + 2) + ["欧阳修远", "欧阳修远"]
-    phones = ["13800000001", "13800000001"] + [f"139{i:08d}" for i in range(n)] + ["13800000002", "13800000002"]
+    phones = (
+        ["13800000001", "13800000001"] + [f"139{i:08d}" for i in range(n)] + ["13800000002", "13800000002"]
+    )
     # p0 and the last record have no ID (keyless); every other record has a valid ID of its own
     ids = [None] + [f"4403011980010{i:05d}" for i in range(1, n + 2)] + ["440301198001019999", None]
-    recs = pl.DataFrame({
-        "record_id": [f"p{i}" for i in range(len(names))], "name_comparison": names,
-        "id_number": ids, "id_number_status": [("valid" if i else None) for i in ids],
-        "id_number_birth_date": [None] * len(names), "id_number_sex": [None] * len(names), "phone": phones,
-        "division_code": [None] * len(names), "address": [None] * len(names),
-        "related_record_id": [None] * len(names)},
-        schema_overrides={"id_number_birth_date": pl.Date, "id_number_sex": pl.Utf8, "division_code": pl.Utf8,
-                          "address": pl.Utf8, "related_record_id": pl.Utf8, "id_number_status": pl.Utf8})
+    recs = pl.DataFrame(
+        {
+            "record_id": [f"p{i}" for i in range(len(names))],
+            "name_comparison": names,
+            "id_number": ids,
+            "id_number_status": [("valid" if i else None) for i in ids],
+            "id_number_birth_date": [None] * len(names),
+            "id_number_sex": [None] * len(names),
+            "phone": phones,
+            "division_code": [None] * len(names),
+            "address": [None] * len(names),
+            "related_record_id": [None] * len(names),
+        },
+        schema_overrides={
+            "id_number_birth_date": pl.Date,
+            "id_number_sex": pl.Utf8,
+            "division_code": pl.Utf8,
+            "address": pl.Utf8,
+            "related_record_id": pl.Utf8,
+            "id_number_status": pl.Utf8,
+        },
+    )
     res = resolve(recs, link(recs, PERSON_KEYS), "person", threshold=1e-15)
-    w = {frozenset((a, b)): (weight, levels) for a, b, weight, levels
-         in res.pairs.select("record_id_l", "record_id_r", "match_weight", "levels").iter_rows()}
+    w = {
+        frozenset((a, b)): (weight, levels)
+        for a, b, weight, levels in res.pairs.select(
+            "record_id_l", "record_id_r", "match_weight", "levels"
+        ).iter_rows()
+    }
     common, rare = w[frozenset(("p0", "p1"))], w[frozenset((f"p{n + 2}", f"p{n + 3}"))]
     assert common[1] == rare[1]  # the same levels on both pairs: only the name's frequency differs
     assert json.loads(common[1])["name_comparison"] == "name_comparison exact"
@@ -199,19 +249,40 @@ def test_a_masked_id_counts_by_the_digits_it_shows():
     names = ["李晓明", "李晓明", "李晓明"] + [f"王{c}" for c in "一二三四五六七八九十"]
     ids = ["440304198812301233", None, "440305199001014567"] + [f"4403011980010{i:04d}1" for i in range(10)]
     masked = [None, "4403**********1233", None] + [None] * 10
-    recs = pl.DataFrame({
-        "record_id": [f"p{i}" for i in range(len(names))], "name_comparison": names,
-        "id_number": ids, "id_number_status": [("valid" if i else "masked" if m else None) for i, m in zip(ids, masked, strict=True)],
-        "id_number_birth_date": [None] * len(names), "id_number_sex": [None] * len(names),
-        "id_number_masked": masked, "phone": [None] * len(names),
-        "division_code": [None] * len(names), "address": [None] * len(names),
-        "related_record_id": [None] * len(names)},
-        schema_overrides={"id_number_birth_date": pl.Date, "id_number_sex": pl.Utf8, "division_code": pl.Utf8,
-                          "address": pl.Utf8, "related_record_id": pl.Utf8, "id_number_status": pl.Utf8,
-                          "phone": pl.Utf8, "id_number_masked": pl.Utf8})
+    recs = pl.DataFrame(
+        {
+            "record_id": [f"p{i}" for i in range(len(names))],
+            "name_comparison": names,
+            "id_number": ids,
+            "id_number_status": [
+                ("valid" if i else "masked" if m else None) for i, m in zip(ids, masked, strict=True)
+            ],
+            "id_number_birth_date": [None] * len(names),
+            "id_number_sex": [None] * len(names),
+            "id_number_masked": masked,
+            "phone": [None] * len(names),
+            "division_code": [None] * len(names),
+            "address": [None] * len(names),
+            "related_record_id": [None] * len(names),
+        },
+        schema_overrides={
+            "id_number_birth_date": pl.Date,
+            "id_number_sex": pl.Utf8,
+            "division_code": pl.Utf8,
+            "address": pl.Utf8,
+            "related_record_id": pl.Utf8,
+            "id_number_status": pl.Utf8,
+            "phone": pl.Utf8,
+            "id_number_masked": pl.Utf8,
+        },
+    )
     res = resolve(recs, link(recs, PERSON_KEYS), "person", threshold=1e-15)
-    w = {frozenset((a, b)): (weight, json.loads(levels)) for a, b, weight, levels
-         in res.pairs.select("record_id_l", "record_id_r", "match_weight", "levels").iter_rows()}
+    w = {
+        frozenset((a, b)): (weight, json.loads(levels))
+        for a, b, weight, levels in res.pairs.select(
+            "record_id_l", "record_id_r", "match_weight", "levels"
+        ).iter_rows()
+    }
     same, other = w[frozenset(("p1", "p0"))], w[frozenset(("p1", "p2"))]
     assert same[1]["id_fragment"] == "shown digits of a masked ID agree"
     assert other[1]["id_fragment"] == "All other comparisons"

@@ -104,12 +104,19 @@ def test_timeliness_matches_what_the_sources_held_each_night(city):
             if table.mode != "incremental" or table.cursor_kind != "timestamp":
                 continue
             source = f"{dept.key}/{table.asset}"
-            now = {r for r in snapshots[-1][source] if r[-1] is not None and str(r[-1])[:10] == day.isoformat()}
+            now = {
+                r for r in snapshots[-1][source] if r[-1] is not None and str(r[-1])[:10] == day.isoformat()
+            }
             on_time = now & snapshots[i][source]
-            row = card.filter((pl.col("department") == dept.key) & (pl.col("asset") == table.asset)).row(0, named=True)
+            row = card.filter((pl.col("department") == dept.key) & (pl.col("asset") == table.asset)).row(
+                0, named=True
+            )
             assert row["timeliness_scored"] is True
             assert (row["records_received"], row["on_time"], row["late"]) == (
-                len(now), len(on_time), len(now) - len(on_time)), (day, source)
+                len(now),
+                len(on_time),
+                len(now) - len(on_time),
+            ), (day, source)
             if i == 1:
                 late_total += row["late"]
     assert late_total > 0, "the estate must have late arrivals for the day the second night loaded"
@@ -171,7 +178,8 @@ def test_department_summary_pools_the_tables(city):
             assert t["on_time"] == scored["on_time"].sum() and t["late"] == scored["late"].sum()
         if t["mandatory_slots"]:
             assert t["completeness_rate"] == pytest.approx(
-                tables["mandatory_filled"].sum() / tables["mandatory_slots"].sum())
+                tables["mandatory_filled"].sum() / tables["mandatory_slots"].sum()
+            )
     samr = _row(totals.filter(pl.col("department") == "samr"), "*")
     assert samr["on_time"] + samr["late"] == samr["records_received"] > 0
 
@@ -203,13 +211,19 @@ D = dt.date(2026, 11, 10)
 V1, V2 = "91440306078260486A", "91440307MA02KBKH48"  # valid USCCs
 INVALID, MASKED = "91440306078260486B", "914403********486A"
 
-SPEC = StagingSpec.model_validate({
-    "source": "demo/records", "grain": "one row per record (ID)",
-    "columns": {"name": {"from": "MC", "as": "enterprise_name"}, "uscc": {"from": "DM", "as": "uscc"},
-                "decided_on": {"from": "RQ", "as": "date"}},
-    "quarantine": [{"reason": "no_name_no_identifier", "all_missing": ["name", "uscc"]}],
-    "mandatory": ["name", "uscc", "decided_on"],
-})
+SPEC = StagingSpec.model_validate(
+    {
+        "source": "demo/records",
+        "grain": "one row per record (ID)",
+        "columns": {
+            "name": {"from": "MC", "as": "enterprise_name"},
+            "uscc": {"from": "DM", "as": "uscc"},
+            "decided_on": {"from": "RQ", "as": "date"},
+        },
+        "quarantine": [{"reason": "no_name_no_identifier", "all_missing": ["name", "uscc"]}],
+        "mandatory": ["name", "uscc", "decided_on"],
+    }
+)
 
 
 def _stamp(day: dt.date, hour: int, minute: int = 0) -> str:
@@ -229,35 +243,67 @@ def demo(tmp_path_factory):
         CREATE TABLE T_LOG ("ID" BIGINT PRIMARY KEY, "MC" VARCHAR(100));
         CREATE TABLE T_SNAP ("K" VARCHAR(10) PRIMARY KEY, "V" VARCHAR(10));
     """)
-    rec = 'INSERT INTO T_REC VALUES (?, ?, ?, ?, ?)'
+    rec = "INSERT INTO T_REC VALUES (?, ?, ?, ?, ?)"
     early = D - dt.timedelta(days=5)
-    conn.executemany(rec, [("H1", "深圳市甲科技有限公司", V1, "2026-11-01", _stamp(early, 10)),
-                           ("H2", "深圳市乙贸易有限公司", V2, "2026-11-01", _stamp(early, 11))])
+    conn.executemany(
+        rec,
+        [
+            ("H1", "深圳市甲科技有限公司", V1, "2026-11-01", _stamp(early, 10)),
+            ("H2", "深圳市乙贸易有限公司", V2, "2026-11-01", _stamp(early, 11)),
+        ],
+    )
     conn.executemany("INSERT INTO T_LOG VALUES (?, ?)", [(1, "a"), (2, "b"), (3, "c")])
     conn.executemany("INSERT INTO T_SNAP VALUES (?, ?)", [("k1", "1"), ("k2", "2")])
     conn.commit()
     _roster(drops / "roster_1.csv", 3)
-    config = sources_from_dict({"version": 1, "departments": {"demo": {
-        "connection": {"sqlite": str(db)},
-        "tables": [
-            {"name": "T_REC", "asset": "records", "primary_key": ["ID"], "mode": "incremental", "cursor": "GXSJ"},
-            {"name": "T_LOG", "asset": "log", "primary_key": ["ID"], "mode": "incremental", "cursor": "ID",
-             "cursor_kind": "id"},
-            {"name": "T_SNAP", "asset": "snap", "primary_key": ["K"], "mode": "snapshot"}],
-        "files": [{"name": "rosters", "folder": str(drops), "pattern": "*.csv", "format": "csv"}]}}},
-        base_dir=root)
+    config = sources_from_dict(
+        {
+            "version": 1,
+            "departments": {
+                "demo": {
+                    "connection": {"sqlite": str(db)},
+                    "tables": [
+                        {
+                            "name": "T_REC",
+                            "asset": "records",
+                            "primary_key": ["ID"],
+                            "mode": "incremental",
+                            "cursor": "GXSJ",
+                        },
+                        {
+                            "name": "T_LOG",
+                            "asset": "log",
+                            "primary_key": ["ID"],
+                            "mode": "incremental",
+                            "cursor": "ID",
+                            "cursor_kind": "id",
+                        },
+                        {"name": "T_SNAP", "asset": "snap", "primary_key": ["K"], "mode": "snapshot"},
+                    ],
+                    "files": [{"name": "rosters", "folder": str(drops), "pattern": "*.csv", "format": "csv"}],
+                }
+            },
+        },
+        base_dir=root,
+    )
     home = root / "home"
     # the first load: the night of D-1
     _load_all(config, home, _at(D, 2))
     # day D at the department
-    conn.executemany(rec, [
-        ("R1", "深圳市丙科技有限公司", V1, "2026-11-10", _stamp(D, 9)),       # complete, valid
-        ("R2", "深圳市丁科技有限公司", INVALID, "2026-11-10", _stamp(D, 10)),  # complete, invalid USCC
-        ("R3", "深圳市戊科技有限公司", MASKED, None, _stamp(D, 11)),           # name only (masked, no date)
-        ("R4", None, None, "2026-11-10", _stamp(D, 12)),                       # quarantined
-        ("R5", "深圳市己科技有限公司", V1, "2026-11-10", _stamp(D, 14)),       # deleted before it is scored
-    ])
-    conn.execute('UPDATE T_REC SET "MC" = ?, "GXSJ" = ? WHERE "ID" = ?', ("深圳市甲新科技有限公司", _stamp(D, 13), "H1"))
+    conn.executemany(
+        rec,
+        [
+            ("R1", "深圳市丙科技有限公司", V1, "2026-11-10", _stamp(D, 9)),  # complete, valid
+            ("R2", "深圳市丁科技有限公司", INVALID, "2026-11-10", _stamp(D, 10)),  # complete, invalid USCC
+            ("R3", "深圳市戊科技有限公司", MASKED, None, _stamp(D, 11)),  # name only (masked, no date)
+            ("R4", None, None, "2026-11-10", _stamp(D, 12)),  # quarantined
+            ("R5", "深圳市己科技有限公司", V1, "2026-11-10", _stamp(D, 14)),  # deleted before it is scored
+        ],
+    )
+    conn.execute(
+        'UPDATE T_REC SET "MC" = ?, "GXSJ" = ? WHERE "ID" = ?',
+        ("深圳市甲新科技有限公司", _stamp(D, 13), "H1"),
+    )
     conn.executemany("INSERT INTO T_LOG VALUES (?, ?)", [(4, "d"), (5, "e")])
     conn.execute('UPDATE T_SNAP SET "V" = ? WHERE "K" = ?', ("9", "k2"))
     conn.execute("INSERT INTO T_SNAP VALUES ('k3', '3')")
@@ -314,7 +360,9 @@ def test_hand_checked_day(demo):
 
     log = _row(card, "log")  # id cursor, no staging spec: received and timeliness only
     assert (log["records_received"], log["on_time"], log["late"]) == (3, 2, 1)
-    assert all(log[c] is None for c in ("staged", "completeness_rate", "valid_identifier_rate", "quarantine_rate"))
+    assert all(
+        log[c] is None for c in ("staged", "completeness_rate", "valid_identifier_rate", "quarantine_rate")
+    )
     assert log["score"] == pytest.approx(100 * 2 / 3, abs=0.05) and log["grade"] == "中"
 
     snap = _row(card, "snap")  # one changed row and one new one; the unchanged row is not received
@@ -336,7 +384,10 @@ def test_hand_checked_day(demo):
 def test_grace_moves_the_deadline(demo):
     config, home, specs = demo
     card = sc.scorecard(home, config, specs, D, grace=dt.timedelta(hours=6))
-    assert (_row(card, "records")["on_time"], _row(card, "records")["late"]) == (6, 1)  # R6 (07:00) is on time
+    assert (_row(card, "records")["on_time"], _row(card, "records")["late"]) == (
+        6,
+        1,
+    )  # R6 (07:00) is on time
     assert (_row(card, "log")["on_time"], _row(card, "log")["late"]) == (3, 0)
     strict = sc.scorecard(home, config, specs, D, grace=dt.timedelta(0))
     assert _row(strict, "records")["on_time"] == 5  # the 02:00 load is on time even without grace
@@ -355,7 +406,10 @@ def test_days_around_the_first_load(demo):
     rec = _row(first_night, "records")
     assert rec["timeliness_scored"] is True and rec["records_received"] == 0
     assert rec["timeliness_rate"] is None and rec["score"] is None and rec["grade"] is None
-    assert _row(first_night, "log")["records_received"] == 0 and _row(first_night, "snap")["records_received"] == 0
+    assert (
+        _row(first_night, "log")["records_received"] == 0
+        and _row(first_night, "snap")["records_received"] == 0
+    )
     next_day = sc.scorecard(home, config, specs, D + dt.timedelta(days=1))
     assert (_row(next_day, "log")["records_received"], _row(next_day, "log")["on_time"]) == (1, 1)  # row 7
 
@@ -376,5 +430,14 @@ def test_silver_not_rebuilt_is_not_blamed_on_the_department(demo, tmp_path):
 
 def test_grade_boundaries():
     assert [sc.grade(s) for s in (100.0, 90.0, 89.9, 75.0, 74.9, 60.0, 59.9, 0.0, None)] == [
-        "优", "优", "良", "良", "中", "中", "差", "差", None]
+        "优",
+        "优",
+        "良",
+        "良",
+        "中",
+        "中",
+        "差",
+        "差",
+        None,
+    ]
     assert sum(sc.WEIGHTS.values()) == pytest.approx(1.0)

@@ -34,7 +34,9 @@ def estate(tmp_path_factory):
 def test_every_bronze_table_has_a_staging_model_that_reconciles(estate):
     out, home, reports = estate
     config = load_sources(out / "sources.yaml")
-    assert set(reports) == set(silver.source_infos(config)), "a bronze table of the demo estate has no staging spec"
+    assert set(reports) == set(silver.source_infos(config)), (
+        "a bronze table of the demo estate has no staging spec"
+    )
     specs = load_specs()
     for source, report in reports.items():
         rec = reconcile_staging(home, specs[source])
@@ -46,30 +48,48 @@ def test_every_bronze_table_has_a_staging_model_that_reconciles(estate):
 def test_every_true_record_has_its_canonical_record(estate):
     out, home, _ = estate
     truth = est.load_truth(out).collect()
-    records = pl.concat([
-        silver.read_silver(home, table, ["source_department", "source_table", "source_pk", "role"])
-        .with_columns(kind=pl.lit(kind))
-        for table, kind in (("int_enterprise_records", "enterprise"), ("int_person_records", "person"))])
+    records = pl.concat(
+        [
+            silver.read_silver(
+                home, table, ["source_department", "source_table", "source_pk", "role"]
+            ).with_columns(kind=pl.lit(kind))
+            for table, kind in (("int_enterprise_records", "enterprise"), ("int_person_records", "person"))
+        ]
+    )
     # the two roster drops are one truth table
-    records = records.with_columns(source_table=pl.when(pl.col("source_department") == "streets")
-                                   .then(pl.lit("street_rosters")).otherwise("source_table"))
-    joined = truth.join(records, left_on=["department", "table", "pk", "role"],
-                        right_on=["source_department", "source_table", "source_pk", "role"], how="left")
+    records = records.with_columns(
+        source_table=pl.when(pl.col("source_department") == "streets")
+        .then(pl.lit("street_rosters"))
+        .otherwise("source_table")
+    )
+    joined = truth.join(
+        records,
+        left_on=["department", "table", "pk", "role"],
+        right_on=["source_department", "source_table", "source_pk", "role"],
+        how="left",
+    )
     missing = joined.filter(pl.col("kind").is_null())
     assert missing.height == 0, f"true records without a canonical record: {missing.head(5).to_dicts()}"
     wrong = joined.filter(pl.col("kind") != pl.col("entity_type"))
     assert wrong.height <= truth.height * 0.001, f"mentions of the wrong kind: {wrong.head(5).to_dicts()}"
     # and no canonical record that the truth does not know (nothing invented, nothing doubled)
     assert records.height == records.unique().height
-    extra = records.join(truth, left_on=["source_department", "source_table", "source_pk", "role"],
-                         right_on=["department", "table", "pk", "role"], how="anti")
+    extra = records.join(
+        truth,
+        left_on=["source_department", "source_table", "source_pk", "role"],
+        right_on=["department", "table", "pk", "role"],
+        how="anti",
+    )
     assert extra.height == 0, extra.head(5).to_dicts()
 
 
 def test_canonical_tables_have_the_contract_schema_and_unique_ids(estate):
     _, home, _ = estate
-    for table, key in (("int_enterprise_records", "record_id"), ("int_person_records", "record_id"),
-                       ("int_events", "event_id")):
+    for table, key in (
+        ("int_enterprise_records", "record_id"),
+        ("int_person_records", "record_id"),
+        ("int_events", "event_id"),
+    ):
         frame = silver.read_silver(home, table)
         assert frame.schema == pl.Schema(canonical.SCHEMAS[table]), table
         assert frame[key].n_unique() == frame.height, f"{table}.{key} is not unique"
@@ -85,13 +105,18 @@ def test_canonical_tables_have_the_contract_schema_and_unique_ids(estate):
 def test_standardization_is_visible_in_staging(estate):
     _, home, _ = estate
     reg = silver.read_silver(home, "stg_samr__registrations")
-    share = reg["uscc_status"].value_counts(normalize=True).filter(pl.col("uscc_status") == "valid")["proportion"]
+    share = (
+        reg["uscc_status"].value_counts(normalize=True).filter(pl.col("uscc_status") == "valid")["proportion"]
+    )
     assert share[0] > 0.9
     emp = silver.read_silver(home, "stg_social__employers")
     # GBK-in-latin1 repaired in bronze, standardized here: Chinese names with a legal form
     assert emp["name_legal_form"].is_not_null().mean() > 0.8
     ins = silver.read_silver(home, "stg_social__insured_persons")
-    assert ins["id_number_was_15"].any() and (ins.filter("id_number_was_15")["id_number"].str.len_chars() == 18).all()
+    assert (
+        ins["id_number_was_15"].any()
+        and (ins.filter("id_number_was_15")["id_number"].str.len_chars() == 18).all()
+    )
 
 
 def test_unusable_rows_go_to_quarantine_with_reason_and_reconcile(estate, tmp_path):
@@ -103,9 +128,11 @@ def test_unusable_rows_go_to_quarantine_with_reason_and_reconcile(estate, tmp_pa
     shutil.copytree(out, out2)
     (out2 / "sources.yaml").write_text((out / "sources.yaml").read_text().replace(str(out), str(out2)))
     with sqlite3.connect(out2 / "samr.sqlite") as db:
-        db.execute("INSERT INTO T_XZCF (CFID, XDRMC, TYSHXYDM, FDDBR, JDSWH, JDRQ, GXSJ) VALUES "
-                   "('BAD1', 'NULL', '无', NULL, 'X1', '2020-01-01', '2026-10-30 10:00:00'), "
-                   "('BAD2', '深圳市某某有限公司', NULL, NULL, 'X2', '2020-13-45', '2026-10-30 10:00:00')")
+        db.execute(
+            "INSERT INTO T_XZCF (CFID, XDRMC, TYSHXYDM, FDDBR, JDSWH, JDRQ, GXSJ) VALUES "
+            "('BAD1', 'NULL', '无', NULL, 'X1', '2020-01-01', '2026-10-30 10:00:00'), "
+            "('BAD2', '深圳市某某有限公司', NULL, NULL, 'X2', '2020-13-45', '2026-10-30 10:00:00')"
+        )
     load_bronze(out2 / "sources.yaml", home2)
     reports = build_silver(out2 / "sources.yaml", home2)
     report = reports["samr/penalties"]
@@ -113,9 +140,13 @@ def test_unusable_rows_go_to_quarantine_with_reason_and_reconcile(estate, tmp_pa
     assert report.reasons == {"no_name_no_identifier": 1, "unparseable_decided_on": 1}
     q = pl.from_arrow(read_dataset(quarantine_rows_path(home2, "samr", "penalties")).to_table())
     rows = {r["source_pk"]: r for r in q.to_dicts()}
-    assert rows["BAD1"]["reasons"] == ["no_name_no_identifier"] and '"XDRMC":"NULL"' in rows["BAD1"]["original"]
+    assert (
+        rows["BAD1"]["reasons"] == ["no_name_no_identifier"] and '"XDRMC":"NULL"' in rows["BAD1"]["original"]
+    )
     # the SQLite date column held no date: bronze's reader nulled it and flagged it; silver calls it unreadable
-    assert rows["BAD2"]["reasons"] == ["unparseable_decided_on"] and "bad_date:JDRQ" in rows["BAD2"]["original"]
+    assert (
+        rows["BAD2"]["reasons"] == ["unparseable_decided_on"] and "bad_date:JDRQ" in rows["BAD2"]["original"]
+    )
     staged = silver.read_silver(home2, "stg_samr__penalties", ["source_pk"])["source_pk"]
     assert not staged.is_in(["BAD1", "BAD2"]).any()
 
@@ -158,13 +189,27 @@ def test_silver_follows_bronze_through_a_night(estate, tmp_path):
     truth = est.load_truth(out2).collect()
     deleted = pl.read_parquet(out2 / "truth" / "deleted" / "*.parquet")
     assert deleted.height > 0
-    records = pl.concat([silver.read_silver(home2, t, ["source_department", "source_table", "source_pk"])
-                         for t in ("int_enterprise_records", "int_person_records")])
-    gone = deleted.join(records, left_on=["department", "table", "pk"],
-                        right_on=["source_department", "source_table", "source_pk"], how="semi")
+    records = pl.concat(
+        [
+            silver.read_silver(home2, t, ["source_department", "source_table", "source_pk"])
+            for t in ("int_enterprise_records", "int_person_records")
+        ]
+    )
+    gone = deleted.join(
+        records,
+        left_on=["department", "table", "pk"],
+        right_on=["source_department", "source_table", "source_pk"],
+        how="semi",
+    )
     assert gone.height == 0, f"deleted source rows still in silver: {gone.head(5).to_dicts()}"
-    alive = truth.join(deleted, on=["department", "table", "pk"], how="anti")  # the truth keeps deleted records
-    present = alive.join(records, left_on=["department", "table", "pk"],
-                         right_on=["source_department", "source_table", "source_pk"], how="anti")
+    alive = truth.join(
+        deleted, on=["department", "table", "pk"], how="anti"
+    )  # the truth keeps deleted records
+    present = alive.join(
+        records,
+        left_on=["department", "table", "pk"],
+        right_on=["source_department", "source_table", "source_pk"],
+        how="anti",
+    )
     missing = present.filter(pl.col("department") != "streets")
     assert missing.height == 0, missing.group_by("department", "table", "role").len().to_dicts()

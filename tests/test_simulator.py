@@ -134,8 +134,10 @@ def test_name_variants_occur(small_estate):
     assert any("（深圳）" in n for n in tax_names) and any(n.startswith("深圳市") for n in tax_names)
     assert any("(" in n for n in tax_names), "half-width brackets"
     assert any(n.endswith("  ") for n in tax_names), "trailing spaces"
-    ss = [v.encode("latin1").decode(LEGACY_TEXT_ENCODING)
-          for v in column(small_estate, "social", "SB_DWCBXX", "DWMC")]
+    ss = [
+        v.encode("latin1").decode(LEGACY_TEXT_ENCODING)
+        for v in column(small_estate, "social", "SB_DWCBXX", "DWMC")
+    ]
     assert any(re.search("[發貿電業實網華東]", n) for n in ss), "traditional characters"
     courts = column(small_estate, "courts", "AJ_DSR", "DSRMC")
     assert any(n.endswith("（已注销）") for n in courts)
@@ -180,8 +182,11 @@ def test_gbk_text_in_latin1_columns_is_repairable(small_estate):
 def test_duplicate_registrations_after_migration(small_estate):
     dups = rows(small_estate, "samr", "SELECT ZTID, TYSHXYDM, ZCH FROM T_SCZT_DJXX WHERE ZTID LIKE 'ZTM%'")
     assert dups
-    truth = est.load_truth(small_estate).filter(pl.col("table") == "T_SCZT_DJXX",
-                                                pl.col("role") == "subject").collect()
+    truth = (
+        est.load_truth(small_estate)
+        .filter(pl.col("table") == "T_SCZT_DJXX", pl.col("role") == "subject")
+        .collect()
+    )
     by_pk = dict(zip(truth["pk"], truth["entity_id"], strict=True))
     for ztid, _, _ in dups:
         assert by_pk[ztid] == by_pk["ZT" + ztid[3:]], "a duplicate is the same true entity"
@@ -191,8 +196,10 @@ def test_every_source_row_has_truth(small_estate):
     truth = est.load_truth(small_estate).collect()
     for spec, _ in BUILDERS.values():
         cols = ", ".join(f'"{c}"' for c in spec.primary_key)
-        pks = {"|".join(str(v) for v in r) for r in rows(small_estate, spec.department,
-                                                          f'SELECT {cols} FROM "{spec.name}"')}
+        pks = {
+            "|".join(str(v) for v in r)
+            for r in rows(small_estate, spec.department, f'SELECT {cols} FROM "{spec.name}"')
+        }
         truth_pks = set(truth.filter(pl.col("table") == spec.name)["pk"])
         assert pks == truth_pks, spec.name
     roster = truth.filter(pl.col("table") == "street_rosters")
@@ -240,8 +247,18 @@ def test_sources_yaml_describes_the_estate(small_estate):
 def test_repo_example_sources_yaml_is_in_step_with_the_simulator():
     """The committed sources.yaml is what `qst simulate --out data/estate` writes (paths from the root)."""
     repo = Path(__file__).resolve().parents[1]
-    state = est.EstateState(seed=42, enterprises=1, as_of="2026-10-31", start_as_of="2026-10-31", units=1,
-                            days_advanced=0, next_enterprise=1, targets={}, rates={}, rows={})
+    state = est.EstateState(
+        seed=42,
+        enterprises=1,
+        as_of="2026-10-31",
+        start_as_of="2026-10-31",
+        units=1,
+        days_advanced=0,
+        next_enterprise=1,
+        targets={},
+        rates={},
+        rows={},
+    )
     generated = est.sources_yaml_text(state, repo / "data" / "estate", repo)
     assert (repo / "sources.yaml").read_text() == generated, "regenerate: see README, onboarding"
 
@@ -262,7 +279,9 @@ def test_nothing_is_stamped_after_the_as_of_date(small_estate):
     """A last-updated stamp in the future would push the watermark past rows that arrive later."""
     for spec, _ in BUILDERS.values():
         if spec.cursor and spec.cursor_kind == "timestamp":
-            (latest,) = rows(small_estate, spec.department, f'SELECT MAX("{spec.cursor}") FROM "{spec.name}"')[0]
+            (latest,) = rows(
+                small_estate, spec.department, f'SELECT MAX("{spec.cursor}") FROM "{spec.name}"'
+            )[0]
             assert latest <= "2026-10-31 23:59:59", spec.name
     for col in ("SQSJ", "SLSJ", "BJSJ"):
         (latest,) = rows(small_estate, "service", f"SELECT MAX({col}) FROM BJ_BJXX")[0]

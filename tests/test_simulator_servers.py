@@ -13,7 +13,7 @@ def _count(url: str, table: str) -> int:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            q = '`' if engine.dialect.name in ("mysql", "mariadb") else '"'
+            q = "`" if engine.dialect.name in ("mysql", "mariadb") else '"'
             return conn.execute(sa.text(f"SELECT COUNT(*) FROM {q}{table}{q}")).scalar_one()
     finally:
         engine.dispose()
@@ -26,9 +26,14 @@ def test_postgres_target(tmp_path, pg_url, monkeypatch):
         assert _count(pg_url, key.split(".")[1]) == state.rows[key] > 0
     engine = sa.create_engine(pg_url)
     with engine.connect() as conn:
-        types = dict(conn.execute(sa.text(
-            "SELECT column_name, data_type || coalesce('(' || numeric_precision || ',' || numeric_scale || ')', '') "
-            "FROM information_schema.columns WHERE table_name = 'SB_ZSXX'")).all())
+        types = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT column_name, data_type || coalesce('(' || numeric_precision || ',' || numeric_scale || ')', '') "
+                    "FROM information_schema.columns WHERE table_name = 'SB_ZSXX'"
+                )
+            ).all()
+        )
         names = [r[0] for r in conn.execute(sa.text('SELECT "NSRMC" FROM "DJ_NSRXX" LIMIT 50'))]
     engine.dispose()
     assert types["YNSE"] == "numeric(18,2)"
@@ -45,18 +50,25 @@ def test_mariadb_target_keeps_legacy_quirks(tmp_path, mariadb_url):
     with engine.connect() as conn:
         ddl = conn.execute(sa.text("SHOW CREATE TABLE SB_DWCBXX")).one()[1]
         raw = [r[0] for r in conn.execute(sa.text("SELECT CAST(DWMC AS BINARY) FROM SB_DWCBXX LIMIT 20"))]
-        zero = conn.execute(sa.text("SELECT COUNT(*) FROM T_SCZT_DJXX WHERE CAST(HZRQ AS CHAR) = '0000-00-00'"))
+        zero = conn.execute(
+            sa.text("SELECT COUNT(*) FROM T_SCZT_DJXX WHERE CAST(HZRQ AS CHAR) = '0000-00-00'")
+        )
         zero = zero.scalar_one()
     engine.dispose()
     assert "latin1" in ddl and "unsigned" in ddl.lower()
-    assert all("有限" in b.decode(LEGACY_TEXT_ENCODING) or "公司" in b.decode(LEGACY_TEXT_ENCODING)
-               or "店" in b.decode(LEGACY_TEXT_ENCODING) for b in raw), "GBK bytes in the latin1 column"
+    assert all(
+        "有限" in b.decode(LEGACY_TEXT_ENCODING)
+        or "公司" in b.decode(LEGACY_TEXT_ENCODING)
+        or "店" in b.decode(LEGACY_TEXT_ENCODING)
+        for b in raw
+    ), "GBK bytes in the latin1 column"
     assert zero > 0, "MySQL zero dates"
 
 
 def test_mixed_estate_and_advance(tmp_path, pg_url, mariadb_url):
-    state = est.simulate(tmp_path, enterprises=500, seed=9,
-                         targets={"tax": pg_url, "courts": pg_url, "social": mariadb_url})
+    state = est.simulate(
+        tmp_path, enterprises=500, seed=9, targets={"tax": pg_url, "courts": pg_url, "social": mariadb_url}
+    )
     assert (tmp_path / "samr.sqlite").exists() and not (tmp_path / "tax.sqlite").exists()
     before = _count(pg_url, "AJ_DSR")
     assert before == state.rows["courts.AJ_DSR"]

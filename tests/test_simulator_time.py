@@ -21,8 +21,13 @@ def advanced(tmp_path_factory) -> tuple[Path, dict[str, set]]:
     return out, before
 
 
-PK = [("samr", "T_SCZT_DJXX", "ZTID"), ("service", "BJ_BJXX", "BJBH"), ("courts", "AJ_DSR", "ID"),
-      ("tax", "SB_ZSXX", "ID"), ("samr", "T_JYYC_ML", "ID")]
+PK = [
+    ("samr", "T_SCZT_DJXX", "ZTID"),
+    ("service", "BJ_BJXX", "BJBH"),
+    ("courts", "AJ_DSR", "ID"),
+    ("tax", "SB_ZSXX", "ID"),
+    ("samr", "T_JYYC_ML", "ID"),
+]
 
 
 def _q(out: Path, dept: str, sql: str) -> list[tuple]:
@@ -46,8 +51,14 @@ def test_new_registrations_and_events_arrive(advanced):
     out, before = advanced
     new_reg = _keys(out, "samr", "T_SCZT_DJXX", "ZTID") - before["T_SCZT_DJXX"]
     assert new_reg
-    stamps = [r[0] for r in _q(out, "samr", "SELECT CLRQ FROM T_SCZT_DJXX WHERE ZTID IN ({})".format(
-        ",".join(f"'{k}'" for k in new_reg)))]
+    stamps = [
+        r[0]
+        for r in _q(
+            out,
+            "samr",
+            "SELECT CLRQ FROM T_SCZT_DJXX WHERE ZTID IN ({})".format(",".join(f"'{k}'" for k in new_reg)),
+        )
+    ]
     assert all(dt.date(2026, 10, 27) <= dt.date.fromisoformat(s) <= dt.date(2026, 11, 2) for s in stamps)
     new_filings = _keys(out, "tax", "SB_ZSXX", "ID") - before["SB_ZSXX"]
     assert new_filings and min(new_filings) > max(before["SB_ZSXX"]), "increasing-id cursor keeps growing"
@@ -60,8 +71,14 @@ def test_updates_carry_fresh_stamps_and_some_arrive_late(advanced):
     assert updated_existing, "existing rows were updated with a new last-updated stamp"
     # late arrivals: rows inserted on day 2 whose stamp is older than day 2
     new_cases = _keys(out, "service", "BJ_BJXX", "BJBH") - before["BJ_BJXX"]
-    stamps = [r[0] for r in _q(out, "service", "SELECT GXSJ FROM BJ_BJXX WHERE BJBH IN ({})".format(
-        ",".join(f"'{k}'" for k in new_cases)))]
+    stamps = [
+        r[0]
+        for r in _q(
+            out,
+            "service",
+            "SELECT GXSJ FROM BJ_BJXX WHERE BJBH IN ({})".format(",".join(f"'{k}'" for k in new_cases)),
+        )
+    ]
     assert any(s < "2026-11-01" for s in stamps), "late-arriving rows stamped before the day they arrived"
 
 
@@ -81,7 +98,9 @@ def test_new_records_have_truth(advanced):
     out, _ = advanced
     truth = est.load_truth(out).collect()
     for dept, table, key in PK:
-        assert {str(k) for k in _keys(out, dept, table, key)} <= set(truth.filter(pl.col("table") == table)["pk"])
+        assert {str(k) for k in _keys(out, dept, table, key)} <= set(
+            truth.filter(pl.col("table") == table)["pk"]
+        )
 
 
 def test_advancing_is_deterministic(tmp_path):
@@ -106,6 +125,7 @@ def test_representative_changes_move_the_truth(advanced):
     persons = pl.read_parquet(out / "truth" / "persons" / "*.parquet").select("person_id", "id_number")
     current = dict(_q(out, "samr", "SELECT ZTID, FDDBRZJHM FROM T_SCZT_DJXX"))
     checked = truth.filter(pl.col("pk").is_in(changes["pk"].implode())).join(
-        persons, left_on="entity_id", right_on="person_id")
+        persons, left_on="entity_id", right_on="person_id"
+    )
     assert checked.height == changes.select("pk").n_unique()
     assert all(current[pk] == idn for pk, idn in checked.select("pk", "id_number").iter_rows())

@@ -32,7 +32,8 @@ INFO = SourceInfo("samr", "registrations", "T_SCZT_DJXX", ("ZTID",))
 
 def spec(**overrides) -> StagingSpec:
     data = {
-        "source": "samr/registrations", "grain": "test",
+        "source": "samr/registrations",
+        "grain": "test",
         "columns": {
             "local_id": {"from": "ZTID"},
             "name": {"from": "QYMC", "as": "enterprise_name"},
@@ -45,8 +46,10 @@ def spec(**overrides) -> StagingSpec:
         "enterprises": [{"role": "subject"}],
         "persons": [{"role": "legal_rep", "prefix": "legal_rep_", "related": "subject"}],
         "events": [{"type": "registration", "subject": "subject", "date": "founded_on", "status": "status"}],
-        "quarantine": [{"reason": "no_name_no_identifier", "all_missing": ["name", "uscc"]},
-                       {"reason": "unparseable_founded_on", "invalid": "founded_on"}],
+        "quarantine": [
+            {"reason": "no_name_no_identifier", "all_missing": ["name", "uscc"]},
+            {"reason": "unparseable_founded_on", "invalid": "founded_on"},
+        ],
         "mandatory": ["name", "uscc"],
     }
     data.update(overrides)
@@ -54,16 +57,32 @@ def spec(**overrides) -> StagingSpec:
 
 
 def bronze_frame() -> pl.DataFrame:
-    return pl.DataFrame({
-        "ZTID": ["A", "B", "C", "D", "E"],
-        "QYMC": ["深圳市大码科技有限公司 ", "NULL", "深圳市大码科技有限责任公司（已注销）", "深圳市乙贸易有限公司", "腾讯科技（深圳）有限公司"],
-        "TYSHXYDM": [USCC.lower(), "无", "９" + USCC[1:], None, USCC[:-1] + ("0" if USCC[-1] != "0" else "1")],
-        "ZCZB": ["500万元人民币", "12.5", "0.2亿元", "5000000元", "很多"],
-        "CLRQ": ["2019年3月1日", "20190301", "2019/3/1", "0000-00-00", "not a date"],
-        "DJZT": ["1", "3", "9", None, "吊销"],
-        "FDDBR": ["张伟", None, "张伟", "李四", None],
-        "_qst_batch_id": ["b1"] * 5, "_qst_row_hash": [1, 2, 3, 4, 5], "_qst_flags": [None] * 5,
-    })
+    return pl.DataFrame(
+        {
+            "ZTID": ["A", "B", "C", "D", "E"],
+            "QYMC": [
+                "深圳市大码科技有限公司 ",
+                "NULL",
+                "深圳市大码科技有限责任公司（已注销）",
+                "深圳市乙贸易有限公司",
+                "腾讯科技（深圳）有限公司",
+            ],
+            "TYSHXYDM": [
+                USCC.lower(),
+                "无",
+                "９" + USCC[1:],
+                None,
+                USCC[:-1] + ("0" if USCC[-1] != "0" else "1"),
+            ],
+            "ZCZB": ["500万元人民币", "12.5", "0.2亿元", "5000000元", "很多"],
+            "CLRQ": ["2019年3月1日", "20190301", "2019/3/1", "0000-00-00", "not a date"],
+            "DJZT": ["1", "3", "9", None, "吊销"],
+            "FDDBR": ["张伟", None, "张伟", "李四", None],
+            "_qst_batch_id": ["b1"] * 5,
+            "_qst_row_hash": [1, 2, 3, 4, 5],
+            "_qst_flags": [None] * 5,
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -142,23 +161,35 @@ def test_mentions_and_events_follow_the_spec():
 
 
 def test_only_if_and_when_split_a_mixed_key_column():
-    s = StagingSpec.model_validate({
-        "source": "courts/case_parties", "grain": "test",
-        "columns": {
-            "party_type": {"from": "DSRLX"},
-            "key_kind": {"from": "ZJHM", "as": "key_kind"},
-            "party_name": {"from": "DSRMC", "as": "enterprise_name", "only_if": {"party_type": ["法人"]}},
-            "party_uscc": {"from": "ZJHM", "as": "uscc", "only_if": {"key_kind": ["uscc"]}},
-            "person_name": {"from": "DSRMC", "as": "person_name", "only_if": {"party_type": ["自然人"]}},
-            "person_id_number": {"from": "ZJHM", "as": "resident_id", "only_if": {"key_kind": ["resident_id"]}},
-        },
-        "enterprises": [{"role": "party", "prefix": "party_", "when": {"party_type": ["法人"]}}],
-        "persons": [{"role": "party", "prefix": "person_", "when": {"party_type": ["自然人"]}}],
-        "quarantine": [{"reason": "nothing", "all_missing": ["party_name", "person_name"]}],
-    })
-    frame = pl.DataFrame({"ID": [1, 2, 3], "DSRLX": ["法人", "自然人", "自然人"],
-                          "DSRMC": ["深圳市甲公司", "王五", "赵六"],
-                          "ZJHM": [USCC, "11010519491231002X", "4403**********1234"]})
+    s = StagingSpec.model_validate(
+        {
+            "source": "courts/case_parties",
+            "grain": "test",
+            "columns": {
+                "party_type": {"from": "DSRLX"},
+                "key_kind": {"from": "ZJHM", "as": "key_kind"},
+                "party_name": {"from": "DSRMC", "as": "enterprise_name", "only_if": {"party_type": ["法人"]}},
+                "party_uscc": {"from": "ZJHM", "as": "uscc", "only_if": {"key_kind": ["uscc"]}},
+                "person_name": {"from": "DSRMC", "as": "person_name", "only_if": {"party_type": ["自然人"]}},
+                "person_id_number": {
+                    "from": "ZJHM",
+                    "as": "resident_id",
+                    "only_if": {"key_kind": ["resident_id"]},
+                },
+            },
+            "enterprises": [{"role": "party", "prefix": "party_", "when": {"party_type": ["法人"]}}],
+            "persons": [{"role": "party", "prefix": "person_", "when": {"party_type": ["自然人"]}}],
+            "quarantine": [{"reason": "nothing", "all_missing": ["party_name", "person_name"]}],
+        }
+    )
+    frame = pl.DataFrame(
+        {
+            "ID": [1, 2, 3],
+            "DSRLX": ["法人", "自然人", "自然人"],
+            "DSRMC": ["深圳市甲公司", "王五", "赵六"],
+            "ZJHM": [USCC, "11010519491231002X", "4403**********1234"],
+        }
+    )
     out = stage(frame, s, SourceInfo("courts", "case_parties", "AJ_DSR", ("ID",)))
     r = out.rows.sort("source_pk").to_dicts()
     assert [x["key_kind"] for x in r] == ["uscc", "resident_id", "resident_id"]
@@ -178,17 +209,27 @@ def test_key_kind_prefers_a_valid_resident_id_and_reads_shapes():
 
 
 def test_composite_and_file_drop_keys_match_the_truth_format():
-    s = StagingSpec.model_validate({"source": "tax/credit_ratings", "grain": "t",
-                                    "columns": {"tin": {"from": "NSRSBH", "as": "tin"}},
-                                    "enterprises": [{"role": "subject"}],
-                                    "quarantine": [{"reason": "no_identifier", "all_missing": ["tin"]}]})
+    s = StagingSpec.model_validate(
+        {
+            "source": "tax/credit_ratings",
+            "grain": "t",
+            "columns": {"tin": {"from": "NSRSBH", "as": "tin"}},
+            "enterprises": [{"role": "subject"}],
+            "quarantine": [{"reason": "no_identifier", "all_missing": ["tin"]}],
+        }
+    )
     frame = pl.DataFrame({"NSRSBH": [USCC], "PJND": [2023]})
     out = stage(frame, s, SourceInfo("tax", "credit_ratings", "XY_NSPJ", ("NSRSBH", "PJND")))
     assert out.rows["source_pk"].to_list() == [f"{USCC}|2023"]
-    drop = StagingSpec.model_validate({"source": "streets/rosters", "grain": "t",
-                                       "columns": {"name": {"from": "姓名", "as": "person_name"}},
-                                       "persons": [{"role": "subject"}],
-                                       "quarantine": [{"reason": "no_name", "all_missing": ["name"]}]})
+    drop = StagingSpec.model_validate(
+        {
+            "source": "streets/rosters",
+            "grain": "t",
+            "columns": {"name": {"from": "姓名", "as": "person_name"}},
+            "persons": [{"role": "subject"}],
+            "quarantine": [{"reason": "no_name", "all_missing": ["name"]}],
+        }
+    )
     frame = pl.DataFrame({"姓名": ["王五"], "_qst_file": ["a.csv"], "_qst_line": [7]})
     out = stage(frame, drop, SourceInfo("streets", "rosters", "rosters", (), is_file_drop=True))
     assert out.rows["source_pk"].to_list() == ["a.csv#7"]
@@ -208,13 +249,17 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_spec_errors_name_file_line_and_key(tmp_path):
-    path = write(tmp_path, "stg_samr__registrations.yaml", """\
+    path = write(
+        tmp_path,
+        "stg_samr__registrations.yaml",
+        """\
 source: samr/registrations
 grain: test
 columns:
   name: {from: QYMC, as: enterprise_nam}
   uscc: {from: TYSHXYDM, as: uscc, crosswalks: status}
-""")
+""",
+    )
     with pytest.raises(ConfigError) as err:
         load_spec(path)
     text = str(err.value)
@@ -223,7 +268,10 @@ columns:
 
 
 def test_spec_references_are_checked(tmp_path):
-    path = write(tmp_path, "x.yaml", """\
+    path = write(
+        tmp_path,
+        "x.yaml",
+        """\
 source: samr/registrations
 grain: test
 columns:
@@ -232,23 +280,36 @@ enterprises: [{role: subject, prefix: firm_}]
 events: [{type: registration, subject: owner, date: founded_on}]
 quarantine: [{reason: bad, invalid: name}]
 mandatory: [uscc]
-""")
+""",
+    )
     with pytest.raises(ConfigError) as err:
         load_spec(path)
     text = str(err.value)
-    for fragment in ("no staging column starts with 'firm_'", "no mention has role 'owner'",
-                     "'founded_on' is not a staging column", "'name' has no status", "mandatory: 'uscc'"):
+    for fragment in (
+        "no staging column starts with 'firm_'",
+        "no mention has role 'owner'",
+        "'founded_on' is not a staging column",
+        "'name' has no status",
+        "mandatory: 'uscc'",
+    ):
         assert fragment in text, fragment
 
 
 def test_spec_file_must_be_named_after_its_model(tmp_path):
-    write(tmp_path, "registrations.yaml", (SPEC_DIR / "stg_samr__registrations.yaml").read_text(encoding="utf-8"))
+    write(
+        tmp_path,
+        "registrations.yaml",
+        (SPEC_DIR / "stg_samr__registrations.yaml").read_text(encoding="utf-8"),
+    )
     with pytest.raises(ConfigError, match=r"must be named stg_samr__registrations\.yaml"):
         load_specs(tmp_path)
 
 
 def test_declared_expectations_are_checked(tmp_path):
-    path = write(tmp_path, "x.yaml", """\
+    path = write(
+        tmp_path,
+        "x.yaml",
+        """\
 source: samr/registrations
 grain: test
 columns:
@@ -257,14 +318,18 @@ quarantine: [{reason: no_name, all_missing: [name]}]
 expectations:
   - {rule: in_set, column: name}
   - {rule: between, column: name, values: [a]}
-""")
+""",
+    )
     with pytest.raises(ConfigError) as err:
         load_spec(path)
     text = str(err.value)
     assert f"{path}:7:5: expectations[0]: 'values' goes with rule 'in_set'" in text
     assert f"{path}:8:5: expectations[1]: 'values' goes with rule 'in_set'" in text
-    path.write_text(path.read_text(encoding="utf-8").split("expectations:")[0]
-                    + "expectations: [{rule: not_null, column: uscc}]\n", encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").split("expectations:")[0]
+        + "expectations: [{rule: not_null, column: uscc}]\n",
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError, match=r"expectations\[0\]\.column: 'uscc' is not a staging column"):
         load_spec(path)
 
@@ -272,8 +337,12 @@ expectations:
 def test_declared_expectations_join_the_suite():
     from quality.expectations import suite_for_staging
 
-    s = spec(expectations=[{"rule": "in_set", "column": "status", "values": ["active"], "severity": "soft"},
-                           {"rule": "not_null", "column": "uscc"}])
+    s = spec(
+        expectations=[
+            {"rule": "in_set", "column": "status", "values": ["active"], "severity": "soft"},
+            {"rule": "not_null", "column": "uscc"},
+        ]
+    )
     suite = suite_for_staging(s)
     declared = {r.name: r for r in suite.rules if r.name.endswith("_declared")}
     assert declared["status_in_set_declared"].severity == "soft"

@@ -88,32 +88,49 @@ def test_resident_id_vectors():
     out = run(resident_id, ID_VALID)
     assert [r["status"] for r in out] == ["valid"] * 4
     assert [r["value"] for r in out] == ID_VALID
-    assert [r["birth_date"] for r in out] == [dt.date(1949, 12, 31), dt.date(1950, 1, 1), dt.date(1950, 1, 1),
-                                             dt.date(1991, 1, 1)]
+    assert [r["birth_date"] for r in out] == [
+        dt.date(1949, 12, 31),
+        dt.date(1950, 1, 1),
+        dt.date(1950, 1, 1),
+        dt.date(1991, 1, 1),
+    ]
     assert [r["sex"] for r in out] == ["F", "M", "M", "M"]  # sequence 002 even, 003/999/007 odd
     assert not any(r["was_15"] for r in out)
 
 
 def test_resident_id_15_digit_example_and_lowercase_x():
     old, lower, roman = run(resident_id, ["110105491231002", "11010519491231002x", "11010519491231002Ⅹ"])
-    assert old == {"value": "11010519491231002X", "status": "valid", "was_15": True,
-                   "birth_date": dt.date(1949, 12, 31), "sex": "F", "masked": None}
+    assert old == {
+        "value": "11010519491231002X",
+        "status": "valid",
+        "was_15": True,
+        "birth_date": dt.date(1949, 12, 31),
+        "sex": "F",
+        "masked": None,
+    }
     assert lower["value"] == "11010519491231002X" and lower["status"] == "valid"
     assert roman["value"] == "11010519491231002X" and roman["status"] == "valid"  # Roman numeral Ⅹ, NFKC
 
 
 def test_resident_id_invalid_masked_missing():
     bad_check, bad_date, masked, missing, marker, short = run(
-        resident_id, ["110105194912310021", "110105194902300025", "4403**********1234", None, "不详",
-                      "1101051949123100"])
+        resident_id,
+        ["110105194912310021", "110105194902300025", "4403**********1234", None, "不详", "1101051949123100"],
+    )
     assert bad_check["status"] == "invalid" and bad_check["value"] == "110105194912310021"
     assert bad_check["birth_date"] is None and bad_check["sex"] is None
     # 1949-02-30 is not a date, even when the check character is right
     body = "11010519490230002"
     assert run(resident_id, [body + idf.id_check_char(body)])[0]["status"] == "invalid"
     assert bad_date["status"] == "invalid"
-    assert masked == {"value": None, "status": "masked", "was_15": False, "birth_date": None, "sex": None,
-                      "masked": "4403**********1234"}
+    assert masked == {
+        "value": None,
+        "status": "masked",
+        "was_15": False,
+        "birth_date": None,
+        "sex": None,
+        "masked": "4403**********1234",
+    }
     assert missing["status"] == marker["status"] == "missing"
     assert short["status"] == "invalid"
 
@@ -121,10 +138,25 @@ def test_resident_id_invalid_masked_missing():
 def test_masked_resident_id_keeps_only_the_published_shape():
     """The digits a masked ID shows are evidence for probabilistic linkage: kept (normalized) for the published
     shapes (4 or 6 leading digits, the last 4), never for other masks, never as the value."""
-    out = run(resident_id, ["4403**********123x", "４４０３＊＊＊＊＊＊＊＊＊＊１２３Ｘ", "440304********1234",
-                            "4403********1234", "**************1234", "440304198812301233"])
-    assert [r["masked"] for r in out] == ["4403**********123X", "4403**********123X", "440304********1234",
-                                          None, None, None]
+    out = run(
+        resident_id,
+        [
+            "4403**********123x",
+            "４４０３＊＊＊＊＊＊＊＊＊＊１２３Ｘ",
+            "440304********1234",
+            "4403********1234",
+            "**************1234",
+            "440304198812301233",
+        ],
+    )
+    assert [r["masked"] for r in out] == [
+        "4403**********123X",
+        "4403**********123X",
+        "440304********1234",
+        None,
+        None,
+        None,
+    ]
     assert [r["status"] for r in out[:5]] == ["masked"] * 5
     assert all(r["value"] is None for r in out[:5])
 
@@ -151,17 +183,43 @@ def test_masked_and_missing_codes():
 # Null markers and normalization
 # ------------------------------------------------------------------------------------------------
 def test_nullify_turns_every_marker_into_null_and_strips_the_rest():
-    markers = [*list(NULL_MARKERS), "   ", "\u3000", "\u3000\u3000", "\t", " NULL ", "\u3000无\u3000", "－", "／"]
+    markers = [
+        *list(NULL_MARKERS),
+        "   ",
+        "\u3000",
+        "\u3000\u3000",
+        "\t",
+        " NULL ",
+        "\u3000无\u3000",
+        "－",
+        "／",
+    ]
     assert run(nullify, markers) == [None] * len(markers)
     assert run(nullify, [" 深圳市 ", "\u3000ABC\u00a0", "无锡市", "N/A-", "0", None]) == [
-        "深圳市", "ABC", "无锡市", "N/A-", "0", None]
+        "深圳市",
+        "ABC",
+        "无锡市",
+        "N/A-",
+        "0",
+        None,
+    ]
     # any input type is read as text
     assert pl.DataFrame({"n": [0, 5]}).select(nullify("n"))["n"].to_list() == ["0", "5"]
 
 
 def test_normalize_code_folds_width_case_spaces_and_hyphens():
-    out = run(normalize_code, ["９１４４０３０３ｍａａｇｗ８６１２０", " 914403 06-235927011e ", "ｍａ０６ｂｎｍｗ－７",
-                               "（Ａ）", "n u l l", "-", None])
+    out = run(
+        normalize_code,
+        [
+            "９１４４０３０３ｍａａｇｗ８６１２０",
+            " 914403 06-235927011e ",
+            "ｍａ０６ｂｎｍｗ－７",
+            "（Ａ）",
+            "n u l l",
+            "-",
+            None,
+        ],
+    )
     assert out == ["91440303MAAGW86120", "91440306235927011E", "MA06BNMW7", "(A)", None, None, None]
 
 
@@ -230,8 +288,12 @@ def id15s(draw) -> str:
 
 
 @HYPO
-@given(st.lists(uscc_codes(), min_size=1, max_size=30), st.lists(org_codes(), min_size=1, max_size=30),
-       st.lists(regnos(), min_size=1, max_size=30), st.lists(id18s(), min_size=1, max_size=30))
+@given(
+    st.lists(uscc_codes(), min_size=1, max_size=30),
+    st.lists(org_codes(), min_size=1, max_size=30),
+    st.lists(regnos(), min_size=1, max_size=30),
+    st.lists(id18s(), min_size=1, max_size=30),
+)
 def test_codes_built_with_the_algorithm_are_valid(usccs, orgs, regs, ids):
     assert {r["status"] for r in run(uscc, usccs)} == {"valid"}
     assert {r["status"] for r in run(org_code, orgs)} == {"valid"}
@@ -241,12 +303,16 @@ def test_codes_built_with_the_algorithm_are_valid(usccs, orgs, regs, ids):
     assert [r["birth_date"] for r in out] == [dt.datetime.strptime(c[6:14], "%Y%m%d").date() for c in ids]
     assert [r["sex"] for r in out] == ["M" if int(c[16]) % 2 else "F" for c in ids]
     assert run(org_code_from_uscc, usccs) == [
-        c[8:17] if idf.is_valid_org_code(c[8:17]) else None for c in usccs]
+        c[8:17] if idf.is_valid_org_code(c[8:17]) else None for c in usccs
+    ]
 
 
 # Characters substituted in: ASCII, full-width forms, ideographs, the masking star, blanks, other digits.
-SUBSTITUTES = ([chr(c) for c in range(0x20, 0x7F)] + [chr(c + 0xFEE0) for c in range(0x21, 0x7F)]
-               + ["\u3000", "无", "中", "Ⅰ", "٣", "\u00a0"])
+SUBSTITUTES = (
+    [chr(c) for c in range(0x20, 0x7F)]
+    + [chr(c + 0xFEE0) for c in range(0x21, 0x7F)]
+    + ["\u3000", "无", "中", "Ⅰ", "٣", "\u00a0"]
+)
 
 
 def same_after_normalization(sub: str, original: str) -> bool:
@@ -255,8 +321,12 @@ def same_after_normalization(sub: str, original: str) -> bool:
 
 def substitutions(code: str) -> list[tuple[int, str, str]]:
     """Every (position, substitute, mutated code) that changes the code after normalization."""
-    return [(i, c, code[:i] + c + code[i + 1:]) for i in range(len(code)) for c in SUBSTITUTES
-            if not same_after_normalization(c, code[i])]
+    return [
+        (i, c, code[:i] + c + code[i + 1 :])
+        for i in range(len(code))
+        for c in SUBSTITUTES
+        if not same_after_normalization(c, code[i])
+    ]
 
 
 def _statuses(fn, codes: list[str]) -> list[str]:
@@ -298,8 +368,13 @@ def test_single_substitutions_of_an_org_code_are_caught_except_value_shifts_of_1
     statuses = _statuses(org_code, [m for _, _, m in subs])
     for (i, c, mutated), status in zip(subs, statuses, strict=True):
         sub = oracle_normalize(c)
-        undetected = (i < 8 and sub is not None and len(sub) == 1 and sub in idf.ORG_ALPHABET
-                      and (idf.ORG_ALPHABET.index(sub) - idf.ORG_ALPHABET.index(code[i])) % 11 == 0)
+        undetected = (
+            i < 8
+            and sub is not None
+            and len(sub) == 1
+            and sub in idf.ORG_ALPHABET
+            and (idf.ORG_ALPHABET.index(sub) - idf.ORG_ALPHABET.index(code[i])) % 11 == 0
+        )
         assert (status == "valid") == undetected, (mutated, status)
         assert (status == "valid") == idf.is_valid_org_code(oracle_normalize(mutated) or "")
 
@@ -338,8 +413,9 @@ def test_15_digit_ids_convert_like_the_scalar_helper(codes):
     assert [r["value"] for r in out] == [idf.id15_to_id18(c) for c in codes]
     assert {r["status"] for r in out} == {"valid"} and all(r["was_15"] for r in out)
     assert all(idf.is_valid_resident_id(r["value"]) for r in out)
-    assert [r["birth_date"] for r in out] == [dt.datetime.strptime("19" + c[6:12], "%Y%m%d").date()
-                                             for c in codes]
+    assert [r["birth_date"] for r in out] == [
+        dt.datetime.strptime("19" + c[6:12], "%Y%m%d").date() for c in codes
+    ]
 
 
 def test_15_digit_id_with_an_impossible_birth_date_is_invalid():
@@ -350,7 +426,15 @@ def test_15_digit_id_with_an_impossible_birth_date_is_invalid():
 # ------------------------------------------------------------------------------------------------
 # Scalar and vectorized validators agree on 10,000 random strings
 # ------------------------------------------------------------------------------------------------
-RANDOM_ALPHABET = [*list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz *-"), "０", "９", "Ａ", "ｘ", "\u3000", "中"]
+RANDOM_ALPHABET = [
+    *list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz *-"),
+    "０",
+    "９",
+    "Ａ",
+    "ｘ",
+    "\u3000",
+    "中",
+]
 
 
 def _random_codes(seed: int, n: int, length: int, valid_maker) -> list[str | None]:
@@ -375,8 +459,11 @@ def _random_codes(seed: int, n: int, length: int, valid_maker) -> list[str | Non
 
 
 def _make_uscc(rng) -> str:
-    body = "".join(rng.choice(list(idf.USCC_ALPHABET), 2)) + "".join(rng.choice(list("0123456789"), 6)) + \
-        "".join(rng.choice(list(idf.USCC_ALPHABET), 9))
+    body = (
+        "".join(rng.choice(list(idf.USCC_ALPHABET), 2))
+        + "".join(rng.choice(list("0123456789"), 6))
+        + "".join(rng.choice(list(idf.USCC_ALPHABET), 9))
+    )
     return body + idf.uscc_check_char(body)
 
 
@@ -392,8 +479,11 @@ def _make_regno(rng) -> str:
 
 def _make_id(rng) -> str:
     birth = dt.date(1930, 1, 1) + dt.timedelta(days=int(rng.integers(0, 30000)))
-    body = "".join(rng.choice(list("0123456789"), 6)) + birth.strftime("%Y%m%d") + \
-        "".join(rng.choice(list("0123456789"), 3))
+    body = (
+        "".join(rng.choice(list("0123456789"), 6))
+        + birth.strftime("%Y%m%d")
+        + "".join(rng.choice(list("0123456789"), 3))
+    )
     code = body + idf.id_check_char(body)
     return idf.id18_to_id15(code) if rng.random() < 0.2 and code[6:8] == "19" else code
 
@@ -418,7 +508,9 @@ AGREEMENT = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "maker", "length", "scalar"), AGREEMENT, ids=lambda v: getattr(v, "__name__", ""))
+@pytest.mark.parametrize(
+    ("fn", "maker", "length", "scalar"), AGREEMENT, ids=lambda v: getattr(v, "__name__", "")
+)
 def test_scalar_and_vectorized_validators_agree_on_random_strings(fn, maker, length, scalar):
     values = _random_codes(sum(map(ord, fn.__name__)), 10_000, length, maker)
     out = run(fn, values)
@@ -441,33 +533,58 @@ def test_scalar_and_vectorized_validators_agree_on_random_strings(fn, maker, len
 # ------------------------------------------------------------------------------------------------
 def test_tin_forms_of_identifiers_md():
     id18, id15 = "11010519491231002X", "110105491231002"
-    values = ["91110000600037341L", "110108600037341", id18, id18 + "00", id18.lower() + "01", id15 + "00000",
-              "110108600037342", "91350203M0001QAY9B", "110105194912310021", id18 + "02", "ABC", None, "无",
-              "4403**********1234", id15]
+    values = [
+        "91110000600037341L",
+        "110108600037341",
+        id18,
+        id18 + "00",
+        id18.lower() + "01",
+        id15 + "00000",
+        "110108600037342",
+        "91350203M0001QAY9B",
+        "110105194912310021",
+        id18 + "02",
+        "ABC",
+        None,
+        "无",
+        "4403**********1234",
+        id15,
+    ]
     out = run(tin, values)
     got = [(r["kind"], r["status"], r["org_code"], r["resident_id"]) for r in out]
-    assert got == [
-        ("uscc", "valid", "600037341", None),
-        ("old_tin", "valid", "600037341", None),  # division 110108 + organization code 600037341
-        ("individual", "valid", None, id18),
-        ("individual", "valid", None, id18),
-        ("individual", "valid", None, id18),
-        ("individual", "valid", None, id18),  # 15-digit ID + five zeros, converted
-        ("old_tin", "invalid", None, None),  # org code check fails
-        ("uscc", "invalid", None, None),
-        ("individual", "invalid", None, None),  # ID shape and a real birth date, wrong check
-        ("unknown", "invalid", None, None),  # '02' is not one of the suffixes
-        ("unknown", "invalid", None, None),
-        ("unknown", "missing", None, None),
-        ("unknown", "missing", None, None),
-        ("unknown", "masked", None, None),
-        # a bare 15-digit ID is not a TIN form: 15 characters are division + organization code
-        ("old_tin", "valid" if idf.is_valid_org_code(id15[6:]) else "invalid", None, None),
+    assert (
+        got
+        == [
+            ("uscc", "valid", "600037341", None),
+            ("old_tin", "valid", "600037341", None),  # division 110108 + organization code 600037341
+            ("individual", "valid", None, id18),
+            ("individual", "valid", None, id18),
+            ("individual", "valid", None, id18),
+            ("individual", "valid", None, id18),  # 15-digit ID + five zeros, converted
+            ("old_tin", "invalid", None, None),  # org code check fails
+            ("uscc", "invalid", None, None),
+            ("individual", "invalid", None, None),  # ID shape and a real birth date, wrong check
+            ("unknown", "invalid", None, None),  # '02' is not one of the suffixes
+            ("unknown", "invalid", None, None),
+            ("unknown", "missing", None, None),
+            ("unknown", "missing", None, None),
+            ("unknown", "masked", None, None),
+            # a bare 15-digit ID is not a TIN form: 15 characters are division + organization code
+            ("old_tin", "valid" if idf.is_valid_org_code(id15[6:]) else "invalid", None, None),
+        ]
+    )
+    assert [r["value"] for r in out][:6] == [
+        "91110000600037341L",
+        "110108600037341",
+        id18,
+        id18 + "00",
+        id18 + "01",
+        id15 + "00000",
     ]
-    assert [r["value"] for r in out][:6] == ["91110000600037341L", "110108600037341", id18, id18 + "00",
-                                               id18 + "01", id15 + "00000"]
-    assert run(org_code_from_tin, ["110108600037341", "110108-60003734-1", "110108600037342",
-                                   "91110000600037341L", None]) == ["600037341", "600037341", None, None, None]
+    assert run(
+        org_code_from_tin,
+        ["110108600037341", "110108-60003734-1", "110108600037342", "91110000600037341L", None],
+    ) == ["600037341", "600037341", None, None, None]
 
 
 def test_tin_prefers_the_uscc_reading_of_an_18_digit_code_valid_both_ways():
@@ -499,8 +616,10 @@ def test_tin_of_20_characters_valid_both_ways_reads_the_18_digit_id_first():
 
 
 @HYPO
-@given(st.lists(st.one_of(uscc_codes(), id18s(1900, 2020), id15s(), org_codes()), min_size=1, max_size=40),
-       st.data())
+@given(
+    st.lists(st.one_of(uscc_codes(), id18s(1900, 2020), id15s(), org_codes()), min_size=1, max_size=40),
+    st.data(),
+)
 def test_tin_kinds_follow_the_check_that_passes(codes, data):
     values = []
     for c in codes:
@@ -520,8 +639,11 @@ def test_tin_kinds_follow_the_check_that_passes(codes, data):
             assert r["org_code"] == (v[8:17] if idf.is_valid_org_code(v[8:17]) else None)
         else:
             assert r["kind"] == "individual"
-            expected = idf.id15_to_id18(v[:15]) if v.endswith("00000") and len(v) == 20 and not \
-                idf.is_valid_resident_id(v[:18]) else v[:18]
+            expected = (
+                idf.id15_to_id18(v[:15])
+                if v.endswith("00000") and len(v) == 20 and not idf.is_valid_resident_id(v[:18])
+                else v[:18]
+            )
             assert r["resident_id"] == expected
 
 
@@ -587,20 +709,33 @@ def test_phone_mobile_agrees_with_the_scalar_pattern(values):
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def estate(simulated_estate) -> Path:
-    return simulated_estate(enterprises=2_500, seed=5, only=[
-        "samr.T_SCZT_DJXX", "tax.DJ_NSRXX", "courts.AJ_DSR", "courts.SXBZXR", "social.SB_GRCBXX", "env.HB_XZCF"])
+    return simulated_estate(
+        enterprises=2_500,
+        seed=5,
+        only=[
+            "samr.T_SCZT_DJXX",
+            "tax.DJ_NSRXX",
+            "courts.AJ_DSR",
+            "courts.SXBZXR",
+            "social.SB_GRCBXX",
+            "env.HB_XZCF",
+        ],
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("dept", "table", "col", "fn", "scalar"), [
-    ("samr", "T_SCZT_DJXX", "TYSHXYDM", uscc, idf.is_valid_uscc),
-    ("env", "HB_XZCF", "统一社会信用代码", uscc, idf.is_valid_uscc),
-    ("samr", "T_SCZT_DJXX", "ZCH", regno, idf.is_valid_regno),
-    ("samr", "T_SCZT_DJXX", "FDDBRZJHM", resident_id, scalar_resident_id_valid),
-    ("social", "SB_GRCBXX", "SFZHM", resident_id, scalar_resident_id_valid),
-    ("courts", "AJ_DSR", "ZJHM", resident_id, scalar_resident_id_valid),
-    ("courts", "SXBZXR", "ZJHM", org_code, idf.is_valid_org_code),
-])
+@pytest.mark.parametrize(
+    ("dept", "table", "col", "fn", "scalar"),
+    [
+        ("samr", "T_SCZT_DJXX", "TYSHXYDM", uscc, idf.is_valid_uscc),
+        ("env", "HB_XZCF", "统一社会信用代码", uscc, idf.is_valid_uscc),
+        ("samr", "T_SCZT_DJXX", "ZCH", regno, idf.is_valid_regno),
+        ("samr", "T_SCZT_DJXX", "FDDBRZJHM", resident_id, scalar_resident_id_valid),
+        ("social", "SB_GRCBXX", "SFZHM", resident_id, scalar_resident_id_valid),
+        ("courts", "AJ_DSR", "ZJHM", resident_id, scalar_resident_id_valid),
+        ("courts", "SXBZXR", "ZJHM", org_code, idf.is_valid_org_code),
+    ],
+)
 def test_scalar_and_vectorized_agree_on_the_simulators_columns(estate, dept, table, col, fn, scalar):
     values = estate_column(estate, dept, table, col)
     values = [None if v is None else str(v) for v in values]

@@ -28,8 +28,13 @@ def table_name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def read_files(files: list[str], schema: pa.Schema, columns: list[str], batch_rows: int = 262_144,
-                ranges: dict[str, tuple[int, int]] | None = None) -> Iterator[pa.RecordBatch]:
+def read_files(
+    files: list[str],
+    schema: pa.Schema,
+    columns: list[str],
+    batch_rows: int = 262_144,
+    ranges: dict[str, tuple[int, int]] | None = None,
+) -> Iterator[pa.RecordBatch]:
     """``columns`` of the rows of ``files`` (Parquet files of a table of ``schema``), a batch at a time.
 
     pyarrow.parquet reads a row group at a time (the loading path stays clear of pyarrow.dataset, which
@@ -52,8 +57,11 @@ def _row_groups(parquet: pq.ParquetFile, ranges: dict[str, tuple[int, int]]) -> 
     """The row groups of ``parquet`` whose integer statistics overlap ``ranges`` (None: all of them)."""
     metadata = parquet.metadata
     leaves = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
-    checks = [(leaves[name], low, high) for name, (low, high) in ranges.items()
-              if name in leaves and metadata.schema.column(leaves[name]).physical_type in ("INT32", "INT64")]
+    checks = [
+        (leaves[name], low, high)
+        for name, (low, high) in ranges.items()
+        if name in leaves and metadata.schema.column(leaves[name]).physical_type in ("INT32", "INT64")
+    ]
     if not checks:
         return None
     keep = []
@@ -72,8 +80,11 @@ def physical_range(column: pa.ChunkedArray | pa.Array) -> tuple[int, int] | None
     """(min, max) of an integer, date or microsecond timestamp column as Parquet stores it (None: not one,
     or a null in it, or empty)."""
     t = column.type
-    if column.null_count or not len(column) or not (
-            pa.types.is_integer(t) or pa.types.is_date32(t) or t == UTC_TS):
+    if (
+        column.null_count
+        or not len(column)
+        or not (pa.types.is_integer(t) or pa.types.is_date32(t) or t == UTC_TS)
+    ):
         return None
     values = pl.from_arrow(column)
     assert isinstance(values, pl.Series)
@@ -84,7 +95,9 @@ def physical_range(column: pa.ChunkedArray | pa.Array) -> tuple[int, int] | None
 
 def add_actions(table: DeltaTable) -> pl.DataFrame:
     """The snapshot's add actions, statistics flattened (``num_records``, ``min.<column>``, ...)."""
-    actions = pl.from_arrow(table.get_add_actions(flatten=True))  # an Arrow stream: polars reads it as a struct
+    actions = pl.from_arrow(
+        table.get_add_actions(flatten=True)
+    )  # an Arrow stream: polars reads it as a struct
     return actions.struct.unnest() if isinstance(actions, pl.Series) else actions
 
 
@@ -97,7 +110,7 @@ def live_files(table: DeltaTable) -> tuple[list[str], pl.DataFrame]:
         return uris, actions
     row = {p: i for i, p in enumerate(paths)}  # not in the same order: match them by relative path
     root = unquote(urlparse(table.table_uri).path).rstrip("/") + "/"
-    order = [row.get(uri[len(root):]) if uri.startswith(root) else None for uri in uris]
+    order = [row.get(uri[len(root) :]) if uri.startswith(root) else None for uri in uris]
     if len(paths) != len(uris) or None in order:
         raise RuntimeError("bronze: the Delta log's add actions do not match its file list")
     return uris, actions[order]
@@ -171,11 +184,12 @@ def _slack(values: pl.Series, kind: str, dtype: pa.DataType) -> pl.Series | time
     """How far the log's timestamp or decimal statistics ``values`` can be from the true values."""
     if kind == "timestamp":
         return _TIMESTAMP_STATS_SLACK
-    return values.abs() * _DECIMAL_STATS_RELATIVE + 10.0 ** -dtype.scale
+    return values.abs() * _DECIMAL_STATS_RELATIVE + 10.0**-dtype.scale
 
 
-def file_bounds(actions: pl.DataFrame, column: str, dtype: pa.DataType
-                 ) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series] | None:
+def file_bounds(
+    actions: pl.DataFrame, column: str, dtype: pa.DataType
+) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series] | None:
     """Per file of ``column``: (lower bound, upper bound, may hold nulls, a value at most the true maximum);
     a null bound is unbounded. Decimal bounds are floats (compare decimals with them as floats)."""
     kind = stats_kind(dtype)
@@ -184,11 +198,18 @@ def file_bounds(actions: pl.DataFrame, column: str, dtype: pa.DataType
         return None
     lo, hi = actions.get_column(lo_name), actions.get_column(hi_name)
     if kind == "decimal":  # beyond 64-bit integers delta-rs saturates them: no bound then
-        lo, hi = (pl.DataFrame({"v": v.cast(pl.Float64)}).select(
-            pl.when(pl.col("v").abs() < _DECIMAL_STATS_LIMIT).then(pl.col("v"))).to_series() for v in (lo, hi))
+        lo, hi = (
+            pl.DataFrame({"v": v.cast(pl.Float64)})
+            .select(pl.when(pl.col("v").abs() < _DECIMAL_STATS_LIMIT).then(pl.col("v")))
+            .to_series()
+            for v in (lo, hi)
+        )
     if kind == "string":
-        hi = pl.DataFrame({"hi": hi}).select(
-            pl.when(pl.col("hi").str.len_bytes() < _STRING_STATS_BYTES).then(pl.col("hi"))).to_series()
+        hi = (
+            pl.DataFrame({"hi": hi})
+            .select(pl.when(pl.col("hi").str.len_bytes() < _STRING_STATS_BYTES).then(pl.col("hi")))
+            .to_series()
+        )
     floor = hi
     if kind in ("timestamp", "decimal"):
         floor = hi - _slack(hi, kind, dtype)
@@ -239,8 +260,9 @@ def conform(data: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBatc
     return maker(arrays, schema=schema)
 
 
-def max_from_stats(uris: list[str], actions: pl.DataFrame, column: str, dtype: pa.DataType
-                    ) -> tuple[Any, list[str]]:
+def max_from_stats(
+    uris: list[str], actions: pl.DataFrame, column: str, dtype: pa.DataType
+) -> tuple[Any, list[str]]:
     """``max(column)`` as far as the log's statistics tell it, and the files still to read for it.
 
     Integer and date statistics are exact: their maximum is known and only files without statistics
@@ -248,13 +270,18 @@ def max_from_stats(uris: list[str], actions: pl.DataFrame, column: str, dtype: p
     the highest true maximum are read. Other types: every file is read.
     """
     kind = stats_kind(dtype)
-    bounds = file_bounds(actions, column, dtype) if kind in ("exact", "timestamp", "decimal") and uris else None
+    bounds = (
+        file_bounds(actions, column, dtype) if kind in ("exact", "timestamp", "decimal") and uris else None
+    )
     if bounds is None:
         return None, uris
     _, hi, _, floor = bounds
     nulls_name = f"null_count.{column}"
-    all_null = ((actions.get_column(nulls_name) == actions.get_column("num_records")).fill_null(False).to_numpy()
-                if nulls_name in actions.columns else np.zeros(len(uris), dtype=bool))
+    all_null = (
+        (actions.get_column(nulls_name) == actions.get_column("num_records")).fill_null(False).to_numpy()
+        if nulls_name in actions.columns
+        else np.zeros(len(uris), dtype=bool)
+    )
     unknown = hi.is_null().to_numpy() & ~all_null
     if hi.null_count() == len(hi):
         return None, [u for u, k in zip(uris, unknown.tolist(), strict=True) if k]

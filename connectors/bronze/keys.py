@@ -82,8 +82,9 @@ class KeyStore:
         self.schema = key_schema
         self.hasher = RowHasher(key_schema)
         # plain pages: the file is read at most once, and a dictionary of 8M keys costs a second to build
-        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(self.file, key_schema, compression="none",
-                                                                use_dictionary=False, write_statistics=False)
+        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            self.file, key_schema, compression="none", use_dictionary=False, write_statistics=False
+        )
         self.checksum = _KeyChecksum()
 
     def add(self, keys: pa.Table) -> None:
@@ -103,22 +104,37 @@ class KeyStore:
         for batch in read_files(files, schema, columns):
             deleted = batch.column("_qst_deleted_at").is_valid()
             if batch.column("_qst_deleted_at").null_count != batch.num_rows:
-                null_key = pc.or_(*[batch.column(c).is_null() for c in primary_key]) if len(primary_key) > 1 \
+                null_key = (
+                    pc.or_(*[batch.column(c).is_null() for c in primary_key])
+                    if len(primary_key) > 1
                     else batch.column(primary_key[0]).is_null()
+                )
                 flagged_null_keys += pc.sum(pc.and_(deleted, null_key)).as_py() or 0
             keys = pa.Table.from_batches([batch]).select(primary_key).filter(pc.invert(deleted))
             live.add(self.hasher(conform(keys, self.schema)))
         # Equal multisets of keys leave nothing to do: no live key is missing from the snapshot, and no
         # flagged row shares its key with a live one (keys are unique in bronze; null keys excepted).
         if live == self.checksum and not flagged_null_keys:
-            return pa.Table.from_arrays([*(pa.nulls(0, f.type) for f in self.schema), pa.nulls(0, pa.bool_()),
-                                         pa.nulls(0, pa.int64())], names=[*self.schema.names, "mark", "n_rows"])
+            return pa.Table.from_arrays(
+                [
+                    *(pa.nulls(0, f.type) for f in self.schema),
+                    pa.nulls(0, pa.bool_()),
+                    pa.nulls(0, pa.int64()),
+                ],
+                names=[*self.schema.names, "mark", "n_rows"],
+            )
         keys = ", ".join(quote_name(c) for c in primary_key)
-        joined = " AND ".join(f"(b.{quote_name(c)} IS NOT DISTINCT FROM p.{quote_name(c)})" for c in primary_key)
+        joined = " AND ".join(
+            f"(b.{quote_name(c)} IS NOT DISTINCT FROM p.{quote_name(c)})" for c in primary_key
+        )
         con = _duckdb(KEY_SNAPSHOT_MEMORY_LIMIT, self.dir)
         try:
-            con.register("__qst_bronze", pa.RecordBatchReader.from_batches(
-                pa.schema([schema.field(c) for c in columns]), read_files(files, schema, columns)))
+            con.register(
+                "__qst_bronze",
+                pa.RecordBatchReader.from_batches(
+                    pa.schema([schema.field(c) for c in columns]), read_files(files, schema, columns)
+                ),
+            )
             spooled = "'" + self.file.replace("'", "''") + "'"
             return con.sql(f"""
                 WITH j AS (SELECT b.*, EXISTS (SELECT 1 FROM read_parquet({spooled}) p WHERE {joined}) AS present
@@ -147,7 +163,9 @@ class _KeyChecksum:
         self.sums = [np.uint64(0), np.uint64(0)]
 
     def add(self, hashes: pa.Array) -> None:
-        values = np.frombuffer(hashes.buffers()[1], dtype=np.uint64, count=len(hashes), offset=hashes.offset * 8)
+        values = np.frombuffer(
+            hashes.buffers()[1], dtype=np.uint64, count=len(hashes), offset=hashes.offset * 8
+        )
         self.count += len(values)
         for i, seed in enumerate(self._SEEDS):
             mixed = values ^ seed
@@ -159,9 +177,15 @@ class _KeyChecksum:
     __hash__ = None  # type: ignore[assignment]
 
 
-def flag_absent(path: Path, keys: KeyStore, primary_key: list[str], at: datetime,
-                 metadata: Callable[..., CommitProperties], max_rows: int,
-                 on_commit: Callable[[bool], None] | None = None) -> tuple[int, int]:
+def flag_absent(
+    path: Path,
+    keys: KeyStore,
+    primary_key: list[str],
+    at: datetime,
+    metadata: Callable[..., CommitProperties],
+    max_rows: int,
+    on_commit: Callable[[bool], None] | None = None,
+) -> tuple[int, int]:
     """Flag rows whose key is not in ``keys``, un-flag flagged rows whose key is; (flagged, un-flagged)."""
     table = DeltaTable(str(path))
     changes = keys.changes(table, primary_key)
@@ -172,19 +196,31 @@ def flag_absent(path: Path, keys: KeyStore, primary_key: list[str], at: datetime
     if changes.num_rows:
         n = changes.num_rows
         flags = pc.if_else(changes.column("mark"), repeat_utc(at, n), pa.nulls(n, UTC_TS))
-        source = pa.Table.from_arrays([*(changes.column(c) for c in primary_key), flags],
-                                      names=[*primary_key, "__qst_deleted_at"])
+        source = pa.Table.from_arrays(
+            [*(changes.column(c) for c in primary_key), flags], names=[*primary_key, "__qst_deleted_at"]
+        )
         chunks = list(range(0, source.num_rows, max_rows))
         for i, offset in enumerate(chunks):
             last = i == len(chunks) - 1
             part = source.slice(offset, max_rows)
-            (DeltaTable(str(path))
-             .merge(part, predicate=key_predicate(primary_key), source_alias="s", target_alias="t",
+            (
+                DeltaTable(str(path))
+                .merge(
+                    part,
+                    predicate=key_predicate(primary_key),
+                    source_alias="s",
+                    target_alias="t",
                     streamed_exec=True,
-                    commit_properties=metadata("mark_deleted", **{"qst.final": last, "qst.at": at.isoformat()}))
-             .when_matched_update(updates={"_qst_deleted_at": 's."__qst_deleted_at"'},
-                                  predicate="t._qst_deleted_at IS DISTINCT FROM s.\"__qst_deleted_at\"")
-             .execute())
+                    commit_properties=metadata(
+                        "mark_deleted", **{"qst.final": last, "qst.at": at.isoformat()}
+                    ),
+                )
+                .when_matched_update(
+                    updates={"_qst_deleted_at": 's."__qst_deleted_at"'},
+                    predicate='t._qst_deleted_at IS DISTINCT FROM s."__qst_deleted_at"',
+                )
+                .execute()
+            )
             if on_commit is not None:
                 on_commit(last)
     log.info("bronze %s: %d rows flagged deleted, %d un-flagged", table_name(path), flagged, unflagged)

@@ -94,16 +94,27 @@ def _utc(moment: datetime, what: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _load(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema, *, primary_key: list[str],
-          source: str, batch_id: str, extracted_at: datetime, max_rows_per_commit: int, snapshot: bool
-          ) -> LoadResult:
+def _load(
+    path: Path,
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    *,
+    primary_key: list[str],
+    source: str,
+    batch_id: str,
+    extracted_at: datetime,
+    max_rows_per_commit: int,
+    snapshot: bool,
+) -> LoadResult:
     started = time.perf_counter()
     path = Path(path)
     extracted_at = _utc(extracted_at, "extracted_at")
     primary_key = list(primary_key)
     if not primary_key or any(c not in schema.names or c in RESERVED for c in primary_key):
-        raise ValueError(f"bronze table {table_name(path)}: primary key {primary_key} must name source "
-                         f"columns of the stream ({schema.names})")
+        raise ValueError(
+            f"bronze table {table_name(path)}: primary key {primary_key} must name source "
+            f"columns of the stream ({schema.names})"
+        )
     if max_rows_per_commit < 1:
         raise ValueError("max_rows_per_commit must be at least 1")
     timings: dict[str, float] = {}
@@ -114,19 +125,37 @@ def _load(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema, *, p
         base = {"qst.batch_id": batch_id, "qst.source": source}
         if table is None:
             path.mkdir(parents=True, exist_ok=True)
-            table = DeltaTable.create(str(path), target, configuration={ROW_HASH_PROPERTY: ROW_HASH_VERSION},
-                                      raise_if_key_not_exists=False, commit_properties=CommitProperties(custom_metadata={
-                                          **base, "qst.operation": "create", "qst.final": False}))
+            table = DeltaTable.create(
+                str(path),
+                target,
+                configuration={ROW_HASH_PROPERTY: ROW_HASH_VERSION},
+                raise_if_key_not_exists=False,
+                commit_properties=CommitProperties(
+                    custom_metadata={**base, "qst.operation": "create", "qst.final": False}
+                ),
+            )
         elif drift or stale_row_hash(table):
             with timer("schema"):
                 apply_schema_changes(path, table, target, drift, base, rehash=stale_row_hash(table))
             table = DeltaTable(str(path))
         first_load = not has_rows(table)
-        key_store = KeyStore(path, pa.schema([target.field(c) for c in primary_key])) if (
-            snapshot and not first_load) else None
-        load = ChunkedLoad(path, table, target, primary_key, source=source, batch_id=batch_id,
-                     extracted_at=extracted_at, max_rows=max_rows_per_commit, key_store=key_store,
-                     timings=timings)
+        key_store = (
+            KeyStore(path, pa.schema([target.field(c) for c in primary_key]))
+            if (snapshot and not first_load)
+            else None
+        )
+        load = ChunkedLoad(
+            path,
+            table,
+            target,
+            primary_key,
+            source=source,
+            batch_id=batch_id,
+            extracted_at=extracted_at,
+            max_rows=max_rows_per_commit,
+            key_store=key_store,
+            timings=timings,
+        )
         load.result.drift = drift
         load.result.first_load = first_load
         try:
@@ -135,8 +164,15 @@ def _load(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema, *, p
             load.wait()
             if key_store is not None:
                 with timer("flag"):
-                    marked, _ = flag_absent(path, key_store, primary_key, extracted_at, load.metadata,
-                                             max_rows_per_commit, on_commit=load.committed)
+                    marked, _ = flag_absent(
+                        path,
+                        key_store,
+                        primary_key,
+                        extracted_at,
+                        load.metadata,
+                        max_rows_per_commit,
+                        on_commit=load.committed,
+                    )
                 load.result.rows_deleted = marked
             load.finish()
         finally:
@@ -148,28 +184,68 @@ def _load(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema, *, p
     return load.result
 
 
-def upsert_batches(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema, *, primary_key: list[str],
-                   source: str, batch_id: str, extracted_at: datetime,
-                   max_rows_per_commit: int = DEFAULT_MAX_ROWS_PER_COMMIT) -> LoadResult:
+def upsert_batches(
+    path: Path,
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    *,
+    primary_key: list[str],
+    source: str,
+    batch_id: str,
+    extracted_at: datetime,
+    max_rows_per_commit: int = DEFAULT_MAX_ROWS_PER_COMMIT,
+) -> LoadResult:
     """Upsert a stream of source rows by primary key (incremental tables); see the module docstring."""
-    return _load(path, batches, schema, primary_key=primary_key, source=source, batch_id=batch_id,
-                 extracted_at=extracted_at, max_rows_per_commit=max_rows_per_commit, snapshot=False)
+    return _load(
+        path,
+        batches,
+        schema,
+        primary_key=primary_key,
+        source=source,
+        batch_id=batch_id,
+        extracted_at=extracted_at,
+        max_rows_per_commit=max_rows_per_commit,
+        snapshot=False,
+    )
 
 
-def replace_snapshot(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema, *, primary_key: list[str],
-                     source: str, batch_id: str, extracted_at: datetime,
-                     max_rows_per_commit: int = DEFAULT_MAX_ROWS_PER_COMMIT) -> LoadResult:
+def replace_snapshot(
+    path: Path,
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    *,
+    primary_key: list[str],
+    source: str,
+    batch_id: str,
+    extracted_at: datetime,
+    max_rows_per_commit: int = DEFAULT_MAX_ROWS_PER_COMMIT,
+) -> LoadResult:
     """Make the table's live rows exactly the snapshot (full-snapshot tables).
 
     Upserts every row as :func:`upsert_batches` does, then flags rows whose key the snapshot lacked
     (``_qst_deleted_at = extracted_at``); nothing is physically removed.
     """
-    return _load(path, batches, schema, primary_key=primary_key, source=source, batch_id=batch_id,
-                 extracted_at=extracted_at, max_rows_per_commit=max_rows_per_commit, snapshot=True)
+    return _load(
+        path,
+        batches,
+        schema,
+        primary_key=primary_key,
+        source=source,
+        batch_id=batch_id,
+        extracted_at=extracted_at,
+        max_rows_per_commit=max_rows_per_commit,
+        snapshot=True,
+    )
 
 
-def mark_deleted(path: Path, present_keys: Iterable[pa.RecordBatch], *, primary_key: list[str],
-                 at: datetime, max_rows_per_commit: int = DEFAULT_MAX_ROWS_PER_COMMIT) -> int:
+def mark_deleted(
+    path: Path,
+    present_keys: Iterable[pa.RecordBatch],
+    *,
+    primary_key: list[str],
+    at: datetime,
+    max_rows_per_commit: int = DEFAULT_MAX_ROWS_PER_COMMIT,
+) -> int:
     """Apply a key snapshot (every primary key now at the source); returns how many rows were flagged.
 
     Rows whose key is absent get ``_qst_deleted_at = at`` (unless already flagged); flagged rows whose key
@@ -193,7 +269,9 @@ def mark_deleted(path: Path, present_keys: Iterable[pa.RecordBatch], *, primary_
         schema = arrow_schema(table)
         missing = [c for c in primary_key if c not in schema.names]
         if missing:
-            raise ValueError(f"bronze table {table_name(path)}: primary key columns {missing} not in the table")
+            raise ValueError(
+                f"bronze table {table_name(path)}: primary key columns {missing} not in the table"
+            )
         store = KeyStore(path, pa.schema([schema.field(c) for c in primary_key]))
         try:
             for batch in present_keys:
@@ -206,9 +284,12 @@ def mark_deleted(path: Path, present_keys: Iterable[pa.RecordBatch], *, primary_
         finally:
             store.close()
         DeltaTable(str(path)).alter.set_table_properties(
-            {KEY_SNAPSHOT_PROPERTY: at.isoformat()}, raise_if_not_exists=False,
-            commit_properties=CommitProperties(custom_metadata={"qst.operation": "key_snapshot",
-                                                                "qst.flagged": flagged}))
+            {KEY_SNAPSHOT_PROPERTY: at.isoformat()},
+            raise_if_not_exists=False,
+            commit_properties=CommitProperties(
+                custom_metadata={"qst.operation": "key_snapshot", "qst.flagged": flagged}
+            ),
+        )
     return flagged
 
 
@@ -257,15 +338,27 @@ def table_info(path: Path) -> dict[str, Any]:
     path = Path(path)
     table = open_delta(path)
     if table is None:
-        return {"path": str(path), "exists": False, "version": None, "rows": 0, "rows_live": 0,
-                "rows_deleted": 0, "last_batch_id": None, "complete": True, "schema": {}}
+        return {
+            "path": str(path),
+            "exists": False,
+            "version": None,
+            "rows": 0,
+            "rows_live": 0,
+            "rows_deleted": 0,
+            "last_batch_id": None,
+            "complete": True,
+            "schema": {},
+        }
     schema = arrow_schema(table)
     uris, actions = live_files(table)
     rows = deleted = 0
     unknown: list[str] = []
     counts = actions.get_column("num_records").to_list() if uris else []
-    nulls = (actions.get_column("null_count._qst_deleted_at").to_list()
-             if uris and "null_count._qst_deleted_at" in actions.columns else [None] * len(uris))
+    nulls = (
+        actions.get_column("null_count._qst_deleted_at").to_list()
+        if uris and "null_count._qst_deleted_at" in actions.columns
+        else [None] * len(uris)
+    )
     for uri, n, live in zip(uris, counts, nulls, strict=True):
         if n is None or live is None:
             unknown.append(uri)
@@ -284,8 +377,9 @@ def table_info(path: Path) -> dict[str, Any]:
         "files": len(uris),
         "last_batch_id": last.get("qst.batch_id"),
         "last_operation": last.get("qst.operation"),
-        "last_commit_at": (datetime.fromtimestamp(last["timestamp"] / 1000, UTC).isoformat()
-                           if "timestamp" in last else None),
+        "last_commit_at": (
+            datetime.fromtimestamp(last["timestamp"] / 1000, UTC).isoformat() if "timestamp" in last else None
+        ),
         "complete": not incomplete_loads(table),
         "last_key_snapshot": snapshot.isoformat() if (snapshot := last_key_snapshot(path)) else None,
         "schema": {f.name: str(f.type) for f in schema},

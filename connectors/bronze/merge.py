@@ -77,8 +77,12 @@ def _append_properties(primary_key: list[str]) -> WriterProperties:
     together about a quarter less CPU than the defaults, for files no larger.
     """
     plain = ColumnProperties(dictionary_enabled=False)
-    return WriterProperties(compression="SNAPPY", max_row_group_size=65_536, dictionary_page_size_limit=131_072,
-                            column_properties=dict.fromkeys(["_qst_row_hash", *primary_key], plain))
+    return WriterProperties(
+        compression="SNAPPY",
+        max_row_group_size=65_536,
+        dictionary_page_size_limit=131_072,
+        column_properties=dict.fromkeys(["_qst_row_hash", *primary_key], plain),
+    )
 
 
 # Test seam: called with the load's commit count after each commit (the crash tests pause here).
@@ -160,7 +164,8 @@ def _identity(rows: pa.Table, primary_key: list[str]) -> pl.DataFrame:
     any_null = pl.any_horizontal(pl.col(primary_key).is_null())
     hashes = pl.from_arrow(rows.column("_qst_row_hash"))
     return pl.from_arrow(rows.select(primary_key)).with_columns(
-        pl.when(any_null).then(hashes).otherwise(None).alias("_h"))
+        pl.when(any_null).then(hashes).otherwise(None).alias("_h")
+    )
 
 
 def _last_occurrences(identity: pl.DataFrame) -> np.ndarray | None:
@@ -192,9 +197,20 @@ class ChunkedLoad:
     commit is in flight, so memory is one more chunk at most.
     """
 
-    def __init__(self, path: Path, table: DeltaTable, target: pa.Schema, primary_key: list[str], *,
-                 source: str, batch_id: str, extracted_at: datetime, max_rows: int,
-                 key_store: KeyStore | None, timings: dict[str, float]):
+    def __init__(
+        self,
+        path: Path,
+        table: DeltaTable,
+        target: pa.Schema,
+        primary_key: list[str],
+        *,
+        source: str,
+        batch_id: str,
+        extracted_at: datetime,
+        max_rows: int,
+        key_store: KeyStore | None,
+        timings: dict[str, float],
+    ):
         self.path = path
         self.table = table
         self.target = target
@@ -216,12 +232,21 @@ class ChunkedLoad:
         self.writer_properties = _append_properties(primary_key)
         self.in_flight: Future[Callable[[], None]] | None = None
         keys_null_free = " AND ".join(f"s.{quote_name(c)} IS NOT NULL" for c in primary_key)
-        self.join = f"{key_predicate(primary_key)} AND ({keys_null_free} OR t._qst_row_hash = s._qst_row_hash)"
+        self.join = (
+            f"{key_predicate(primary_key)} AND ({keys_null_free} OR t._qst_row_hash = s._qst_row_hash)"
+        )
 
     def metadata(self, operation: str, **extra: Any) -> CommitProperties:
-        return CommitProperties(custom_metadata={
-            "qst.operation": operation, "qst.batch_id": self.batch_id, "qst.source": self.source,
-            "qst.extracted_at": self.extracted_at.isoformat(), "qst.row_hash": ROW_HASH_VERSION, **extra})
+        return CommitProperties(
+            custom_metadata={
+                "qst.operation": operation,
+                "qst.batch_id": self.batch_id,
+                "qst.source": self.source,
+                "qst.extracted_at": self.extracted_at.isoformat(),
+                "qst.row_hash": ROW_HASH_VERSION,
+                **extra,
+            }
+        )
 
     def committed(self, final: bool) -> None:
         self.table.update_incremental()
@@ -262,14 +287,18 @@ class ChunkedLoad:
                 return
             if batch.num_rows:
                 with self.time("hash"):
-                    batch = pa.RecordBatch.from_arrays([*batch.columns, self.hasher(batch)], schema=self.hashed)
+                    batch = pa.RecordBatch.from_arrays(
+                        [*batch.columns, self.hasher(batch)], schema=self.hashed
+                    )
                 yield batch
 
     def conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         missing = [n for n in self.incoming.names if n != FLAGS and n not in batch.schema.names]
         if missing:
-            raise ValueError(f"bronze table {table_name(self.path)}: a batch lacks columns {missing} "
-                             "declared by the stream's schema")
+            raise ValueError(
+                f"bronze table {table_name(self.path)}: a batch lacks columns {missing} "
+                "declared by the stream's schema"
+            )
         return conform(batch, self.incoming)
 
     def prepare(self, chunk: pa.Table) -> pa.Table:
@@ -277,9 +306,14 @@ class ChunkedLoad:
         n = chunk.num_rows
         with self.time("dedupe"):
             columns = dict(zip(chunk.column_names, chunk.columns, strict=True))
-            columns.update({"_qst_source": repeat_text(self.source, n), "_qst_batch_id": repeat_text(self.batch_id, n),
-                            "_qst_extracted_at": repeat_utc(self.extracted_at, n),
-                            "_qst_deleted_at": pa.nulls(n, UTC_TS)})
+            columns.update(
+                {
+                    "_qst_source": repeat_text(self.source, n),
+                    "_qst_batch_id": repeat_text(self.batch_id, n),
+                    "_qst_extracted_at": repeat_utc(self.extracted_at, n),
+                    "_qst_deleted_at": pa.nulls(n, UTC_TS),
+                }
+            )
             rows = pa.Table.from_arrays([columns[f.name] for f in self.target], schema=self.target)
             keep = None if self.distinct(rows) else _last_occurrences(_identity(rows, self.primary_key))
             if keep is not None:
@@ -320,12 +354,20 @@ class ChunkedLoad:
         for batch in read_files(files, self.target, [*pk, "_qst_row_hash", "_qst_deleted_at"], ranges=ranges):
             matched = pl.from_arrow(batch).join(probe, on=pk, how="inner", nulls_equal=True, suffix="_s")
             if null_keys:  # a key with a null identifies a row together with its row hash
-                matched = matched.filter(pl.all_horizontal(pl.col(pk).is_not_null())
-                                         | (pl.col("_qst_row_hash") == pl.col("_qst_row_hash_s")))
+                matched = matched.filter(
+                    pl.all_horizontal(pl.col(pk).is_not_null())
+                    | (pl.col("_qst_row_hash") == pl.col("_qst_row_hash_s"))
+                )
             if matched.height:
-                found.append(matched.select(
-                    "__row", ((pl.col("_qst_row_hash") == pl.col("_qst_row_hash_s"))
-                              & pl.col("_qst_deleted_at").is_null()).alias("same")))
+                found.append(
+                    matched.select(
+                        "__row",
+                        (
+                            (pl.col("_qst_row_hash") == pl.col("_qst_row_hash_s"))
+                            & pl.col("_qst_deleted_at").is_null()
+                        ).alias("same"),
+                    )
+                )
         if found:
             same = pl.concat(found).group_by("__row").agg(pl.col("same").any())
             status[same["__row"].to_numpy()] = np.where(same["same"].to_numpy(), _UNCHANGED, _CHANGED)
@@ -365,9 +407,15 @@ class ChunkedLoad:
     def append(self, rows: pa.Table, *, final: bool) -> None:
         def job() -> Callable[[], None]:
             with self.time("append"):
-                write_deltalake(self.table, rows, mode="append", writer_properties=self.writer_properties,
-                                commit_properties=self.metadata("append", **{"qst.final": final,
-                                                                             "qst.rows": rows.num_rows}))
+                write_deltalake(
+                    self.table,
+                    rows,
+                    mode="append",
+                    writer_properties=self.writer_properties,
+                    commit_properties=self.metadata(
+                        "append", **{"qst.final": final, "qst.rows": rows.num_rows}
+                    ),
+                )
                 self.committed(final)
             log.info("bronze %s: appended %d new rows", table_name(self.path), rows.num_rows)
             return lambda: None
@@ -387,10 +435,16 @@ class ChunkedLoad:
             with self.time("merge"):
                 before = self.table.version()
                 metrics = (
-                    self.table.merge(rows, predicate=self.join, source_alias="s", target_alias="t",
-                                     streamed_exec=True,
-                                     commit_properties=self.metadata("merge", **{"qst.final": final,
-                                                                                 "qst.rows": rows.num_rows}))
+                    self.table.merge(
+                        rows,
+                        predicate=self.join,
+                        source_alias="s",
+                        target_alias="t",
+                        streamed_exec=True,
+                        commit_properties=self.metadata(
+                            "merge", **{"qst.final": final, "qst.rows": rows.num_rows}
+                        ),
+                    )
                     .when_matched_update_all(predicate=_ROW_CHANGED)
                     .when_not_matched_insert_all()
                     .execute()
@@ -399,13 +453,19 @@ class ChunkedLoad:
                 if self.table.version() != before:
                     self.committed(final)
             inserted, updated = metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"]
-            log.info("bronze %s: merged %d changed rows (%d updated, %d inserted)", table_name(self.path),
-                     rows.num_rows, updated, inserted)
+            log.info(
+                "bronze %s: merged %d changed rows (%d updated, %d inserted)",
+                table_name(self.path),
+                rows.num_rows,
+                updated,
+                inserted,
+            )
 
             def count() -> None:  # applied on the loading thread
                 self.result.rows_inserted += inserted
                 self.result.rows_updated += updated
                 self.result.rows_unchanged += rows.num_rows - inserted - updated
+
             return count
 
         self.submit(job)
@@ -415,8 +475,12 @@ class ChunkedLoad:
         self.wait()
         if not self.final_committed and incomplete_loads(self.table):
             empty = pa.Table.from_arrays([pa.nulls(0, f.type) for f in self.target], schema=self.target)
-            write_deltalake(self.table, empty, mode="append",
-                            commit_properties=self.metadata("complete", **{"qst.final": True}))
+            write_deltalake(
+                self.table,
+                empty,
+                mode="append",
+                commit_properties=self.metadata("complete", **{"qst.final": True}),
+            )
             self.committed(True)
 
     def close(self) -> None:

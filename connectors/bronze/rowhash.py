@@ -57,7 +57,7 @@ def _bits(arr: pa.Array, buffer: int) -> np.ndarray:
     if bitmap is None:
         return np.ones(len(arr), dtype=bool)
     bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
-    return bits[arr.offset:arr.offset + len(arr)].astype(bool)
+    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
 
 
 M64 = (1 << 64) - 1
@@ -67,7 +67,11 @@ _MIX1, _MIX2 = 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53  # murmur3 fmix64
 
 
 _SEED_BYTES, _SEED_INT, _SEED_FLOAT, _SEED_DECIMAL = (
-    0x9E3779B97F4A7C15, 0xD6E8FEB86659FD93, 0xA0761D6478BD642F, 0xE7037ED1A0B428DB)
+    0x9E3779B97F4A7C15,
+    0xD6E8FEB86659FD93,
+    0xA0761D6478BD642F,
+    0xE7037ED1A0B428DB,
+)
 
 
 _CANONICAL_NAN = 0x7FF8000000000000
@@ -108,8 +112,9 @@ def _bytes_hash(arr: pa.Array) -> np.ndarray:
     wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
     offset_type = np.dtype(np.int64 if wide else np.int32)
     buffers = arr.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=offset_type, count=n + 1,
-                            offset=arr.offset * offset_type.itemsize).astype(np.int64)
+    offsets = np.frombuffer(
+        buffers[1], dtype=offset_type, count=n + 1, offset=arr.offset * offset_type.itemsize
+    ).astype(np.int64)
     end, data = int(offsets[-1]), buffers[2]
     if data is not None and data.size >= end + 7:  # Arrow pads its buffers: every 8-byte load stays inside
         source = np.frombuffer(data, dtype=np.uint8)
@@ -142,10 +147,10 @@ def _bytes_hash(arr: pa.Array) -> np.ndarray:
         active = active[remaining > 8]
         k += 8
     for i in active.tolist():  # the few long values left
-        value = source[int(starts[i]) + k:int(starts[i]) + int(lengths[i])].tobytes()
+        value = source[int(starts[i]) + k : int(starts[i]) + int(lengths[i])].tobytes()
         x = int(h[i])
         for j in range(0, len(value), 8):
-            x = _fmix_int(x ^ int.from_bytes(value[j:j + 8], "little"))
+            x = _fmix_int(x ^ int.from_bytes(value[j : j + 8], "little"))
         h[i] = x
     return h
 
@@ -192,7 +197,12 @@ def _decimal_hash(arr: pa.Array, valid: np.ndarray | None) -> np.ndarray:
 def _value_hash(arr: pa.Array, valid: np.ndarray | None) -> np.ndarray:
     """``V`` of each value (see the module docstring); null slots get arbitrary values."""
     t = arr.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+    if (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+    ):
         return _bytes_hash(arr)
     if pa.types.is_decimal128(t):
         return _decimal_hash(arr, valid)
@@ -228,7 +238,7 @@ def _name_hash(name: str) -> int:
     data = name.encode()
     h = _fmix_int(len(data) ^ _SEED_BYTES)
     for j in range(0, len(data), 8):
-        h = _fmix_int(h ^ int.from_bytes(data[j:j + 8], "little"))
+        h = _fmix_int(h ^ int.from_bytes(data[j : j + 8], "little"))
     return h
 
 

@@ -56,8 +56,9 @@ class SchemaDriftError(Exception):
     def __init__(self, table: str, problems: list[tuple[str, str | None, str | None, str]]):
         self.table = table
         self.problems = problems  # (column, old type, new type, why)
-        details = "; ".join(f"column {col!r}: {old or '-'} -> {new or '-'} ({why})"
-                            for col, old, new, why in problems)
+        details = "; ".join(
+            f"column {col!r}: {old or '-'} -> {new or '-'} ({why})" for col, old, new, why in problems
+        )
         super().__init__(f"bronze table {table}: schema drift refused, nothing written: {details}")
 
 
@@ -66,18 +67,29 @@ def _storage_type(dtype: pa.DataType, column: str) -> pa.DataType:
     t = dtype.value_type if pa.types.is_dictionary(dtype) else dtype
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return pa.string()
-    if (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t)
-            or pa.types.is_fixed_size_binary(t)):
+    if (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_fixed_size_binary(t)
+    ):
         return pa.binary()
     if pa.types.is_timestamp(t):
         if t.tz is None:
-            raise ValueError(f"column {column!r}: naive timestamp; the reader must attach the source zone "
-                             "(bronze stores UTC, never timestamp_ntz)")
+            raise ValueError(
+                f"column {column!r}: naive timestamp; the reader must attach the source zone "
+                "(bronze stores UTC, never timestamp_ntz)"
+            )
         return UTC_TS
     if pa.types.is_date(t):
         return pa.date32()
-    unsigned = {pa.uint8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(),
-                pa.uint64(): pa.decimal128(20, 0), pa.float16(): pa.float32()}
+    unsigned = {
+        pa.uint8(): pa.int16(),
+        pa.uint16(): pa.int32(),
+        pa.uint32(): pa.int64(),
+        pa.uint64(): pa.decimal128(20, 0),
+        pa.float16(): pa.float32(),
+    }
     if t in unsigned:
         return unsigned[t]
     if pa.types.is_decimal(t):
@@ -100,13 +112,16 @@ def _widens(old: pa.DataType, new: pa.DataType) -> bool:
     return False
 
 
-def plan_schema(path: Path, current: pa.Schema | None, incoming: pa.Schema
-                 ) -> tuple[pa.Schema, list[SchemaChange]]:
+def plan_schema(
+    path: Path, current: pa.Schema | None, incoming: pa.Schema
+) -> tuple[pa.Schema, list[SchemaChange]]:
     """The table schema after this load and the drift to apply; raises SchemaDriftError."""
     reserved = [f.name for f in incoming if f.name in LINEAGE]
     if reserved:
-        raise ValueError(f"bronze table {table_name(path)}: the source stream carries lineage columns "
-                         f"{reserved}; those are written by bronze")
+        raise ValueError(
+            f"bronze table {table_name(path)}: the source stream carries lineage columns "
+            f"{reserved}; those are written by bronze"
+        )
     source = [pa.field(f.name, _storage_type(f.type, f.name)) for f in incoming if f.name != FLAGS]
     if current is None:
         return pa.schema([*source, pa.field(FLAGS, pa.string()), *LINEAGE_FIELDS]), []
@@ -118,8 +133,14 @@ def plan_schema(path: Path, current: pa.Schema | None, incoming: pa.Schema
         old = fields.get(f.name)
         if old is None:
             if f.name.lower() in by_lower:
-                problems.append((f.name, None, str(f.type),
-                                 f"differs only in case from column {by_lower[f.name.lower()]!r}"))
+                problems.append(
+                    (
+                        f.name,
+                        None,
+                        str(f.type),
+                        f"differs only in case from column {by_lower[f.name.lower()]!r}",
+                    )
+                )
             else:
                 changes.append(SchemaChange(f.name, "added", None, str(f.type)))
                 fields[f.name] = f
@@ -131,8 +152,11 @@ def plan_schema(path: Path, current: pa.Schema | None, incoming: pa.Schema
         else:
             problems.append((f.name, str(old.type), str(f.type), "not a safe widening"))
     names = {f.name for f in source}
-    problems += [(name, str(fields[name].type), None, "in the table but missing from the source")
-                 for name in fields if name not in names and name not in RESERVED]
+    problems += [
+        (name, str(fields[name].type), None, "in the table but missing from the source")
+        for name in fields
+        if name not in names and name not in RESERVED
+    ]
     if problems:
         raise SchemaDriftError(table_name(path), problems)
     if FLAGS not in fields:
@@ -148,24 +172,37 @@ def stale_row_hash(table: DeltaTable) -> bool:
     return table.metadata().configuration.get(ROW_HASH_PROPERTY) != ROW_HASH_VERSION
 
 
-def apply_schema_changes(path: Path, table: DeltaTable, target: pa.Schema, changes: list[SchemaChange],
-                          metadata: dict[str, Any], *, rehash: bool) -> None:
+def apply_schema_changes(
+    path: Path,
+    table: DeltaTable,
+    target: pa.Schema,
+    changes: list[SchemaChange],
+    metadata: dict[str, Any],
+    *,
+    rehash: bool,
+) -> None:
     """Apply drift (added columns, widenings) and, with ``rehash``, recompute every row hash.
 
     A widening or a rehash is one streaming rewrite of the table (old files stay for time travel until
     vacuum); lineage other than the row hash is kept as it is, so the watermark is unchanged.
     """
     operation = "schema" if changes else "rehash"
-    props = CommitProperties(custom_metadata={**metadata, "qst.operation": operation,
-                                              "qst.drift": [asdict(c) for c in changes],
-                                              "qst.row_hash": ROW_HASH_VERSION})
+    props = CommitProperties(
+        custom_metadata={
+            **metadata,
+            "qst.operation": operation,
+            "qst.drift": [asdict(c) for c in changes],
+            "qst.row_hash": ROW_HASH_VERSION,
+        }
+    )
     if rehash or any(c.change == "widened" for c in changes):
         values = pa.schema([f for f in target if f.name != "_qst_row_hash"])
         hasher = RowHasher(target)
 
         def rewritten(batch: pa.RecordBatch) -> pa.RecordBatch:
-            conformed = conform(batch.drop_columns(["_qst_row_hash"]) if rehash else batch,
-                                 values if rehash else target)
+            conformed = conform(
+                batch.drop_columns(["_qst_row_hash"]) if rehash else batch, values if rehash else target
+            )
             if not rehash:
                 return conformed
             columns = dict(zip(conformed.schema.names, conformed.columns, strict=True))
@@ -174,16 +211,26 @@ def apply_schema_changes(path: Path, table: DeltaTable, target: pa.Schema, chang
 
         current = arrow_schema(table)
         batches = (rewritten(b) for b in read_files(table.file_uris(), current, current.names))
-        write_deltalake(str(path), pa.RecordBatchReader.from_batches(target, batches), mode="overwrite",
-                        schema_mode="overwrite", commit_properties=props)
+        write_deltalake(
+            str(path),
+            pa.RecordBatchReader.from_batches(target, batches),
+            mode="overwrite",
+            schema_mode="overwrite",
+            commit_properties=props,
+        )
     else:
         added = [DeltaField.from_arrow(target.field(c.column)) for c in changes]
         table.alter.add_columns(added, commit_properties=props)
     if rehash:  # recorded after the rows have it: a crash in between only means one more rewrite
         DeltaTable(str(path)).alter.set_table_properties(
-            {ROW_HASH_PROPERTY: ROW_HASH_VERSION}, raise_if_not_exists=False,
-            commit_properties=CommitProperties(custom_metadata={**metadata, "qst.operation": "row_hash"}))
+            {ROW_HASH_PROPERTY: ROW_HASH_VERSION},
+            raise_if_not_exists=False,
+            commit_properties=CommitProperties(custom_metadata={**metadata, "qst.operation": "row_hash"}),
+        )
         log.info("bronze %s: row hashes recomputed (%s)", table_name(path), ROW_HASH_VERSION)
     if changes:
-        log.info("bronze %s: schema drift applied: %s", table_name(path),
-                 ", ".join(f"{c.column} {c.change} {c.old_type or ''}->{c.new_type}" for c in changes))
+        log.info(
+            "bronze %s: schema drift applied: %s",
+            table_name(path),
+            ", ".join(f"{c.column} {c.change} {c.old_type or ''}->{c.new_type}" for c in changes),
+        )

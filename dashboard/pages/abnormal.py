@@ -41,42 +41,93 @@ def _content(marts: Marts, district: str | None, months: int) -> list[Any]:
     monthly = marts.frame("abnormal_by_month_district", from_month=first, to_month=last)
     if district:
         code = marts.value("abnormal_division_code", district=district)
-        detail = marts.frame("district_abnormal_distribution", division_code=code, from_month=first, to_month=last)
+        detail = marts.frame(
+            "district_abnormal_distribution", division_code=code, from_month=first, to_month=last
+        )
         fig = go.Figure()
         for i, (sec, part) in enumerate(detail.groupby("industry_section", dropna=False)):
-            label = f"{sec} {part['industry_section_name'].iloc[0] or ''}".strip() if isinstance(sec, str) else "未知"
+            label = (
+                f"{sec} {part['industry_section_name'].iloc[0] or ''}".strip()
+                if isinstance(sec, str)
+                else "未知"
+            )
             fig.add_bar(x=part["month"], y=part["listings"], name=label, marker_color=ui.PALETTE[i % 10])
         fig.update_layout(barmode="stack", yaxis_title="列入次数")
-        out.append(ui.section(f"{district}：按月、按行业门类", ui.graph("abnormal-trend", ui.figure(fig, height=340, dates=True))))
+        out.append(
+            ui.section(
+                f"{district}：按月、按行业门类",
+                ui.graph("abnormal-trend", ui.figure(fig, height=340, dates=True)),
+            )
+        )
     else:
         top = monthly.groupby("district_name")["listings"].sum().sort_values(ascending=False)
         fig = go.Figure()
         for i, name in enumerate(top.index):
             part = monthly[monthly["district_name"] == name]
-            fig.add_scatter(x=part["month"], y=part["listings"], mode="lines+markers", name=name or "未知区县",
-                            line={"color": ui.PALETTE[i % 10]}, marker={"size": 4})
+            fig.add_scatter(
+                x=part["month"],
+                y=part["listings"],
+                mode="lines+markers",
+                name=name or "未知区县",
+                line={"color": ui.PALETTE[i % 10]},
+                marker={"size": 4},
+            )
         fig.update_layout(yaxis_title="列入次数")
-        out.append(ui.section("各区县按月列入次数", ui.graph("abnormal-trend", ui.figure(fig, height=340, dates=True))))
+        out.append(
+            ui.section(
+                "各区县按月列入次数", ui.graph("abnormal-trend", ui.figure(fig, height=340, dates=True))
+            )
+        )
     grid = marts.frame("abnormal_by_district_section", from_month=first, to_month=last)
     if district:
         grid = grid[grid["district_name"] == district]
-    pivot = grid.pivot_table(index="district_name", columns="industry_section", values="listings",
-                             aggfunc="sum", fill_value=0)
-    heat = go.Figure(go.Heatmap(z=pivot.values, x=list(pivot.columns), y=list(pivot.index), colorscale="OrRd",
-                                hovertemplate="%{y} 门类%{x}：%{z} 次<extra></extra>", colorbar={"title": "次数"}))
+    pivot = grid.pivot_table(
+        index="district_name", columns="industry_section", values="listings", aggfunc="sum", fill_value=0
+    )
+    heat = go.Figure(
+        go.Heatmap(
+            z=pivot.values,
+            x=list(pivot.columns),
+            y=list(pivot.index),
+            colorscale="OrRd",
+            hovertemplate="%{y} 门类%{x}：%{z} 次<extra></extra>",
+            colorbar={"title": "次数"},
+        )
+    )
     reasons = marts.frame("abnormal_by_reason", from_month=first, to_month=last)
-    pie = go.Figure(go.Pie(labels=reasons["reason"].fillna("未注明"), values=reasons["listings"], hole=0.45,
-                           sort=False))
+    pie = go.Figure(
+        go.Pie(labels=reasons["reason"].fillna("未注明"), values=reasons["listings"], hole=0.45, sort=False)
+    )
     by_district = marts.frame("abnormal_by_district", from_month=first, to_month=last)
     out += [
-        html.Div([
-            ui.section("区县 × 行业门类", ui.graph("abnormal-heatmap", ui.figure(heat, height=360, legend=False)),
-                       class_name="section wide"),
-            ui.section("列入原因", ui.graph("abnormal-reasons", ui.figure(pie, height=360)), class_name="section narrow"),
-        ], className="row"),
-        ui.section("各区县合计", ui.table(by_district, [("district_name", "区县"), ("division_code", "区划代码"),
-                                                   ("listings", "列入次数"), ("still_listed", "仍在名录中")],
-                                     table_id="abnormal-districts")),
+        html.Div(
+            [
+                ui.section(
+                    "区县 × 行业门类",
+                    ui.graph("abnormal-heatmap", ui.figure(heat, height=360, legend=False)),
+                    class_name="section wide",
+                ),
+                ui.section(
+                    "列入原因",
+                    ui.graph("abnormal-reasons", ui.figure(pie, height=360)),
+                    class_name="section narrow",
+                ),
+            ],
+            className="row",
+        ),
+        ui.section(
+            "各区县合计",
+            ui.table(
+                by_district,
+                [
+                    ("district_name", "区县"),
+                    ("division_code", "区划代码"),
+                    ("listings", "列入次数"),
+                    ("still_listed", "仍在名录中"),
+                ],
+                table_id="abnormal-districts",
+            ),
+        ),
     ]
     return out
 
@@ -87,17 +138,40 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     districts = marts.frame("abnormal_districts")["district_name"].tolist()
     district = query.get("district")
     months = int(query.get("months", 24))
-    filters = html.Div([
-        dcc.Dropdown(id="abn-district", options=ui.options((d, d) for d in districts), value=district,
-                     placeholder="全部区县", className="filter"),
-        dcc.Dropdown(id="abn-months", options=ui.options(WINDOWS), value=months, clearable=False, className="filter"),
-    ], className="filters")
-    return ui.page(PAGE_ID, TITLE, filters, html.Div(_content(marts, district, months), id="abn-content"),
-                   subtitle="经营异常名录列入情况：按区县、行业门类与时间")
+    filters = html.Div(
+        [
+            dcc.Dropdown(
+                id="abn-district",
+                options=ui.options((d, d) for d in districts),
+                value=district,
+                placeholder="全部区县",
+                className="filter",
+            ),
+            dcc.Dropdown(
+                id="abn-months",
+                options=ui.options(WINDOWS),
+                value=months,
+                clearable=False,
+                className="filter",
+            ),
+        ],
+        className="filters",
+    )
+    return ui.page(
+        PAGE_ID,
+        TITLE,
+        filters,
+        html.Div(_content(marts, district, months), id="abn-content"),
+        subtitle="经营异常名录列入情况：按区县、行业门类与时间",
+    )
 
 
 def register(app: dash.Dash, marts: Marts) -> None:
-    @app.callback(Output("abn-content", "children"), Input("abn-district", "value"), Input("abn-months", "value"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("abn-content", "children"),
+        Input("abn-district", "value"),
+        Input("abn-months", "value"),
+        prevent_initial_call=True,
+    )
     def refilter(district: str | None, months: int | None) -> list[Any]:
         return _content(marts, district or None, int(months if months is not None else 24))

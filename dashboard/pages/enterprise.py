@@ -54,9 +54,11 @@ def search(marts: Marts, q: str) -> tuple[pd.DataFrame, str]:
         found = marts.frame("enterprise_by_uscc", uscc=upper)
         if not found.empty:
             return found, "统一社会信用代码"
-    for column, label, pattern in (("regno", "工商注册号", r"^\d{13,15}$"),
-                                   ("org_code", "组织机构代码", r"^[0-9A-Z]{8}-?[0-9X]$"),
-                                   ("tin", "纳税人识别号", r"^[0-9A-Z]{15,20}$")):
+    for column, label, pattern in (
+        ("regno", "工商注册号", r"^\d{13,15}$"),
+        ("org_code", "组织机构代码", r"^[0-9A-Z]{8}-?[0-9X]$"),
+        ("tin", "纳税人识别号", r"^[0-9A-Z]{15,20}$"),
+    ):
         if re.match(pattern, upper):
             key = upper.replace("-", "") if column == "org_code" else upper
             found = marts.frame(f"enterprise_by_{column}", key=key, limit=RESULT_LIMIT)
@@ -86,29 +88,53 @@ def _link(entity_id: str) -> str:
 
 
 def _search_box(q: str) -> html.Div:
-    return html.Div([
-        dcc.Input(id="ent-q", type="search", value=q, debounce=False, className="search-input",
-                  placeholder="输入统一社会信用代码、注册号或企业名称（支持简繁、全半角、地区和组织形式的不同写法）"),
-        html.Button("查询", id="ent-go", className="button"),
-    ], className="search-box")
+    return html.Div(
+        [
+            dcc.Input(
+                id="ent-q",
+                type="search",
+                value=q,
+                debounce=False,
+                className="search-input",
+                placeholder="输入统一社会信用代码、注册号或企业名称（支持简繁、全半角、地区和组织形式的不同写法）",
+            ),
+            html.Button("查询", id="ent-go", className="button"),
+        ],
+        className="search-box",
+    )
 
 
 _FIELDS: tuple[tuple[str, str, Any], ...] = (
-    ("uscc", "统一社会信用代码", ui.text), ("regno", "注册号", ui.text), ("org_code", "组织机构代码", ui.text),
-    ("tin", "纳税人识别号", ui.text), ("status", "登记状态", lambda v: ui.STATUS_ZH.get(v, ui.text(v))),
-    ("legal_rep_name", "法定代表人", ui.text), ("founded_on", "成立日期", ui.day),
-    ("registered_capital_wan", "注册资本（万元）", lambda v: ui.num(v, 2)), ("address", "住所", ui.text),
-    ("district_name", "区县", ui.text), ("industry_section_name", "行业门类", ui.text), ("industry", "行业代码", ui.text),
-    ("is_branch", "分支机构", ui.text), ("departments", "掌握信息的部门", ui.text),
-    ("source_records", "关联源记录数", ui.num), ("entity_id", "实体编号 entity_id", ui.text),
+    ("uscc", "统一社会信用代码", ui.text),
+    ("regno", "注册号", ui.text),
+    ("org_code", "组织机构代码", ui.text),
+    ("tin", "纳税人识别号", ui.text),
+    ("status", "登记状态", lambda v: ui.STATUS_ZH.get(v, ui.text(v))),
+    ("legal_rep_name", "法定代表人", ui.text),
+    ("founded_on", "成立日期", ui.day),
+    ("registered_capital_wan", "注册资本（万元）", lambda v: ui.num(v, 2)),
+    ("address", "住所", ui.text),
+    ("district_name", "区县", ui.text),
+    ("industry_section_name", "行业门类", ui.text),
+    ("industry", "行业代码", ui.text),
+    ("is_branch", "分支机构", ui.text),
+    ("departments", "掌握信息的部门", ui.text),
+    ("source_records", "关联源记录数", ui.num),
+    ("entity_id", "实体编号 entity_id", ui.text),
 )
 _RISK_FIELDS: tuple[tuple[str, str, Any], ...] = (
-    ("tax_rating", "纳税信用等级", ui.text), ("tax_arrears_amount", "欠税金额", ui.yuan),
-    ("penalty_count", "行政处罚次数", ui.num), ("penalty_amount", "罚款金额", ui.yuan),
-    ("abnormal_active", "在经营异常名录中", ui.text), ("abnormal_latest_reason", "最近列入原因", ui.text),
-    ("court_defendant_count", "作为被告/被执行人案件", ui.num), ("is_defaulter", "失信被执行人", ui.text),
-    ("insured_headcount", "参保人数", ui.num), ("insured_headcount_change", "参保人数变化", ui.pct),
-    ("service_case_count", "政务服务办件数", ui.num), ("as_of_date", "统计截止日", ui.day),
+    ("tax_rating", "纳税信用等级", ui.text),
+    ("tax_arrears_amount", "欠税金额", ui.yuan),
+    ("penalty_count", "行政处罚次数", ui.num),
+    ("penalty_amount", "罚款金额", ui.yuan),
+    ("abnormal_active", "在经营异常名录中", ui.text),
+    ("abnormal_latest_reason", "最近列入原因", ui.text),
+    ("court_defendant_count", "作为被告/被执行人案件", ui.num),
+    ("is_defaulter", "失信被执行人", ui.text),
+    ("insured_headcount", "参保人数", ui.num),
+    ("insured_headcount_change", "参保人数变化", ui.pct),
+    ("service_case_count", "政务服务办件数", ui.num),
+    ("as_of_date", "统计截止日", ui.day),
 )
 
 
@@ -122,44 +148,101 @@ def _fields(rec: dict[str, Any], fields: tuple[tuple[str, str, Any], ...]) -> ht
 def _card(marts: Marts, rec: dict[str, Any]) -> list[Any]:
     entity_id = rec["entity_id"]
     level = rec.get("risk_level")
-    head = html.Div([
-        html.H3(rec.get("name") or "（无名称）", id="ent-name"),
-        html.Span(f"风险：{ui.text(level)}（{ui.num(rec.get('risk_score'))} 分）", className="badge",
-                  style={"background": ui.LEVEL_COLORS.get(level, "#8899aa")}),
-    ], className="ent-head")
+    head = html.Div(
+        [
+            html.H3(rec.get("name") or "（无名称）", id="ent-name"),
+            html.Span(
+                f"风险：{ui.text(level)}（{ui.num(rec.get('risk_score'))} 分）",
+                className="badge",
+                style={"background": ui.LEVEL_COLORS.get(level, "#8899aa")},
+            ),
+        ],
+        className="ent-head",
+    )
     factors = marts.frame("enterprise_risk_factors", entity_id=entity_id)
     records = marts.frame("enterprise_records", entity_id=entity_id)
     events = marts.frame("enterprise_events", entity_id=entity_id, limit=500)
-    blocks: list[Any] = [head, html.Div([
-        ui.section("黄金记录", _fields(rec, _FIELDS), class_name="section half"),
-        ui.section("信用与经营情况", _fields(rec, _RISK_FIELDS),
-                   ui.table(factors, [("reason_zh", "风险因子"), ("points", "分值"), ("since", "成立日"),
-                                      ("until", "失效日")], formats={"since": ui.day, "until": ui.day},
-                            table_id="ent-factors") if not factors.empty else ui.notice("未命中任何信用风险因子"),
-                   class_name="section half"),
-    ], className="row")]
+    blocks: list[Any] = [
+        head,
+        html.Div(
+            [
+                ui.section("黄金记录", _fields(rec, _FIELDS), class_name="section half"),
+                ui.section(
+                    "信用与经营情况",
+                    _fields(rec, _RISK_FIELDS),
+                    ui.table(
+                        factors,
+                        [
+                            ("reason_zh", "风险因子"),
+                            ("points", "分值"),
+                            ("since", "成立日"),
+                            ("until", "失效日"),
+                        ],
+                        formats={"since": ui.day, "until": ui.day},
+                        table_id="ent-factors",
+                    )
+                    if not factors.empty
+                    else ui.notice("未命中任何信用风险因子"),
+                    class_name="section half",
+                ),
+            ],
+            className="row",
+        ),
+    ]
     if not events.empty:
         ev = events.dropna(subset=["event_date"])
         fig = go.Figure()
         for i, (etype, part) in enumerate(ev.groupby("event_type", sort=True)):
             label = ui.EVENT_ZH.get(etype, etype)
-            fig.add_scatter(x=part["event_date"], y=[label] * len(part), mode="markers", name=label,
-                            marker={"size": 9, "color": ui.PALETTE[i % len(ui.PALETTE)]},
-                            text=part["category"].fillna(""), hovertemplate="%{x|%Y-%m-%d} %{text}<extra></extra>")
-        blocks.append(ui.section("时间线（最近500个事件）",
-                                 ui.graph("ent-timeline", ui.figure(fig, dates=True, height=80 + 28 * ev["event_type"].nunique(),
-                                                                    legend=False))))
+            fig.add_scatter(
+                x=part["event_date"],
+                y=[label] * len(part),
+                mode="markers",
+                name=label,
+                marker={"size": 9, "color": ui.PALETTE[i % len(ui.PALETTE)]},
+                text=part["category"].fillna(""),
+                hovertemplate="%{x|%Y-%m-%d} %{text}<extra></extra>",
+            )
+        blocks.append(
+            ui.section(
+                "时间线（最近500个事件）",
+                ui.graph(
+                    "ent-timeline",
+                    ui.figure(fig, dates=True, height=80 + 28 * ev["event_type"].nunique(), legend=False),
+                ),
+            )
+        )
     per_dept: list[Any] = []
     for dept, part in records.groupby("source_department", sort=True):
-        per_dept.append(html.Details([
-            html.Summary(f"{ui.DEPARTMENT_ZH.get(dept, dept)}（{dept}）：{len(part)} 条源记录"),
-            ui.table(part, [("source_table", "源表"), ("source_pk", "源主键"), ("role", "角色"), ("name", "记录中的名称"),
-                            ("uscc", "记录中的代码"), ("rule", "归并规则"), ("match_probability", "匹配概率"),
-                            ("why", "归并依据")],
-                     formats={"match_probability": lambda v: ui.pct(v, 1)}),
-        ], open=True, className="dept-records"))
-    blocks.append(ui.section(f"各部门关联的源记录（{len(records)} 条）", *per_dept or [ui.notice("没有关联的源记录")],
-                             ))
+        per_dept.append(
+            html.Details(
+                [
+                    html.Summary(f"{ui.DEPARTMENT_ZH.get(dept, dept)}（{dept}）：{len(part)} 条源记录"),
+                    ui.table(
+                        part,
+                        [
+                            ("source_table", "源表"),
+                            ("source_pk", "源主键"),
+                            ("role", "角色"),
+                            ("name", "记录中的名称"),
+                            ("uscc", "记录中的代码"),
+                            ("rule", "归并规则"),
+                            ("match_probability", "匹配概率"),
+                            ("why", "归并依据"),
+                        ],
+                        formats={"match_probability": lambda v: ui.pct(v, 1)},
+                    ),
+                ],
+                open=True,
+                className="dept-records",
+            )
+        )
+    blocks.append(
+        ui.section(
+            f"各部门关联的源记录（{len(records)} 条）",
+            *per_dept or [ui.notice("没有关联的源记录")],
+        )
+    )
     return blocks
 
 
@@ -182,20 +265,35 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
             body += [html.Div(f"按{how}找到 1 家企业", className="subtitle", id="ent-found")]
             body += _card(marts, full.iloc[0].to_dict())
         else:
-            body += [html.Div(f"按{how}找到 {len(found)} 家企业", className="subtitle", id="ent-found"),
-                     ui.table(found, [("name", "企业名称"), ("uscc", "统一社会信用代码"), ("status", "状态"),
-                                      ("district_name", "区县"), ("risk_level", "风险等级")],
-                              formats={"status": lambda v: ui.STATUS_ZH.get(v, ui.text(v))},
-                              links={"name": lambda r: _link(r["entity_id"])}, table_id="ent-results")]
+            body += [
+                html.Div(f"按{how}找到 {len(found)} 家企业", className="subtitle", id="ent-found"),
+                ui.table(
+                    found,
+                    [
+                        ("name", "企业名称"),
+                        ("uscc", "统一社会信用代码"),
+                        ("status", "状态"),
+                        ("district_name", "区县"),
+                        ("risk_level", "风险等级"),
+                    ],
+                    formats={"status": lambda v: ui.STATUS_ZH.get(v, ui.text(v))},
+                    links={"name": lambda r: _link(r["entity_id"])},
+                    table_id="ent-results",
+                ),
+            ]
     else:
         body.append(ui.notice("输入统一社会信用代码、注册号或名称查询企业的全部档案"))
     return ui.page(PAGE_ID, "企业一档", *body, subtitle="一企一档：黄金记录与各部门源记录的归并依据")
 
 
 def register(app: dash.Dash, marts: Marts) -> None:
-    @app.callback(Output("url", "search", allow_duplicate=True),
-                  Input("ent-go", "n_clicks"), Input("ent-q", "n_submit"), State("ent-q", "value"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("ent-go", "n_clicks"),
+        Input("ent-q", "n_submit"),
+        State("ent-q", "value"),
+        prevent_initial_call=True,
+    )
     def go_search(_clicks: int | None, _submits: int | None, value: str | None) -> str:
         value = (value or "").strip()
         return f"?{urlencode({'q': value})}" if value else ""

@@ -18,8 +18,16 @@ PAGE_ID = "overview"
 PATH = "/"
 TITLE = "总览"
 #: the indicators shown as cards, in this order (keys of mart_kpi_daily); the others stay on 趋势预测
-CARD_INDICATORS = ("new_registrations", "deregistrations", "new_abnormal_listings", "admin_penalties",
-                   "court_cases_filed", "new_judgment_defaulters", "service_cases", "overdue_service_cases")
+CARD_INDICATORS = (
+    "new_registrations",
+    "deregistrations",
+    "new_abnormal_listings",
+    "admin_penalties",
+    "court_cases_filed",
+    "new_judgment_defaulters",
+    "service_cases",
+    "overdue_service_cases",
+)
 
 
 def _kpi_cards(marts: Marts) -> list[Any]:
@@ -38,9 +46,14 @@ def _kpi_cards(marts: Marts) -> list[Any]:
         if not ui.is_missing(r["alert"]) and bool(r["alert"]):
             note += " · ⚠ 超出预测区间"
             cls += " alert"
-        cards.append(ui.card(r["indicator_name_zh"], ui.num(r["actual"]), note, cls, href=f"/forecast?indicator={key}"))
+        cards.append(
+            ui.card(r["indicator_name_zh"], ui.num(r["actual"]), note, cls, href=f"/forecast?indicator={key}")
+        )
     day = ui.day(kpi["day"].iloc[0])
-    return [html.Div(f"统计日 {day}（北京时间自然日）", className="subtitle"), html.Div(cards, className="cards")]
+    return [
+        html.Div(f"统计日 {day}（北京时间自然日）", className="subtitle"),
+        html.Div(cards, className="cards"),
+    ]
 
 
 def _warnings(marts: Marts) -> list[Any]:
@@ -56,21 +69,44 @@ def _warnings(marts: Marts) -> list[Any]:
     for level in ("极高", "高", "中", "低"):
         part = by_day[by_day["to_level"] == level]
         if not part.empty:
-            fig.add_bar(x=part["warned_on"], y=part["warnings"], name=level, marker_color=ui.LEVEL_COLORS[level])
+            fig.add_bar(
+                x=part["warned_on"], y=part["warnings"], name=level, marker_color=ui.LEVEL_COLORS[level]
+            )
     fig.update_layout(barmode="stack", xaxis_title=None, yaxis_title="预警数")
     recent = marts.frame("top_warnings", since=as_of - dt.timedelta(days=6), limit=10)
     today = int(by_day.loc[pd.to_datetime(by_day["warned_on"]).dt.date == as_of, "warnings"].sum())
-    week = int(by_day.loc[pd.to_datetime(by_day["warned_on"]).dt.date > as_of - dt.timedelta(days=7),
-                          "warnings"].sum())
+    week = int(
+        by_day.loc[
+            pd.to_datetime(by_day["warned_on"]).dt.date > as_of - dt.timedelta(days=7), "warnings"
+        ].sum()
+    )
     return [
-        html.Div([ui.card("今日新增预警", ui.num(today), f"统计日 {ui.day(as_of)}", href="/risk"),
-                  ui.card("近7日新增预警", ui.num(week), "风险等级升高的企业", href="/risk")], className="cards"),
-        ui.graph("overview-warnings", ui.figure(fig, height=260, title="近30日新增预警（按新等级）", dates=True)),
-        ui.table(recent, [("warned_on", "预警日期"), ("name", "企业名称"), ("uscc", "统一社会信用代码"),
-                          ("district_name", "区县"), ("from_level", "原等级"), ("to_level", "新等级"),
-                          ("score", "风险分"), ("reasons", "原因")],
-                 formats={"warned_on": ui.day}, links={"name": lambda r: f"/enterprise?id={r['entity_id']}"},
-                 table_id="overview-warnings-table"),
+        html.Div(
+            [
+                ui.card("今日新增预警", ui.num(today), f"统计日 {ui.day(as_of)}", href="/risk"),
+                ui.card("近7日新增预警", ui.num(week), "风险等级升高的企业", href="/risk"),
+            ],
+            className="cards",
+        ),
+        ui.graph(
+            "overview-warnings", ui.figure(fig, height=260, title="近30日新增预警（按新等级）", dates=True)
+        ),
+        ui.table(
+            recent,
+            [
+                ("warned_on", "预警日期"),
+                ("name", "企业名称"),
+                ("uscc", "统一社会信用代码"),
+                ("district_name", "区县"),
+                ("from_level", "原等级"),
+                ("to_level", "新等级"),
+                ("score", "风险分"),
+                ("reasons", "原因"),
+            ],
+            formats={"warned_on": ui.day},
+            links={"name": lambda r: f"/enterprise?id={r['entity_id']}"},
+            table_id="overview-warnings-table",
+        ),
     ]
 
 
@@ -78,27 +114,52 @@ def _freshness(marts: Marts) -> list[Any]:
     out: list[Any] = []
     if marts.has("meta_build"):
         info = marts.frame("build_info").iloc[0]
-        out.append(html.Div([
-            ui.card("集市构建时间", ui.when(info["built_at"])),
-            ui.card("湖最近提交", ui.when(info["lake_committed_at"]), f"读取湖表 {ui.num(info['lake_tables'])} 张"),
-            ui.card("统计截止日", ui.day(info["as_of_date"])),
-        ], className="cards"))
+        out.append(
+            html.Div(
+                [
+                    ui.card("集市构建时间", ui.when(info["built_at"])),
+                    ui.card(
+                        "湖最近提交",
+                        ui.when(info["lake_committed_at"]),
+                        f"读取湖表 {ui.num(info['lake_tables'])} 张",
+                    ),
+                    ui.card("统计截止日", ui.day(info["as_of_date"])),
+                ],
+                className="cards",
+            )
+        )
     if marts.has("mart_department_scorecard"):
         depts = marts.frame("department_last_delivery")
         depts["department_zh"] = depts["department"].map(lambda d: ui.DEPARTMENT_ZH.get(d, d))
-        out.append(ui.table(depts, [("department_zh", "部门"), ("department", "department"),
-                                    ("last_delivered_on", "最近报送日"), ("score", "当日考核得分"), ("grade", "等级")],
-                            formats={"last_delivered_on": ui.day, "score": lambda v: ui.num(v, 1)},
-                            table_id="freshness-table"))
+        out.append(
+            ui.table(
+                depts,
+                [
+                    ("department_zh", "部门"),
+                    ("department", "department"),
+                    ("last_delivered_on", "最近报送日"),
+                    ("score", "当日考核得分"),
+                    ("grade", "等级"),
+                ],
+                formats={"last_delivered_on": ui.day, "score": lambda v: ui.num(v, 1)},
+                table_id="freshness-table",
+            )
+        )
     return out or [ui.notice("暂无构建信息")]
 
 
 def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     return ui.page(
-        PAGE_ID, "总览",
+        PAGE_ID,
+        "总览",
         ui.section("关键指标", *_kpi_cards(marts)),
-        html.Div([ui.section("新增信用风险预警", *_warnings(marts), class_name="section wide"),
-                  ui.section("数据新鲜度", *_freshness(marts), class_name="section narrow")], className="row"),
+        html.Div(
+            [
+                ui.section("新增信用风险预警", *_warnings(marts), class_name="section wide"),
+                ui.section("数据新鲜度", *_freshness(marts), class_name="section narrow"),
+            ],
+            className="row",
+        ),
         subtitle="每日关键指标、新增预警与各部门数据报送情况",
     )
 

@@ -175,14 +175,22 @@ class ExportError(Exception):
 
 Sharing = Literal["无条件", "有条件", "不予共享"]
 SHARING_EN: dict[str, str] = {"无条件": "unconditional", "有条件": "conditional", "不予共享": "not shared"}
-_SHARING_ALIASES = {"unconditional": "无条件", "conditional": "有条件", "not_shared": "不予共享",
-                    "not shared": "不予共享"}
+_SHARING_ALIASES = {
+    "unconditional": "无条件",
+    "conditional": "有条件",
+    "not_shared": "不予共享",
+    "not shared": "不予共享",
+}
 
 Protection = Literal["keep", "mask_id", "mask_mobile", "mask_bank_card", "mask_name", "mask", "hmac", "drop"]
 PROTECTIONS: tuple[str, ...] = Protection.__args__  # type: ignore[attr-defined]
 #: keep_first, keep_last of the fixed masks (identifiers.md: ID and bank card 6 + 4, mobile 3 + 4).
-MASK_PRESETS: dict[str, tuple[int, int]] = {"mask_id": (6, 4), "mask_mobile": (3, 4), "mask_bank_card": (6, 4),
-                                            "mask_name": (1, 0)}
+MASK_PRESETS: dict[str, tuple[int, int]] = {
+    "mask_id": (6, 4),
+    "mask_mobile": (3, 4),
+    "mask_bank_card": (6, 4),
+    "mask_name": (1, 0),
+}
 
 CsvEncoding = Literal["utf-8-sig", "gb18030"]
 CSV_ENCODINGS: tuple[str, ...] = CsvEncoding.__args__  # type: ignore[attr-defined]
@@ -199,8 +207,10 @@ def _ident(what: str):
 def _slug(what: str):
     def check(value: str) -> str:
         if not _SLUG_RE.match(value) or len(value) > MAX_IDENTIFIER_LENGTH:
-            raise ValueError(f"{what} {value!r} must be snake_case: a lowercase ASCII letter, then lowercase "
-                             f"letters, digits or '_' (at most {MAX_IDENTIFIER_LENGTH} characters)")
+            raise ValueError(
+                f"{what} {value!r} must be snake_case: a lowercase ASCII letter, then lowercase "
+                f"letters, digits or '_' (at most {MAX_IDENTIFIER_LENGTH} characters)"
+            )
         return value
 
     return AfterValidator(check)
@@ -217,8 +227,9 @@ Text = Annotated[str, Field(min_length=1)]
 def _rules(issues: list[tuple[tuple, str, tuple | None]]) -> PydanticCustomError:
     """Several problems of one model, each at its own key (``connectors.config``'s ``qst_rules`` errors, which
     its error translator turns into one ``file:line:col: key: message`` issue each)."""
-    return PydanticCustomError("qst_rules", "{summary}",
-                               {"summary": "; ".join(m for _, m, _ in issues), "issues": issues})
+    return PydanticCustomError(
+        "qst_rules", "{summary}", {"summary": "; ".join(m for _, m, _ in issues), "issues": issues}
+    )
 
 
 class _Model(BaseModel):
@@ -246,7 +257,9 @@ class ColumnRule(_Model):
             if missing:
                 raise _rules([((k,), "required with 'protect: mask'", ("protect",)) for k in missing])
         elif given:
-            raise _rules([((k,), f"goes with 'protect: mask' only, not {self.protect!r}", None) for k in given])
+            raise _rules(
+                [((k,), f"goes with 'protect: mask' only, not {self.protect!r}", None) for k in given]
+            )
         return self
 
     def keeps(self) -> tuple[int, int]:
@@ -279,12 +292,22 @@ class RowCondition(_Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> RowCondition:
-        kinds = [k for k, v in (("all", self.all), ("in", self.in_), ("prefix", self.prefix),
-                                ("related", self.related)) if v is not None]
+        kinds = [
+            k
+            for k, v in (
+                ("all", self.all),
+                ("in", self.in_),
+                ("prefix", self.prefix),
+                ("related", self.related),
+            )
+            if v is not None
+        ]
         if len(kinds) != 1:
             raise PydanticCustomError(
-                "qst_rules", "a row condition is exactly one of 'all', {column, in}, {column, prefix}, "
-                             "{related}; several conditions go in a list (all must hold)")
+                "qst_rules",
+                "a row condition is exactly one of 'all', {column, in}, {column, prefix}, "
+                "{related}; several conditions go in a list (all must hold)",
+            )
         if kinds[0] in ("in", "prefix") and self.column is None:
             raise _rules([(("column",), f"required with '{kinds[0]}'", (kinds[0],))])
         if kinds[0] in ("all", "related") and self.column is not None:
@@ -342,19 +365,47 @@ class TableEntitlement(_Model):
         if self.sharing == "不予共享":
             for key in ("rows", "columns", "purpose", "agreement", "valid_until"):
                 if getattr(self, key) is not None:
-                    issues.append(((key,), (f"a table shared 不予共享 (not shared) is never exported: remove "
-                                           f"{key!r} (or change 'sharing')"), None))
+                    issues.append(
+                        (
+                            (key,),
+                            (
+                                f"a table shared 不予共享 (not shared) is never exported: remove "
+                                f"{key!r} (or change 'sharing')"
+                            ),
+                            None,
+                        )
+                    )
         else:
             if self.rows is None:
-                issues.append((("rows",), ("required: the rows this bureau may see ('all' for every row, or "
-                                          "a filter such as {column: division_code, prefix: \"440305\"})"),
-                               ("table",)))
+                issues.append(
+                    (
+                        ("rows",),
+                        (
+                            "required: the rows this bureau may see ('all' for every row, or "
+                            'a filter such as {column: division_code, prefix: "440305"})'
+                        ),
+                        ("table",),
+                    )
+                )
             if not self.columns:
-                issues.append((("columns",), ("required: the columns this bureau may see (a column not named "
-                                             "is not exported)"), ("table",)))
+                issues.append(
+                    (
+                        ("columns",),
+                        ("required: the columns this bureau may see (a column not named is not exported)"),
+                        ("table",),
+                    )
+                )
             elif all(r.protect == "drop" for r in self.columns.values()):
-                issues.append((("columns",), ("every column is dropped: nothing would be exported (use "
-                                             "'sharing: 不予共享' to refuse the table)"), None))
+                issues.append(
+                    (
+                        ("columns",),
+                        (
+                            "every column is dropped: nothing would be exported (use "
+                            "'sharing: 不予共享' to refuse the table)"
+                        ),
+                        None,
+                    )
+                )
             if self.rows is not None and len(self.rows) > 1 and any(r.all for r in self.rows):
                 issues.append((("rows",), "'all' cannot be combined with other conditions", None))
             if self.sharing == "有条件":
@@ -364,8 +415,13 @@ class TableEntitlement(_Model):
             elif self.valid_until is not None:
                 issues.append((("valid_until",), "goes with sharing 有条件 (conditional) only", None))
         if self.reason is not None and self.sharing != "不予共享":
-            issues.append((("reason",), ("goes with sharing 不予共享 (not shared) only; a shared table "
-                                        "states its 'purpose'"), None))
+            issues.append(
+                (
+                    ("reason",),
+                    ("goes with sharing 不予共享 (not shared) only; a shared table states its 'purpose'"),
+                    None,
+                )
+            )
         if issues:
             raise _rules(issues)
         return self
@@ -416,9 +472,17 @@ class Bureau(_Model):
             if not t.shared:
                 continue
             if t.output_name in seen:
-                issues.append((("tables", i, "as"), (f"the files {t.output_name!r} are already made by "
-                                                    f"tables[{seen[t.output_name]}]; give one of them "
-                                                    "another 'as'"), ("tables", i, "table")))
+                issues.append(
+                    (
+                        ("tables", i, "as"),
+                        (
+                            f"the files {t.output_name!r} are already made by "
+                            f"tables[{seen[t.output_name]}]; give one of them "
+                            "another 'as'"
+                        ),
+                        ("tables", i, "table"),
+                    )
+                )
             seen.setdefault(t.output_name, i)
         if self.formats is not None and len(set(self.formats)) != len(self.formats):
             issues.append((("formats",), "a format is listed twice", None))
@@ -441,18 +505,27 @@ class ExportsConfig(_Model):
     def _env_name(cls, value: Any) -> Any:
         if value is not None and (not isinstance(value, str) or not _ENV_RE.match(value)):
             # never echo it: people paste the secret itself here
-            raise ValueError("must be the NAME of an environment variable (letters, digits, '_'), e.g. "
-                             "QST_EXPORT_HMAC_KEY, not the secret itself (value not shown)")
+            raise ValueError(
+                "must be the NAME of an environment variable (letters, digits, '_'), e.g. "
+                "QST_EXPORT_HMAC_KEY, not the secret itself (value not shown)"
+            )
         return value
 
     @model_validator(mode="after")
     def _hmac_needs_key(self) -> ExportsConfig:
         if self.hmac_key_env is not None:
             return self
-        issues = [(("bureaus", key, "tables", i, "columns", name), ("'hmac' needs the secret's environment "
-                   "variable: set 'hmac_key_env' at the top of the file"), None)
-                  for key, b in self.bureaus.items() for i, t in enumerate(b.tables)
-                  for name, rule in (t.columns or {}).items() if rule.protect == "hmac"]
+        issues = [
+            (
+                ("bureaus", key, "tables", i, "columns", name),
+                ("'hmac' needs the secret's environment variable: set 'hmac_key_env' at the top of the file"),
+                None,
+            )
+            for key, b in self.bureaus.items()
+            for i, t in enumerate(b.tables)
+            for name, rule in (t.columns or {}).items()
+            if rule.protect == "hmac"
+        ]
         if issues:
             raise _rules(issues)
         return self
@@ -462,7 +535,9 @@ class ExportsConfig(_Model):
         try:
             return self.bureaus[key]
         except KeyError:
-            raise ExportError(f"unknown bureau {key!r}; exports.yaml has: {', '.join(self.bureaus)}") from None
+            raise ExportError(
+                f"unknown bureau {key!r}; exports.yaml has: {', '.join(self.bureaus)}"
+            ) from None
 
     def department_of(self, key: str) -> str:
         return self.bureau(key).department or key
@@ -477,18 +552,31 @@ class ExportsConfig(_Model):
         return self.bureau(key).retention or self.defaults.retention
 
     def needs_hmac(self, key: str) -> bool:
-        return any(rule.protect == "hmac" for t in self.bureau(key).tables if t.shared
-                   for _, rule in t.exported_columns())
+        return any(
+            rule.protect == "hmac"
+            for t in self.bureau(key).tables
+            if t.shared
+            for _, rule in t.exported_columns()
+        )
 
 
 def entitlement_version(config: ExportsConfig, bureau: str) -> str:
     """``sha256:<hex>`` of the bureau's section, normalized (defaults applied, sorted JSON), with the file's
     global settings: the same entitlement always gives the same version, however the YAML is formatted."""
     section = config.bureau(bureau).model_dump(mode="json", by_alias=True, exclude_none=True)
-    section.update(department=config.department_of(bureau), formats=config.formats_of(bureau),
-                   csv_encoding=config.csv_encoding_of(bureau), retention=config.retention_of(bureau))
-    payload = {"version": config.version, "hmac_key_env": config.hmac_key_env,
-               "crosswalk_table": config.crosswalk_table, "bureau": bureau, "section": section}
+    section.update(
+        department=config.department_of(bureau),
+        formats=config.formats_of(bureau),
+        csv_encoding=config.csv_encoding_of(bureau),
+        retention=config.retention_of(bureau),
+    )
+    payload = {
+        "version": config.version,
+        "hmac_key_env": config.hmac_key_env,
+        "crosswalk_table": config.crosswalk_table,
+        "bureau": bureau,
+        "section": section,
+    }
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 

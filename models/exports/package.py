@@ -128,13 +128,21 @@ def _open_marts(marts: Path, lake: Path | None = None) -> duckdb.DuckDBPyConnect
         raise ExportError(f"cannot open the marts file {marts} read-only: {exc}") from None
     con.execute("SET enable_progress_bar = false")  # the commands print their own progress
     lake = lake if lake is not None else marts.parent / "lake"
-    present = {r[0].lower() for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
-        "UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall()}
+    present = {
+        r[0].lower()
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal"
+        ).fetchall()
+    }
     versions: dict[str, int] = {}
     if "meta_build" in present:
-        versions = {str(t): int(v) for t, v in con.execute(
-            "SELECT lake_table, delta_version FROM meta_build WHERE delta_version IS NOT NULL").fetchall()}
+        versions = {
+            str(t): int(v)
+            for t, v in con.execute(
+                "SELECT lake_table, delta_version FROM meta_build WHERE delta_version IS NOT NULL"
+            ).fetchall()
+        }
     for name in GOLD_TABLES:
         path = lake / "gold" / name
         if name in present or not (path / "_delta_log").is_dir():
@@ -145,15 +153,24 @@ def _open_marts(marts: Path, lake: Path | None = None) -> duckdb.DuckDBPyConnect
             table = DeltaTable(str(path), version=versions.get(f"gold/{name}"))
         except Exception as exc:
             con.close()
-            raise ExportError(f"cannot read the gold table {path} at version "
-                              f"{versions.get(f'gold/{name}', 'latest')}: {exc}") from None
+            raise ExportError(
+                f"cannot read the gold table {path} at version "
+                f"{versions.get(f'gold/{name}', 'latest')}: {exc}"
+            ) from None
         con.register(name, table.to_pyarrow_dataset())
     return con
 
 
-def export_bureau(config: ExportsConfig, bureau: str, *, marts: str | Path, exports_root: str | Path,
-                  date: dt.date, environ: Mapping[str, str] | None = None,
-                  now: Callable[[], dt.datetime] = utc_now) -> PackageResult:
+def export_bureau(
+    config: ExportsConfig,
+    bureau: str,
+    *,
+    marts: str | Path,
+    exports_root: str | Path,
+    date: dt.date,
+    environ: Mapping[str, str] | None = None,
+    now: Callable[[], dt.datetime] = utc_now,
+) -> PackageResult:
     """Build and publish one bureau's package for ``date`` (replacing one published for that date), prune by
     retention, and audit.  Raises :class:`ExportError` (missing table, column or secret ...) or an OS error.
     A failure before the swap publishes nothing: the package published for the date, if any, stays as it
@@ -164,14 +181,29 @@ def export_bureau(config: ExportsConfig, bureau: str, *, marts: str | Path, expo
     try:
         return _export_bureau(config, bureau, Path(marts), root, date, environ, now, started)
     except Exception as exc:
-        append_audit(root, {"event": "failed", "at": now().isoformat(), "bureau": bureau, "date": date.isoformat(),
-                      "error": f"{type(exc).__name__}: {exc}"})
+        append_audit(
+            root,
+            {
+                "event": "failed",
+                "at": now().isoformat(),
+                "bureau": bureau,
+                "date": date.isoformat(),
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+        )
         raise
 
 
-def _export_bureau(config: ExportsConfig, bureau: str, marts: Path, root: Path, date: dt.date,
-                   environ: Mapping[str, str] | None, now: Callable[[], dt.datetime],
-                   started: float) -> PackageResult:
+def _export_bureau(
+    config: ExportsConfig,
+    bureau: str,
+    marts: Path,
+    root: Path,
+    date: dt.date,
+    environ: Mapping[str, str] | None,
+    now: Callable[[], dt.datetime],
+    started: float,
+) -> PackageResult:
     config.bureau(bureau)
     hasher = KeyedHasher(resolve_key(config.hmac_key_env, environ)) if config.needs_hmac(bureau) else None
     version = entitlement_version(config, bureau)
@@ -195,16 +227,26 @@ def _export_bureau(config: ExportsConfig, bureau: str, marts: Path, root: Path, 
                         rows, files = write_export_table(con, plan, build, formats, encoding, hasher, serial)
                     except (duckdb.Error, pa.ArrowException, pl.exceptions.PolarsError) as exc:
                         raise ExportError(f"bureau {bureau}: table {plan.table}: {exc}") from exc
-                    results.append(TableResult(plan.ent.output_name, plan.table, plan.ent.sharing, rows,
-                                               tuple(f["path"] for f in files)))
+                    results.append(
+                        TableResult(
+                            plan.ent.output_name,
+                            plan.table,
+                            plan.ent.sharing,
+                            rows,
+                            tuple(f["path"] for f in files),
+                        )
+                    )
                     entries += files
                 (build / README).write_text(
-                    readme_text(config, bureau, date, version, plans, results, withheld, encoding), encoding="utf-8")
+                    readme_text(config, bureau, date, version, plans, results, withheld, encoding),
+                    encoding="utf-8",
+                )
                 entries.append({"path": README, "format": "readme"})
                 for entry in entries:
                     entry["sha256"], entry["bytes"] = sha256_and_sync(build / entry["path"])
-                manifest = _manifest(config, bureau, date, version, now(), lake, plans, results, withheld,
-                                     entries, marts)
+                manifest = _manifest(
+                    config, bureau, date, version, now(), lake, plans, results, withheld, entries, marts
+                )
                 manifest_bytes = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
                 with open(build / MANIFEST, "wb") as f:
                     f.write(manifest_bytes)
@@ -222,36 +264,85 @@ def _export_bureau(config: ExportsConfig, bureau: str, marts: Path, root: Path, 
     finally:
         con.close()
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
-    result = PackageResult(bureau, date, package_path(root, bureau, date), build, tuple(results), tuple(withheld),
-                           version, manifest_sha, replaced, tuple(pruned), time.perf_counter() - started)
-    append_audit(root, {
-        "event": "published", "at": manifest["built_at"], "bureau": bureau, "date": date.isoformat(),
-        "entitlement_version": version, "package": f"{bureau}/{date.isoformat()}",
-        "build": os.path.relpath(build, root), "manifest_sha256": manifest_sha, "replaced": replaced,
-        "pruned": list(pruned),
-        "tables": [{"name": r.name, "source_table": r.source_table, "sharing": r.sharing, "rows": r.rows,
-                    "files": {e["path"]: e["sha256"] for e in entries if e.get("table") == r.name}}
-                   for r in results],
-        "withheld": [w["table"] for w in withheld],
-    })
+    result = PackageResult(
+        bureau,
+        date,
+        package_path(root, bureau, date),
+        build,
+        tuple(results),
+        tuple(withheld),
+        version,
+        manifest_sha,
+        replaced,
+        tuple(pruned),
+        time.perf_counter() - started,
+    )
+    append_audit(
+        root,
+        {
+            "event": "published",
+            "at": manifest["built_at"],
+            "bureau": bureau,
+            "date": date.isoformat(),
+            "entitlement_version": version,
+            "package": f"{bureau}/{date.isoformat()}",
+            "build": os.path.relpath(build, root),
+            "manifest_sha256": manifest_sha,
+            "replaced": replaced,
+            "pruned": list(pruned),
+            "tables": [
+                {
+                    "name": r.name,
+                    "source_table": r.source_table,
+                    "sharing": r.sharing,
+                    "rows": r.rows,
+                    "files": {e["path"]: e["sha256"] for e in entries if e.get("table") == r.name},
+                }
+                for r in results
+            ],
+            "withheld": [w["table"] for w in withheld],
+        },
+    )
     return result
 
 
-def _manifest(config: ExportsConfig, bureau: str, date: dt.date, version: str, built_at: dt.datetime,
-              lake: list[dict[str, Any]], plans: list[ExportPlan], results: list[TableResult],
-              withheld: list[dict[str, Any]], entries: list[dict[str, Any]], marts: Path) -> dict[str, Any]:
+def _manifest(
+    config: ExportsConfig,
+    bureau: str,
+    date: dt.date,
+    version: str,
+    built_at: dt.datetime,
+    lake: list[dict[str, Any]],
+    plans: list[ExportPlan],
+    results: list[TableResult],
+    withheld: list[dict[str, Any]],
+    entries: list[dict[str, Any]],
+    marts: Path,
+) -> dict[str, Any]:
     tables = []
     for plan, res in zip(plans, results, strict=True):
         ent = plan.ent
-        tables.append({
-            "name": res.name, "source_table": plan.table, "sharing": ent.sharing,
-            "sharing_en": SHARING_EN[ent.sharing], "purpose": ent.purpose, "agreement": ent.agreement,
-            "valid_until": ent.valid_until.isoformat() if ent.valid_until else None,
-            "rows_filter": [c.describe() for c in ent.rows or []], "rows": res.rows,
-            "columns": [{"name": c.output, "from": c.source, "protection": c.rule.describe()} for c in plan.columns],
-            "withheld_columns": [name for name, rule in (ent.columns or {}).items() if rule.protect == "drop"],
-            "files": list(res.files),
-        })
+        tables.append(
+            {
+                "name": res.name,
+                "source_table": plan.table,
+                "sharing": ent.sharing,
+                "sharing_en": SHARING_EN[ent.sharing],
+                "purpose": ent.purpose,
+                "agreement": ent.agreement,
+                "valid_until": ent.valid_until.isoformat() if ent.valid_until else None,
+                "rows_filter": [c.describe() for c in ent.rows or []],
+                "rows": res.rows,
+                "columns": [
+                    {"name": c.output, "from": c.source, "protection": c.rule.describe()}
+                    for c in plan.columns
+                ],
+                "withheld_columns": [
+                    name for name, rule in (ent.columns or {}).items() if rule.protect == "drop"
+                ],
+                "files": list(res.files),
+            }
+        )
     return {
         "format": PACKAGE_FORMAT,
         "bureau": bureau,
@@ -268,17 +359,25 @@ def _manifest(config: ExportsConfig, bureau: str, date: dt.date, version: str, b
     }
 
 
-def export_all(config: ExportsConfig, *, marts: str | Path, exports_root: str | Path, date: dt.date,
-               bureaus: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
-               on_outcome: Callable[[BureauOutcome], None] | None = None) -> list[BureauOutcome]:
+def export_all(
+    config: ExportsConfig,
+    *,
+    marts: str | Path,
+    exports_root: str | Path,
+    date: dt.date,
+    bureaus: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    on_outcome: Callable[[BureauOutcome], None] | None = None,
+) -> list[BureauOutcome]:
     """Export every bureau (or those named), each isolated: a failing bureau is reported and the others still
     export."""
     outcomes = []
     for key in bureaus if bureaus is not None else list(config.bureaus):
         started = time.perf_counter()
         try:
-            result = export_bureau(config, key, marts=marts, exports_root=exports_root, date=date,
-                                   environ=environ)
+            result = export_bureau(
+                config, key, marts=marts, exports_root=exports_root, date=date, environ=environ
+            )
             outcome = BureauOutcome(key, result=result, seconds=time.perf_counter() - started)
         except Exception as exc:
             message = str(exc) if isinstance(exc, ExportError) else f"{type(exc).__name__}: {exc}"

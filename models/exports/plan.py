@@ -38,8 +38,8 @@ CROSSWALK_ALIAS = "__qst_xw"
 
 @dataclass
 class _Catalog:
-    tables: dict[str, str]                        # lower name -> name
-    comments: dict[str, str | None]               # name -> table comment
+    tables: dict[str, str]  # lower name -> name
+    comments: dict[str, str | None]  # name -> table comment
     columns: dict[str, dict[str, tuple[str, str | None]]]  # table -> lower column -> (column, comment)
 
     def table(self, name: str) -> str | None:
@@ -57,25 +57,30 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> _Catalog:
     rels = con.execute(
         "SELECT table_name, comment, false FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name = 'main' UNION ALL SELECT view_name, comment, database_name = 'temp' FROM duckdb_views() "
-        "WHERE database_name IN (current_database(), 'temp') AND schema_name = 'main' AND NOT internal").fetchall()
+        "WHERE database_name IN (current_database(), 'temp') AND schema_name = 'main' AND NOT internal"
+    ).fetchall()
     lake = {t for t, _, from_lake in rels if from_lake}
     cols = con.execute(
         "SELECT table_name, column_name, comment FROM duckdb_columns() "
         "WHERE database_name IN (current_database(), 'temp') AND schema_name = 'main' "
-        "ORDER BY table_name, column_index").fetchall()
+        "ORDER BY table_name, column_index"
+    ).fetchall()
     columns: dict[str, dict[str, tuple[str, str | None]]] = {}
     for table, column, comment in cols:
         if table in lake:
             comment = comment or column_comment(table, column)
         columns.setdefault(table, {})[column.lower()] = (column, comment or None)
-    return _Catalog({t.lower(): t for t, _, _ in rels},
-                    {t: c or (table_comment(t) if t in lake else None) for t, c, _ in rels}, columns)
+    return _Catalog(
+        {t.lower(): t for t, _, _ in rels},
+        {t: c or (table_comment(t) if t in lake else None) for t, c, _ in rels},
+        columns,
+    )
 
 
 @dataclass
 class PlanColumn:
     output: str
-    source: str               # as the catalog spells it
+    source: str  # as the catalog spells it
     rule: ColumnRule
     comment: str | None
 
@@ -83,15 +88,22 @@ class PlanColumn:
 @dataclass
 class ExportPlan:
     ent: TableEntitlement
-    table: str                # as the catalog spells it
+    table: str  # as the catalog spells it
     comment: str | None
     columns: list[PlanColumn]
     where: list[str] = field(default_factory=list)
     params: list[Any] = field(default_factory=list)
 
 
-def _condition_sql(cond: RowCondition, catalog: _Catalog, table: str, crosswalk: str | None, department: str,
-                   problems: list[str], where: str) -> tuple[str, list[Any]]:
+def _condition_sql(
+    cond: RowCondition,
+    catalog: _Catalog,
+    table: str,
+    crosswalk: str | None,
+    department: str,
+    problems: list[str],
+    where: str,
+) -> tuple[str, list[Any]]:
     if cond.kind == "all":
         return "TRUE", []
     col_name = cond.column if cond.kind != "related" else cond.related
@@ -109,21 +121,25 @@ def _condition_sql(cond: RowCondition, catalog: _Catalog, table: str, crosswalk:
         return "(" + " OR ".join(f"starts_with(CAST({col} AS VARCHAR), ?)" for _ in values) + ")", values
     # related: a semi-join on the crosswalk rows of the bureau's department
     if crosswalk is None:
-        problems.append(f"{where}: the relationship filter needs the crosswalk table, which is not in the "
-                        "marts file")
+        problems.append(
+            f"{where}: the relationship filter needs the crosswalk table, which is not in the marts file"
+        )
         return "FALSE", []
     xw_entity = catalog.column(crosswalk, "entity_id")
     xw_dept = catalog.column(crosswalk, "source_department")
     if xw_entity is None or xw_dept is None:
         problems.append(f"{where}: the crosswalk table {crosswalk} lacks entity_id or source_department")
         return "FALSE", []
-    sub = (f"SELECT {CROSSWALK_ALIAS}.{quoted(xw_entity[0])} FROM {quoted(crosswalk)} AS {CROSSWALK_ALIAS} "
-           f"WHERE {CROSSWALK_ALIAS}.{quoted(xw_dept[0])} = ?")
+    sub = (
+        f"SELECT {CROSSWALK_ALIAS}.{quoted(xw_entity[0])} FROM {quoted(crosswalk)} AS {CROSSWALK_ALIAS} "
+        f"WHERE {CROSSWALK_ALIAS}.{quoted(xw_dept[0])} = ?"
+    )
     return f"{col} IN ({sub})", [department]
 
 
-def make_plan(con: duckdb.DuckDBPyConnection, config: ExportsConfig, bureau: str,
-          date: dt.date) -> tuple[list[ExportPlan], list[dict[str, Any]], _Catalog]:
+def make_plan(
+    con: duckdb.DuckDBPyConnection, config: ExportsConfig, bureau: str, date: dt.date
+) -> tuple[list[ExportPlan], list[dict[str, Any]], _Catalog]:
     """What to export, checked against the marts file: every problem of the bureau at once."""
     catalog = _catalog(con)
     department = config.department_of(bureau)
@@ -137,13 +153,21 @@ def make_plan(con: duckdb.DuckDBPyConnection, config: ExportsConfig, bureau: str
             withheld.append({"table": ent.table, "sharing": ent.sharing, "reason": ent.reason or "不予共享"})
             continue
         if ent.expired(date):
-            withheld.append({"table": ent.table, "name": ent.output_name, "sharing": ent.sharing,
-                             "agreement": ent.agreement, "reason": f"agreement expired on "
-                                                                   f"{ent.valid_until.isoformat()}"})
+            withheld.append(
+                {
+                    "table": ent.table,
+                    "name": ent.output_name,
+                    "sharing": ent.sharing,
+                    "agreement": ent.agreement,
+                    "reason": f"agreement expired on {ent.valid_until.isoformat()}",
+                }
+            )
             continue
         table = catalog.table(ent.table)
         if table is None:
-            problems.append(f"{where}: table {ent.table!r} is neither in the marts file nor a gold table of the lake")
+            problems.append(
+                f"{where}: table {ent.table!r} is neither in the marts file nor a gold table of the lake"
+            )
             continue
         columns = []
         for out, rule in ent.exported_columns():

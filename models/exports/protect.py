@@ -90,10 +90,20 @@ def _mask_text(v: pl.Expr, keep_first: int, keep_last: int) -> pl.Expr:
     n = v.str.len_chars().cast(pl.Int64)
     hidden = n - keep_first - keep_last
     # every branch is evaluated on every row: keep offsets and lengths non-negative where unused
-    kept = pl.concat_str([v.str.slice(0, keep_first), _stars(hidden.clip(lower_bound=0)),
-                          v.str.slice((n - keep_last).clip(lower_bound=0), keep_last)])
-    return (pl.when(v.is_null() | (n == 0)).then(pl.lit(None, pl.String))
-            .when(hidden <= 0).then(_stars(n)).otherwise(kept))
+    kept = pl.concat_str(
+        [
+            v.str.slice(0, keep_first),
+            _stars(hidden.clip(lower_bound=0)),
+            v.str.slice((n - keep_last).clip(lower_bound=0), keep_last),
+        ]
+    )
+    return (
+        pl.when(v.is_null() | (n == 0))
+        .then(pl.lit(None, pl.String))
+        .when(hidden <= 0)
+        .then(_stars(n))
+        .otherwise(kept)
+    )
 
 
 def mask(expr: pl.Expr, keep_first: int, keep_last: int) -> pl.Expr:
@@ -158,8 +168,9 @@ def protect_series(values: pl.Series, rule: ColumnRule, hasher: KeyedHasher | No
     return norm.to_frame("v").select(_mask_text(pl.col("v"), *rule.keeps()).alias(values.name)).to_series()
 
 
-def protect_arrow(values: pa.Array | pa.ChunkedArray, rule: ColumnRule,
-                  hasher: KeyedHasher | None = None) -> pa.Array:
+def protect_arrow(
+    values: pa.Array | pa.ChunkedArray, rule: ColumnRule, hasher: KeyedHasher | None = None
+) -> pa.Array:
     """:func:`protect_series` on Arrow data (the signature of a vectorized DuckDB function)."""
     series = pl.Series("v", values) if not isinstance(values, pl.Series) else values
     out = protect_series(series.cast(pl.String), rule, hasher)
@@ -173,9 +184,13 @@ def resolve_key(env_name: str | None, environ: Mapping[str, str] | None = None) 
         raise ExportError("an hmac column needs 'hmac_key_env' in exports.yaml")
     key = env_key(environ, env_name)
     if key is None:
-        raise ExportError(f"the environment variable {env_name} (hmac_key_env in exports.yaml) is not set; it "
-                          "must hold the secret key of the hmac columns")
+        raise ExportError(
+            f"the environment variable {env_name} (hmac_key_env in exports.yaml) is not set; it "
+            "must hold the secret key of the hmac columns"
+        )
     if len(key) < MIN_KEY_BYTES:
-        raise ExportError(f"the secret in the environment variable {env_name} is too short (fewer than "
-                          f"{MIN_KEY_BYTES} bytes); use a random key of at least 32 characters")
+        raise ExportError(
+            f"the secret in the environment variable {env_name} is too short (fewer than "
+            f"{MIN_KEY_BYTES} bytes); use a random key of at least 32 characters"
+        )
     return key

@@ -37,8 +37,6 @@ _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 # small helpers
 
 
-
-
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -97,7 +95,6 @@ def list_packages(exports_root: str | Path, bureau: str) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if _DATE_RE.match(p.name) and p.is_symlink())
 
 
-
 # ---------------------------------------------------------------------------------------------------------
 # publish, garbage, retention, audit
 
@@ -122,8 +119,10 @@ def publish_package(bureau_dir: Path, build: Path, date: dt.date) -> bool:
     link = bureau_dir / date.isoformat()
     replaced = link.is_symlink()
     if link.exists() and not replaced:
-        raise ExportError(f"{link} exists and is not a package link; move it away (packages are published "
-                          "as links to .builds/)")
+        raise ExportError(
+            f"{link} exists and is not a package link; move it away (packages are published "
+            "as links to .builds/)"
+        )
     tmp = bureau_dir / f".{date.isoformat()}.{uuid.uuid4().hex[:12]}.link"
     os.symlink(os.path.relpath(build, bureau_dir), tmp)
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class TableResult:
-    name: str                 # the files' stem in the package
+    name: str  # the files' stem in the package
     source_table: str
     sharing: str
     rows: int
@@ -28,14 +28,14 @@ class TableResult:
 class PackageResult:
     bureau: str
     date: dt.date
-    path: Path                # EXPORTS_ROOT/<bureau>/<date> (the published link)
-    build: Path               # the folder it points at
+    path: Path  # EXPORTS_ROOT/<bureau>/<date> (the published link)
+    build: Path  # the folder it points at
     tables: tuple[TableResult, ...]
     withheld: tuple[dict[str, Any], ...]
     entitlement_version: str
     manifest_sha256: str
-    replaced: bool            # a package for this date existed and was replaced
-    pruned: tuple[str, ...]   # dates unpublished by retention
+    replaced: bool  # a package for this date existed and was replaced
+    pruned: tuple[str, ...]  # dates unpublished by retention
     seconds: float
 
     @property

@@ -31,7 +31,7 @@ __all__ = ["Mismatch", "VerifyReport", "verify_package"]
 class Mismatch:
     """One difference between a package and its manifest."""
 
-    kind: str         # manifest | missing | extra | sha256 | size | rows | schema | encoding | unreadable
+    kind: str  # manifest | missing | extra | sha256 | size | rows | schema | encoding | unreadable
     file: str | None  # the file concerned (None: the package as a whole)
     message: str
 
@@ -41,10 +41,10 @@ class Mismatch:
 
 @dataclass
 class VerifyReport:
-    path: Path                    # as given
-    resolved: Path                # the folder actually checked
+    path: Path  # as given
+    resolved: Path  # the folder actually checked
     problems: list[Mismatch] = field(default_factory=list)
-    checked: list[str] = field(default_factory=list)   # files whose digest matched
+    checked: list[str] = field(default_factory=list)  # files whose digest matched
     manifest: dict[str, Any] | None = None
 
     @property
@@ -54,7 +54,9 @@ class VerifyReport:
     def __str__(self) -> str:
         if self.ok:
             return f"{self.path}: OK ({len(self.checked)} files match the manifest)"
-        return "\n".join([f"{self.path}: {len(self.problems)} problem(s)", *(f"  {p}" for p in self.problems)])
+        return "\n".join(
+            [f"{self.path}: {len(self.problems)} problem(s)", *(f"  {p}" for p in self.problems)]
+        )
 
 
 def _sha256(path: Path) -> tuple[str, int]:
@@ -68,8 +70,14 @@ def _sha256(path: Path) -> tuple[str, int]:
 
 
 def _safe_name(name: Any) -> bool:
-    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
-            and "\x00" not in name and not name.startswith("."))
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+        and not name.startswith(".")
+    )
 
 
 def _schema_of(entry: dict[str, Any]) -> list[tuple[str, str]]:
@@ -110,8 +118,13 @@ def _check_csv(path: Path, entry: dict[str, Any], out: list[Mismatch]) -> None:
             header = next(reader, None)
             rows = sum(1 for _ in reader)
     except (UnicodeDecodeError, csv.Error) as exc:
-        out.append(Mismatch("encoding" if isinstance(exc, UnicodeDecodeError) else "unreadable", name,
-                            f"cannot be read as {encoding} CSV ({type(exc).__name__})"))
+        out.append(
+            Mismatch(
+                "encoding" if isinstance(exc, UnicodeDecodeError) else "unreadable",
+                name,
+                f"cannot be read as {encoding} CSV ({type(exc).__name__})",
+            )
+        )
         return
     expected_cols = [n for n, _ in _schema_of(entry)]
     if header is None:
@@ -145,7 +158,9 @@ def verify_package(path: str | Path) -> VerifyReport:
         return report
     report.manifest = manifest
     if manifest.get("format") != PACKAGE_FORMAT:
-        out.append(Mismatch("manifest", MANIFEST, f"format {manifest.get('format')!r}, expected {PACKAGE_FORMAT!r}"))
+        out.append(
+            Mismatch("manifest", MANIFEST, f"format {manifest.get('format')!r}, expected {PACKAGE_FORMAT!r}")
+        )
     expected: dict[str, dict[str, Any]] = {}
     for i, entry in enumerate(manifest["files"]):
         name = entry.get("path") if isinstance(entry, dict) else None

@@ -76,8 +76,11 @@ class _CsvSink:
     def _write(self, data: pa.RecordBatch | pa.Table, header: bool) -> None:
         frame = pl.from_arrow(data)
         assert isinstance(frame, pl.DataFrame)
-        frame = frame.with_columns(_csv_text(name, dtype) for name, dtype in frame.schema.items()
-                                   if dtype.is_nested() or dtype == pl.Binary)
+        frame = frame.with_columns(
+            _csv_text(name, dtype)
+            for name, dtype in frame.schema.items()
+            if dtype.is_nested() or dtype == pl.Binary
+        )
         # one column: a null would be a blank line, which spreadsheet and pandas readers skip; write "" instead
         null = '""' if frame.width == 1 else ""
         text = frame.write_csv(include_header=header, line_terminator="\r\n", null_value=null)
@@ -103,7 +106,10 @@ _PROTECTION_TEXT = {
     "mask_mobile": ("脱敏：保留前3位和后4位", "masked: first 3 and last 4 digits kept"),
     "mask_bank_card": ("脱敏：保留前6位和后4位", "masked: first 6 and last 4 digits kept"),
     "mask_name": ("脱敏：保留首字", "masked: first character kept"),
-    "hmac": ("密钥哈希（HMAC-SHA256，可关联，不可还原）", "keyed hash (HMAC-SHA256): joinable, not reversible"),
+    "hmac": (
+        "密钥哈希（HMAC-SHA256，可关联，不可还原）",
+        "keyed hash (HMAC-SHA256): joinable, not reversible",
+    ),
 }
 
 
@@ -124,14 +130,22 @@ def _field_meta(col: PlanColumn) -> dict[bytes, bytes]:
 
 def _udf(rule: ColumnRule, hasher: KeyedHasher | None) -> Callable[[pa.Array], pa.Array]:
     """A vectorized DuckDB function applying one column rule (one Arrow chunk at a time)."""
+
     def protect(values: pa.Array) -> pa.Array:
         return protect_arrow(values, rule, hasher)
 
     return protect
 
 
-def write_export_table(con: duckdb.DuckDBPyConnection, plan: ExportPlan, build: Path, formats: Sequence[str],
-                 encoding: str, hasher: KeyedHasher | None, serial: int) -> tuple[int, list[dict[str, Any]]]:
+def write_export_table(
+    con: duckdb.DuckDBPyConnection,
+    plan: ExportPlan,
+    build: Path,
+    formats: Sequence[str],
+    encoding: str,
+    hasher: KeyedHasher | None,
+    serial: int,
+) -> tuple[int, list[dict[str, Any]]]:
     """Run the plan's query and stream it to the files; (rows, file entries without digests)."""
     udfs: list[str] = []
     items: list[str] = []
@@ -142,15 +156,17 @@ def write_export_table(con: duckdb.DuckDBPyConnection, plan: ExportPlan, build: 
                 items.append(f"{src} AS {quoted(col.output)}")
                 continue
             fn = f"__qst_protect_{serial}_{j}"
-            con.create_function(fn, _udf(col.rule, hasher), ["VARCHAR"], "VARCHAR", type="arrow",
-                                null_handling="special")
+            con.create_function(
+                fn, _udf(col.rule, hasher), ["VARCHAR"], "VARCHAR", type="arrow", null_handling="special"
+            )
             udfs.append(fn)
             items.append(f"{fn}(CAST({src} AS VARCHAR)) AS {quoted(col.output)}")
         where = " AND ".join(plan.where) or "TRUE"
         sql = f"SELECT {', '.join(items)} FROM {quoted(plan.table)} AS {SOURCE_ALIAS} WHERE {where} ORDER BY ALL"
         reader = con.sql(sql, params=plan.params or None).to_arrow_reader(FETCH_ROWS)
-        schema = pa.schema([f.with_metadata(_field_meta(c)) for f, c in zip(reader.schema, plan.columns,
-                                                                              strict=True)])
+        schema = pa.schema(
+            [f.with_metadata(_field_meta(c)) for f, c in zip(reader.schema, plan.columns, strict=True)]
+        )
         stem = plan.ent.output_name
         sinks: list[tuple[str, _ParquetSink | _CsvSink]] = []
         try:
@@ -175,8 +191,13 @@ def write_export_table(con: duckdb.DuckDBPyConnection, plan: ExportPlan, build: 
     described = [{"name": f.name, "type": str(f.type)} for f in written]
     entries = []
     for name, _ in sinks:
-        entry: dict[str, Any] = {"path": name, "table": stem, "format": name.rsplit(".", 1)[1], "rows": rows,
-                                 "schema": described}
+        entry: dict[str, Any] = {
+            "path": name,
+            "table": stem,
+            "format": name.rsplit(".", 1)[1],
+            "rows": rows,
+            "schema": described,
+        }
         if name.endswith(".csv"):
             entry["encoding"] = encoding
         entries.append(entry)

@@ -41,20 +41,37 @@ GOLD_TABLES = ("entity_crosswalk", "entity_id_history", "review_queue", "dim_ent
 PARTITION_KEY = "qst.partition"
 
 CROSSWALK_SCHEMA: dict[str, pl.DataType] = {
-    "record_id": pl.Utf8, "entity_type": pl.Utf8, "entity_id": pl.Utf8,
-    "source_department": pl.Utf8, "source_asset": pl.Utf8, "source_table": pl.Utf8, "source_pk": pl.Utf8,
-    "role": pl.Utf8, "rule": pl.Utf8, "match_probability": pl.Float64, "match_weight": pl.Float64,
-    "levels": pl.Utf8, "why": pl.Utf8,
+    "record_id": pl.Utf8,
+    "entity_type": pl.Utf8,
+    "entity_id": pl.Utf8,
+    "source_department": pl.Utf8,
+    "source_asset": pl.Utf8,
+    "source_table": pl.Utf8,
+    "source_pk": pl.Utf8,
+    "role": pl.Utf8,
+    "rule": pl.Utf8,
+    "match_probability": pl.Float64,
+    "match_weight": pl.Float64,
+    "levels": pl.Utf8,
+    "why": pl.Utf8,
 }
 HISTORY_TABLE_SCHEMA: dict[str, pl.DataType] = {
-    "partition": pl.Date, "run_id": pl.Utf8, **HISTORY_SCHEMA, "recorded_at": pl.Datetime("us", "UTC"),
+    "partition": pl.Date,
+    "run_id": pl.Utf8,
+    **HISTORY_SCHEMA,
+    "recorded_at": pl.Datetime("us", "UTC"),
 }
 
-def read_gold(home: Path, name: str, columns: list[str] | None = None, version: int | None = None) -> pl.DataFrame:
+
+def read_gold(
+    home: Path, name: str, columns: list[str] | None = None, version: int | None = None
+) -> pl.DataFrame:
     path = gold_path(home, name)
     if not (path / "_delta_log").is_dir():
-        raise FileNotFoundError(f"gold table {name} does not exist under {home}: run entity resolution first "
-                                "(qst run --until gold)")
+        raise FileNotFoundError(
+            f"gold table {name} does not exist under {home}: run entity resolution first "
+            "(qst run --until gold)"
+        )
     scan = pl.scan_delta(str(path), version=version)  # Polars' reader: no Arrow copy (see read_silver)
     return (scan.select(columns) if columns is not None else scan).collect()
 
@@ -64,10 +81,10 @@ def read_gold(home: Path, name: str, columns: list[str] | None = None, version: 
 # --------------------------------------------------------------------------------------------------------
 @dataclass
 class Previous:
-    crosswalk: pl.DataFrame | None   # record_id, entity_type, entity_id
+    crosswalk: pl.DataFrame | None  # record_id, entity_type, entity_id
     partition: str | None
     version: int | None
-    last_minted: dict[str, int]      # per kind, the largest id number ever minted before this night
+    last_minted: dict[str, int]  # per kind, the largest id number ever minted before this night
 
 
 def previous_night(home: Path, partition: str) -> Previous:
@@ -99,9 +116,13 @@ def previous_night(home: Path, partition: str) -> Previous:
         return Previous(None, None, None, last)
     night, version = best
     try:
-        crosswalk = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"], version=version)
+        crosswalk = read_gold(
+            home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"], version=version
+        )
     except Exception as exc:
-        log.warning("crosswalk version %s (night %s) cannot be read (%s); using the newest", version, night, exc)
+        log.warning(
+            "crosswalk version %s (night %s) cannot be read (%s); using the newest", version, night, exc
+        )
         crosswalk = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"])
     for kind in KINDS:
         ids = crosswalk.filter(pl.col("entity_type") == kind)
@@ -142,11 +163,15 @@ def _why(rule: pl.Expr, p: pl.Expr, w: pl.Expr, levels: pl.Expr) -> pl.Expr:
     from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS
 
     reasons = {r.name: f"{r.name}: {r.why}" for r in (*ENTERPRISE_KEYS, *PERSON_KEYS)}
-    return (pl.when(rule == "splink")
-            .then(pl.format("splink: match probability {}, weight {}, levels {}", p.round(4), w.round(2), levels))
-            .when(rule == "must_link").then(pl.lit("must_link: a reviewer's decision"))
-            .when(rule.is_null()).then(pl.lit("no link: the only record of its entity"))
-            .otherwise(rule.replace_strict(reasons, default=rule)))
+    return (
+        pl.when(rule == "splink")
+        .then(pl.format("splink: match probability {}, weight {}, levels {}", p.round(4), w.round(2), levels))
+        .when(rule == "must_link")
+        .then(pl.lit("must_link: a reviewer's decision"))
+        .when(rule.is_null())
+        .then(pl.lit("no link: the only record of its entity"))
+        .otherwise(rule.replace_strict(reasons, default=rule))
+    )
 
 
 def resolve_kind(home: Path, kind: str, decisions: pl.DataFrame, related: pl.DataFrame | None = None):
@@ -157,7 +182,9 @@ def resolve_kind(home: Path, kind: str, decisions: pl.DataFrame, related: pl.Dat
 
     prepared = prepare_silver(home, kind, related)  # type: ignore[arg-type]
     count = prepared.rows.height
-    return count, resolve_prepared(prepared, decisions=decisions.select("record_id_l", "record_id_r", "decision"))
+    return count, resolve_prepared(
+        prepared, decisions=decisions.select("record_id_l", "record_id_r", "decision")
+    )
 
 
 def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport:
@@ -180,60 +207,103 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
         count, resolution = resolve_kind(home, kind, decisions.filter(pl.col("entity_type") == kind), related)
         if kind == "enterprise":
             related = resolution.records.select("record_id", "cluster")
-        prev = None if previous.crosswalk is None else previous.crosswalk.filter(pl.col("entity_type") == kind)
-        assignment = assign_ids(resolution.records.select("record_id", "cluster"), prev, kind,
-                                previous.last_minted[kind])
-        best_levels = (resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
-                       .sort("match_probability", descending=True, nulls_last=True)
-                       .pipe(lambda p: pl.concat([p.select(record_id="record_id_l", levels="levels"),
-                                                  p.select(record_id="record_id_r", levels="levels")]))
-                       .group_by("record_id", maintain_order=True).first())
+        prev = (
+            None if previous.crosswalk is None else previous.crosswalk.filter(pl.col("entity_type") == kind)
+        )
+        assignment = assign_ids(
+            resolution.records.select("record_id", "cluster"), prev, kind, previous.last_minted[kind]
+        )
+        best_levels = (
+            resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
+            .sort("match_probability", descending=True, nulls_last=True)
+            .pipe(
+                lambda p: pl.concat(
+                    [
+                        p.select(record_id="record_id_l", levels="levels"),
+                        p.select(record_id="record_id_r", levels="levels"),
+                    ]
+                )
+            )
+            .group_by("record_id", maintain_order=True)
+            .first()
+        )
         # Splink compares profiles (records with the same cluster and compared values), named by one record:
         # the other records of a profile get the levels of the pair their probability came from
-        profile_levels = (resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
-                          .join(resolution.records.select(record_id_l="record_id", cluster="cluster"),
-                                on="record_id_l")
-                          .select("cluster", "match_probability", profile_levels="levels")
-                          .unique(["cluster", "match_probability"], keep="first", maintain_order=True))
-        lineage = read_silver(home, SILVER_TABLE[kind], columns=["record_id", "source_department", "source_asset",
-                                                                 "source_table", "source_pk", "role"])
-        crosswalk = (lineage.join(assignment.ids, on="record_id")
-                     .join(resolution.records.select("record_id", "cluster", "rule", "match_probability",
-                                                     "match_weight"), on="record_id")
-                     .join(best_levels, on="record_id", how="left")
-                     .join(profile_levels, on=["cluster", "match_probability"], how="left", nulls_equal=False)
-                     .with_columns(levels=pl.coalesce("levels", "profile_levels"))
-                     .with_columns(entity_type=pl.lit(kind),
-                                   levels=pl.when(pl.col("rule") == "splink").then(pl.col("levels")))
-                     .with_columns(why=_why(pl.col("rule"), pl.col("match_probability"), pl.col("match_weight"),
-                                            pl.col("levels")))
-                     .select(list(CROSSWALK_SCHEMA)).cast(CROSSWALK_SCHEMA))
+        profile_levels = (
+            resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
+            .join(resolution.records.select(record_id_l="record_id", cluster="cluster"), on="record_id_l")
+            .select("cluster", "match_probability", profile_levels="levels")
+            .unique(["cluster", "match_probability"], keep="first", maintain_order=True)
+        )
+        lineage = read_silver(
+            home,
+            SILVER_TABLE[kind],
+            columns=["record_id", "source_department", "source_asset", "source_table", "source_pk", "role"],
+        )
+        crosswalk = (
+            lineage.join(assignment.ids, on="record_id")
+            .join(
+                resolution.records.select(
+                    "record_id", "cluster", "rule", "match_probability", "match_weight"
+                ),
+                on="record_id",
+            )
+            .join(best_levels, on="record_id", how="left")
+            .join(profile_levels, on=["cluster", "match_probability"], how="left", nulls_equal=False)
+            .with_columns(levels=pl.coalesce("levels", "profile_levels"))
+            .with_columns(
+                entity_type=pl.lit(kind), levels=pl.when(pl.col("rule") == "splink").then(pl.col("levels"))
+            )
+            .with_columns(
+                why=_why(
+                    pl.col("rule"), pl.col("match_probability"), pl.col("match_weight"), pl.col("levels")
+                )
+            )
+            .select(list(CROSSWALK_SCHEMA))
+            .cast(CROSSWALK_SCHEMA)
+        )
         if crosswalk.height != count:
             raise RuntimeError(f"gold: {kind} crosswalk has {crosswalk.height} rows for {count} records")
         crosswalks.append(crosswalk)
         histories.append(assignment.history)
         shown = ["record_id", *SHOWN[kind]]
         queue_records = read_silver(home, SILVER_TABLE[kind], columns=shown).join(
-            pl.concat([resolution.pairs["record_id_l"], resolution.pairs["record_id_r"]]).unique()
-            .to_frame("record_id"), on="record_id", how="semi")
+            pl.concat([resolution.pairs["record_id_l"], resolution.pairs["record_id_r"]])
+            .unique()
+            .to_frame("record_id"),
+            on="record_id",
+            how="semi",
+        )
         queues.append(review_queue(resolution.pairs, queue_records, assignment.ids, kind, decisions))
-        kr = KindReport(records=count, entities=assignment.ids["entity_id"].n_unique(),
-                        by_rule=dict(crosswalk.group_by("rule").len().fill_null("none")
-                                     .sort("len", descending=True).iter_rows()),
-                        kept=assignment.kept, minted=assignment.minted,
-                        changes=dict(assignment.history.group_by("reason").len().iter_rows()),
-                        review_pairs=queues[-1].height, conflicts=resolution.conflicts.height,
-                        seconds=time.perf_counter() - t0)
+        kr = KindReport(
+            records=count,
+            entities=assignment.ids["entity_id"].n_unique(),
+            by_rule=dict(
+                crosswalk.group_by("rule").len().fill_null("none").sort("len", descending=True).iter_rows()
+            ),
+            kept=assignment.kept,
+            minted=assignment.minted,
+            changes=dict(assignment.history.group_by("reason").len().iter_rows()),
+            review_pairs=queues[-1].height,
+            conflicts=resolution.conflicts.height,
+            seconds=time.perf_counter() - t0,
+        )
         report.kinds[kind] = kr
 
     crosswalk = pl.concat(crosswalks)
     meta = CommitProperties(custom_metadata={PARTITION_KEY: partition, "qst.run_id": run_id})
     overwrite(gold_path(home, "entity_crosswalk"), crosswalk, commit_properties=meta)
     now = dt.datetime.now(dt.UTC)
-    history = (pl.concat(histories)
-               .with_columns(partition=pl.lit(dt.date.fromisoformat(partition)), run_id=pl.lit(run_id),
-                             recorded_at=pl.lit(now, pl.Datetime("us", "UTC")))
-               .select(list(HISTORY_TABLE_SCHEMA)).cast(HISTORY_TABLE_SCHEMA))
+    history = (
+        pl.concat(histories)
+        .with_columns(
+            partition=pl.lit(dt.date.fromisoformat(partition)),
+            run_id=pl.lit(run_id),
+            recorded_at=pl.lit(now, pl.Datetime("us", "UTC")),
+        )
+        .select(list(HISTORY_TABLE_SCHEMA))
+        .cast(HISTORY_TABLE_SCHEMA)
+    )
     _replace_night(gold_path(home, "entity_id_history"), history, partition, meta)
     queue = pl.concat(queues, how="diagonal_relaxed")
     overwrite(gold_path(home, "review_queue"), queue, commit_properties=meta)
@@ -257,7 +327,8 @@ def build_golden(home: Path, kind: str, partition: str | None = None, run_id: st
 
     home = Path(home)
     ids = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"]).filter(
-        pl.col("entity_type") == kind)
+        pl.col("entity_type") == kind
+    )
     needed = {"record_id", "source_department", "source_asset", "updated_at"}
     for rule in RULES[kind]:
         needed |= set(rule.columns.values()) | set(rule.candidate.meta.root_names())
@@ -271,10 +342,16 @@ def build_golden(home: Path, kind: str, partition: str | None = None, run_id: st
 
 
 def describe(report: GoldReport) -> str:
-    lines = [(f"gold for {report.partition} (ids carried from {report.previous_partition or 'nothing: first night'})"
-             f" in {report.seconds:.1f}s")]
+    lines = [
+        (
+            f"gold for {report.partition} (ids carried from {report.previous_partition or 'nothing: first night'})"
+            f" in {report.seconds:.1f}s"
+        )
+    ]
     for kind, k in report.kinds.items():
-        lines.append(f"  {kind}: {k.records:,} records -> {k.entities:,} entities; kept {k.kept:,} ids, minted "
-                     f"{k.minted:,}; changes {json.dumps(k.changes)}; {k.review_pairs:,} pairs to review; "
-                     f"rules {json.dumps(k.by_rule)} ({k.seconds:.1f}s)")
+        lines.append(
+            f"  {kind}: {k.records:,} records -> {k.entities:,} entities; kept {k.kept:,} ids, minted "
+            f"{k.minted:,}; changes {json.dumps(k.changes)}; {k.review_pairs:,} pairs to review; "
+            f"rules {json.dumps(k.by_rule)} ({k.seconds:.1f}s)"
+        )
     return "\n".join(lines)

@@ -22,8 +22,10 @@ def estate_folder(truth: Path) -> Path:
         return truth
     if truth.name == "truth" and truth.is_dir():
         return truth.parent
-    raise FileNotFoundError(f"{truth} is neither a simulated estate nor its truth/ folder "
-                            "(qst simulate writes DIR/truth/records/*.parquet)")
+    raise FileNotFoundError(
+        f"{truth} is neither a simulated estate nor its truth/ folder "
+        "(qst simulate writes DIR/truth/records/*.parquet)"
+    )
 
 
 def evaluate_gold(home: Path, truth: Path) -> dict[str, dict[str, float | int]]:
@@ -36,7 +38,14 @@ def evaluate_gold(home: Path, truth: Path) -> dict[str, dict[str, float | int]]:
         mine = crosswalk.filter(pl.col("entity_type") == kind)
         truth_ids = truth_for_records(truth_records.filter(pl.col("entity_type") == kind), mine)
         s = scores(mine.select("record_id", cluster="entity_id"), truth_ids)
-        out[kind] = {"precision": s["precision"], "recall": s["recall"], "f1": s["f1"],
-                     "bcubed_f1": s["bcubed_f1"], "records": s["records"], "entities": s["entities"],
-                     "clusters": s["clusters"], "records_without_truth": s["records_without_truth"]}
+        out[kind] = {
+            "precision": s["precision"],
+            "recall": s["recall"],
+            "f1": s["f1"],
+            "bcubed_f1": s["bcubed_f1"],
+            "records": s["records"],
+            "entities": s["entities"],
+            "clusters": s["clusters"],
+            "records_without_truth": s["records_without_truth"],
+        }
     return out

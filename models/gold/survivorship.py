@@ -26,10 +26,10 @@ import polars as pl
 
 @dataclass(frozen=True)
 class Rule:
-    group: str                       # the group's name: the ``<group>_from`` column
-    columns: dict[str, str]          # golden column -> canonical column
-    candidate: pl.Expr               # which records may supply the group
-    sources: tuple[str, ...]         # ``<department>.<asset>``, most authoritative first
+    group: str  # the group's name: the ``<group>_from`` column
+    columns: dict[str, str]  # golden column -> canonical column
+    candidate: pl.Expr  # which records may supply the group
+    sources: tuple[str, ...]  # ``<department>.<asset>``, most authoritative first
     why: str
 
 
@@ -41,51 +41,149 @@ REGISTRY = "samr.registrations"
 TAXPAYERS = "tax.taxpayers"
 
 ENTERPRISE_RULES: tuple[Rule, ...] = (
-    Rule("name", {"name": "name", "name_comparison": "name_comparison", "is_branch": "name_is_branch",
-                  "name_parent_comparison": "name_parent_comparison"}, _present("name"),
-         (REGISTRY, TAXPAYERS, "social.employers", "samr.penalties", "samr.abnormal_operations"),
-         "the registry's name (the latest registration), else the taxpayer's, else the employer's"),
-    Rule("uscc", {"uscc": "uscc"}, pl.col("uscc_status") == "valid", (REGISTRY, TAXPAYERS),
-         "a valid 统一社会信用代码, the registry's first"),
-    Rule("regno", {"regno": "regno"}, pl.col("regno_status") == "valid", (REGISTRY,),
-         "a valid old registration number"),
-    Rule("org_code", {"org_code": "link_org_code"}, pl.col("link_org_code").is_not_null(), (REGISTRY, TAXPAYERS),
-         "the organization code, written or inside a valid USCC/TIN"),
-    Rule("tin", {"tin": "tin"}, pl.col("tin_status") == "valid", (TAXPAYERS,),
-         "the tax bureau's taxpayer number (tax attributes come from tax)"),
-    Rule("status", {"status": "status"}, _present("status"), (REGISTRY, TAXPAYERS),
-         "the registry's status (存续/注销/吊销 ...), else the taxpayer's"),
-    Rule("legal_rep", {"legal_rep_name": "legal_rep_name", "legal_rep_id_number": "legal_rep_id_number"},
-         _present("legal_rep_name"), (REGISTRY, TAXPAYERS),
-         "the registry's legal representative, else the taxpayer's"),
-    Rule("address", {"address": "address", "division_code": "division_code"}, _present("address"),
-         (REGISTRY, TAXPAYERS, "social.employers"), "the registered address, else the tax address"),
-    Rule("phone", {"phone": "phone"}, _present("phone"), (TAXPAYERS, REGISTRY, "social.employers"),
-         "the taxpayer's phone (tax keeps contacts freshest), else the registry's"),
-    Rule("industry", {"industry": "industry", "industry_section": "industry_section"}, _present("industry"),
-         (REGISTRY, TAXPAYERS), "the registry's industry (GB/T 4754), else the taxpayer's"),
-    Rule("founded_on", {"founded_on": "founded_on"}, pl.col("founded_on").is_not_null(), (REGISTRY, TAXPAYERS),
-         "the registry's founding date"),
-    Rule("capital", {"registered_capital_wan": "registered_capital_wan"},
-         pl.col("registered_capital_wan").is_not_null(), (REGISTRY,), "the registered capital (万元)"),
+    Rule(
+        "name",
+        {
+            "name": "name",
+            "name_comparison": "name_comparison",
+            "is_branch": "name_is_branch",
+            "name_parent_comparison": "name_parent_comparison",
+        },
+        _present("name"),
+        (REGISTRY, TAXPAYERS, "social.employers", "samr.penalties", "samr.abnormal_operations"),
+        "the registry's name (the latest registration), else the taxpayer's, else the employer's",
+    ),
+    Rule(
+        "uscc",
+        {"uscc": "uscc"},
+        pl.col("uscc_status") == "valid",
+        (REGISTRY, TAXPAYERS),
+        "a valid 统一社会信用代码, the registry's first",
+    ),
+    Rule(
+        "regno",
+        {"regno": "regno"},
+        pl.col("regno_status") == "valid",
+        (REGISTRY,),
+        "a valid old registration number",
+    ),
+    Rule(
+        "org_code",
+        {"org_code": "link_org_code"},
+        pl.col("link_org_code").is_not_null(),
+        (REGISTRY, TAXPAYERS),
+        "the organization code, written or inside a valid USCC/TIN",
+    ),
+    Rule(
+        "tin",
+        {"tin": "tin"},
+        pl.col("tin_status") == "valid",
+        (TAXPAYERS,),
+        "the tax bureau's taxpayer number (tax attributes come from tax)",
+    ),
+    Rule(
+        "status",
+        {"status": "status"},
+        _present("status"),
+        (REGISTRY, TAXPAYERS),
+        "the registry's status (存续/注销/吊销 ...), else the taxpayer's",
+    ),
+    Rule(
+        "legal_rep",
+        {"legal_rep_name": "legal_rep_name", "legal_rep_id_number": "legal_rep_id_number"},
+        _present("legal_rep_name"),
+        (REGISTRY, TAXPAYERS),
+        "the registry's legal representative, else the taxpayer's",
+    ),
+    Rule(
+        "address",
+        {"address": "address", "division_code": "division_code"},
+        _present("address"),
+        (REGISTRY, TAXPAYERS, "social.employers"),
+        "the registered address, else the tax address",
+    ),
+    Rule(
+        "phone",
+        {"phone": "phone"},
+        _present("phone"),
+        (TAXPAYERS, REGISTRY, "social.employers"),
+        "the taxpayer's phone (tax keeps contacts freshest), else the registry's",
+    ),
+    Rule(
+        "industry",
+        {"industry": "industry", "industry_section": "industry_section"},
+        _present("industry"),
+        (REGISTRY, TAXPAYERS),
+        "the registry's industry (GB/T 4754), else the taxpayer's",
+    ),
+    Rule(
+        "founded_on",
+        {"founded_on": "founded_on"},
+        pl.col("founded_on").is_not_null(),
+        (REGISTRY, TAXPAYERS),
+        "the registry's founding date",
+    ),
+    Rule(
+        "capital",
+        {"registered_capital_wan": "registered_capital_wan"},
+        pl.col("registered_capital_wan").is_not_null(),
+        (REGISTRY,),
+        "the registered capital (万元)",
+    ),
 )
 
 PERSON_RULES: tuple[Rule, ...] = (
-    Rule("name", {"name": "name", "name_comparison": "name_comparison"}, _present("name"),
-         ("samr.registrations", "tax.taxpayers", "social.insured_persons", "streets.street_rosters_csv",
-          "streets.street_rosters_excel", "service.service_cases"),
-         "the name as the registry or tax record it, else social security, the street rosters, the service centre"),
-    Rule("id_number", {"id_number": "id_number", "birth_date": "id_number_birth_date", "sex": "id_number_sex"},
-         pl.col("id_number_status") == "valid",
-         ("samr.registrations", "social.insured_persons", "tax.taxpayers", "streets.street_rosters_csv",
-          "streets.street_rosters_excel"),
-         "a valid 居民身份证号 (15 digits converted to 18) with the birth date and sex it encodes"),
-    Rule("phone", {"phone": "phone"}, _present("phone"),
-         ("service.service_cases", "streets.street_rosters_csv", "streets.street_rosters_excel",
-          "social.insured_persons"), "the most recently given phone, the service centre's first"),
-    Rule("address", {"address": "address", "division_code": "division_code"}, _present("address"),
-         ("streets.street_rosters_csv", "streets.street_rosters_excel", "social.insured_persons",
-          "service.service_cases"), "the street office's roster address, else social security's"),
+    Rule(
+        "name",
+        {"name": "name", "name_comparison": "name_comparison"},
+        _present("name"),
+        (
+            "samr.registrations",
+            "tax.taxpayers",
+            "social.insured_persons",
+            "streets.street_rosters_csv",
+            "streets.street_rosters_excel",
+            "service.service_cases",
+        ),
+        "the name as the registry or tax record it, else social security, the street rosters, the service centre",
+    ),
+    Rule(
+        "id_number",
+        {"id_number": "id_number", "birth_date": "id_number_birth_date", "sex": "id_number_sex"},
+        pl.col("id_number_status") == "valid",
+        (
+            "samr.registrations",
+            "social.insured_persons",
+            "tax.taxpayers",
+            "streets.street_rosters_csv",
+            "streets.street_rosters_excel",
+        ),
+        "a valid 居民身份证号 (15 digits converted to 18) with the birth date and sex it encodes",
+    ),
+    Rule(
+        "phone",
+        {"phone": "phone"},
+        _present("phone"),
+        (
+            "service.service_cases",
+            "streets.street_rosters_csv",
+            "streets.street_rosters_excel",
+            "social.insured_persons",
+        ),
+        "the most recently given phone, the service centre's first",
+    ),
+    Rule(
+        "address",
+        {"address": "address", "division_code": "division_code"},
+        _present("address"),
+        (
+            "streets.street_rosters_csv",
+            "streets.street_rosters_excel",
+            "social.insured_persons",
+            "service.service_cases",
+        ),
+        "the street office's roster address, else social security's",
+    ),
 )
 
 RULES = {"enterprise": ENTERPRISE_RULES, "person": PERSON_RULES}
@@ -102,11 +200,17 @@ def golden_records(records: pl.DataFrame, ids: pl.DataFrame, kind: str) -> pl.Da
     it, sorted). ``records``: a canonical table; ``ids``: ``record_id, entity_id`` (the crosswalk)."""
     rules = RULES[kind]
     needed = {"record_id", "source_department", "source_asset", "updated_at"}
-    needed |= {c for r in rules for c in r.columns.values()} | {c for r in rules for c in r.candidate.meta.root_names()}
-    frame = (records.select([c for c in records.columns if c in needed])
-             .join(ids.select("record_id", "entity_id"), on="record_id")
-             .with_columns(__source=pl.concat_str("source_department", pl.lit("."), "source_asset"),
-                           __recency=-pl.col("updated_at").dt.epoch("us").fill_null(-(2 ** 62))))
+    needed |= {c for r in rules for c in r.columns.values()} | {
+        c for r in rules for c in r.candidate.meta.root_names()
+    }
+    frame = (
+        records.select([c for c in records.columns if c in needed])
+        .join(ids.select("record_id", "entity_id"), on="record_id")
+        .with_columns(
+            __source=pl.concat_str("source_department", pl.lit("."), "source_asset"),
+            __recency=-pl.col("updated_at").dt.epoch("us").fill_null(-(2**62)),
+        )
+    )
     # a row's rank by recency, then record id (the tie-breaks of every rule), without sorting the wide frame:
     # ``order`` lists the rows in that order, ``__ord`` is each row's place in it
     order = frame.select(pl.arg_sort_by(["__recency", "record_id"])).to_series().to_numpy()
@@ -115,38 +219,60 @@ def golden_records(records: pl.DataFrame, ids: pl.DataFrame, kind: str) -> pl.Da
     frame = frame.with_columns(__ord=pl.Series(rank))
     # per rule one integer that orders the candidates: (not a candidate, source authority, position); the
     # smallest per entity is the winner, and its low bits are the winner's row
-    keys = [((~r.candidate.fill_null(False)).cast(pl.Int64) * 64
-             + pl.col("__source").replace_strict({s: i for i, s in enumerate(r.sources)}, default=len(r.sources),
-                                                 return_dtype=pl.Int64)) * _ROW + pl.col("__ord").cast(pl.Int64)
-            for r in rules]
-    winners = (frame.group_by("entity_id")
-               .agg(*[k.min().alias(f"__key_{r.group}") for k, r in zip(keys, rules, strict=True)],
-                    pl.len().cast(pl.Int64).alias("records"),
-                    pl.col("source_department").unique().sort().alias("departments"))
-               .sort("entity_id"))
+    keys = [
+        (
+            (~r.candidate.fill_null(False)).cast(pl.Int64) * 64
+            + pl.col("__source").replace_strict(
+                {s: i for i, s in enumerate(r.sources)}, default=len(r.sources), return_dtype=pl.Int64
+            )
+        )
+        * _ROW
+        + pl.col("__ord").cast(pl.Int64)
+        for r in rules
+    ]
+    winners = (
+        frame.group_by("entity_id")
+        .agg(
+            *[k.min().alias(f"__key_{r.group}") for k, r in zip(keys, rules, strict=True)],
+            pl.len().cast(pl.Int64).alias("records"),
+            pl.col("source_department").unique().sort().alias("departments"),
+        )
+        .sort("entity_id")
+    )
     out = [winners.select("entity_id")]
     for rule in rules:
         key = winners[f"__key_{rule.group}"]
         has = (key // _ROW) < 64  # the winner is a candidate
         rows = frame.select("record_id", *rule.columns.values()).gather(order[(key % _ROW).to_numpy()])
-        picked = rows.select(pl.col("record_id").alias(f"{rule.group}_from"),
-                             *[pl.col(c).alias(g) for g, c in rule.columns.items()])
+        picked = rows.select(
+            pl.col("record_id").alias(f"{rule.group}_from"),
+            *[pl.col(c).alias(g) for g, c in rule.columns.items()],
+        )
         out.append(picked.select(pl.when(pl.Series(has)).then(pl.col(c)).alias(c) for c in picked.columns))
     out.append(winners.select("records", "departments"))
     return pl.concat(out, how="horizontal")
 
 
-_ROW = 2 ** 40  # room for a trillion rows
+_ROW = 2**40  # room for a trillion rows
 
 
 def link_branches(golden: pl.DataFrame) -> pl.DataFrame:
     """Add ``parent_entity_id`` to enterprise golden records: a branch (分公司) is its own entity, linked to
     the non-branch entity whose comparison name is the branch's parent form, when exactly one such entity
     exists (two same-named parents in different districts are not guessed between)."""
-    parents = (golden.filter(~pl.col("is_branch").fill_null(False) & pl.col("name_comparison").is_not_null())
-               .group_by("name_comparison").agg(parent_entity_id=pl.col("entity_id").first(), n=pl.len())
-               .filter(pl.col("n") == 1).drop("n"))
-    return (golden.join(parents, left_on="name_parent_comparison", right_on="name_comparison", how="left",
-                        maintain_order="left")
-            .with_columns(parent_entity_id=pl.when(pl.col("is_branch").fill_null(False))
-                          .then(pl.col("parent_entity_id"))))
+    parents = (
+        golden.filter(~pl.col("is_branch").fill_null(False) & pl.col("name_comparison").is_not_null())
+        .group_by("name_comparison")
+        .agg(parent_entity_id=pl.col("entity_id").first(), n=pl.len())
+        .filter(pl.col("n") == 1)
+        .drop("n")
+    )
+    return golden.join(
+        parents,
+        left_on="name_parent_comparison",
+        right_on="name_comparison",
+        how="left",
+        maintain_order="left",
+    ).with_columns(
+        parent_entity_id=pl.when(pl.col("is_branch").fill_null(False)).then(pl.col("parent_entity_id"))
+    )

@@ -19,7 +19,10 @@ from models.marts.common import create_table, mart
 
 def build_abnormal_distribution(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
     r = f"DATE '{ref.isoformat()}'"
-    n = create_table(con, "mart_abnormal_distribution", f"""
+    n = create_table(
+        con,
+        "mart_abnormal_distribution",
+        f"""
         SELECT date_trunc('month', e.event_date)::DATE AS month, d.division_code,
                coalesce(dv.division_name, '未知') AS district_name, d.industry_section, s.industry_section_name,
                e.category AS reason, count(*) AS listings, count(DISTINCT e.entity_id) AS enterprises,
@@ -30,12 +33,17 @@ def build_abnormal_distribution(con: duckdb.DuckDBPyConnection, ref: dt.date) ->
         LEFT JOIN dim_division dv ON dv.division_code = d.division_code
         LEFT JOIN dim_industry_section s ON s.industry_section = d.industry_section
         WHERE e.event_type = 'abnormal_listing' AND (e.event_date IS NULL OR e.event_date <= {r})
-        GROUP BY ALL""", "division_code, month")
+        GROUP BY ALL""",
+        "division_code, month",
+    )
     return {"mart_abnormal_distribution": n}
 
 
 MARTS = (
-    mart("abnormal", ("mart_abnormal_distribution",),
-         ("mart_enterprise_events", "dim_enterprise", "dim_division", "dim_industry_section"),
-         lambda ctx: build_abnormal_distribution(ctx.con, ctx.as_of)),
+    mart(
+        "abnormal",
+        ("mart_abnormal_distribution",),
+        ("mart_enterprise_events", "dim_enterprise", "dim_division", "dim_industry_section"),
+        lambda ctx: build_abnormal_distribution(ctx.con, ctx.as_of),
+    ),
 )

@@ -56,21 +56,32 @@ CALENDAR_END = dt.date(2030, 12, 31)
 
 #: chinese_calendar's holiday names, in the words of the State Council notices.
 HOLIDAY_NAMES_ZH = {
-    "New Year's Day": "元旦", "Spring Festival": "春节", "Tomb-sweeping Day": "清明节", "Labour Day": "劳动节",
-    "Dragon Boat Festival": "端午节", "National Day": "国庆节", "Mid-autumn Festival": "中秋节",
+    "New Year's Day": "元旦",
+    "Spring Festival": "春节",
+    "Tomb-sweeping Day": "清明节",
+    "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "National Day": "国庆节",
+    "Mid-autumn Festival": "中秋节",
     "Anti-Fascist 70th Day": "中国人民抗日战争暨世界反法西斯战争胜利70周年纪念日",
 }
 
 CALENDAR_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date, "weekday": pl.Int8, "is_workday": pl.Boolean, "is_holiday": pl.Boolean,
-    "is_makeup_workday": pl.Boolean, "holiday_name": pl.Utf8, "day_type": pl.Utf8, "calendar_source": pl.Utf8,
+    "date": pl.Date,
+    "weekday": pl.Int8,
+    "is_workday": pl.Boolean,
+    "is_holiday": pl.Boolean,
+    "is_makeup_workday": pl.Boolean,
+    "holiday_name": pl.Utf8,
+    "day_type": pl.Utf8,
+    "calendar_source": pl.Utf8,
     "workday_index": pl.Int32,
 }
 
 COMMENTS = {
     "dim_calendar": {
         "table": "工作日历（国务院办公厅节假日安排，含调休上班日）/ Official working-day calendar with statutory "
-                 "holidays and make-up working days; working days between two dates = difference of workday_index",
+        "holidays and make-up working days; working days between two dates = difference of workday_index",
         "columns": {
             "date": "日期 / Calendar day",
             "weekday": "星期（1=周一 … 7=周日）/ ISO weekday, 1 = Monday",
@@ -81,7 +92,7 @@ COMMENTS = {
             "day_type": "日期类型：workday 工作日 | weekend 周末 | holiday 节假日 | makeup_workday 调休上班 / Day type",
             "calendar_source": "official 官方日历 | weekdays 无官方数据时按周一至周五 / Source of the day's status",
             "workday_index": "累计工作日序号（自1990-01-01起，含当日）/ Working days from 1990-01-01 up to and "
-                             "including this day",
+            "including this day",
         },
     },
 }
@@ -102,16 +113,21 @@ def dim_calendar() -> pl.DataFrame:
     """One row per day of 1990-01-01 .. 2030-12-31 in :data:`CALENDAR_SCHEMA` (see the module docstring)."""
     years = official_years()
     first, last = dt.date(years.start, 1, 1), dt.date(years.stop - 1, 12, 31)
-    holidays = pl.DataFrame({"date": list(chinese_calendar.holidays), "_h": list(chinese_calendar.holidays.values())},
-                            schema={"date": pl.Date, "_h": pl.Utf8})
-    workdays = pl.DataFrame({"date": list(chinese_calendar.workdays), "_w": list(chinese_calendar.workdays.values())},
-                            schema={"date": pl.Date, "_w": pl.Utf8})
+    holidays = pl.DataFrame(
+        {"date": list(chinese_calendar.holidays), "_h": list(chinese_calendar.holidays.values())},
+        schema={"date": pl.Date, "_h": pl.Utf8},
+    )
+    workdays = pl.DataFrame(
+        {"date": list(chinese_calendar.workdays), "_w": list(chinese_calendar.workdays.values())},
+        schema={"date": pl.Date, "_w": pl.Utf8},
+    )
     days = pl.DataFrame({"date": pl.date_range(CALENDAR_START, CALENDAR_END, "1d", eager=True)})
     official = pl.col("date").is_between(first, last)
     weekend = pl.col("weekday") >= 6
     frame = (
         days.with_columns(weekday=pl.col("date").dt.weekday().cast(pl.Int8))
-        .join(holidays, on="date", how="left").join(workdays, on="date", how="left")
+        .join(holidays, on="date", how="left")
+        .join(workdays, on="date", how="left")
         .with_columns(
             is_holiday=official & pl.col("_h").is_not_null(),
             is_makeup_workday=official & pl.col("_w").is_not_null() & weekend,
@@ -122,9 +138,13 @@ def dim_calendar() -> pl.DataFrame:
             calendar_source=pl.when(official).then(pl.lit("official")).otherwise(pl.lit("weekdays")),
         )
         .with_columns(
-            day_type=pl.when(pl.col("is_makeup_workday")).then(pl.lit("makeup_workday"))
-            .when(pl.col("is_holiday")).then(pl.lit("holiday"))
-            .when(pl.col("is_workday")).then(pl.lit("workday")).otherwise(pl.lit("weekend")),
+            day_type=pl.when(pl.col("is_makeup_workday"))
+            .then(pl.lit("makeup_workday"))
+            .when(pl.col("is_holiday"))
+            .then(pl.lit("holiday"))
+            .when(pl.col("is_workday"))
+            .then(pl.lit("workday"))
+            .otherwise(pl.lit("weekend")),
             workday_index=pl.col("is_workday").cast(pl.Int32).cum_sum(),
         )
     )
@@ -162,7 +182,8 @@ def is_workday(date: pl.Expr | str) -> pl.Expr:
     """Whether a date is an official working day (null outside the calendar)."""
     n = _day_number(date)
     return pl.when(n.is_between(0, _DAYS - 1)).then(
-        pl.lit(dim_calendar()["is_workday"]).gather(n.clip(0, _DAYS - 1)))
+        pl.lit(dim_calendar()["is_workday"]).gather(n.clip(0, _DAYS - 1))
+    )
 
 
 def working_days(start: pl.Expr | str, end: pl.Expr | str) -> pl.Expr:
@@ -179,8 +200,9 @@ def add_working_days(start: pl.Expr | str, n: pl.Expr | str | int) -> pl.Expr:
     k = workday_index(start) + count.cast(pl.Int32)
     dates = _workday_dates()
     nth = pl.lit(dates).gather((k - 1).clip(0, dates.len() - 1))
-    return (pl.when(count == 0).then(_expr(start).cast(pl.Date))
-            .when((count > 0) & (k <= dates.len())).then(nth))
+    return (
+        pl.when(count == 0).then(_expr(start).cast(pl.Date)).when((count > 0) & (k <= dates.len())).then(nth)
+    )
 
 
 @functools.cache
@@ -188,8 +210,13 @@ def _utc_offsets_us() -> pl.Series:
     """The city's UTC offset (microseconds) at noon UTC of each calendar day."""
     zone = zoneinfo.ZoneInfo(TIMEZONE)
     noon = dt.datetime.combine(CALENDAR_START, dt.time(12), tzinfo=dt.UTC)
-    return pl.Series([int((noon + dt.timedelta(days=k)).astimezone(zone).utcoffset().total_seconds()) * 1_000_000
-                      for k in range(_DAYS)], dtype=pl.Int64)
+    return pl.Series(
+        [
+            int((noon + dt.timedelta(days=k)).astimezone(zone).utcoffset().total_seconds()) * 1_000_000
+            for k in range(_DAYS)
+        ],
+        dtype=pl.Int64,
+    )
 
 
 def local_date(timestamp: pl.Expr | str, dtype: pl.DataType) -> pl.Expr:
@@ -204,8 +231,11 @@ def local_date(timestamp: pl.Expr | str, dtype: pl.DataType) -> pl.Expr:
     day_us = 86_400_000_000
     us = col.dt.epoch("us")
     n = us.floordiv(day_us) - _FIRST
-    offset = pl.when(n.is_between(0, _DAYS - 1)).then(
-        pl.lit(_utc_offsets_us()).gather(n.clip(0, _DAYS - 1))).otherwise(8 * 3_600_000_000)
+    offset = (
+        pl.when(n.is_between(0, _DAYS - 1))
+        .then(pl.lit(_utc_offsets_us()).gather(n.clip(0, _DAYS - 1)))
+        .otherwise(8 * 3_600_000_000)
+    )
     return (us + offset).floordiv(day_us).cast(pl.Int32).cast(pl.Date)
 
 
@@ -215,8 +245,12 @@ def working_days_py(start: dt.date, end: dt.date) -> int | None:
     return frame.select(working_days("s", "e")).item()
 
 
-
 MARTS = (
-    mart("calendar", ("dim_calendar",), (),
-         lambda ctx: {"dim_calendar": frame_table(ctx.con, "dim_calendar", dim_calendar())}, comments=COMMENTS),
+    mart(
+        "calendar",
+        ("dim_calendar",),
+        (),
+        lambda ctx: {"dim_calendar": frame_table(ctx.con, "dim_calendar", dim_calendar())},
+        comments=COMMENTS,
+    ),
 )

@@ -37,8 +37,9 @@ LAKE_TABLES: dict[str, str] = {
 }
 #: Lake tables that may be absent (a department not connected, the scorecard not written yet): a mart that
 #: reads one declares how it does without it (:attr:`Mart.optional`), or the build fails naming it.
-OPTIONAL_LAKE_TABLES = frozenset({"scorecard", "stg_service__service_cases", "stg_social__employers",
-                                  "stg_samr__registrations"})
+OPTIONAL_LAKE_TABLES = frozenset(
+    {"scorecard", "stg_service__service_cases", "stg_social__employers", "stg_samr__registrations"}
+)
 
 # the enterprise events' vocabulary (``int_events``), shared by the 360 card and the risk factors
 PLAINTIFF_ROLES = ("原告", "申请执行人")
@@ -59,8 +60,9 @@ def q(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> list[t
     return con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
 
 
-def create_table(con: duckdb.DuckDBPyConnection, table: Table | str, select_sql: str,
-                 order_by: str | None = None) -> int:
+def create_table(
+    con: duckdb.DuckDBPyConnection, table: Table | str, select_sql: str, order_by: str | None = None
+) -> int:
     """``CREATE TABLE`` with exactly the contract's columns, types and order, rows stored ordered."""
     t = TABLES[table] if isinstance(table, str) else table
     cols = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in t.columns)
@@ -121,8 +123,15 @@ class Mart:
         return tuple(t for t in self.outputs if not t.startswith("_"))
 
 
-def mart(name: str, outputs: tuple[str, ...], inputs: tuple[str, ...], run: Run, *,
-         optional: tuple[str, ...] = (), comments: Mapping[str, dict] | None = None) -> Mart:
+def mart(
+    name: str,
+    outputs: tuple[str, ...],
+    inputs: tuple[str, ...],
+    run: Run,
+    *,
+    optional: tuple[str, ...] = (),
+    comments: Mapping[str, dict] | None = None,
+) -> Mart:
     """A :class:`Mart` whose contract is read from :mod:`models.marts.contract`, or from ``comments`` (the
     ``COMMENTS`` of a module that keeps its own contract)."""
     comments = dict(comments or {})
@@ -135,6 +144,15 @@ def mart(name: str, outputs: tuple[str, ...], inputs: tuple[str, ...], run: Run,
         elif table in TABLES:
             contract[table] = tuple(TABLES[table].column_names)
         else:
-            raise ValueError(f"mart {name}: table {table} has no contract (models/marts/contract.py or COMMENTS)")
-    return Mart(name, tuple(outputs), tuple(inputs), run, frozenset(optional), contract,
-                {t: c for t, c in comments.items() if t in outputs})
+            raise ValueError(
+                f"mart {name}: table {table} has no contract (models/marts/contract.py or COMMENTS)"
+            )
+    return Mart(
+        name,
+        tuple(outputs),
+        tuple(inputs),
+        run,
+        frozenset(optional),
+        contract,
+        {t: c for t, c in comments.items() if t in outputs},
+    )

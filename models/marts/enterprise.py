@@ -46,67 +46,105 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 def build_dimensions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     divisions = sql_str(str(DATA / "divisions.csv"))
     sections = sql_str(str(DATA / "gbt4754_sections.csv"))
-    n1 = create_table(con, "dim_division", f"""
+    n1 = create_table(
+        con,
+        "dim_division",
+        f"""
         SELECT d.code AS division_code, d.name AS division_name, d.level, d.parent_code, p.name AS parent_name
         FROM read_csv({divisions}, all_varchar = true) d
-        LEFT JOIN read_csv({divisions}, all_varchar = true) p ON p.code = d.parent_code""", "division_code")
-    n2 = create_table(con, "dim_industry_section", f"""
+        LEFT JOIN read_csv({divisions}, all_varchar = true) p ON p.code = d.parent_code""",
+        "division_code",
+    )
+    n2 = create_table(
+        con,
+        "dim_industry_section",
+        f"""
         SELECT section AS industry_section, name AS industry_section_name, first_division, last_division
-        FROM read_csv({sections}, all_varchar = true)""", "industry_section")
+        FROM read_csv({sections}, all_varchar = true)""",
+        "industry_section",
+    )
     return {"dim_division": n1, "dim_industry_section": n2}
 
 
 def build_crosswalk(con: duckdb.DuckDBPyConnection) -> None:
     """The crosswalk split by kind (working tables every enterprise and person mart joins on)."""
-    q(con, """CREATE OR REPLACE TEMP TABLE _xw_ent AS SELECT record_id, entity_id, source_department, source_asset,
-              source_pk, role FROM lake_entity_crosswalk WHERE entity_type = 'enterprise'""")
-    q(con, """CREATE OR REPLACE TEMP TABLE _xw_per AS SELECT record_id, entity_id, source_department, source_asset,
-              source_pk, role FROM lake_entity_crosswalk WHERE entity_type = 'person'""")
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _xw_ent AS SELECT record_id, entity_id, source_department, source_asset,
+              source_pk, role FROM lake_entity_crosswalk WHERE entity_type = 'enterprise'""",
+    )
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _xw_per AS SELECT record_id, entity_id, source_department, source_asset,
+              source_pk, role FROM lake_entity_crosswalk WHERE entity_type = 'person'""",
+    )
 
 
 def build_detail(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """The enterprise events and records (detail marts)."""
     rows = {}
-    rows["mart_enterprise_events"] = create_table(con, "mart_enterprise_events", """
+    rows["mart_enterprise_events"] = create_table(
+        con,
+        "mart_enterprise_events",
+        """
         SELECT x.entity_id, e.event_id, e.event_type, e.event_date, e.end_date, e.amount, e.category, e.reference,
                e.status, e.source_department, e.source_asset, e.source_pk, e.subject_record_id
         FROM lake_int_events e JOIN _xw_ent x ON x.record_id = e.subject_record_id
-        WHERE e.subject_kind = 'enterprise'""", "entity_id, event_date")
-    rows["mart_enterprise_records"] = create_table(con, "mart_enterprise_records", """
+        WHERE e.subject_kind = 'enterprise'""",
+        "entity_id, event_date",
+    )
+    rows["mart_enterprise_records"] = create_table(
+        con,
+        "mart_enterprise_records",
+        """
         SELECT x.entity_id, x.record_id, x.source_department, x.source_asset, x.source_table, x.source_pk, x.role,
                r.name, r.uscc, x.rule, x.match_probability, x.why
         FROM (SELECT * FROM lake_entity_crosswalk WHERE entity_type = 'enterprise') x
         LEFT JOIN (SELECT record_id, name, uscc FROM lake_int_enterprise_records) r
-          ON r.record_id = x.record_id""", "entity_id, record_id")
+          ON r.record_id = x.record_id""",
+        "entity_id, record_id",
+    )
     return rows
 
 
 def build_headcount(con: duckdb.DuckDBPyConnection, ref: dt.date) -> None:
     """Monthly insured headcounts per enterprise with their trend base (empty without the social department)."""
     if _registered(con, "lake_stg_social__employers"):
-        q(con, """CREATE OR REPLACE TEMP TABLE _headcount AS
+        q(
+            con,
+            """CREATE OR REPLACE TEMP TABLE _headcount AS
             SELECT x.entity_id, CAST(s.contribution_month AS DATE) AS month,
                    sum(s.insured_headcount)::BIGINT AS headcount, sum(s.contribution_arrears) AS arrears
             FROM lake_stg_social__employers s
             JOIN _xw_ent x ON x.record_id = s.source_department || '.' || s.source_asset || ':' || s.source_pk
                                             || ':subject'
             WHERE s.contribution_month IS NOT NULL AND CAST(s.contribution_month AS DATE) <= ?
-            GROUP BY ALL""", [ref])
+            GROUP BY ALL""",
+            [ref],
+        )
     else:
-        q(con, "CREATE OR REPLACE TEMP TABLE _headcount (entity_id VARCHAR, month DATE, headcount BIGINT, "
-               "arrears DECIMAL(18,2))")
+        q(
+            con,
+            "CREATE OR REPLACE TEMP TABLE _headcount (entity_id VARCHAR, month DATE, headcount BIGINT, "
+            "arrears DECIMAL(18,2))",
+        )
     # trend base: the earliest month within the five before each month
-    q(con, """CREATE OR REPLACE TEMP TABLE _headcount AS SELECT *,
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _headcount AS SELECT *,
                 first_value(headcount) OVER w AS base_headcount,
                 lead(month) OVER (PARTITION BY entity_id ORDER BY month) AS next_month
               FROM _headcount
               WINDOW w AS (PARTITION BY entity_id ORDER BY month
-                           RANGE BETWEEN INTERVAL 5 MONTH PRECEDING AND CURRENT ROW)""")
+                           RANGE BETWEEN INTERVAL 5 MONTH PRECEDING AND CURRENT ROW)""",
+    )
 
 
 def build_links(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Person-enterprise links: legal representative (the person mention's related record) and insured at."""
-    q(con, """CREATE OR REPLACE TEMP TABLE _links AS
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _links AS
         SELECT px.entity_id AS person_id, ex.entity_id, 'legal_rep' AS relation,
                count(*)::INTEGER AS records, list(DISTINCT p.source_department ORDER BY p.source_department) AS departments
         FROM (SELECT record_id, related_record_id, source_department FROM lake_int_person_records
@@ -120,9 +158,13 @@ def build_links(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
           ON p.source_asset = e.source_asset AND p.source_department = e.source_department
          AND p.source_pk = e.source_pk AND e.role = 'employer'
         WHERE p.source_department = 'social' AND p.source_asset = 'insured_persons' AND p.role = 'subject'
-        GROUP BY ALL""")
-    return {"mart_person_enterprise_links": create_table(
-        con, "mart_person_enterprise_links", "SELECT * FROM _links", "person_id, entity_id")}
+        GROUP BY ALL""",
+    )
+    return {
+        "mart_person_enterprise_links": create_table(
+            con, "mart_person_enterprise_links", "SELECT * FROM _links", "person_id, entity_id"
+        )
+    }
 
 
 def _registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -135,7 +177,9 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
     r = f"DATE '{ref.isoformat()}'"
-    q(con, f"""CREATE OR REPLACE TEMP TABLE _agg AS SELECT entity_id,
+    q(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _agg AS SELECT entity_id,
         arg_max(category, event_date) FILTER (event_type = 'tax_rating' AND event_date <= {r}) AS tax_rating,
         max(event_date) FILTER (event_type = 'tax_rating' AND event_date <= {r}) AS tax_rating_on,
         count(*) FILTER (event_type = 'tax_rating' AND category = 'D') AS tax_rating_d_count,
@@ -166,13 +210,20 @@ def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[s
         count(*) FILTER (event_type = 'service_case' AND event_date > {r} - INTERVAL 12 MONTH
                          AND event_date <= {r}) AS service_case_count_12m,
         max(event_date) FILTER (event_type = 'service_case') AS service_latest_on
-      FROM mart_enterprise_events GROUP BY entity_id""")
-    q(con, """CREATE OR REPLACE TEMP TABLE _hc_latest AS
+      FROM mart_enterprise_events GROUP BY entity_id""",
+    )
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _hc_latest AS
         SELECT entity_id, arg_max(headcount, month) AS insured_headcount, max(month) AS insured_month,
                arg_max(base_headcount, month) AS insured_headcount_base,
                arg_max(arrears, month) AS social_arrears_amount
-        FROM _headcount GROUP BY entity_id""")
-    n = create_table(con, "mart_enterprise_360", f"""
+        FROM _headcount GROUP BY entity_id""",
+    )
+    n = create_table(
+        con,
+        "mart_enterprise_360",
+        f"""
         SELECT d.entity_id, d.uscc, d.name, d.name_comparison, d.is_branch, d.parent_entity_id, d.regno, d.org_code,
                d.tin, d.status, d.legal_rep_name, rep.entity_id AS legal_rep_person_id, d.address, d.division_code,
                dv.division_name AS district_name, d.industry, d.industry_section, s.industry_section_name,
@@ -205,26 +256,57 @@ def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[s
         LEFT JOIN _hc_latest h ON h.entity_id = d.entity_id
         LEFT JOIN mart_credit_risk cr ON cr.entity_id = d.entity_id
         LEFT JOIN _xw_per rep ON rep.record_id = regexp_replace(d.legal_rep_from, ':[a-z_]+$', ':legal_rep')
-                             AND rep.role = 'legal_rep'""", "uscc")
-    m = create_table(con, "mart_enterprise_search", """
+                             AND rep.role = 'legal_rep'""",
+        "uscc",
+    )
+    m = create_table(
+        con,
+        "mart_enterprise_search",
+        """
         SELECT name AS search_key, entity_id, uscc, name, status, district_name, risk_level
         FROM mart_enterprise_360 WHERE name IS NOT NULL
         UNION ALL
         SELECT name_comparison, entity_id, uscc, name, status, district_name, risk_level
-        FROM mart_enterprise_360 WHERE name_comparison IS NOT NULL AND name_comparison <> name""", "search_key")
+        FROM mart_enterprise_360 WHERE name_comparison IS NOT NULL AND name_comparison <> name""",
+        "search_key",
+    )
     return {"mart_enterprise_360": n, "mart_enterprise_search": m}
 
 
 MARTS = (
     mart("dimensions", ("dim_division", "dim_industry_section"), (), lambda ctx: build_dimensions(ctx.con)),
     mart("crosswalk", ("_xw_ent", "_xw_per"), ("entity_crosswalk",), lambda ctx: build_crosswalk(ctx.con)),
-    mart("enterprise_detail", ("mart_enterprise_events", "mart_enterprise_records"),
-         ("int_events", "int_enterprise_records", "entity_crosswalk", "_xw_ent"), lambda ctx: build_detail(ctx.con)),
-    mart("headcount", ("_headcount",), ("stg_social__employers", "_xw_ent"),
-         lambda ctx: build_headcount(ctx.con, ctx.as_of), optional=("stg_social__employers",)),
-    mart("person_enterprise_links", ("_links", "mart_person_enterprise_links"),
-         ("int_person_records", "_xw_per", "_xw_ent"), lambda ctx: build_links(ctx.con)),
-    mart("enterprise_360", ("mart_enterprise_360", "mart_enterprise_search"),
-         ("dim_enterprise", "mart_enterprise_events", "_headcount", "_xw_per", "dim_division", "dim_industry_section",
-          "mart_credit_risk"), lambda ctx: build_enterprise_360(ctx.con, ctx.as_of)),
+    mart(
+        "enterprise_detail",
+        ("mart_enterprise_events", "mart_enterprise_records"),
+        ("int_events", "int_enterprise_records", "entity_crosswalk", "_xw_ent"),
+        lambda ctx: build_detail(ctx.con),
+    ),
+    mart(
+        "headcount",
+        ("_headcount",),
+        ("stg_social__employers", "_xw_ent"),
+        lambda ctx: build_headcount(ctx.con, ctx.as_of),
+        optional=("stg_social__employers",),
+    ),
+    mart(
+        "person_enterprise_links",
+        ("_links", "mart_person_enterprise_links"),
+        ("int_person_records", "_xw_per", "_xw_ent"),
+        lambda ctx: build_links(ctx.con),
+    ),
+    mart(
+        "enterprise_360",
+        ("mart_enterprise_360", "mart_enterprise_search"),
+        (
+            "dim_enterprise",
+            "mart_enterprise_events",
+            "_headcount",
+            "_xw_per",
+            "dim_division",
+            "dim_industry_section",
+            "mart_credit_risk",
+        ),
+        lambda ctx: build_enterprise_360(ctx.con, ctx.as_of),
+    ),
 )

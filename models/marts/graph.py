@@ -20,7 +20,16 @@ from models.marts import abnormal, calendar, enterprise, kpi, person, risk, scor
 from models.marts.common import LAKE_TABLES, OPTIONAL_LAKE_TABLES, Mart, MartContext, mart, q
 from models.marts.contract import EXTERNAL_TABLES, TABLES
 
-__all__ = ["MARTS", "MartBuildError", "check_registry", "contract", "lineage", "order", "producers", "run_marts"]
+__all__ = [
+    "MARTS",
+    "MartBuildError",
+    "check_registry",
+    "contract",
+    "lineage",
+    "order",
+    "producers",
+    "run_marts",
+]
 
 
 class MartBuildError(RuntimeError):
@@ -28,8 +37,11 @@ class MartBuildError(RuntimeError):
 
 
 def _meta_build(ctx: MartContext) -> dict[str, int]:
-    q(ctx.con, "CREATE OR REPLACE TABLE meta_build (lake_table VARCHAR, delta_version BIGINT, committed_at "
-               "TIMESTAMPTZ, built_at TIMESTAMPTZ, as_of_date DATE, as_of_lake VARCHAR)")
+    q(
+        ctx.con,
+        "CREATE OR REPLACE TABLE meta_build (lake_table VARCHAR, delta_version BIGINT, committed_at "
+        "TIMESTAMPTZ, built_at TIMESTAMPTZ, as_of_date DATE, as_of_lake VARCHAR)",
+    )
     if ctx.meta_rows:
         ctx.con.executemany("INSERT INTO meta_build VALUES (?, ?, ?, ?, ?, ?)", ctx.meta_rows)
     return {"meta_build": len(ctx.meta_rows)}
@@ -37,10 +49,21 @@ def _meta_build(ctx: MartContext) -> dict[str, int]:
 
 #: Every mart node (the registry); order here is only the tie-break of :func:`order`.
 MARTS: tuple[Mart, ...] = (
-    *enterprise.MARTS, *risk.MARTS, *person.MARTS, *abnormal.MARTS, *scorecard_mart.MARTS,
-    *calendar.MARTS, *service.MARTS, *kpi.MARTS,
-    mart("meta_build", ("meta_build",), tuple(LAKE_TABLES), lambda ctx: _meta_build(ctx),
-         optional=tuple(OPTIONAL_LAKE_TABLES)),
+    *enterprise.MARTS,
+    *risk.MARTS,
+    *person.MARTS,
+    *abnormal.MARTS,
+    *scorecard_mart.MARTS,
+    *calendar.MARTS,
+    *service.MARTS,
+    *kpi.MARTS,
+    mart(
+        "meta_build",
+        ("meta_build",),
+        tuple(LAKE_TABLES),
+        lambda ctx: _meta_build(ctx),
+        optional=tuple(OPTIONAL_LAKE_TABLES),
+    ),
 )
 
 
@@ -71,11 +94,19 @@ def check_registry(marts: tuple[Mart, ...] = MARTS) -> None:
     made = producers(marts)
     problems = []
     for m in marts:
-        problems += [f"mart {m.name} reads {t}, which is neither a lake table nor written by a mart"
-                     for t in m.inputs if t not in made and t not in LAKE_TABLES]
-        problems += [f"mart {m.name}: optional input {t} is not an optional lake table"
-                     for t in m.optional if t not in OPTIONAL_LAKE_TABLES or t not in m.inputs]
-    problems += [f"contract table {t} is built by no mart" for t in (*TABLES, *EXTERNAL_TABLES) if t not in made]
+        problems += [
+            f"mart {m.name} reads {t}, which is neither a lake table nor written by a mart"
+            for t in m.inputs
+            if t not in made and t not in LAKE_TABLES
+        ]
+        problems += [
+            f"mart {m.name}: optional input {t} is not an optional lake table"
+            for t in m.optional
+            if t not in OPTIONAL_LAKE_TABLES or t not in m.inputs
+        ]
+    problems += [
+        f"contract table {t} is built by no mart" for t in (*TABLES, *EXTERNAL_TABLES) if t not in made
+    ]
     if problems:
         raise ValueError("; ".join(problems))
     order(marts)
@@ -111,15 +142,23 @@ def lineage(marts: tuple[Mart, ...] = MARTS) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def run_marts(con: duckdb.DuckDBPyConnection, ctx: MartContext, *, seconds: dict[str, float],
-              rows: dict[str, int], marts: tuple[Mart, ...] | None = None,
-              clock: Callable[[], float] = time.perf_counter) -> None:
+def run_marts(
+    con: duckdb.DuckDBPyConnection,
+    ctx: MartContext,
+    *,
+    seconds: dict[str, float],
+    rows: dict[str, int],
+    marts: tuple[Mart, ...] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> None:
     """Run every node in :func:`order`; the first failure raises :class:`MartBuildError` naming the mart."""
     for m in order(marts or MARTS):
         missing = [t for t in m.inputs if t in LAKE_TABLES and t not in m.optional and not ctx.has(t)]
         if missing:
-            raise MartBuildError(f"mart {m.name} ({', '.join(m.outputs)}) needs lake table(s) "
-                                 f"{', '.join(LAKE_TABLES[t] for t in missing)}, not in the lake at the versions read")
+            raise MartBuildError(
+                f"mart {m.name} ({', '.join(m.outputs)}) needs lake table(s) "
+                f"{', '.join(LAKE_TABLES[t] for t in missing)}, not in the lake at the versions read"
+            )
         t0 = clock()
         try:
             built = m.run(ctx)
@@ -139,9 +178,9 @@ def _check_outputs(con: duckdb.DuckDBPyConnection, m: Mart) -> None:
         if t not in have:
             raise MartBuildError(f"mart {m.name} did not create its table {t}")
         if t in m.contract and have[t] != list(m.contract[t]):
-            raise MartBuildError(f"mart {m.name}: table {t} has columns {have[t]}, its contract says "
-                                 f"{list(m.contract[t])}")
-
+            raise MartBuildError(
+                f"mart {m.name}: table {t} has columns {have[t]}, its contract says {list(m.contract[t])}"
+            )
 
 
 check_registry()

@@ -86,37 +86,86 @@ class Indicator:
 
 
 INDICATORS: tuple[Indicator, ...] = (
-    Indicator("new_registrations", "新设立登记（按成立日期）", "New business registrations, by founding date",
-              ("registration",)),
-    Indicator("deregistrations", "注销登记（按记录最后更新日）",
-              "Deregistered registrations, by the record's last update"),
+    Indicator(
+        "new_registrations",
+        "新设立登记（按成立日期）",
+        "New business registrations, by founding date",
+        ("registration",),
+    ),
+    Indicator(
+        "deregistrations",
+        "注销登记（按记录最后更新日）",
+        "Deregistered registrations, by the record's last update",
+    ),
     Indicator("new_tax_registrations", "新办税务登记", "New taxpayer registrations", ("tax_registration",)),
-    Indicator("new_abnormal_listings", "新列入经营异常名录", "New abnormal-operations listings", ("abnormal_listing",)),
-    Indicator("abnormal_removals", "移出经营异常名录", "Removals from the abnormal-operations list",
-              ("abnormal_listing",), date="end_date"),
-    Indicator("admin_penalties", "行政处罚（市场监管、生态环境）", "Administrative penalties (SAMR and environment)",
-              ("admin_penalty", "env_penalty")),
+    Indicator(
+        "new_abnormal_listings",
+        "新列入经营异常名录",
+        "New abnormal-operations listings",
+        ("abnormal_listing",),
+    ),
+    Indicator(
+        "abnormal_removals",
+        "移出经营异常名录",
+        "Removals from the abnormal-operations list",
+        ("abnormal_listing",),
+        date="end_date",
+    ),
+    Indicator(
+        "admin_penalties",
+        "行政处罚（市场监管、生态环境）",
+        "Administrative penalties (SAMR and environment)",
+        ("admin_penalty", "env_penalty"),
+    ),
     Indicator("samr_penalties", "市场监管行政处罚", "SAMR administrative penalties", ("admin_penalty",)),
     Indicator("env_penalties", "生态环境行政处罚", "Environmental penalties", ("env_penalty",)),
     Indicator("court_cases_filed", "法院立案数", "Court cases filed", ("court_case",), distinct="reference"),
-    Indicator("court_cases_closed", "法院结案数", "Court cases closed", ("court_case",), date="end_date",
-              distinct="reference"),
-    Indicator("new_judgment_defaulters", "新增失信被执行人（按立案日期）", "New judgment defaulters, by filing date",
-              ("judgment_default",)),
+    Indicator(
+        "court_cases_closed",
+        "法院结案数",
+        "Court cases closed",
+        ("court_case",),
+        date="end_date",
+        distinct="reference",
+    ),
+    Indicator(
+        "new_judgment_defaulters",
+        "新增失信被执行人（按立案日期）",
+        "New judgment defaulters, by filing date",
+        ("judgment_default",),
+    ),
     Indicator("new_tax_arrears", "新增欠税", "New tax arrears", ("tax_arrears",)),
-    Indicator("new_insurance_enrollments", "新增参保人员", "New social insurance enrollments",
-              ("insurance_enrollment",)),
+    Indicator(
+        "new_insurance_enrollments",
+        "新增参保人员",
+        "New social insurance enrollments",
+        ("insurance_enrollment",),
+    ),
     Indicator("service_cases", "办件申请量", "Service cases applied for", ("service_case",)),
-    Indicator("service_cases_finished", "办结量", "Service cases finished", ("service_case",), date="end_date"),
-    Indicator("overdue_service_cases", "新增超期办件（超承诺时限）", "Service cases going beyond their promised limit"),
+    Indicator(
+        "service_cases_finished", "办结量", "Service cases finished", ("service_case",), date="end_date"
+    ),
+    Indicator(
+        "overdue_service_cases",
+        "新增超期办件（超承诺时限）",
+        "Service cases going beyond their promised limit",
+    ),
 )
 INDICATOR_BY_KEY = {i.key: i for i in INDICATORS}
 
 COUNTS_SCHEMA: dict[str, pl.DataType] = {"indicator": pl.Utf8, "day": pl.Date, "actual": pl.Int64}
 KPI_SCHEMA: dict[str, pl.DataType] = {
-    "day": pl.Date, "indicator": pl.Utf8, "indicator_name_zh": pl.Utf8, "actual": pl.Int64,
-    "forecast": pl.Float64, "lower": pl.Float64, "upper": pl.Float64, "is_forecast": pl.Boolean,
-    "alert": pl.Boolean, "method": pl.Utf8, "as_of": pl.Date,
+    "day": pl.Date,
+    "indicator": pl.Utf8,
+    "indicator_name_zh": pl.Utf8,
+    "actual": pl.Int64,
+    "forecast": pl.Float64,
+    "lower": pl.Float64,
+    "upper": pl.Float64,
+    "is_forecast": pl.Boolean,
+    "alert": pl.Boolean,
+    "method": pl.Utf8,
+    "as_of": pl.Date,
 }
 
 
@@ -136,8 +185,12 @@ def default_as_of(events: pl.DataFrame | pl.LazyFrame) -> dt.date | None:
     return per_day.filter(pl.col("n") >= 2).select(pl.col("event_date").max()).collect().item()
 
 
-def event_counts(events: pl.DataFrame | pl.LazyFrame, start: dt.date, end: dt.date,
-                 indicators: tuple[Indicator, ...] = INDICATORS) -> pl.DataFrame:
+def event_counts(
+    events: pl.DataFrame | pl.LazyFrame,
+    start: dt.date,
+    end: dt.date,
+    indicators: tuple[Indicator, ...] = INDICATORS,
+) -> pl.DataFrame:
     """Events per indicator and day in ``[start, end]`` (days without events absent), in :data:`COUNTS_SCHEMA`.
     ``events`` has ``event_type``, ``event_date``, ``end_date`` and ``reference`` of ``int_events``."""
     lf = _lazy(events)
@@ -146,19 +199,31 @@ def event_counts(events: pl.DataFrame | pl.LazyFrame, start: dt.date, end: dt.da
         plain = [i for i in indicators if i.event_types and i.date == date_col and i.distinct is None]
         types = sorted({t for i in plain for t in i.event_types})
         if types:
-            per_type = (lf.filter(pl.col("event_type").is_in(types) & pl.col(date_col).is_between(start, end))
-                        .group_by("event_type", pl.col(date_col).alias("day")).agg(pl.len().alias("n")))
-            mapping = pl.LazyFrame([(i.key, t) for i in plain for t in i.event_types],
-                                   schema={"indicator": pl.Utf8, "event_type": pl.Utf8}, orient="row")
-            parts.append(per_type.join(mapping, on="event_type").group_by("indicator", "day")
-                         .agg(pl.col("n").sum().alias("actual")))
+            per_type = (
+                lf.filter(pl.col("event_type").is_in(types) & pl.col(date_col).is_between(start, end))
+                .group_by("event_type", pl.col(date_col).alias("day"))
+                .agg(pl.len().alias("n"))
+            )
+            mapping = pl.LazyFrame(
+                [(i.key, t) for i in plain for t in i.event_types],
+                schema={"indicator": pl.Utf8, "event_type": pl.Utf8},
+                orient="row",
+            )
+            parts.append(
+                per_type.join(mapping, on="event_type")
+                .group_by("indicator", "day")
+                .agg(pl.col("n").sum().alias("actual"))
+            )
         for ind in (i for i in indicators if i.event_types and i.date == date_col and i.distinct is not None):
             col = pl.col(ind.distinct)
             parts.append(
-                lf.filter(pl.col("event_type").is_in(ind.event_types) & pl.col(date_col).is_between(start, end))
+                lf.filter(
+                    pl.col("event_type").is_in(ind.event_types) & pl.col(date_col).is_between(start, end)
+                )
                 .group_by(pl.col(date_col).alias("day"))
                 .agg((col.drop_nulls().n_unique() + col.null_count()).alias("actual"))
-                .with_columns(indicator=pl.lit(ind.key)))
+                .with_columns(indicator=pl.lit(ind.key))
+            )
     if not parts:
         return pl.DataFrame(schema=COUNTS_SCHEMA)
     return pl.concat([p.select(list(COUNTS_SCHEMA)).cast(COUNTS_SCHEMA) for p in pl.collect_all(parts)])
@@ -168,14 +233,21 @@ def overdue_counts(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date, start: dt
     """Service cases that went beyond their promised limit, per day (``overdue_on``), in :data:`COUNTS_SCHEMA`."""
     from models.marts.service import case_facts
 
-    return (case_facts(cases, as_of).filter(pl.col("overdue_on").is_between(start, as_of))
-            .group_by(pl.col("overdue_on").alias("day")).agg(pl.len().alias("actual"))
-            .with_columns(indicator=pl.lit("overdue_service_cases"))
-            .select(list(COUNTS_SCHEMA)).collect().cast(COUNTS_SCHEMA))
+    return (
+        case_facts(cases, as_of)
+        .filter(pl.col("overdue_on").is_between(start, as_of))
+        .group_by(pl.col("overdue_on").alias("day"))
+        .agg(pl.len().alias("actual"))
+        .with_columns(indicator=pl.lit("overdue_service_cases"))
+        .select(list(COUNTS_SCHEMA))
+        .collect()
+        .cast(COUNTS_SCHEMA)
+    )
 
 
-def deregistration_counts(registrations: pl.DataFrame | pl.LazyFrame, as_of: dt.date,
-                          start: dt.date) -> pl.DataFrame:
+def deregistration_counts(
+    registrations: pl.DataFrame | pl.LazyFrame, as_of: dt.date, start: dt.date
+) -> pl.DataFrame:
     """Deregistered registrations per day of their last update (``status``, ``updated_at`` of
     ``stg_samr__registrations``), in :data:`COUNTS_SCHEMA`."""
     lf = _lazy(registrations)
@@ -184,10 +256,17 @@ def deregistration_counts(registrations: pl.DataFrame | pl.LazyFrame, as_of: dt.
     if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
         day = day.dt.convert_time_zone(TIMEZONE)
     day = day.dt.date() if isinstance(dtype, pl.Datetime) else day.cast(pl.Date)
-    return (lf.filter(pl.col("status") == "deregistered").select(day.alias("day"))
-            .filter(pl.col("day").is_between(start, as_of))
-            .group_by("day").agg(pl.len().alias("actual")).with_columns(indicator=pl.lit("deregistrations"))
-            .select(list(COUNTS_SCHEMA)).collect().cast(COUNTS_SCHEMA))
+    return (
+        lf.filter(pl.col("status") == "deregistered")
+        .select(day.alias("day"))
+        .filter(pl.col("day").is_between(start, as_of))
+        .group_by("day")
+        .agg(pl.len().alias("actual"))
+        .with_columns(indicator=pl.lit("deregistrations"))
+        .select(list(COUNTS_SCHEMA))
+        .collect()
+        .cast(COUNTS_SCHEMA)
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -215,7 +294,9 @@ def design(days: np.ndarray, origin: np.datetime64, *, holidays_as_sundays: bool
     days = np.asarray(days, dtype="datetime64[D]")
     inside = (days >= _CAL_FIRST) & (days <= _CAL_LAST)
     pos = np.clip((days - _CAL_FIRST).astype(np.int64), 0, len(_WEEKDAY) - 1)
-    weekday = np.where(inside, _WEEKDAY[pos], (days.astype(np.int64) + 3) % 7 + 1)  # 1970-01-01 was a Thursday
+    weekday = np.where(
+        inside, _WEEKDAY[pos], (days.astype(np.int64) + 3) % 7 + 1
+    )  # 1970-01-01 was a Thursday
     holiday = inside & _HOLIDAY[pos]
     makeup = inside & _MAKEUP[pos]
     if holidays_as_sundays:
@@ -251,11 +332,12 @@ def _irls(y: np.ndarray, xs: np.ndarray, penalty: np.ndarray, beta: np.ndarray) 
 
 
 def _dispersion(y: np.ndarray, mu: np.ndarray) -> float:
-    return max(0.0, float(np.sum((y - mu) ** 2 - mu) / max(np.sum(mu ** 2), 1e-12)))
+    return max(0.0, float(np.sum((y - mu) ** 2 - mu) / max(np.sum(mu**2), 1e-12)))
 
 
-def fit_nb_glm(y: np.ndarray, x: np.ndarray, *, trend: bool = True, ridge: float = RIDGE,
-               robust: bool = True) -> Fit:
+def fit_nb_glm(
+    y: np.ndarray, x: np.ndarray, *, trend: bool = True, ridge: float = RIDGE, robust: bool = True
+) -> Fit:
     """The penalized Poisson IRLS fit of the module docstring, its over-dispersion and covariance.
     ``robust``: refit (up to five times, until nothing moves) with the counts whose standardized residual
     exceeds :data:`HUBER_C` pulled back to that many standard deviations: a spike or an outage day must not
@@ -293,7 +375,9 @@ def predict(fit: Fit, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, fit.alpha + np.einsum("ij,jk,ik->i", xs, fit.cov, xs)
 
 
-def nb_interval(mu: np.ndarray, alpha: np.ndarray | float, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+def nb_interval(
+    mu: np.ndarray, alpha: np.ndarray | float, level: float = LEVEL
+) -> tuple[np.ndarray, np.ndarray]:
     """The central ``level`` interval of a negative binomial of mean ``mu`` and dispersion ``alpha`` (a Poisson
     where alpha is ~0), widened to contain ``mu`` itself (a tiny mean has both quantiles at 0)."""
     mu = np.asarray(mu, dtype=float)
@@ -309,8 +393,9 @@ def nb_interval(mu: np.ndarray, alpha: np.ndarray | float, level: float = LEVEL)
     return np.minimum(lower, mu), np.maximum(upper, mu)
 
 
-def forecast_distribution(y: np.ndarray, days: np.ndarray, target_days: np.ndarray, *, fit_days: int = FIT_DAYS,
-                          trend: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
+def forecast_distribution(
+    y: np.ndarray, days: np.ndarray, target_days: np.ndarray, *, fit_days: int = FIT_DAYS, trend: bool = True
+) -> tuple[np.ndarray, np.ndarray, str]:
     """The predictive distribution of ``target_days`` from the daily counts ``y`` on the consecutive ``days``
     before them: negative-binomial mean and dispersion per target day, and the method (``nb_glm`` or a
     fallback of the module docstring)."""
@@ -322,7 +407,7 @@ def forecast_distribution(y: np.ndarray, days: np.ndarray, target_days: np.ndarr
     if len(y) < MIN_FIT_DAYS:
         mean = y.mean()
         var = y.var(ddof=1) if len(y) > 1 else mean
-        alpha = max(0.0, (var - mean) / mean ** 2) + 1.0 / len(y)  # + the uncertainty of the mean itself
+        alpha = max(0.0, (var - mean) / mean**2) + 1.0 / len(y)  # + the uncertainty of the mean itself
         return np.full(h, mean), np.full(h, alpha), "mean_short"
     origin = days[-1]
     x = design(days, origin)
@@ -334,15 +419,30 @@ def forecast_distribution(y: np.ndarray, days: np.ndarray, target_days: np.ndarr
     return (*predict(fit, target), "nb_glm")
 
 
-def forecast(y: np.ndarray, days: np.ndarray, target_days: np.ndarray, *, level: float = LEVEL,
-             fit_days: int = FIT_DAYS, trend: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def forecast(
+    y: np.ndarray,
+    days: np.ndarray,
+    target_days: np.ndarray,
+    *,
+    level: float = LEVEL,
+    fit_days: int = FIT_DAYS,
+    trend: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """:func:`forecast_distribution` as mean, lower and upper bound of the ``level`` interval, and method."""
     mu, alpha, method = forecast_distribution(y, days, target_days, fit_days=fit_days, trend=trend)
     return (mu, *nb_interval(mu, alpha, level), method)
 
 
-def series_forecast(y: np.ndarray, days: np.ndarray, *, history_days: int, horizon_days: int, backtest_days: int,
-                    fit_days: int = FIT_DAYS, level: float = LEVEL) -> pl.DataFrame:
+def series_forecast(
+    y: np.ndarray,
+    days: np.ndarray,
+    *,
+    history_days: int,
+    horizon_days: int,
+    backtest_days: int,
+    fit_days: int = FIT_DAYS,
+    level: float = LEVEL,
+) -> pl.DataFrame:
     """One indicator's rows of the mart from its daily counts ``y`` on the consecutive ``days`` (the last is
     as_of; at least ``history_days``; the series starts at its first event)."""
     nonzero = np.flatnonzero(y)
@@ -352,7 +452,7 @@ def series_forecast(y: np.ndarray, days: np.ndarray, *, history_days: int, horiz
     tested = np.arange(max(n - backtest_days, begin + 1), n)
     mu, alpha, methods = np.full(len(tested), np.nan), np.zeros(len(tested)), []
     for i, t in enumerate(tested):  # one-step-ahead: refitted on the days before each tested day
-        m, a, method = forecast_distribution(y[begin:t], days[begin:t], days[t:t + 1], fit_days=fit_days)
+        m, a, method = forecast_distribution(y[begin:t], days[begin:t], days[t : t + 1], fit_days=fit_days)
         mu[i], alpha[i] = m[0], a[0]
         methods.append(method)
     lo, hi = nb_interval(mu, alpha, level)
@@ -368,30 +468,46 @@ def series_forecast(y: np.ndarray, days: np.ndarray, *, history_days: int, horiz
     actual = y[shown:]
     has = ~np.isnan(past[0])
     alert = np.where(has, (actual < past[1]) | (actual > past[2]), False)
-    return pl.DataFrame({
-        "day": np.concatenate([days[shown:], future]),
-        "actual": pl.Series(np.concatenate([actual, np.full(horizon_days, np.nan)])).fill_nan(None).cast(pl.Int64),
-        "forecast": np.concatenate([past[0], f_mu]), "lower": np.concatenate([past[1], f_lo]),
-        "upper": np.concatenate([past[2], f_hi]),
-        "is_forecast": np.concatenate([np.zeros(n - shown, bool), np.ones(horizon_days, bool)]),
-        "alert": pl.Series(np.concatenate([alert, np.zeros(horizon_days, bool)])),
-        "_tested": np.concatenate([has, np.zeros(horizon_days, bool)]),
-        "method": pl.Series(method_past + [f_method] * horizon_days, dtype=pl.Utf8),
-    }).with_columns(
-        pl.col("forecast", "lower", "upper").fill_nan(None),
-        alert=pl.when(pl.col("_tested")).then(pl.col("alert")),
-        day=pl.col("day").cast(pl.Date),
-    ).drop("_tested")
+    return (
+        pl.DataFrame(
+            {
+                "day": np.concatenate([days[shown:], future]),
+                "actual": pl.Series(np.concatenate([actual, np.full(horizon_days, np.nan)]))
+                .fill_nan(None)
+                .cast(pl.Int64),
+                "forecast": np.concatenate([past[0], f_mu]),
+                "lower": np.concatenate([past[1], f_lo]),
+                "upper": np.concatenate([past[2], f_hi]),
+                "is_forecast": np.concatenate([np.zeros(n - shown, bool), np.ones(horizon_days, bool)]),
+                "alert": pl.Series(np.concatenate([alert, np.zeros(horizon_days, bool)])),
+                "_tested": np.concatenate([has, np.zeros(horizon_days, bool)]),
+                "method": pl.Series(method_past + [f_method] * horizon_days, dtype=pl.Utf8),
+            }
+        )
+        .with_columns(
+            pl.col("forecast", "lower", "upper").fill_nan(None),
+            alert=pl.when(pl.col("_tested")).then(pl.col("alert")),
+            day=pl.col("day").cast(pl.Date),
+        )
+        .drop("_tested")
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
 # the mart
 # ------------------------------------------------------------------------------------------------------------
-def mart_kpi_daily(events: pl.DataFrame | pl.LazyFrame, *, as_of: dt.date | None = None,
-                   cases: pl.DataFrame | pl.LazyFrame | None = None,
-                   registrations: pl.DataFrame | pl.LazyFrame | None = None,
-                   history_days: int = HISTORY_DAYS, horizon_days: int = HORIZON_DAYS,
-                   backtest_days: int = BACKTEST_DAYS, fit_days: int = FIT_DAYS, level: float = LEVEL) -> pl.DataFrame:
+def mart_kpi_daily(
+    events: pl.DataFrame | pl.LazyFrame,
+    *,
+    as_of: dt.date | None = None,
+    cases: pl.DataFrame | pl.LazyFrame | None = None,
+    registrations: pl.DataFrame | pl.LazyFrame | None = None,
+    history_days: int = HISTORY_DAYS,
+    horizon_days: int = HORIZON_DAYS,
+    backtest_days: int = BACKTEST_DAYS,
+    fit_days: int = FIT_DAYS,
+    level: float = LEVEL,
+) -> pl.DataFrame:
     """One row per indicator and day, in :data:`KPI_SCHEMA`: the last ``history_days`` days up to ``as_of``
     with their actual counts (the last ``backtest_days`` of them with the one-step-ahead forecast, interval
     and alert), then ``horizon_days`` forecast days (``is_forecast``, actual null). ``cases``
@@ -419,10 +535,20 @@ def mart_kpi_daily(events: pl.DataFrame | pl.LazyFrame, *, as_of: dt.date | None
         y = np.zeros(len(days))
         grp = by_indicator.get(ind.key)
         if grp is not None:
-            y[(grp["day"].to_numpy().astype("datetime64[D]") - days[0]).astype(np.int64)] = grp["actual"].to_numpy()
-        frames.append(series_forecast(y, days, history_days=history_days, horizon_days=horizon_days,
-                                      backtest_days=backtest_days, fit_days=fit_days, level=level)
-                      .with_columns(indicator=pl.lit(ind.key), indicator_name_zh=pl.lit(ind.name_zh)))
+            y[(grp["day"].to_numpy().astype("datetime64[D]") - days[0]).astype(np.int64)] = grp[
+                "actual"
+            ].to_numpy()
+        frames.append(
+            series_forecast(
+                y,
+                days,
+                history_days=history_days,
+                horizon_days=horizon_days,
+                backtest_days=backtest_days,
+                fit_days=fit_days,
+                level=level,
+            ).with_columns(indicator=pl.lit(ind.key), indicator_name_zh=pl.lit(ind.name_zh))
+        )
     out = pl.concat(frames).with_columns(as_of=pl.lit(as_of, pl.Date))
     return out.select(list(KPI_SCHEMA)).cast(KPI_SCHEMA)
 
@@ -440,7 +566,9 @@ def read_kpi_inputs(home: Path | str) -> dict[str, pl.LazyFrame]:
     def scan(name: str, columns: list[str]) -> pl.LazyFrame:
         dataset = read_dataset(silver_path(Path(home), name))
         if dataset is None:
-            raise FileNotFoundError(f"silver table {name} does not exist under {home}: run the silver assets first")
+            raise FileNotFoundError(
+                f"silver table {name} does not exist under {home}: run the silver assets first"
+            )
         return pl.scan_pyarrow_dataset(dataset).select(columns)
 
     types = sorted({t for i in INDICATORS for t in i.event_types})
@@ -461,21 +589,21 @@ def build_kpi_mart(home: Path | str, as_of: dt.date | None = None) -> pl.DataFra
 COMMENTS: dict[str, dict] = {
     "mart_kpi_daily": {
         "table": "每日指标与趋势预测：各指标每日实际值、一步预测及95%区间、超出区间预警，及未来30天预测 / Daily "
-                 "indicators with one-step-ahead backtest forecasts, 95% intervals, alerts when the actual leaves "
-                 "the interval, and a 30-day forecast (negative-binomial regression on the official calendar)",
+        "indicators with one-step-ahead backtest forecasts, 95% intervals, alerts when the actual leaves "
+        "the interval, and a 30-day forecast (negative-binomial regression on the official calendar)",
         "columns": {
             "day": f"日期 / Day ({TIMEZONE})",
             "indicator": "指标键 / Indicator key",
             "indicator_name_zh": "指标名称 / Indicator name",
             "actual": "实际值（预测日为空）/ Actual count, null on forecast days",
             "forecast": "预测值（回测日为前一日所作一步预测）/ Forecast mean; on past days the one-step-ahead "
-                        "forecast made from the days before",
+            "forecast made from the days before",
             "lower": "95%预测区间下限 / Lower bound of the 95% interval",
             "upper": "95%预测区间上限 / Upper bound of the 95% interval",
             "is_forecast": "是否为未来预测日 / Day after as_of (forecast only)",
             "alert": "预警：实际值超出一步预测区间 / Actual outside the one-step-ahead interval; null when not tested",
             "method": "预测方法：nb_glm 负二项回归 | mean_short 序列过短按均值 | all_zero 全为零 | no_data / "
-                      "Forecast method or fallback",
+            "Forecast method or fallback",
             "as_of": "统计截止日期 / Last day with actual counts",
         },
     },
@@ -486,8 +614,10 @@ def _build(ctx: MartContext) -> dict[str, int]:
     """In the marts build: the same inputs as :func:`read_kpi_inputs`, from the lake versions the build pinned
     (the cases from the service marts' working table)."""
     types = sorted({t for i in INDICATORS for t in i.event_types})
-    events = ctx.con.sql(f"SELECT {', '.join(EVENT_COLUMNS)} FROM lake_int_events WHERE event_type IN "
-                         f"({', '.join(sql_str(t) for t in types)})").pl()
+    events = ctx.con.sql(
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM lake_int_events WHERE event_type IN "
+        f"({', '.join(sql_str(t) for t in types)})"
+    ).pl()
     cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
     registrations = None
     if ctx.has("stg_samr__registrations"):
@@ -499,6 +629,12 @@ def _build(ctx: MartContext) -> dict[str, int]:
 
 
 MARTS = (
-    mart("kpi", ("mart_kpi_daily",), ("int_events", "_service_cases", "stg_samr__registrations"),
-         lambda ctx: _build(ctx), optional=("stg_samr__registrations",), comments=COMMENTS),
+    mart(
+        "kpi",
+        ("mart_kpi_daily",),
+        ("int_events", "_service_cases", "stg_samr__registrations"),
+        lambda ctx: _build(ctx),
+        optional=("stg_samr__registrations",),
+        comments=COMMENTS,
+    ),
 )

@@ -31,10 +31,14 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
     key = env_key()
     ids = con.sql("SELECT entity_id, id_number FROM lake_dim_person WHERE id_number IS NOT NULL").pl()
     hashes = keyed_hashes(ids.get_column("id_number").to_list(), key) if key else [None] * ids.height
-    con.register("_id_hash_frame", ids.select("entity_id").with_columns(pl.Series("id_hash", hashes, pl.Utf8)))
+    con.register(
+        "_id_hash_frame", ids.select("entity_id").with_columns(pl.Series("id_hash", hashes, pl.Utf8))
+    )
     q(con, "CREATE OR REPLACE TEMP TABLE _id_hash AS SELECT * FROM _id_hash_frame")
     con.unregister("_id_hash_frame")
-    q(con, f"""CREATE OR REPLACE TEMP TABLE _pev AS
+    q(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _pev AS
         SELECT p.entity_id,
                count(*) FILTER (e.event_type = 'judgment_default' AND e.category IS DISTINCT FROM '全部履行') AS defaults,
                count(*) FILTER (e.event_type = 'court_case') AS court_cases,
@@ -42,13 +46,20 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
                count(*) FILTER (e.event_type = 'service_case') AS service_cases
         FROM lake_int_events e JOIN _xw_per p ON p.record_id = e.subject_record_id
         WHERE e.subject_kind = 'person' AND (e.event_date IS NULL OR e.event_date <= {r})
-        GROUP BY ALL""")
-    q(con, """CREATE OR REPLACE TEMP TABLE _prep AS
+        GROUP BY ALL""",
+    )
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _prep AS
         SELECT l.person_id, count(*) AS legal_rep_count, list(l.entity_id ORDER BY l.entity_id) AS ids,
                count(*) FILTER (cr.p_defaulter > 0) AS defaulting, count(*) FILTER (cr.level_rank >= 3) AS high_risk
         FROM mart_person_enterprise_links l LEFT JOIN mart_credit_risk cr ON cr.entity_id = l.entity_id
-        WHERE l.relation = 'legal_rep' GROUP BY ALL""")
-    n = create_table(con, "mart_person_360", f"""
+        WHERE l.relation = 'legal_rep' GROUP BY ALL""",
+    )
+    n = create_table(
+        con,
+        "mart_person_360",
+        f"""
         SELECT d.entity_id AS person_id, d.name,
                CASE WHEN length(d.id_number) >= 10
                     THEN left(d.id_number, 6) || repeat('*', length(d.id_number) - 10) || right(d.id_number, 4)
@@ -68,7 +79,9 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
         LEFT JOIN _id_hash h ON h.entity_id = d.entity_id
         LEFT JOIN dim_division dv ON dv.division_code = d.division_code
         LEFT JOIN _prep rp ON rp.person_id = d.entity_id
-        LEFT JOIN _pev ev ON ev.entity_id = d.entity_id""", "person_id")
+        LEFT JOIN _pev ev ON ev.entity_id = d.entity_id""",
+        "person_id",
+    )
     return {"mart_person_360": n}
 
 
@@ -79,7 +92,17 @@ def _run(ctx) -> dict[str, int]:
 
 
 MARTS = (
-    mart("person", ("mart_person_360",),
-         ("dim_person", "int_events", "_xw_per", "mart_person_enterprise_links", "mart_credit_risk", "dim_division"),
-         lambda ctx: _run(ctx)),
+    mart(
+        "person",
+        ("mart_person_360",),
+        (
+            "dim_person",
+            "int_events",
+            "_xw_per",
+            "mart_person_enterprise_links",
+            "mart_credit_risk",
+            "dim_division",
+        ),
+        lambda ctx: _run(ctx),
+    ),
 )

@@ -57,51 +57,105 @@ class Factor:
 
 
 FACTORS: tuple[Factor, ...] = (
-    Factor("defaulter", 30, "被列为失信被执行人", "listed as a judgment defaulter (performance not fully met)",
-           "法院 courts SXBZXR"),
-    Factor("abnormal_listed", 20, "被列入经营异常名录且尚未移出", "on the abnormal-operations list, not removed",
-           "市场监管 samr T_JYYC_ML"),
+    Factor(
+        "defaulter",
+        30,
+        "被列为失信被执行人",
+        "listed as a judgment defaulter (performance not fully met)",
+        "法院 courts SXBZXR",
+    ),
+    Factor(
+        "abnormal_listed",
+        20,
+        "被列入经营异常名录且尚未移出",
+        "on the abnormal-operations list, not removed",
+        "市场监管 samr T_JYYC_ML",
+    ),
     Factor("tax_rating_d", 20, "纳税信用等级为D级", "latest tax credit rating is D", "税务 tax XY_NSPJ"),
-    Factor("rep_linked_defaulter", 15, "法定代表人关联失信企业或本人失信",
-           "legal representative also represents a defaulting enterprise, or is a defaulter", "法院 + 市场监管/税务"),
+    Factor(
+        "rep_linked_defaulter",
+        15,
+        "法定代表人关联失信企业或本人失信",
+        "legal representative also represents a defaulting enterprise, or is a defaulter",
+        "法院 + 市场监管/税务",
+    ),
     Factor("tax_arrears", 10, "存在欠税记录", "has tax arrears", "税务 tax QS_XX"),
-    Factor("recent_penalty", 10, "近12个月受到行政处罚", "administrative penalty in the last 12 months",
-           "市场监管 T_XZCF + 生态环境 HB_XZCF"),
-    Factor("lawsuit_defendant", 10, "近24个月作为被告或被执行人涉诉",
-           "defendant or subject to enforcement in a case filed in the last 24 months", "法院 courts AJ_DSR"),
-    Factor("social_arrears", 10, "欠缴社会保险费", "social-insurance contribution arrears in a recent month",
-           "人社 social SB_DWCBXX"),
-    Factor("headcount_falling", 10, "参保人数明显下降（降幅≥30%）",
-           "insured headcount fell by 30 % or more against the earliest of the five months before",
-           "人社 social SB_DWCBXX"),
+    Factor(
+        "recent_penalty",
+        10,
+        "近12个月受到行政处罚",
+        "administrative penalty in the last 12 months",
+        "市场监管 T_XZCF + 生态环境 HB_XZCF",
+    ),
+    Factor(
+        "lawsuit_defendant",
+        10,
+        "近24个月作为被告或被执行人涉诉",
+        "defendant or subject to enforcement in a case filed in the last 24 months",
+        "法院 courts AJ_DSR",
+    ),
+    Factor(
+        "social_arrears",
+        10,
+        "欠缴社会保险费",
+        "social-insurance contribution arrears in a recent month",
+        "人社 social SB_DWCBXX",
+    ),
+    Factor(
+        "headcount_falling",
+        10,
+        "参保人数明显下降（降幅≥30%）",
+        "insured headcount fell by 30 % or more against the earliest of the five months before",
+        "人社 social SB_DWCBXX",
+    ),
 )
 #: (level, rank, lowest score, highest score)
-LEVELS: tuple[tuple[str, int, int, int], ...] = (("低", 1, 0, 19), ("中", 2, 20, 39), ("高", 3, 40, 59),
-                                                 ("极高", 4, 60, 100))
+LEVELS: tuple[tuple[str, int, int, int], ...] = (
+    ("低", 1, 0, 19),
+    ("中", 2, 20, 39),
+    ("高", 3, 40, 59),
+    ("极高", 4, 60, 100),
+)
 SCORE_CAP = 100
-HEADCOUNT_DROP = 0.7      # falling: latest <= 70 % of base
+HEADCOUNT_DROP = 0.7  # falling: latest <= 70 % of base
 HEADCOUNT_MIN_BASE = 3
 OPEN_END = "DATE '9999-12-31'"
 
 
 def level_sql(score: str) -> tuple[str, str]:
     """SQL CASE expressions giving the level and its rank of a score expression."""
-    level = "CASE " + " ".join(f"WHEN {score} >= {lo} THEN {sql_str(name)}" for name, _, lo, _ in reversed(LEVELS))
+    level = "CASE " + " ".join(
+        f"WHEN {score} >= {lo} THEN {sql_str(name)}" for name, _, lo, _ in reversed(LEVELS)
+    )
     rank = "CASE " + " ".join(f"WHEN {score} >= {lo} THEN {r}" for _, r, lo, _ in reversed(LEVELS))
     return level + " END", rank + " END"
 
 
 def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
     r = f"DATE '{ref.isoformat()}'"
-    values = ", ".join(f"({sql_str(f.key)}, {f.points}, {sql_str(f.reason_zh)}, {sql_str(f.rule_en)}, {sql_str(f.source)})"
-                       for f in FACTORS)
-    rows = {"dim_risk_factor": create_table(con, "dim_risk_factor", f"SELECT * FROM (VALUES {values}) "
-                                            "AS t(factor, points, reason_zh, rule_en, source)", "points DESC, factor")}
+    values = ", ".join(
+        f"({sql_str(f.key)}, {f.points}, {sql_str(f.reason_zh)}, {sql_str(f.rule_en)}, {sql_str(f.source)})"
+        for f in FACTORS
+    )
+    rows = {
+        "dim_risk_factor": create_table(
+            con,
+            "dim_risk_factor",
+            f"SELECT * FROM (VALUES {values}) AS t(factor, points, reason_zh, rule_en, source)",
+            "points DESC, factor",
+        )
+    }
     lv = ", ".join(f"({sql_str(n)}, {k}, {lo}, {hi})" for n, k, lo, hi in LEVELS)
-    rows["dim_risk_level"] = create_table(con, "dim_risk_level", f"SELECT * FROM (VALUES {lv}) "
-                                          "AS t(level, level_rank, min_score, max_score)", "level_rank")
+    rows["dim_risk_level"] = create_table(
+        con,
+        "dim_risk_level",
+        f"SELECT * FROM (VALUES {lv}) AS t(level, level_rank, min_score, max_score)",
+        "level_rank",
+    )
     epoch = "DATE '1970-01-01'"
-    q(con, f"""CREATE OR REPLACE TEMP TABLE _iv AS
+    q(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _iv AS
         WITH ev AS (SELECT entity_id, event_type, event_date, end_date, amount, category FROM mart_enterprise_events
                     WHERE event_date IS NULL OR event_date <= {r}),
         ratings AS (SELECT entity_id, category, event_date AS s,
@@ -136,9 +190,12 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
         UNION ALL SELECT entity_id, 'social_arrears', month, e FROM hc WHERE arrears > 0
         UNION ALL SELECT entity_id, 'headcount_falling', month, e FROM hc
             WHERE base_headcount >= {HEADCOUNT_MIN_BASE} AND headcount <= {HEADCOUNT_DROP} * base_headcount
-        UNION ALL SELECT entity_id, 'rep_linked_defaulter', min(s), NULL FROM rep_linked GROUP BY entity_id""")
+        UNION ALL SELECT entity_id, 'rep_linked_defaulter', min(s), NULL FROM rep_linked GROUP BY entity_id""",
+    )
     # merge overlapping intervals of one factor (gaps and islands); open end = 9999-12-31
-    q(con, f"""CREATE OR REPLACE TEMP TABLE _ivm AS
+    q(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _ivm AS
         WITH a AS (SELECT entity_id, factor, s, coalesce(e, {OPEN_END}) AS e FROM _iv WHERE s <= {r}
                    AND coalesce(e, {OPEN_END}) > s),
         b AS (SELECT *, max(e) OVER (PARTITION BY entity_id, factor ORDER BY s, e
@@ -147,13 +204,21 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
                         OVER (PARTITION BY entity_id, factor ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS island FROM b)
         SELECT c.entity_id, c.factor, min(s) AS s, max(e) AS e, any_value(f.points) AS points,
                any_value(f.reason_zh) AS reason_zh
-        FROM c JOIN dim_risk_factor f ON f.factor = c.factor GROUP BY c.entity_id, c.factor, island""")
-    rows["mart_credit_risk_factors"] = create_table(con, "mart_credit_risk_factors", f"""
+        FROM c JOIN dim_risk_factor f ON f.factor = c.factor GROUP BY c.entity_id, c.factor, island""",
+    )
+    rows["mart_credit_risk_factors"] = create_table(
+        con,
+        "mart_credit_risk_factors",
+        f"""
         SELECT entity_id, factor, points, reason_zh, s AS since, CASE WHEN e < {OPEN_END} THEN e END AS until
-        FROM _ivm WHERE s <= {r} AND e > {r}""", "entity_id, points DESC")
+        FROM _ivm WHERE s <= {r} AND e > {r}""",
+        "entity_id, points DESC",
+    )
     # the score as a step function of the day, and the days its level rose
     lvl, rank = level_sql(f"least({SCORE_CAP}, raw)")
-    q(con, f"""CREATE OR REPLACE TEMP TABLE _timeline AS
+    q(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _timeline AS
         WITH d AS (SELECT entity_id, s AS day, points AS delta FROM _ivm
                    UNION ALL SELECT entity_id, e, -points FROM _ivm WHERE e <= {r}),
         g AS (SELECT entity_id, day, sum(delta) AS delta FROM d GROUP BY ALL),
@@ -161,17 +226,31 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
                                                       ROWS UNBOUNDED PRECEDING) AS raw FROM g)
         SELECT entity_id, day, least({SCORE_CAP}, raw)::INTEGER AS score, {lvl} AS level, {rank} AS level_rank,
                lag({rank}, 1, 1) OVER (PARTITION BY entity_id ORDER BY day) AS prev_rank
-        FROM c""")
-    q(con, """CREATE OR REPLACE TEMP TABLE _current AS
+        FROM c""",
+    )
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _current AS
         SELECT entity_id, sum(points) AS raw, list(factor ORDER BY points DESC, factor) AS factors,
                string_agg(reason_zh, '；' ORDER BY points DESC, factor) AS reasons, count(*) AS factor_count,
-""" + ",\n".join(f"               coalesce(max(points) FILTER (factor = '{f.key}'), 0) AS p_{f.key}" for f in FACTORS)
-      + " FROM mart_credit_risk_factors GROUP BY entity_id")
-    q(con, """CREATE OR REPLACE TEMP TABLE _since AS SELECT entity_id, max(day) AS level_since FROM _timeline
-              WHERE level_rank <> prev_rank GROUP BY entity_id""")
+"""
+        + ",\n".join(
+            f"               coalesce(max(points) FILTER (factor = '{f.key}'), 0) AS p_{f.key}"
+            for f in FACTORS
+        )
+        + " FROM mart_credit_risk_factors GROUP BY entity_id",
+    )
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _since AS SELECT entity_id, max(day) AS level_since FROM _timeline
+              WHERE level_rank <> prev_rank GROUP BY entity_id""",
+    )
     lvl0, rank0 = level_sql(f"least({SCORE_CAP}, coalesce(c.raw, 0))")
     pcols = ", ".join(f"coalesce(c.p_{f.key}, 0) AS p_{f.key}" for f in FACTORS)
-    rows["mart_credit_risk"] = create_table(con, "mart_credit_risk", f"""
+    rows["mart_credit_risk"] = create_table(
+        con,
+        "mart_credit_risk",
+        f"""
         SELECT d.entity_id, d.uscc, d.name, d.division_code, dv.division_name AS district_name, d.industry_section,
                least({SCORE_CAP}, coalesce(c.raw, 0)) AS risk_score, {lvl0} AS risk_level, {rank0} AS level_rank,
                CASE WHEN coalesce(c.raw, 0) >= {LEVELS[1][2]} THEN sn.level_since END AS level_since,
@@ -180,8 +259,13 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
         FROM lake_dim_enterprise d
         LEFT JOIN _current c ON c.entity_id = d.entity_id
         LEFT JOIN _since sn ON sn.entity_id = d.entity_id
-        LEFT JOIN dim_division dv ON dv.division_code = d.division_code""", "entity_id")
-    rows["mart_risk_warnings"] = create_table(con, "mart_risk_warnings", f"""
+        LEFT JOIN dim_division dv ON dv.division_code = d.division_code""",
+        "entity_id",
+    )
+    rows["mart_risk_warnings"] = create_table(
+        con,
+        "mart_risk_warnings",
+        f"""
         WITH w AS (SELECT * FROM _timeline WHERE level_rank > prev_rank),
         why AS (SELECT w.entity_id, w.day, string_agg(m.reason_zh, '；' ORDER BY m.points DESC, m.factor) AS reasons
                 FROM w JOIN _ivm m ON m.entity_id = w.entity_id AND m.s <= w.day AND m.e > w.day GROUP BY ALL)
@@ -190,13 +274,31 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
                w.level AS to_level, w.level_rank AS to_level_rank, w.score, why.reasons,
                cr.level_rank >= w.level_rank AS is_current, {r} AS as_of_date
         FROM w JOIN mart_credit_risk cr ON cr.entity_id = w.entity_id
-        LEFT JOIN why ON why.entity_id = w.entity_id AND why.day = w.day""", "warned_on DESC, to_level_rank DESC")
+        LEFT JOIN why ON why.entity_id = w.entity_id AND why.day = w.day""",
+        "warned_on DESC, to_level_rank DESC",
+    )
     return rows
 
 
 MARTS = (
-    mart("risk", ("dim_risk_factor", "dim_risk_level", "mart_credit_risk_factors", "mart_credit_risk",
-                  "mart_risk_warnings"),
-         ("dim_enterprise", "int_events", "mart_enterprise_events", "_xw_per", "_links", "_headcount", "dim_division"),
-         lambda ctx: build_risk(ctx.con, ctx.as_of)),
+    mart(
+        "risk",
+        (
+            "dim_risk_factor",
+            "dim_risk_level",
+            "mart_credit_risk_factors",
+            "mart_credit_risk",
+            "mart_risk_warnings",
+        ),
+        (
+            "dim_enterprise",
+            "int_events",
+            "mart_enterprise_events",
+            "_xw_per",
+            "_links",
+            "_headcount",
+            "dim_division",
+        ),
+        lambda ctx: build_risk(ctx.con, ctx.as_of),
+    ),
 )

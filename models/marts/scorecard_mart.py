@@ -22,15 +22,21 @@ def monthly(frame: pl.DataFrame) -> pl.DataFrame:
     def total(c: str) -> pl.Expr:
         return pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum())
 
-    grouped = frame.with_columns(pl.col("day").dt.truncate("1mo")).group_by(
-        "day", "department", "asset", "table", maintain_order=True).agg(
-        kind=pl.col("kind").first(), first_load_at=pl.col("first_load_at").min(),
-        deadline=pl.col("deadline").max(), timeliness_scored=scored.any(),
-        records_received=pl.col("records_received").sum(),
-        on_time=pl.when(scored.any()).then(pl.col("on_time").filter(scored).sum()),
-        late=pl.when(scored.any()).then(pl.col("late").filter(scored).sum()),
-        days=pl.len(),
-        **{c: total(c) for c in SILVER_COUNTS})
+    grouped = (
+        frame.with_columns(pl.col("day").dt.truncate("1mo"))
+        .group_by("day", "department", "asset", "table", maintain_order=True)
+        .agg(
+            kind=pl.col("kind").first(),
+            first_load_at=pl.col("first_load_at").min(),
+            deadline=pl.col("deadline").max(),
+            timeliness_scored=scored.any(),
+            records_received=pl.col("records_received").sum(),
+            on_time=pl.when(scored.any()).then(pl.col("on_time").filter(scored).sum()),
+            late=pl.when(scored.any()).then(pl.col("late").filter(scored).sum()),
+            days=pl.len(),
+            **{c: total(c) for c in SILVER_COUNTS},
+        )
+    )
     rated = with_rates(grouped.drop("days"))
     return rated.with_columns(grouped.get_column("days"))
 
@@ -38,14 +44,23 @@ def monthly(frame: pl.DataFrame) -> pl.DataFrame:
 def build_scorecard(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     daily = con.sql("SELECT * FROM lake_scorecard").pl()
     daily = daily.select(list(SCORECARD_SCHEMA)).cast(SCORECARD_SCHEMA)
-    both = pl.concat([daily.with_columns(grain=pl.lit("day"), days=pl.lit(1, pl.Int64)),
-                      monthly(daily).with_columns(grain=pl.lit("month"))], how="diagonal_relaxed")
+    both = pl.concat(
+        [
+            daily.with_columns(grain=pl.lit("day"), days=pl.lit(1, pl.Int64)),
+            monthly(daily).with_columns(grain=pl.lit("month")),
+        ],
+        how="diagonal_relaxed",
+    )
     con.register("_scorecard_frame", both)
-    n = create_table(con, "mart_department_scorecard", """
+    n = create_table(
+        con,
+        "mart_department_scorecard",
+        """
         SELECT grain, day AS period, department, asset, "table" AS source_table, records_received, on_time, late,
                timeliness_rate, staged, quarantined, completeness_rate, valid_identifier_rate AS validity_rate,
                quarantine_rate, score, grade, days FROM _scorecard_frame""",
-                     "department, grain, period, asset")
+        "department, grain, period, asset",
+    )
     con.unregister("_scorecard_frame")
     return {"mart_department_scorecard": n}
 
@@ -57,11 +72,19 @@ def _run(ctx: MartContext) -> dict[str, int]:
         return build_scorecard(ctx.con)
     ctx.notes["mart_department_scorecard"] = "no lake/quality/scorecard: empty"
     nulls = ", ".join(f"NULL AS {c}" for c in TABLES["mart_department_scorecard"].column_names)
-    return {"mart_department_scorecard": create_table(
-        ctx.con, "mart_department_scorecard", f"SELECT * FROM (SELECT {nulls}) WHERE false")}
+    return {
+        "mart_department_scorecard": create_table(
+            ctx.con, "mart_department_scorecard", f"SELECT * FROM (SELECT {nulls}) WHERE false"
+        )
+    }
 
 
 MARTS = (
-    mart("scorecard", ("mart_department_scorecard",), ("scorecard",), lambda ctx: _run(ctx),
-         optional=("scorecard",)),
+    mart(
+        "scorecard",
+        ("mart_department_scorecard",),
+        ("scorecard",),
+        lambda ctx: _run(ctx),
+        optional=("scorecard",),
+    ),
 )

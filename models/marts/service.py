@@ -58,24 +58,59 @@ STARTUP_ITEMS = {"registration": "SX0001", "seal": "SX0301", "invoice": "SX0401"
 #: Which department (委办局) handles each service item of the 一窗受理 system: the centre receives, the
 #: department decides. The simulated items; a deployment with more items extends this (better: a crosswalk).
 ITEM_DEPARTMENTS: dict[str, tuple[str, str]] = {
-    "SX0001": ("samr", "市场监管局"), "SX0002": ("samr", "市场监管局"), "SX0003": ("samr", "市场监管局"),
-    "SX0101": ("samr", "市场监管局"), "SX0201": ("housing", "住房和建设局"), "SX0301": ("public_security", "公安局"),
-    "SX0401": ("tax", "税务局"), "SX0501": ("social", "人力资源和社会保障局"), "SX0601": ("env", "生态环境局"),
+    "SX0001": ("samr", "市场监管局"),
+    "SX0002": ("samr", "市场监管局"),
+    "SX0003": ("samr", "市场监管局"),
+    "SX0101": ("samr", "市场监管局"),
+    "SX0201": ("housing", "住房和建设局"),
+    "SX0301": ("public_security", "公安局"),
+    "SX0401": ("tax", "税务局"),
+    "SX0501": ("social", "人力资源和社会保障局"),
+    "SX0601": ("env", "生态环境局"),
     "SX0701": ("public_security", "公安局"),
 }
 UNMAPPED_DEPARTMENT = ("unmapped", "未映射部门")
 
 #: The staging columns the marts read (``stg_service__service_cases``).
-CASE_COLUMNS = ["case_id", "item_code", "item_name", "channel", "applicant_type", "applicant_uscc",
-                "applicant_uscc_status", "applicant_name_comparison", "applied_at", "accepted_at", "completed_at",
-                "statutory_days", "promised_days", "case_status", "satisfaction"]
+CASE_COLUMNS = [
+    "case_id",
+    "item_code",
+    "item_name",
+    "channel",
+    "applicant_type",
+    "applicant_uscc",
+    "applicant_uscc_status",
+    "applicant_name_comparison",
+    "applied_at",
+    "accepted_at",
+    "completed_at",
+    "statutory_days",
+    "promised_days",
+    "case_status",
+    "satisfaction",
+]
 
 FACT_SCHEMA: dict[str, pl.DataType] = {
-    "case_id": pl.Utf8, "item_code": pl.Utf8, "item_name": pl.Utf8, "channel": pl.Utf8, "applicant_type": pl.Utf8, "applicant_key": pl.Utf8,
-    "applied_on": pl.Date, "accepted_on": pl.Date, "completed_on": pl.Date, "case_status": pl.Utf8,
-    "is_finished": pl.Boolean, "is_returned": pl.Boolean, "processing_days": pl.Int32,
-    "statutory_days": pl.Int32, "promised_days": pl.Int32, "elapsed_days": pl.Int32,
-    "is_overdue": pl.Boolean, "is_over_statutory": pl.Boolean, "overdue_on": pl.Date, "satisfaction": pl.Int8,
+    "case_id": pl.Utf8,
+    "item_code": pl.Utf8,
+    "item_name": pl.Utf8,
+    "channel": pl.Utf8,
+    "applicant_type": pl.Utf8,
+    "applicant_key": pl.Utf8,
+    "applied_on": pl.Date,
+    "accepted_on": pl.Date,
+    "completed_on": pl.Date,
+    "case_status": pl.Utf8,
+    "is_finished": pl.Boolean,
+    "is_returned": pl.Boolean,
+    "processing_days": pl.Int32,
+    "statutory_days": pl.Int32,
+    "promised_days": pl.Int32,
+    "elapsed_days": pl.Int32,
+    "is_overdue": pl.Boolean,
+    "is_over_statutory": pl.Boolean,
+    "overdue_on": pl.Date,
+    "satisfaction": pl.Int8,
 }
 
 
@@ -91,8 +126,15 @@ def default_as_of(cases: pl.DataFrame | pl.LazyFrame) -> dt.date | None:
     """The day the cases describe when no ``as_of`` is given: the latest acceptance or completion day."""
     lf = _lazy(cases)
     schema = lf.collect_schema()
-    return lf.select(pl.max_horizontal(_local_date(schema, "accepted_at").max(),
-                                       _local_date(schema, "completed_at").max())).collect().item()
+    return (
+        lf.select(
+            pl.max_horizontal(
+                _local_date(schema, "accepted_at").max(), _local_date(schema, "completed_at").max()
+            )
+        )
+        .collect()
+        .item()
+    )
 
 
 def case_facts(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date) -> pl.LazyFrame:
@@ -101,32 +143,47 @@ def case_facts(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date) -> pl.LazyFra
     lf = _lazy(cases)
     schema = lf.collect_schema()
     as_of_lit = pl.lit(as_of, pl.Date)
-    key = pl.coalesce(pl.when(pl.col("applicant_uscc_status") == "valid").then(pl.col("applicant_uscc")),
-                      pl.lit("name:") + pl.col("applicant_name_comparison"))
+    key = pl.coalesce(
+        pl.when(pl.col("applicant_uscc_status") == "valid").then(pl.col("applicant_uscc")),
+        pl.lit("name:") + pl.col("applicant_name_comparison"),
+    )
     score = pl.col("satisfaction").cast(pl.Int64, strict=False)
-    out = lf.select(
-        pl.col("case_id").cast(pl.Utf8), pl.col("item_code").cast(pl.Utf8), pl.col("item_name").cast(pl.Utf8),
-        pl.col("channel").cast(pl.Utf8),
-        pl.col("applicant_type").cast(pl.Utf8), key.alias("applicant_key"),
-        _local_date(schema, "applied_at").alias("applied_on"),
-        _local_date(schema, "accepted_at").alias("accepted_on"),
-        _local_date(schema, "completed_at").alias("completed_on"),
-        pl.col("case_status").cast(pl.Utf8),
-        pl.col("statutory_days").cast(pl.Int32), pl.col("promised_days").cast(pl.Int32),
-        pl.when(score.is_between(1, 5)).then(score).cast(pl.Int8).alias("satisfaction"),
-    ).with_columns(
-        is_finished=pl.col("completed_on").is_not_null(),
-        is_returned=pl.col("case_status") == "returned",
-        processing_days=working_days("accepted_on", "completed_on"),
-    ).with_columns(
-        # finished: its processing time; open: the working days it has been waiting on as_of
-        elapsed_days=pl.when(pl.col("is_finished")).then(pl.col("processing_days"))
-        .otherwise(working_days("accepted_on", as_of_lit)),
-    ).with_columns(
-        is_overdue=pl.col("elapsed_days") > pl.col("promised_days"),
-        is_over_statutory=pl.col("elapsed_days") > pl.col("statutory_days"),
-    ).with_columns(
-        overdue_on=pl.when(pl.col("is_overdue")).then(add_working_days("accepted_on", pl.col("promised_days") + 1)),
+    out = (
+        lf.select(
+            pl.col("case_id").cast(pl.Utf8),
+            pl.col("item_code").cast(pl.Utf8),
+            pl.col("item_name").cast(pl.Utf8),
+            pl.col("channel").cast(pl.Utf8),
+            pl.col("applicant_type").cast(pl.Utf8),
+            key.alias("applicant_key"),
+            _local_date(schema, "applied_at").alias("applied_on"),
+            _local_date(schema, "accepted_at").alias("accepted_on"),
+            _local_date(schema, "completed_at").alias("completed_on"),
+            pl.col("case_status").cast(pl.Utf8),
+            pl.col("statutory_days").cast(pl.Int32),
+            pl.col("promised_days").cast(pl.Int32),
+            pl.when(score.is_between(1, 5)).then(score).cast(pl.Int8).alias("satisfaction"),
+        )
+        .with_columns(
+            is_finished=pl.col("completed_on").is_not_null(),
+            is_returned=pl.col("case_status") == "returned",
+            processing_days=working_days("accepted_on", "completed_on"),
+        )
+        .with_columns(
+            # finished: its processing time; open: the working days it has been waiting on as_of
+            elapsed_days=pl.when(pl.col("is_finished"))
+            .then(pl.col("processing_days"))
+            .otherwise(working_days("accepted_on", as_of_lit)),
+        )
+        .with_columns(
+            is_overdue=pl.col("elapsed_days") > pl.col("promised_days"),
+            is_over_statutory=pl.col("elapsed_days") > pl.col("statutory_days"),
+        )
+        .with_columns(
+            overdue_on=pl.when(pl.col("is_overdue")).then(
+                add_working_days("accepted_on", pl.col("promised_days") + 1)
+            ),
+        )
     )
     return out.select([pl.col(c).cast(t) for c, t in FACT_SCHEMA.items()])
 
@@ -138,16 +195,24 @@ def _p(expr: pl.Expr, q: float) -> pl.Expr:
 def _most_frequent(combos: pl.DataFrame, keys: list[str], column: str) -> pl.DataFrame:
     """Per group of ``keys``, the most frequent non-null ``column`` (ties: the smallest) from the counts
     ``combos`` (``len`` per combination)."""
-    return (combos.filter(pl.col(column).is_not_null()).group_by(*keys, column).agg(pl.col("len").sum())
-            .sort([*keys, "len", column], descending=[False] * len(keys) + [True, False], nulls_last=True)
-            .group_by(keys, maintain_order=True).first().select(*keys, column))
+    return (
+        combos.filter(pl.col(column).is_not_null())
+        .group_by(*keys, column)
+        .agg(pl.col("len").sum())
+        .sort([*keys, "len", column], descending=[False] * len(keys) + [True, False], nulls_last=True)
+        .group_by(keys, maintain_order=True)
+        .first()
+        .select(*keys, column)
+    )
 
 
 def departments() -> pl.DataFrame:
     """:data:`ITEM_DEPARTMENTS` as a frame (item_code, department, department_name_zh)."""
-    return pl.DataFrame([(k, *v) for k, v in ITEM_DEPARTMENTS.items()],
-                        schema={"item_code": pl.Utf8, "department": pl.Utf8, "department_name_zh": pl.Utf8},
-                        orient="row")
+    return pl.DataFrame(
+        [(k, *v) for k, v in ITEM_DEPARTMENTS.items()],
+        schema={"item_code": pl.Utf8, "department": pl.Utf8, "department_name_zh": pl.Utf8},
+        orient="row",
+    )
 
 
 def mart_service_efficiency(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | None = None) -> pl.DataFrame:
@@ -193,7 +258,8 @@ def mart_service_efficiency(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date |
         as_of=pl.lit(as_of, pl.Date),
     )
     return out.select(list(COMMENTS["mart_service_efficiency"]["columns"])).sort(
-        "item_code", "channel", nulls_last=True)
+        "item_code", "channel", nulls_last=True
+    )
 
 
 def _ratio(num: str, den: str) -> pl.Expr:
@@ -204,46 +270,80 @@ def business_startup_cases(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | 
     """开办企业, one row per start-up (a 企业设立登记 case of an enterprise applicant) with its steps."""
     as_of = as_of or default_as_of(cases)
     facts = case_facts(cases, as_of).filter(pl.col("applicant_key").is_not_null())
-    reg = facts.filter((pl.col("item_code") == STARTUP_ITEMS["registration"]) & (pl.col("applicant_type") == "企业"))
-    reg = reg.select("case_id", "applicant_key", "channel", "applied_on", "completed_on",
-                     pl.col("processing_days").alias("registration_days"))
+    reg = facts.filter(
+        (pl.col("item_code") == STARTUP_ITEMS["registration"]) & (pl.col("applicant_type") == "企业")
+    )
+    reg = reg.select(
+        "case_id",
+        "applicant_key",
+        "channel",
+        "applied_on",
+        "completed_on",
+        pl.col("processing_days").alias("registration_days"),
+    )
     window_end = pl.col("applied_on").dt.offset_by(f"{STARTUP_WINDOW_DAYS}d")
 
     def step(name: str) -> pl.LazyFrame:
         cands = facts.filter(pl.col("item_code") == STARTUP_ITEMS[name]).select(
-            "applicant_key", pl.col("case_id").alias("_step_case"), pl.col("applied_on").alias("_step_applied"),
-            pl.col("completed_on").alias("_step_completed"))
-        hits = (reg.select("case_id", "applicant_key", "applied_on").join(cands, on="applicant_key")
-                .filter(pl.col("_step_applied").is_between(pl.col("applied_on"), window_end))
-                .sort("case_id", "_step_applied", "_step_case")
-                .group_by("case_id").first())
-        return hits.select("case_id", pl.col("_step_case").alias(f"{name}_case_id"),
-                           pl.col("_step_completed").alias(f"{name}_completed_on"))
+            "applicant_key",
+            pl.col("case_id").alias("_step_case"),
+            pl.col("applied_on").alias("_step_applied"),
+            pl.col("completed_on").alias("_step_completed"),
+        )
+        hits = (
+            reg.select("case_id", "applicant_key", "applied_on")
+            .join(cands, on="applicant_key")
+            .filter(pl.col("_step_applied").is_between(pl.col("applied_on"), window_end))
+            .sort("case_id", "_step_applied", "_step_case")
+            .group_by("case_id")
+            .first()
+        )
+        return hits.select(
+            "case_id",
+            pl.col("_step_case").alias(f"{name}_case_id"),
+            pl.col("_step_completed").alias(f"{name}_completed_on"),
+        )
 
     out = reg.join(step("seal"), on="case_id", how="left").join(step("invoice"), on="case_id", how="left")
     has = {s: pl.col(f"{s}_case_id").is_not_null() for s in ("seal", "invoice")}
     done = {s: pl.col(f"{s}_completed_on").is_not_null() for s in ("seal", "invoice")}
     # the steps found must all be finished for the start-up to be finished
-    finished = (pl.col("completed_on").is_not_null() & (~has["seal"] | done["seal"])
-                & (~has["invoice"] | done["invoice"]))
-    end = pl.max_horizontal("completed_on", "seal_completed_on", "invoice_completed_on")
-    out = out.with_columns(
-        has_seal=has["seal"], has_invoice=has["invoice"],
-        complete_chain=has["seal"] & has["invoice"] & finished,
-        is_finished=finished,
-        finished_on=pl.when(finished).then(end),
-    ).with_columns(
-        startup_days=working_days("applied_on", "finished_on"),
-    ).with_columns(
-        within_target=pl.col("startup_days") <= STARTUP_TARGET_DAYS,
-        as_of=pl.lit(as_of, pl.Date),
+    finished = (
+        pl.col("completed_on").is_not_null()
+        & (~has["seal"] | done["seal"])
+        & (~has["invoice"] | done["invoice"])
     )
-    return out.rename({"case_id": "registration_case_id"}).select(
-        list(COMMENTS["mart_business_startup_cases"]["columns"])).sort("registration_case_id").collect()
+    end = pl.max_horizontal("completed_on", "seal_completed_on", "invoice_completed_on")
+    out = (
+        out.with_columns(
+            has_seal=has["seal"],
+            has_invoice=has["invoice"],
+            complete_chain=has["seal"] & has["invoice"] & finished,
+            is_finished=finished,
+            finished_on=pl.when(finished).then(end),
+        )
+        .with_columns(
+            startup_days=working_days("applied_on", "finished_on"),
+        )
+        .with_columns(
+            within_target=pl.col("startup_days") <= STARTUP_TARGET_DAYS,
+            as_of=pl.lit(as_of, pl.Date),
+        )
+    )
+    return (
+        out.rename({"case_id": "registration_case_id"})
+        .select(list(COMMENTS["mart_business_startup_cases"]["columns"]))
+        .sort("registration_case_id")
+        .collect()
+    )
 
 
-def mart_business_startup(cases: pl.DataFrame | pl.LazyFrame | None = None, as_of: dt.date | None = None, *,
-                          startups: pl.DataFrame | None = None) -> pl.DataFrame:
+def mart_business_startup(
+    cases: pl.DataFrame | pl.LazyFrame | None = None,
+    as_of: dt.date | None = None,
+    *,
+    startups: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """开办企业 per month of application: start-ups, how many finished within the 8.5-working-day target, and
     the mean, median and 90th percentile of the start-up time (see the module docstring). Pass the result of
     :func:`business_startup_cases` as ``startups`` to avoid computing it twice."""
@@ -253,21 +353,26 @@ def mart_business_startup(cases: pl.DataFrame | pl.LazyFrame | None = None, as_o
         startups = business_startup_cases(cases, as_of)
     finished = pl.col("is_finished")
     days = pl.col("startup_days").filter(finished)
-    out = startups.lazy().group_by(pl.col("applied_on").dt.strftime("%Y-%m").alias("month")).agg(
-        pl.len().cast(pl.Int64).alias("startups"),
-        finished.sum().cast(pl.Int64).alias("finished_startups"),
-        pl.col("complete_chain").sum().cast(pl.Int64).alias("complete_chain_startups"),
-        pl.col("has_seal").sum().cast(pl.Int64).alias("with_seal_step"),
-        pl.col("has_invoice").sum().cast(pl.Int64).alias("with_invoice_step"),
-        days.mean().alias("startup_days_mean"),
-        _p(days, 0.5).alias("startup_days_median"),
-        _p(days, 0.9).alias("startup_days_p90"),
-        pl.col("within_target").filter(finished).sum().cast(pl.Int64).alias("within_target_startups"),
-        pl.col("registration_days").mean().alias("registration_days_mean"),
-        pl.col("as_of").first(),
-    ).with_columns(
-        within_target_share=_ratio("within_target_startups", "finished_startups"),
-        target_days=pl.lit(STARTUP_TARGET_DAYS),
+    out = (
+        startups.lazy()
+        .group_by(pl.col("applied_on").dt.strftime("%Y-%m").alias("month"))
+        .agg(
+            pl.len().cast(pl.Int64).alias("startups"),
+            finished.sum().cast(pl.Int64).alias("finished_startups"),
+            pl.col("complete_chain").sum().cast(pl.Int64).alias("complete_chain_startups"),
+            pl.col("has_seal").sum().cast(pl.Int64).alias("with_seal_step"),
+            pl.col("has_invoice").sum().cast(pl.Int64).alias("with_invoice_step"),
+            days.mean().alias("startup_days_mean"),
+            _p(days, 0.5).alias("startup_days_median"),
+            _p(days, 0.9).alias("startup_days_p90"),
+            pl.col("within_target").filter(finished).sum().cast(pl.Int64).alias("within_target_startups"),
+            pl.col("registration_days").mean().alias("registration_days_mean"),
+            pl.col("as_of").first(),
+        )
+        .with_columns(
+            within_target_share=_ratio("within_target_startups", "finished_startups"),
+            target_days=pl.lit(STARTUP_TARGET_DAYS),
+        )
     )
     return out.select(list(COMMENTS["mart_business_startup"]["columns"])).sort("month").collect()
 
@@ -295,8 +400,8 @@ _LIMITS = "工作日 / working days"
 COMMENTS: dict[str, dict] = {
     "mart_service_efficiency": {
         "table": "办件效能：按事项、部门、渠道统计办件量、办理用时（工作日，按官方节假日及调休计算）、超期率与满意度 / "
-                 "Service-case efficiency per service item, department and channel: volumes, processing time in "
-                 "official working days, overdue rates against the promised and statutory limits, satisfaction",
+        "Service-case efficiency per service item, department and channel: volumes, processing time in "
+        "official working days, overdue rates against the promised and statutory limits, satisfaction",
         "columns": {
             "item_code": "事项编码 / Service item code",
             "item_name": "事项名称 / Service item name",
@@ -310,7 +415,7 @@ COMMENTS: dict[str, dict] = {
             "returned_cases": "退件数 / Cases returned without a decision",
             "open_cases": "在办件数 / Cases still open on as_of",
             "processing_days_mean": "平均办理用时（受理次日起至办结日的工作日数）/ Mean processing time: working "
-                                    "days after the acceptance day up to and including the completion day",
+            "days after the acceptance day up to and including the completion day",
             "processing_days_median": "办理用时中位数（工作日）/ Median processing time, working days",
             "processing_days_p90": "办理用时第90百分位（工作日）/ 90th percentile of processing time, working days",
             "processing_days_max": "最长办理用时（工作日）/ Longest processing time, working days",
@@ -331,30 +436,30 @@ COMMENTS: dict[str, dict] = {
     },
     "mart_business_startup": {
         "table": "开办企业时间：按申请月份统计企业开办用时（工作日）与8.5个工作日目标达成情况 / Time to start a business per "
-                 "month of application against the 8.5-working-day target",
+        "month of application against the 8.5-working-day target",
         "columns": {
             "month": "申请月份 / Month of the registration application (YYYY-MM)",
             "startups": "开办企业数（企业设立登记办件）/ Start-ups: business registration cases",
             "finished_startups": "已完成开办数（已找到的环节均已办结）/ Start-ups whose steps found are all finished",
             "complete_chain_startups": "登记、刻章、申领发票三环节齐全并办结数 / Start-ups with registration, seal and "
-                                       "invoice steps all found and finished",
+            "invoice steps all found and finished",
             "with_seal_step": "含公章刻制环节数 / Start-ups with a company seal case",
             "with_invoice_step": "含发票申领环节数 / Start-ups with an invoice case",
             "startup_days_mean": "平均开办用时（申请次日起至最后环节办结日的工作日数）/ Mean start-up time: working days "
-                                 "after the application day up to the last step's completion",
+            "after the application day up to the last step's completion",
             "startup_days_median": "开办用时中位数（工作日）/ Median start-up time, working days",
             "startup_days_p90": "开办用时第90百分位（工作日）/ 90th percentile of start-up time, working days",
             "within_target_startups": "8.5个工作日内完成数 / Finished start-ups within 8.5 working days",
             "within_target_share": "8.5个工作日内完成率 / Share of finished start-ups within 8.5 working days",
             "registration_days_mean": "设立登记平均办理用时（受理起，工作日）/ Mean processing time of the registration "
-                                      "case itself, from acceptance",
+            "case itself, from acceptance",
             "target_days": "目标时限（工作日）/ Target, working days",
             "as_of": "统计截止日期 / Day the figures describe",
         },
     },
     "mart_business_startup_cases": {
         "table": "开办企业明细：每个企业设立登记办件及其刻章、发票环节 / One row per start-up (business registration "
-                 "case) with its seal and invoice steps",
+        "case) with its seal and invoice steps",
         "columns": {
             "registration_case_id": "设立登记办件编号 / Business registration case id",
             "applicant_key": "申请人标识（有效统一社会信用代码，或比对用名称）/ Applicant: valid USCC, else comparison name",
@@ -372,7 +477,7 @@ COMMENTS: dict[str, dict] = {
             "is_finished": "已找到的环节均已办结 / Every step found is finished",
             "finished_on": "开办完成日期（已找到环节的最晚办结日）/ Last completion among the steps found",
             "startup_days": "开办用时（申请次日起至完成日的工作日数）/ Working days after the application day up to "
-                            "finished_on",
+            "finished_on",
             "within_target": "是否在8.5个工作日内 / Within the 8.5-working-day target",
             "as_of": "统计截止日期 / Day the figures describe",
         },
@@ -385,8 +490,13 @@ COMMENTS: dict[str, dict] = {
 # --------------------------------------------------------------------------------------------------------
 #: The type of each case column, for the empty working table of a city whose lake has no service cases.
 CASE_TYPES = dict.fromkeys(CASE_COLUMNS, "VARCHAR") | {
-    "applied_at": "TIMESTAMPTZ", "accepted_at": "TIMESTAMPTZ", "completed_at": "TIMESTAMPTZ",
-    "statutory_days": "INTEGER", "promised_days": "INTEGER", "satisfaction": "INTEGER"}
+    "applied_at": "TIMESTAMPTZ",
+    "accepted_at": "TIMESTAMPTZ",
+    "completed_at": "TIMESTAMPTZ",
+    "statutory_days": "INTEGER",
+    "promised_days": "INTEGER",
+    "satisfaction": "INTEGER",
+}
 
 
 def _read_cases(ctx: MartContext) -> None:
@@ -395,24 +505,36 @@ def _read_cases(ctx: MartContext) -> None:
     if not ctx.has("stg_service__service_cases"):
         cols = ", ".join(f'"{c}" {t}' for c, t in CASE_TYPES.items())
         q(ctx.con, f"CREATE OR REPLACE TEMP TABLE _service_cases ({cols})")
-        ctx.notes["_service_cases"] = "no service cases in the lake (silver/stg_service__service_cases is absent)"
+        ctx.notes["_service_cases"] = (
+            "no service cases in the lake (silver/stg_service__service_cases is absent)"
+        )
         return
     have = {r[0] for r in q(ctx.con, "DESCRIBE lake_stg_service__service_cases")}
     sel = ", ".join(f'"{c}"' for c in CASE_COLUMNS if c in have)
-    q(ctx.con, f"CREATE OR REPLACE TEMP TABLE _service_cases AS SELECT {sel} FROM lake_stg_service__service_cases")
+    q(
+        ctx.con,
+        f"CREATE OR REPLACE TEMP TABLE _service_cases AS SELECT {sel} FROM lake_stg_service__service_cases",
+    )
 
 
 def _build(ctx: MartContext) -> dict[str, int]:
     cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
     startups = business_startup_cases(cases, ctx.as_of)
-    frames = {"mart_service_efficiency": mart_service_efficiency(cases, ctx.as_of),
-              "mart_business_startup": mart_business_startup(startups=startups),
-              "mart_business_startup_cases": startups}
+    frames = {
+        "mart_service_efficiency": mart_service_efficiency(cases, ctx.as_of),
+        "mart_business_startup": mart_business_startup(startups=startups),
+        "mart_business_startup_cases": startups,
+    }
     return {name: frame_table(ctx.con, name, frame) for name, frame in frames.items()}
 
 
 MARTS = (
-    mart("service_cases", ("_service_cases",), ("stg_service__service_cases",), lambda ctx: _read_cases(ctx),
-         optional=("stg_service__service_cases",)),
+    mart(
+        "service_cases",
+        ("_service_cases",),
+        ("stg_service__service_cases",),
+        lambda ctx: _read_cases(ctx),
+        optional=("stg_service__service_cases",),
+    ),
     mart("service", tuple(COMMENTS), ("_service_cases",), lambda ctx: _build(ctx), comments=COMMENTS),
 )

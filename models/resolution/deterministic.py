@@ -23,6 +23,7 @@ from models.resolution.graph import components
 @dataclass(frozen=True)
 class KeyRule:
     """Records with the same non-null ``key`` are one entity."""
+
     name: str
     key: pl.Expr
     why: str
@@ -35,23 +36,36 @@ def _when_valid(value: str, status: str) -> pl.Expr:
 #: Enterprise keys, strongest first (the first rule that links a record is the one recorded).
 ENTERPRISE_KEYS: tuple[KeyRule, ...] = (
     KeyRule("uscc", _when_valid("uscc", "uscc_status"), "the same valid 统一社会信用代码"),
-    KeyRule("tin_uscc", pl.when((pl.col("tin_status") == "valid") & (pl.col("tin_kind") == "uscc"))
-            .then(pl.col("tin")), "a taxpayer number that is a valid USCC, the same as another record's USCC"),
-    KeyRule("org_code", pl.col("link_org_code"),
-            "the same organization code: written, inside a valid USCC or inside a valid old 15-character TIN"),
+    KeyRule(
+        "tin_uscc",
+        pl.when((pl.col("tin_status") == "valid") & (pl.col("tin_kind") == "uscc")).then(pl.col("tin")),
+        "a taxpayer number that is a valid USCC, the same as another record's USCC",
+    ),
+    KeyRule(
+        "org_code",
+        pl.col("link_org_code"),
+        "the same organization code: written, inside a valid USCC or inside a valid old 15-character TIN",
+    ),
     KeyRule("regno", _when_valid("regno", "regno_status"), "the same valid 15-digit registration number"),
     # a department's own key identifies the entity within that department (the social-security employer
     # number on the employer's monthly rows and on its insured persons' records)
-    KeyRule("local_id", pl.when(pl.col("local_id").is_not_null() & (pl.col("source_department") == "social"))
-            .then(pl.concat_str(pl.col("source_department"), pl.lit(":"), pl.col("local_id"))),
-            "the same employer number (单位编号) in the social-security system"),
+    KeyRule(
+        "local_id",
+        pl.when(pl.col("local_id").is_not_null() & (pl.col("source_department") == "social")).then(
+            pl.concat_str(pl.col("source_department"), pl.lit(":"), pl.col("local_id"))
+        ),
+        "the same employer number (单位编号) in the social-security system",
+    ),
 )
 #: The USCC-shaped keys are one key space: a TIN that is a USCC links to the same USCC written elsewhere.
 _SAME_SPACE = {"tin_uscc": "uscc"}
 
 PERSON_KEYS: tuple[KeyRule, ...] = (
-    KeyRule("resident_id", _when_valid("id_number", "id_number_status"),
-            "the same valid 居民身份证号 (15-digit IDs converted to 18)"),
+    KeyRule(
+        "resident_id",
+        _when_valid("id_number", "id_number_status"),
+        "the same valid 居民身份证号 (15-digit IDs converted to 18)",
+    ),
 )
 
 
@@ -74,10 +88,14 @@ def clusters(records: pl.DataFrame, rules: tuple[KeyRule, ...]) -> pl.DataFrame:
     edges_b: list[np.ndarray] = []
     first_rule = np.full(n, -1, dtype=np.int64)  # index into the key spaces, -1: linked by none
     for number, names in enumerate(spaces.values()):
-        keyed = pl.concat([frame.select("__i", key=pl.col(f"__k_{name}")) for name in names]).drop_nulls("key")
+        keyed = pl.concat([frame.select("__i", key=pl.col(f"__k_{name}")) for name in names]).drop_nulls(
+            "key"
+        )
         # each record to the first record with the same key value: a star per value is enough for components
         anchors = keyed.group_by("key").agg(anchor=pl.col("__i").min(), size=pl.col("__i").n_unique())
-        pairs = keyed.join(anchors.filter(pl.col("size") > 1), on="key").filter(pl.col("__i") != pl.col("anchor"))
+        pairs = keyed.join(anchors.filter(pl.col("size") > 1), on="key").filter(
+            pl.col("__i") != pl.col("anchor")
+        )
         if pairs.height == 0:
             continue
         edges_a.append(pairs["__i"].to_numpy())
@@ -88,7 +106,9 @@ def clusters(records: pl.DataFrame, rules: tuple[KeyRule, ...]) -> pl.DataFrame:
     a = np.concatenate(edges_a) if edges_a else np.empty(0, dtype=np.int64)
     b = np.concatenate(edges_b) if edges_b else np.empty(0, dtype=np.int64)
     labels = components(n, a, b) if n else np.empty(0, dtype=np.int64)
-    rule = pl.Series("rule", first_rule).replace_strict(dict(enumerate(spaces)), default=None, return_dtype=pl.Utf8)
+    rule = pl.Series("rule", first_rule).replace_strict(
+        dict(enumerate(spaces)), default=None, return_dtype=pl.Utf8
+    )
     return pl.DataFrame([pl.Series("cluster", labels, dtype=pl.Int64), rule])
 
 

@@ -22,7 +22,9 @@ def _pairs(n: pl.Expr) -> pl.Expr:
 
 def scores(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float | int]:
     """``predicted``: ``record_id, cluster``; ``truth``: ``record_id, entity_id``."""
-    joined = predicted.select("record_id", "cluster").join(truth.select("record_id", "entity_id"), on="record_id")
+    joined = predicted.select("record_id", "cluster").join(
+        truth.select("record_id", "entity_id"), on="record_id"
+    )
     cells = joined.group_by("cluster", "entity_id").agg(n=pl.len())
     tp = cells.select(_pairs(pl.col("n"))).item() or 0
     pred = joined.group_by("cluster").agg(n=pl.len()).select(_pairs(pl.col("n"))).item() or 0
@@ -30,16 +32,22 @@ def scores(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float | in
     precision = tp / pred if pred else 1.0
     recall = tp / true if true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    b = (joined.join(cells, on=["cluster", "entity_id"])
-         .join(joined.group_by("cluster").agg(c=pl.len()), on="cluster")
-         .join(joined.group_by("entity_id").agg(e=pl.len()), on="entity_id")
-         .select(p=(pl.col("n") / pl.col("c")).mean(), r=(pl.col("n") / pl.col("e")).mean()))
+    b = (
+        joined.join(cells, on=["cluster", "entity_id"])
+        .join(joined.group_by("cluster").agg(c=pl.len()), on="cluster")
+        .join(joined.group_by("entity_id").agg(e=pl.len()), on="entity_id")
+        .select(p=(pl.col("n") / pl.col("c")).mean(), r=(pl.col("n") / pl.col("e")).mean())
+    )
     bp, br = (b["p"][0], b["r"][0]) if joined.height else (1.0, 1.0)
     return {
-        "precision": precision, "recall": recall, "f1": f1,
-        "bcubed_precision": bp, "bcubed_recall": br,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "bcubed_precision": bp,
+        "bcubed_recall": br,
         "bcubed_f1": 2 * bp * br / (bp + br) if bp + br else 0.0,
-        "records": joined.height, "entities": joined["entity_id"].n_unique(),
+        "records": joined.height,
+        "entities": joined["entity_id"].n_unique(),
         "clusters": joined["cluster"].n_unique(),
         "records_without_truth": predicted.height - joined.height,
     }
@@ -48,8 +56,17 @@ def scores(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float | in
 def truth_for_records(truth_records: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
     """``record_id, entity_id`` of canonical ``records`` from the simulator's truth (``department, table, pk,
     role, entity_id``). The two street-roster drops are one truth table, ``street_rosters``."""
-    keys = records.select("record_id", "source_department", "role", "source_pk", table=pl.when(
-        pl.col("source_department") == "streets").then(pl.lit("street_rosters")).otherwise("source_table"))
-    return keys.join(truth_records.select("department", "table", "pk", "role", "entity_id"),
-                     left_on=["source_department", "table", "source_pk", "role"],
-                     right_on=["department", "table", "pk", "role"]).select("record_id", "entity_id")
+    keys = records.select(
+        "record_id",
+        "source_department",
+        "role",
+        "source_pk",
+        table=pl.when(pl.col("source_department") == "streets")
+        .then(pl.lit("street_rosters"))
+        .otherwise("source_table"),
+    )
+    return keys.join(
+        truth_records.select("department", "table", "pk", "role", "entity_id"),
+        left_on=["source_department", "table", "source_pk", "role"],
+        right_on=["department", "table", "pk", "role"],
+    ).select("record_id", "entity_id")

@@ -31,16 +31,23 @@ def unambiguous(edges: pl.DataFrame, size: np.ndarray, strong: float) -> pl.Seri
     gsize = np.bincount(group, weights=size, minlength=n)
     ga, gb = group[ea], group[eb]
     weak = pl.DataFrame({"e": np.arange(edges.height), "ga": ga, "gb": gb}).filter(
-        ~pl.Series(is_strong) & (pl.col("ga") != pl.col("gb")))
+        ~pl.Series(is_strong) & (pl.col("ga") != pl.col("gb"))
+    )
     sizes = pl.DataFrame({"g": np.arange(n), "len": gsize})
     both = pl.concat([weak.select(g="ga", other="gb"), weak.select(g="gb", other="ga")])
     # partners that are groups of several records (two lone records of one name may join each other)
-    partners = (both.join(sizes.rename({"g": "other"}), on="other").group_by("g")
-                .agg(partners=pl.col("other").filter(pl.col("len") > 1).n_unique()))
-    weak = (weak.join(sizes.rename({"g": "ga", "len": "sa"}), on="ga").join(sizes.rename({"g": "gb", "len": "sb"}), on="gb")
-            .with_columns(small=pl.when(pl.col("sa") <= pl.col("sb")).then("ga").otherwise("gb"))
-            .join(partners.rename({"g": "small"}), on="small")
-            .filter((pl.col("partners") <= 1) & (pl.min_horizontal("sa", "sb") == 1)))
+    partners = (
+        both.join(sizes.rename({"g": "other"}), on="other")
+        .group_by("g")
+        .agg(partners=pl.col("other").filter(pl.col("len") > 1).n_unique())
+    )
+    weak = (
+        weak.join(sizes.rename({"g": "ga", "len": "sa"}), on="ga")
+        .join(sizes.rename({"g": "gb", "len": "sb"}), on="gb")
+        .with_columns(small=pl.when(pl.col("sa") <= pl.col("sb")).then("ga").otherwise("gb"))
+        .join(partners.rename({"g": "small"}), on="small")
+        .filter((pl.col("partners") <= 1) & (pl.min_horizontal("sa", "sb") == 1))
+    )
     ok = is_strong.copy()
     ok[weak["e"].to_numpy()] = True
     return pl.Series(ok)

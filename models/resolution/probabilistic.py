@@ -41,7 +41,6 @@ together, they stay together and the decision is reported in :attr:`Resolution.c
 between two clusters with different validated keys is not applied and is reported.
 """
 
-
 from __future__ import annotations
 
 import time
@@ -67,10 +66,31 @@ from models.resolution.splink_model import (
 
 #: Columns of the canonical tables the probabilistic pass reads (callers can read only these from silver).
 COLUMNS: dict[str, list[str]] = {
-    "enterprise": ["record_id", "name_comparison", "name_is_branch", "uscc", "uscc_status", "link_org_code",
-                   "division_code", "phone", "legal_rep_name", "address"],
-    "person": ["record_id", "name_comparison", "id_number", "id_number_status", "id_number_birth_date",
-               "id_number_sex", "id_number_masked", "phone", "division_code", "address", "related_record_id"],
+    "enterprise": [
+        "record_id",
+        "name_comparison",
+        "name_is_branch",
+        "uscc",
+        "uscc_status",
+        "link_org_code",
+        "division_code",
+        "phone",
+        "legal_rep_name",
+        "address",
+    ],
+    "person": [
+        "record_id",
+        "name_comparison",
+        "id_number",
+        "id_number_status",
+        "id_number_birth_date",
+        "id_number_sex",
+        "id_number_masked",
+        "phone",
+        "division_code",
+        "address",
+        "related_record_id",
+    ],
 }
 
 
@@ -91,14 +111,21 @@ class Resolution:
     ``conflicts``: ``record_id_l, record_id_r, decision, reason``: decisions that could not be honoured.
     ``timings``: seconds per phase.
     """
+
     records: pl.DataFrame
     pairs: pl.DataFrame
     conflicts: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_CONFLICT_SCHEMA))
     timings: dict[str, float] = field(default_factory=dict)
 
 
-_PAIR_SCHEMA = {"record_id_l": pl.Utf8, "record_id_r": pl.Utf8, "match_probability": pl.Float64,
-                "match_weight": pl.Float64, "levels": pl.Utf8, "status": pl.Utf8}
+_PAIR_SCHEMA = {
+    "record_id_l": pl.Utf8,
+    "record_id_r": pl.Utf8,
+    "match_probability": pl.Float64,
+    "match_weight": pl.Float64,
+    "levels": pl.Utf8,
+    "status": pl.Utf8,
+}
 _CONFLICT_SCHEMA = {"record_id_l": pl.Utf8, "record_id_r": pl.Utf8, "decision": pl.Utf8, "reason": pl.Utf8}
 
 
@@ -117,17 +144,24 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def prepare_resolution(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
-                       related: pl.DataFrame | None = None) -> Prepared:
+def prepare_resolution(
+    records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind, related: pl.DataFrame | None = None
+) -> Prepared:
     """The first half of :func:`resolve`, on records in memory: the profiles (:func:`profiles_of`) and each
     record's cluster, rule and profile. ``related`` (persons): ``record_id, cluster`` of the enterprise records."""
     started = time.perf_counter()
     det = in_order(records, deterministic)
     rel = related_cluster_of(records, related)["related_cluster"] if kind == "person" else None
-    profiles, profile_id = profiles_of(records.select(profile_values(kind, records.columns)), det["cluster"], kind,
-                                       rel)
-    return Prepared(kind, profiles, det.with_columns(profile_id=profile_id), records["record_id"],
-                    {"prepare": time.perf_counter() - started})
+    profiles, profile_id = profiles_of(
+        records.select(profile_values(kind, records.columns)), det["cluster"], kind, rel
+    )
+    return Prepared(
+        kind,
+        profiles,
+        det.with_columns(profile_id=profile_id),
+        records["record_id"],
+        {"prepare": time.perf_counter() - started},
+    )
 
 
 def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = None) -> Prepared:
@@ -148,30 +182,51 @@ def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = 
     started = time.perf_counter()
     rel = None
     if kind == "person":
-        rel = related_cluster_of(scan.select("record_id", "related_record_id").collect(), related)["related_cluster"]
+        rel = related_cluster_of(scan.select("record_id", "related_record_id").collect(), related)[
+            "related_cluster"
+        ]
     values = scan.select(profile_values(kind, names)).collect()
     profiles, profile_id = profiles_of(values, det["cluster"], kind, rel)
     del values, rel
     timings["prepare"] = time.perf_counter() - started
-    return Prepared(kind, profiles, det.with_columns(profile_id=profile_id),
-                    lambda: scan.select("record_id").collect()["record_id"], timings)
+    return Prepared(
+        kind,
+        profiles,
+        det.with_columns(profile_id=profile_id),
+        lambda: scan.select("record_id").collect()["record_id"],
+        timings,
+    )
 
 
-def resolve(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
-            related: pl.DataFrame | None = None, threshold: float | None = None,
-            decisions: pl.DataFrame | None = None, model: dict | None = None) -> Resolution:
+def resolve(
+    records: pl.DataFrame,
+    deterministic: pl.DataFrame,
+    kind: Kind,
+    related: pl.DataFrame | None = None,
+    threshold: float | None = None,
+    decisions: pl.DataFrame | None = None,
+    model: dict | None = None,
+) -> Resolution:
     """Resolve ``records`` (a canonical table, at least :data:`COLUMNS`), given their deterministic clusters
     (``record_id, cluster, rule`` from :func:`models.resolution.deterministic.link`). ``related``: for persons, the
     enterprise resolution (``record_id, cluster``), to compare a person by the enterprise it represents or works for.
     ``threshold``: the match probability a link needs, instead of the model's. ``decisions``: ``record_id_l,
     record_id_r, decision`` (``must_link`` | ``cannot_link``). ``model``: the trained model (Splink settings JSON),
     default ``trained/<kind>.json``. The same as :func:`prepare_resolution`, then :func:`resolve_prepared`."""
-    return resolve_prepared(prepare_resolution(records, deterministic, kind, related), threshold=threshold,
-                            decisions=decisions, model=model)
+    return resolve_prepared(
+        prepare_resolution(records, deterministic, kind, related),
+        threshold=threshold,
+        decisions=decisions,
+        model=model,
+    )
 
 
-def resolve_prepared(prepared: Prepared, threshold: float | None = None, decisions: pl.DataFrame | None = None,
-                     model: dict | None = None) -> Resolution:
+def resolve_prepared(
+    prepared: Prepared,
+    threshold: float | None = None,
+    decisions: pl.DataFrame | None = None,
+    model: dict | None = None,
+) -> Resolution:
     """The second half of :func:`resolve`: Splink's predictions, the guard, the decisions and the components."""
     kind, profiles = prepared.kind, prepared.profiles
     timings: dict[str, float] = dict(prepared.timings)
@@ -182,13 +237,23 @@ def resolve_prepared(prepared: Prepared, threshold: float | None = None, decisio
     if model is None:
         model = load_model(kind)
         if model is None:
-            warnings.warn(f"no trained {kind} model in {TRAINED}: training on this run's data "
-                          "(run `qst er-train` to save one)", stacklevel=2)
+            warnings.warn(
+                f"no trained {kind} model in {TRAINED}: training on this run's data "
+                "(run `qst er-train` to save one)",
+                stacklevel=2,
+            )
             model = train_on_profiles(profiles, kind)
     timings["model"] = time.perf_counter() - started
     started = time.perf_counter()
-    pairs = pl.DataFrame(schema={"profile_id_l": pl.Int64, "profile_id_r": pl.Int64, "match_probability": pl.Float64,
-                                 "match_weight": pl.Float64, "levels": pl.Utf8})
+    pairs = pl.DataFrame(
+        schema={
+            "profile_id_l": pl.Int64,
+            "profile_id_r": pl.Int64,
+            "match_probability": pl.Float64,
+            "match_weight": pl.Float64,
+            "levels": pl.Utf8,
+        }
+    )
     if profiles.height > 1:
         counts = profile_counts(profiles)
         con = load_profiles(profiles)
@@ -202,8 +267,10 @@ def resolve_prepared(prepared: Prepared, threshold: float | None = None, decisio
     started = time.perf_counter()
     ids = prepared.record_ids() if callable(prepared.record_ids) else prepared.record_ids
     if ids.len() != prepared.rows.height or ids.null_count():
-        raise RuntimeError(f"{kind} resolution: {ids.len()} record ids ({ids.null_count()} null) for "
-                           f"{prepared.rows.height} records")
+        raise RuntimeError(
+            f"{kind} resolution: {ids.len()} record ids ({ids.null_count()} null) for "
+            f"{prepared.rows.height} records"
+        )
     rows = prepared.rows.with_columns(record_id=ids)
     det, members = rows.select("record_id", "cluster", "rule"), rows.select("record_id", "profile_id")
     del ids
@@ -211,102 +278,180 @@ def resolve_prepared(prepared: Prepared, threshold: float | None = None, decisio
     started = time.perf_counter()
 
     # nodes: deterministic clusters, numbered 0..n-1
-    nodes = det.select("cluster").unique().sort("cluster").with_row_index("node").with_columns(pl.col("node").cast(pl.Int64))
+    nodes = (
+        det.select("cluster")
+        .unique()
+        .sort("cluster")
+        .with_row_index("node")
+        .with_columns(pl.col("node").cast(pl.Int64))
+    )
     size = nodes.join(det.group_by("cluster").len(), on="cluster", maintain_order="left")["len"].to_numpy()
-    node_keys = (nodes.join(profiles.select(cluster="det_cluster", key="key").unique("cluster"), on="cluster",
-                            how="left", maintain_order="left"))
+    node_keys = nodes.join(
+        profiles.select(cluster="det_cluster", key="key").unique("cluster"),
+        on="cluster",
+        how="left",
+        maintain_order="left",
+    )
     key_codes = node_keys["key"].cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
     n = nodes.height
-    p_node = profiles.select("profile_id", cluster="det_cluster").join(nodes, on="cluster").select("profile_id", "node")
+    p_node = (
+        profiles.select("profile_id", cluster="det_cluster")
+        .join(nodes, on="cluster")
+        .select("profile_id", "node")
+    )
     rep = members.group_by("profile_id").agg(rep=pl.col("record_id").min())
-    pairs = (pairs.join(p_node.rename({"profile_id": "profile_id_l", "node": "a"}), on="profile_id_l")
-             .join(p_node.rename({"profile_id": "profile_id_r", "node": "b"}), on="profile_id_r")
-             .join(rep.rename({"profile_id": "profile_id_l", "rep": "record_id_l"}), on="profile_id_l")
-             .join(rep.rename({"profile_id": "profile_id_r", "rep": "record_id_r"}), on="profile_id_r")
-             # joins do not keep row order, and the greedy constraint pass breaks ties of probability by it:
-             # a fixed order makes a rerun of a night give the same clusters
-             .sort("profile_id_l", "profile_id_r"))
+    pairs = (
+        pairs.join(p_node.rename({"profile_id": "profile_id_l", "node": "a"}), on="profile_id_l")
+        .join(p_node.rename({"profile_id": "profile_id_r", "node": "b"}), on="profile_id_r")
+        .join(rep.rename({"profile_id": "profile_id_l", "rep": "record_id_l"}), on="profile_id_l")
+        .join(rep.rename({"profile_id": "profile_id_r", "rep": "record_id_r"}), on="profile_id_r")
+        # joins do not keep row order, and the greedy constraint pass breaks ties of probability by it:
+        # a fixed order makes a rerun of a night give the same clusters
+        .sort("profile_id_l", "profile_id_r")
+    )
     candidates = pairs.filter(pl.col("match_probability") >= link_at)
     guard_ok = unambiguous(candidates, size, spec["strong_threshold"])
-    candidates = candidates.with_columns(status=pl.when(guard_ok).then(pl.lit("linked")).otherwise(pl.lit("ambiguous")))
+    candidates = candidates.with_columns(
+        status=pl.when(guard_ok).then(pl.lit("linked")).otherwise(pl.lit("ambiguous"))
+    )
 
     # decisions: record ids -> nodes
     dec = decision_frame(decisions)
     rec_node = det.select("record_id", "cluster").join(nodes, on="cluster").select("record_id", "node")
-    dec = (dec.join(rec_node.rename({"record_id": "record_id_l", "node": "a"}), on="record_id_l", how="left")
-           .join(rec_node.rename({"record_id": "record_id_r", "node": "b"}), on="record_id_r", how="left"))
-    conflicts = [dec.filter(pl.col("a").is_null() | pl.col("b").is_null())
-                 .select("record_id_l", "record_id_r", "decision", reason=pl.lit("unknown record"))]
+    dec = dec.join(
+        rec_node.rename({"record_id": "record_id_l", "node": "a"}), on="record_id_l", how="left"
+    ).join(rec_node.rename({"record_id": "record_id_r", "node": "b"}), on="record_id_r", how="left")
+    conflicts = [
+        dec.filter(pl.col("a").is_null() | pl.col("b").is_null()).select(
+            "record_id_l", "record_id_r", "decision", reason=pl.lit("unknown record")
+        )
+    ]
     dec = dec.drop_nulls(["a", "b"])
-    conflicts.append(dec.filter((pl.col("decision") == "cannot_link") & (pl.col("a") == pl.col("b")))
-                     .select("record_id_l", "record_id_r", "decision",
-                             reason=pl.lit("validated identifiers put them together (deterministic pass)")))
-    cannot = [(int(x), int(y)) for x, y in dec.filter((pl.col("decision") == "cannot_link")
-                                                       & (pl.col("a") != pl.col("b"))).select("a", "b").iter_rows()]
+    conflicts.append(
+        dec.filter((pl.col("decision") == "cannot_link") & (pl.col("a") == pl.col("b"))).select(
+            "record_id_l",
+            "record_id_r",
+            "decision",
+            reason=pl.lit("validated identifiers put them together (deterministic pass)"),
+        )
+    )
+    cannot = [
+        (int(x), int(y))
+        for x, y in dec.filter((pl.col("decision") == "cannot_link") & (pl.col("a") != pl.col("b")))
+        .select("a", "b")
+        .iter_rows()
+    ]
     must = dec.filter((pl.col("decision") == "must_link") & (pl.col("a") != pl.col("b")))
     linked = candidates.filter(pl.col("status") == "linked")
-    edges = pl.concat([
-        must.select("a", "b", priority=pl.lit(2.0), src=pl.lit("must")),
-        linked.select("a", "b", priority=pl.col("match_probability"), src=pl.lit("splink")),
-    ])
+    edges = pl.concat(
+        [
+            must.select("a", "b", priority=pl.lit(2.0), src=pl.lit("must")),
+            linked.select("a", "b", priority=pl.col("match_probability"), src=pl.lit("splink")),
+        ]
+    )
     ok = constrained(n, key_codes, edges, cannot)
-    must_ok = ok[:must.height]
-    splink_ok = ok[must.height:]
-    conflicts.append(must.filter(~pl.Series(must_ok, dtype=pl.Boolean)).select(
-        "record_id_l", "record_id_r", "decision",
-        reason=pl.lit("different validated identifiers or a cannot-link decision keep them apart")))
+    must_ok = ok[: must.height]
+    splink_ok = ok[must.height :]
+    conflicts.append(
+        must.filter(~pl.Series(must_ok, dtype=pl.Boolean)).select(
+            "record_id_l",
+            "record_id_r",
+            "decision",
+            reason=pl.lit("different validated identifiers or a cannot-link decision keep them apart"),
+        )
+    )
     # a dropped Splink edge: cannot_link when a cannot-link decision is what forbids it, else a key conflict
     cannot_nodes = np.array(cannot, dtype=np.int64).reshape(-1, 2)
     linked = linked.with_columns(ok=pl.Series(splink_ok, dtype=pl.Boolean))
     applied = edges.filter(pl.Series(ok, dtype=pl.Boolean))
-    labels = components(n, applied["a"].to_numpy(), applied["b"].to_numpy()) if n else np.empty(0, dtype=np.int64)
+    labels = (
+        components(n, applied["a"].to_numpy(), applied["b"].to_numpy()) if n else np.empty(0, dtype=np.int64)
+    )
     if len(cannot_nodes):
         # the edge would have joined the groups of a cannot-link pair
         ca, cb = labels[cannot_nodes[:, 0]], labels[cannot_nodes[:, 1]]
         forbidden = pl.DataFrame({"x": np.concatenate([ca, cb]), "y": np.concatenate([cb, ca])}).unique()
-        linked = (linked.with_columns(x=pl.Series(labels[linked["a"].to_numpy()]), y=pl.Series(labels[linked["b"].to_numpy()]))
-                  .join(forbidden.with_columns(hit=pl.lit(True)), on=["x", "y"], how="left")
-                  .drop("x", "y"))
+        linked = (
+            linked.with_columns(
+                x=pl.Series(labels[linked["a"].to_numpy()]), y=pl.Series(labels[linked["b"].to_numpy()])
+            )
+            .join(forbidden.with_columns(hit=pl.lit(True)), on=["x", "y"], how="left")
+            .drop("x", "y")
+        )
     else:
         linked = linked.with_columns(hit=pl.lit(None, pl.Boolean))
-    linked = linked.with_columns(status=pl.when(pl.col("ok")).then(pl.lit("linked"))
-                                 .when(pl.col("hit")).then(pl.lit("cannot_link")).otherwise(pl.lit("ambiguous")))
+    linked = linked.with_columns(
+        status=pl.when(pl.col("ok"))
+        .then(pl.lit("linked"))
+        .when(pl.col("hit"))
+        .then(pl.lit("cannot_link"))
+        .otherwise(pl.lit("ambiguous"))
+    )
     timings["decide"] = time.perf_counter() - started
     started = time.perf_counter()
 
     # the pairs frame: kept links, review band, dropped pairs, applied must-links
     review = pairs.filter(pl.col("match_probability") < link_at).with_columns(status=pl.lit("review"))
     cols = list(_PAIR_SCHEMA)
-    out_pairs = pl.concat([
-        linked.select(cols),
-        candidates.filter(pl.col("status") == "ambiguous").select(cols),
-        review.select(cols),
-        must.filter(pl.Series(must_ok, dtype=pl.Boolean)).select(
-            "record_id_l", "record_id_r", match_probability=pl.lit(None, pl.Float64),
-            match_weight=pl.lit(None, pl.Float64), levels=pl.lit(None, pl.Utf8), status=pl.lit("must_link")),
-    ], how="vertical_relaxed")
+    out_pairs = pl.concat(
+        [
+            linked.select(cols),
+            candidates.filter(pl.col("status") == "ambiguous").select(cols),
+            review.select(cols),
+            must.filter(pl.Series(must_ok, dtype=pl.Boolean)).select(
+                "record_id_l",
+                "record_id_r",
+                match_probability=pl.lit(None, pl.Float64),
+                match_weight=pl.lit(None, pl.Float64),
+                levels=pl.lit(None, pl.Utf8),
+                status=pl.lit("must_link"),
+            ),
+        ],
+        how="vertical_relaxed",
+    )
 
     # per record: cluster, rule, the strongest kept Splink pair of its profile
     kept = linked.filter(pl.col("ok"))
-    best = (pl.concat([kept.select(profile_id="profile_id_l", p="match_probability", w="match_weight"),
-                       kept.select(profile_id="profile_id_r", p="match_probability", w="match_weight")])
-            .group_by("profile_id").agg(match_probability=pl.col("p").max(), match_weight=pl.col("w").max()))
+    best = (
+        pl.concat(
+            [
+                kept.select(profile_id="profile_id_l", p="match_probability", w="match_weight"),
+                kept.select(profile_id="profile_id_r", p="match_probability", w="match_weight"),
+            ]
+        )
+        .group_by("profile_id")
+        .agg(match_probability=pl.col("p").max(), match_weight=pl.col("w").max())
+    )
     must_nodes = applied.filter(pl.col("src") == "must")
     must_nodes = pl.concat([must_nodes["a"], must_nodes["b"]]).unique().implode()
     out = rows.join(nodes, on="cluster", maintain_order="left")
-    out = (out.with_columns(cluster=pl.Series(labels[out["node"].to_numpy()], dtype=pl.Int64))
-           .join(best, on="profile_id", how="left", maintain_order="left")
-           .with_columns(rule=pl.when(pl.col("rule").is_not_null()).then("rule")
-                         .when(pl.col("match_probability").is_not_null()).then(pl.lit("splink"))
-                         .when(pl.col("node").is_in(must_nodes)).then(pl.lit("must_link")))
-           .select("record_id", "cluster", "rule", "match_probability", "match_weight"))
+    out = (
+        out.with_columns(cluster=pl.Series(labels[out["node"].to_numpy()], dtype=pl.Int64))
+        .join(best, on="profile_id", how="left", maintain_order="left")
+        .with_columns(
+            rule=pl.when(pl.col("rule").is_not_null())
+            .then("rule")
+            .when(pl.col("match_probability").is_not_null())
+            .then(pl.lit("splink"))
+            .when(pl.col("node").is_in(must_nodes))
+            .then(pl.lit("must_link"))
+        )
+        .select("record_id", "cluster", "rule", "match_probability", "match_weight")
+    )
     timings["components"] = time.perf_counter() - started
     conflict_frame = pl.concat(conflicts, how="vertical_relaxed").select(list(_CONFLICT_SCHEMA))
     return Resolution(records=out, pairs=out_pairs.select(cols), conflicts=conflict_frame, timings=timings)
 
 
-def train(records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind,
-          related: pl.DataFrame | None = None, *, seed: int = 1, max_pairs: float = 2e6) -> dict:
+def train(
+    records: pl.DataFrame,
+    deterministic: pl.DataFrame,
+    kind: Kind,
+    related: pl.DataFrame | None = None,
+    *,
+    seed: int = 1,
+    max_pairs: float = 2e6,
+) -> dict:
     """Retrain the model of ``kind`` on these records (u by random sampling, m and the prior by EM on the model's EM
     blocking rules) and return it as Splink's settings JSON (a dict), with a ``quanshitong`` section holding the
     counts the prior was trained on."""
@@ -327,7 +472,21 @@ def read_records(home: Path | str, kind: Kind) -> pl.DataFrame:
     from models.silver import read_silver
 
     schema = canonical.ENTERPRISE_SCHEMA if kind == "enterprise" else canonical.PERSON_SCHEMA
-    keys = ["source_department", "uscc", "uscc_status", "tin", "tin_kind", "tin_status", "link_org_code", "regno",
-            "regno_status", "local_id"] if kind == "enterprise" else []
+    keys = (
+        [
+            "source_department",
+            "uscc",
+            "uscc_status",
+            "tin",
+            "tin_kind",
+            "tin_status",
+            "link_org_code",
+            "regno",
+            "regno_status",
+            "local_id",
+        ]
+        if kind == "enterprise"
+        else []
+    )
     wanted = [c for c in dict.fromkeys([*COLUMNS[kind], *keys]) if c in schema]
     return read_silver(Path(home), TABLES[kind], columns=wanted)

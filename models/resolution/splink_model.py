@@ -103,7 +103,10 @@ def train_on_profiles(profiles: pl.DataFrame, kind: Kind, *, seed: int = 1, max_
         for rule in model["em_blocking"]():
             try:
                 linker.training.estimate_parameters_using_expectation_maximisation(rule)
-            except (EMTrainingException, ValueError) as err:  # a rule with no pairs, or a level EM drove to m = 0
+            except (
+                EMTrainingException,
+                ValueError,
+            ) as err:  # a rule with no pairs, or a level EM drove to m = 0
                 log.warning("EM on %s skipped: %s", rule, str(err).splitlines()[0])
         out = _fixed(_floored(linker.misc.save_model_to_json(), counts["profiles"]), model.get("fixed", {}))
     finally:
@@ -117,7 +120,9 @@ def _fixed(model: dict, fixed: dict[str, dict[str, dict[str, float]]]) -> dict:
     no training rule can estimate), documented there."""
     for comparison in model["comparisons"]:
         for level in comparison["comparison_levels"]:
-            level.update(fixed.get(comparison["output_column_name"], {}).get(level.get("label_for_charts", ""), {}))
+            level.update(
+                fixed.get(comparison["output_column_name"], {}).get(level.get("label_for_charts", ""), {})
+            )
     return model
 
 
@@ -157,11 +162,14 @@ def _level_labels(linker: Any) -> dict[str, dict[int, str]]:
     out: dict[str, dict[int, str]] = {}
     for comparison in linker._settings_obj.comparisons:
         out[comparison.output_column_name] = {
-            level.comparison_vector_value: level.label_for_charts for level in comparison.comparison_levels}
+            level.comparison_vector_value: level.label_for_charts for level in comparison.comparison_levels
+        }
     return out
 
 
-def predict_pairs(con: Any, counts: dict[str, int], kind: Kind, model: dict, threshold: float) -> pl.DataFrame:
+def predict_pairs(
+    con: Any, counts: dict[str, int], kind: Kind, model: dict, threshold: float
+) -> pl.DataFrame:
     """``profile_id_l, profile_id_r, match_probability, match_weight, levels``: the Splink pairs at or above
     ``threshold`` between the profiles loaded in ``con`` (:func:`load_profiles`; ``counts`` of them for the prior)
     that join two different deterministic clusters and never a branch with a non-branch.
@@ -176,7 +184,11 @@ def predict_pairs(con: Any, counts: dict[str, int], kind: Kind, model: dict, thr
         warnings.simplefilter("ignore")
         predicted = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
     labels = _level_labels(linker)
-    branch = " AND name_is_branch_l = name_is_branch_r" if "name_is_branch" in splink_settings.RETAINED[kind] else ""
+    branch = (
+        " AND name_is_branch_l = name_is_branch_r"
+        if "name_is_branch" in splink_settings.RETAINED[kind]
+        else ""
+    )
     gammas = ", ".join(f"gamma_{c}" for c in labels)
     # the graph joins deterministic clusters: of the pairs between two clusters (a court party against each
     # profile of one enterprise) only the strongest can matter, so only it is kept (fewer pairs, less memory)
@@ -189,17 +201,27 @@ def predict_pairs(con: Any, counts: dict[str, int], kind: Kind, model: dict, thr
                                    ORDER BY match_probability DESC, profile_id_l, profile_id_r) = 1
         ORDER BY profile_id_l, profile_id_r""").pl()
     predicted.drop_table_from_database_and_remove_from_cache()
-    levels = pl.struct([pl.col(f"gamma_{c}").replace_strict(m, default=None, return_dtype=pl.Utf8).alias(c)
-                        for c, m in labels.items()]).struct.json_encode()
-    return pairs.select(pl.col("profile_id_l", "profile_id_r").cast(pl.Int64), "match_probability", "match_weight",
-                        levels=levels)
+    levels = pl.struct(
+        [
+            pl.col(f"gamma_{c}").replace_strict(m, default=None, return_dtype=pl.Utf8).alias(c)
+            for c, m in labels.items()
+        ]
+    ).struct.json_encode()
+    return pairs.select(
+        pl.col("profile_id_l", "profile_id_r").cast(pl.Int64),
+        "match_probability",
+        "match_weight",
+        levels=levels,
+    )
 
 
 def describe(model: dict) -> list[str]:
     """One line per comparison level: its label, m, u and match weight (log2 m/u), for a reviewer of a retrain."""
     import math
 
-    lines = [f"prior (probability two random profiles match): {model.get('probability_two_random_records_match')}"]
+    lines = [
+        f"prior (probability two random profiles match): {model.get('probability_two_random_records_match')}"
+    ]
     for comparison in model.get("comparisons", []):
         lines.append(f"{comparison['output_column_name']}:")
         for level in comparison["comparison_levels"]:
@@ -208,6 +230,8 @@ def describe(model: dict) -> list[str]:
             m, u = level.get("m_probability"), level.get("u_probability")
             weight = f"{math.log2(m / u):+.2f}" if m and u else "n/a"
             tf = "  (term-frequency adjusted)" if level.get("tf_adjustment_column") else ""
-            lines.append(f"  {level.get('label_for_charts', level['sql_condition'])[:60]:<60} m={m if m is None else round(m, 4)!s:<8}"
-                         f" u={u if u is None else round(u, 6)!s:<10} weight={weight}{tf}")
+            lines.append(
+                f"  {level.get('label_for_charts', level['sql_condition'])[:60]:<60} m={m if m is None else round(m, 4)!s:<8}"
+                f" u={u if u is None else round(u, 6)!s:<10} weight={weight}{tf}"
+            )
     return lines

@@ -54,8 +54,14 @@ def _null(col: str) -> cll.CustomLevel:
     return cll.CustomLevel(f"{col}_l IS NULL OR {col}_r IS NULL").configure(is_null_level=True)
 
 
-def _bigram_comparison(col: str, bigrams: str, thresholds: tuple[float, ...], extra: str = "",
-                       pinyin: str | None = None, tf: bool = False) -> cl.CustomComparison:
+def _bigram_comparison(
+    col: str,
+    bigrams: str,
+    thresholds: tuple[float, ...],
+    extra: str = "",
+    pinyin: str | None = None,
+    tf: bool = False,
+) -> cl.CustomComparison:
     same = f" AND {extra}" if extra else ""
     # the exact level is plain equality (Splink finds its u by that shape for the term-frequency adjustment);
     # a pair of different name_is_branch never reaches prediction (blocking) nor survives it (the engine)
@@ -65,8 +71,10 @@ def _bigram_comparison(col: str, bigrams: str, thresholds: tuple[float, ...], ex
     levels: list[Any] = [_null(col), exact]
     if pinyin:
         levels.append(cll.CustomLevel(f"{pinyin}_l = {pinyin}_r{same}", f"{pinyin} exact"))
-    levels += [cll.CustomLevel(f"{_jaccard_at_least(bigrams, t)}{same}", f"{col} bigram jaccard >= {t}")
-               for t in thresholds]
+    levels += [
+        cll.CustomLevel(f"{_jaccard_at_least(bigrams, t)}{same}", f"{col} bigram jaccard >= {t}")
+        for t in thresholds
+    ]
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(levels, output_column_name=col)
 
@@ -77,24 +85,36 @@ def _exact(col: str, tf: bool = False) -> cl.ExactMatch:
 
 def _id_number() -> cl.CustomComparison:
     """Resident IDs that differ by one or two characters: a typing error (an invalid ID beside the valid one)."""
-    return cl.CustomComparison([
-        _null("id_number"),
-        cll.CustomLevel("id_number_l = id_number_r", "id_number exact"),
-        cll.CustomLevel("length(id_number_l) = length(id_number_r) AND hamming(id_number_l, id_number_r) <= 2",
-                        "id_number differs in at most 2 characters"),
-        cll.ElseLevel(),
-    ], output_column_name="id_number")
+    return cl.CustomComparison(
+        [
+            _null("id_number"),
+            cll.CustomLevel("id_number_l = id_number_r", "id_number exact"),
+            cll.CustomLevel(
+                "length(id_number_l) = length(id_number_r) AND hamming(id_number_l, id_number_r) <= 2",
+                "id_number differs in at most 2 characters",
+            ),
+            cll.ElseLevel(),
+        ],
+        output_column_name="id_number",
+    )
 
 
 def _id_fragment() -> cl.CustomComparison:
     """A masked resident ID (courts publish ``4403**********123X``) against another ID, masked or not: do the
     digits it still shows agree? Only when a side is masked (two full IDs are the id_number comparison's)."""
-    return cl.CustomComparison([
-        cll.CustomLevel("id_tail_l IS NULL OR id_tail_r IS NULL "
-                        "OR (id_number_masked_l IS NULL AND id_number_masked_r IS NULL)").configure(is_null_level=True),
-        cll.CustomLevel("id_head_l = id_head_r AND id_tail_l = id_tail_r", "shown digits of a masked ID agree"),
-        cll.ElseLevel(),
-    ], output_column_name="id_fragment")
+    return cl.CustomComparison(
+        [
+            cll.CustomLevel(
+                "id_tail_l IS NULL OR id_tail_r IS NULL "
+                "OR (id_number_masked_l IS NULL AND id_number_masked_r IS NULL)"
+            ).configure(is_null_level=True),
+            cll.CustomLevel(
+                "id_head_l = id_head_r AND id_tail_l = id_tail_r", "shown digits of a masked ID agree"
+            ),
+            cll.ElseLevel(),
+        ],
+        output_column_name="id_fragment",
+    )
 
 
 def rule(*equal: str, extra: str = "") -> CustomRule:
@@ -104,13 +124,30 @@ def rule(*equal: str, extra: str = "") -> CustomRule:
 
 
 #: Columns the engine derives before Splink sees the frame (see :func:`models.resolution.probabilistic.prepare`).
-DERIVED = ("name_bigrams", "name_prefix1", "name_prefix2", "name_block", "address_bigrams", "name_pinyin (persons)",
-           "related_cluster", "birth_date", "id_head", "id_tail", "keyless", "det_cluster")
+DERIVED = (
+    "name_bigrams",
+    "name_prefix1",
+    "name_prefix2",
+    "name_block",
+    "address_bigrams",
+    "name_pinyin (persons)",
+    "related_cluster",
+    "birth_date",
+    "id_head",
+    "id_tail",
+    "keyless",
+    "det_cluster",
+)
 
 ENTERPRISE: dict[str, Any] = {
     "comparisons": lambda: [
-        _bigram_comparison("name_comparison", "name_bigrams", (0.7, 0.5),
-                           extra="name_is_branch_l = name_is_branch_r", tf=True),
+        _bigram_comparison(
+            "name_comparison",
+            "name_bigrams",
+            (0.7, 0.5),
+            extra="name_is_branch_l = name_is_branch_r",
+            tf=True,
+        ),
         _exact("division_code"),
         _exact("phone", tf=True),
         _exact("legal_rep_name", tf=True),
@@ -162,8 +199,12 @@ PERSON: dict[str, Any] = {
     # error (about 2% of IDs carry one); two different persons of the city share the first 4 digits and agree on
     # the last 4 (3 sequence digits and the check character) about once in 11,000. No EM rule reaches these
     # pairs without also drawing in same-name strangers, and random sampling meets too few masked IDs.
-    "fixed": {"id_fragment": {"shown digits of a masked ID agree": {"m_probability": 0.98, "u_probability": 1 / 11000},
-                              "All other comparisons": {"m_probability": 0.02, "u_probability": 1 - 1 / 11000}}},
+    "fixed": {
+        "id_fragment": {
+            "shown digits of a masked ID agree": {"m_probability": 0.98, "u_probability": 1 / 11000},
+            "All other comparisons": {"m_probability": 0.02, "u_probability": 1 - 1 / 11000},
+        }
+    },
     "name_block_max": 50,
     # 100k estate: [0.5, 0.9) held 611 pairs, 609 right (an exact name with a related enterprise or a birth date
     # and nothing against); below 0.5 the name-only pairs of common names (court parties) start

@@ -15,8 +15,14 @@ import polars as pl
 from models.staging.spec import StagingSpec
 
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
-    "source_department": pl.Utf8, "source_table": pl.Utf8, "source_asset": pl.Utf8, "source_pk": pl.Utf8,
-    "reasons": pl.List(pl.Utf8), "original": pl.Utf8, "_qst_batch_id": pl.Utf8, "_qst_row_hash": pl.Int64,
+    "source_department": pl.Utf8,
+    "source_table": pl.Utf8,
+    "source_asset": pl.Utf8,
+    "source_pk": pl.Utf8,
+    "reasons": pl.List(pl.Utf8),
+    "original": pl.Utf8,
+    "_qst_batch_id": pl.Utf8,
+    "_qst_row_hash": pl.Int64,
 }
 _LINEAGE = ["source_department", "source_table", "source_asset", "source_pk"]
 
@@ -45,6 +51,10 @@ def quarantine_rows(bad: pl.DataFrame, bronze_columns: list[str]) -> pl.DataFram
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
     original = [c for c in bronze_columns if c != "_qst_row_hash"]
     text = pl.struct([pl.col(c).cast(pl.Utf8) for c in original]).struct.json_encode()
-    optional = {c: pl.col(c) if c in bad.columns else pl.lit(None, QUARANTINE_SCHEMA[c])
-                for c in ("_qst_batch_id", "_qst_row_hash")}
-    return bad.select(*_LINEAGE, reasons=pl.col("__reasons"), original=text, **optional).cast(QUARANTINE_SCHEMA)
+    optional = {
+        c: pl.col(c) if c in bad.columns else pl.lit(None, QUARANTINE_SCHEMA[c])
+        for c in ("_qst_batch_id", "_qst_row_hash")
+    }
+    return bad.select(*_LINEAGE, reasons=pl.col("__reasons"), original=text, **optional).cast(
+        QUARANTINE_SCHEMA
+    )

@@ -87,22 +87,55 @@ from lake.yamlfile import ConfigError, load_yaml_model
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 
-Kind = Literal["text", "enterprise_name", "person_name", "uscc", "org_code", "regno", "tin", "resident_id",
-               "key_kind", "phone", "date", "datetime", "period", "timestamp", "amount", "capital_wan", "integer",
-               "code", "division"]
+Kind = Literal[
+    "text",
+    "enterprise_name",
+    "person_name",
+    "uscc",
+    "org_code",
+    "regno",
+    "tin",
+    "resident_id",
+    "key_kind",
+    "phone",
+    "date",
+    "datetime",
+    "period",
+    "timestamp",
+    "amount",
+    "capital_wan",
+    "integer",
+    "code",
+    "division",
+]
 
 #: The extra staging columns each kind adds beside its main column ``X`` (as ``X_<suffix>``).
 KIND_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "text": (), "timestamp": (), "key_kind": (),
-    "enterprise_name": ("original", "comparison", "legal_form", "region", "is_branch", "parent_comparison",
-                        "status_suffix"),
+    "text": (),
+    "timestamp": (),
+    "key_kind": (),
+    "enterprise_name": (
+        "original",
+        "comparison",
+        "legal_form",
+        "region",
+        "is_branch",
+        "parent_comparison",
+        "status_suffix",
+    ),
     "person_name": ("comparison",),
-    "uscc": ("status",), "org_code": ("status",), "regno": ("status",),
+    "uscc": ("status",),
+    "org_code": ("status",),
+    "regno": ("status",),
     "tin": ("kind", "status", "org_code", "resident_id"),
     "resident_id": ("status", "was_15", "birth_date", "sex", "masked"),
     "phone": ("kind",),
-    "date": ("status",), "datetime": ("status",), "period": ("status",),
-    "amount": ("status",), "capital_wan": ("status",), "integer": ("status",),
+    "date": ("status",),
+    "datetime": ("status",),
+    "period": ("status",),
+    "amount": ("status",),
+    "capital_wan": ("status",),
+    "integer": ("status",),
     "code": ("source", "unmapped"),  # plus one per extra crosswalk target
     "division": ("source", "retired"),
 }
@@ -121,7 +154,9 @@ class _Model(BaseModel):
 
 def _canonical(name: str) -> str:
     if not _NAME.match(name) or len(name) > 63:
-        raise ValueError(f"{name!r} is not a canonical column name (snake_case, [a-z][a-z0-9_]*, <= 63 chars)")
+        raise ValueError(
+            f"{name!r} is not a canonical column name (snake_case, [a-z][a-z0-9_]*, <= 63 chars)"
+        )
     return name
 
 
@@ -194,6 +229,7 @@ class ExpectationSpec(_Model):
     """A rule of this table's own, beside those every table gets from its kinds (quality/expectations.py):
     what a department's data must hold for downstream to trust it (``hard`` blocks downstream assets) or
     should hold (``soft`` warns)."""
+
     rule: Literal["not_null", "unique", "in_set", "between"]
     column: str
     severity: Literal["hard", "soft"] = "hard"
@@ -253,14 +289,14 @@ class StagingSpec(_Model):
 
         seen: set[str] = set()
         for name, col in self.columns.items():
-            for cond in (col.only_if or {}):
+            for cond in col.only_if or {}:
                 if cond not in seen:
                     problems.append(f"columns.{name}.only_if: {cond!r} must be a column defined above it")
             seen.update(self._outputs_of(name, col))
         roles = {m.role for m in self.enterprises} | {m.role for m in self.persons}
         for group in ("enterprises", "persons"):
             for i, m in enumerate(getattr(self, group)):
-                for cond in (m.when or {}):
+                for cond in m.when or {}:
                     need(cond, f"{group}[{i}].when")
                 if m.related is not None and m.related not in {e.role for e in self.enterprises}:
                     problems.append(f"{group}[{i}].related: no enterprise mention has role {m.related!r}")
@@ -354,8 +390,11 @@ def load_specs(folder: str | Path | None = None) -> dict[str, StagingSpec]:
         from lake.yamlfile import ConfigIssue
 
         if path.stem != spec.name:
-            issues.append(ConfigIssue(str(path), 1, 1, "source",
-                                      f"the file of {spec.source!r} must be named {spec.name}.yaml"))
+            issues.append(
+                ConfigIssue(
+                    str(path), 1, 1, "source", f"the file of {spec.source!r} must be named {spec.name}.yaml"
+                )
+            )
         elif spec.source in specs:
             issues.append(ConfigIssue(str(path), 1, 1, "source", f"{spec.source!r} has two specs"))
         else:

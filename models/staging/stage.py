@@ -55,6 +55,7 @@ class StagingError(ValueError):
 @dataclass(frozen=True)
 class SourceInfo:
     """What the engine needs to know about the bronze table beyond its rows."""
+
     department: str
     asset: str
     table: str  # the source table's or the file drop's name
@@ -67,19 +68,41 @@ class SourceInfo:
 # Kinds
 # --------------------------------------------------------------------------------------------------
 _STRUCT_FIELDS: dict[str, dict[str, str]] = {  # kind -> {struct field: staging suffix ('' = main column)}
-    "enterprise_name": {"normalized": "", "original": "original", "comparison": "comparison",
-                        "legal_form": "legal_form", "region": "region", "is_branch": "is_branch",
-                        "parent_comparison": "parent_comparison", "status_suffix": "status_suffix"},
+    "enterprise_name": {
+        "normalized": "",
+        "original": "original",
+        "comparison": "comparison",
+        "legal_form": "legal_form",
+        "region": "region",
+        "is_branch": "is_branch",
+        "parent_comparison": "parent_comparison",
+        "status_suffix": "status_suffix",
+    },
     "person_name": {"normalized": "", "comparison": "comparison"},
-    "uscc": {"value": "", "status": "status"}, "org_code": {"value": "", "status": "status"},
+    "uscc": {"value": "", "status": "status"},
+    "org_code": {"value": "", "status": "status"},
     "regno": {"value": "", "status": "status"},
-    "tin": {"value": "", "kind": "kind", "status": "status", "org_code": "org_code", "resident_id": "resident_id"},
-    "resident_id": {"value": "", "status": "status", "was_15": "was_15", "birth_date": "birth_date", "sex": "sex",
-                    "masked": "masked"},
+    "tin": {
+        "value": "",
+        "kind": "kind",
+        "status": "status",
+        "org_code": "org_code",
+        "resident_id": "resident_id",
+    },
+    "resident_id": {
+        "value": "",
+        "status": "status",
+        "was_15": "was_15",
+        "birth_date": "birth_date",
+        "sex": "sex",
+        "masked": "masked",
+    },
     "phone": {"value": "", "kind": "kind"},
-    "date": {"value": "", "status": "status"}, "datetime": {"value": "", "status": "status"},
+    "date": {"value": "", "status": "status"},
+    "datetime": {"value": "", "status": "status"},
     "period": {"value": "", "status": "status"},
-    "amount": {"value": "", "status": "status"}, "capital_wan": {"value": "", "status": "status"},
+    "amount": {"value": "", "status": "status"},
+    "capital_wan": {"value": "", "status": "status"},
     "integer": {"value": "", "status": "status"},
     "division": {"code": "", "source": "source", "retired": "retired"},
 }
@@ -94,8 +117,13 @@ def _number_text(raw: pl.Expr) -> pl.Expr:
 # is used twice, and the copies would be evaluated twice.
 def _with_status(s: Stages, raw: pl.Expr) -> pl.Expr:
     """``{value, status}`` from stages holding ``value`` and ``present`` (the source had something)."""
-    status = (pl.when(F("present").not_()).then(pl.lit("missing"))
-              .when(F("value").is_null()).then(pl.lit("invalid")).otherwise(pl.lit("ok")))
+    status = (
+        pl.when(F("present").not_())
+        .then(pl.lit("missing"))
+        .when(F("value").is_null())
+        .then(pl.lit("invalid"))
+        .otherwise(pl.lit("ok"))
+    )
     return s.result(raw, pl.struct(value=F("value"), status=status))
 
 
@@ -105,8 +133,14 @@ def _amount(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         value = raw.cast(pl.Float64).round(2).cast(AMOUNT) if dtype.is_float() else raw.cast(AMOUNT)
         return _with_status(Stages(value=value, present=raw.is_not_null()), raw)
     s = Stages(text=_number_text(raw))
-    s.add(value=F("text").str.extract(r"^([+-]?[0-9]+(?:\.[0-9]+)?)(?:元|人民币元)?$", 1)
-          .cast(pl.Float64, strict=False).round(2).cast(AMOUNT), present=F("text").is_not_null())
+    s.add(
+        value=F("text")
+        .str.extract(r"^([+-]?[0-9]+(?:\.[0-9]+)?)(?:元|人民币元)?$", 1)
+        .cast(pl.Float64, strict=False)
+        .round(2)
+        .cast(AMOUNT),
+        present=F("text").is_not_null(),
+    )
     return _with_status(s, raw)
 
 
@@ -116,11 +150,20 @@ def _capital_wan(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if dtype.is_numeric():
         return _with_status(Stages(value=raw.cast(pl.Float64).cast(CAPITAL), present=raw.is_not_null()), raw)
     s = Stages(text=_number_text(raw))
-    s.add(parts=F("text").str.extract_groups(
-        r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<u>亿|万|元)?(?:元)?(?:人民币|美元|港元|港币|欧元)?(?:元)?$"),
-        present=F("text").is_not_null())
+    s.add(
+        parts=F("text").str.extract_groups(
+            r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<u>亿|万|元)?(?:元)?(?:人民币|美元|港元|港币|欧元)?(?:元)?$"
+        ),
+        present=F("text").is_not_null(),
+    )
     s.add(n=F("parts").struct.field("n").cast(pl.Float64, strict=False), unit=F("parts").struct.field("u"))
-    wan = pl.when(F("unit") == "亿").then(F("n") * 10_000).when(F("unit") == "元").then(F("n") / 10_000).otherwise(F("n"))
+    wan = (
+        pl.when(F("unit") == "亿")
+        .then(F("n") * 10_000)
+        .when(F("unit") == "元")
+        .then(F("n") / 10_000)
+        .otherwise(F("n"))
+    )
     s.add(value=wan.round(4).cast(CAPITAL))
     return _with_status(s, raw)
 
@@ -133,8 +176,9 @@ def _integer(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return _with_status(s, raw)
 
 
-def _kind_expr(col: ColumnSpec, raw: pl.Expr, dtype: pl.DataType, info: SourceInfo,
-               code: pl.Expr | None) -> pl.Expr:
+def _kind_expr(
+    col: ColumnSpec, raw: pl.Expr, dtype: pl.DataType, info: SourceInfo, code: pl.Expr | None
+) -> pl.Expr:
     """The standardizer of a kind applied to the raw column: a struct (or a plain value for text-like kinds)."""
     tz = info.timezone
     match col.kind:
@@ -142,10 +186,17 @@ def _kind_expr(col: ColumnSpec, raw: pl.Expr, dtype: pl.DataType, info: SourceIn
             return nullify(raw)
         case "timestamp":
             if isinstance(dtype, pl.Datetime):
-                return raw.cast(pl.Datetime("us", "UTC")) if dtype.time_zone else \
-                    raw.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+                return (
+                    raw.cast(pl.Datetime("us", "UTC"))
+                    if dtype.time_zone
+                    else raw.dt.replace_time_zone(
+                        tz, ambiguous="earliest", non_existent="null"
+                    ).dt.convert_time_zone("UTC")
+                )
             # a stamp the source kept as text (a loosely typed SQLite column): read like a datetime
-            return _kind_expr(col.model_copy(update={"kind": "datetime"}), raw, dtype, info, code).struct.field("value")
+            return _kind_expr(
+                col.model_copy(update={"kind": "datetime"}), raw, dtype, info, code
+            ).struct.field("value")
         case "key_kind":
             return key_kind(raw)
         case "enterprise_name":  # the name standardizers keep what they are given: markers go first
@@ -168,8 +219,12 @@ def _kind_expr(col: ColumnSpec, raw: pl.Expr, dtype: pl.DataType, info: SourceIn
             return parse_date(raw, tz=tz)
         case "datetime":
             s = Stages(parsed=parse_datetime(raw, tz=tz))
-            utc = F("parsed").struct.field("value").dt.replace_time_zone(
-                tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+            utc = (
+                F("parsed")
+                .struct.field("value")
+                .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+                .dt.convert_time_zone("UTC")
+            )
             return s.result(raw, pl.struct(value=utc, status=F("parsed").struct.field("status")))
         case "period":
             return parse_yyyymm(raw, tz=tz)
@@ -195,10 +250,17 @@ def _unpack(name: str, col: ColumnSpec, tmp: str) -> list[pl.Expr]:
         targets = TARGETS[col.crosswalk]
         out = [f.struct.field(targets[0]).alias(name)]
         out += [f.struct.field(t).alias(f"{name}_{target_suffix(t)}") for t in targets[1:]]
-        return [*out, pl.col(f"{tmp}_source").alias(f"{name}_source"), f.struct.field("unmapped").alias(f"{name}_unmapped")]
+        return [
+            *out,
+            pl.col(f"{tmp}_source").alias(f"{name}_source"),
+            f.struct.field("unmapped").alias(f"{name}_unmapped"),
+        ]
     fields = _STRUCT_FIELDS[col.kind]
     assert set(fields.values()) - {""} == set(KIND_SUFFIXES[col.kind]), col.kind
-    return [f.struct.field(field).alias(f"{name}_{suffix}" if suffix else name) for field, suffix in fields.items()]
+    return [
+        f.struct.field(field).alias(f"{name}_{suffix}" if suffix else name)
+        for field, suffix in fields.items()
+    ]
 
 
 def _condition(cond: dict[str, list[str]] | None) -> pl.Expr | None:
@@ -226,9 +288,11 @@ def check_columns(spec: StagingSpec, info: SourceInfo, columns: list[str]) -> No
     key = ["_qst_file", "_qst_line"] if info.is_file_drop else list(info.primary_key)
     missing += [c for c in key if c not in columns and c not in missing]
     if missing:
-        raise StagingError(f"{spec.name}: bronze table {info.department}/{info.asset} ({info.table}) has no "
-                           f"column {', '.join(map(repr, missing))} named by the spec; it has: "
-                           f"{', '.join(c for c in columns if not c.startswith('_qst_'))}")
+        raise StagingError(
+            f"{spec.name}: bronze table {info.department}/{info.asset} ({info.table}) has no "
+            f"column {', '.join(map(repr, missing))} named by the spec; it has: "
+            f"{', '.join(c for c in columns if not c.startswith('_qst_'))}"
+        )
 
 
 def _levels(spec: StagingSpec) -> list[list[str]]:
@@ -257,8 +321,12 @@ def _unreadable_at_source(frame: pl.DataFrame, spec: StagingSpec, names: list[st
         if "status" not in KIND_SUFFIXES[col.kind]:
             continue
         token = rf"(?:^|;)(?:{BAD_VALUE}|{BAD_DATE}):{re.escape(col.source)}(?:;|$)"
-        fixes.append(pl.when(pl.col("_qst_flags").cast(pl.Utf8).str.contains(token).fill_null(False))
-                     .then(pl.lit("invalid")).otherwise(pl.col(f"{name}_status")).alias(f"{name}_status"))
+        fixes.append(
+            pl.when(pl.col("_qst_flags").cast(pl.Utf8).str.contains(token).fill_null(False))
+            .then(pl.lit("invalid"))
+            .otherwise(pl.col(f"{name}_status"))
+            .alias(f"{name}_status")
+        )
     return frame.with_columns(fixes) if fixes else frame
 
 
@@ -272,14 +340,18 @@ def _distinct_counts(frame: pl.DataFrame, inputs: list[list[str]]) -> dict[str, 
     """Distinct input values per canonical column (its raw column, and its code column if any)."""
     if frame.height < _DEDUPE_MIN_ROWS or not inputs:
         return {}
-    exprs = [pl.struct(keys).n_unique().alias(keys[0].removeprefix("__raw_")) if len(keys) > 1
-             else pl.col(keys[0]).n_unique().alias(keys[0].removeprefix("__raw_")) for keys in inputs]
+    exprs = [
+        pl.struct(keys).n_unique().alias(keys[0].removeprefix("__raw_"))
+        if len(keys) > 1
+        else pl.col(keys[0]).n_unique().alias(keys[0].removeprefix("__raw_"))
+        for keys in inputs
+    ]
     return frame.select(exprs).row(0, named=True)
 
 
 @dataclass
 class Staged:
-    rows: pl.DataFrame         # the staging model's rows (lineage + canonical columns)
+    rows: pl.DataFrame  # the staging model's rows (lineage + canonical columns)
     quarantined: pl.DataFrame  # QUARANTINE_SCHEMA
 
 
@@ -289,8 +361,11 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
     check_columns(spec, info, bronze.columns)
     schema = bronze.schema
     frame = bronze.with_columns(
-        source_department=pl.lit(info.department), source_table=pl.lit(info.table),
-        source_asset=pl.lit(info.asset), source_pk=source_pk(info))
+        source_department=pl.lit(info.department),
+        source_table=pl.lit(info.table),
+        source_asset=pl.lit(info.asset),
+        source_pk=source_pk(info),
+    )
     for level in _levels(spec):
         # the raw inputs of this level first (conditioned by only_if), so that repeats can be found
         inputs: dict[str, list[str]] = {}
@@ -306,7 +381,9 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
             if col.code_column:
                 raws.append(pl.col(col.code_column).alias(f"__rawcode_{name}"))
         frame = frame.with_columns(raws)
-        distinct = _distinct_counts(frame, [inputs[name] for name in level if spec.columns[name].kind not in _CHEAP])
+        distinct = _distinct_counts(
+            frame, [inputs[name] for name in level if spec.columns[name].kind not in _CHEAP]
+        )
         temps: list[pl.Expr] = []
         unpack: list[pl.Expr] = []
         for name in level:
@@ -326,8 +403,14 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
             unpack += _unpack(name, col, tmp)
         frame = frame.with_columns(temps).with_columns(unpack)
         # the raw copies and the kinds' structs are unpacked now: drop them, memory is the batch's budget
-        frame = frame.drop([c for name in level for c in (*inputs[name], f"__stg_{name}", f"__stg_{name}_source")
-                            if c in frame.columns])
+        frame = frame.drop(
+            [
+                c
+                for name in level
+                for c in (*inputs[name], f"__stg_{name}", f"__stg_{name}_source")
+                if c in frame.columns
+            ]
+        )
         frame = _unreadable_at_source(frame, spec, level)
     frame = frame.with_columns(__reasons=reasons(spec))
     unusable = frame.get_column("__reasons").list.len() > 0

@@ -35,8 +35,15 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["DATA_DIR", "division", "division_changes", "division_names", "division_patterns", "division_table",
-           "short_name"]
+__all__ = [
+    "DATA_DIR",
+    "division",
+    "division_changes",
+    "division_names",
+    "division_patterns",
+    "division_table",
+    "short_name",
+]
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 DIVISIONS_CSV = DATA_DIR / "divisions.csv"
@@ -44,9 +51,11 @@ CHANGES_CSV = DATA_DIR / "division_changes.csv"
 
 # The 55 minority nationalities, as they appear in the names of autonomous divisions (族 optional:
 # 伊犁哈萨克自治州, 巴音郭楞蒙古自治州, 鄂伦春自治旗).
-_ETHNIC = ("蒙古|回|藏|维吾尔|苗|彝|壮|布依|朝鲜|满|侗|瑶|白|土家|哈尼|哈萨克|傣|黎|傈僳|佤|畲|高山|拉祜|水|东乡|"
-           "纳西|景颇|柯尔克孜|土|达斡尔|仫佬|羌|布朗|撒拉|毛南|仡佬|锡伯|阿昌|普米|塔吉克|怒|乌孜别克|俄罗斯|"
-           "鄂温克|德昂|保安|裕固|京|塔塔尔|独龙|鄂伦春|赫哲|门巴|珞巴|基诺")
+_ETHNIC = (
+    "蒙古|回|藏|维吾尔|苗|彝|壮|布依|朝鲜|满|侗|瑶|白|土家|哈尼|哈萨克|傣|黎|傈僳|佤|畲|高山|拉祜|水|东乡|"
+    "纳西|景颇|柯尔克孜|土|达斡尔|仫佬|羌|布朗|撒拉|毛南|仡佬|锡伯|阿昌|普米|塔吉克|怒|乌孜别克|俄罗斯|"
+    "鄂温克|德昂|保安|裕固|京|塔塔尔|独龙|鄂伦春|赫哲|门巴|珞巴|基诺"
+)
 _AUTONOMOUS = re.compile(rf"^(.{{2,}}?)(?:(?:{_ETHNIC})族?)+自治(?:区|州|县|旗)$")
 _PROVINCE_SUFFIX = re.compile(r"(?:维吾尔自治区|壮族自治区|回族自治区|自治区|特别行政区|省|市)$")
 # a county's short name followed by one of these is the start of a road's name (南山大道, 宝安路)
@@ -70,16 +79,20 @@ def division_table() -> pl.DataFrame:
     """Current divisions: ``code, name, level (1 province, 2 prefecture, 3 county), parent_code,
     province_code, city_code (the prefecture, null for provinces and province-administered counties),
     short_name``."""
-    t = pl.read_csv(DIVISIONS_CSV, schema={"code": pl.Utf8, "name": pl.Utf8, "level": pl.Int8,
-                                           "parent_code": pl.Utf8})
+    t = pl.read_csv(
+        DIVISIONS_CSV, schema={"code": pl.Utf8, "name": pl.Utf8, "level": pl.Int8, "parent_code": pl.Utf8}
+    )
     level_of = dict(zip(t["code"], t["level"], strict=True))
     parent_level = t["parent_code"].replace_strict(level_of, default=None, return_dtype=pl.Int8)
     return t.with_columns(
         province_code=pl.col("code").str.slice(0, 2) + "0000",
-        city_code=pl.when(pl.col("level") == 2).then(pl.col("code"))
-        .when((pl.col("level") == 3) & (parent_level == 2)).then(pl.col("parent_code")),
-        short_name=pl.Series([short_name(n, lv) for n, lv in zip(t["name"], t["level"], strict=True)],
-                             dtype=pl.Utf8),
+        city_code=pl.when(pl.col("level") == 2)
+        .then(pl.col("code"))
+        .when((pl.col("level") == 3) & (parent_level == 2))
+        .then(pl.col("parent_code")),
+        short_name=pl.Series(
+            [short_name(n, lv) for n, lv in zip(t["name"], t["level"], strict=True)], dtype=pl.Utf8
+        ),
     )
 
 
@@ -87,8 +100,16 @@ def division_table() -> pl.DataFrame:
 def division_changes() -> pl.DataFrame:
     """Retired codes: ``retired_code, retired_name, successor_code (followed to a current code), changed,
     note``. A retired code whose successor is not a current division is an error in the data file."""
-    ch = pl.read_csv(CHANGES_CSV, schema={"retired_code": pl.Utf8, "retired_name": pl.Utf8,
-                                          "successor_code": pl.Utf8, "changed": pl.Int32, "note": pl.Utf8})
+    ch = pl.read_csv(
+        CHANGES_CSV,
+        schema={
+            "retired_code": pl.Utf8,
+            "retired_name": pl.Utf8,
+            "successor_code": pl.Utf8,
+            "changed": pl.Int32,
+            "note": pl.Utf8,
+        },
+    )
     step = dict(zip(ch["retired_code"], ch["successor_code"], strict=True))
     current = set(division_table()["code"])
     final = []
@@ -99,7 +120,9 @@ def division_changes() -> pl.DataFrame:
             seen.add(nxt)
             nxt = step[nxt]
         if nxt not in current:
-            raise ValueError(f"{CHANGES_CSV.name}: retired code {code} leads to {nxt}, not a current division")
+            raise ValueError(
+                f"{CHANGES_CSV.name}: retired code {code} leads to {nxt}, not a current division"
+            )
         final.append(nxt)
     clash = sorted(set(ch["retired_code"]) & current)
     if clash:
@@ -112,28 +135,61 @@ def _county_names() -> pl.DataFrame:
     (retired names point at their successor, inside the successor's prefecture)."""
     t = division_table()
     counties = t.filter(pl.col("level") == 3)
-    ch = division_changes().join(counties.select("code", "city_code", "province_code"),
-                                 left_on="successor_code", right_on="code")
-    retired = pl.DataFrame({
-        "name": ch["retired_name"], "code": ch["successor_code"], "level": pl.Series([3] * ch.height, dtype=pl.Int8),
-        "city_code": ch["city_code"], "province_code": ch["province_code"], "retired": True,
-    }).with_columns(short_name=pl.Series([short_name(n, 3) for n in ch["retired_name"]], dtype=pl.Utf8))
-    both = pl.concat([counties.select("name", "code", "level", "city_code", "province_code",
-                                      retired=pl.lit(False), short_name="short_name"), retired])
-    full = both.select("name", is_short=pl.lit(False), code="code", retired="retired", city_code="city_code",
-                       province_code="province_code")
+    ch = division_changes().join(
+        counties.select("code", "city_code", "province_code"), left_on="successor_code", right_on="code"
+    )
+    retired = pl.DataFrame(
+        {
+            "name": ch["retired_name"],
+            "code": ch["successor_code"],
+            "level": pl.Series([3] * ch.height, dtype=pl.Int8),
+            "city_code": ch["city_code"],
+            "province_code": ch["province_code"],
+            "retired": True,
+        }
+    ).with_columns(short_name=pl.Series([short_name(n, 3) for n in ch["retired_name"]], dtype=pl.Utf8))
+    both = pl.concat(
+        [
+            counties.select(
+                "name",
+                "code",
+                "level",
+                "city_code",
+                "province_code",
+                retired=pl.lit(False),
+                short_name="short_name",
+            ),
+            retired,
+        ]
+    )
+    full = both.select(
+        "name",
+        is_short=pl.lit(False),
+        code="code",
+        retired="retired",
+        city_code="city_code",
+        province_code="province_code",
+    )
     short = both.filter(pl.col("short_name").is_not_null()).select(
-        name="short_name", is_short=pl.lit(True), code="code", retired="retired", city_code="city_code",
-        province_code="province_code")
+        name="short_name",
+        is_short=pl.lit(True),
+        code="code",
+        retired="retired",
+        city_code="city_code",
+        province_code="province_code",
+    )
     return pl.concat([full, short])
 
 
 def _unique_keys(rows: pl.DataFrame) -> pl.DataFrame:
     """``key -> code, retired`` keeping only keys that name exactly one division (a current name wins over
     the same division's retired name)."""
-    return (rows.group_by("key").agg(n=pl.col("code").n_unique(), code=pl.col("code").first(),
-                                     retired=pl.col("retired").all())
-            .filter(pl.col("n") == 1).drop("n"))
+    return (
+        rows.group_by("key")
+        .agg(n=pl.col("code").n_unique(), code=pl.col("code").first(), retired=pl.col("retired").all())
+        .filter(pl.col("n") == 1)
+        .drop("n")
+    )
 
 
 @lru_cache(maxsize=1)
@@ -142,30 +198,52 @@ def _maps() -> dict:
     prov = t.filter(pl.col("level") == 1)
     cities = t.filter(pl.col("level") == 2)
     counties = _county_names()
-    prov_names = pl.concat([prov.select("name", "code"),
-                            prov.filter(pl.col("short_name").is_not_null()).select(name="short_name", code="code")])
-    city_names = pl.concat([cities.select("name", "code", "province_code"),
-                            cities.filter(pl.col("short_name").is_not_null())
-                            .select(name="short_name", code="code", province_code="province_code")])
-    city_rows = pl.concat([
-        city_names.select(key=pl.col("province_code") + "|" + pl.col("name"), code="code"),
-        city_names.select(key="|" + pl.col("name"), code="code"),
-    ]).with_columns(retired=pl.lit(False))
-    county_rows = pl.concat([
-        counties.filter(pl.col("city_code").is_not_null())
-        .select(key=pl.col("city_code") + "|" + pl.col("name"), code="code", retired="retired"),
-        counties.select(key=pl.col("province_code") + "|" + pl.col("name"), code="code", retired="retired"),
-        counties.filter(~pl.col("is_short")).select(key="|" + pl.col("name"), code="code", retired="retired"),
-    ])
+    prov_names = pl.concat(
+        [
+            prov.select("name", "code"),
+            prov.filter(pl.col("short_name").is_not_null()).select(name="short_name", code="code"),
+        ]
+    )
+    city_names = pl.concat(
+        [
+            cities.select("name", "code", "province_code"),
+            cities.filter(pl.col("short_name").is_not_null()).select(
+                name="short_name", code="code", province_code="province_code"
+            ),
+        ]
+    )
+    city_rows = pl.concat(
+        [
+            city_names.select(key=pl.col("province_code") + "|" + pl.col("name"), code="code"),
+            city_names.select(key="|" + pl.col("name"), code="code"),
+        ]
+    ).with_columns(retired=pl.lit(False))
+    county_rows = pl.concat(
+        [
+            counties.filter(pl.col("city_code").is_not_null()).select(
+                key=pl.col("city_code") + "|" + pl.col("name"), code="code", retired="retired"
+            ),
+            counties.select(
+                key=pl.col("province_code") + "|" + pl.col("name"), code="code", retired="retired"
+            ),
+            counties.filter(~pl.col("is_short")).select(
+                key="|" + pl.col("name"), code="code", retired="retired"
+            ),
+        ]
+    )
     county_keys = _unique_keys(county_rows)
     retired_codes = division_changes()
     # the chain up to a county's full name in one pattern, same choices as _parse_chain: [province]
     # [prefecture [county] | county | prefecture's short name [county]] (with the counties' short names too
     # the regex engine's DFA gives up and the pattern runs a hundred times slower)
     cf, co = _alternation(cities["name"]), _alternation(counties.filter(~pl.col("is_short"))["name"])
-    cs, cos = _alternation(cities["short_name"].drop_nulls()), _alternation(counties.filter("is_short")["name"])
-    prov_alt = _alternation(set(prov["name"]) | (set(prov["short_name"].drop_nulls())
-                                                 - set(cities["short_name"].drop_nulls())))
+    cs, cos = (
+        _alternation(cities["short_name"].drop_nulls()),
+        _alternation(counties.filter("is_short")["name"]),
+    )
+    prov_alt = _alternation(
+        set(prov["name"]) | (set(prov["short_name"].drop_nulls()) - set(cities["short_name"].drop_nulls()))
+    )
     return {
         "front": rf"^(?:{prov_alt})?(?:(?:{cf})(?:{co})?|(?:{co})|(?:{cs})(?:{co})?)?",
         "short_county_max": int(counties.filter("is_short")["name"].str.len_chars().max()),
@@ -233,16 +311,25 @@ def _text_division(frame: pl.DataFrame, default_city: str | None) -> pl.DataFram
     the parse needs, and they repeat a lot (深圳市南山区深南...), so the parse runs once per distinct chain.
     """
     m = _maps()
-    t0 = (frame["a"].cast(pl.Utf8).str.normalize("NFKC").str.replace_all(r"\s+", "")
-          .str.replace(r"^(?:中华人民共和国|中国)", ""))
+    t0 = (
+        frame["a"]
+        .cast(pl.Utf8)
+        .str.normalize("NFKC")
+        .str.replace_all(r"\s+", "")
+        .str.replace(r"^(?:中华人民共和国|中国)", "")
+    )
     chain = t0.str.extract(m["front"], 0)
     # a chain that ends with a county's full name is complete; otherwise a county's short name may follow
     # (深圳南山科技园), and the two characters after it (宝安大道: a road), so the key keeps enough of the text
     counties = _parse_chain(chain.drop_nulls().unique(), default_city).filter(
-        pl.col("t_code").replace_strict(m["level"], default=None, return_dtype=pl.Int8) == 3)
+        pl.col("t_code").replace_strict(m["level"], default=None, return_dtype=pl.Int8) == 3
+    )
     complete = dict.fromkeys(counties["key"].to_list(), True)
-    extra = pl.when(chain.replace_strict(complete, default=False, return_dtype=pl.Boolean)).then(0).otherwise(
-        m["short_county_max"] + 2)
+    extra = (
+        pl.when(chain.replace_strict(complete, default=False, return_dtype=pl.Boolean))
+        .then(0)
+        .otherwise(m["short_county_max"] + 2)
+    )
     key = pl.select(t0.str.slice(0, chain.str.len_chars().fill_null(0) + extra)).to_series().alias("key")
     parsed = _parse_chain(key.drop_nulls().unique(), default_city)
     out = key.to_frame().join(parsed, on="key", how="left", maintain_order="left")
@@ -259,48 +346,72 @@ def _parse_chain(keys: pl.Series, default_city: str | None) -> pl.DataFrame:
     f = pl.DataFrame({"key": keys}).with_columns(t0=col("key"))
     f = f.with_columns(p=col("t0").str.extract(f"^({m['prov_alt']})", 1))
     f = f.with_columns(t1=col("t0").str.slice(_length("p")))
-    f = f.with_columns(c_full=col("t1").str.extract(f"^({m['city_full_alt']})", 1),
-                       d0=col("t1").str.extract(f"^({m['county_full_alt']})", 1),
-                       cs=col("t1").str.extract(f"^({m['city_short_alt']})", 1))
+    f = f.with_columns(
+        c_full=col("t1").str.extract(f"^({m['city_full_alt']})", 1),
+        d0=col("t1").str.extract(f"^({m['county_full_alt']})", 1),
+        cs=col("t1").str.extract(f"^({m['city_short_alt']})", 1),
+    )
     f = f.with_columns(d0=pl.when(col("c_full").is_null()).then("d0"))
     f = f.with_columns(c=pl.coalesce("c_full", pl.when(col("d0").is_null()).then("cs")))
     f = f.with_columns(t2=col("t1").str.slice(_length("c") + _length("d0")))
-    f = f.with_columns(d1=col("t2").str.extract(f"^({m['county_full_alt']})", 1),
-                       s=col("t2").str.extract(f"^({m['county_short_alt']})", 1))
+    f = f.with_columns(
+        d1=col("t2").str.extract(f"^({m['county_full_alt']})", 1),
+        s=col("t2").str.extract(f"^({m['county_short_alt']})", 1),
+    )
     f = f.with_columns(d1=pl.when(col("d0").is_null()).then("d1"))
     f = f.with_columns(s=pl.when(col("d0").is_null() & col("d1").is_null()).then("s"))
     f = f.with_columns(nxt=col("t2").str.slice(_length("d1") + _length("s"), 2))
-    f = f.with_columns(s=pl.when(~col("nxt").str.contains(_ROAD_START)).then("s"),  # 宝安大道: a road
-                       d=pl.coalesce("d1", "d0"),
-                       p_code=col("p").replace_strict(m["prov"], default=None, return_dtype=pl.Utf8))
-    f = f.with_columns(c_code=pl.coalesce(
-        (col("p_code").fill_null("") + "|" + col("c")).replace_strict(m["city"], default=None,
-                                                                      return_dtype=pl.Utf8),
-        ("|" + col("c")).replace_strict(m["city"], default=None, return_dtype=pl.Utf8)))
+    f = f.with_columns(
+        s=pl.when(~col("nxt").str.contains(_ROAD_START)).then("s"),  # 宝安大道: a road
+        d=pl.coalesce("d1", "d0"),
+        p_code=col("p").replace_strict(m["prov"], default=None, return_dtype=pl.Utf8),
+    )
+    f = f.with_columns(
+        c_code=pl.coalesce(
+            (col("p_code").fill_null("") + "|" + col("c")).replace_strict(
+                m["city"], default=None, return_dtype=pl.Utf8
+            ),
+            ("|" + col("c")).replace_strict(m["city"], default=None, return_dtype=pl.Utf8),
+        )
+    )
     f = f.with_columns(explicit=pl.coalesce("c_code", "p_code"))
     scope = col("explicit") if default_city is None else pl.coalesce("explicit", pl.lit(default_city))
     f = f.with_columns(
         scoped_key=scope + "|" + pl.coalesce("d", pl.when(col("explicit").is_not_null()).then("s")),
-        national_key=pl.when(col("explicit").is_null()).then("|" + col("d")))
+        national_key=pl.when(col("explicit").is_null()).then("|" + col("d")),
+    )
     f = f.with_columns(
         county_scoped=col("scoped_key").replace_strict(m["county"], default=None, return_dtype=pl.Utf8),
-        county_national=col("national_key").replace_strict(m["county"], default=None, return_dtype=pl.Utf8))
-    f = f.with_columns(used_key=pl.when(col("county_scoped").is_not_null()).then("scoped_key")
-                       .otherwise("national_key"))
-    return f.select("key", t_code=pl.coalesce("county_scoped", "county_national", "c_code", "p_code"),
-                    t_retired=col("used_key").is_in(m["county_retired"]).fill_null(False))
+        county_national=col("national_key").replace_strict(m["county"], default=None, return_dtype=pl.Utf8),
+    )
+    f = f.with_columns(
+        used_key=pl.when(col("county_scoped").is_not_null()).then("scoped_key").otherwise("national_key")
+    )
+    return f.select(
+        "key",
+        t_code=pl.coalesce("county_scoped", "county_national", "c_code", "p_code"),
+        t_retired=col("used_key").is_in(m["county_retired"]).fill_null(False),
+    )
 
 
 def _code_division(frame: pl.DataFrame) -> pl.DataFrame:
     """Add ``c_code, c_retired`` from the division-code column ``c`` (null when not a known code)."""
     m = _maps()
-    six = (pl.col("c").cast(pl.Utf8).str.normalize("NFKC").str.replace_all(r"\s+", "")
-           .str.extract(r"^(\d{6})(?:\d{3}|\d{6})?$", 1))
+    six = (
+        pl.col("c")
+        .cast(pl.Utf8)
+        .str.normalize("NFKC")
+        .str.replace_all(r"\s+", "")
+        .str.extract(r"^(\d{6})(?:\d{3}|\d{6})?$", 1)
+    )
     f = frame.with_columns(six=six)
-    f = f.with_columns(successor=pl.col("six").replace_strict(m["successor"], default=None, return_dtype=pl.Utf8))
+    f = f.with_columns(
+        successor=pl.col("six").replace_strict(m["successor"], default=None, return_dtype=pl.Utf8)
+    )
     return frame.with_columns(
         c_code=pl.when(f["six"].is_in(m["current"])).then(f["six"]).otherwise(f["successor"]),
-        c_retired=f["successor"].is_not_null())
+        c_retired=f["successor"].is_not_null(),
+    )
 
 
 def _within(inner: pl.Expr, outer: pl.Expr) -> pl.Expr:
@@ -309,7 +420,8 @@ def _within(inner: pl.Expr, outer: pl.Expr) -> pl.Expr:
     city_level = outer.str.ends_with("00") & ~prov_level
     return (inner != outer) & (
         (prov_level & (inner.str.slice(0, 2) == outer.str.slice(0, 2)))
-        | (city_level & (inner.str.slice(0, 4) == outer.str.slice(0, 4))))
+        | (city_level & (inner.str.slice(0, 4) == outer.str.slice(0, 4)))
+    )
 
 
 def to_expr(value: pl.Expr | pl.Series | str) -> pl.Expr:
@@ -329,8 +441,11 @@ def on_unique(s: pl.Series, fn) -> pl.Series:
         uniq = s.unique()
         if len(uniq) <= n // 2:
             lookup = pl.DataFrame({"k": uniq, "v": fn(uniq)})
-            return (s.to_frame("k").join(lookup, on="k", how="left", maintain_order="left", nulls_equal=True)
-                    ["v"].alias(s.name))
+            return (
+                s.to_frame("k")
+                .join(lookup, on="k", how="left", maintain_order="left", nulls_equal=True)["v"]
+                .alias(s.name)
+            )
     return fn(s)
 
 
@@ -338,29 +453,41 @@ def _division_batch(columns: list[pl.Series], default_city: str | None) -> pl.Se
     if len(columns) == 1:
         return on_unique(columns[0].cast(pl.Utf8), lambda u: _division_unique([u], default_city))
     pairs = pl.DataFrame({"a": columns[0].cast(pl.Utf8), "c": columns[1].cast(pl.Utf8)}).to_struct("ac")
-    return on_unique(pairs, lambda u: _division_unique([u.struct.field("a"), u.struct.field("c")],
-                                                        default_city))
+    return on_unique(
+        pairs, lambda u: _division_unique([u.struct.field("a"), u.struct.field("c")], default_city)
+    )
 
 
 def _division_unique(columns: list[pl.Series], default_city: str | None) -> pl.Series:
     frame = pl.DataFrame({"a": columns[0].cast(pl.Utf8)})
     frame = _text_division(frame, default_city)
     if len(columns) == 1:
-        out = frame.select(code="t_code", source=pl.when(pl.col("t_code").is_not_null()).then(pl.lit("text")),
-                           retired="t_retired")
+        out = frame.select(
+            code="t_code",
+            source=pl.when(pl.col("t_code").is_not_null()).then(pl.lit("text")),
+            retired="t_retired",
+        )
     else:
         frame = _code_division(frame.with_columns(c=columns[1].cast(pl.Utf8)))
         t, c = pl.col("t_code"), pl.col("c_code")
         frame = frame.with_columns(use_text=c.is_null() | (t.is_not_null() & _within(t, c)).fill_null(False))
         out = frame.select(
             code=pl.when("use_text").then(t).otherwise(c),
-            source=pl.when(~pl.col("use_text")).then(pl.lit("code")).when(t.is_not_null()).then(pl.lit("text")),
-            retired=pl.when("use_text").then("t_retired").otherwise("c_retired").fill_null(False))
+            source=pl.when(~pl.col("use_text"))
+            .then(pl.lit("code"))
+            .when(t.is_not_null())
+            .then(pl.lit("text")),
+            retired=pl.when("use_text").then("t_retired").otherwise("c_retired").fill_null(False),
+        )
     return out.to_struct("division")
 
 
-def division(address: pl.Expr | pl.Series | str, code: pl.Expr | pl.Series | str | None = None, *,
-             default_city: str | None = None) -> pl.Expr:
+def division(
+    address: pl.Expr | pl.Series | str,
+    code: pl.Expr | pl.Series | str | None = None,
+    *,
+    default_city: str | None = None,
+) -> pl.Expr:
     """``struct{code, source, retired}`` for an address column and an optional division-code column.
 
     ``default_city`` (a 6-digit prefecture code such as ``'440300'``) is the context used for an address

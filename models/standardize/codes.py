@@ -31,8 +31,16 @@ import polars as pl
 
 from models.standardize.nulls import Stages
 
-__all__ = ["CANONICAL", "CROSSWALK_DIR", "KEYS", "TARGETS", "crosswalk", "crosswalk_names", "gbt4754_sections",
-           "map_code"]
+__all__ = [
+    "CANONICAL",
+    "CROSSWALK_DIR",
+    "KEYS",
+    "TARGETS",
+    "crosswalk",
+    "crosswalk_names",
+    "gbt4754_sections",
+    "map_code",
+]
 
 CROSSWALK_DIR = Path(__file__).resolve().parents[1] / "crosswalks"
 SECTIONS_CSV = Path(__file__).resolve().parents[1] / "data" / "gbt4754_sections.csv"
@@ -44,7 +52,9 @@ TARGETS: dict[str, list[str]] = {
     "insurance_status": ["canonical_status"],
 }
 CANONICAL: dict[str, dict[str, set[str]]] = {
-    "status": {"canonical_status": {"active", "revoked", "deregistered", "moved_out", "suspended", "abnormal"}},
+    "status": {
+        "canonical_status": {"active", "revoked", "deregistered", "moved_out", "suspended", "abnormal"}
+    },
     "service_status": {"canonical_status": {"completed", "in_progress", "returned"}},
     "insurance_status": {"canonical_status": {"paying", "suspended", "ended"}},
 }
@@ -74,7 +84,9 @@ def _section_of(code: pl.Series) -> pl.Series:
     division = code.str.slice(0, 2)
     out = pl.Series(code.name, [None] * len(code), dtype=pl.Utf8)
     for sec, lo, hi in sections.select("section", "first_division", "last_division").iter_rows():
-        out = pl.select(pl.when((division >= lo) & (division <= hi)).then(pl.lit(sec)).otherwise(out)).to_series()
+        out = pl.select(
+            pl.when((division >= lo) & (division <= hi)).then(pl.lit(sec)).otherwise(out)
+        ).to_series()
     return out
 
 
@@ -100,16 +112,26 @@ def crosswalk(name: str) -> pl.DataFrame:
         if bad:
             raise ValueError(f"{path.name}: {column} values {bad} not in {sorted(allowed)}")
     if name == "industry":
-        bad = df.filter(~pl.col("industry_code").str.contains(r"^\d{2,4}$")
-                        | (pl.col("section") != _section_of(df["industry_code"])).fill_null(True))
+        bad = df.filter(
+            ~pl.col("industry_code").str.contains(r"^\d{2,4}$")
+            | (pl.col("section") != _section_of(df["industry_code"])).fill_null(True)
+        )
         if bad.height:
-            raise ValueError(f"{path.name}: codes not of the form NN..NNNN or section not matching the "
-                             f"division: {bad.head(5).to_dicts()}")
+            raise ValueError(
+                f"{path.name}: codes not of the form NN..NNNN or section not matching the "
+                f"division: {bad.head(5).to_dicts()}"
+            )
     return df
 
 
-def map_code(expr: pl.Expr | pl.Series | str, crosswalk_name: str, department: str, column: str, *,
-             table: str | None = None) -> pl.Expr:
+def map_code(
+    expr: pl.Expr | pl.Series | str,
+    crosswalk_name: str,
+    department: str,
+    column: str,
+    *,
+    table: str | None = None,
+) -> pl.Expr:
     """``struct{<targets of the crosswalk>, unmapped}`` for a department's code column.
 
     ``column`` is the source column name (``DJZT``); ``table`` is needed only when the department has that
@@ -127,14 +149,20 @@ def map_code(expr: pl.Expr | pl.Series | str, crosswalk_name: str, department: s
     targets = TARGETS[crosswalk_name]
     conflict = rows.group_by("source_value").agg(n=pl.struct(targets).n_unique()).filter(pl.col("n") > 1)
     if conflict.height:
-        raise ValueError(f"crosswalk {crosswalk_name!r}: {where} maps {conflict['source_value'].to_list()} "
-                         "differently in different tables; pass table=")
+        raise ValueError(
+            f"crosswalk {crosswalk_name!r}: {where} maps {conflict['source_value'].to_list()} "
+            "differently in different tables; pass table="
+        )
     rows = rows.unique("source_value", keep="first", maintain_order=True)
     # the normalized value is computed once (a Stages field), not once per target (Polars copies subtrees)
     text = expr.cast(pl.Utf8).str.normalize("NFKC").str.strip_chars()
     s = Stages(text=text).add(value=pl.when(pl.field("text").str.len_chars() > 0).then(pl.field("text")))
     value = pl.field("value")
-    fields = {t: value.replace_strict(dict(zip(rows["source_value"], rows[t], strict=True)), default=None,
-                                      return_dtype=pl.Utf8) for t in targets}
+    fields = {
+        t: value.replace_strict(
+            dict(zip(rows["source_value"], rows[t], strict=True)), default=None, return_dtype=pl.Utf8
+        )
+        for t in targets
+    }
     unmapped = (value.is_not_null() & ~value.is_in(rows["source_value"].to_list())).fill_null(False)
     return s.result(expr, pl.struct(**fields, unmapped=unmapped))

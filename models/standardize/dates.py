@@ -71,9 +71,7 @@ F = pl.field
 
 def _days_in_month(y: pl.Expr, m: pl.Expr) -> pl.Expr:
     leap = ((y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))).cast(pl.Int32)
-    return (pl.when(m == 2).then(28 + leap)
-            .when(m.is_in([4, 6, 9, 11])).then(30)
-            .otherwise(31))
+    return pl.when(m == 2).then(28 + leap).when(m.is_in([4, 6, 9, 11])).then(30).otherwise(31)
 
 
 def _excel_serial_to_datetime(serial: pl.Expr, max_serial: float = EXCEL_SERIAL_MAX) -> pl.Expr:
@@ -84,7 +82,9 @@ def _excel_serial_to_datetime(serial: pl.Expr, max_serial: float = EXCEL_SERIAL_
     days = serial.floor()
     ok = (serial >= 1) & (serial < max_serial + 1) & (days != 60)
     # serials below 60 count from 1899-12-31; from 61 on, Excel's phantom 1900-02-29 shifts them by one
-    since_1970 = pl.when(days < 60).then(days - (_EXCEL_EPOCH_OFFSET - 1)).otherwise(days - _EXCEL_EPOCH_OFFSET)
+    since_1970 = (
+        pl.when(days < 60).then(days - (_EXCEL_EPOCH_OFFSET - 1)).otherwise(days - _EXCEL_EPOCH_OFFSET)
+    )
     ms = ((serial - days) * 86_400_000).round(0)  # Excel keeps times to about a millisecond
     micros = (since_1970 * _DAY_US + ms * 1000).cast(pl.Int64, strict=False)
     return pl.when(ok).then(pl.from_epoch(micros, time_unit="us"))
@@ -108,25 +108,34 @@ def _is_sentinel(y: pl.Expr, m: pl.Expr, d: pl.Expr | None, sentinels: Sequence[
     return pl.any_horizontal([y == 0, *same])
 
 
-def _parse_stages(source: pl.Expr, sentinels: Sequence[dt.date], tz: str | None,
-                  plausible: tuple[dt.date, dt.date]) -> Stages:
+def _parse_stages(
+    source: pl.Expr, sentinels: Sequence[dt.date], tz: str | None, plausible: tuple[dt.date, dt.date]
+) -> Stages:
     """Stages ending with the fields ``text``, ``status`` and ``value`` (naive local datetime when 'ok')."""
     s = Stages(text=_text(source))
     s.add(number=F("text").str.extract_groups(_NUMBER_RE), civil=F("text").str.extract_groups(_CIVIL_RE))
-    s.add(int=F("number").struct.field("int"), frac=F("number").struct.field("frac"),
-          **{f"{g}_txt": F("civil").struct.field(g) for g in ("y", "m", "d", "H", "M", "S", "f", "z")})
+    s.add(
+        int=F("number").struct.field("int"),
+        frac=F("number").struct.field("frac"),
+        **{f"{g}_txt": F("civil").struct.field(g) for g in ("y", "m", "d", "H", "M", "S", "f", "z")},
+    )
 
     # numbers: YYYYMMDD, YYYYMMDDHHMMSS, Excel serials, epoch seconds / milliseconds
-    s.add(is_number=F("int").is_not_null(), digits=F("int").str.len_bytes(),
-          whole=F("frac").is_null() | F("frac").str.contains(r"^0+$"),
-          int_value=F("int").cast(pl.Int64, strict=False),
-          float_value=(F("int") + "." + F("frac").fill_null("0")).cast(pl.Float64, strict=False),
-          is_civil_text=F("y_txt").is_not_null())
-    s.add(is_zero=F("is_number") & (F("int_value") == 0) & F("whole"),
-          ymd14=F("is_number") & F("whole") & (F("digits") == 14),
-          from_digits=F("is_number") & F("whole") & F("digits").is_in([8, 14]),
-          epoch_s=F("is_number") & F("digits").is_between(9, 10),
-          epoch_ms=F("is_number") & F("digits").is_between(12, 13))
+    s.add(
+        is_number=F("int").is_not_null(),
+        digits=F("int").str.len_bytes(),
+        whole=F("frac").is_null() | F("frac").str.contains(r"^0+$"),
+        int_value=F("int").cast(pl.Int64, strict=False),
+        float_value=(F("int") + "." + F("frac").fill_null("0")).cast(pl.Float64, strict=False),
+        is_civil_text=F("y_txt").is_not_null(),
+    )
+    s.add(
+        is_zero=F("is_number") & (F("int_value") == 0) & F("whole"),
+        ymd14=F("is_number") & F("whole") & (F("digits") == 14),
+        from_digits=F("is_number") & F("whole") & F("digits").is_in([8, 14]),
+        epoch_s=F("is_number") & F("digits").is_between(9, 10),
+        epoch_ms=F("is_number") & F("digits").is_between(12, 13),
+    )
 
     # written-out dates, and 8/14-digit numbers, as civil components
     def component(field: str, start: int, default: int | None) -> pl.Expr:
@@ -137,51 +146,99 @@ def _parse_stages(source: pl.Expr, sentinels: Sequence[dt.date], tz: str | None,
             packed = pl.when(F("ymd14")).then(packed).otherwise(default)
         return pl.when(F("is_civil_text")).then(written).when(F("from_digits")).then(packed)
 
-    s.add(y=component("y", 0, None), m=component("m", 4, None), d=component("d", 6, None),
-          hh=component("H", 8, 0), mi=component("M", 10, 0), ss=component("S", 12, 0),
-          micro=F("f_txt").str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int32, strict=False).fill_null(0),
-          is_civil=F("is_civil_text") | F("from_digits"),
-          is_serial=F("is_number") & (F("digits") == 5),
-          has_zone=F("z_txt").is_not_null() & F("is_civil_text"),
-          zone_digits=F("z_txt").str.replace_all(r"[^0-9]", ""))
-    s.add(civil_ok=(F("is_civil") & F("y").is_between(1, 9999) & F("m").is_between(1, 12)
-                    & F("d").is_between(1, _days_in_month(F("y"), F("m")))
-                    & F("hh").is_between(0, 23) & F("mi").is_between(0, 59) & F("ss").is_between(0, 59)
-                    ).fill_null(False),
-          civil_sentinel=(F("is_civil") & _is_sentinel(F("y"), F("m"), F("d"), sentinels)).fill_null(False),
-          zone_seconds=pl.when(F("z_txt") == "Z").then(0).otherwise(
-              F("zone_digits").str.slice(0, 2).cast(pl.Int64, strict=False) * 3600
-              + F("zone_digits").str.slice(2, 2).cast(pl.Int64, strict=False) * 60)
-          * pl.when(F("z_txt").str.starts_with("-")).then(-1).otherwise(1),
-          serial_dt=_excel_serial_to_datetime(F("float_value")))
+    s.add(
+        y=component("y", 0, None),
+        m=component("m", 4, None),
+        d=component("d", 6, None),
+        hh=component("H", 8, 0),
+        mi=component("M", 10, 0),
+        ss=component("S", 12, 0),
+        micro=F("f_txt").str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int32, strict=False).fill_null(0),
+        is_civil=F("is_civil_text") | F("from_digits"),
+        is_serial=F("is_number") & (F("digits") == 5),
+        has_zone=F("z_txt").is_not_null() & F("is_civil_text"),
+        zone_digits=F("z_txt").str.replace_all(r"[^0-9]", ""),
+    )
+    s.add(
+        civil_ok=(
+            F("is_civil")
+            & F("y").is_between(1, 9999)
+            & F("m").is_between(1, 12)
+            & F("d").is_between(1, _days_in_month(F("y"), F("m")))
+            & F("hh").is_between(0, 23)
+            & F("mi").is_between(0, 59)
+            & F("ss").is_between(0, 59)
+        ).fill_null(False),
+        civil_sentinel=(F("is_civil") & _is_sentinel(F("y"), F("m"), F("d"), sentinels)).fill_null(False),
+        zone_seconds=pl.when(F("z_txt") == "Z")
+        .then(0)
+        .otherwise(
+            F("zone_digits").str.slice(0, 2).cast(pl.Int64, strict=False) * 3600
+            + F("zone_digits").str.slice(2, 2).cast(pl.Int64, strict=False) * 60
+        )
+        * pl.when(F("z_txt").str.starts_with("-")).then(-1).otherwise(1),
+        serial_dt=_excel_serial_to_datetime(F("float_value")),
+    )
 
     def guarded(name: str, fallback: int) -> pl.Expr:
         return pl.when(F("civil_ok")).then(F(name)).otherwise(fallback)
 
-    s.add(civil_dt=pl.datetime(guarded("y", 1970), guarded("m", 1), guarded("d", 1), guarded("hh", 0),
-                               guarded("mi", 0), guarded("ss", 0), guarded("micro", 0), time_unit="us"))
+    s.add(
+        civil_dt=pl.datetime(
+            guarded("y", 1970),
+            guarded("m", 1),
+            guarded("d", 1),
+            guarded("hh", 0),
+            guarded("mi", 0),
+            guarded("ss", 0),
+            guarded("micro", 0),
+            time_unit="us",
+        )
+    )
     # offsets and epoch numbers are instants: converted to wall-clock time in tz
-    s.add(instant_us=pl.when(F("epoch_s") & F("whole")).then(F("int_value") * 1_000_000)
-          .when(F("epoch_s")).then((F("float_value") * 1_000_000).round(0).cast(pl.Int64, strict=False))
-          .when(F("epoch_ms") & F("whole")).then(F("int_value") * 1_000)
-          .when(F("epoch_ms")).then((F("float_value") * 1_000).round(0).cast(pl.Int64, strict=False))
-          .when(F("civil_ok") & F("has_zone")).then(F("civil_dt").dt.epoch("us") - F("zone_seconds") * 1_000_000),
-          inferred=F("is_serial") | F("epoch_s") | F("epoch_ms"))
-    s.add(parsed=pl.when(F("civil_ok") & F("has_zone").not_()).then(F("civil_dt"))
-          .when(F("is_serial")).then(F("serial_dt"))
-          .when(F("instant_us").is_not_null()).then(_instant_to_local(F("instant_us"), tz)))
+    s.add(
+        instant_us=pl.when(F("epoch_s") & F("whole"))
+        .then(F("int_value") * 1_000_000)
+        .when(F("epoch_s"))
+        .then((F("float_value") * 1_000_000).round(0).cast(pl.Int64, strict=False))
+        .when(F("epoch_ms") & F("whole"))
+        .then(F("int_value") * 1_000)
+        .when(F("epoch_ms"))
+        .then((F("float_value") * 1_000).round(0).cast(pl.Int64, strict=False))
+        .when(F("civil_ok") & F("has_zone"))
+        .then(F("civil_dt").dt.epoch("us") - F("zone_seconds") * 1_000_000),
+        inferred=F("is_serial") | F("epoch_s") | F("epoch_ms"),
+    )
+    s.add(
+        parsed=pl.when(F("civil_ok") & F("has_zone").not_())
+        .then(F("civil_dt"))
+        .when(F("is_serial"))
+        .then(F("serial_dt"))
+        .when(F("instant_us").is_not_null())
+        .then(_instant_to_local(F("instant_us"), tz))
+    )
     s.add(day=F("parsed").dt.date())
-    s.add(status=pl.when(F("text").is_null()).then(pl.lit("missing"))
-          .when(F("is_zero") | F("civil_sentinel")).then(pl.lit("sentinel"))
-          .when(F("inferred") & F("day").is_in(list(sentinels))).then(pl.lit("sentinel"))
-          .when(F("parsed").is_not_null() & (F("inferred").not_() | F("day").is_between(*plausible)))
-          .then(pl.lit("ok"))
-          .otherwise(pl.lit("invalid")))
+    s.add(
+        status=pl.when(F("text").is_null())
+        .then(pl.lit("missing"))
+        .when(F("is_zero") | F("civil_sentinel"))
+        .then(pl.lit("sentinel"))
+        .when(F("inferred") & F("day").is_in(list(sentinels)))
+        .then(pl.lit("sentinel"))
+        .when(F("parsed").is_not_null() & (F("inferred").not_() | F("day").is_between(*plausible)))
+        .then(pl.lit("ok"))
+        .otherwise(pl.lit("invalid"))
+    )
     return s.add(value=pl.when(F("status") == "ok").then(F("parsed")))
 
 
-def parse_datetime(expr: IntoExpr, *, sentinels: Sequence[dt.date] = SENTINEL_DATES, tz: str | None = DEFAULT_TZ,
-                   plausible: tuple[dt.date, dt.date] = PLAUSIBLE_RANGE) -> pl.Expr:
+def parse_datetime(
+    expr: IntoExpr,
+    *,
+    sentinels: Sequence[dt.date] = SENTINEL_DATES,
+    tz: str | None = DEFAULT_TZ,
+    plausible: tuple[dt.date, dt.date] = PLAUSIBLE_RANGE,
+) -> pl.Expr:
     """Any legacy date/time form → ``{value: Datetime('us'), naive local wall-clock time, status}``.
 
     A date without a time is midnight. See the module docstring for the forms, sentinels and time zones.
@@ -191,16 +248,26 @@ def parse_datetime(expr: IntoExpr, *, sentinels: Sequence[dt.date] = SENTINEL_DA
     return s.result(source, value=F("value"), status=F("status"))
 
 
-def parse_date(expr: IntoExpr, *, sentinels: Sequence[dt.date] = SENTINEL_DATES, tz: str | None = DEFAULT_TZ,
-               plausible: tuple[dt.date, dt.date] = PLAUSIBLE_RANGE) -> pl.Expr:
+def parse_date(
+    expr: IntoExpr,
+    *,
+    sentinels: Sequence[dt.date] = SENTINEL_DATES,
+    tz: str | None = DEFAULT_TZ,
+    plausible: tuple[dt.date, dt.date] = PLAUSIBLE_RANGE,
+) -> pl.Expr:
     """Any legacy date form → ``{value: Date, status}`` (a time part is validated, then dropped)."""
     source = as_expr(expr)
     s = _parse_stages(source, sentinels, tz, plausible)
     return s.result(source, value=F("value").dt.date(), status=F("status"))
 
 
-def parse_yyyymm(expr: IntoExpr, *, sentinels: Sequence[dt.date] = SENTINEL_DATES, tz: str | None = DEFAULT_TZ,
-                 plausible: tuple[dt.date, dt.date] = PLAUSIBLE_RANGE) -> pl.Expr:
+def parse_yyyymm(
+    expr: IntoExpr,
+    *,
+    sentinels: Sequence[dt.date] = SENTINEL_DATES,
+    tz: str | None = DEFAULT_TZ,
+    plausible: tuple[dt.date, dt.date] = PLAUSIBLE_RANGE,
+) -> pl.Expr:
     """A period (tax period 税款所属期 ``'202410'``, ``'2024-10'``, ``'2024年10月'``, the integer 202410)
     → ``{value: Date, the first day of the month, status}``.
 
@@ -211,23 +278,43 @@ def parse_yyyymm(expr: IntoExpr, *, sentinels: Sequence[dt.date] = SENTINEL_DATE
     source = as_expr(expr)
     s = _parse_stages(source, sentinels, tz, plausible)
     s.add(period=F("text").str.extract_groups(_PERIOD_RE))
-    s.add(py=F("period").struct.field("y").cast(pl.Int32, strict=False),
-          pm=F("period").struct.field("m6").fill_null(F("period").struct.field("m")).cast(pl.Int32, strict=False))
-    s.add(is_period=F("py").is_not_null(),
-          period_ok=(F("py").is_between(1, 9999) & F("pm").is_between(1, 12)).fill_null(False),
-          period_sentinel=_is_sentinel(F("py"), F("pm"), None, sentinels).fill_null(False))
-    s.add(period_status=pl.when(F("is_period").not_() & (F("is_civil") | F("is_number").not_()
-                                                         | F("is_zero") | F("text").is_null())).then(F("status"))
-          .when(F("is_period").not_()).then(pl.lit("invalid"))
-          .when(F("period_sentinel")).then(pl.lit("sentinel"))
-          .when(F("period_ok")).then(pl.lit("ok"))
-          .otherwise(pl.lit("invalid")))
-    month = pl.date(pl.when(F("period_ok")).then(F("py")).otherwise(1970),
-                    pl.when(F("period_ok")).then(F("pm")).otherwise(1), 1)
+    s.add(
+        py=F("period").struct.field("y").cast(pl.Int32, strict=False),
+        pm=F("period")
+        .struct.field("m6")
+        .fill_null(F("period").struct.field("m"))
+        .cast(pl.Int32, strict=False),
+    )
+    s.add(
+        is_period=F("py").is_not_null(),
+        period_ok=(F("py").is_between(1, 9999) & F("pm").is_between(1, 12)).fill_null(False),
+        period_sentinel=_is_sentinel(F("py"), F("pm"), None, sentinels).fill_null(False),
+    )
+    s.add(
+        period_status=pl.when(
+            F("is_period").not_()
+            & (F("is_civil") | F("is_number").not_() | F("is_zero") | F("text").is_null())
+        )
+        .then(F("status"))
+        .when(F("is_period").not_())
+        .then(pl.lit("invalid"))
+        .when(F("period_sentinel"))
+        .then(pl.lit("sentinel"))
+        .when(F("period_ok"))
+        .then(pl.lit("ok"))
+        .otherwise(pl.lit("invalid"))
+    )
+    month = pl.date(
+        pl.when(F("period_ok")).then(F("py")).otherwise(1970),
+        pl.when(F("period_ok")).then(F("pm")).otherwise(1),
+        1,
+    )
     return s.result(
         source,
-        value=pl.when(F("is_period") & (F("period_status") == "ok")).then(month)
-        .when(F("is_period").not_() & (F("period_status") == "ok")).then(F("value").dt.date().dt.month_start()),
+        value=pl.when(F("is_period") & (F("period_status") == "ok"))
+        .then(month)
+        .when(F("is_period").not_() & (F("period_status") == "ok"))
+        .then(F("value").dt.date().dt.month_start()),
         status=F("period_status"),
     )
 
@@ -250,6 +337,14 @@ def excel_serial_to_date(expr: IntoExpr, *, max_serial: float = EXCEL_SERIAL_MAX
 
 
 __all__ = [
-    "DATE_STATUSES", "DEFAULT_TZ", "EXCEL_SERIAL_MAX", "PLAUSIBLE_RANGE", "SENTINEL_DATES",
-    "excel_serial_to_date", "excel_serial_to_datetime", "parse_date", "parse_datetime", "parse_yyyymm",
+    "DATE_STATUSES",
+    "DEFAULT_TZ",
+    "EXCEL_SERIAL_MAX",
+    "PLAUSIBLE_RANGE",
+    "SENTINEL_DATES",
+    "excel_serial_to_date",
+    "excel_serial_to_datetime",
+    "parse_date",
+    "parse_datetime",
+    "parse_yyyymm",
 ]

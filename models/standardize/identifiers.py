@@ -109,7 +109,9 @@ def _regno_ok(raw: np.ndarray) -> np.ndarray:
 
 
 _CHECKS: dict[str, tuple[int, Callable[[np.ndarray], np.ndarray]]] = {
-    "uscc": (18, _uscc_ok), "org": (9, _org_ok), "regno": (15, _regno_ok),
+    "uscc": (18, _uscc_ok),
+    "org": (9, _org_ok),
+    "regno": (15, _regno_ok),
 }
 
 
@@ -126,8 +128,11 @@ def _passes_check(code: pl.Expr, shape_ok: pl.Expr, kind: str) -> pl.Expr:
     width, check = _CHECKS[kind]
     shape_ok = shape_ok.fill_null(False)
     filled = pl.when(shape_ok).then(code).otherwise(pl.lit("0" * width))
-    passed = filled.map_batches(lambda s: pl.Series(check(_matrix(s, width)), dtype=pl.Boolean),
-                                return_dtype=pl.Boolean, is_elementwise=True)
+    passed = filled.map_batches(
+        lambda s: pl.Series(check(_matrix(s, width)), dtype=pl.Boolean),
+        return_dtype=pl.Boolean,
+        is_elementwise=True,
+    )
     return shape_ok & passed
 
 
@@ -140,8 +145,9 @@ def _id_check_char(body17: pl.Expr, shape_ok: pl.Expr) -> pl.Expr:
     """The 18th character of resident IDs whose first 17 characters (all digits where shape_ok) are given."""
     filled = pl.when(shape_ok).then(body17).otherwise(pl.lit("0" * 17))
     index = filled.map_batches(_id_check_index, return_dtype=pl.Int64, is_elementwise=True)
-    char = index.replace_strict(list(range(len(idf.ID_CHECK_CHARS))), list(idf.ID_CHECK_CHARS),
-                                return_dtype=pl.Utf8)
+    char = index.replace_strict(
+        list(range(len(idf.ID_CHECK_CHARS))), list(idf.ID_CHECK_CHARS), return_dtype=pl.Utf8
+    )
     return pl.when(shape_ok).then(char)
 
 
@@ -160,10 +166,15 @@ def normalize_code(expr: IntoExpr) -> pl.Expr:
 
 
 def _status(code: pl.Expr, valid: pl.Expr) -> pl.Expr:
-    return (pl.when(code.is_null()).then(pl.lit("missing"))
-            .when(code.str.contains("*", literal=True)).then(pl.lit("masked"))
-            .when(valid).then(pl.lit("valid"))
-            .otherwise(pl.lit("invalid")))
+    return (
+        pl.when(code.is_null())
+        .then(pl.lit("missing"))
+        .when(code.str.contains("*", literal=True))
+        .then(pl.lit("masked"))
+        .when(valid)
+        .then(pl.lit("valid"))
+        .otherwise(pl.lit("invalid"))
+    )
 
 
 def _kept_value(code: pl.Expr, status: pl.Expr) -> pl.Expr:
@@ -173,10 +184,12 @@ def _kept_value(code: pl.Expr, status: pl.Expr) -> pl.Expr:
 def _checked_code(expr: IntoExpr, regex: str, kind: str) -> pl.Expr:
     """``{value, status}`` of a code with one pattern and one check."""
     source = as_expr(expr)
-    s = (Stages(code=normalize_code(source))
-         .add(shape=F("code").str.contains(regex))
-         .add(valid=_passes_check(F("code"), F("shape"), kind))
-         .add(status=_status(F("code"), F("valid"))))
+    s = (
+        Stages(code=normalize_code(source))
+        .add(shape=F("code").str.contains(regex))
+        .add(valid=_passes_check(F("code"), F("shape"), kind))
+        .add(status=_status(F("code"), F("valid")))
+    )
     return s.result(source, value=_kept_value(F("code"), F("status")), status=F("status"))
 
 
@@ -200,11 +213,13 @@ def regno(expr: IntoExpr) -> pl.Expr:
 
 def _embedded_org(expr: IntoExpr, carrier_regex: str, carrier_kind: str | None, offset: int) -> pl.Expr:
     source = as_expr(expr)
-    s = (Stages(code=normalize_code(source))
-         .add(shape=F("code").str.contains(carrier_regex), org=F("code").str.slice(offset, 9)))
+    s = Stages(code=normalize_code(source)).add(
+        shape=F("code").str.contains(carrier_regex), org=F("code").str.slice(offset, 9)
+    )
     carrier_ok = _passes_check(F("code"), F("shape"), carrier_kind) if carrier_kind else F("shape")
-    s = (s.add(carrier_ok=carrier_ok.fill_null(False) & F("org").str.contains(ORG_REGEX))
-         .add(org_ok=_passes_check(F("org"), F("carrier_ok"), "org")))
+    s = s.add(carrier_ok=carrier_ok.fill_null(False) & F("org").str.contains(ORG_REGEX)).add(
+        org_ok=_passes_check(F("org"), F("carrier_ok"), "org")
+    )
     return s.result(source, pl.when(F("org_ok")).then(F("org")))
 
 
@@ -238,24 +253,51 @@ def _real_birth(yyyymmdd: pl.Expr) -> pl.Expr:
 def _add_resident_fields(s: Stages, sources: dict[str, str]) -> Stages:
     """Add fields ``{p}_is18, {p}_is15, {p}_valid, {p}_value18, {p}_birth, {p}_sex`` reading the text field
     ``src`` as a resident ID, for each ``p: src`` of ``sources`` (18-digit or 15-digit form)."""
+
     def each(make) -> dict[str, pl.Expr]:
         return {f"{p}_{name}": e for p, src in sources.items() for name, e in make(p, F(src)).items()}
 
-    s.add(**each(lambda p, c: {"is18": c.str.contains(ID18_REGEX).fill_null(False),
-                               "is15": c.str.contains(ID15_REGEX).fill_null(False)}))
+    s.add(
+        **each(
+            lambda p, c: {
+                "is18": c.str.contains(ID18_REGEX).fill_null(False),
+                "is15": c.str.contains(ID15_REGEX).fill_null(False),
+            }
+        )
+    )
     # the 18-digit body: as written, or the 15-digit form with '19' inserted after the division code
-    s.add(**each(lambda p, c: {
-        "body17": pl.when(F(f"{p}_is15")).then(c.str.slice(0, 6) + "19" + c.str.slice(6, 9))
-        .otherwise(c.str.slice(0, 17)),
-        "shape": F(f"{p}_is18") | F(f"{p}_is15")}))
-    s.add(**each(lambda p, c: {"check": _id_check_char(F(f"{p}_body17"), F(f"{p}_shape")),
-                               "birth": _real_birth(F(f"{p}_body17").str.slice(6, 8)),
-                               "sexdigit": F(f"{p}_body17").str.slice(16, 1).cast(pl.Int8, strict=False)}))
-    s.add(**each(lambda p, c: {
-        "valid": (F(f"{p}_shape") & F(f"{p}_birth").is_not_null()
-                  & (F(f"{p}_is15") | (F(f"{p}_check") == c.str.slice(17, 1)))).fill_null(False),
-        "value18": pl.when(F(f"{p}_is15")).then(F(f"{p}_body17") + F(f"{p}_check")).otherwise(c),
-        "sex": pl.when(F(f"{p}_sexdigit") % 2 == 1).then(pl.lit("M")).otherwise(pl.lit("F"))}))
+    s.add(
+        **each(
+            lambda p, c: {
+                "body17": pl.when(F(f"{p}_is15"))
+                .then(c.str.slice(0, 6) + "19" + c.str.slice(6, 9))
+                .otherwise(c.str.slice(0, 17)),
+                "shape": F(f"{p}_is18") | F(f"{p}_is15"),
+            }
+        )
+    )
+    s.add(
+        **each(
+            lambda p, c: {
+                "check": _id_check_char(F(f"{p}_body17"), F(f"{p}_shape")),
+                "birth": _real_birth(F(f"{p}_body17").str.slice(6, 8)),
+                "sexdigit": F(f"{p}_body17").str.slice(16, 1).cast(pl.Int8, strict=False),
+            }
+        )
+    )
+    s.add(
+        **each(
+            lambda p, c: {
+                "valid": (
+                    F(f"{p}_shape")
+                    & F(f"{p}_birth").is_not_null()
+                    & (F(f"{p}_is15") | (F(f"{p}_check") == c.str.slice(17, 1)))
+                ).fill_null(False),
+                "value18": pl.when(F(f"{p}_is15")).then(F(f"{p}_body17") + F(f"{p}_check")).otherwise(c),
+                "sex": pl.when(F(f"{p}_sexdigit") % 2 == 1).then(pl.lit("M")).otherwise(pl.lit("F")),
+            }
+        )
+    )
     return s
 
 
@@ -316,41 +358,62 @@ def tin(expr: IntoExpr) -> pl.Expr:
         uscc_shape=code.str.contains(USCC_REGEX).fill_null(False),
         old_shape=code.str.contains(OLD_TIN_REGEX).fill_null(False),
         old_org=code.str.slice(6, 9),
-        uscc_org=code.str.slice(8, 9))
-    s.add(suffix2=(code.str.slice(18, 2).is_in(["00", "01"]) & (F("length") == 20)).fill_null(False),
-          suffix5=((code.str.slice(15, 5) == "00000") & (F("length") == 20)).fill_null(False),
-          uscc_ok=_passes_check(code, F("uscc_shape"), "uscc"),
-          old_ok=_passes_check(F("old_org"), F("old_shape"), "org"))
+        uscc_org=code.str.slice(8, 9),
+    )
+    s.add(
+        suffix2=(code.str.slice(18, 2).is_in(["00", "01"]) & (F("length") == 20)).fill_null(False),
+        suffix5=((code.str.slice(15, 5) == "00000") & (F("length") == 20)).fill_null(False),
+        uscc_ok=_passes_check(code, F("uscc_shape"), "uscc"),
+        old_ok=_passes_check(F("old_org"), F("old_shape"), "org"),
+    )
     # two readings as a resident ID: the 18-digit one (the whole code, or without its '00'/'01' suffix)
     # and the 15-digit one (without the '00000' suffix)
-    s.add(id18=pl.when(F("length") == 18).then(code).when(F("suffix2")).then(code.str.slice(0, 18)),
-          id15=pl.when(F("suffix5")).then(code.str.slice(0, 15)),
-          uscc_org_shape=F("uscc_ok") & F("uscc_org").str.contains(ORG_REGEX))
+    s.add(
+        id18=pl.when(F("length") == 18).then(code).when(F("suffix2")).then(code.str.slice(0, 18)),
+        id15=pl.when(F("suffix5")).then(code.str.slice(0, 15)),
+        uscc_org_shape=F("uscc_ok") & F("uscc_org").str.contains(ORG_REGEX),
+    )
     s.add(uscc_org_ok=_passes_check(F("uscc_org"), F("uscc_org_shape"), "org"))
     _add_resident_fields(s, {"a": "id18", "b": "id15"})
-    s.add(as_id18=F("a_is18") & F("a_valid") & (F("length") == 18),
-          as_plus2=F("a_is18") & F("a_valid") & F("suffix2"),
-          as_plus5=F("b_is15") & F("b_valid"))
-    s.add(valid=F("uscc_ok") | F("as_id18") | F("as_plus2") | F("as_plus5") | F("old_ok"),
-          individual=F("as_id18") | F("as_plus2") | F("as_plus5"))
-    s.add(status=_status(code, F("valid")),
-          kind=pl.when(code.is_null() | F("masked")).then(pl.lit("unknown"))
-          .when(F("uscc_ok")).then(pl.lit("uscc"))
-          .when(F("individual")).then(pl.lit("individual"))
-          .when(F("old_shape")).then(pl.lit("old_tin"))
-          .when(F("a_is18") & (F("length") == 18) & F("a_birth").is_not_null()).then(pl.lit("individual"))
-          .when((F("a_is18") & F("suffix2")) | F("b_is15")).then(pl.lit("individual"))
-          .when(F("uscc_shape")).then(pl.lit("uscc"))
-          .otherwise(pl.lit("unknown")))
+    s.add(
+        as_id18=F("a_is18") & F("a_valid") & (F("length") == 18),
+        as_plus2=F("a_is18") & F("a_valid") & F("suffix2"),
+        as_plus5=F("b_is15") & F("b_valid"),
+    )
+    s.add(
+        valid=F("uscc_ok") | F("as_id18") | F("as_plus2") | F("as_plus5") | F("old_ok"),
+        individual=F("as_id18") | F("as_plus2") | F("as_plus5"),
+    )
+    s.add(
+        status=_status(code, F("valid")),
+        kind=pl.when(code.is_null() | F("masked"))
+        .then(pl.lit("unknown"))
+        .when(F("uscc_ok"))
+        .then(pl.lit("uscc"))
+        .when(F("individual"))
+        .then(pl.lit("individual"))
+        .when(F("old_shape"))
+        .then(pl.lit("old_tin"))
+        .when(F("a_is18") & (F("length") == 18) & F("a_birth").is_not_null())
+        .then(pl.lit("individual"))
+        .when((F("a_is18") & F("suffix2")) | F("b_is15"))
+        .then(pl.lit("individual"))
+        .when(F("uscc_shape"))
+        .then(pl.lit("uscc"))
+        .otherwise(pl.lit("unknown")),
+    )
     return s.result(
         source,
         value=_kept_value(code, F("status")),
         kind=F("kind"),
         status=F("status"),
         org_code=pl.when(F("uscc_org_ok")).then(F("uscc_org")).when(F("old_ok")).then(F("old_org")),
-        resident_id=pl.when(F("uscc_ok")).then(pl.lit(None, pl.Utf8))
-        .when(F("as_id18") | F("as_plus2")).then(F("a_value18"))
-        .when(F("as_plus5")).then(F("b_value18")),
+        resident_id=pl.when(F("uscc_ok"))
+        .then(pl.lit(None, pl.Utf8))
+        .when(F("as_id18") | F("as_plus2"))
+        .then(F("a_value18"))
+        .when(F("as_plus5"))
+        .then(F("b_value18")),
     )
 
 
@@ -376,18 +439,29 @@ def key_kind(expr: IntoExpr) -> pl.Expr:
         org_shape=code.str.contains(ORG_REGEX).fill_null(False),
         old_shape=code.str.contains(OLD_TIN_REGEX).fill_null(False),
         id_shape=code.str.contains(r"^[0-9*]{15}$|^[0-9*]{17}[0-9X*]$").fill_null(False),
-        masked=code.str.contains("*", literal=True))
+        masked=code.str.contains("*", literal=True),
+    )
     s.add(uscc_ok=_passes_check(code, F("uscc_shape"), "uscc"))
     _add_resident_fields(s, {"r": "code"})
-    kind = (pl.when(code.is_null()).then(pl.lit("missing"))
-            .when(F("r_valid")).then(pl.lit("resident_id"))
-            .when(F("uscc_ok")).then(pl.lit("uscc"))
-            .when(F("org_shape")).then(pl.lit("org_code"))
-            .when(F("id_shape") & F("masked")).then(pl.lit("resident_id"))
-            .when(F("old_shape")).then(pl.lit("old_tin"))
-            .when(F("uscc_shape")).then(pl.lit("uscc"))
-            .when(F("id_shape")).then(pl.lit("resident_id"))
-            .otherwise(pl.lit("unknown")))
+    kind = (
+        pl.when(code.is_null())
+        .then(pl.lit("missing"))
+        .when(F("r_valid"))
+        .then(pl.lit("resident_id"))
+        .when(F("uscc_ok"))
+        .then(pl.lit("uscc"))
+        .when(F("org_shape"))
+        .then(pl.lit("org_code"))
+        .when(F("id_shape") & F("masked"))
+        .then(pl.lit("resident_id"))
+        .when(F("old_shape"))
+        .then(pl.lit("old_tin"))
+        .when(F("uscc_shape"))
+        .then(pl.lit("uscc"))
+        .when(F("id_shape"))
+        .then(pl.lit("resident_id"))
+        .otherwise(pl.lit("unknown"))
+    )
     return s.result(source, kind)
 
 
@@ -410,24 +484,39 @@ def phone(expr: IntoExpr) -> pl.Expr:
     ``138****8000`` included; extensions are not kept).
     """
     source = as_expr(expr)
-    s = (Stages(text=nullify(source).str.replace_many(FULLWIDTH_TO_ASCII))
-         .add(first=F("text").str.extract(r"^([^,，;；、/]+)", 1)
-              .str.replace_all(r"[\s\-\u2010-\u2015()（）.\u200b]", ""))
-         .add(compact=pl.when(F("first").str.len_bytes() > 0).then(F("first"))))
-    s.add(mobile=F("compact").str.replace(r"^0086", "+86").str.contains(MOBILE_REGEX).fill_null(False),
-          domestic=F("compact").str.replace(r"^(?:\+86|0086)0?([1-9])", "0${1}"))
-    s.add(fixed=(F("domestic").str.contains(FIXED_LINE_REGEX) & F("domestic").str.contains(_FIXED_COMPACT))
-          .fill_null(False) & F("mobile").not_(),
-          area_len=pl.when(F("domestic").str.contains(r"^0(?:10|2)")).then(3).otherwise(4))
+    s = (
+        Stages(text=nullify(source).str.replace_many(FULLWIDTH_TO_ASCII))
+        .add(
+            first=F("text")
+            .str.extract(r"^([^,，;；、/]+)", 1)
+            .str.replace_all(r"[\s\-\u2010-\u2015()（）.\u200b]", "")
+        )
+        .add(compact=pl.when(F("first").str.len_bytes() > 0).then(F("first")))
+    )
+    s.add(
+        mobile=F("compact").str.replace(r"^0086", "+86").str.contains(MOBILE_REGEX).fill_null(False),
+        domestic=F("compact").str.replace(r"^(?:\+86|0086)0?([1-9])", "0${1}"),
+    )
+    s.add(
+        fixed=(
+            F("domestic").str.contains(FIXED_LINE_REGEX) & F("domestic").str.contains(_FIXED_COMPACT)
+        ).fill_null(False)
+        & F("mobile").not_(),
+        area_len=pl.when(F("domestic").str.contains(r"^0(?:10|2)")).then(3).otherwise(4),
+    )
     return s.result(
         source,
-        value=pl.when(F("mobile")).then(F("compact").str.slice(-11))
-        .when(F("fixed")).then(F("domestic").str.slice(0, F("area_len")) + "-"
-                               + F("domestic").str.slice(F("area_len")))
+        value=pl.when(F("mobile"))
+        .then(F("compact").str.slice(-11))
+        .when(F("fixed"))
+        .then(F("domestic").str.slice(0, F("area_len")) + "-" + F("domestic").str.slice(F("area_len")))
         .otherwise(F("compact")),
-        kind=pl.when(F("compact").is_null()).then(pl.lit("missing"))
-        .when(F("mobile")).then(pl.lit("mobile"))
-        .when(F("fixed")).then(pl.lit("fixed"))
+        kind=pl.when(F("compact").is_null())
+        .then(pl.lit("missing"))
+        .when(F("mobile"))
+        .then(pl.lit("mobile"))
+        .when(F("fixed"))
+        .then(pl.lit("fixed"))
         .otherwise(pl.lit("invalid")),
     )
 

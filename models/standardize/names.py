@@ -48,13 +48,27 @@ import polars as pl
 
 from models.standardize.addresses import division_names, division_patterns, on_unique, to_expr
 
-__all__ = ["ENTERPRISE_NAME", "PERSON_NAME", "enterprise_name", "person_name", "to_simplified",
-           "traditional_to_simplified_map"]
+__all__ = [
+    "ENTERPRISE_NAME",
+    "PERSON_NAME",
+    "enterprise_name",
+    "person_name",
+    "to_simplified",
+    "traditional_to_simplified_map",
+]
 
-ENTERPRISE_NAME = pl.Struct({
-    "original": pl.Utf8, "normalized": pl.Utf8, "comparison": pl.Utf8, "legal_form": pl.Utf8,
-    "region": pl.Utf8, "is_branch": pl.Boolean, "parent_comparison": pl.Utf8, "status_suffix": pl.Utf8,
-})
+ENTERPRISE_NAME = pl.Struct(
+    {
+        "original": pl.Utf8,
+        "normalized": pl.Utf8,
+        "comparison": pl.Utf8,
+        "legal_form": pl.Utf8,
+        "region": pl.Utf8,
+        "is_branch": pl.Boolean,
+        "parent_comparison": pl.Utf8,
+        "status_suffix": pl.Utf8,
+    }
+)
 PERSON_NAME = pl.Struct({"normalized": pl.Utf8, "comparison": pl.Utf8})
 
 # Characters OpenCC would change but that are standard simplified characters for names (通用规范汉字表 2013).
@@ -63,18 +77,41 @@ KEEP_CHARACTERS = "昇陞甦"
 # Spelling -> canonical legal form. Longest spellings first where one contains another. Internally names
 # carry half-width brackets (after NFKC), so bracketed forms are written with ( ).
 LEGAL_FORMS: dict[str, str] = {
-    "股份有限公司": "股份有限公司", "股份公司": "股份有限公司",
-    "有限责任公司": "有限责任公司", "有限公司": "有限责任公司",
+    "股份有限公司": "股份有限公司",
+    "股份公司": "股份有限公司",
+    "有限责任公司": "有限责任公司",
+    "有限公司": "有限责任公司",
     "个人独资企业": "个人独资企业",
-    "(特殊普通合伙)": "特殊普通合伙企业", "特殊普通合伙企业": "特殊普通合伙企业",
-    "(普通合伙)": "普通合伙企业", "普通合伙企业": "普通合伙企业",
-    "(有限合伙)": "有限合伙企业", "有限合伙企业": "有限合伙企业",
+    "(特殊普通合伙)": "特殊普通合伙企业",
+    "特殊普通合伙企业": "特殊普通合伙企业",
+    "(普通合伙)": "普通合伙企业",
+    "普通合伙企业": "普通合伙企业",
+    "(有限合伙)": "有限合伙企业",
+    "有限合伙企业": "有限合伙企业",
     "合伙企业": "合伙企业",
     "农民专业合作社": "农民专业合作社",
-    "(个体工商户)": "个体工商户", "(个体户)": "个体工商户", "个体工商户": "个体工商户",
+    "(个体工商户)": "个体工商户",
+    "(个体户)": "个体工商户",
+    "个体工商户": "个体工商户",
 }
-BRANCH_SUFFIXES = ["分公司", "分店", "营业部", "分厂", "办事处", "代表处", "分部", "分行", "支行", "分理处",
-                   "分中心", "分所", "分社", "分校", "分院", "分场"]
+BRANCH_SUFFIXES = [
+    "分公司",
+    "分店",
+    "营业部",
+    "分厂",
+    "办事处",
+    "代表处",
+    "分部",
+    "分行",
+    "支行",
+    "分理处",
+    "分中心",
+    "分所",
+    "分社",
+    "分校",
+    "分院",
+    "分场",
+]
 # What departments append to a name in brackets when the entity is gone or inactive.
 STATUS_PATTERN = r"(?:已)?(?:注销|吊销(?:[,、]?未注销)?|撤销|停业|歇业|迁出|清算中?|关闭)"
 OTHER_COUNTRY_REGIONS = ["中国"]
@@ -154,8 +191,10 @@ def _patterns() -> dict:
         "bracket_region": rf"\(\s*({region_alt})\s*\)",
         # the region chain at the front: [province][prefecture [county] | county | prefecture's short name
         # [county]] -- a county by its full name only, so that a 字号 that starts like a district stays
-        "front": (rf"^(?:{d['prov']})?(?:(?:{d['city_full']})(?:{d['county_full']})?|(?:{d['county_full']})"
-                  rf"|(?:{d['city_short']})(?:{d['county_full']})?)?"),
+        "front": (
+            rf"^(?:{d['prov']})?(?:(?:{d['city_full']})(?:{d['county_full']})?|(?:{d['county_full']})"
+            rf"|(?:{d['city_short']})(?:{d['county_full']})?)?"
+        ),
         "prov": f"^({d['prov']})",
         "city_full": f"^({d['city_full']})",
         "city_short": f"^({d['city_short']})",
@@ -178,12 +217,18 @@ def _front_regions(prefixes: pl.Series) -> dict[str, str]:
     f = pl.DataFrame({"t": prefixes.drop_nulls().unique()}).filter(c("t") != "")
     f = f.with_columns(pv=c("t").str.extract(p["prov"], 1))
     f = f.with_columns(t1=c("t").str.slice(c("pv").str.len_chars().fill_null(0)))
-    f = f.with_columns(ct=pl.coalesce(c("t1").str.extract(p["city_full"], 1), c("t1").str.extract(p["county_full"], 1),
-                                      c("t1").str.extract(p["city_short"], 1)))
+    f = f.with_columns(
+        ct=pl.coalesce(
+            c("t1").str.extract(p["city_full"], 1),
+            c("t1").str.extract(p["county_full"], 1),
+            c("t1").str.extract(p["city_short"], 1),
+        )
+    )
     f = f.with_columns(t2=c("t1").str.slice(c("ct").str.len_chars().fill_null(0)))
     f = f.with_columns(d1=c("t2").str.extract(p["county_full"], 1))
-    f = f.with_columns(region=pl.coalesce("d1", "ct", "pv").replace_strict(p["places"], default=None,
-                                                                             return_dtype=pl.Utf8))
+    f = f.with_columns(
+        region=pl.coalesce("d1", "ct", "pv").replace_strict(p["places"], default=None, return_dtype=pl.Utf8)
+    )
     return dict(f.select("t", "region").iter_rows())
 
 
@@ -210,9 +255,12 @@ def _comparison(x: pl.Series) -> tuple[pl.Series, pl.Series]:
         idx = empty.arg_true()
         cmp = cmp.scatter(idx, t.gather(idx).str.replace_all(p["drop"], ""))
     places = p["places"]
-    region = pl.select(pl.coalesce(bracket.replace_strict(places, default=None, return_dtype=pl.Utf8),
-                                   prefix.replace_strict(_front_regions(prefix), default=None,
-                                                         return_dtype=pl.Utf8))).to_series()
+    region = pl.select(
+        pl.coalesce(
+            bracket.replace_strict(places, default=None, return_dtype=pl.Utf8),
+            prefix.replace_strict(_front_regions(prefix), default=None, return_dtype=pl.Utf8),
+        )
+    ).to_series()
     return _upper(cmp), region
 
 
@@ -244,32 +292,57 @@ def _enterprise_unique(s: pl.Series) -> pl.Series:
         c = pl.col
         b = pl.DataFrame({"n": name.gather(idx)}).with_columns(head=c("n").str.extract(p["branch"], 1))
         b = b.with_columns(ok=c("head").is_not_null() & (c("head").str.len_chars() >= 2))
-        b = b.with_columns(parent=c("head").str.extract(p["legal_last"], 1),
-                           place=c("head").str.extract(p["trailing_place"], 1))
+        b = b.with_columns(
+            parent=c("head").str.extract(p["legal_last"], 1),
+            place=c("head").str.extract(p["trailing_place"], 1),
+        )
         plen, hlen = c("place").str.len_chars(), c("head").str.len_chars()
-        b = b.with_columns(parent=pl.coalesce(
-            "parent", pl.when(c("place").is_not_null() & (hlen > plen)).then(c("head").str.head(hlen - plen)),
-            "head"))
+        b = b.with_columns(
+            parent=pl.coalesce(
+                "parent",
+                pl.when(c("place").is_not_null() & (hlen > plen)).then(c("head").str.head(hlen - plen)),
+                "head",
+            )
+        )
         ok = b["ok"]
         b_cmp, b_region = _comparison(b["parent"])
         is_branch = is_branch.scatter(idx, ok)
         parent_cmp = parent_cmp.scatter(idx, pl.select(pl.when(ok).then(b_cmp)).to_series())
         parent_region = parent_region.scatter(idx, pl.select(pl.when(ok).then(b_region)).to_series())
         place = place.scatter(idx, pl.select(pl.when(ok).then(b["place"])).to_series())
-        form_source = name.clone().scatter(idx, pl.select(pl.when(ok).then(b["parent"]).otherwise(b["n"]))
-                                           .to_series())
-    legal_form = form_source.str.extract_all(p["legal"]).list.last().replace_strict(
-        LEGAL_FORMS, default=None, return_dtype=pl.Utf8)
+        form_source = name.clone().scatter(
+            idx, pl.select(pl.when(ok).then(b["parent"]).otherwise(b["n"])).to_series()
+        )
+    legal_form = (
+        form_source.str.extract_all(p["legal"])
+        .list.last()
+        .replace_strict(LEGAL_FORMS, default=None, return_dtype=pl.Utf8)
+    )
     comparison, region = _comparison(name)
     # a branch without a region of its own is placed by its parent's, else by the place before its suffix
-    region = pl.select(pl.coalesce(region, parent_region, place.replace_strict(
-        p["places"], default=None, return_dtype=pl.Utf8))).to_series()
-    normalized = _patch(name, name.str.contains(r"[()]"), lambda v: v.str.replace_all("(", "（", literal=True)
-                        .str.replace_all(")", "）", literal=True))
-    return pl.DataFrame({
-        "original": s, "normalized": normalized, "comparison": comparison, "legal_form": legal_form,
-        "region": region, "is_branch": is_branch, "parent_comparison": parent_cmp, "status_suffix": status,
-    }, schema=ENTERPRISE_NAME.to_schema()).to_struct("enterprise_name")
+    region = pl.select(
+        pl.coalesce(
+            region, parent_region, place.replace_strict(p["places"], default=None, return_dtype=pl.Utf8)
+        )
+    ).to_series()
+    normalized = _patch(
+        name,
+        name.str.contains(r"[()]"),
+        lambda v: v.str.replace_all("(", "（", literal=True).str.replace_all(")", "）", literal=True),
+    )
+    return pl.DataFrame(
+        {
+            "original": s,
+            "normalized": normalized,
+            "comparison": comparison,
+            "legal_form": legal_form,
+            "region": region,
+            "is_branch": is_branch,
+            "parent_comparison": parent_cmp,
+            "status_suffix": status,
+        },
+        schema=ENTERPRISE_NAME.to_schema(),
+    ).to_struct("enterprise_name")
 
 
 def enterprise_name(expr: pl.Expr | pl.Series | str) -> pl.Expr:
@@ -291,10 +364,15 @@ def _person_batch(s: pl.Series) -> pl.Series:
 def _person_unique(s: pl.Series) -> pl.Series:
     c = pl.col
     f = pl.DataFrame({"n": _clean_series(s)})
-    f = f.with_columns(n=c("n").str.replace_all(_DOTS, "·")
-                       .str.replace_all(r"(\p{Han})\s*[.。]\s*(\p{Han})", "${1}·${2}"))
-    f = f.with_columns(n=c("n").str.replace_all(r"\s*([\p{Han}·])\s*", "${1}")
-                       .str.replace_all(r"·+", "·").str.strip_chars("· "))
+    f = f.with_columns(
+        n=c("n").str.replace_all(_DOTS, "·").str.replace_all(r"(\p{Han})\s*[.。]\s*(\p{Han})", "${1}·${2}")
+    )
+    f = f.with_columns(
+        n=c("n")
+        .str.replace_all(r"\s*([\p{Han}·])\s*", "${1}")
+        .str.replace_all(r"·+", "·")
+        .str.strip_chars("· ")
+    )
     f = f.with_columns(n=pl.when(c("n").str.len_chars() > 0).then("n"))
     f = f.with_columns(comparison=c("n").str.replace_all(r"[\s·]", ""))
     return f.select("n", _upper(f["comparison"])).rename({"n": "normalized"}).to_struct("person_name")

@@ -26,8 +26,9 @@ _FULLWIDTH_MARKERS = tuple(
 )
 
 #: What a value is compared with after stripping (stripping makes '' and ' ' the same marker).
-MARKERS_AFTER_STRIP: tuple[str, ...] = tuple(dict.fromkeys(m.strip(WHITESPACE) for m in NULL_MARKERS
-                                                            + _FULLWIDTH_MARKERS))
+MARKERS_AFTER_STRIP: tuple[str, ...] = tuple(
+    dict.fromkeys(m.strip(WHITESPACE) for m in NULL_MARKERS + _FULLWIDTH_MARKERS)
+)
 
 
 def as_expr(expr: IntoExpr) -> pl.Expr:
