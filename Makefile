@@ -10,14 +10,17 @@ demo: setup
 # setup_test_env.sh: Debian's Chromium, chromedriver and a CJK font for the dashboard's browser tests (apt-get
 # when root; otherwise it says what is missing and the browser tests skip)
 # --durations: the slowest tests at the end of every run, so a test that grows slow is seen (speed itself is
-# measured by bench/). Note: pytest-xdist 3.8 on pytest 9 ignores xdist_group (it renames item._nodeid, which
-# pytest 9 no longer reads), so --dist loadgroup hands out single tests like --dist load for now.
+# measured by bench/). --dist loadgroup keeps the tests that share one simulated estate on one worker
+# (xdist_group), so the estate is built once (pytest is held below 9 for it: see pyproject.toml).
 test: setup
 	@bash scripts/setup_test_env.sh
 	.venv/bin/pytest -n 2 --dist loadgroup -q --durations=15
 
+# The gates: ruff's broad rule set, the formatter, and mypy on connectors/, lake/, models/, quality/.
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 bench:
 	@bash scripts/bootstrap.sh --group bench
