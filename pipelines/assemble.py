@@ -34,12 +34,13 @@ def build_definitions(
     nightly = bronze.nightly_job()
     silver_assets = silver.silver_assets(config)
     downstream = []
-    if (
-        silver_assets
-    ):  # entity resolution needs the canonical tables, the marts need gold, the exports the marts
+    # entity resolution needs the canonical tables, the marts need gold, the exports the marts
+    if silver_assets:
+        # the staging tables built here: a mart's optional department inputs show as lineage when they exist
+        staged = frozenset(key.path[-1] for asset in silver_assets for key in asset.keys)
         downstream = [
             *gold.gold_assets(),
-            *marts.marts_assets(),
+            *marts.marts_assets(silver_tables=staged),
             *exports.export_assets(exports_config or exports_path(home)),
         ]
     return dg.Definitions(
