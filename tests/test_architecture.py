@@ -167,3 +167,39 @@ def test_pipelines_holds_wiring_only() -> None:
         if any(word in line for word in ("SELECT ", "CREATE TABLE", "INSERT INTO"))
     ]
     assert not sql, "SQL belongs in models/ or quality/, not in pipelines/:\n" + "\n".join(sql)
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    import re
+
+    return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """ "Declare exactly what you import": a package that arrives only as another's dependency can vanish with
+    that dependency's next release."""
+    import importlib.metadata as md
+    import sys
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = _requirement_names(project["dependencies"])
+    # headless-browser tooling of the tests and the dashboard benchmark: imported lazily, it says how to install
+    # the dev group when missing; the served dashboard never needs it
+    dev_tools = {
+        "dashboard/browser.py": _requirement_names(
+            tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["dependency-groups"]["dev"]
+        )
+    }
+    ours = {*ALL_PACKAGES, "simulator"}
+    distributions = md.packages_distributions()
+    undeclared = set()
+    for path in _modules((*ALL_PACKAGES, "simulator")):
+        for _, module, _ in _imports(path):
+            top = module.split(".")[0]
+            if not top or top in ours or top in sys.stdlib_module_names or top == "__future__":
+                continue
+            names = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+            if not names & (declared | dev_tools.get(_rel(path), set())):
+                undeclared.add(f"{top} ({_rel(path)})")
+    assert not undeclared, "imported but not in [project] dependencies: " + ", ".join(sorted(undeclared))
