@@ -34,7 +34,7 @@ def test_a_failing_hard_expectation_blocks_downstream(estate_with_own_specs):
             "INSERT INTO T_XZCF (CFID, XDRMC, TYSHXYDM, JDSWH, JDRQ, GXSJ) VALUES "
             "('NO_NUMBER', '深圳市某某有限公司', NULL, NULL, '2026-10-30', '2026-10-30 10:00:00')"
         )
-    outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-10-31")
+    outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-10-31", until="quality")
     assert not outcome.ok
     by_key = {a.key: a for a in outcome.assets}
     penalties = by_key["silver/stg_samr__penalties"]
@@ -67,6 +67,6 @@ def test_without_the_rule_the_same_night_passes(estate_with_own_specs):
             "INSERT INTO T_XZCF (CFID, XDRMC, TYSHXYDM, JDSWH, JDRQ, GXSJ) VALUES "
             "('NO_NUMBER', '深圳市某某有限公司', NULL, NULL, '2026-10-30', '2026-10-30 10:00:00')"
         )
-    outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-10-31")
+    outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-10-31", until="quality")
     assert outcome.ok, outcome.failed_checks
     assert {a.status for a in outcome.assets} == {"materialized"}
