@@ -68,6 +68,7 @@ from typing import Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.engine.interfaces import ReflectedColumn
 
 from lake.yamlfile import ConfigError
 
@@ -189,7 +190,7 @@ def _validate_names(ctx: _Context, columns: Sequence[str] | None) -> None:
             checks.append((col_cfg.rename, "rename target", True))
     for name, what, is_column in checks:
         try:
-            validate_identifier(name, what)  # type: ignore[arg-type]
+            validate_identifier(name, what)
         except IdentifierError as exc:
             raise ctx.error(
                 f"refused before any SQL was sent: {exc}",
@@ -235,7 +236,7 @@ def _type_text(sa_type: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
 @dataclass
 class _Reflected:
     backend: str
-    columns: list[dict]
+    columns: list[ReflectedColumn]
     charsets: dict[str, str | None]
     type_texts: dict[str, str]
 
@@ -244,14 +245,13 @@ def _reflect(ctx: _Context, secret: Secret) -> _Reflected:
     """Reflect the table.  Every failure is raised outside the ``except`` block that caught the driver's
     exception, so no chained exception (whose text may hold connection details) travels with it."""
     backend = secret.url.get_backend_name()
+    failure: SourceReadError | None = None
     try:
         engine = engine_for(secret)
     except Exception as exc:
         failure = ctx.error(
             f"cannot create a connection ({ctx.department.describe_connection()}): {ctx.cause(exc)}"
         )
-    else:
-        failure = None
     if failure is not None:
         raise failure
     try:
@@ -465,7 +465,8 @@ def _since_value(
             column=t.cursor,
         )
     if t.cursor_kind == "id":
-        return int(since)  # type: ignore[call-overload]
+        assert isinstance(since, int | Decimal)  # _check_since_type: an int or an integral Decimal
+        return int(since)
     if isinstance(since, dt.datetime):
         local = since.astimezone(zone).replace(tzinfo=None)  # the source's local wall-clock time
     else:  # a calendar date: its local midnight
@@ -593,6 +594,7 @@ def open_table(
     sql = f"SELECT {', '.join(exprs)} FROM {table.qualified_source(backend)}"
     params: dict[str, object] = {}
     if since is not None:
+        assert table.cursor is not None  # _check_since_type refused a table without one
         cursor_col = _natural_column(reflected, table.cursor)
         value = _since_value(ctx, since, cursor_col, zone)
         cursor_q = quote_identifier(table.cursor, backend, what="cursor column")

@@ -14,7 +14,7 @@ import datetime as dt
 import decimal
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -153,7 +153,7 @@ def _adbc_batches(secret: Secret, sql: str, batch_rows: int) -> Iterator[pa.Reco
 
 def arrow_transport(
     kind: str, secret: Secret, sql: str, batch_rows: int
-) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
+) -> Generator[tuple[list[pa.Array], list[pa.Array | None]]]:
     source = (
         _cx_batches(secret, sql, batch_rows)
         if kind == "connectorx"
@@ -169,7 +169,7 @@ def arrow_transport(
 
 def sa_transport(
     secret: Secret, sql: str, params: dict, batch_rows: int, wire_types: list[pa.DataType | None]
-) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
+) -> Generator[tuple[list[pa.Array], list[pa.Array | None]]]:
     engine = engine_for(secret)
     backend = secret.url.get_backend_name()
     try:

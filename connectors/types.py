@@ -149,7 +149,7 @@ class SourceColumn:
     output_name: str  # bronze column name (configured rename applied)
     rule: str  # why that type
     repair: str | None = None  # "gbk_in_latin1" when configured
-    choice: TypeChoice = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    choice: TypeChoice = field(repr=False, compare=False, kw_only=True)
 
 
 def arrow_type_of(kind: Kind, precision: int | None = None, scale: int | None = None) -> pa.DataType:

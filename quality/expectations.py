@@ -467,7 +467,10 @@ def _context() -> EphemeralDataContext:
 @cache
 def _batch_definition(table: str) -> Any:
     """One dataframe asset per table (so GX's results and docs name the table), whole-dataframe batches."""
+    from great_expectations.datasource.fluent import PandasDatasource
+
     source = _context().data_sources.get("quanshitong")
+    assert isinstance(source, PandasDatasource)  # _context added it with add_pandas
     return source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("whole")
 
 
