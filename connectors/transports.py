@@ -3,7 +3,7 @@
 Three transports, chosen by :mod:`connectors.readers`: connectorx (PostgreSQL, MySQL/MariaDB) and ADBC
 (SQLite) hand over Arrow arrays without a Python object per value; SQLAlchemy is the slow path that always
 works. Each yields lists of raw Arrow arrays (one per SELECT expression) plus the masks of values the wire
-could not carry; :func:`to_bronze` decodes, repairs and types them (:mod:`connectors.types`) and records
+could not carry; :func:`to_bronze` decodes, repairs and types them (:mod:`connectors.conversion`) and records
 every problem in ``_qst_flags`` instead of failing the load. The database URL lives in a :class:`Secret`
 so that it never reaches a repr, a log line or an error message.
 """
@@ -24,8 +24,9 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from .conversion import coerce
 from .encoding import decode_utf8_arrow, repair_gbk_in_latin1_arrow
-from .types import BAD_ENCODING, BAD_VALUE, STRING, SourceColumn, coerce
+from .types import BAD_ENCODING, BAD_VALUE, STRING, SourceColumn
 
 MYSQL = ("mysql", "mariadb")
 # SQLite: unicode(typeof(c)) -- the first letter of the storage class -- and the classes each wire accepts
