@@ -298,7 +298,7 @@ def choose_type(
     natural = _natural(sa_type, d)
     choice = natural
     if override is not None:
-        kind: Kind = override.kind  # type: ignore[assignment]
+        kind: Kind = override.kind
         target = arrow_type_of(kind, override.precision, override.scale)
         if d == "sqlite":
             wire = _sqlite_wire_for(kind, natural)
