@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AfterValidator, Strict, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -50,7 +50,8 @@ SLUG_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _LOOKBACK_RE = re.compile(r"([0-9]{1,5})([dh])\Z")
 _DECIMAL_RE = re.compile(r"decimal\(\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*\)\Z")
-SIMPLE_TYPES = ("string", "int64", "float64", "bool", "date", "timestamp")
+SimpleType = Literal["string", "int64", "float64", "bool", "date", "timestamp"]
+SIMPLE_TYPES: tuple[SimpleType, ...] = ("string", "int64", "float64", "bool", "date", "timestamp")
 REPAIRS = ("gbk_in_latin1",)
 
 
@@ -115,7 +116,7 @@ def _check_lookback(value: str) -> str:
 class ColumnType(NamedTuple):
     """A parsed column ``type``: ``kind`` is one of SIMPLE_TYPES or ``"decimal"``."""
 
-    kind: str
+    kind: SimpleType | Literal["decimal"]
     precision: int | None = None
     scale: int | None = None
 
@@ -131,8 +132,9 @@ def parse_column_type(text: str) -> ColumnType:
     if not isinstance(text, str):
         raise ValueError(f"column type must be text: {allowed}")
     t = text.strip().lower()
-    if t in SIMPLE_TYPES:
-        return ColumnType(t)
+    simple = next((s for s in SIMPLE_TYPES if s == t), None)
+    if simple is not None:
+        return ColumnType(simple)
     m = _DECIMAL_RE.match(t)
     if m is not None:
         p, s = int(m.group(1)), int(m.group(2))

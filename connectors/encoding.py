@@ -23,6 +23,7 @@ mask of the values that could not be repaired) and :func:`repair_gbk_in_latin1_s
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -82,7 +83,7 @@ def repair_gbk_in_latin1(text: str) -> str:
     return text if repaired is None else repaired
 
 
-def _decode_many(raws: list[bytes]) -> list[str | None]:
+def _decode_many(raws: Sequence[bytes]) -> Sequence[str | None]:
     """Decode many byte strings with one codec call when possible (all valid, no NUL inside)."""
     if not raws:
         return []
@@ -132,9 +133,9 @@ def repair_gbk_in_latin1_arrow(values: pa.Array | pa.ChunkedArray) -> tuple[pa.A
         fixed: list[str] = []
         bad_flags: list[bool] = []
         for orig, raw in zip(originals, raws, strict=True):
-            out = None if raw is None else next(decoded)
-            fixed.append(orig if out is None else out)
-            bad_flags.append(out is None)
+            got = None if raw is None else next(decoded)
+            fixed.append(orig if got is None else got)
+            bad_flags.append(got is None)
         repaired = pc.replace_with_mask(text, needs, pa.array(fixed, pa.large_string()))
         bad = pc.replace_with_mask(pa.array([False] * n, pa.bool_()), needs, pa.array(bad_flags, pa.bool_()))
         return repaired, bad

@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -90,7 +91,7 @@ def count_source_rows(
     except sa.exc.SQLAlchemyError as exc:
         raise SourceReadError(
             f"department {dept.key!r}, table {table.name!r}: cannot count rows "
-            f"({type(exc.orig or exc).__name__})"
+            f"({type(exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig else exc).__name__})"
         ) from None
     finally:
         engine.dispose()
@@ -115,7 +116,7 @@ def load_table(
     batch_id: str,
     now: dt.datetime | None = None,
     environ: Mapping[str, str] | None = None,
-    engine: str = "auto",
+    engine: Literal["auto", "fast", "sqlalchemy"] = "auto",
     reconcile: bool = True,
     max_rows_per_commit: int = bronze.DEFAULT_MAX_ROWS_PER_COMMIT,
 ) -> TableLoadReport:
@@ -123,6 +124,7 @@ def load_table(
     started = time.perf_counter()
     now = now or dt.datetime.now(UTC)
     defaults = config.defaults
+    assert table.asset is not None  # TableConfig's rules require one
     path = bronze_path(home, dept.key, table.asset)
     report = TableLoadReport(dept.key, table.name, table.asset, table.mode)
     pk = [table.output_name(c) for c in table.primary_key]
@@ -141,12 +143,18 @@ def load_table(
             max_rows_per_commit=max_rows_per_commit,
         )
     else:
+        assert table.cursor is not None  # TableConfig's rules: an incremental table has a cursor
         cursor = table.output_name(table.cursor)
         mark = time.perf_counter()
         since = bronze.watermark(path, cursor)
         timings["watermark"] = time.perf_counter() - mark
         lookback = table.effective_lookback(defaults)
         if since is not None and lookback is not None:
+            if not isinstance(since, dt.date):  # a datetime is a date too
+                raise TypeError(
+                    f"bronze table {table.asset}: the watermark of the timestamp cursor {cursor!r} is "
+                    f"{type(since).__name__}, not a date or datetime; a lookback cannot apply"
+                )
             since = since - lookback
         report.since = None if since is None else str(since)
         stream = open_table(dept, table, defaults, since=since, engine=engine, environ=environ)

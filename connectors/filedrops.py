@@ -63,7 +63,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,7 +239,7 @@ def read_drop_file(drop: FileDropConfig, file: DropFile) -> ParsedDrop:
         )
 
 
-def _column_names(raw: list[str | None]) -> tuple[list[str], list[str]]:
+def _column_names(raw: Sequence[str | None]) -> tuple[list[str], list[str]]:
     """Header cells -> unique column names, and warnings about empty or repeated names."""
     names: list[str] = []
     seen = {c.lower() for c in LINEAGE_COLUMNS}
@@ -404,6 +404,7 @@ def _parse_csv(drop: FileDropConfig, file: DropFile, codec: str, *, explicit: bo
                 blanks += 1
                 continue
             flag = None
+            cells: Sequence[str | None] = row
             if len(row) > width:
                 extra = row[width:]
                 if any(f.strip() for f in extra):
@@ -414,11 +415,11 @@ def _parse_csv(drop: FileDropConfig, file: DropFile, codec: str, *, explicit: bo
                         reader.line_num,
                     )
                 flag = f"trailing_empty_fields:{len(extra)}"
-                row = row[:width]
+                cells = row[:width]
             elif len(row) < width:
                 flag = f"short_row:{len(row)}/{width}"
-                row = [*row, *([None] * (width - len(row)))]
-            for col, value in zip(cols, row, strict=True):
+                cells = [*row, *([None] * (width - len(row)))]
+            for col, value in zip(cols, cells, strict=True):
                 col.append(value)
             lines.append(n)
             flags.append(flag)
@@ -490,7 +491,7 @@ def _read_excel(drop: FileDropConfig, file: DropFile):
         row, col = err.position
         m = _EXCEL_ERROR_RE.search(err.detail)
         patches.setdefault(col, {})[row] = _EXCEL_ERRORS.get(m.group(1), f"#{m.group(1)}") if m else "#ERROR"
-    row_flags: dict[int, list[str]] = {}
+    row_flags: dict[int, list[int]] = {}
     for col, rows in patches.items():
         values = columns[col].to_pylist()
         for row, text in rows.items():

@@ -65,7 +65,7 @@ def _problem(name: str) -> str | None:
     return None
 
 
-def validate_identifier(name: str, what: str = "identifier") -> str:
+def validate_identifier(name: object, what: str = "identifier") -> str:
     """Return ``name`` unchanged if it is an acceptable SQL identifier, else raise IdentifierError.
 
     ``what`` says what the name is (``"table name"``, ``"column name"``...) and is used in the

@@ -11,7 +11,7 @@ Readers (``reader`` of the stream)
     SQLAlchemy for every other dialect; ``"fast"`` insists on the native reader, ``"sqlalchemy"`` forces
     the universal fallback (a server-side streaming cursor, ``stream_results`` + ``yield_per``, whose rows
     are turned into Arrow arrays).  Both produce identical batches: they send the same SQL and feed the same
-    conversion (:func:`connectors.types.coerce`).
+    conversion (:func:`connectors.conversion.coerce`).
 
     Measured on this 2-core machine (shared with other work, so figures vary between runs): a 15-column
     table of 200k rows (ints, Chinese text, DECIMAL(14,2)/(18,4), DATETIME, DATE, BOOLEAN, DOUBLE), best
@@ -58,32 +58,37 @@ Errors
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
-import sqlalchemy as sa
-
-from lake.yamlfile import ConfigError
 
 from .config_schema import Defaults, DepartmentConfig, TableConfig
-from .identifiers_sql import IdentifierError, quote_identifier, validate_identifier
+from .identifiers_sql import quote_identifier
+from .reflection import (
+    FLAGS_COLUMN,
+    ReadContext,
+    SourceReadError,
+    bronze_schema,
+    dept_key,
+    natural_column,
+    plan_columns,
+    reflect,
+    resolve_secret,
+    validate_names,
+)
 from .transports import (
     MYSQL,
     SQLITE_VALUE,
     SQLITE_WIRE_TYPES,
-    Secret,
     arrow_transport,
-    engine_for,
     sa_transport,
     to_bronze,
 )
-from .types import STRING, SourceColumn, choose_type
+from .types import SourceColumn
 
 __all__ = [
     "FAST_READERS",
@@ -95,7 +100,6 @@ __all__ = [
     "source_columns",
 ]
 
-FLAGS_COLUMN = "_qst_flags"
 
 # dialect (SQLAlchemy backend name) -> Arrow-native reader used by engine="auto"/"fast"; see the docstring
 FAST_READERS: dict[str, str] = {
@@ -110,24 +114,6 @@ _SAFE_LITERAL = re.compile(
 )
 
 
-class SourceReadError(Exception):
-    """A source table cannot be read.  The message names the department, the table (and the column) and
-    the cause; it never contains the database URL or its password."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        department: str | None = None,
-        table: str | None = None,
-        column: str | None = None,
-    ):
-        super().__init__(message)
-        self.department = department
-        self.table = table
-        self.column = column
-
-
 @dataclass
 class TableStream:
     """A source table as a stream of Arrow record batches."""
@@ -136,264 +122,6 @@ class TableStream:
     batches: Iterator[pa.RecordBatch]  # each batch conforms exactly to schema; at most batch_rows rows
     reader: str  # "connectorx" | "adbc" | "sqlalchemy"
     query: str  # the SQL sent (identifiers quoted; no secrets)
-
-
-@dataclass
-class _Context:
-    department: DepartmentConfig
-    table: TableConfig
-    dept_key: str
-    secret: Secret | None = None
-
-    def error(self, what: str, column: str | None = None) -> SourceReadError:
-        where = f"department {self.dept_key!r}, table {self.table_label}"
-        if column is not None:
-            where += f", column {column!r}"
-        return SourceReadError(
-            self.scrub(f"{where}: {what}"),
-            department=self.dept_key,
-            table=str(self.table.name),
-            column=column,
-        )
-
-    @property
-    def table_label(self) -> str:
-        schema = getattr(self.table, "source_schema", None)
-        return repr(f"{schema}.{self.table.name}" if schema else str(self.table.name))
-
-    def scrub(self, text: str) -> str:
-        if self.secret is not None:
-            for needle in self.secret.needles():
-                text = text.replace(needle, "***")
-        return text
-
-    def cause(self, exc: BaseException) -> str:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return self.scrub(f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__)
-
-
-def _dept_key(department: DepartmentConfig) -> str:
-    return department.key or department.title or "?"
-
-
-def _validate_names(ctx: _Context, columns: Sequence[str] | None) -> None:
-    """Every name that will reach SQL text, checked before anything connects."""
-    t = ctx.table
-    checks: list[tuple[object, str, bool]] = [(t.name, "table name", False)]
-    if t.source_schema is not None:
-        checks.append((t.source_schema, "schema name", False))
-    for c in [*t.primary_key, *([t.cursor] if t.cursor else []), *t.columns, *(columns or [])]:
-        checks.append((c, "column name", True))
-    for col_cfg in t.columns.values():
-        if col_cfg.rename is not None:
-            checks.append((col_cfg.rename, "rename target", True))
-    for name, what, is_column in checks:
-        try:
-            validate_identifier(name, what)  # type: ignore[arg-type]
-        except IdentifierError as exc:
-            raise ctx.error(
-                f"refused before any SQL was sent: {exc}",
-                column=(name if isinstance(name, str) else repr(name)) if is_column else None,
-            ) from None
-
-
-def _resolve(ctx: _Context, environ: Mapping[str, str] | None) -> Secret:
-    dept = ctx.department
-    failure: SourceReadError | None = None
-    url_text = ""
-    try:
-        url_text = dept.resolve_url(environ, must_exist=True)
-    except ConfigError as exc:
-        failure = ctx.error(str(exc.issues[0].message if exc.issues else exc))
-    if failure is None:
-        try:
-            url = sa.engine.make_url(url_text)
-        except Exception:
-            failure = ctx.error(
-                f"the database URL ({dept.describe_connection()}) is not a valid SQLAlchemy URL"
-            )
-    if failure is not None:
-        raise failure  # raised outside the except block: no chained driver exception to leak a secret
-    secret = Secret(url)
-    ctx.secret = secret
-    if url.get_backend_name() == "sqlite":
-        db = url.database or ""
-        if db in ("", ":memory:") or db.startswith("file:"):
-            raise ctx.error("a SQLite source must be a file path")
-        if not Path(db).is_file():
-            raise ctx.error(f"SQLite file {db!r} does not exist")
-    return secret
-
-
-def _type_text(sa_type: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
-    try:
-        return str(sa_type.compile(dialect=dialect))
-    except Exception:
-        return type(sa_type).__name__
-
-
-@dataclass
-class _Reflected:
-    backend: str
-    columns: list[dict]
-    charsets: dict[str, str | None]
-    type_texts: dict[str, str]
-
-
-def _reflect(ctx: _Context, secret: Secret) -> _Reflected:
-    """Reflect the table.  Every failure is raised outside the ``except`` block that caught the driver's
-    exception, so no chained exception (whose text may hold connection details) travels with it."""
-    backend = secret.url.get_backend_name()
-    try:
-        engine = engine_for(secret)
-    except Exception as exc:
-        failure = ctx.error(
-            f"cannot create a connection ({ctx.department.describe_connection()}): {ctx.cause(exc)}"
-        )
-    else:
-        failure = None
-    if failure is not None:
-        raise failure
-    try:
-        try:
-            conn = engine.connect()
-        except Exception as exc:
-            failure = ctx.error(
-                f"cannot connect to the {backend} database "
-                f"({ctx.department.describe_connection()}): {ctx.cause(exc)}"
-            )
-        if failure is not None:
-            raise failure
-        with conn:
-            result = _reflect_on(ctx, conn, backend, engine.dialect)
-    finally:
-        engine.dispose()
-    if isinstance(result, SourceReadError):
-        raise result
-    return result
-
-
-def _reflect_on(
-    ctx: _Context, conn: sa.Connection, backend: str, dialect: sa.Dialect
-) -> _Reflected | SourceReadError:
-    t = ctx.table
-    try:
-        cols = sa.inspect(conn).get_columns(t.name, schema=t.source_schema)
-    except sa.exc.NoSuchTableError:
-        cols = []
-    except Exception as exc:
-        return ctx.error(f"cannot reflect the table: {ctx.cause(exc)}")
-    if not cols:  # NoSuchTableError, or a dialect that returns no columns
-        where = f" in schema {t.source_schema!r}" if t.source_schema else ""
-        return ctx.error(
-            f"the table does not exist{where} in the {backend} database "
-            f"({ctx.department.describe_connection()})"
-        )
-    charsets: dict[str, str | None] = {}
-    if backend in MYSQL:
-        try:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS "
-                    "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"
-                ),
-                {"schema": t.source_schema, "table": t.name},
-            ).all()
-        except Exception as exc:
-            return ctx.error(f"cannot read the column character sets: {ctx.cause(exc)}")
-        charsets = {r[0]: r[1] for r in rows}
-    texts = {c["name"]: _type_text(c["type"], dialect) for c in cols}
-    return _Reflected(backend, cols, charsets, texts)
-
-
-def _check_exists(ctx: _Context, reflected: _Reflected, wanted: Sequence[tuple[str, str]]) -> None:
-    names = [c["name"] for c in reflected.columns]
-    present = set(names)
-    for name, role in wanted:
-        if name not in present:
-            hint = difflib.get_close_matches(name, names, n=1)
-            if not hint:
-                hint = [n for n in names if n.casefold() == name.casefold()]
-            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ctx.error(
-                f"{role} {name!r} does not exist in the source table{suggestion}; it has: {', '.join(names)}",
-                column=name,
-            )
-
-
-def _plan(ctx: _Context, reflected: _Reflected, columns: Sequence[str] | None) -> list[SourceColumn]:
-    t = ctx.table
-    wanted = [(c, "primary key column") for c in t.primary_key]
-    if t.cursor:
-        wanted.append((t.cursor, "cursor column"))
-    wanted += [(c, "configured column") for c in t.columns]
-    wanted += [(c, "requested column") for c in (columns or [])]
-    _check_exists(ctx, reflected, wanted)
-    by_name = {c["name"]: c for c in reflected.columns}
-    order = list(dict.fromkeys(columns)) if columns is not None else [c["name"] for c in reflected.columns]
-    plan: list[SourceColumn] = []
-    seen: dict[str, str] = {}
-    for name in order:
-        col = by_name[name]
-        cfg = t.columns.get(name)
-        override = cfg.parsed_type if cfg is not None else None
-        repair = cfg.repair if cfg is not None else None
-        choice = choose_type(
-            col["type"],
-            reflected.backend,
-            override=override,
-            repair=repair is not None,
-            charset=reflected.charsets.get(name),
-        )
-        out = t.output_name(name)
-        try:
-            validate_identifier(out, "output column name")
-        except IdentifierError as exc:
-            raise ctx.error(f"cannot be loaded: {exc}", column=name) from None
-        folded = out.casefold()
-        if folded == FLAGS_COLUMN or folded in seen:
-            other = FLAGS_COLUMN if folded == FLAGS_COLUMN else repr(seen[folded])
-            raise ctx.error(
-                f"output column {out!r} clashes with {other} (Delta compares names "
-                "case-insensitively); add a rename",
-                column=name,
-            )
-        seen[folded] = name
-        plan.append(
-            SourceColumn(
-                name=name,
-                sql_type=reflected.type_texts[name],
-                nullable=bool(col.get("nullable", True)),
-                arrow_type=choice.arrow_type,
-                output_name=out,
-                rule=choice.rule,
-                repair=repair,
-                choice=choice,
-            )
-        )
-    return plan
-
-
-def _natural_column(reflected: _Reflected, name: str) -> SourceColumn:
-    """A column with its declared type only (no configured override): what SQL compares against."""
-    col = next(c for c in reflected.columns if c["name"] == name)
-    choice = choose_type(col["type"], reflected.backend)
-    return SourceColumn(
-        name=name,
-        sql_type=reflected.type_texts[name],
-        nullable=bool(col.get("nullable", True)),
-        arrow_type=choice.arrow_type,
-        output_name=name,
-        rule=choice.rule,
-        choice=choice,
-    )
-
-
-def _bronze_schema(plan: Sequence[SourceColumn]) -> pa.Schema:
-    return pa.schema(
-        [pa.field(c.output_name, c.arrow_type, nullable=True) for c in plan]
-        + [pa.field(FLAGS_COLUMN, STRING, nullable=True)]
-    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -451,7 +179,7 @@ _CURSOR_KINDS = {"id": ("int64", "decimal"), "timestamp": ("timestamp", "date", 
 
 
 def _since_value(
-    ctx: _Context, since: object, cursor: SourceColumn, zone: dt.tzinfo
+    ctx: ReadContext, since: object, cursor: SourceColumn, zone: dt.tzinfo
 ) -> dt.date | dt.datetime | int:
     """``since`` in the terms of the source column: an int, the source's local wall-clock time (naive),
     an aware UTC instant for zoned columns, or a local calendar date for DATE columns."""
@@ -465,7 +193,8 @@ def _since_value(
             column=t.cursor,
         )
     if t.cursor_kind == "id":
-        return int(since)  # type: ignore[call-overload]
+        assert isinstance(since, int | Decimal)  # _check_since_type: an int or an integral Decimal
+        return int(since)
     if isinstance(since, dt.datetime):
         local = since.astimezone(zone).replace(tzinfo=None)  # the source's local wall-clock time
     else:  # a calendar date: its local midnight
@@ -532,11 +261,11 @@ def source_columns(
     """Every column of the source table as reflected (name, declared SQL type, nullable) with the bronze
     Arrow type chosen for it (configured ``type``/``rename``/``repair`` applied).  Raises
     :class:`SourceReadError` like :func:`open_table`."""
-    ctx = _Context(department, table, _dept_key(department))
-    _validate_names(ctx, None)
-    secret = _resolve(ctx, environ)
-    reflected = _reflect(ctx, secret)
-    return _plan(ctx, reflected, None)
+    ctx = ReadContext(department, table, dept_key(department))
+    validate_names(ctx, None)
+    secret = resolve_secret(ctx, environ)
+    reflected = reflect(ctx, secret)
+    return plan_columns(ctx, reflected, None)
 
 
 def open_table(
@@ -563,13 +292,13 @@ def open_table(
     """
     if engine not in ("auto", "fast", "sqlalchemy"):
         raise ValueError(f"engine must be 'auto', 'fast' or 'sqlalchemy', not {engine!r}")
-    ctx = _Context(department, table, _dept_key(department))
-    _validate_names(ctx, columns)
+    ctx = ReadContext(department, table, dept_key(department))
+    validate_names(ctx, columns)
     if columns is not None and not columns:
         raise ValueError("columns must name at least one source column (or be None for all)")
     if since is not None:
         _check_since_type(table, since)
-    secret = _resolve(ctx, environ)
+    secret = resolve_secret(ctx, environ)
     backend = secret.url.get_backend_name()
     if engine == "sqlalchemy":
         reader = "sqlalchemy"
@@ -583,9 +312,9 @@ def open_table(
     else:
         reader = "sqlalchemy"
 
-    reflected = _reflect(ctx, secret)
-    plan = _plan(ctx, reflected, columns)
-    schema = _bronze_schema(plan)
+    reflected = reflect(ctx, secret)
+    plan = plan_columns(ctx, reflected, columns)
+    schema = bronze_schema(plan)
     zone = department.effective_timezone(defaults)
     batch_rows = table.effective_batch_rows(defaults)
 
@@ -593,7 +322,8 @@ def open_table(
     sql = f"SELECT {', '.join(exprs)} FROM {table.qualified_source(backend)}"
     params: dict[str, object] = {}
     if since is not None:
-        cursor_col = _natural_column(reflected, table.cursor)
+        assert table.cursor is not None  # _check_since_type refused a table without one
+        cursor_col = natural_column(reflected, table.cursor)
         value = _since_value(ctx, since, cursor_col, zone)
         cursor_q = quote_identifier(table.cursor, backend, what="cursor column")
         if reader == "sqlalchemy":

@@ -3,7 +3,7 @@
 Three transports, chosen by :mod:`connectors.readers`: connectorx (PostgreSQL, MySQL/MariaDB) and ADBC
 (SQLite) hand over Arrow arrays without a Python object per value; SQLAlchemy is the slow path that always
 works. Each yields lists of raw Arrow arrays (one per SELECT expression) plus the masks of values the wire
-could not carry; :func:`to_bronze` decodes, repairs and types them (:mod:`connectors.types`) and records
+could not carry; :func:`to_bronze` decodes, repairs and types them (:mod:`connectors.conversion`) and records
 every problem in ``_qst_flags`` instead of failing the load. The database URL lives in a :class:`Secret`
 so that it never reaches a repr, a log line or an error message.
 """
@@ -14,7 +14,7 @@ import datetime as dt
 import decimal
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,8 +24,9 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from .conversion import coerce
 from .encoding import decode_utf8_arrow, repair_gbk_in_latin1_arrow
-from .types import BAD_ENCODING, BAD_VALUE, STRING, SourceColumn, coerce
+from .types import BAD_ENCODING, BAD_VALUE, STRING, SourceColumn
 
 MYSQL = ("mysql", "mariadb")
 # SQLite: unicode(typeof(c)) -- the first letter of the storage class -- and the classes each wire accepts
@@ -153,7 +154,7 @@ def _adbc_batches(secret: Secret, sql: str, batch_rows: int) -> Iterator[pa.Reco
 
 def arrow_transport(
     kind: str, secret: Secret, sql: str, batch_rows: int
-) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
+) -> Generator[tuple[list[pa.Array], list[pa.Array | None]]]:
     source = (
         _cx_batches(secret, sql, batch_rows)
         if kind == "connectorx"
@@ -169,7 +170,7 @@ def arrow_transport(
 
 def sa_transport(
     secret: Secret, sql: str, params: dict, batch_rows: int, wire_types: list[pa.DataType | None]
-) -> Iterator[tuple[list[pa.Array], list[pa.Array | None]]]:
+) -> Generator[tuple[list[pa.Array], list[pa.Array | None]]]:
     engine = engine_for(secret)
     backend = secret.url.get_backend_name()
     try:

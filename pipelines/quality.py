@@ -1,6 +1,6 @@
 """Quality assets of the nightly run: the department scorecard (报送考核) and the Data Docs.
 
-Wiring only: :func:`quality.scorecard.nightly_scorecard` computes the scorecard, :mod:`quality.expectations`
+Wiring only: :func:`quality.scorecard.nightly_scorecard` computes the scorecard, :mod:`quality.validation`
 keeps each silver table's last validation (its asset checks save them) and builds the Data Docs site at
 ``HOME/docs/data_docs/index.html`` from those files, so no table is validated twice.
 """
@@ -86,12 +86,8 @@ def _data_docs_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
         "HOME/docs/data_docs/index.html.",
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
-        from quality.expectations import (
-            build_data_docs,
-            load_reports,
-            suite_for_intermediate,
-            suite_for_staging,
-        )
+        from quality.expectations import suite_for_intermediate, suite_for_staging
+        from quality.validation import build_data_docs, load_reports
 
         suites = {s.name: suite_for_staging(s) for s in chosen}
         suites |= {t: suite_for_intermediate(t) for t in canonical.INTERMEDIATE_TABLES}

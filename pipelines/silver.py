@@ -1,7 +1,7 @@
 """Silver assets: one staging model per bronze table that has a staging spec, then the canonical tables.
 
 Wiring only: :func:`models.silver.build_staging` and :func:`models.silver.build_intermediate` do the work,
-:mod:`quality.quarantine` reconciles, :mod:`quality.expectations` validates. Every asset shares bronze's daily
+:mod:`quality.quarantine` reconciles, :mod:`quality.validation` validates. Every asset shares bronze's daily
 partitions, so one nightly run carries a night from the departments' databases to the canonical tables;
 each partition recomputes silver from what bronze holds, so a rerun or a backfill is idempotent.
 
@@ -64,7 +64,7 @@ def _suite_checks(key: dg.AssetKey, what: str) -> list[dg.AssetCheckSpec]:
 
 
 def _suite_results(key: dg.AssetKey, report, home: Path) -> list[dg.AssetCheckResult]:
-    from quality.expectations import save_report
+    from quality.validation import save_report
 
     save_report(report, validations_path(home))
     meta = report.to_metadata()
@@ -110,8 +110,9 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
         metadata={"department": spec.department, "source_asset": spec.asset, "grain": spec.grain},
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
-        from quality.expectations import suite_for_staging, validate
+        from quality.expectations import suite_for_staging
         from quality.quarantine import reconcile_staging
+        from quality.validation import validate
 
         home = lake.home_path()
         report = silver.build_staging(home, spec, info)
@@ -161,7 +162,8 @@ def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefini
         description=f"Canonical `{table}`: the union of the staging models' mentions (models/canonical.py).",
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
-        from quality.expectations import suite_for_intermediate, validate
+        from quality.expectations import suite_for_intermediate
+        from quality.validation import validate
 
         home = lake.home_path()
         report = silver.build_intermediate(home, table, specs)

@@ -198,7 +198,9 @@ def _sources(config: SourcesConfig) -> list[_Source]:
         elif table.cursor_kind == "id":
             kind, cursor = "id", None
         else:
+            assert table.cursor is not None  # TableConfig's rules: an incremental table has a cursor
             kind, cursor = "timestamp", table.output_name(table.cursor)
+        assert table.asset is not None  # TableConfig's rules require one
         out.append(
             _Source(dept.key, table.asset, table.name, kind, cursor, infos[f"{dept.key}/{table.asset}"])
         )
@@ -255,6 +257,7 @@ def _first_load(path: Path, dataset) -> dt.datetime | None:
         files = actions.filter(pl.col("num_records").fill_null(1) > 0)
         if files.height and files.get_column(stat).null_count() == 0:
             low = files.get_column(stat).min()
+            assert isinstance(low, dt.datetime)  # the minimum of a timestamp column without nulls
             flt = pds.field(EXTRACTED) <= _scalar(low + dt.timedelta(milliseconds=1), dtype)
     values = dataset.to_table(columns=[EXTRACTED], filter=flt).column(EXTRACTED)
     first = pc.min(values).as_py()
@@ -363,8 +366,11 @@ def _silver_counts(home: Path, spec: StagingSpec, received: pl.DataFrame) -> dic
             times = received.get_column(EXTRACTED)
             flt = _any_of(EXTRACTED, times.unique().sort().to_list(), ex_type)
             if flt is None:
-                flt = (pds.field(EXTRACTED) >= _scalar(times.min(), ex_type)) & (
-                    pds.field(EXTRACTED) <= _scalar(times.max(), ex_type)
+                low, high = times.min(), times.max()
+                # received has rows (above), and bronze's extraction time is never null
+                assert isinstance(low, dt.datetime) and isinstance(high, dt.datetime)
+                flt = (pds.field(EXTRACTED) >= _scalar(low, ex_type)) & (
+                    pds.field(EXTRACTED) <= _scalar(high, ex_type)
                 )
         columns = [*key, *(c for c in scored_columns if c in names)]
         frame = pl.from_arrow(dataset.to_table(columns=columns, filter=flt))

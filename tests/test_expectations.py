@@ -23,12 +23,10 @@ from quality.expectations import (
     STATUS_VOCABULARIES,
     Rule,
     Suite,
-    build_data_docs,
     suite_for_intermediate,
     suite_for_staging,
-    to_pandas,
-    validate,
 )
+from quality.validation import build_data_docs, to_pandas, validate
 
 SPECS = load_specs()
 REGISTRATIONS = SPECS["samr/registrations"]

@@ -16,11 +16,12 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from connectors import readers, transports
+from connectors import readers, reflection, transports
 from connectors.config import load_sources, sources_from_dict
 from connectors.config_schema import TableConfig
+from connectors.conversion import coerce
 from connectors.readers import FLAGS_COLUMN, SourceReadError, open_table, source_columns
-from connectors.types import TypeChoice, coerce
+from connectors.types import TypeChoice
 from simulator import estate as est
 from simulator.writers import LEGACY_TEXT_ENCODING
 
@@ -463,7 +464,7 @@ def test_hostile_identifiers_are_rejected_before_any_sql(source, tmp_path, monke
     def no_sql(*_a, **_k):
         raise AssertionError("a connection was made")
 
-    monkeypatch.setattr(readers, "engine_for", no_sql)
+    monkeypatch.setattr(reflection, "engine_for", no_sql)
     monkeypatch.setattr(transports, "engine_for", no_sql)
     monkeypatch.setattr(transports, "_cx_batches", no_sql)
     monkeypatch.setattr(transports, "_adbc_batches", no_sql)

@@ -90,7 +90,9 @@ def physical_range(column: pa.ChunkedArray | pa.Array) -> tuple[int, int] | None
     assert isinstance(values, pl.Series)
     if not pa.types.is_integer(t):
         values = values.to_physical()
-    return int(values.min()), int(values.max())  # type: ignore[arg-type]
+    low, high = values.min(), values.max()
+    assert isinstance(low, int) and isinstance(high, int)  # physical integers, no null (above)
+    return low, high
 
 
 def add_actions(table: DeltaTable) -> pl.DataFrame:
@@ -111,9 +113,10 @@ def live_files(table: DeltaTable) -> tuple[list[str], pl.DataFrame]:
     row = {p: i for i, p in enumerate(paths)}  # not in the same order: match them by relative path
     root = unquote(urlparse(table.table_uri).path).rstrip("/") + "/"
     order = [row.get(uri[len(root) :]) if uri.startswith(root) else None for uri in uris]
-    if len(paths) != len(uris) or None in order:
+    positions = [i for i in order if i is not None]
+    if len(paths) != len(uris) or len(positions) != len(order):
         raise RuntimeError("bronze: the Delta log's add actions do not match its file list")
-    return uris, actions[order]
+    return uris, actions[positions]
 
 
 def commit_history(table: DeltaTable) -> Iterator[dict[str, Any]]:

@@ -174,7 +174,7 @@ class _KeyChecksum:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _KeyChecksum) and (self.count, self.sums) == (other.count, other.sums)
 
-    __hash__ = None  # type: ignore[assignment]
+    # no __hash__: a class that defines __eq__ alone is unhashable (Python sets __hash__ to None)
 
 
 def flag_absent(

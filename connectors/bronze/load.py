@@ -314,6 +314,7 @@ def watermark(path: Path, cursor: str) -> object | None:
     columns = [cursor, "_qst_batch_id"] if incomplete else [cursor]
     for batch in read_files(files, schema, columns):
         values = pl.from_arrow(batch)
+        assert isinstance(values, pl.DataFrame)  # from a record batch
         if incomplete:
             values = values.filter(~pl.col("_qst_batch_id").is_in(sorted(incomplete)).fill_null(False))
         maxima.append(values.get_column(cursor).max())

@@ -163,9 +163,9 @@ def _identity(rows: pa.Table, primary_key: list[str]) -> pl.DataFrame:
     """What identifies each row: its key, plus its row hash (``_h``) when the key has a null."""
     any_null = pl.any_horizontal(pl.col(primary_key).is_null())
     hashes = pl.from_arrow(rows.column("_qst_row_hash"))
-    return pl.from_arrow(rows.select(primary_key)).with_columns(
-        pl.when(any_null).then(hashes).otherwise(None).alias("_h")
-    )
+    keys = pl.from_arrow(rows.select(primary_key))
+    assert isinstance(hashes, pl.Series) and isinstance(keys, pl.DataFrame)  # a column, a table
+    return keys.with_columns(pl.when(any_null).then(hashes).otherwise(None).alias("_h"))
 
 
 def _last_occurrences(identity: pl.DataFrame) -> np.ndarray | None:
@@ -347,12 +347,16 @@ class ChunkedLoad:
         if not files:
             return status
         pk = self.primary_key
-        probe = pl.from_arrow(rows.select([*pk, "_qst_row_hash"])).with_row_index("__row")
+        probe_rows = pl.from_arrow(rows.select([*pk, "_qst_row_hash"]))
+        assert isinstance(probe_rows, pl.DataFrame)  # from a table
+        probe = probe_rows.with_row_index("__row")
         null_keys = any(rows.column(c).null_count for c in pk)
         found: list[pl.DataFrame] = []
         ranges = {c: r for c in pk if (r := physical_range(rows.column(c))) is not None}
         for batch in read_files(files, self.target, [*pk, "_qst_row_hash", "_qst_deleted_at"], ranges=ranges):
-            matched = pl.from_arrow(batch).join(probe, on=pk, how="inner", nulls_equal=True, suffix="_s")
+            stored = pl.from_arrow(batch)
+            assert isinstance(stored, pl.DataFrame)  # from a record batch
+            matched = stored.join(probe, on=pk, how="inner", nulls_equal=True, suffix="_s")
             if null_keys:  # a key with a null identifies a row together with its row hash
                 matched = matched.filter(
                     pl.all_horizontal(pl.col(pk).is_not_null())
@@ -388,12 +392,14 @@ class ChunkedLoad:
             changed = status == _CHANGED
             ids = self.ids(rows).to_numpy() if self.pending_ids.size or changed.any() else None
             if self.pending_ids.size:
+                assert ids is not None  # computed whenever ids are pending
                 status[(status == _UNCHANGED) & np.isin(ids, self.pending_ids)] = _CHANGED
                 changed = status == _CHANGED
         self.result.rows_unchanged += int((status == _UNCHANGED).sum())
         if self.pending and self.pending_ids.size + int(changed.sum()) > self.max_rows:
             self.merge(final=False)  # keep every MERGE within max_rows
         if changed.any():
+            assert ids is not None  # computed whenever a row changed
             self.pending.append(rows.filter(from_numpy(changed)))
             self.pending_ids = np.concatenate([self.pending_ids, ids[changed]])
         merge = bool(self.pending) and (last or self.pending_ids.size >= self.max_rows)
