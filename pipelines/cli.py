@@ -332,13 +332,9 @@ def _print_scorecard(home: Path, day: str) -> None:
     """The department totals of the scorecard for ``day``: what a leader reads first."""
     import datetime as dt
 
-    import polars as pl
+    from quality.scorecard import department_totals, read_scorecard
 
-    from quality.scorecard import TOTAL, read_scorecard
-
-    card = read_scorecard(home).filter(
-        (pl.col("asset") == TOTAL) & (pl.col("day") == dt.date.fromisoformat(day))
-    )
+    card = department_totals(read_scorecard(home), dt.date.fromisoformat(day))
     if card.is_empty():
         return
 
@@ -500,19 +496,18 @@ def review() -> None:
 )
 def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> None:
     """The most uncertain open pairs of the last run (undecided, still two entities), both records side by side."""
-    import polars as pl
-
     from models.gold.build import read_gold
+    from models.gold.review import open_pairs
 
     try:
         queue = read_gold(home, "review_queue")
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     if kind:
-        queue = queue.filter(pl.col("entity_type") == kind)
+        queue = queue.filter(entity_type=kind)
     total = queue.height
     if not show_all:
-        queue = queue.filter(~pl.col("same_entity") & pl.col("decision").is_null())
+        queue = open_pairs(queue)
     click.echo(
         f"{queue.height:,} open pair(s) to review"
         + (f" ({kind})" if kind else "")
@@ -545,18 +540,11 @@ def review_decide(
     home: Path, kind: str, left: str, right: str, decision: str, reviewer: str, note: str
 ) -> None:
     """Record that two records are (must-link) or are not (cannot-link) the same entity; the next run honours it."""
-    import polars as pl
-
-    from models.gold.build import SILVER_TABLE
+    from models.gold.build import known_records
     from models.gold.review import record_decision
-    from models.silver import read_silver
 
     try:
-        known = set(
-            read_silver(home, SILVER_TABLE[kind], columns=["record_id"]).filter(
-                pl.col("record_id").is_in([left, right])
-            )["record_id"]
-        )
+        known = known_records(home, kind, [left, right])
         record_decision(home, kind, left, right, decision, reviewer, note, known_records=known)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None

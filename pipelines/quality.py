@@ -10,7 +10,6 @@ keeps each silver table's last validation (its asset checks save them) and build
 import datetime as dt
 
 import dagster as dg
-import polars as pl
 from dagster import AssetExecutionContext
 
 from connectors.config_schema import SourcesConfig
@@ -46,12 +45,12 @@ def _scorecard_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
         "can still change.",
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
-        from quality.scorecard import TOTAL, nightly_scorecard, write_scorecard
+        from quality.scorecard import department_totals, nightly_scorecard, write_scorecard
 
         day = dt.date.fromisoformat(context.partition_key)
         card = nightly_scorecard(lake.home_path(), config, {s.source: s for s in chosen}, day)
         write_scorecard(lake.home_path(), card)
-        totals = card.filter((pl.col("asset") == TOTAL) & (pl.col("day") == day))
+        totals = department_totals(card, day)
         return dg.MaterializeResult(
             metadata={
                 "day": day.isoformat(),

@@ -142,6 +142,7 @@ __all__ = [
     "WEIGHTS",
     "deadline",
     "department_summary",
+    "department_totals",
     "grade",
     "read_scorecard",
     "scorecard",
@@ -456,6 +457,11 @@ def scorecard(
         )
     }
     return with_rates(pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema))
+
+
+def department_totals(card: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    """The department total rows of ``card`` for ``day``: what a leader reads first, and what a run reports."""
+    return card.filter((pl.col("asset") == TOTAL) & (pl.col("day") == day))
 
 
 def department_summary(frame: pl.DataFrame) -> pl.DataFrame:

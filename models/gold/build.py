@@ -355,3 +355,9 @@ def describe(report: GoldReport) -> str:
             f"rules {json.dumps(k.by_rule)} ({k.seconds:.1f}s)"
         )
     return "\n".join(lines)
+
+
+def known_records(home: Path, kind: str, record_ids: list[str]) -> set[str]:
+    """Which of ``record_ids`` are records of ``kind`` in silver (a decision about an unknown record is refused)."""
+    records = read_silver(home, SILVER_TABLE[kind], columns=["record_id"])
+    return set(records.filter(pl.col("record_id").is_in(record_ids))["record_id"])

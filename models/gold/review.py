@@ -102,6 +102,12 @@ def record_decision(
     return row
 
 
+def open_pairs(queue: pl.DataFrame) -> pl.DataFrame:
+    """The pairs of the review queue a person still has to look at: undecided, and still two entities (a pair
+    whose records ended in one entity anyway needs no decision)."""
+    return queue.filter(~pl.col("same_entity") & pl.col("decision").is_null())
+
+
 def read_decisions(home: Path, entity_type: str | None = None) -> pl.DataFrame:
     """The decisions in force: the latest per unordered pair (``record_id_l < record_id_r`` afterwards)."""
     frame = read_frame(decisions_path(home))
