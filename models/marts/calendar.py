@@ -66,17 +66,19 @@ HOLIDAY_NAMES_ZH = {
     "Anti-Fascist 70th Day": "中国人民抗日战争暨世界反法西斯战争胜利70周年纪念日",
 }
 
-CALENDAR_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date,
-    "weekday": pl.Int8,
-    "is_workday": pl.Boolean,
-    "is_holiday": pl.Boolean,
-    "is_makeup_workday": pl.Boolean,
-    "holiday_name": pl.Utf8,
-    "day_type": pl.Utf8,
-    "calendar_source": pl.Utf8,
-    "workday_index": pl.Int32,
-}
+CALENDAR_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date(),
+        "weekday": pl.Int8(),
+        "is_workday": pl.Boolean(),
+        "is_holiday": pl.Boolean(),
+        "is_makeup_workday": pl.Boolean(),
+        "holiday_name": pl.Utf8(),
+        "day_type": pl.Utf8(),
+        "calendar_source": pl.Utf8(),
+        "workday_index": pl.Int32(),
+    }
+)
 
 COMMENTS = {
     "dim_calendar": {

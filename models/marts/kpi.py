@@ -153,20 +153,22 @@ INDICATORS: tuple[Indicator, ...] = (
 )
 INDICATOR_BY_KEY = {i.key: i for i in INDICATORS}
 
-COUNTS_SCHEMA: dict[str, pl.DataType] = {"indicator": pl.Utf8, "day": pl.Date, "actual": pl.Int64}
-KPI_SCHEMA: dict[str, pl.DataType] = {
-    "day": pl.Date,
-    "indicator": pl.Utf8,
-    "indicator_name_zh": pl.Utf8,
-    "actual": pl.Int64,
-    "forecast": pl.Float64,
-    "lower": pl.Float64,
-    "upper": pl.Float64,
-    "is_forecast": pl.Boolean,
-    "alert": pl.Boolean,
-    "method": pl.Utf8,
-    "as_of": pl.Date,
-}
+COUNTS_SCHEMA = pl.Schema({"indicator": pl.Utf8(), "day": pl.Date(), "actual": pl.Int64()})
+KPI_SCHEMA = pl.Schema(
+    {
+        "day": pl.Date(),
+        "indicator": pl.Utf8(),
+        "indicator_name_zh": pl.Utf8(),
+        "actual": pl.Int64(),
+        "forecast": pl.Float64(),
+        "lower": pl.Float64(),
+        "upper": pl.Float64(),
+        "is_forecast": pl.Boolean(),
+        "alert": pl.Boolean(),
+        "method": pl.Utf8(),
+        "as_of": pl.Date(),
+    }
+)
 
 
 # ------------------------------------------------------------------------------------------------------------

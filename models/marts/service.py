@@ -90,28 +90,30 @@ CASE_COLUMNS = [
     "satisfaction",
 ]
 
-FACT_SCHEMA: dict[str, pl.DataType] = {
-    "case_id": pl.Utf8,
-    "item_code": pl.Utf8,
-    "item_name": pl.Utf8,
-    "channel": pl.Utf8,
-    "applicant_type": pl.Utf8,
-    "applicant_key": pl.Utf8,
-    "applied_on": pl.Date,
-    "accepted_on": pl.Date,
-    "completed_on": pl.Date,
-    "case_status": pl.Utf8,
-    "is_finished": pl.Boolean,
-    "is_returned": pl.Boolean,
-    "processing_days": pl.Int32,
-    "statutory_days": pl.Int32,
-    "promised_days": pl.Int32,
-    "elapsed_days": pl.Int32,
-    "is_overdue": pl.Boolean,
-    "is_over_statutory": pl.Boolean,
-    "overdue_on": pl.Date,
-    "satisfaction": pl.Int8,
-}
+FACT_SCHEMA = pl.Schema(
+    {
+        "case_id": pl.Utf8(),
+        "item_code": pl.Utf8(),
+        "item_name": pl.Utf8(),
+        "channel": pl.Utf8(),
+        "applicant_type": pl.Utf8(),
+        "applicant_key": pl.Utf8(),
+        "applied_on": pl.Date(),
+        "accepted_on": pl.Date(),
+        "completed_on": pl.Date(),
+        "case_status": pl.Utf8(),
+        "is_finished": pl.Boolean(),
+        "is_returned": pl.Boolean(),
+        "processing_days": pl.Int32(),
+        "statutory_days": pl.Int32(),
+        "promised_days": pl.Int32(),
+        "elapsed_days": pl.Int32(),
+        "is_overdue": pl.Boolean(),
+        "is_over_statutory": pl.Boolean(),
+        "overdue_on": pl.Date(),
+        "satisfaction": pl.Int8(),
+    }
+)
 
 
 def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:

@@ -118,15 +118,19 @@ class Resolution:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-_PAIR_SCHEMA = {
-    "record_id_l": pl.Utf8,
-    "record_id_r": pl.Utf8,
-    "match_probability": pl.Float64,
-    "match_weight": pl.Float64,
-    "levels": pl.Utf8,
-    "status": pl.Utf8,
-}
-_CONFLICT_SCHEMA = {"record_id_l": pl.Utf8, "record_id_r": pl.Utf8, "decision": pl.Utf8, "reason": pl.Utf8}
+_PAIR_SCHEMA = pl.Schema(
+    {
+        "record_id_l": pl.Utf8(),
+        "record_id_r": pl.Utf8(),
+        "match_probability": pl.Float64(),
+        "match_weight": pl.Float64(),
+        "levels": pl.Utf8(),
+        "status": pl.Utf8(),
+    }
+)
+_CONFLICT_SCHEMA = pl.Schema(
+    {"record_id_l": pl.Utf8(), "record_id_r": pl.Utf8(), "decision": pl.Utf8(), "reason": pl.Utf8()}
+)
 
 
 @dataclass
