@@ -243,7 +243,9 @@ def events(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
                 kind = kind.otherwise(pl.lit("person"))
         cols = e.columns()
 
-        def col(field: str, dtype: pl.DataType, cols: dict = cols, staged: pl.LazyFrame = staged) -> pl.Expr:
+        def col(
+            field: str, dtype: pl.DataType, cols: dict[str, str] = cols, staged: pl.DataFrame = staged
+        ) -> pl.Expr:
             return _event_field(staged, cols.get(field), field, dtype)
 
         parts.append(
@@ -264,12 +266,12 @@ def events(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
                 pl.lit(e.type).alias("event_type"),
                 record_id(e.subject).alias("subject_record_id"),
                 kind.alias("subject_kind"),
-                col("date", pl.Date).alias("event_date"),
-                col("end_date", pl.Date),
+                col("date", pl.Date()).alias("event_date"),
+                col("end_date", pl.Date()),
                 col("amount", pl.Decimal(18, 2)),
-                col("category", pl.Utf8),
-                col("reference", pl.Utf8),
-                col("status", pl.Utf8),
+                col("category", pl.Utf8()),
+                col("reference", pl.Utf8()),
+                col("status", pl.Utf8()),
             )
         )
     return _concat(parts, EVENT_SCHEMA)
@@ -283,7 +285,7 @@ def _event_field(staged: pl.DataFrame, name: str | None, field: str, dtype: pl.D
     return pl.col(name).cast(dtype).alias(field)
 
 
-def _concat(parts: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def _concat(parts: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema=schema)
     return pl.concat([p.select(list(schema)).cast(schema) for p in parts], how="vertical")

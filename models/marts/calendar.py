@@ -212,13 +212,12 @@ def _utc_offsets_us() -> pl.Series:
     """The city's UTC offset (microseconds) at noon UTC of each calendar day."""
     zone = zoneinfo.ZoneInfo(TIMEZONE)
     noon = dt.datetime.combine(CALENDAR_START, dt.time(12), tzinfo=dt.UTC)
-    return pl.Series(
-        [
-            int((noon + dt.timedelta(days=k)).astimezone(zone).utcoffset().total_seconds()) * 1_000_000
-            for k in range(_DAYS)
-        ],
-        dtype=pl.Int64,
-    )
+    offsets: list[int] = []
+    for k in range(_DAYS):
+        offset = (noon + dt.timedelta(days=k)).astimezone(zone).utcoffset()
+        assert offset is not None  # an aware datetime (in a ZoneInfo) always has one
+        offsets.append(int(offset.total_seconds()) * 1_000_000)
+    return pl.Series(offsets, dtype=pl.Int64)
 
 
 def local_date(timestamp: pl.Expr | str, dtype: pl.DataType) -> pl.Expr:

@@ -216,7 +216,9 @@ def event_counts(
                 .group_by("indicator", "day")
                 .agg(pl.col("n").sum().alias("actual"))
             )
-        for ind in (i for i in indicators if i.event_types and i.date == date_col and i.distinct is not None):
+        for ind in indicators:
+            if not (ind.event_types and ind.date == date_col) or ind.distinct is None:
+                continue
             col = pl.col(ind.distinct)
             parts.append(
                 lf.filter(
@@ -516,7 +518,8 @@ def mart_kpi_daily(
     (``stg_service__service_cases``) and ``registrations`` (``stg_samr__registrations``) add the overdue and
     deregistration indicators; without them those indicators are left out. ``as_of`` defaults to
     :func:`default_as_of`; events after it are not counted."""
-    as_of = as_of or default_as_of(events)
+    if as_of is None:
+        as_of = default_as_of(events)
     if as_of is None:
         return pl.DataFrame(schema=KPI_SCHEMA)
     backtest_days = min(backtest_days, history_days)

@@ -38,6 +38,7 @@ def reasons(spec: StagingSpec) -> pl.Expr:
         elif rule.invalid:
             cond = pl.col(f"{rule.invalid}_status") == "invalid"
         else:
+            assert rule.missing is not None  # QuarantineRule validates that exactly one of the three is given
             cond = pl.col(rule.missing).is_null()
         checks.append(pl.when(cond.fill_null(False)).then(pl.lit(rule.reason)))
     if not checks:
