@@ -11,7 +11,7 @@ the DOM, no Dash callback is in flight and every chart has been drawn by plotly.
 first visit warms the browser cache (plotly.js is served once), as on a duty officer's machine every morning
 after the first; it is reported separately.
 
-``--synthetic N`` writes a marts file with the contract's tables (models/marts/contract.py, plus the KPI and
+``--synthetic N`` writes a marts file with the contract's tables (models/marts/contract/, plus the KPI and
 service marts) for N enterprises from generated data — the size of ``qst simulate --enterprises N``'s marts,
 not its content — for when the real pipeline has not been run at that size.
 """

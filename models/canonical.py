@@ -25,91 +25,99 @@ from lake.city import DEFAULT_TIMEZONE
 from models.staging.spec import MentionSpec, StagingSpec
 from models.standardize.identifiers import org_code_from_tin, org_code_from_uscc
 
-LINEAGE = {
-    "record_id": pl.Utf8,
-    "source_department": pl.Utf8,
-    "source_table": pl.Utf8,
-    "source_asset": pl.Utf8,
-    "source_pk": pl.Utf8,
-    "role": pl.Utf8,
-}
+LINEAGE = pl.Schema(
+    {
+        "record_id": pl.Utf8(),
+        "source_department": pl.Utf8(),
+        "source_table": pl.Utf8(),
+        "source_asset": pl.Utf8(),
+        "source_pk": pl.Utf8(),
+        "role": pl.Utf8(),
+    }
+)
 UTC = pl.Datetime("us", "UTC")
 
 #: Fields a staging model may provide for an enterprise mention (with the mention's prefix).
-ENTERPRISE_FIELDS: dict[str, pl.DataType] = {
-    "name": pl.Utf8,
-    "name_original": pl.Utf8,
-    "name_comparison": pl.Utf8,
-    "name_legal_form": pl.Utf8,
-    "name_region": pl.Utf8,
-    "name_is_branch": pl.Boolean,
-    "name_parent_comparison": pl.Utf8,
-    "name_status_suffix": pl.Utf8,
-    "uscc": pl.Utf8,
-    "uscc_status": pl.Utf8,
-    "org_code": pl.Utf8,
-    "org_code_status": pl.Utf8,
-    "regno": pl.Utf8,
-    "regno_status": pl.Utf8,
-    "tin": pl.Utf8,
-    "tin_kind": pl.Utf8,
-    "tin_status": pl.Utf8,
-    "local_id": pl.Utf8,
-    "address": pl.Utf8,
-    "division_code": pl.Utf8,
-    "phone": pl.Utf8,
-    "phone_kind": pl.Utf8,
-    "legal_rep_name": pl.Utf8,
-    "legal_rep_id_number": pl.Utf8,
-    "status": pl.Utf8,
-    "industry": pl.Utf8,
-    "industry_section": pl.Utf8,
-    "founded_on": pl.Date,
-    "registered_capital_wan": pl.Decimal(18, 4),
-    "updated_at": UTC,
-}
+ENTERPRISE_FIELDS = pl.Schema(
+    {
+        "name": pl.Utf8(),
+        "name_original": pl.Utf8(),
+        "name_comparison": pl.Utf8(),
+        "name_legal_form": pl.Utf8(),
+        "name_region": pl.Utf8(),
+        "name_is_branch": pl.Boolean(),
+        "name_parent_comparison": pl.Utf8(),
+        "name_status_suffix": pl.Utf8(),
+        "uscc": pl.Utf8(),
+        "uscc_status": pl.Utf8(),
+        "org_code": pl.Utf8(),
+        "org_code_status": pl.Utf8(),
+        "regno": pl.Utf8(),
+        "regno_status": pl.Utf8(),
+        "tin": pl.Utf8(),
+        "tin_kind": pl.Utf8(),
+        "tin_status": pl.Utf8(),
+        "local_id": pl.Utf8(),
+        "address": pl.Utf8(),
+        "division_code": pl.Utf8(),
+        "phone": pl.Utf8(),
+        "phone_kind": pl.Utf8(),
+        "legal_rep_name": pl.Utf8(),
+        "legal_rep_id_number": pl.Utf8(),
+        "status": pl.Utf8(),
+        "industry": pl.Utf8(),
+        "industry_section": pl.Utf8(),
+        "founded_on": pl.Date(),
+        "registered_capital_wan": pl.Decimal(18, 4),
+        "updated_at": UTC,
+    }
+)
 #: Derived when the mention is built (not read from staging): the organization code usable as a link key.
-ENTERPRISE_DERIVED: dict[str, pl.DataType] = {"link_org_code": pl.Utf8, "link_org_code_source": pl.Utf8}
+ENTERPRISE_DERIVED = pl.Schema({"link_org_code": pl.Utf8(), "link_org_code_source": pl.Utf8()})
 
-PERSON_FIELDS: dict[str, pl.DataType] = {
-    "name": pl.Utf8,
-    "name_comparison": pl.Utf8,
-    "id_number": pl.Utf8,
-    "id_number_status": pl.Utf8,
-    "id_number_was_15": pl.Boolean,
-    "id_number_birth_date": pl.Date,
-    "id_number_sex": pl.Utf8,
-    "id_number_masked": pl.Utf8,
-    "phone": pl.Utf8,
-    "phone_kind": pl.Utf8,
-    "address": pl.Utf8,
-    "division_code": pl.Utf8,
-    "employer_local_id": pl.Utf8,
-    "employer_name": pl.Utf8,
-    "category": pl.Utf8,
-    "grid": pl.Utf8,
-    "updated_at": UTC,
-}
-PERSON_DERIVED: dict[str, pl.DataType] = {"related_record_id": pl.Utf8}
+PERSON_FIELDS = pl.Schema(
+    {
+        "name": pl.Utf8(),
+        "name_comparison": pl.Utf8(),
+        "id_number": pl.Utf8(),
+        "id_number_status": pl.Utf8(),
+        "id_number_was_15": pl.Boolean(),
+        "id_number_birth_date": pl.Date(),
+        "id_number_sex": pl.Utf8(),
+        "id_number_masked": pl.Utf8(),
+        "phone": pl.Utf8(),
+        "phone_kind": pl.Utf8(),
+        "address": pl.Utf8(),
+        "division_code": pl.Utf8(),
+        "employer_local_id": pl.Utf8(),
+        "employer_name": pl.Utf8(),
+        "category": pl.Utf8(),
+        "grid": pl.Utf8(),
+        "updated_at": UTC,
+    }
+)
+PERSON_DERIVED = pl.Schema({"related_record_id": pl.Utf8()})
 
-EVENT_SCHEMA: dict[str, pl.DataType] = {
-    "event_id": pl.Utf8,
-    "source_department": pl.Utf8,
-    "source_table": pl.Utf8,
-    "source_asset": pl.Utf8,
-    "source_pk": pl.Utf8,
-    "event_type": pl.Utf8,
-    "subject_record_id": pl.Utf8,
-    "subject_kind": pl.Utf8,
-    "event_date": pl.Date,
-    "end_date": pl.Date,
-    "amount": pl.Decimal(18, 2),
-    "category": pl.Utf8,
-    "reference": pl.Utf8,
-    "status": pl.Utf8,
-}
-ENTERPRISE_SCHEMA: dict[str, pl.DataType] = {**LINEAGE, **ENTERPRISE_FIELDS, **ENTERPRISE_DERIVED}
-PERSON_SCHEMA: dict[str, pl.DataType] = {**LINEAGE, **PERSON_FIELDS, **PERSON_DERIVED}
+EVENT_SCHEMA = pl.Schema(
+    {
+        "event_id": pl.Utf8(),
+        "source_department": pl.Utf8(),
+        "source_table": pl.Utf8(),
+        "source_asset": pl.Utf8(),
+        "source_pk": pl.Utf8(),
+        "event_type": pl.Utf8(),
+        "subject_record_id": pl.Utf8(),
+        "subject_kind": pl.Utf8(),
+        "event_date": pl.Date(),
+        "end_date": pl.Date(),
+        "amount": pl.Decimal(18, 2),
+        "category": pl.Utf8(),
+        "reference": pl.Utf8(),
+        "status": pl.Utf8(),
+    }
+)
+ENTERPRISE_SCHEMA = pl.Schema({**LINEAGE, **ENTERPRISE_FIELDS, **ENTERPRISE_DERIVED})
+PERSON_SCHEMA = pl.Schema({**LINEAGE, **PERSON_FIELDS, **PERSON_DERIVED})
 
 #: The fields that identify a mention: one of them must be present for the mention to be emitted.
 ENTERPRISE_IDENTIFYING = ("name", "uscc", "org_code", "regno", "tin", "local_id")
@@ -235,7 +243,9 @@ def events(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
                 kind = kind.otherwise(pl.lit("person"))
         cols = e.columns()
 
-        def col(field: str, dtype: pl.DataType, cols: dict = cols, staged: pl.LazyFrame = staged) -> pl.Expr:
+        def col(
+            field: str, dtype: pl.DataType, cols: dict[str, str] = cols, staged: pl.DataFrame = staged
+        ) -> pl.Expr:
             return _event_field(staged, cols.get(field), field, dtype)
 
         parts.append(
@@ -256,12 +266,12 @@ def events(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
                 pl.lit(e.type).alias("event_type"),
                 record_id(e.subject).alias("subject_record_id"),
                 kind.alias("subject_kind"),
-                col("date", pl.Date).alias("event_date"),
-                col("end_date", pl.Date),
+                col("date", pl.Date()).alias("event_date"),
+                col("end_date", pl.Date()),
                 col("amount", pl.Decimal(18, 2)),
-                col("category", pl.Utf8),
-                col("reference", pl.Utf8),
-                col("status", pl.Utf8),
+                col("category", pl.Utf8()),
+                col("reference", pl.Utf8()),
+                col("status", pl.Utf8()),
             )
         )
     return _concat(parts, EVENT_SCHEMA)
@@ -275,7 +285,7 @@ def _event_field(staged: pl.DataFrame, name: str | None, field: str, dtype: pl.D
     return pl.col(name).cast(dtype).alias(field)
 
 
-def _concat(parts: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def _concat(parts: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema=schema)
     return pl.concat([p.select(list(schema)).cast(schema) for p in parts], how="vertical")

@@ -19,32 +19,34 @@ WEIGHTS: dict[str, float] = {"timeliness": 0.3, "completeness": 0.3, "validity":
 GRADES: tuple[tuple[float, str], ...] = ((90.0, "优"), (75.0, "良"), (60.0, "中"), (float("-inf"), "差"))
 
 UTC_TS = pl.Datetime("us", "UTC")
-SCORECARD_SCHEMA: dict[str, pl.DataType] = {
-    "day": pl.Date,
-    "department": pl.Utf8,
-    "asset": pl.Utf8,  # the bronze asset; '*' on a department's total row
-    "table": pl.Utf8,  # the source table's or the file drop's name; '*' on a total row
-    "kind": pl.Utf8,  # timestamp | id | snapshot | file_drop (null on a total row)
-    "first_load_at": UTC_TS,  # the table's first bronze load (null: never loaded)
-    "deadline": UTC_TS,  # D+1 02:00 local + grace
-    "timeliness_scored": pl.Boolean,
-    "records_received": pl.Int64,
-    "on_time": pl.Int64,  # null when timeliness is not scored
-    "late": pl.Int64,
-    "timeliness_rate": pl.Float64,
-    "staged": pl.Int64,  # received rows silver has seen (staging model or quarantine)
-    "quarantined": pl.Int64,
-    "mandatory_slots": pl.Int64,
-    "mandatory_filled": pl.Int64,
-    "completeness_rate": pl.Float64,
-    "identifier_values": pl.Int64,
-    "identifier_valid": pl.Int64,
-    "identifier_masked": pl.Int64,
-    "valid_identifier_rate": pl.Float64,
-    "quarantine_rate": pl.Float64,
-    "score": pl.Float64,
-    "grade": pl.Utf8,
-}
+SCORECARD_SCHEMA = pl.Schema(
+    {
+        "day": pl.Date(),
+        "department": pl.Utf8(),
+        "asset": pl.Utf8(),  # the bronze asset; '*' on a department's total row
+        "table": pl.Utf8(),  # the source table's or the file drop's name; '*' on a total row
+        "kind": pl.Utf8(),  # timestamp | id | snapshot | file_drop (null on a total row)
+        "first_load_at": UTC_TS,  # the table's first bronze load (null: never loaded)
+        "deadline": UTC_TS,  # D+1 02:00 local + grace
+        "timeliness_scored": pl.Boolean(),
+        "records_received": pl.Int64(),
+        "on_time": pl.Int64(),  # null when timeliness is not scored
+        "late": pl.Int64(),
+        "timeliness_rate": pl.Float64(),
+        "staged": pl.Int64(),  # received rows silver has seen (staging model or quarantine)
+        "quarantined": pl.Int64(),
+        "mandatory_slots": pl.Int64(),
+        "mandatory_filled": pl.Int64(),
+        "completeness_rate": pl.Float64(),
+        "identifier_values": pl.Int64(),
+        "identifier_valid": pl.Int64(),
+        "identifier_masked": pl.Int64(),
+        "valid_identifier_rate": pl.Float64(),
+        "quarantine_rate": pl.Float64(),
+        "score": pl.Float64(),
+        "grade": pl.Utf8(),
+    }
+)
 #: The counts silver contributes to a scorecard row (summed when rows are pooled).
 SILVER_COUNTS = (
     "staged",

@@ -60,6 +60,7 @@ def source_infos(config: SourcesConfig) -> dict[str, SourceInfo]:
     infos: dict[str, SourceInfo] = {}
     for dept, table in config.iter_tables():
         tz = dept.source_timezone or config.defaults.source_timezone
+        assert table.asset is not None  # TableConfig sets it (from the name by default) when it validates
         infos[f"{dept.key}/{table.asset}"] = SourceInfo(
             dept.key,
             table.asset,
@@ -103,6 +104,14 @@ def _bronze_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
     return _rebatch(scanner.to_batches(), batch_rows)
 
 
+def _frame(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
+    """``pl.from_arrow`` of a table or a record batch, which is always a frame (a Series comes only of an
+    array, which its signature also takes)."""
+    frame = pl.from_arrow(data)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
 def _rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pl.DataFrame]:
     pending: list[pa.RecordBatch] = []
     rows = 0
@@ -112,17 +121,17 @@ def _rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pl.
         pending.append(batch)
         rows += batch.num_rows
         if rows >= batch_rows:
-            yield pl.from_arrow(pa.Table.from_batches(pending))
+            yield _frame(pa.Table.from_batches(pending))
             pending, rows = [], 0
     if pending:
-        yield pl.from_arrow(pa.Table.from_batches(pending))
+        yield _frame(pa.Table.from_batches(pending))
 
 
 def _empty_bronze(path: Path) -> pl.DataFrame:
     dataset = read_dataset(path)
     if dataset is None:
         raise FileNotFoundError(f"bronze table {path} does not exist yet: load it first (qst run)")
-    return pl.from_arrow(dataset.schema.empty_table())
+    return _frame(dataset.schema.empty_table())
 
 
 def build_staging(
@@ -161,7 +170,8 @@ def build_staging(
             produced = staged_batches()
             first = next(produced, None)
             if first is None:
-                schema, rest = to_arrow(stage(empty, spec, info).rows).schema, iter(())
+                rest: Iterator[pa.RecordBatch] = iter(())
+                schema = to_arrow(stage(empty, spec, info).rows).schema
             else:
                 schema, rest = first.schema, itertools.chain([first], produced)
             reader = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in rest))
@@ -182,7 +192,7 @@ def warm_up(specs: list[StagingSpec], infos: dict[str, SourceInfo]) -> None:
     import pyarrow.dataset  # noqa: F401 - imports pandas: a second the first read would otherwise pay
 
     for spec in specs:
-        columns = {c: ["深圳市南山区科技园路1号"] for c in spec.bronze_columns()}
+        columns: dict[str, list[str | int]] = {c: ["深圳市南山区科技园路1号"] for c in spec.bronze_columns()}
         columns |= {"_qst_file": ["warm.csv"], "_qst_line": [1], "ID": ["1"]}
         info = infos[spec.source]
         info = SourceInfo(info.department, info.asset, info.table, ("ID",), timezone=info.timezone)
@@ -226,9 +236,9 @@ def sample_silver(home: Path, name: str, max_rows: int = 200_000, seed: int = 0)
         )
     total = dataset.count_rows()
     if total <= max_rows:
-        return pl.from_arrow(dataset.to_table()), total
+        return _frame(dataset.to_table()), total
     indices = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
-    return pl.from_arrow(dataset.take(pa.array(indices))), total
+    return _frame(dataset.take(pa.array(indices))), total
 
 
 @dataclass
@@ -260,7 +270,7 @@ def build_intermediate(
             for batch in dataset.to_batches(batch_size=batch_rows, **READ_AHEAD):
                 if batch.num_rows == 0:
                     continue
-                out = builder(pl.from_arrow(batch), spec)
+                out = builder(_frame(batch), spec)
                 if out.height:
                     report.rows += out.height
                     report.by_source[spec.source] = report.by_source.get(spec.source, 0) + out.height

@@ -14,7 +14,7 @@ from quality.marts_checks import contract_holds, one_row_per_enterprise
 
 
 def _contract_file(path: Path, skip: str | None = None, rename: tuple[str, str, str] | None = None) -> Path:
-    """Every table of the registry; types from models/marts/contract.py (VARCHAR for the modules' own tables)."""
+    """Every table of the registry; types from models/marts/contract/ (VARCHAR for the modules' own tables)."""
     with duckdb.connect(str(path)) as con:
         for name, columns in contract().items():
             if name == skip:

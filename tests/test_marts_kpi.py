@@ -18,6 +18,7 @@ from conftest import estate_rows
 
 from lake.delta import read_dataset
 from lake.layout import quarantine_rows_path
+from models.marts.forecast import forecast
 from models.marts.kpi import (
     COMMENTS,
     INDICATORS,
@@ -25,7 +26,6 @@ from models.marts.kpi import (
     build_kpi_mart,
     default_as_of,
     event_counts,
-    forecast,
     mart_kpi_daily,
 )
 

@@ -135,6 +135,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -224,7 +225,7 @@ DepartmentKey = Annotated[str, _slug("department")]
 Text = Annotated[str, Field(min_length=1)]
 
 
-def _rules(issues: list[tuple[tuple, str, tuple | None]]) -> PydanticCustomError:
+def _rules(issues: Sequence[tuple[tuple, str, tuple | None]]) -> PydanticCustomError:
     """Several problems of one model, each at its own key (``connectors.config``'s ``qst_rules`` errors, which
     its error translator turns into one ``file:line:col: key: message`` issue each)."""
     return PydanticCustomError(
@@ -324,7 +325,9 @@ class RowCondition(_Model):
             return {"all": True}
         if self.kind == "related":
             return {"related": self.related}
-        return {"column": self.column, self.kind: list(self.in_ if self.kind == "in" else self.prefix or [])}
+        if self.in_ is not None:  # kind "in"
+            return {"column": self.column, "in": list(self.in_)}
+        return {"column": self.column, self.kind: list(self.prefix or [])}
 
 
 def _rows_list(value: Any) -> Any:
@@ -449,7 +452,7 @@ class TableEntitlement(_Model):
 
 
 class ExportDefaults(_Model):
-    formats: list[Format] = Field(["parquet", "csv"], min_length=1)
+    formats: list[Format] = Field(default=["parquet", "csv"], min_length=1)
     csv_encoding: CsvEncoding = "utf-8-sig"
     retention: Annotated[StrictInt, Field(ge=1, le=3660)] = 7
 

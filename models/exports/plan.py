@@ -152,7 +152,7 @@ def make_plan(
         if not ent.shared:
             withheld.append({"table": ent.table, "sharing": ent.sharing, "reason": ent.reason or "不予共享"})
             continue
-        if ent.expired(date):
+        if ent.valid_until is not None and ent.expired(date):
             withheld.append(
                 {
                     "table": ent.table,

@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import pyarrow.parquet as pq
 
@@ -69,7 +69,7 @@ def _sha256(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _safe_name(name: Any) -> bool:
+def _safe_name(name: object) -> TypeGuard[str]:
     return (
         isinstance(name, str)
         and name not in ("", ".", "..")
@@ -80,7 +80,9 @@ def _safe_name(name: Any) -> bool:
     )
 
 
-def _schema_of(entry: dict[str, Any]) -> list[tuple[str, str]]:
+def _schema_of(entry: dict[str, Any]) -> list[tuple[object, object]]:
+    """The manifest's ``(name, type)`` columns of a file, as the manifest has them (a damaged manifest: any values)."""
+
     return [(c.get("name"), c.get("type")) for c in entry.get("schema") or [] if isinstance(c, dict)]
 
 

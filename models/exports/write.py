@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from models.exports.entitlements import (
     ColumnRule,
@@ -157,7 +158,12 @@ def write_export_table(
                 continue
             fn = f"__qst_protect_{serial}_{j}"
             con.create_function(
-                fn, _udf(col.rule, hasher), ["VARCHAR"], "VARCHAR", type="arrow", null_handling="special"
+                fn,
+                _udf(col.rule, hasher),
+                ["VARCHAR"],
+                "VARCHAR",
+                type=PythonUDFType.ARROW,
+                null_handling=FunctionNullHandling.SPECIAL,
             )
             udfs.append(fn)
             items.append(f"{fn}(CAST({src} AS VARCHAR)) AS {quoted(col.output)}")

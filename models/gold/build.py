@@ -40,27 +40,31 @@ DIM_TABLE = {"enterprise": "dim_enterprise", "person": "dim_person"}
 GOLD_TABLES = ("entity_crosswalk", "entity_id_history", "review_queue", "dim_enterprise", "dim_person")
 PARTITION_KEY = "qst.partition"
 
-CROSSWALK_SCHEMA: dict[str, pl.DataType] = {
-    "record_id": pl.Utf8,
-    "entity_type": pl.Utf8,
-    "entity_id": pl.Utf8,
-    "source_department": pl.Utf8,
-    "source_asset": pl.Utf8,
-    "source_table": pl.Utf8,
-    "source_pk": pl.Utf8,
-    "role": pl.Utf8,
-    "rule": pl.Utf8,
-    "match_probability": pl.Float64,
-    "match_weight": pl.Float64,
-    "levels": pl.Utf8,
-    "why": pl.Utf8,
-}
-HISTORY_TABLE_SCHEMA: dict[str, pl.DataType] = {
-    "partition": pl.Date,
-    "run_id": pl.Utf8,
-    **HISTORY_SCHEMA,
-    "recorded_at": pl.Datetime("us", "UTC"),
-}
+CROSSWALK_SCHEMA = pl.Schema(
+    {
+        "record_id": pl.Utf8(),
+        "entity_type": pl.Utf8(),
+        "entity_id": pl.Utf8(),
+        "source_department": pl.Utf8(),
+        "source_asset": pl.Utf8(),
+        "source_table": pl.Utf8(),
+        "source_pk": pl.Utf8(),
+        "role": pl.Utf8(),
+        "rule": pl.Utf8(),
+        "match_probability": pl.Float64(),
+        "match_weight": pl.Float64(),
+        "levels": pl.Utf8(),
+        "why": pl.Utf8(),
+    }
+)
+HISTORY_TABLE_SCHEMA = pl.Schema(
+    {
+        "partition": pl.Date(),
+        "run_id": pl.Utf8(),
+        **HISTORY_SCHEMA,
+        "recorded_at": pl.Datetime("us", "UTC"),
+    }
+)
 
 
 def read_gold(

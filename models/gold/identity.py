@@ -33,13 +33,15 @@ import polars as pl
 PREFIX = {"enterprise": "E", "person": "P"}
 DIGITS = 10
 
-HISTORY_SCHEMA: dict[str, pl.DataType] = {
-    "entity_type": pl.Utf8,
-    "old_id": pl.Utf8,
-    "new_id": pl.Utf8,
-    "reason": pl.Utf8,
-    "records": pl.Int64,
-}
+HISTORY_SCHEMA = pl.Schema(
+    {
+        "entity_type": pl.Utf8(),
+        "old_id": pl.Utf8(),
+        "new_id": pl.Utf8(),
+        "reason": pl.Utf8(),
+        "records": pl.Int64(),
+    }
+)
 REASONS = ("new", "merged", "split", "retired")
 
 

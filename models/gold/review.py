@@ -25,15 +25,17 @@ from lake.delta import append, read_frame
 from lake.layout import decisions_path
 
 DECISIONS = ("must_link", "cannot_link")
-DECISION_SCHEMA: dict[str, pl.DataType] = {
-    "entity_type": pl.Utf8,
-    "record_id_l": pl.Utf8,
-    "record_id_r": pl.Utf8,
-    "decision": pl.Utf8,
-    "reviewer": pl.Utf8,
-    "note": pl.Utf8,
-    "decided_at": pl.Datetime("us", "UTC"),
-}
+DECISION_SCHEMA = pl.Schema(
+    {
+        "entity_type": pl.Utf8(),
+        "record_id_l": pl.Utf8(),
+        "record_id_r": pl.Utf8(),
+        "decision": pl.Utf8(),
+        "reviewer": pl.Utf8(),
+        "note": pl.Utf8(),
+        "decided_at": pl.Datetime("us", "UTC"),
+    }
+)
 #: What a reviewer sees of each side, per kind (canonical columns).
 SHOWN = {
     "enterprise": (

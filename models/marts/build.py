@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def resolve_versions(
 
 
 def _register(
-    con: duckdb.DuckDBPyConnection, home: Path, versions: dict[str, tuple[int | None, object]]
+    con: duckdb.DuckDBPyConnection, home: Path, versions: Mapping[str, tuple[int | None, object]]
 ) -> None:
     from deltalake import DeltaTable
 

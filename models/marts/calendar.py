@@ -66,17 +66,19 @@ HOLIDAY_NAMES_ZH = {
     "Anti-Fascist 70th Day": "中国人民抗日战争暨世界反法西斯战争胜利70周年纪念日",
 }
 
-CALENDAR_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date,
-    "weekday": pl.Int8,
-    "is_workday": pl.Boolean,
-    "is_holiday": pl.Boolean,
-    "is_makeup_workday": pl.Boolean,
-    "holiday_name": pl.Utf8,
-    "day_type": pl.Utf8,
-    "calendar_source": pl.Utf8,
-    "workday_index": pl.Int32,
-}
+CALENDAR_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date(),
+        "weekday": pl.Int8(),
+        "is_workday": pl.Boolean(),
+        "is_holiday": pl.Boolean(),
+        "is_makeup_workday": pl.Boolean(),
+        "holiday_name": pl.Utf8(),
+        "day_type": pl.Utf8(),
+        "calendar_source": pl.Utf8(),
+        "workday_index": pl.Int32(),
+    }
+)
 
 COMMENTS = {
     "dim_calendar": {
@@ -210,13 +212,12 @@ def _utc_offsets_us() -> pl.Series:
     """The city's UTC offset (microseconds) at noon UTC of each calendar day."""
     zone = zoneinfo.ZoneInfo(TIMEZONE)
     noon = dt.datetime.combine(CALENDAR_START, dt.time(12), tzinfo=dt.UTC)
-    return pl.Series(
-        [
-            int((noon + dt.timedelta(days=k)).astimezone(zone).utcoffset().total_seconds()) * 1_000_000
-            for k in range(_DAYS)
-        ],
-        dtype=pl.Int64,
-    )
+    offsets: list[int] = []
+    for k in range(_DAYS):
+        offset = (noon + dt.timedelta(days=k)).astimezone(zone).utcoffset()
+        assert offset is not None  # an aware datetime (in a ZoneInfo) always has one
+        offsets.append(int(offset.total_seconds()) * 1_000_000)
+    return pl.Series(offsets, dtype=pl.Int64)
 
 
 def local_date(timestamp: pl.Expr | str, dtype: pl.DataType) -> pl.Expr:

@@ -115,7 +115,7 @@ class Mart:
     run: Run
     optional: frozenset[str] = frozenset()
     contract: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    #: ``{table: {"table": comment, "columns": {column: comment}}}`` of tables outside models/marts/contract.py
+    #: ``{table: {"table": comment, "columns": {column: comment}}}`` of tables outside models/marts/contract/
     comments: Mapping[str, dict] = field(default_factory=dict)
 
     @property
@@ -145,7 +145,7 @@ def mart(
             contract[table] = tuple(TABLES[table].column_names)
         else:
             raise ValueError(
-                f"mart {name}: table {table} has no contract (models/marts/contract.py or COMMENTS)"
+                f"mart {name}: table {table} has no contract (models/marts/contract/ or COMMENTS)"
             )
     return Mart(
         name,

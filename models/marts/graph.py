@@ -118,7 +118,7 @@ def contract(marts: tuple[Mart, ...] = MARTS) -> dict[str, tuple[str, ...]]:
 
 
 def comments(marts: tuple[Mart, ...] = MARTS) -> dict[str, dict]:
-    """The comments of the tables outside models/marts/contract.py (their modules' ``COMMENTS``)."""
+    """The comments of the tables outside models/marts/contract/ (their modules' ``COMMENTS``)."""
     return {t: c for m in marts for t, c in m.comments.items()}
 
 

@@ -90,28 +90,30 @@ CASE_COLUMNS = [
     "satisfaction",
 ]
 
-FACT_SCHEMA: dict[str, pl.DataType] = {
-    "case_id": pl.Utf8,
-    "item_code": pl.Utf8,
-    "item_name": pl.Utf8,
-    "channel": pl.Utf8,
-    "applicant_type": pl.Utf8,
-    "applicant_key": pl.Utf8,
-    "applied_on": pl.Date,
-    "accepted_on": pl.Date,
-    "completed_on": pl.Date,
-    "case_status": pl.Utf8,
-    "is_finished": pl.Boolean,
-    "is_returned": pl.Boolean,
-    "processing_days": pl.Int32,
-    "statutory_days": pl.Int32,
-    "promised_days": pl.Int32,
-    "elapsed_days": pl.Int32,
-    "is_overdue": pl.Boolean,
-    "is_over_statutory": pl.Boolean,
-    "overdue_on": pl.Date,
-    "satisfaction": pl.Int8,
-}
+FACT_SCHEMA = pl.Schema(
+    {
+        "case_id": pl.Utf8(),
+        "item_code": pl.Utf8(),
+        "item_name": pl.Utf8(),
+        "channel": pl.Utf8(),
+        "applicant_type": pl.Utf8(),
+        "applicant_key": pl.Utf8(),
+        "applied_on": pl.Date(),
+        "accepted_on": pl.Date(),
+        "completed_on": pl.Date(),
+        "case_status": pl.Utf8(),
+        "is_finished": pl.Boolean(),
+        "is_returned": pl.Boolean(),
+        "processing_days": pl.Int32(),
+        "statutory_days": pl.Int32(),
+        "promised_days": pl.Int32(),
+        "elapsed_days": pl.Int32(),
+        "is_overdue": pl.Boolean(),
+        "is_over_statutory": pl.Boolean(),
+        "overdue_on": pl.Date(),
+        "satisfaction": pl.Int8(),
+    }
+)
 
 
 def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -137,9 +139,10 @@ def default_as_of(cases: pl.DataFrame | pl.LazyFrame) -> dt.date | None:
     )
 
 
-def case_facts(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date) -> pl.LazyFrame:
+def case_facts(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | None) -> pl.LazyFrame:
     """One row per service case with every per-case rule of the module docstring applied, in
-    :data:`FACT_SCHEMA`. ``cases`` has the :data:`CASE_COLUMNS` of ``stg_service__service_cases``."""
+    :data:`FACT_SCHEMA`. ``cases`` has the :data:`CASE_COLUMNS` of ``stg_service__service_cases``; ``as_of``
+    is None only when they have no day at all (:func:`default_as_of` of no cases), the as-of rules then null."""
     lf = _lazy(cases)
     schema = lf.collect_schema()
     as_of_lit = pl.lit(as_of, pl.Date)
@@ -218,12 +221,13 @@ def departments() -> pl.DataFrame:
 def mart_service_efficiency(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | None = None) -> pl.DataFrame:
     """办件效能: one row per service item, department and channel (see the module docstring; an item decides
     in one department, so the grain is item and channel, the department joined by :data:`ITEM_DEPARTMENTS`)."""
-    as_of = as_of or default_as_of(cases)
+    if as_of is None:
+        as_of = default_as_of(cases)
     facts = case_facts(cases, as_of).collect().lazy()
     keys = ["item_code", "channel"]
     finished = pl.col("is_finished")
     days = pl.col("processing_days")  # null unless finished
-    out = facts.group_by(keys).agg(
+    stats = facts.group_by(keys).agg(
         pl.len().cast(pl.Int64).alias("cases"),
         finished.sum().cast(pl.Int64).alias("finished_cases"),
         pl.col("is_returned").sum().cast(pl.Int64).alias("returned_cases"),
@@ -244,8 +248,8 @@ def mart_service_efficiency(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date |
         pl.col("applied_on").min().alias("first_applied_on"),
         pl.col("applied_on").max().alias("last_applied_on"),
     )
-    combos = facts.group_by(*keys, "item_name", "statutory_days", "promised_days").len()
-    out, combos = pl.collect_all([out, combos])
+    counts = facts.group_by(*keys, "item_name", "statutory_days", "promised_days").len()
+    out, combos = pl.collect_all([stats, counts])
     for column in ("item_name", "statutory_days", "promised_days"):
         out = out.join(_most_frequent(combos, keys, column), on=keys, how="left", nulls_equal=True)
     out = out.join(departments(), on="item_code", how="left").with_columns(
@@ -268,7 +272,8 @@ def _ratio(num: str, den: str) -> pl.Expr:
 
 def business_startup_cases(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | None = None) -> pl.DataFrame:
     """开办企业, one row per start-up (a 企业设立登记 case of an enterprise applicant) with its steps."""
-    as_of = as_of or default_as_of(cases)
+    if as_of is None:
+        as_of = default_as_of(cases)
     facts = case_facts(cases, as_of).filter(pl.col("applicant_key").is_not_null())
     reg = facts.filter(
         (pl.col("item_code") == STARTUP_ITEMS["registration"]) & (pl.col("applicant_type") == "企业")
@@ -387,7 +392,8 @@ def read_service_cases(home: Path | str) -> pl.DataFrame:
 def build_service_marts(home: Path | str, as_of: dt.date | None = None) -> dict[str, pl.DataFrame]:
     """Every mart of this module from a home folder: ``{table name: frame}`` (names as in :data:`COMMENTS`)."""
     cases = read_service_cases(home)
-    as_of = as_of or default_as_of(cases)
+    if as_of is None:
+        as_of = default_as_of(cases)
     startups = business_startup_cases(cases, as_of)
     return {
         "mart_service_efficiency": mart_service_efficiency(cases, as_of),

@@ -106,10 +106,10 @@ def clusters(records: pl.DataFrame, rules: tuple[KeyRule, ...]) -> pl.DataFrame:
     a = np.concatenate(edges_a) if edges_a else np.empty(0, dtype=np.int64)
     b = np.concatenate(edges_b) if edges_b else np.empty(0, dtype=np.int64)
     labels = components(n, a, b) if n else np.empty(0, dtype=np.int64)
-    rule = pl.Series("rule", first_rule).replace_strict(
+    rule_names = pl.Series("rule", first_rule).replace_strict(
         dict(enumerate(spaces)), default=None, return_dtype=pl.Utf8
     )
-    return pl.DataFrame([pl.Series("cluster", labels, dtype=pl.Int64), rule])
+    return pl.DataFrame([pl.Series("cluster", labels, dtype=pl.Int64), rule_names])
 
 
 def link(records: pl.DataFrame, rules: tuple[KeyRule, ...]) -> pl.DataFrame:

@@ -94,6 +94,21 @@ COLUMNS: dict[str, list[str]] = {
 }
 
 
+_PAIR_SCHEMA = pl.Schema(
+    {
+        "record_id_l": pl.Utf8(),
+        "record_id_r": pl.Utf8(),
+        "match_probability": pl.Float64(),
+        "match_weight": pl.Float64(),
+        "levels": pl.Utf8(),
+        "status": pl.Utf8(),
+    }
+)
+_CONFLICT_SCHEMA = pl.Schema(
+    {"record_id_l": pl.Utf8(), "record_id_r": pl.Utf8(), "decision": pl.Utf8(), "reason": pl.Utf8()}
+)
+
+
 @dataclass
 class Resolution:
     """The outcome of :func:`resolve`.
@@ -116,17 +131,6 @@ class Resolution:
     pairs: pl.DataFrame
     conflicts: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_CONFLICT_SCHEMA))
     timings: dict[str, float] = field(default_factory=dict)
-
-
-_PAIR_SCHEMA = {
-    "record_id_l": pl.Utf8,
-    "record_id_r": pl.Utf8,
-    "match_probability": pl.Float64,
-    "match_weight": pl.Float64,
-    "levels": pl.Utf8,
-    "status": pl.Utf8,
-}
-_CONFLICT_SCHEMA = {"record_id_l": pl.Utf8, "record_id_r": pl.Utf8, "decision": pl.Utf8, "reason": pl.Utf8}
 
 
 @dataclass
@@ -423,7 +427,7 @@ def resolve_prepared(
         .agg(match_probability=pl.col("p").max(), match_weight=pl.col("w").max())
     )
     must_nodes = applied.filter(pl.col("src") == "must")
-    must_nodes = pl.concat([must_nodes["a"], must_nodes["b"]]).unique().implode()
+    must_ids = pl.concat([must_nodes["a"], must_nodes["b"]]).unique().implode()
     out = rows.join(nodes, on="cluster", maintain_order="left")
     out = (
         out.with_columns(cluster=pl.Series(labels[out["node"].to_numpy()], dtype=pl.Int64))
@@ -433,7 +437,7 @@ def resolve_prepared(
             .then("rule")
             .when(pl.col("match_probability").is_not_null())
             .then(pl.lit("splink"))
-            .when(pl.col("node").is_in(must_nodes))
+            .when(pl.col("node").is_in(must_ids))
             .then(pl.lit("must_link"))
         )
         .select("record_id", "cluster", "rule", "match_probability", "match_weight")

@@ -51,7 +51,8 @@ def _jaccard_at_least(col: str, t: float) -> str:
 
 
 def _null(col: str) -> cll.CustomLevel:
-    return cll.CustomLevel(f"{col}_l IS NULL OR {col}_r IS NULL").configure(is_null_level=True)
+    # splink annotates configure() as returning the base ComparisonLevelCreator, but it returns self
+    return cll.CustomLevel(f"{col}_l IS NULL OR {col}_r IS NULL").configure(is_null_level=True)  # type: ignore[return-value]
 
 
 def _bigram_comparison(
@@ -67,7 +68,8 @@ def _bigram_comparison(
     # a pair of different name_is_branch never reaches prediction (blocking) nor survives it (the engine)
     exact = cll.CustomLevel(f"{col}_l = {col}_r", f"{col} exact")
     if tf:
-        exact = exact.configure(tf_adjustment_column=col, tf_adjustment_weight=1.0)
+        # splink annotates configure() as returning the base ComparisonLevelCreator, but it returns self
+        exact = exact.configure(tf_adjustment_column=col, tf_adjustment_weight=1.0)  # type: ignore[assignment]
     levels: list[Any] = [_null(col), exact]
     if pinyin:
         levels.append(cll.CustomLevel(f"{pinyin}_l = {pinyin}_r{same}", f"{pinyin} exact"))
@@ -80,7 +82,8 @@ def _bigram_comparison(
 
 
 def _exact(col: str, tf: bool = False) -> cl.ExactMatch:
-    return cl.ExactMatch(col).configure(term_frequency_adjustments=True) if tf else cl.ExactMatch(col)
+    # splink annotates configure() as returning the base ComparisonCreator, but it returns self
+    return cl.ExactMatch(col).configure(term_frequency_adjustments=True) if tf else cl.ExactMatch(col)  # type: ignore[return-value]
 
 
 def _id_number() -> cl.CustomComparison:

@@ -14,16 +14,18 @@ import polars as pl
 
 from models.staging.spec import StagingSpec
 
-QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
-    "source_department": pl.Utf8,
-    "source_table": pl.Utf8,
-    "source_asset": pl.Utf8,
-    "source_pk": pl.Utf8,
-    "reasons": pl.List(pl.Utf8),
-    "original": pl.Utf8,
-    "_qst_batch_id": pl.Utf8,
-    "_qst_row_hash": pl.Int64,
-}
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "source_department": pl.Utf8(),
+        "source_table": pl.Utf8(),
+        "source_asset": pl.Utf8(),
+        "source_pk": pl.Utf8(),
+        "reasons": pl.List(pl.Utf8),
+        "original": pl.Utf8(),
+        "_qst_batch_id": pl.Utf8(),
+        "_qst_row_hash": pl.Int64(),
+    }
+)
 _LINEAGE = ["source_department", "source_table", "source_asset", "source_pk"]
 
 
@@ -36,6 +38,7 @@ def reasons(spec: StagingSpec) -> pl.Expr:
         elif rule.invalid:
             cond = pl.col(f"{rule.invalid}_status") == "invalid"
         else:
+            assert rule.missing is not None  # QuarantineRule validates that exactly one of the three is given
             cond = pl.col(rule.missing).is_null()
         checks.append(pl.when(cond.fill_null(False)).then(pl.lit(rule.reason)))
     if not checks:

@@ -288,11 +288,11 @@ class StagingSpec(_Model):
                 problems.append(f"{where}: {col!r} is not a staging column of this spec")
 
         seen: set[str] = set()
-        for name, col in self.columns.items():
-            for cond in col.only_if or {}:
+        for name, column in self.columns.items():
+            for cond in column.only_if or {}:
                 if cond not in seen:
                     problems.append(f"columns.{name}.only_if: {cond!r} must be a column defined above it")
-            seen.update(self._outputs_of(name, col))
+            seen.update(self._outputs_of(name, column))
         roles = {m.role for m in self.enterprises} | {m.role for m in self.persons}
         for group in ("enterprises", "persons"):
             for i, m in enumerate(getattr(self, group)):

@@ -235,6 +235,7 @@ def _kind_expr(
         case "integer":
             return _integer(raw, dtype)
         case "code":
+            assert col.crosswalk is not None  # ColumnSpec requires a crosswalk with 'as: code'
             return map_code(raw, col.crosswalk, info.department, col.source, table=info.table)
         case "division":
             return division(raw, code)
@@ -247,6 +248,7 @@ def _unpack(name: str, col: ColumnSpec, tmp: str) -> list[pl.Expr]:
     if col.kind in ("text", "timestamp", "key_kind"):
         return [f.alias(name)]
     if col.kind == "code":
+        assert col.crosswalk is not None  # ColumnSpec requires a crosswalk with 'as: code'
         targets = TARGETS[col.crosswalk]
         out = [f.struct.field(targets[0]).alias(name)]
         out += [f.struct.field(t).alias(f"{name}_{target_suffix(t)}") for t in targets[1:]]

@@ -241,12 +241,15 @@ def _maps() -> dict:
         _alternation(cities["short_name"].drop_nulls()),
         _alternation(counties.filter("is_short")["name"]),
     )
+    short_county_max = counties.filter("is_short")["name"].str.len_chars().max()
+    if not isinstance(short_county_max, int):
+        raise ValueError("the division reference has no short county names")
     prov_alt = _alternation(
         set(prov["name"]) | (set(prov["short_name"].drop_nulls()) - set(cities["short_name"].drop_nulls()))
     )
     return {
         "front": rf"^(?:{prov_alt})?(?:(?:{cf})(?:{co})?|(?:{co})|(?:{cs})(?:{co})?)?",
-        "short_county_max": int(counties.filter("is_short")["name"].str.len_chars().max()),
+        "short_county_max": short_county_max,
         "prov": dict(zip(prov_names["name"], prov_names["code"], strict=True)),
         "city": dict(_unique_keys(city_rows).select("key", "code").iter_rows()),
         "county": dict(county_keys.select("key", "code").iter_rows()),

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
-from models.standardize.nulls import Stages
+from models.standardize.nulls import Stages, struct_of
 
 __all__ = [
     "CANONICAL",
@@ -112,14 +112,14 @@ def crosswalk(name: str) -> pl.DataFrame:
         if bad:
             raise ValueError(f"{path.name}: {column} values {bad} not in {sorted(allowed)}")
     if name == "industry":
-        bad = df.filter(
+        malformed = df.filter(
             ~pl.col("industry_code").str.contains(r"^\d{2,4}$")
             | (pl.col("section") != _section_of(df["industry_code"])).fill_null(True)
         )
-        if bad.height:
+        if malformed.height:
             raise ValueError(
                 f"{path.name}: codes not of the form NN..NNNN or section not matching the "
-                f"division: {bad.head(5).to_dicts()}"
+                f"division: {malformed.head(5).to_dicts()}"
             )
     return df
 
@@ -165,4 +165,4 @@ def map_code(
         for t in targets
     }
     unmapped = (value.is_not_null() & ~value.is_in(rows["source_value"].to_list())).fill_null(False)
-    return s.result(expr, pl.struct(**fields, unmapped=unmapped))
+    return s.result(expr, struct_of({**fields, "unmapped": unmapped}))

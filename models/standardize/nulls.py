@@ -8,6 +8,8 @@ of every other value. It is a Polars expression, so callers compose it inside on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
 IntoExpr = pl.Expr | str
@@ -42,6 +44,12 @@ def keep_name(result: pl.Expr, source: pl.Expr) -> pl.Expr:
     return result.alias(name) if name else result
 
 
+def struct_of(fields: Mapping[str, pl.Expr]) -> pl.Expr:
+    """``pl.struct(**fields)``: a struct with one field per name (a mapping, which Polars' overloads of
+    :func:`polars.struct` do not take as ``**kwargs`` under a type checker)."""
+    return pl.struct([expr.alias(name) for name, expr in fields.items()])
+
+
 class Stages:
     """Build an expression in stages, as fields of a struct, so an intermediate is computed once.
 
@@ -54,7 +62,7 @@ class Stages:
     """
 
     def __init__(self, **first: pl.Expr) -> None:
-        self.expr = pl.struct(**first)
+        self.expr = struct_of(first)
 
     def add(self, **fields: pl.Expr) -> Stages:
         """Add fields computed from the fields of earlier stages (not from each other)."""
@@ -63,7 +71,7 @@ class Stages:
 
     def result(self, source: pl.Expr, expr: pl.Expr | None = None, **fields: pl.Expr) -> pl.Expr:
         """The final expression: ``expr``, or a struct of ``fields``, named like ``source``."""
-        out = expr if expr is not None else pl.struct(**fields)
+        out = expr if expr is not None else struct_of(fields)
         return keep_name(self.expr.struct.with_fields(__result=out).struct.field("__result"), source)
 
 
