@@ -171,7 +171,7 @@ def enterprise_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
     """The enterprise mentions of one staging frame, in :data:`ENTERPRISE_SCHEMA`.
 
     ``link_org_code`` is the organization code that can join this record to pre-2015 ones: a valid one as
-    written, else the one embedded in a valid USCC, else in an old 15-character TIN (identifiers.md).
+    written, else the one embedded in a valid USCC, else in an old 15-character TIN (docs/domain/identifiers.md).
     """
     parts = []
     for m in spec.enterprises:

@@ -3,7 +3,7 @@
 Why one module: ``mart_person_360.id_hash`` and an export's ``hmac`` column must give the same hash for the same
 ID under the same secret, or an analyst's join between the marts and a bureau's package silently finds nothing.
 Two copies of HMAC-SHA256, of the normalization, or of the key's environment variable name drift apart; here
-there is one of each (``shared/domain/identifiers.md``, GB/T 35273 §7.2, PIPL art. 28/51).
+there is one of each (``docs/domain/identifiers.md``, GB/T 35273 §7.2, PIPL art. 28/51).
 
 * Normalization: NFKC, trimmed, upper case; blank or null -> null (a blank is not a value to join on).
 * Hash: lowercase hex of HMAC-SHA256(key, UTF-8 bytes of the normalized value) -- never a bare hash, ID

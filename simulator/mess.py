@@ -1,7 +1,7 @@
 """How the silos disagree, as vectorized corruptions with explicit rates.
 
 Every function takes a Polars Series, a random generator and a rate, and returns a Series of the same
-length in which about ``rate`` of the values show one kind of disagreement from legacy-estate.md.
+length in which about ``rate`` of the values show one kind of disagreement from docs/domain/legacy-estate.md.
 Rates live in :class:`MessProfile` so a city evaluating Quanshitong can turn each one up or down.
 """
 

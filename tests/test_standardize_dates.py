@@ -1,4 +1,4 @@
-"""Vectorized date parsing (models/standardize/dates.py): every form of legacy-estate.md."""
+"""Vectorized date parsing (models/standardize/dates.py): every form of docs/domain/legacy-estate.md."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ MARCH_1 = dt.date(2019, 3, 1)
 
 
 # ------------------------------------------------------------------------------------------------
-# Every format of legacy-estate.md
+# Every format of docs/domain/legacy-estate.md
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "text",

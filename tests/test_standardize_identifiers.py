@@ -54,7 +54,7 @@ def oracle_normalize(s: str | None) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Test vectors of identifiers.md
+# Test vectors of docs/domain/identifiers.md
 # ------------------------------------------------------------------------------------------------
 USCC_VALID = ["91110000600037341L", "91350100M000100Y43", "91310230MA1K314J7C", "91310230MA1K314K57"]
 USCC_INVALID = ["91350203M0001QAY9B"]
@@ -529,7 +529,7 @@ def test_scalar_and_vectorized_validators_agree_on_random_strings(fn, maker, len
 
 
 # ------------------------------------------------------------------------------------------------
-# Taxpayer identification numbers (identifiers.md, 纳税人识别号)
+# Taxpayer identification numbers (docs/domain/identifiers.md, 纳税人识别号)
 # ------------------------------------------------------------------------------------------------
 def test_tin_forms_of_identifiers_md():
     id18, id15 = "11010519491231002X", "110105491231002"

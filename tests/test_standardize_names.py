@@ -1,4 +1,4 @@
-"""Enterprise and person names: each rule on the examples of legacy-estate.md, every variant the simulator
+"""Enterprise and person names: each rule on the examples of docs/domain/legacy-estate.md, every variant the simulator
 produces, and a simulated estate against its truth. The speed on 1M realistic names is a benchmark:
 ``bench/bench_standardize.py`` prints it.
 
@@ -156,7 +156,7 @@ def test_legal_form_canonical(name, form):
 
 
 def test_legal_form_spellings_compare_equal():
-    """有限公司 vs 有限责任公司 (legally the same), 股份公司 vs 股份有限公司 -- legacy-estate.md."""
+    """有限公司 vs 有限责任公司 (legally the same), 股份公司 vs 股份有限公司 -- docs/domain/legacy-estate.md."""
     assert cmp("深圳市华腾科技有限公司", "深圳市华腾科技有限责任公司") == {"华腾科技"}
     assert cmp("深圳市华腾科技股份公司", "深圳市华腾科技股份有限公司") == {"华腾科技"}
     # the spelling itself is kept in the normalized name: it is the registered name

@@ -185,7 +185,7 @@ _SHARING_ALIASES = {
 
 Protection = Literal["keep", "mask_id", "mask_mobile", "mask_bank_card", "mask_name", "mask", "hmac", "drop"]
 PROTECTIONS: tuple[str, ...] = Protection.__args__  # type: ignore[attr-defined]
-#: keep_first, keep_last of the fixed masks (identifiers.md: ID and bank card 6 + 4, mobile 3 + 4).
+#: keep_first, keep_last of the fixed masks (docs/domain/identifiers.md: ID and bank card 6 + 4, mobile 3 + 4).
 MASK_PRESETS: dict[str, tuple[int, int]] = {
     "mask_id": (6, 4),
     "mask_mobile": (3, 4),

@@ -1,6 +1,6 @@
 """Protection of personal data in bureau exports: display masks and keyed hashes, vectorized.
 
-Why these rules (``shared/domain/identifiers.md``, GB/T 35273 §7.2 display de-identification, PIPL art. 28/51):
+Why these rules (``docs/domain/identifiers.md``, GB/T 35273 §7.2 display de-identification, PIPL art. 28/51):
 
 * No national pattern is mandated; the convention is a resident ID's first 6 and last 4 characters
   (``110105********002X``: the division stays, the birth date goes), a mobile's first 3 and last 4

@@ -1,7 +1,7 @@
 """一人一档: one row per person (legal representatives, insured persons, parties, applicants, roster entries),
 and the person-enterprise links.
 
-Personal data (identifiers.md; GB/T 35273 §7.2; PIPL art. 28/51): the marts file is opened by many analysts
+Personal data (docs/domain/identifiers.md; GB/T 35273 §7.2; PIPL art. 28/51): the marts file is opened by many analysts
 and copied into notebooks, so it holds **no full ID number and no full phone**. A person carries
 ``id_number_masked`` (first 6 + last 4: ``110105********002X``, hiding the birth date), ``phone_masked``
 (``138****8000``), the birth year and sex (for statistics), and ``id_hash``: the lowercase hex HMAC-SHA256 of

@@ -2,7 +2,7 @@
 
 Why first, and why only validated keys: a USCC whose check character passes identifies one enterprise by law,
 so linking on it needs no model and explains itself ("same USCC"); an invalid, masked or missing key proves
-nothing and never links here (identifiers.md). What remains unlinked goes to the probabilistic pass.
+nothing and never links here (docs/domain/identifiers.md). What remains unlinked goes to the probabilistic pass.
 
 The rules are data (:data:`ENTERPRISE_KEYS`, :data:`PERSON_KEYS`): each names a key built from columns of the
 canonical tables (:mod:`models.canonical`). Records sharing the value of any rule's key are connected; the

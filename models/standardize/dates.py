@@ -1,4 +1,4 @@
-"""Vectorized parsing of the dates legacy systems write (legacy-estate.md, "Dates") — Polars expressions.
+"""Vectorized parsing of the dates legacy systems write (docs/domain/legacy-estate.md, "Dates") — Polars expressions.
 
 One function reads every form found in the estate, in any column type (text, integers, floats, dates,
 datetimes; typed values are read through their text form):

@@ -21,7 +21,7 @@ Struct results and their fields:
 - ``phone``: ``{value: str, kind: str}``
 
 ``status`` is one of :data:`STATUSES`: 'valid'; 'invalid' (wrong pattern or failed check — a data-quality
-flag, the record is kept, identifiers.md); 'masked' (contains '*'); 'missing' (null or a null marker).
+flag, the record is kept, docs/domain/identifiers.md); 'masked' (contains '*'); 'missing' (null or a null marker).
 ``value`` is the normalized code for 'valid' and 'invalid' (so a flagged record still shows what was
 typed) and null for 'masked' and 'missing'. Only 'valid' values may serve as deterministic link keys.
 """
@@ -63,7 +63,7 @@ ID15_REGEX = _ascii(idf.ID15_PATTERN)
 REGNO_REGEX = r"^[0-9]{15}$"
 # A published masked resident ID: the first 4 or 6 digits, stars, the last 4 characters, 18 in all.
 MASKED_ID_REGEX = r"^(?:[0-9]{4}\*{10}|[0-9]{6}\*{8})[0-9]{3}[0-9X]$"
-# An old TIN: 6-digit division code + 9-character organization code (identifiers.md, 纳税人识别号).
+# An old TIN: 6-digit division code + 9-character organization code (docs/domain/identifiers.md, 纳税人识别号).
 OLD_TIN_REGEX = "^[0-9]{6}" + ORG_REGEX.removeprefix("^")
 MOBILE_REGEX = _ascii(idf.MOBILE_PATTERN)
 FIXED_LINE_REGEX = _ascii(idf.FIXED_LINE_PATTERN)
@@ -312,7 +312,7 @@ def resident_id(expr: IntoExpr) -> pl.Expr:
     - ``birth_date`` (date) and ``sex`` ('M' odd / 'F' even sequence digit): for valid IDs only.
     - ``masked``: for a masked ID of the published 18-character shape (the region's first 4 or 6 digits, stars,
       the last 4 characters: ``4403**********123X``), that normalized text; else null. Never a link key: its
-      visible digits are evidence for the probabilistic pass only (identifiers.md allows showing them).
+      visible digits are evidence for the probabilistic pass only (docs/domain/identifiers.md allows showing them).
     """
     source = as_expr(expr)
     s = _add_resident_fields(Stages(code=normalize_code(source)), {"r": "code"})
@@ -333,7 +333,7 @@ def resident_id(expr: IntoExpr) -> pl.Expr:
 # Taxpayer identification number
 # ------------------------------------------------------------------------------------------------
 def tin(expr: IntoExpr) -> pl.Expr:
-    """纳税人识别号 → ``{value, kind, status, org_code, resident_id}`` following identifiers.md:
+    """纳税人识别号 → ``{value, kind, status, org_code, resident_id}`` following docs/domain/identifiers.md:
 
     - ``kind='uscc'``: 18 characters, the entity's USCC (since 2015);
     - ``kind='old_tin'``: 15 characters, 6-digit division code + 9-character organization code;
@@ -476,8 +476,8 @@ def phone(expr: IntoExpr) -> pl.Expr:
     """A phone number → ``{value, kind}``; ``kind`` is 'mobile', 'fixed', 'invalid' or 'missing'.
 
     Full-width digits are folded; spaces, hyphens, dots and brackets are ignored; only the first of several
-    numbers separated by ``, ， ; ； 、 /`` is read. A mobile (identifiers.md: ``(+86)1[3-9]`` + 9 digits,
-    also 0086) becomes its 11 digits without the country code. A fixed line (identifiers.md's pattern,
+    numbers separated by ``, ， ; ； 、 /`` is read. A mobile (docs/domain/identifiers.md: ``(+86)1[3-9]`` + 9 digits,
+    also 0086) becomes its 11 digits without the country code. A fixed line (docs/domain/identifiers.md's pattern,
     with a real area code: 010, 02x or 0xxx with x >= 3; +86/0086 prefixes are folded into the leading 0)
     becomes ``0AA-NNNNNNNN`` / ``0AAA-NNNNNNN(N)``, the area code being 3 digits for 010 and 02x and 4
     digits otherwise. Anything else is 'invalid' with the compacted text as value (masked

@@ -1,4 +1,4 @@
-"""Null markers: the many ways a legacy system writes "no value" (legacy-estate.md, "Nulls").
+"""Null markers: the many ways a legacy system writes "no value" (docs/domain/legacy-estate.md, "Nulls").
 
 Departments' systems rarely allowed a real NULL, so a missing value arrives as '', ' ', 'NULL', 'null',
 '无', '-', '/', '不详', or as whitespace only (including the full-width space U+3000 that Chinese input
@@ -14,7 +14,7 @@ import polars as pl
 
 IntoExpr = pl.Expr | str
 
-#: The null markers of legacy-estate.md, as written (whitespace-only values are markers too).
+#: The null markers of docs/domain/legacy-estate.md, as written (whitespace-only values are markers too).
 NULL_MARKERS: tuple[str, ...] = ("", " ", "NULL", "null", "无", "-", "/", "不详")
 
 #: Characters stripped from both ends of every value: all Unicode whitespace (ASCII blanks, NBSP U+00A0,

@@ -12,9 +12,9 @@ Tables written by another module (``mart_service_efficiency``, ``mart_business_s
 ``dim_calendar``) keep their contract in that module's ``COMMENTS`` (:mod:`models.marts.service`,
 :mod:`models.marts.kpi`, :mod:`models.marts.calendar`); they are listed here by name in :data:`EXTERNAL_TABLES`.
 
-Personal data (identifiers.md, GB/T 35273 §7.2, PIPL): the marts are read by many analysts, so a person's ID
+Personal data (docs/domain/identifiers.md, GB/T 35273 §7.2, PIPL): the marts are read by many analysts, so a person's ID
 number and phone appear only **masked** (ID: first 6 + last 4, ``110105********002X``; mobile ``138****8000``)
-with a **keyed hash** of the normalized ID (HMAC-SHA256 with the secret in ``QST_PII_KEY``) that joins to the
+with a **keyed hash** of the normalized ID (HMAC-SHA256, :mod:`models.keyed_hash`, the secret named by its ``KEY_ENV``) that joins to the
 bureau exports and lets an analyst count or link persons without seeing the number. The full ID stays in the
 lake's gold ``dim_person``, where access is controlled.
 """
