@@ -7,6 +7,7 @@ models/, quality/) or materializes Dagster assets; no rule lives here.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 
 from connectors.config_schema import redact_url
+from lake.deployment import DEPLOYMENT_ENV
 from lake.layout import data_dictionary_path, data_docs_path, exports_root, marts_path, scorecard_path
 from pipelines.home import LAYERS
 
@@ -36,11 +38,21 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="quanshitong", prog_name="qst")
-def main() -> None:
+@click.option(
+    "--deployment",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="The city's deployment folder: sources.yaml, specs/, crosswalks/, exports.yaml, trained/ "
+    "(also $QST_DEPLOYMENT; default: the example deployment deployments/simcity). See docs/onboarding.md.",
+)
+def main(deployment: Path | None) -> None:
     """Quanshitong (全视通): pull every department's legacy database into one lake, resolve who is who,
     and serve marts, dashboards and bureau exports.
 
     Start with `qst demo`; see README.md for the whole tour."""
+    if deployment is not None:
+        # through the environment, so the steps the night runs in child processes see it too
+        os.environ[DEPLOYMENT_ENV] = str(deployment.resolve())
 
 
 @main.command()
@@ -194,8 +206,8 @@ HOME_OPTION = click.option(
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="The sources.yaml to run (default: $QST_SOURCES, else HOME/estate/sources.yaml, else "
-    "the repository's sources.yaml).",
+    help="The sources.yaml to run (default: $QST_SOURCES, else the deployment's; without a deployment "
+    "declared, HOME/estate/sources.yaml when the simulator wrote one).",
 )
 @HOME_OPTION
 @click.option(
@@ -314,7 +326,9 @@ def _run(
         if a.error:
             click.echo(f"      error: {a.error}")
     for table in outcome.unstaged:
-        click.echo(f"  note: bronze/{table} has no staging spec (models/staging/specs): it is not in silver")
+        click.echo(
+            f"  note: bronze/{table} has no staging spec (the deployment's specs/): it is not in silver"
+        )
     failed = [a.key for a in outcome.assets if a.status == "failed"]
     if outcome.warnings:
         click.echo(f"warnings (soft expectations, see the Data Docs): {', '.join(outcome.warnings)}")

@@ -29,14 +29,14 @@ import click
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Folder of the trained models (default: models/resolution/trained in the repository).",
+    help="Folder of the trained models (default: the deployment's trained/).",
 )
 def er_train(home: Path, kind: str, out: Path | None) -> None:
     """Retrain the entity-resolution models (u by random sampling, m by EM) and write <out>/<kind>.json."""
     from models.resolution import probabilistic, splink_model
     from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
 
-    out = out or splink_model.TRAINED
+    out = out or splink_model.trained_dir()
     related = None
     kinds = ["enterprise", "person"] if kind == "all" else [kind]
     if kinds == ["person"]:

@@ -52,7 +52,7 @@ def _default_date() -> dt.date:
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="The entitlements (default: $QST_EXPORTS, else HOME/exports.yaml, else the repository's).",
+    help="The entitlements (default: $QST_EXPORTS, else the deployment's exports.yaml).",
 )
 @click.option(
     "--marts",

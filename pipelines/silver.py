@@ -106,7 +106,7 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
             *_suite_checks(key, spec.name),
         ],
         description=f"Staging model of {spec.source} ({spec.grain}): standardized by "
-        f"models/staging/specs/{spec.name}.yaml; unusable rows to lake/quarantine/rows/{spec.source}.",
+        f"the deployment's specs/{spec.name}.yaml; unusable rows to lake/quarantine/rows/{spec.source}.",
         metadata={"department": spec.department, "source_asset": spec.asset, "grain": spec.grain},
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):

@@ -1,4 +1,4 @@
-"""Rewrite the committed ./sources.yaml from the simulator's table specs (the demo estate's description).
+"""Rewrite the example deployment's sources.yaml (deployments/simcity/sources.yaml) from the simulator's table specs (the demo estate's description).
 
 Run after changing simulator/tables.py:  .venv/bin/python scripts/regenerate_sources_example.py
 A test (tests/test_simulator.py) fails while the two are out of step.
@@ -23,4 +23,4 @@ if __name__ == "__main__":
         rates={},
         rows={},
     )
-    print(write_sources(state, REPO / "data" / "estate", REPO / "sources.yaml"))
+    print(write_sources(state, REPO / "data" / "estate", REPO / "deployments" / "simcity" / "sources.yaml"))

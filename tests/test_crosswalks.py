@@ -159,29 +159,23 @@ def test_map_code_configuration_errors():
     ],
 )
 def test_invalid_crosswalk_files_are_rejected(tmp_path, monkeypatch, content, message):
-    (tmp_path / "status.csv").write_text(content, encoding="utf-8")
-    monkeypatch.setattr(codes, "CROSSWALK_DIR", tmp_path)
-    crosswalk.cache_clear()
-    try:
-        with pytest.raises(ValueError, match=message):
-            crosswalk("status")
-    finally:
-        crosswalk.cache_clear()
+    (tmp_path / "crosswalks").mkdir()
+    (tmp_path / "crosswalks" / "status.csv").write_text(content, encoding="utf-8")
+    monkeypatch.setenv("QST_DEPLOYMENT", str(tmp_path))
+    with pytest.raises(ValueError, match=message):
+        crosswalk("status")
 
 
 def test_industry_codes_must_match_their_section(tmp_path, monkeypatch):
-    (tmp_path / "industry.csv").write_text(
+    (tmp_path / "crosswalks").mkdir()
+    (tmp_path / "crosswalks" / "industry.csv").write_text(
         "department,source_table,source_column,source_value,industry_code,section,note\n"
         "tax,DJ_NSRXX,HYMC,软件开发,6510,C,\n",
         encoding="utf-8",
     )
-    monkeypatch.setattr(codes, "CROSSWALK_DIR", tmp_path)
-    crosswalk.cache_clear()
-    try:
-        with pytest.raises(ValueError, match="section"):
-            crosswalk("industry")
-    finally:
-        crosswalk.cache_clear()
+    monkeypatch.setenv("QST_DEPLOYMENT", str(tmp_path))
+    with pytest.raises(ValueError, match="section"):
+        crosswalk("industry")
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 
 from connectors.config import load_sources
+from lake.deployment import EXAMPLE_DEPLOYMENT
 from pipelines.assemble import build_definitions, load_definitions
 from pipelines.home import REPO_ROOT, quanshitong_home, sources_path
 from pipelines.sources import SourcesLoadError
@@ -240,7 +241,7 @@ def test_home_and_sources_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("QST_HOME", raising=False)
     monkeypatch.delenv("QST_SOURCES", raising=False)
     assert quanshitong_home() == (tmp_path / "data").resolve()
-    assert sources_path() == REPO_ROOT / "sources.yaml"  # no estate yet: the repository's example
+    assert sources_path() == EXAMPLE_DEPLOYMENT / "sources.yaml"  # no estate yet: the repository's example
 
     estate = tmp_path / "home" / "estate"
     estate.mkdir(parents=True)
@@ -258,6 +259,6 @@ REPO_SNAPSHOT = TESTS / "snapshots" / "asset_graph_repo_sources.json"
 
 def test_repo_sources_asset_graph_matches_snapshot() -> None:
     """The graph that `dagster dev -w workspace.yaml` shows for the committed sources.yaml."""
-    defs = load_definitions(REPO_ROOT / "sources.yaml")
+    defs = load_definitions(EXAMPLE_DEPLOYMENT / "sources.yaml")
     dg.Definitions.validate_loadable(defs)
     assert_matches_snapshot(asset_graph_snapshot(defs), REPO_SNAPSHOT)

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from lake.deployment import EXAMPLE_DEPLOYMENT
 from lake.yamlfile import ConfigError
 from models.exports import (
     ExportError,
@@ -210,7 +211,7 @@ def ref_hmac(value: str) -> str:
 
 
 def test_repository_exports_yaml_is_valid():
-    config = load_entitlements(REPO / "exports.yaml")
+    config = load_entitlements(EXAMPLE_DEPLOYMENT / "exports.yaml")
     assert {"samr", "tax", "courts", "social", "env", "service", "streets"} <= set(config.bureaus)
     for key in config.bureaus:
         assert entitlement_version(config, key).startswith("sha256:")
@@ -218,7 +219,7 @@ def test_repository_exports_yaml_is_valid():
 
 def test_exports_yaml_names_columns_of_the_marts_contract():
     contract = pytest.importorskip("models.marts.contract")
-    config = load_entitlements(REPO / "exports.yaml")
+    config = load_entitlements(EXAMPLE_DEPLOYMENT / "exports.yaml")
     for key, bureau in config.bureaus.items():
         for ent in bureau.tables:
             table = contract.TABLES.get(ent.table)

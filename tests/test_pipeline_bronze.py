@@ -26,6 +26,7 @@ from connectors import bronze
 from connectors.config import load_sources
 from connectors.readers import open_table
 from lake.delta import read_dataset
+from lake.deployment import EXAMPLE_DEPLOYMENT
 from lake.layout import bronze_path
 from models.exports import load_entitlements, verify_package
 from models.gold.build import read_gold
@@ -95,7 +96,7 @@ def test_nightly_run_loads_every_table_and_checks_pass(first_night):
     layers = [k.split("/")[0] for k in statuses]
     # 15 bronze tables and drops; their 15 staging models and 3 canonical tables; the scorecard and Data Docs;
     # the crosswalk, id history, review queue and the two golden tables; the marts; one export per bureau
-    bureaus = load_entitlements(REPO / "exports.yaml").bureaus
+    bureaus = load_entitlements(EXAMPLE_DEPLOYMENT / "exports.yaml").bureaus
     assert [layers.count(layer) for layer in ("bronze", "silver", "quality", "gold", "marts", "exports")] == [
         15,
         18,
@@ -180,7 +181,7 @@ def test_rerunning_a_night_is_idempotent(first_night, tmp_path, monkeypatch):
     assert history.height == ids_before["entity_id"].n_unique() and set(history["reason"]) == {"new"}
     # the marts and every bureau's package of the night: rebuilt to the same figures, republished whole
     assert _mart_counts(home, marts_tables) == marts_before
-    for bureau in load_entitlements(REPO / "exports.yaml").bureaus:
+    for bureau in load_entitlements(EXAMPLE_DEPLOYMENT / "exports.yaml").bureaus:
         assert verify_package(home / "exports" / bureau / "2026-11-01").ok, bureau
     for a in again.assets:
         if "rows_inserted" in a.metadata:
@@ -305,7 +306,7 @@ def test_new_file_drops_are_sensed_and_loaded_once(sqlite_estate):
 
 
 def test_schedule_runs_nightly_at_two_shanghai_time():
-    defs = build_definitions(load_sources(REPO / "sources.yaml"))
+    defs = build_definitions(load_sources(EXAMPLE_DEPLOYMENT / "sources.yaml"))
     schedule = defs.resolve_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "Asia/Shanghai"

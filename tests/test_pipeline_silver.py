@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from connectors.config import load_sources
-from models.staging.spec import SPEC_DIR
+from lake.deployment import EXAMPLE_DEPLOYMENT
 from pipelines.runner import run_pipeline
 from simulator import estate as est
 
@@ -19,7 +19,7 @@ def estate_with_own_specs(tmp_path, monkeypatch):
     out = tmp_path / "estate"
     est.simulate(out, enterprises=300, seed=11)
     specs = tmp_path / "specs"
-    shutil.copytree(SPEC_DIR, specs)
+    shutil.copytree((EXAMPLE_DEPLOYMENT / "specs"), specs)
     monkeypatch.setenv("QST_STAGING_SPECS", str(specs))
     return out, tmp_path / "home", specs
 

@@ -259,8 +259,11 @@ def test_repo_example_sources_yaml_is_in_step_with_the_simulator():
         rates={},
         rows={},
     )
-    generated = est.sources_yaml_text(state, repo / "data" / "estate", repo)
-    assert (repo / "sources.yaml").read_text() == generated, "regenerate: see README, onboarding"
+    example = repo / "deployments" / "simcity"
+    generated = est.sources_yaml_text(state, repo / "data" / "estate", example)
+    assert (example / "sources.yaml").read_text() == generated, (
+        "regenerate: scripts/regenerate_sources_example.py"
+    )
 
 
 def test_rates_are_configurable(tmp_path):

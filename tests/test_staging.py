@@ -11,9 +11,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from lake.deployment import EXAMPLE_DEPLOYMENT
 from lake.yamlfile import ConfigError
 from models import canonical
-from models.staging.spec import SPEC_DIR, StagingSpec, load_spec, load_specs
+from models.staging.spec import StagingSpec, load_spec, load_specs
 from models.staging.stage import SourceInfo, StagingError, stage
 from models.standardize.identifiers import key_kind
 
@@ -90,7 +91,7 @@ def test_every_shipped_spec_loads_and_is_named_after_its_model():
     specs = load_specs()
     assert len(specs) >= 15
     for source, s in specs.items():
-        assert (SPEC_DIR / f"{s.name}.yaml").exists(), source
+        assert ((EXAMPLE_DEPLOYMENT / "specs") / f"{s.name}.yaml").exists(), source
         assert s.quarantine, f"{s.name} has no quarantine rule: a row with nothing usable would reach silver"
 
 
@@ -299,7 +300,7 @@ def test_spec_file_must_be_named_after_its_model(tmp_path):
     write(
         tmp_path,
         "registrations.yaml",
-        (SPEC_DIR / "stg_samr__registrations.yaml").read_text(encoding="utf-8"),
+        ((EXAMPLE_DEPLOYMENT / "specs") / "stg_samr__registrations.yaml").read_text(encoding="utf-8"),
     )
     with pytest.raises(ConfigError, match=r"must be named stg_samr__registrations\.yaml"):
         load_specs(tmp_path)

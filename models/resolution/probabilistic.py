@@ -56,12 +56,12 @@ from models.resolution import splink_settings
 from models.resolution.graph import components, constrained, decision_frame, unambiguous
 from models.resolution.profiles import Kind, in_order, profile_values, profiles_of, related_cluster_of
 from models.resolution.splink_model import (
-    TRAINED,
     load_model,
     load_profiles,
     predict_pairs,
     profile_counts,
     train_on_profiles,
+    trained_dir,
 )
 
 #: Columns of the canonical tables the probabilistic pass reads (callers can read only these from silver).
@@ -242,7 +242,7 @@ def resolve_prepared(
         model = load_model(kind)
         if model is None:
             warnings.warn(
-                f"no trained {kind} model in {TRAINED}: training on this run's data "
+                f"no trained {kind} model in {trained_dir()}: training on this run's data "
                 "(run `qst er-train` to save one)",
                 stacklevel=2,
             )

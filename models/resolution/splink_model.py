@@ -18,13 +18,18 @@ from typing import Any
 
 import polars as pl
 
+from lake.deployment import current_deployment
 from models.resolution import splink_settings
 from models.resolution.profiles import BIGRAMS, Kind, bigram_sql
 
 log = logging.getLogger(__name__)
 
-#: Where the trained models live (in the repository, reviewed like code).
-TRAINED = Path(__file__).resolve().parent / "trained"
+
+def trained_dir() -> Path:
+    """Where the trained models live: the deployment's ``trained/`` (a city's model is trained on its own data,
+    and reviewed like code before a night uses it)."""
+    return current_deployment().trained
+
 
 #: DuckDB settings of the connection Splink uses: bounded memory, the machine's two cores.
 DUCKDB_MEMORY_LIMIT = "3GB"
@@ -146,15 +151,15 @@ def _floored(model: dict, profiles: int) -> dict:
     return model
 
 
-def save_model(kind: Kind, model: dict, directory: Path | str = TRAINED) -> Path:
-    path = Path(directory) / f"{kind}.json"
+def save_model(kind: Kind, model: dict, directory: Path | str | None = None) -> Path:
+    path = Path(directory or trained_dir()) / f"{kind}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(model, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 
-def load_model(kind: Kind, directory: Path | str = TRAINED) -> dict | None:
-    path = Path(directory) / f"{kind}.json"
+def load_model(kind: Kind, directory: Path | str | None = None) -> dict | None:
+    path = Path(directory or trained_dir()) / f"{kind}.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 

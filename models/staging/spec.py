@@ -1,6 +1,6 @@
 """The staging spec: how one bronze table becomes one staging model ``stg_<department>__<asset>``.
 
-A spec is data (a YAML file in ``models/staging/specs/``, one per source table), kept apart from the engine
+A spec is data (a YAML file in the deployment's ``specs/`` folder, one per source table), kept apart from the engine
 that applies it (:mod:`models.staging.stage`) — so onboarding a table to silver is writing a spec, not code.
 Errors name the file, line and key (the same reporting as ``sources.yaml``).
 
@@ -43,7 +43,7 @@ Kinds (``as``) and the staging columns each produces for a canonical name ``X`` 
 ``amount``        ``X``: decimal(18,2) yuan, ``X_status`` (ok | invalid | missing)
 ``capital_wan``   ``X``: decimal(18,4) in 万元 from text like '500万元人民币', ``X_status``
 ``integer``       ``X``: Int64, ``X_status``
-``code``          ``X``: the first target of the ``crosswalk`` (``models/crosswalks/<name>.csv``), ``X_<other
+``code``          ``X``: the first target of the ``crosswalk`` (the deployment's ``crosswalks/<name>.csv``), ``X_<other
                   target>``, ``X_source`` (the department's code), ``X_unmapped`` (a code the crosswalk lacks)
 ``division``      ``X``: 6-digit division code from the address text ``from`` and the optional code column
                   ``code_column``; ``X_source`` (code | text), ``X_retired``
@@ -83,9 +83,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lake.yamlfile import ConfigError, load_yaml_model
-
-SPEC_DIR = Path(__file__).resolve().parent / "specs"
+from lake.deployment import current_deployment
+from lake.yamlfile import ConfigError, ConfigIssue, load_yaml_model
 
 Kind = Literal[
     "text",
@@ -375,10 +374,12 @@ def load_spec(path: str | Path) -> StagingSpec:
 
 
 def load_specs(folder: str | Path | None = None) -> dict[str, StagingSpec]:
-    """Every ``*.yaml`` spec of ``folder`` (default: the shipped ``models/staging/specs``) by source
+    """Every ``*.yaml`` spec of ``folder`` (default: the deployment's ``specs/``, :mod:`lake.deployment`) by source
     (``samr/registrations``). All files are read and all problems reported together; the file name must be
     the model's name (``stg_samr__registrations.yaml``) so a newcomer finds it."""
-    folder = Path(folder) if folder else SPEC_DIR
+    folder = Path(folder) if folder else current_deployment().specs
+    if not folder.is_dir():
+        raise ConfigError([ConfigIssue(str(folder), None, None, "", "no staging specs folder here")])
     specs: dict[str, StagingSpec] = {}
     issues = []
     for path in sorted(folder.glob("*.yaml")):
@@ -387,7 +388,6 @@ def load_specs(folder: str | Path | None = None) -> dict[str, StagingSpec]:
         except ConfigError as exc:
             issues += exc.issues
             continue
-        from lake.yamlfile import ConfigIssue
 
         if path.stem != spec.name:
             issues.append(

@@ -1,4 +1,4 @@
-"""Department code lists -> canonical codes, through crosswalks kept as data (``models/crosswalks/*.csv``).
+"""Department code lists -> canonical codes, through crosswalks kept as data (the deployment's ``crosswalks/*.csv``).
 
 Every department has its own status and industry codes. A crosswalk is a CSV file, one row per source value:
 
@@ -29,20 +29,20 @@ from pathlib import Path
 
 import polars as pl
 
+from lake.deployment import current_deployment
 from models.standardize.nulls import Stages, struct_of
 
 __all__ = [
     "CANONICAL",
-    "CROSSWALK_DIR",
     "KEYS",
     "TARGETS",
     "crosswalk",
+    "crosswalk_dir",
     "crosswalk_names",
     "gbt4754_sections",
     "map_code",
 ]
 
-CROSSWALK_DIR = Path(__file__).resolve().parents[1] / "crosswalks"
 SECTIONS_CSV = Path(__file__).resolve().parents[1] / "data" / "gbt4754_sections.csv"
 KEYS = ["department", "source_table", "source_column", "source_value"]
 TARGETS: dict[str, list[str]] = {
@@ -68,8 +68,13 @@ def _as_expr(value: pl.Expr | pl.Series | str) -> pl.Expr:
     return value
 
 
+def crosswalk_dir() -> Path:
+    """The deployment's crosswalks folder (:mod:`lake.deployment`): a city's code lists are its own."""
+    return current_deployment().crosswalks
+
+
 def crosswalk_names() -> list[str]:
-    return sorted(p.stem for p in CROSSWALK_DIR.glob("*.csv"))
+    return sorted(p.stem for p in crosswalk_dir().glob("*.csv"))
 
 
 @lru_cache(maxsize=1)
@@ -90,12 +95,23 @@ def _section_of(code: pl.Series) -> pl.Series:
     return out
 
 
-@cache
 def crosswalk(name: str) -> pl.DataFrame:
-    """The crosswalk ``models/crosswalks/<name>.csv``, validated (all columns text)."""
+    """The crosswalk ``<deployment>/crosswalks/<name>.csv``, validated (all columns text)."""
     if name not in TARGETS:
         raise ValueError(f"unknown crosswalk {name!r}; known: {sorted(TARGETS)}")
-    path = CROSSWALK_DIR / f"{name}.csv"
+    path = crosswalk_dir() / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: the crosswalk {name!r} is missing from the deployment's crosswalks/"
+        )
+    stat = path.stat()
+    return _read_crosswalk(path, name, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _read_crosswalk(path: Path, name: str, mtime_ns: int, size: int) -> pl.DataFrame:
+    """Read once per version of the file (a night maps millions of codes through it; a long-running process,
+    the Dagster UI's, sees an edited crosswalk at its next use)."""
     df = pl.read_csv(path, infer_schema=False)
     expected = [*KEYS, *TARGETS[name], "note"]
     if df.columns != expected:

@@ -1,0 +1,86 @@
+"""A deployment is one folder, found from one setting: everything a city declares is read from there, nothing
+from inside the packages."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from lake.deployment import DEPLOYMENT_ENV, EXAMPLE_DEPLOYMENT, current_deployment
+from models.resolution.splink_model import load_model, trained_dir
+from models.staging.spec import load_specs
+from models.standardize.codes import crosswalk, map_code
+from pipelines.home import exports_path, sources_path, staging_specs_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def city(tmp_path, monkeypatch) -> Path:
+    """A copy of the example deployment, declared as this process's deployment."""
+    folder = tmp_path / "othercity"
+    shutil.copytree(EXAMPLE_DEPLOYMENT, folder)
+    for name in ("QST_SOURCES", "QST_STAGING_SPECS", "QST_EXPORTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(DEPLOYMENT_ENV, str(folder))
+    monkeypatch.setenv("QST_HOME", str(tmp_path / "home"))
+    return folder
+
+
+def test_every_file_of_a_city_comes_from_its_deployment(city):
+    assert current_deployment().root == city.resolve()
+    assert sources_path() == city.resolve() / "sources.yaml"
+    assert exports_path() == city.resolve() / "exports.yaml"
+    assert staging_specs_folder() == city.resolve() / "specs"
+    assert trained_dir() == city.resolve() / "trained"
+    # a spec and a trained model of this city only
+    (city / "specs" / "stg_env__penalties.yaml").unlink()
+    assert "env/penalties" not in load_specs() and "samr/registrations" in load_specs()
+    (city / "trained" / "person.json").unlink()
+    assert load_model("person") is None and load_model("enterprise") is not None
+
+
+def test_a_citys_own_code_list_is_used(city):
+    """Onboarding a code is an edit of the deployment's crosswalk, never of the checkout."""
+    frame = pl.DataFrame({"DJZT": ["XYZ"]})
+    row = "samr,T_SCZT_DJXX,DJZT,XYZ,suspended,added for this city\n"
+    before = frame.select(map_code("DJZT", "status", "samr", "DJZT", table="T_SCZT_DJXX").alias("s"))
+    path = city / "crosswalks" / "status.csv"
+    path.write_text(path.read_text(encoding="utf-8") + row, encoding="utf-8")
+    after = frame.select(map_code("DJZT", "status", "samr", "DJZT", table="T_SCZT_DJXX").alias("s"))
+    assert before["s"].struct.field("canonical_status").to_list() != ["suspended"]
+    assert after["s"].struct.field("canonical_status").to_list() == ["suspended"]
+    assert "XYZ" in crosswalk("status")["source_value"].to_list()
+
+
+def test_a_missing_deployment_or_file_says_where(tmp_path, monkeypatch):
+    monkeypatch.setenv(DEPLOYMENT_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"QST_DEPLOYMENT=.*nowhere: no such folder"):
+        current_deployment()
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv(DEPLOYMENT_ENV, str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match=r"empty/crosswalks/status.csv"):
+        crosswalk("status")
+    with pytest.raises(Exception, match="no staging specs folder"):
+        load_specs()
+
+
+def test_without_the_setting_the_example_city_is_used(monkeypatch):
+    monkeypatch.delenv(DEPLOYMENT_ENV, raising=False)
+    assert current_deployment().root == EXAMPLE_DEPLOYMENT
+    assert (EXAMPLE_DEPLOYMENT / "sources.yaml").is_file() and (EXAMPLE_DEPLOYMENT / "specs").is_dir()
+
+
+def test_no_deployment_file_lives_inside_the_packages():
+    """Specs, crosswalks, entitlements, sources and trained models are a city's: the packages hold code and the
+    national reference data every city shares (models/data: divisions, GB/T 4754)."""
+    found = [
+        p.relative_to(ROOT).as_posix()
+        for pkg in ("connectors", "lake", "models", "quality", "pipelines", "dashboard")
+        for p in (ROOT / pkg).rglob("*")
+        if p.suffix in {".yaml", ".yml", ".csv", ".json"} and "models/data" not in p.as_posix()
+    ]
+    assert not found, found
