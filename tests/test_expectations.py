@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from models import canonical
 from models.identifiers import id_check_char, org_check_char, regno_check_digit, uscc_check_char
-from models.staging.spec import STATUS_KINDS, load_specs
+from models.staging.spec import SPEC_DIR, STATUS_KINDS, load_specs
 from models.staging.stage import LINEAGE, SourceInfo, stage
 from models.standardize import DATE_STATUSES, STATUSES
 from quality.expectations import (
@@ -138,6 +139,57 @@ def test_intermediate_vocabularies_come_from_the_specs() -> None:
     assert "tin_kind_in_vocabulary" in {r.name for r in enterprises.rules}
     with pytest.raises(ValueError, match="not an intermediate table"):
         suite_for_intermediate("int_nothing")
+
+
+@pytest.fixture
+def own_specs(tmp_path: Path) -> Path:
+    """A deployment's spec folder: the shipped specs, with registrations also declaring an approval event
+    (a new city's market regulator publishes the date its registry approved a change, 核准日期)."""
+    folder = tmp_path / "specs"
+    shutil.copytree(SPEC_DIR, folder)
+    path = folder / "stg_samr__registrations.yaml"
+    text = path.read_text(encoding="utf-8")
+    declared = (
+        "  - {type: registration, subject: subject, date: founded_on, status: status, reference: uscc}\n"
+    )
+    assert declared in text
+    extra = "  - {type: registry_approval, subject: subject, date: approved_on}\n"
+    path.write_text(text.replace(declared, declared + extra), encoding="utf-8")
+    return folder
+
+
+def test_a_deployments_own_event_type_passes_the_events_suite_built_from_its_specs(
+    staged: pl.DataFrame, own_specs: Path
+) -> None:
+    specs = load_specs(own_specs)
+    assert "registry_approval" not in {e.type for s in SPECS.values() for e in s.events}
+    events = canonical.events(staged, specs["samr/registrations"])
+    assert set(events["event_type"]) == {"registration", "registry_approval"}
+    report = validate(events, suite_for_intermediate("int_events", specs))
+    assert report.passed_hard, report.describe("hard")
+    assert "registry_approval" in report.suite.rule("event_type_in_vocabulary").kwargs["value_set"]
+    # the shipped specs do not know it: the same frame fails the suite they make
+    assert validate(events, suite_for_intermediate("int_events")).failed_hard == ["event_type_in_vocabulary"]
+
+
+def test_a_failed_canonical_check_names_the_rule_the_column_and_samples(
+    staged: pl.DataFrame, own_specs: Path
+) -> None:
+    events = canonical.events(staged, load_specs(own_specs)["samr/registrations"])
+    report = validate(events, suite_for_intermediate("int_events", SPECS))
+    message = report.describe("hard")
+    assert message.startswith("int_events: event_type_in_vocabulary on column event_type: ")
+    assert f"{N} unexpected value(s) (50.00%), e.g. " + ", ".join(["'registry_approval'"] * 5) in message
+    failure = report.to_metadata()["failures"]
+    assert failure == [
+        {
+            "rule": "event_type_in_vocabulary",
+            "column": "event_type",
+            "severity": "hard",
+            "samples": ["registry_approval"] * 5,
+        }
+    ]
+    assert report.describe("soft") == f"int_events: every soft rule passed on {2 * N} row(s)"
 
 
 # ---- validation -----------------------------------------------------------------------------------------
