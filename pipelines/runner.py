@@ -133,7 +133,10 @@ def _execute(
                 error = error.cause
             message = (error.message.strip().splitlines() or ["failed"])[-1] if error else "failed"
             k = step.replace("__", "/")
-            outcomes[k] = AssetOutcome(k, "failed", error=message)
+            seen = outcomes.get(
+                k, AssetOutcome(k, "")
+            )  # a failed blocking check fails the step: keep its note
+            outcomes[k] = AssetOutcome(k, "failed", checks=seen.checks, error=message, notes=seen.notes)
     return result.run_id, result.success, outcomes
 
 

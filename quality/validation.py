@@ -46,8 +46,10 @@ class RuleResult:
 
     @property
     def samples(self) -> list[str]:
-        """Up to :data:`SAMPLE_VALUES` of the values that broke the rule, as GX listed them."""
-        return [str(v) for v in self.observed.get("partial_unexpected_list", [])][:SAMPLE_VALUES]
+        """Up to :data:`SAMPLE_VALUES` distinct values that broke the rule, in GX's order (GX lists each row's
+        value, so one undeclared event type would otherwise fill the sample alone)."""
+        values = dict.fromkeys(str(v) for v in self.observed.get("partial_unexpected_list", []))
+        return list(values)[:SAMPLE_VALUES]
 
     def describe(self) -> str:
         """One line naming the rule, its column, how many rows broke it and some of their values: what an

@@ -27,7 +27,7 @@ from quality.expectations import (
     suite_for_intermediate,
     suite_for_staging,
 )
-from quality.validation import build_data_docs, to_pandas, validate
+from quality.validation import RuleResult, build_data_docs, to_pandas, validate
 
 SPECS = load_specs()
 REGISTRATIONS = SPECS["samr/registrations"]
@@ -179,14 +179,14 @@ def test_a_failed_canonical_check_names_the_rule_the_column_and_samples(
     report = validate(events, suite_for_intermediate("int_events", SPECS))
     message = report.describe("hard")
     assert message.startswith("int_events: event_type_in_vocabulary on column event_type: ")
-    assert f"{N} unexpected value(s) (50.00%), e.g. " + ", ".join(["'registry_approval'"] * 5) in message
+    assert message.endswith(f"{N} unexpected value(s) (50.00%), e.g. 'registry_approval'")
     failure = report.to_metadata()["failures"]
     assert failure == [
         {
             "rule": "event_type_in_vocabulary",
             "column": "event_type",
             "severity": "hard",
-            "samples": ["registry_approval"] * 5,
+            "samples": ["registry_approval"],
         }
     ]
     assert report.describe("soft") == f"int_events: every soft rule passed on {2 * N} row(s)"
@@ -349,3 +349,16 @@ def test_data_docs_show_the_last_result_of_each_suite(
     assert "bogus" in pages[0].read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="not made by validate"):
         build_data_docs([replace(first, gx_result=None)], tmp_path / "docs")
+
+
+def test_a_failure_shows_up_to_five_distinct_values() -> None:
+    rule = Rule("role_in_vocabulary", "hard", "ExpectColumnValuesToBeInSet", {"column": "role"}, "why")
+    listed = ["a", "a", "b", "c", "b", "d", "e", "f", "g"]
+    result = RuleResult(rule, False, {"unexpected_count": 9, "partial_unexpected_list": listed})
+    assert result.samples == ["a", "b", "c", "d", "e"]
+    assert (
+        result.describe()
+        == "role_in_vocabulary on column role: 9 unexpected value(s), e.g. 'a', 'b', 'c', 'd', 'e'"
+    )
+    broken = RuleResult(rule, False, {"exception": "column role not found"})
+    assert broken.describe() == "role_in_vocabulary on column role: could not run: column role not found"
