@@ -34,6 +34,14 @@ ID_CHECK_CHARS = "10X98765432"
 ID18_PATTERN = re.compile(r"^\d{17}[\dX]$", re.ASCII)
 ID15_PATTERN = re.compile(r"^\d{15}$", re.ASCII)
 
+# --- structure: what tells an invalid resident ID from an invalid USCC (docs/domain/identifiers.md) ----------
+#: A province-level code of GB/T 2260 (a division code's first two digits), plus 83: the residence permits of
+#: Hong Kong, Macao and Taiwan residents carry ID numbers beginning 81, 82 and 83.
+PROVINCE_PATTERN = re.compile(r"^(?:1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[1-3])$")
+#: A USCC's registering authority and entity type (its first two characters): 9 工商 with 1 企业, 2 个体工商户,
+#: 3 农民专业合作社; 1 机构编制 and 5 民政 with 1, 2, 3 or 9 其他; Y other authorities.
+USCC_AUTHORITY_PATTERN = re.compile(r"^(?:9[1-3]|[15][1-39]|Y[1-9])$")
+
 MOBILE_PATTERN = re.compile(r"^(?:\+?86)?1[3-9]\d{9}$", re.ASCII)
 FIXED_LINE_PATTERN = re.compile(r"^0\d{2,3}-?\d{7,8}$", re.ASCII)
 

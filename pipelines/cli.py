@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +19,9 @@ from connectors.config_schema import redact_url
 from lake.deployment import DEPLOYMENT_ENV
 from lake.layout import data_dictionary_path, data_docs_path, exports_root, marts_path, scorecard_path
 from pipelines.home import LAYERS
+
+if TYPE_CHECKING:  # the runner imports Dagster: the CLI loads it only for the commands that run
+    from pipelines.runner import AssetOutcome
 
 DEMO_ENTERPRISES = 3_000
 
@@ -263,6 +267,12 @@ def _checks(a) -> str:
     )
 
 
+def failed_check_lines(a: AssetOutcome) -> list[str]:
+    """Under an asset's row, what each of its failed checks said: for an expectation suite the rules, their
+    columns and up to five values that broke them — the asset's name alone does not tell what to fix."""
+    return [f"      {name}: {a.notes[name]}" for name, ok in a.checks.items() if not ok and name in a.notes]
+
+
 def _run(
     config_path: Path | None,
     home: Path,
@@ -325,6 +335,8 @@ def _run(
         )
         if a.error:
             click.echo(f"      error: {a.error}")
+        for line in failed_check_lines(a):
+            click.echo(line)
     for table in outcome.unstaged:
         click.echo(
             f"  note: bronze/{table} has no staging spec (the deployment's specs/): it is not in silver"

@@ -89,7 +89,8 @@ def _data_docs_asset(config: SourcesConfig, specs: dict[str, StagingSpec]) -> dg
         from quality.validation import build_data_docs, load_reports
 
         suites = {s.name: suite_for_staging(s) for s in chosen}
-        suites |= {t: suite_for_intermediate(t) for t in canonical.INTERMEDIATE_TABLES}
+        staged = {s.source: s for s in chosen}  # the specs silver validated with (pipelines.silver)
+        suites |= {t: suite_for_intermediate(t, staged) for t in canonical.INTERMEDIATE_TABLES}
         reports = load_reports(validations_path(lake.home_path()), suites)
         index = build_data_docs(reports, data_docs_path(lake.home_path()))
         return dg.MaterializeResult(

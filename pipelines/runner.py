@@ -61,6 +61,8 @@ class AssetOutcome:
     metadata: dict = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
     error: str | None = None
+    #: what each check said (its description): for a failed expectation suite, the rules, columns and samples
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,15 +115,15 @@ def _execute(
         key = event.asset_key.to_user_string() if event.asset_key else None
         if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and key:
             meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
-            outcomes[key] = AssetOutcome(
-                key, "materialized", meta, checks=outcomes.get(key, AssetOutcome(key, "")).checks
-            )
+            seen = outcomes.get(key, AssetOutcome(key, ""))
+            outcomes[key] = AssetOutcome(key, "materialized", meta, checks=seen.checks, notes=seen.notes)
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             k = evaluation.asset_key.to_user_string()
-            outcomes.setdefault(k, AssetOutcome(k, "materialized")).checks[evaluation.check_name] = (
-                evaluation.passed
-            )
+            outcome = outcomes.setdefault(k, AssetOutcome(k, "materialized"))
+            outcome.checks[evaluation.check_name] = evaluation.passed
+            if evaluation.description:
+                outcome.notes[evaluation.check_name] = evaluation.description
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             step = event.step_key or ""
             error = event.event_specific_data.error
@@ -131,7 +133,10 @@ def _execute(
                 error = error.cause
             message = (error.message.strip().splitlines() or ["failed"])[-1] if error else "failed"
             k = step.replace("__", "/")
-            outcomes[k] = AssetOutcome(k, "failed", error=message)
+            seen = outcomes.get(
+                k, AssetOutcome(k, "")
+            )  # a failed blocking check fails the step: keep its note
+            outcomes[k] = AssetOutcome(k, "failed", checks=seen.checks, error=message, notes=seen.notes)
     return result.run_id, result.success, outcomes
 
 

@@ -74,6 +74,7 @@ def _suite_results(key: dg.AssetKey, report, home: Path) -> list[dg.AssetCheckRe
             check_name=HARD_CHECK,
             passed=report.passed_hard,
             severity=dg.AssetCheckSeverity.ERROR,
+            description=report.describe("hard"),
             metadata={"report": dg.MetadataValue.json(meta)},
         ),
         dg.AssetCheckResult(
@@ -81,6 +82,7 @@ def _suite_results(key: dg.AssetKey, report, home: Path) -> list[dg.AssetCheckRe
             check_name=SOFT_CHECK,
             passed=not report.failed_soft,
             severity=dg.AssetCheckSeverity.WARN,
+            description=report.describe("soft"),
             metadata={"failed": dg.MetadataValue.json(report.failed_soft)},
         ),
     ]
@@ -175,9 +177,9 @@ def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefini
             }
         )
         sample, total = silver.sample_silver(home, table)
-        yield from _suite_results(
-            key, validate(sample, suite_for_intermediate(table), total_rows=total), home
-        )
+        # the vocabularies (roles, event types) of the specs this run staged: a deployment's own, not the shipped
+        suite = suite_for_intermediate(table, {s.source: s for s in specs})
+        yield from _suite_results(key, validate(sample, suite, total_rows=total), home)
 
     return _build
 

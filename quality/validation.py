@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
-from quality.expectations import Rule, Suite
+from quality.expectations import Rule, Severity, Suite
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
@@ -34,11 +34,40 @@ if TYPE_CHECKING:
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
+#: How many of a failed rule's unexpected values a message shows.
+SAMPLE_VALUES = 5
+
+
 @dataclass(frozen=True)
 class RuleResult:
     rule: Rule
     success: bool
     observed: dict[str, Any]  # unexpected_count, unexpected_percent, partial_unexpected_list ... or exception
+
+    @property
+    def samples(self) -> list[str]:
+        """Up to :data:`SAMPLE_VALUES` distinct values that broke the rule, in GX's order (GX lists each row's
+        value, so one undeclared event type would otherwise fill the sample alone)."""
+        values = dict.fromkeys(str(v) for v in self.observed.get("partial_unexpected_list", []))
+        return list(values)[:SAMPLE_VALUES]
+
+    def describe(self) -> str:
+        """One line naming the rule, its column, how many rows broke it and some of their values: what an
+        operator needs to tell a broken source from a vocabulary the deployment has not declared."""
+        column = self.rule.kwargs.get("column") or "(table)"
+        line = f"{self.rule.name} on column {column}"
+        if "exception" in self.observed:
+            return f"{line}: could not run: {self.observed['exception']}"
+        count = self.observed.get("unexpected_count")
+        if count is not None:
+            line += f": {count} unexpected value(s)"
+            if (percent := self.observed.get("unexpected_percent")) is not None:
+                line += f" ({percent:.2f}%)"
+        elif (observed := self.observed.get("observed_value")) is not None:
+            line += f": observed {observed}"
+        if self.samples:
+            line += f", e.g. {', '.join(repr(v) for v in self.samples)}"
+        return line
 
 
 @dataclass
@@ -66,6 +95,18 @@ class SuiteReport:
     def passed_hard(self) -> bool:
         return not self.failed_hard
 
+    def failures(self, severity: Severity) -> list[RuleResult]:
+        return [r for r in self.results if not r.success and r.rule.severity == severity]
+
+    def describe(self, severity: Severity) -> str:
+        """The rules of ``severity`` that failed, one :meth:`RuleResult.describe` each (the asset check's
+        description, and the line `qst run` prints under a failed check); a pass says what was validated."""
+        failed = self.failures(severity)
+        if not failed:
+            return f"{self.suite.name}: every {severity} rule passed on {self.validated_rows} row(s)"
+        sample = f" (a sample of {self.validated_rows} of {self.rows} rows)" if self.sampled else ""
+        return f"{self.suite.name}{sample}: " + "; ".join(r.describe() for r in failed)
+
     def to_metadata(self) -> dict[str, Any]:
         """A JSON-serializable summary (for Dagster asset-check metadata)."""
         return {
@@ -77,6 +118,16 @@ class SuiteReport:
             "passed_hard": self.passed_hard,
             "failed_hard": self.failed_hard,
             "failed_soft": self.failed_soft,
+            "failures": [
+                {
+                    "rule": r.rule.name,
+                    "column": r.rule.column,
+                    "severity": r.rule.severity,
+                    "samples": r.samples,
+                }
+                for r in self.results
+                if not r.success
+            ],
             "rules": {
                 r.rule.name: {"severity": r.rule.severity, "success": r.success, **r.observed}
                 for r in self.results

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from lake.deployment import EXAMPLE_DEPLOYMENT
 from models import canonical
 from models.identifiers import id_check_char, org_check_char, regno_check_digit, uscc_check_char
 from models.staging.spec import STATUS_KINDS, load_specs
@@ -26,7 +28,7 @@ from quality.expectations import (
     suite_for_intermediate,
     suite_for_staging,
 )
-from quality.validation import build_data_docs, to_pandas, validate
+from quality.validation import RuleResult, build_data_docs, to_pandas, validate
 
 SPECS = load_specs()
 REGISTRATIONS = SPECS["samr/registrations"]
@@ -138,6 +140,57 @@ def test_intermediate_vocabularies_come_from_the_specs() -> None:
     assert "tin_kind_in_vocabulary" in {r.name for r in enterprises.rules}
     with pytest.raises(ValueError, match="not an intermediate table"):
         suite_for_intermediate("int_nothing")
+
+
+@pytest.fixture
+def own_specs(tmp_path: Path) -> Path:
+    """A deployment's spec folder: the shipped specs, with registrations also declaring an approval event
+    (a new city's market regulator publishes the date its registry approved a change, 核准日期)."""
+    folder = tmp_path / "specs"
+    shutil.copytree(EXAMPLE_DEPLOYMENT / "specs", folder)
+    path = folder / "stg_samr__registrations.yaml"
+    text = path.read_text(encoding="utf-8")
+    declared = (
+        "  - {type: registration, subject: subject, date: founded_on, status: status, reference: uscc}\n"
+    )
+    assert declared in text
+    extra = "  - {type: registry_approval, subject: subject, date: approved_on}\n"
+    path.write_text(text.replace(declared, declared + extra), encoding="utf-8")
+    return folder
+
+
+def test_a_deployments_own_event_type_passes_the_events_suite_built_from_its_specs(
+    staged: pl.DataFrame, own_specs: Path
+) -> None:
+    specs = load_specs(own_specs)
+    assert "registry_approval" not in {e.type for s in SPECS.values() for e in s.events}
+    events = canonical.events(staged, specs["samr/registrations"])
+    assert set(events["event_type"]) == {"registration", "registry_approval"}
+    report = validate(events, suite_for_intermediate("int_events", specs))
+    assert report.passed_hard, report.describe("hard")
+    assert "registry_approval" in report.suite.rule("event_type_in_vocabulary").kwargs["value_set"]
+    # the shipped specs do not know it: the same frame fails the suite they make
+    assert validate(events, suite_for_intermediate("int_events")).failed_hard == ["event_type_in_vocabulary"]
+
+
+def test_a_failed_canonical_check_names_the_rule_the_column_and_samples(
+    staged: pl.DataFrame, own_specs: Path
+) -> None:
+    events = canonical.events(staged, load_specs(own_specs)["samr/registrations"])
+    report = validate(events, suite_for_intermediate("int_events", SPECS))
+    message = report.describe("hard")
+    assert message.startswith("int_events: event_type_in_vocabulary on column event_type: ")
+    assert message.endswith(f"{N} unexpected value(s) (50.00%), e.g. 'registry_approval'")
+    failure = report.to_metadata()["failures"]
+    assert failure == [
+        {
+            "rule": "event_type_in_vocabulary",
+            "column": "event_type",
+            "severity": "hard",
+            "samples": ["registry_approval"],
+        }
+    ]
+    assert report.describe("soft") == f"int_events: every soft rule passed on {2 * N} row(s)"
 
 
 # ---- validation -----------------------------------------------------------------------------------------
@@ -297,3 +350,16 @@ def test_data_docs_show_the_last_result_of_each_suite(
     assert "bogus" in pages[0].read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="not made by validate"):
         build_data_docs([replace(first, gx_result=None)], tmp_path / "docs")
+
+
+def test_a_failure_shows_up_to_five_distinct_values() -> None:
+    rule = Rule("role_in_vocabulary", "hard", "ExpectColumnValuesToBeInSet", {"column": "role"}, "why")
+    listed = ["a", "a", "b", "c", "b", "d", "e", "f", "g"]
+    result = RuleResult(rule, False, {"unexpected_count": 9, "partial_unexpected_list": listed})
+    assert result.samples == ["a", "b", "c", "d", "e"]
+    assert (
+        result.describe()
+        == "role_in_vocabulary on column role: 9 unexpected value(s), e.g. 'a', 'b', 'c', 'd', 'e'"
+    )
+    broken = RuleResult(rule, False, {"exception": "column role not found"})
+    assert broken.describe() == "role_in_vocabulary on column role: could not run: column role not found"

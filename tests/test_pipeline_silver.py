@@ -10,6 +10,7 @@ import pytest
 
 from connectors.config import load_sources
 from lake.deployment import EXAMPLE_DEPLOYMENT
+from pipelines.cli import failed_check_lines
 from pipelines.runner import run_pipeline
 from simulator import estate as est
 
@@ -41,6 +42,14 @@ def test_a_failing_hard_expectation_blocks_downstream(estate_with_own_specs):
     assert penalties.status == "materialized" and penalties.checks["expectations_hard"] is False
     assert penalties.checks["rows_reconcile"] is True  # the row is in silver: nothing was lost
     assert "silver/stg_samr__penalties:expectations_hard" in outcome.failed_checks
+    # the check's own message, and the line `qst run` prints under the asset, name the rule, column and values
+    note = penalties.notes["expectations_hard"]
+    assert note.startswith(
+        "stg_samr__penalties: decision_number_not_null_declared on column decision_number: "
+    )
+    assert "e.g. 'null'" in note
+    assert f"      expectations_hard: {note}" in failed_check_lines(penalties)
+    assert "rows_reconcile" not in " ".join(failed_check_lines(penalties))  # passed checks stay quiet
     # everything downstream of it waits; the other staging models were built
     for key in (
         "silver/int_enterprise_records",
@@ -70,3 +79,24 @@ def test_without_the_rule_the_same_night_passes(estate_with_own_specs):
     outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-10-31", until="quality")
     assert outcome.ok, outcome.failed_checks
     assert {a.status for a in outcome.assets} == {"materialized"}
+
+
+def test_an_event_type_of_the_deployments_own_specs_passes_the_canonical_checks(estate_with_own_specs):
+    """Issue 15: the canonical tables' suites came from the shipped specs, so an event type a deployment
+    declared failed ``silver/int_events: expectations_hard``."""
+    out, home, specs = estate_with_own_specs
+    path = specs / "stg_samr__registrations.yaml"
+    text = path.read_text(encoding="utf-8")
+    declared = (
+        "  - {type: registration, subject: subject, date: founded_on, status: status, reference: uscc}\n"
+    )
+    assert declared in text
+    extra = "  - {type: registry_approval, subject: subject, date: approved_on}\n"
+    path.write_text(text.replace(declared, declared + extra), encoding="utf-8")
+    outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-10-31", until="silver")
+    events = {a.key: a for a in outcome.assets}["silver/int_events"]
+    assert events.status == "materialized", events.error
+    assert events.checks["expectations_hard"] is True, events.notes
+    report = (home / "docs" / "validations" / "int_events.json").read_text(encoding="utf-8")
+    assert '"registry_approval"' in report  # the suite's vocabulary is the deployment's
+    assert outcome.ok, (outcome.failed_checks, [failed_check_lines(a) for a in outcome.assets])

@@ -25,6 +25,7 @@ from models.standardize import dates as std_dates
 from models.standardize import identifiers as std
 from models.standardize import nulls as std_nulls
 from models.standardize.identifiers import (
+    key_kind,
     normalize_code,
     org_code,
     org_code_from_tin,
@@ -645,6 +646,83 @@ def test_tin_kinds_follow_the_check_that_passes(codes, data):
                 else v[:18]
             )
             assert r["resident_id"] == expected
+
+
+# ------------------------------------------------------------------------------------------------
+# Mixed key columns (证件号): an invalid code goes by the structure that tells an ID from a USCC
+# ------------------------------------------------------------------------------------------------
+#: A valid USCC of digits only (its organization code and check character happen to be digits): mistyped,
+#: it has an ID's shape, which is where the two kinds get confused.
+USCC_ALL_DIGITS = "913101100080636081"
+
+
+def _single_substitutions(code: str, alphabet: str) -> list[str]:
+    return [code[:i] + c + code[i + 1 :] for i in range(len(code)) for c in alphabet if c != code[i]]
+
+
+def test_all_digit_uscc_vector_is_valid():
+    assert idf.is_valid_uscc(USCC_ALL_DIGITS) and not idf.is_valid_resident_id(USCC_ALL_DIGITS)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("11010519491231003X", "resident_id"),  # 11010519491231002X, sequence digit mistyped
+        ("360426199101010072", "resident_id"),  # 360426199101010071, check digit mistyped
+        ("11010529491231002X", "resident_id"),  # year 1949 -> 2949: province intact, date one digit off
+        ("91010519491231002X", "resident_id"),  # province 11 -> 91: the birth date is intact
+        ("913101100080636082", "uscc"),  # USCC_ALL_DIGITS, check character mistyped: ID-shaped
+        ("91110000600037342L", "uscc"),  # 91110000600037341L, organization code mistyped
+        ("91110K00600037341L", "uscc"),  # a letter typed into the division code
+        ("11010519491231002X", "resident_id"),  # valid codes go by the check that passes
+        ("91110000600037341L", "uscc"),
+    ],
+)
+def test_key_kind_files_a_mistyped_code_by_its_structure(code, kind):
+    assert not (idf.is_valid_uscc(code) and idf.is_valid_resident_id(code))
+    assert run(key_kind, [code]) == [kind]
+
+
+@pytest.mark.parametrize("code", ID_VALID)
+def test_every_mistyped_digit_of_a_resident_id_stays_a_resident_id(code):
+    """Issue 15: a new city's court parties lost their person mentions because a mistyped 18-digit ID was
+    USCC-shaped and filed as one."""
+    typed = [m for m in _single_substitutions(code, "0123456789") if not idf.is_valid_uscc(m)]
+    kinds = run(key_kind, typed)
+    assert [m for m, k in zip(typed, kinds, strict=True) if k != "resident_id"] == []
+
+
+@pytest.mark.parametrize("code", [*USCC_VALID, USCC_ALL_DIGITS])
+def test_every_mistyped_character_of_a_uscc_stays_a_uscc(code):
+    typed = [m for m in _single_substitutions(code, idf.USCC_ALPHABET) if not idf.is_valid_resident_id(m)]
+    kinds = run(key_kind, typed)
+    assert len(typed) > 500
+    assert [m for m, k in zip(typed, kinds, strict=True) if k != "uscc"] == []
+
+
+def test_key_kind_reads_the_simulators_mistyped_keys(tmp_path):
+    """Over a simulated court's parties with many typos, each 18-character key that is not masked goes to its
+    party's kind: an ID to a natural person (自然人), a USCC to an enterprise (法人). A typo that happens to
+    pass the other kind's check (1 in 31 for a USCC's) is classified by that check, so it is left out."""
+    from simulator.estate import simulate
+    from simulator.mess import MessProfile
+
+    profile = MessProfile.with_overrides({"id_typo": 0.5, "key_typo": 0.5})
+    simulate(tmp_path, enterprises=500, seed=15, only=["courts.AJ_DSR"], profile=profile)
+    keys = estate_column(tmp_path, "courts", "AJ_DSR", "ZJHM")
+    parties = estate_column(tmp_path, "courts", "AJ_DSR", "DSRLX")
+    codes = [oracle_normalize(k) if k is not None else None for k in keys]
+    kinds = run(key_kind, keys)
+    expected = {"自然人": "resident_id", "法人": "uscc"}
+    seen = [
+        (c, p, k)
+        for c, p, k in zip(codes, parties, kinds, strict=True)
+        if c is not None and len(c) == 18 and "*" not in c
+        if not (idf.is_valid_uscc(c) if p == "自然人" else idf.is_valid_resident_id(c))
+    ]
+    mistyped_ids = [c for c, p, _ in seen if p == "自然人" and not idf.is_valid_resident_id(c)]
+    assert len(mistyped_ids) > 15  # the simulator's typo mess is exercised
+    assert [(c, p, k) for c, p, k in seen if k != expected[p]] == []
 
 
 # ------------------------------------------------------------------------------------------------

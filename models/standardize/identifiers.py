@@ -28,6 +28,7 @@ typed) and null for 'masked' and 'missing'. Only 'valid' values may serve as det
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 
@@ -62,6 +63,10 @@ ID18_REGEX = _ascii(idf.ID18_PATTERN)
 ID15_REGEX = _ascii(idf.ID15_PATTERN)
 REGNO_REGEX = r"^[0-9]{15}$"
 # A published masked resident ID: the first 4 or 6 digits, stars, the last 4 characters, 18 in all.
+PROVINCE_REGEX = idf.PROVINCE_PATTERN.pattern
+USCC_AUTHORITY_REGEX = idf.USCC_AUTHORITY_PATTERN.pattern
+#: The earliest birth date an invalid code's date must not precede to read as a resident ID's.
+EARLIEST_BIRTH = dt.date(1900, 1, 1)
 MASKED_ID_REGEX = r"^(?:[0-9]{4}\*{10}|[0-9]{6}\*{8})[0-9]{3}[0-9X]$"
 # An old TIN: 6-digit division code + 9-character organization code (docs/domain/identifiers.md, 纳税人识别号).
 OLD_TIN_REGEX = "^[0-9]{6}" + ORG_REGEX.removeprefix("^")
@@ -425,13 +430,26 @@ KEY_KINDS = ("uscc", "org_code", "old_tin", "resident_id", "unknown", "missing")
 
 def key_kind(expr: IntoExpr) -> pl.Expr:
     """What a 证件号 column that mixes kinds holds (court parties, defaulters, service applicants): one of
-    :data:`KEY_KINDS`. A valid code is classified by the check that passes (as :func:`tin` does); an invalid or
-    masked one by its shape: 9 characters of the organization-code shape -> 'org_code' (also written
-    ``XXXXXXXX-X``), 15 or 18 characters of digits and '*' (an ID's shape) -> 'resident_id'. Only the kind is
-    decided here; the value is then read by the standardizer of that kind.
+    :data:`KEY_KINDS`. Only the kind is decided here; the value is then read by the standardizer of that kind.
 
-    A code that reads as a valid resident ID is a resident ID even when another check passes too (an all-digit
-    USCC can pass an ID's check by chance, and a 15-digit ID can pass as an old TIN): these columns belong to courts and service desks, where persons are the many."""
+    A valid code is classified by the check that passes (as :func:`tin` does). A code that reads as a valid
+    resident ID is a resident ID even when another check passes too (an all-digit USCC can pass an ID's check by
+    chance, and a 15-digit ID can pass as an old TIN): these columns belong to courts and service desks, where
+    persons are the many.
+
+    An invalid or masked code is classified by its structure. 9 characters of the organization-code shape ->
+    'org_code' (also written ``XXXXXXXX-X``); a masked 15 or 18 characters of digits and '*' -> 'resident_id'.
+    An invalid 18-character code cannot go by shape alone, because a mistyped ID (17 digits and a digit or X)
+    is USCC-shaped too: it goes by the parts that tell the two apart (docs/domain/identifiers.md). An ID starts
+    with a province code (:data:`models.identifiers.PROVINCE_PATTERN`) and carries a plausible birth date
+    (1900 to today) at positions 7-14; a USCC starts with its registering authority and entity type
+    (:data:`models.identifiers.USCC_AUTHORITY_PATTERN`) followed by a province code. One mistyped character
+    damages at most one of an ID's two parts or of a USCC's two, so: both ID parts -> 'resident_id'; both
+    USCC parts -> 'uscc'; the birth date alone -> 'resident_id'; the province alone -> 'resident_id' when the
+    date is one digit from plausible (two of century 19/20, month, day in range) or no USCC part is there
+    (a Beijing ID's '11' is also a USCC's 机构编制/机关); anything else by shape as before (old TIN, USCC, ID),
+    where 18 characters of the USCC alphabet that start with an authority and entity type are a USCC too (a
+    letter typed into its division code)."""
     source = as_expr(expr)
     code = F("code")
     s = Stages(code=normalize_code(source)).add(
@@ -443,6 +461,23 @@ def key_kind(expr: IntoExpr) -> pl.Expr:
     )
     s.add(uscc_ok=_passes_check(code, F("uscc_shape"), "uscc"))
     _add_resident_fields(s, {"r": "code"})
+    s.add(
+        id_province=F("r_is18") & code.str.slice(0, 2).str.contains(PROVINCE_REGEX).fill_null(False),
+        id_born=F("r_is18") & F("r_birth").is_between(EARLIEST_BIRTH, dt.date.today()).fill_null(False),
+        uscc_authority=code.str.contains(f"^[{idf.USCC_ALPHABET}]{{18}}$").fill_null(False)
+        & code.str.slice(0, 2).str.contains(USCC_AUTHORITY_REGEX).fill_null(False),
+        uscc_province=F("uscc_shape") & code.str.slice(2, 2).str.contains(PROVINCE_REGEX).fill_null(False),
+    )
+    # one mistyped digit of a birth date leaves two of its century, month and day in range
+    near = [
+        code.str.slice(6, 2).is_in(["19", "20"]),
+        code.str.slice(10, 2).cast(pl.Int32, strict=False).is_between(1, 12),
+        code.str.slice(12, 2).cast(pl.Int32, strict=False).is_between(1, 31),
+    ]
+    s.add(
+        id_date_near=F("r_is18") & (pl.sum_horizontal([e.fill_null(False).cast(pl.Int8) for e in near]) >= 2)
+    )
+    uscc_evidence = F("uscc_authority") | F("uscc_province")
     kind = (
         pl.when(code.is_null())
         .then(pl.lit("missing"))
@@ -454,9 +489,15 @@ def key_kind(expr: IntoExpr) -> pl.Expr:
         .then(pl.lit("org_code"))
         .when(F("id_shape") & F("masked"))
         .then(pl.lit("resident_id"))
+        .when(F("id_province") & F("id_born"))
+        .then(pl.lit("resident_id"))
+        .when(F("uscc_authority") & F("uscc_province"))
+        .then(pl.lit("uscc"))
+        .when(F("id_born") | (F("id_province") & (F("id_date_near") | uscc_evidence.not_())))
+        .then(pl.lit("resident_id"))
         .when(F("old_shape"))
         .then(pl.lit("old_tin"))
-        .when(F("uscc_shape"))
+        .when(F("uscc_shape") | F("uscc_authority"))
         .then(pl.lit("uscc"))
         .when(F("id_shape"))
         .then(pl.lit("resident_id"))
