@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import dcc, html
 
-from lake.city import DEFAULT_TIMEZONE
+from lake.city import city_timezone
 
 #: System fonts only (the dashboard works offline): the first one installed wins.
 FONT_STACK = (
@@ -116,7 +116,7 @@ def when(value: Any) -> str:
         return "—"
     ts = pd.Timestamp(value)
     if ts.tzinfo is not None:
-        ts = ts.tz_convert(DEFAULT_TIMEZONE)
+        ts = ts.tz_convert(city_timezone())
     return ts.strftime("%Y-%m-%d %H:%M") + (" (北京时间)" if ts.tzinfo is not None else "")
 
 

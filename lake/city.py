@@ -2,16 +2,23 @@
 
 The nightly partition (a calendar day), the scorecard's day boundaries, the day a timestamp falls on and
 the zone of naive timestamps in the legacy sources all mean the same wall clock: the city's. A
-deployment may declare it with a top-level ``timezone:`` key in ``sources.yaml`` (an IANA name); the
-per-department ``source_timezone`` defaults to it. Code that has no configuration at hand (a schedule
-declared at import, a docstring example) uses :data:`DEFAULT_TIMEZONE`.
+deployment declares it with a top-level ``timezone:`` key in its ``sources.yaml`` (an IANA name); the
+per-department ``source_timezone`` defaults to it. Every layer asks :func:`city_timezone` (at call time, so
+the deployment of the process is the one that counts); a deployment that declares none is in
+:data:`DEFAULT_TIMEZONE`.
 """
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["DEFAULT_TIMEZONE", "check_timezone", "city_zone"]
+import yaml
+
+from lake.deployment import current_deployment
+
+__all__ = ["DEFAULT_TIMEZONE", "check_timezone", "city_timezone", "city_zone"]
 
 #: The zone of a deployment that declares none (the city Quanshitong was built for).
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -31,6 +38,24 @@ def check_timezone(value: str) -> str:
     return value
 
 
+def city_timezone() -> str:
+    """The zone the deployment's ``sources.yaml`` declares (top-level ``timezone:``), else the default."""
+    path = current_deployment().sources
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return DEFAULT_TIMEZONE
+    return _declared_timezone(path, stat.st_mtime_ns)
+
+
+@cache
+def _declared_timezone(path: Path, mtime_ns: int) -> str:
+    """Read once per version of the file; the full validation (with line numbers) is the config loader's."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    value = document.get("timezone") if isinstance(document, dict) else None
+    return check_timezone(value) if isinstance(value, str) and value else DEFAULT_TIMEZONE
+
+
 def city_zone(name: str | None = None) -> ZoneInfo:
-    """The city's zone as a ``ZoneInfo``: ``name`` when a deployment declared one, else the default."""
-    return ZoneInfo(name or DEFAULT_TIMEZONE)
+    """The city's zone as a ``ZoneInfo``: ``name`` when given, else :func:`city_timezone`."""
+    return ZoneInfo(name or city_timezone())

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from lake.city import DEFAULT_TIMEZONE
+from lake.city import city_timezone
 from models.staging.spec import MentionSpec, StagingSpec
 from models.standardize.identifiers import org_code_from_tin, org_code_from_uscc
 
@@ -152,7 +152,7 @@ def _date_field(staged: pl.DataFrame, name: str) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         col = pl.col(name)
         if dtype.time_zone is not None:
-            col = col.dt.convert_time_zone(DEFAULT_TIMEZONE)
+            col = col.dt.convert_time_zone(city_timezone())
         return col.dt.date()
     return pl.col(name).cast(pl.Date)
 

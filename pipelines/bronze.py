@@ -17,13 +17,14 @@ from dagster import AssetExecutionContext, SensorEvaluationContext
 
 from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
 from connectors.extract import TableLoadReport, load_file_drop, load_table
-from lake.city import DEFAULT_TIMEZONE
+from lake.city import city_timezone
 from pipelines.resources import LakeResource
 from pipelines.sources import legacy_asset_key
 
 BRONZE_PREFIX = "bronze"
 RECONCILE_CHECK = "source_rows_reconcile"
-NIGHTLY_TIMEZONE = DEFAULT_TIMEZONE  # lake.city
+# the deployment's zone: pipelines modules are imported after `qst --deployment` (and QST_DEPLOYMENT) is set
+NIGHTLY_TIMEZONE = city_timezone()
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date="2026-01-01", timezone=NIGHTLY_TIMEZONE, hour_offset=2
 )

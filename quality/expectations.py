@@ -61,7 +61,6 @@ VALIDITY_MOSTLY = 0.8  # at least 80% of the identifiers written in full are val
 MAPPED_MOSTLY = 0.99  # at most 1% of codes the crosswalk does not know
 PLAUSIBLE_MOSTLY = 0.99  # at most 1% of dates outside the plausible range
 EARLIEST_DATE = dt.datetime(1949, 10, 1)  # the founding of the PRC: no record of this estate predates it
-TIMEZONE = city_zone()
 
 
 @dataclass(frozen=True)
@@ -199,7 +198,7 @@ def _plausible(column: str, future: bool = False) -> Rule:
     if future:
         latest, until = dt.datetime.combine(PLAUSIBLE_RANGE[1], dt.time()), str(PLAUSIBLE_RANGE[1])
     else:
-        tomorrow = dt.datetime.now(TIMEZONE).date() + dt.timedelta(days=1)
+        tomorrow = dt.datetime.now(city_zone()).date() + dt.timedelta(days=1)
         latest, until = dt.datetime.combine(tomorrow, dt.time()), "tomorrow"
     return Rule(
         f"{column}_plausible",

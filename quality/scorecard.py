@@ -119,13 +119,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
 
 from connectors.config_schema import SourcesConfig
-from lake.city import DEFAULT_TIMEZONE
+from lake.city import city_zone
 from lake.delta import read_dataset, replace_where
 from lake.layout import bronze_path, quarantine_rows_path, scorecard_path, silver_path
 from models.scorecard import GRADES, SCORECARD_SCHEMA, SILVER_COUNTS, UTC_TS, WEIGHTS, with_rates
@@ -137,7 +136,6 @@ __all__ = [
     "DEFAULT_GRACE",
     "GRADES",
     "NIGHTLY_LOAD",
-    "REPORTING_TIMEZONE",
     "SCORECARD_SCHEMA",
     "WEIGHTS",
     "deadline",
@@ -149,7 +147,6 @@ __all__ = [
     "write_scorecard",
 ]
 
-REPORTING_TIMEZONE = DEFAULT_TIMEZONE  # the city's calendar
 #: When the nightly load runs on D+1 (the schedule of ``pipelines/bronze.py``).
 NIGHTLY_LOAD = dt.time(2, 0)
 DEFAULT_GRACE = dt.timedelta(hours=4)
@@ -162,7 +159,7 @@ BATCH = "_qst_batch_id"
 
 
 def _local(day: dt.date, at: dt.time = dt.time(0)) -> dt.datetime:
-    return dt.datetime.combine(day, at, tzinfo=ZoneInfo(REPORTING_TIMEZONE))
+    return dt.datetime.combine(day, at, tzinfo=city_zone())  # the city's calendar
 
 
 def deadline(day: dt.date, grace: dt.timedelta = DEFAULT_GRACE) -> dt.datetime:

@@ -84,3 +84,25 @@ def test_no_deployment_file_lives_inside_the_packages():
         if p.suffix in {".yaml", ".yml", ".csv", ".json"} and "models/data" not in p.as_posix()
     ]
     assert not found, found
+
+
+def test_the_citys_time_zone_is_declared_once_in_its_deployment(city):
+    """Report days, deadlines and the day a timestamp falls on follow the zone the deployment declares."""
+    import datetime as dt
+
+    from lake.city import city_timezone
+    from quality.scorecard import deadline
+
+    night = dt.date(2026, 11, 1)
+    assert city_timezone() == "Asia/Shanghai"  # the example declares none: the default
+    # the load at 02:00 on D+1, plus 4 hours' grace: 18:00 + 4 h UTC in Shanghai (UTC+8)
+    assert deadline(night) == dt.datetime(2026, 11, 1, 22, tzinfo=dt.UTC)
+    path = city / "sources.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("version: 1\n", "version: 1\ntimezone: Asia/Urumqi\n")
+    )
+    assert city_timezone() == "Asia/Urumqi"
+    assert deadline(night) == dt.datetime(2026, 11, 2, 0, tzinfo=dt.UTC)  # UTC+6
+    path.write_text(path.read_text(encoding="utf-8").replace("Asia/Urumqi", "Mars/Olympus"))
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        city_timezone()

@@ -17,6 +17,7 @@ import pytest
 from conftest import estate_frame
 
 from connectors.config import load_sources
+from lake.city import city_zone
 from models import silver
 from models.gold.build import build_gold, build_golden
 from models.marts import build as mb
@@ -450,7 +451,7 @@ def test_as_of_rebuild_returns_the_earlier_figures(marts, tmp_path):
     )
     assert meta.row(0) == (v0, "versions")
     # by date: today (Asia/Shanghai) sees the newest version; the day before the lake existed has none
-    today = dt.datetime.now(mb.TIMEZONE).date()
+    today = dt.datetime.now(city_zone()).date()
     assert mb.resolve_versions(home, as_of_date=today)["int_events"][0] == v0 + 1
     with pytest.raises(ValueError, match="no version committed"):
         mb.resolve_versions(home, as_of_date=dt.date(2000, 1, 1))

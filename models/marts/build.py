@@ -56,7 +56,6 @@ __all__ = [
     "sql_str",
 ]
 
-TIMEZONE = city_zone()
 #: The oldest DuckDB release that must be able to open the file.
 STORAGE_COMPATIBILITY = "v1.4.0"
 
@@ -98,7 +97,7 @@ def resolve_versions(
     as_of_versions = as_of_versions or {}
     end = None
     if as_of_date is not None:
-        end = dt.datetime.combine(as_of_date + dt.timedelta(days=1), dt.time(0), TIMEZONE)
+        end = dt.datetime.combine(as_of_date + dt.timedelta(days=1), dt.time(0), city_zone())
     out: dict[str, tuple[int | None, dt.datetime | None]] = {}
     for name, rel in LAKE_TABLES.items():
         path = Path(home) / "lake" / rel
@@ -143,7 +142,7 @@ def _register(
 def _default_reference_day(con: duckdb.DuckDBPyConnection) -> dt.date:
     """The newest day, not after today, on which events of at least two types happened: the day the lake's
     data reaches (one department's future-dated typo cannot move it)."""
-    today = dt.datetime.now(TIMEZONE).date()
+    today = dt.datetime.now(city_zone()).date()
     day = q(
         con,
         """SELECT max(event_date) FROM (SELECT event_date FROM lake_int_events WHERE event_date <= ?

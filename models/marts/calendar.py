@@ -42,15 +42,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import zoneinfo
 
 import chinese_calendar
 import polars as pl
 
-from lake.city import DEFAULT_TIMEZONE
+from lake.city import city_zone
 from models.marts.common import frame_table, mart
 
-TIMEZONE = DEFAULT_TIMEZONE
 CALENDAR_START = dt.date(1990, 1, 1)
 CALENDAR_END = dt.date(2030, 12, 31)
 
@@ -210,7 +208,7 @@ def add_working_days(start: pl.Expr | str, n: pl.Expr | str | int) -> pl.Expr:
 @functools.cache
 def _utc_offsets_us() -> pl.Series:
     """The city's UTC offset (microseconds) at noon UTC of each calendar day."""
-    zone = zoneinfo.ZoneInfo(TIMEZONE)
+    zone = city_zone()
     noon = dt.datetime.combine(CALENDAR_START, dt.time(12), tzinfo=dt.UTC)
     offsets: list[int] = []
     for k in range(_DAYS):

@@ -29,14 +29,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from lake.city import DEFAULT_TIMEZONE
+from lake.city import city_timezone
 from models.marts.common import MartContext, frame_table, mart, sql_str
 from models.marts.forecast import FIT_DAYS, LEVEL, series_forecast
 
 HORIZON_DAYS = 30
 BACKTEST_DAYS = 90
 HISTORY_DAYS = 365
-TIMEZONE = DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)
@@ -223,7 +222,7 @@ def deregistration_counts(
     dtype = lf.collect_schema()["updated_at"]
     day = pl.col("updated_at")
     if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-        day = day.dt.convert_time_zone(TIMEZONE)
+        day = day.dt.convert_time_zone(city_timezone())
     day = day.dt.date() if isinstance(dtype, pl.Datetime) else day.cast(pl.Date)
     return (
         lf.filter(pl.col("status") == "deregistered")
@@ -338,7 +337,7 @@ COMMENTS: dict[str, dict] = {
         "indicators with one-step-ahead backtest forecasts, 95% intervals, alerts when the actual leaves "
         "the interval, and a 30-day forecast (negative-binomial regression on the official calendar)",
         "columns": {
-            "day": f"日期 / Day ({TIMEZONE})",
+            "day": f"日期 / Day ({city_timezone()})",
             "indicator": "指标键 / Indicator key",
             "indicator_name_zh": "指标名称 / Indicator name",
             "actual": "实际值（预测日为空）/ Actual count, null on forecast days",
