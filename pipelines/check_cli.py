@@ -62,7 +62,7 @@ def check(config_path: Path | None, home: Path) -> None:
     """Check a deployment before any data moves, and report every problem at once: each spec against its
     source table's columns, every code value of the sources against the crosswalks (printing the CSV rows to
     add), incremental cursors stored as text, the event-type vocabulary, and exports.yaml against the marts'
-    contract. Reads the sources (column lists, SELECT DISTINCT of code columns), never writes. Exits 1 on any
+    contract. Reads the sources (column lists, the distinct values of code columns), never writes. Exits 1 on any
     error; warnings and notes do not fail."""
     from quality.deployment_check import iter_lines
 

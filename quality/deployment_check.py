@@ -17,13 +17,12 @@ import csv
 import difflib
 import io
 import unicodedata
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
-import yaml
 
 from connectors.config import load_sources
 from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
@@ -40,9 +39,11 @@ from connectors.reflection import (
     validate_names,
 )
 from connectors.transports import Secret, engine_for
-from lake.yamlfile import ConfigError, Indexer, Pos, StrictSafeLoader
+from lake.yamlfile import ConfigError
 from models.staging.spec import StagingSpec, load_specs
 from models.standardize.codes import KEYS, TARGETS, crosswalk, crosswalk_dir
+from quality.check_findings import CheckReport, Finding, add_issues, iter_lines, located, yaml_positions
+from quality.exports_check import check_exports, check_vocabulary
 
 __all__ = [
     "MAX_DISTINCT_VALUES",
@@ -60,71 +61,6 @@ MAX_DISTINCT_VALUES = 10_000
 #: '2024-9-1' sorts after '2024-10-01', so a text cursor silently misses rows).
 CURSOR_KINDS = {"timestamp": ("timestamp", "date"), "id": ("int64", "decimal")}
 CURSOR_TYPE_HINT = {"timestamp": "timestamp", "id": "int64"}
-
-Severity = Literal["error", "warning", "note"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem (or piece of information): where it is, what is wrong and what to do."""
-
-    severity: Severity
-    where: str  # "file" or "file:line"
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.severity.upper():<7} {self.where}: {self.message}"
-
-
-@dataclass
-class CheckReport:
-    """Every finding of one check of a deployment, in the order the checks ran."""
-
-    findings: list[Finding] = field(default_factory=list)
-
-    def add(self, severity: Severity, where: str, message: str) -> None:
-        self.findings.append(Finding(severity, where, message))
-
-    def count(self, severity: Severity) -> int:
-        return sum(1 for f in self.findings if f.severity == severity)
-
-    @property
-    def ok(self) -> bool:
-        return self.count("error") == 0
-
-    def summary(self) -> str:
-        e, w, n = self.count("error"), self.count("warning"), self.count("note")
-        return f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}, {n} note{'s' * (n != 1)}"
-
-
-# --------------------------------------------------------------------------------------------------
-# where things are in a YAML file
-
-
-def _positions(path: Path) -> dict[tuple, Pos]:
-    """Key path -> line of a YAML file already validated by its loader (so it parses); {} if it does not."""
-    try:
-        loader = StrictSafeLoader(path.read_text(encoding="utf-8-sig"))
-        try:
-            node = loader.get_single_node()
-            indexer = Indexer(loader, str(path))
-            if node is not None:
-                indexer.walk(node, (), frozenset())
-        finally:
-            loader.dispose()
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
-        return {}
-    return indexer.positions
-
-
-def _at(path: Path, positions: Mapping[tuple, Pos], *keys: Any) -> str:
-    """``file:line`` of the deepest of ``keys`` the file has (``file`` alone when none)."""
-    for n in range(len(keys), 0, -1):
-        pos = positions.get(tuple(keys[:n]))
-        if pos is not None:
-            return f"{path}:{pos.line}"
-    return str(path)
-
 
 # --------------------------------------------------------------------------------------------------
 # the sources
@@ -220,14 +156,14 @@ def _sources(
     report: CheckReport, config: SourcesConfig, path: Path, environ: Mapping[str, str] | None
 ) -> dict[str, _Source]:
     """Every table and file drop of sources.yaml by ``department/asset``, with its columns read."""
-    positions = _positions(path)
+    positions = yaml_positions(path)
     out: dict[str, _Source] = {}
     for key, dept in config.departments.items():
         for i, table in enumerate(dept.tables):
-            where = _at(path, positions, "departments", key, "tables", i)
+            where = located(path, positions, "departments", key, "tables", i)
             out[f"{key}/{table.asset}"] = _read_table(report, dept, table, where, environ)
         for i, drop in enumerate(dept.files):
-            where = _at(path, positions, "departments", key, "files", i)
+            where = located(path, positions, "departments", key, "files", i)
             out[f"{key}/{drop.name}"] = _read_drop_columns(report, dept, drop, where)
     return out
 
@@ -241,12 +177,12 @@ def _check_specs(
 ) -> None:
     for source, spec in specs.items():
         path = folder / f"{spec.name}.yaml"
-        positions = _positions(path)
+        positions = yaml_positions(path)
         src = sources.get(source)
         if src is None:
             report.add(
                 "error",
-                _at(path, positions, "source"),
+                located(path, positions, "source"),
                 f"source {source!r} is not a table or file drop of sources.yaml (it has: {', '.join(sorted(sources))}); "
                 "fix 'source' or add the table to sources.yaml",
             )
@@ -260,11 +196,13 @@ def _check_specs(
                     continue
                 hint = difflib.get_close_matches(bronze, present, n=1)
                 what = (
-                    f"table {src.table.name!r}" if src.table is not None else f"file drop {src.drop.name!r}"
-                )  # type: ignore[union-attr]
+                    f"table {src.table.name!r}"
+                    if src.table
+                    else f"file drop {src.drop.name if src.drop else '?'!r}"
+                )
                 report.add(
                     "error",
-                    _at(path, positions, "columns", name, key),
+                    located(path, positions, "columns", name, key),
                     f"columns.{name}.{key}: column {bronze!r} is not in the source {what} of {source}"
                     + (f" (did you mean {hint[0]!r}?)" if hint else "")
                     + f"; it has: {', '.join(present)}",
@@ -333,8 +271,8 @@ def _check_crosswalks(
             table = loaded[col.crosswalk]
             if table is None or col.source not in src.bronze:
                 continue
-            spec_at = _at(
-                folder / f"{spec.name}.yaml", _positions(folder / f"{spec.name}.yaml"), "columns", name
+            spec_at = located(
+                folder / f"{spec.name}.yaml", yaml_positions(folder / f"{spec.name}.yaml"), "columns", name
             )
             if src.table is None:
                 report.add(
@@ -387,100 +325,6 @@ def _check_crosswalks(
 
 
 # --------------------------------------------------------------------------------------------------
-# vocabularies and entitlements
-
-
-def _check_vocabulary(report: CheckReport, specs: Mapping[str, StagingSpec], folder: Path) -> None:
-    """The event types of the specs are the vocabulary of int_events' checks; the marts know some by name."""
-    from models.marts.common import PENALTY_EVENTS
-    from models.marts.kpi import INDICATORS
-
-    by_type: dict[str, list[str]] = {}
-    for spec in specs.values():
-        for e in spec.events:
-            by_type.setdefault(e.type, []).append(spec.name)
-    if not by_type:
-        return
-    report.add(
-        "note",
-        str(folder),
-        f"event types (the vocabulary int_events is checked against): {', '.join(sorted(by_type))}",
-    )
-    known = {t for i in INDICATORS for t in i.event_types} | set(PENALTY_EVENTS)
-    for etype in sorted(set(by_type) - known):
-        report.add(
-            "note",
-            str(folder / f"{by_type[etype][0]}.yaml"),
-            f"event type {etype!r} is in no mart indicator (models/marts/kpi.py INDICATORS, the marts' declared "
-            "event categories): it reaches int_events and the enterprise timeline, but a mart counts it only if "
-            "its SQL names it (declaring categories per deployment is not done yet)",
-        )
-
-
-def _check_exports(report: CheckReport, path: Path) -> None:
-    """exports.yaml through its own loader, then every table and column it names against the marts' contract."""
-    from models.exports.entitlements import load_entitlements
-    from models.gold.docs import GOLD_DOCS
-    from models.marts.contract import EXTERNAL_TABLES, TABLES
-
-    if not path.is_file():
-        report.add("note", str(path), "no exports.yaml: no bureau receives an export")
-        return
-    try:
-        config = load_entitlements(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            report.add(
-                "error", issue.where, f"{issue.path}: {issue.message}" if issue.path else issue.message
-            )
-        return
-    positions = _positions(path)
-
-    def columns_of(table: str) -> set[str] | None:
-        if table in TABLES:
-            return set(TABLES[table].column_names)
-        if table in EXTERNAL_TABLES:
-            import importlib
-
-            return set(importlib.import_module(EXTERNAL_TABLES[table]).COMMENTS[table]["columns"])
-        if table in GOLD_DOCS:
-            cols = set(GOLD_DOCS[table][1])
-            return cols | {f"{c}_from" for c in cols}
-        return None
-
-    known_tables = sorted([*TABLES, *EXTERNAL_TABLES, *GOLD_DOCS])
-    for key, bureau in config.bureaus.items():
-        for i, t in enumerate(bureau.tables):
-            cols = columns_of(t.table)
-            at = ("bureaus", key, "tables", i)
-            if cols is None:
-                hint = difflib.get_close_matches(t.table, known_tables, n=1)
-                report.add(
-                    "error",
-                    _at(path, positions, *at, "table"),
-                    f"bureaus.{key}.tables[{i}].table: {t.table!r} is not a table of the marts' contract "
-                    f"(models/marts/contract){f' (did you mean {hint[0]!r}?)' if hint else ''}",
-                )
-                continue
-            if not t.shared:
-                continue
-            named = [(("columns", out), t.source_of(out)) for out, _ in t.exported_columns()]
-            named += [
-                (("rows", j), c) for j, r in enumerate(t.rows or []) for c in (r.column, r.related) if c
-            ]
-            for sub, column in named:
-                if column in cols:
-                    continue
-                hint = difflib.get_close_matches(column, sorted(cols), n=1)
-                report.add(
-                    "error",
-                    _at(path, positions, *at, *sub),
-                    f"bureaus.{key}.tables[{i}].{'.'.join(map(str, sub))}: column {column!r} is not a column of "
-                    f"{t.table} in the marts' contract{f' (did you mean {hint[0]!r}?)' if hint else ''}",
-                )
-
-
-# --------------------------------------------------------------------------------------------------
 # the whole check
 
 
@@ -499,31 +343,16 @@ def check_deployment(
     try:
         config = load_sources(sources_path)
     except ConfigError as exc:
-        for issue in exc.issues:
-            report.add(
-                "error", issue.where, f"{issue.path}: {issue.message}" if issue.path else issue.message
-            )
+        add_issues(report, exc.issues)
     specs: dict[str, StagingSpec] = {}
     try:
         specs = load_specs(specs_folder)
     except ConfigError as exc:
-        for issue in exc.issues:
-            report.add(
-                "error", issue.where, f"{issue.path}: {issue.message}" if issue.path else issue.message
-            )
+        add_issues(report, exc.issues)
     if config is not None:
         sources = _sources(report, config, Path(sources_path), environ)
         _check_specs(report, specs, Path(specs_folder), sources)
         _check_crosswalks(report, specs, Path(specs_folder), sources, max_values)
-    _check_vocabulary(report, specs, Path(specs_folder))
-    _check_exports(report, Path(exports_path))
+    check_vocabulary(report, specs, Path(specs_folder))
+    check_exports(report, Path(exports_path))
     return report
-
-
-def iter_lines(report: CheckReport) -> Iterator[str]:
-    """The report as printed: errors first, then warnings, then notes, then the summary line."""
-    for severity in ("error", "warning", "note"):
-        for f in report.findings:
-            if f.severity == severity:
-                yield str(f)
-    yield report.summary()
