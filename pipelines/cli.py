@@ -18,6 +18,7 @@ import click
 from connectors.config_schema import redact_url
 from lake.deployment import DEPLOYMENT_ENV
 from lake.layout import data_dictionary_path, data_docs_path, exports_root, marts_path, scorecard_path
+from pipelines.check_cli import SKIP_CHECK_OPTION, check, check_before_run
 from pipelines.home import LAYERS
 
 if TYPE_CHECKING:  # the runner imports Dagster: the CLI loads it only for the commands that run
@@ -242,6 +243,7 @@ HOME_OPTION = click.option(
     is_flag=True,
     help="Fail at once instead of retrying a failing source with backoff (20s, 40s, 80s).",
 )
+@SKIP_CHECK_OPTION
 def run(
     config_path: Path | None,
     home: Path,
@@ -249,11 +251,14 @@ def run(
     select: tuple[str, ...],
     until: str,
     no_retries: bool,
+    skip_check: bool,
 ) -> None:
     """Run the nightly pipeline in-process (for the demo, cron and tests): every department's tables and
     file drops into bronze, then silver (staging models, quarantine, canonical tables, quality checks), entity
     resolution and golden records (gold), the marts and each bureau's export, with the same assets the Dagster
-    UI shows. Exits 1 if anything failed."""
+    UI shows. Exits 1 if anything failed. `qst check` runs first: a deployment with errors stops here."""
+    if not skip_check:
+        check_before_run(config_path, home)
     outcome = _run(config_path, home, partition, list(select), retries=not no_retries, until=until)
     if not outcome.ok:
         sys.exit(1)
@@ -584,7 +589,7 @@ def _register_commands() -> None:
     from pipelines.export_cli import export, verify_export
     from pipelines.marts_cli import marts
 
-    for command in (er_train, marts, export, verify_export, dashboard):
+    for command in (er_train, marts, export, verify_export, dashboard, check):
         main.add_command(command)
 
 

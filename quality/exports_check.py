@@ -1,0 +1,109 @@
+"""`qst check`'s checks of the vocabularies and of exports.yaml against the marts' contract.
+
+Why apart from :mod:`quality.deployment_check`: these read no source, only the deployment's files and the
+contracts the marts are built to (models/marts/contract, models/gold/docs.py).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from lake.yamlfile import ConfigError
+from models.staging.spec import StagingSpec
+from quality.check_findings import CheckReport, add_issues, located, yaml_positions
+
+__all__ = ["check_exports", "check_vocabulary"]
+
+
+# --------------------------------------------------------------------------------------------------
+# vocabularies and entitlements
+
+
+def check_vocabulary(report: CheckReport, specs: Mapping[str, StagingSpec], folder: Path) -> None:
+    """The event types of the specs are the vocabulary of int_events' checks; the marts know some by name."""
+    from models.marts.common import PENALTY_EVENTS
+    from models.marts.kpi import INDICATORS
+
+    by_type: dict[str, list[str]] = {}
+    for spec in specs.values():
+        for e in spec.events:
+            by_type.setdefault(e.type, []).append(spec.name)
+    if not by_type:
+        return
+    report.add(
+        "note",
+        str(folder),
+        f"event types (the vocabulary int_events is checked against): {', '.join(sorted(by_type))}",
+    )
+    known = {t for i in INDICATORS for t in i.event_types} | set(PENALTY_EVENTS)
+    for etype in sorted(set(by_type) - known):
+        report.add(
+            "note",
+            str(folder / f"{by_type[etype][0]}.yaml"),
+            f"event type {etype!r} is in no mart indicator (models/marts/kpi.py INDICATORS, the marts' declared "
+            "event categories): it reaches int_events and the enterprise timeline, but a mart counts it only if "
+            "its SQL names it (declaring categories per deployment is not done yet)",
+        )
+
+
+def check_exports(report: CheckReport, path: Path) -> None:
+    """exports.yaml through its own loader, then every table and column it names against the marts' contract."""
+    from models.exports.entitlements import load_entitlements
+    from models.gold.docs import GOLD_DOCS
+    from models.marts.contract import EXTERNAL_TABLES, TABLES
+
+    if not path.is_file():
+        report.add("note", str(path), "no exports.yaml: no bureau receives an export")
+        return
+    try:
+        config = load_entitlements(path)
+    except ConfigError as exc:
+        add_issues(report, exc.issues)
+        return
+    positions = yaml_positions(path)
+
+    def columns_of(table: str) -> set[str] | None:
+        if table in TABLES:
+            return set(TABLES[table].column_names)
+        if table in EXTERNAL_TABLES:
+            return set(importlib.import_module(EXTERNAL_TABLES[table]).COMMENTS[table]["columns"])
+        if table in GOLD_DOCS:
+            cols = set(GOLD_DOCS[table][1])
+            return cols | {f"{c}_from" for c in cols}
+        return None
+
+    known_tables = sorted([*TABLES, *EXTERNAL_TABLES, *GOLD_DOCS])
+    for key, bureau in config.bureaus.items():
+        for i, t in enumerate(bureau.tables):
+            cols = columns_of(t.table)
+            at = ("bureaus", key, "tables", i)
+            if cols is None:
+                hint = difflib.get_close_matches(t.table, known_tables, n=1)
+                report.add(
+                    "error",
+                    located(path, positions, *at, "table"),
+                    f"bureaus.{key}.tables[{i}].table: {t.table!r} is not a table of the marts' contract "
+                    f"(models/marts/contract){f' (did you mean {hint[0]!r}?)' if hint else ''}",
+                )
+                continue
+            if not t.shared:
+                continue
+            named: list[tuple[tuple[str, str | int], str]] = [
+                (("columns", out), t.source_of(out)) for out, _ in t.exported_columns()
+            ]
+            named += [
+                (("rows", j), c) for j, r in enumerate(t.rows or []) for c in (r.column, r.related) if c
+            ]
+            for sub, column in named:
+                if column in cols:
+                    continue
+                hint = difflib.get_close_matches(column, sorted(cols), n=1)
+                report.add(
+                    "error",
+                    located(path, positions, *at, *sub),
+                    f"bureaus.{key}.tables[{i}].{'.'.join(map(str, sub))}: column {column!r} is not a column of "
+                    f"{t.table} in the marts' contract{f' (did you mean {hint[0]!r}?)' if hint else ''}",
+                )
