@@ -335,6 +335,10 @@ def _run(
         )
         if a.error:
             click.echo(f"      error: {a.error}")
+        for warning in (
+            m.get("warnings") or []
+        ):  # e.g. a golden attribute group no spec declares authority for
+            click.echo(f"      warning: {warning}")
         for line in failed_check_lines(a):
             click.echo(line)
     for table in outcome.unstaged:
