@@ -39,7 +39,7 @@ def build_definitions(
         # the staging tables built here: a mart's optional department inputs show as lineage when they exist
         staged = frozenset(key.path[-1] for asset in silver_assets for key in asset.keys)
         downstream = [
-            *gold.gold_assets(),
+            *gold.gold_assets(silver.configured_specs(config)),
             *marts.marts_assets(silver_tables=staged),
             *exports.export_assets(exports_config or exports_path(home)),
         ]

@@ -340,6 +340,9 @@ def _run(
         )
         if a.error:
             click.echo(f"      error: {a.error}")
+        # e.g. a golden attribute group no staging spec declares authority for (pipelines/gold.py)
+        for warning in m.get("warnings") or []:
+            click.echo(f"      warning: {warning}")
         for line in failed_check_lines(a):
             click.echo(line)
     for table in outcome.unstaged:

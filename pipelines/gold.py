@@ -13,7 +13,9 @@ from dagster import AssetExecutionContext
 
 from models import canonical
 from models.gold.build import DIM_TABLE, KINDS
+from models.staging.spec import StagingSpec, load_specs
 from pipelines.bronze import daily_partitions
+from pipelines.home import staging_specs_folder
 from pipelines.isolation import run_isolated
 from pipelines.resources import LakeResource
 from pipelines.silver import silver_asset_key
@@ -130,7 +132,7 @@ def _resolution_asset() -> dg.AssetsDefinition:
     return _resolve
 
 
-def _golden_asset(kind: str) -> dg.AssetsDefinition:
+def _golden_asset(kind: str, specs: dict[str, StagingSpec]) -> dg.AssetsDefinition:
     key = gold_asset_key(DIM_TABLE[kind])
 
     @dg.asset(
@@ -154,12 +156,21 @@ def _golden_asset(kind: str) -> dg.AssetsDefinition:
         from models.gold.build import build_golden
         from quality.gold_checks import golden_complete
 
-        rows = run_isolated(build_golden, lake.home_path(), kind, context.partition_key, context.run.run_id)
-        yield dg.MaterializeResult(metadata={"rows": rows})
+        report = run_isolated(
+            build_golden, lake.home_path(), kind, context.partition_key, context.run.run_id, specs
+        )
+        for warning in report.warnings:
+            context.log.warning(warning)
+        yield dg.MaterializeResult(
+            metadata={"rows": report.rows, "warnings": dg.MetadataValue.json(report.warnings)}
+        )
         yield check_result(key, GOLDEN_CHECK, golden_complete(lake.home_path(), kind))
 
     return _build
 
 
-def gold_assets() -> list[dg.AssetsDefinition]:
-    return [_resolution_asset(), *(_golden_asset(k) for k in KINDS)]
+def gold_assets(specs: list[StagingSpec] | None = None) -> list[dg.AssetsDefinition]:
+    """``specs``: the staging specs the run stages (:func:`pipelines.silver.configured_specs`); their
+    ``authority:`` sections rank the sources of the golden records. Default: every spec of the deployment."""
+    chosen = {s.source: s for s in specs} if specs is not None else load_specs(staging_specs_folder())
+    return [_resolution_asset(), *(_golden_asset(k, chosen) for k in KINDS)]

@@ -107,6 +107,24 @@ def test_golden_values_trace_to_their_source_record(two_nights):
     assert with_reg["name_from"].str.starts_with("samr.registrations:").all()
 
 
+def test_a_deployment_declaring_no_authority_gets_the_golden_records_and_a_warning(two_nights, tmp_path):
+    """The golden build reads the run's specs: without ``authority:`` sections every group is decided by
+    recency, and the report names each group (``qst run`` prints it under the asset)."""
+    from models.gold.survivorship import GROUPS
+    from models.staging.spec import AuthoritySpec, load_specs
+
+    home = tmp_path / "home"
+    shutil.copytree(two_nights["home"], home)
+    silent = {k: s.model_copy(update={"authority": AuthoritySpec()}) for k, s in load_specs().items()}
+    report = build_golden(home, "enterprise", "2026-11-01", specs=silent)
+    assert report.rows == read_gold(home, "dim_enterprise").height > 0
+    assert len(report.warnings) == len(GROUPS["enterprise"]) and any(
+        "enterprise attribute group 'status'" in w for w in report.warnings
+    )
+    # the simulated city's own specs declare every group
+    assert build_golden(home, "person", "2026-11-01").warnings == []
+
+
 def test_crosswalk_explains_every_link(two_nights):
     crosswalk = two_nights["night2"]
     assert crosswalk["why"].null_count() == 0

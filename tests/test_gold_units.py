@@ -7,9 +7,15 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from lake.deployment import EXAMPLE_DEPLOYMENT
+from models.gold.build import declared_authority
 from models.gold.identity import assign_ids
 from models.gold.review import read_decisions, record_decision
 from models.gold.survivorship import golden_records, link_branches
+from models.staging.spec import load_specs
+
+#: the simulated city's authority, as its staging specs declare it
+SIMCITY = declared_authority(load_specs(EXAMPLE_DEPLOYMENT / "specs"))
 
 
 def clusters(mapping: dict[str, int]) -> pl.DataFrame:
@@ -156,7 +162,7 @@ def test_survivorship_by_authority_then_recency_then_validity():
         founded_on=pl.lit(None, pl.Date), registered_capital_wan=pl.lit(None, pl.Float64)
     )
     ids = pl.DataFrame({"record_id": frame["record_id"], "entity_id": ["E1"] * 4})
-    g = golden_records(frame, ids, "enterprise").to_dicts()[0]
+    g = golden_records(frame, ids, "enterprise", SIMCITY).to_dicts()[0]
     assert g["name"] == "新名称" and g["name_from"] == "reg_new"  # the registry, its latest record
     assert g["uscc"] == "U-tax" and g["uscc_from"] == "tax1"  # the registry's USCC is invalid: tax's wins
     assert g["phone"] == "0755-1" and g["phone_from"] == "tax1"  # tax first for phones

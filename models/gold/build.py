@@ -6,7 +6,8 @@
 - ``HOME/lake/gold/entity_id_history`` — every id change (new, merged, split, retired) with the night and run
   (rules: :mod:`models.gold.identity`);
 - ``HOME/lake/gold/review_queue`` — tonight's borderline pairs (:mod:`models.gold.review`);
-- ``HOME/lake/gold/dim_enterprise``, ``dim_person`` — the golden records (:mod:`models.gold.survivorship`).
+- ``HOME/lake/gold/dim_enterprise``, ``dim_person`` — the golden records (:mod:`models.gold.survivorship`), the
+  sources ranked as the run's staging specs declare (``authority:``).
 
 State is derived from committed data: each crosswalk commit carries the night it was built for
 (``qst.partition``), and a night's ids are matched against the newest crosswalk of an *earlier* night, read
@@ -20,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +31,9 @@ from lake.delta import append, overwrite, read_frame, replace_where
 from lake.layout import gold_path
 from models.gold.identity import HISTORY_SCHEMA, assign_ids, id_number
 from models.gold.review import SHOWN, read_decisions, review_queue
-from models.gold.survivorship import golden_records, link_branches
+from models.gold.survivorship import Declarations, authority, golden_records, link_branches
 from models.silver import read_silver
+from models.staging.spec import StagingSpec, load_specs
 
 log = logging.getLogger(__name__)
 
@@ -323,13 +326,37 @@ def _replace_night(path: Path, frame: pl.DataFrame, partition: str, meta) -> Non
     replace_where(path, frame, f"partition = '{partition}'", commit_properties=meta)
 
 
-def build_golden(home: Path, kind: str, partition: str | None = None, run_id: str = "manual") -> int:
-    """Write ``dim_enterprise`` or ``dim_person`` from tonight's crosswalk and silver; the row count."""
+@dataclass
+class GoldenReport:
+    """What building one kind's golden records found: its rows, and warnings the run must show (a group no
+    source declares authority for is decided by recency alone — issue 15's silent wrong statuses)."""
+
+    rows: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def declared_authority(specs: Mapping[str, StagingSpec]) -> Declarations:
+    """The specs' ``authority:`` sections by source (``<department>/<asset>``)."""
+    return {spec.source: spec.authority.ranks() for spec in specs.values()}
+
+
+def build_golden(
+    home: Path,
+    kind: str,
+    partition: str | None = None,
+    run_id: str = "manual",
+    specs: Mapping[str, StagingSpec] | None = None,
+) -> GoldenReport:
+    """Write ``dim_enterprise`` or ``dim_person`` from tonight's crosswalk and silver, the sources ranked by the
+    staging specs' ``authority`` (``specs``: the run's, by source; default the deployment's ``specs/``)."""
     from deltalake import CommitProperties
 
     from models.gold.survivorship import RULES
 
     home = Path(home)
+    ranking = authority(declared_authority(load_specs() if specs is None else specs), kind)
+    for warning in ranking.warnings():
+        log.warning(warning)
     ids = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"]).filter(
         pl.col("entity_type") == kind
     )
@@ -337,12 +364,12 @@ def build_golden(home: Path, kind: str, partition: str | None = None, run_id: st
     for rule in RULES[kind]:
         needed |= set(rule.columns.values()) | set(rule.candidate.meta.root_names())
     records = read_silver(home, SILVER_TABLE[kind], columns=sorted(needed))
-    golden = golden_records(records, ids, kind)
+    golden = golden_records(records, ids, kind, ranking)
     if kind == "enterprise":
         golden = link_branches(golden)
     meta = CommitProperties(custom_metadata={PARTITION_KEY: partition or "", "qst.run_id": run_id})
     overwrite(gold_path(home, DIM_TABLE[kind]), golden, commit_properties=meta)
-    return golden.height
+    return GoldenReport(golden.height, ranking.warnings())
 
 
 def describe(report: GoldReport) -> str:

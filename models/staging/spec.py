@@ -23,6 +23,9 @@ Errors name the file, line and key (the same reporting as ``sources.yaml``).
     mandatory: [name, uscc, founded_on]  # what the department must fill (the scorecard's completeness)
     expectations:                       # this table's own rules, beside those of every kind
       - {rule: not_null, column: uscc, severity: hard, why: every registration since 2015 has a USCC}
+    authority:                          # golden attribute group -> rank (1 = most authoritative)
+      enterprise: {name: 1, uscc: 1, status: 1, legal_rep: 1, phone: 2}
+      person: {name: 1, id_number: 1}
 
 Kinds (``as``) and the staging columns each produces for a canonical name ``X`` (the main value in ``X``):
 
@@ -68,6 +71,15 @@ Expectations (``expectations``): ``rule`` one of ``not_null``, ``unique``, ``in_
 ``between`` (with ``min`` and/or ``max``); ``column``; ``severity`` ``hard`` (default: a failure blocks
 downstream assets) or ``soft`` (a warning); ``mostly`` (the share of rows that must comply); ``why``.
 
+Authority (``authority``): which golden attribute groups this source is authoritative for, per kind
+(``enterprise``, ``person``; the groups are the survivorship rules' of :mod:`models.gold.survivorship`:
+enterprise ``name uscc regno org_code tin status legal_rep address phone industry founded_on capital``, person
+``name id_number phone address``). For each group the golden record takes the value of the best-ranked source
+that has a valid one (rank 1 before 2; equal ranks: the most recently updated record); a source that declares
+nothing for a group comes after every declaring source. A group no spec declares is decided by recency alone
+and the gold build warns. This is where a deployment says which department keeps its city's legal record: no
+later layer knows a department by name. An unknown kind or group is an error naming the known ones.
+
 Quarantine rules: a row matching any rule leaves silver for the quarantine table with the rule's
 ``reason`` (all the reasons that apply). ``all_missing: [cols]`` — every listed column is null;
 ``invalid: col`` — the column's ``_status`` says its value could not be read (invalid); ``missing: col`` —
@@ -81,10 +93,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, field_validator, model_validator
 
 from lake.deployment import current_deployment
 from lake.yamlfile import ConfigError, ConfigIssue, load_yaml_model
+from models.gold.survivorship import GROUPS
 
 Kind = Literal[
     "text",
@@ -249,6 +262,34 @@ class ExpectationSpec(_Model):
         return self
 
 
+def _group_ranks(kind: str) -> type[BaseModel]:
+    """The ranks one kind's groups may take: a model of its own so that an unknown group is an unknown key,
+    reported at its line with the known groups listed (and a likely misspelling)."""
+    rank = (StrictInt | None, Field(None, ge=1, description="1 = most authoritative; a lower number wins"))
+    fields: dict = dict.fromkeys(GROUPS[kind], rank)
+    return create_model(f"{kind.title()}Authority", __base__=_Model, **fields)
+
+
+EnterpriseAuthority = _group_ranks("enterprise")
+PersonAuthority = _group_ranks("person")
+
+
+class AuthoritySpec(_Model):
+    """Which golden attribute groups (:data:`models.gold.survivorship.GROUPS`) this source is authoritative for,
+    and how it ranks against the other sources that declare the same group: the deployment, not the code,
+    knows which department keeps a city's legal record."""
+
+    enterprise: EnterpriseAuthority = EnterpriseAuthority()  # type: ignore[valid-type]
+    person: PersonAuthority = PersonAuthority()  # type: ignore[valid-type]
+
+    def ranks(self) -> dict[str, dict[str, int]]:
+        """kind -> group -> rank, the groups declared only."""
+        return {
+            kind: {g: r for g, r in getattr(self, kind).model_dump().items() if r is not None}
+            for kind in ("enterprise", "person")
+        }
+
+
 class StagingSpec(_Model):
     source: str
     grain: str
@@ -260,6 +301,7 @@ class StagingSpec(_Model):
     quarantine: list[QuarantineRule] = []
     mandatory: list[str] = []
     expectations: list[ExpectationSpec] = []
+    authority: AuthoritySpec = AuthoritySpec()
 
     @field_validator("source")
     @classmethod
@@ -315,6 +357,9 @@ class StagingSpec(_Model):
             need(col, "mandatory")
         for i, x in enumerate(self.expectations):
             need(x.column, f"expectations[{i}].column")
+        for kind, mentions in (("enterprise", self.enterprises), ("person", self.persons)):
+            if self.authority.ranks()[kind] and not mentions:
+                problems.append(f"authority.{kind}: the spec has no {kind} mentions ({kind}s:) to rank")
         if problems:
             raise ValueError("; ".join(problems))
         return self
