@@ -19,6 +19,7 @@ from connectors.config_schema import redact_url
 from lake.deployment import DEPLOYMENT_ENV
 from lake.layout import data_dictionary_path, data_docs_path, exports_root, marts_path, scorecard_path
 from pipelines.check_cli import SKIP_CHECK_OPTION, check, check_before_run
+from pipelines.cli_options import HOME_OPTION
 from pipelines.home import LAYERS
 
 if TYPE_CHECKING:  # the runner imports Dagster: the CLI loads it only for the commands that run
@@ -193,16 +194,6 @@ def _summary(out: Path, state, seconds: float) -> None:
     if state.targets:
         vars_ = sorted(v.removeprefix("url_env:") for v in state.targets.values())
         click.echo(f"  departments on servers read their URL from: {', '.join(vars_)}")
-
-
-HOME_OPTION = click.option(
-    "--home",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="QST_HOME",
-    default="data",
-    show_default=True,
-    help="Where Quanshitong keeps everything: lake/, marts.duckdb, exports/, docs/ (also $QST_HOME).",
-)
 
 
 @main.command()
@@ -513,86 +504,15 @@ def er_eval(truth: Path, home: Path, json_out: Path | None) -> None:
         click.echo(f"scores written to {json_out}")
 
 
-@main.group()
-def review() -> None:
-    """The review queue of borderline entity pairs, and must-link / cannot-link decisions the next run honours."""
-
-
-@review.command("list")
-@HOME_OPTION
-@click.option("--kind", type=click.Choice(["enterprise", "person"]), default=None, help="Only this kind.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option(
-    "--all",
-    "show_all",
-    is_flag=True,
-    help="Also pairs already decided and pairs whose records ended up in one entity anyway.",
-)
-def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> None:
-    """The most uncertain open pairs of the last run (undecided, still two entities), both records side by side."""
-    from models.gold.build import read_gold
-    from models.gold.review import open_pairs
-
-    try:
-        queue = read_gold(home, "review_queue")
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-    if kind:
-        queue = queue.filter(entity_type=kind)
-    total = queue.height
-    if not show_all:
-        queue = open_pairs(queue)
-    click.echo(
-        f"{queue.height:,} open pair(s) to review"
-        + (f" ({kind})" if kind else "")
-        + ("" if show_all else f" of {total:,} in the queue (--all shows every one)")
-    )
-    for r in queue.head(limit).to_dicts():
-        decided = f"  decided: {r['decision']} by {r['reviewer']}" if r.get("decision") else ""
-        click.echo(
-            f"\n  [{r['entity_type']}] p={r['match_probability']:.3f} w={r['match_weight'] or 0:.2f} "
-            f"status={r['status']}{decided}"
-        )
-        for side in ("l", "r"):
-            click.echo(
-                f"    {r[f'record_id_{side}']}  ({r.get(f'{side}_entity_id')})  {r.get(f'{side}_name')}  "
-                f"{r.get(f'{side}_address') or ''}"
-            )
-        click.echo(f"    levels: {r['levels']}")
-    click.echo("\ndecide with: qst review decide --kind KIND LEFT RIGHT must-link|cannot-link --by NAME")
-
-
-@review.command("decide")
-@HOME_OPTION
-@click.option("--kind", type=click.Choice(["enterprise", "person"]), required=True)
-@click.argument("left")
-@click.argument("right")
-@click.argument("decision", type=click.Choice(["must-link", "cannot-link"]))
-@click.option("--by", "reviewer", required=True, help="Who decided (kept with the decision).")
-@click.option("--note", default="", help="Why.")
-def review_decide(
-    home: Path, kind: str, left: str, right: str, decision: str, reviewer: str, note: str
-) -> None:
-    """Record that two records are (must-link) or are not (cannot-link) the same entity; the next run honours it."""
-    from models.gold.build import known_records
-    from models.gold.review import record_decision
-
-    try:
-        known = known_records(home, kind, [left, right])
-        record_decision(home, kind, left, right, decision, reviewer, note, known_records=known)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"recorded: {left} {decision} {right} by {reviewer}; the next run (qst run) honours it")
-
-
 def _register_commands() -> None:
     """The commands that live in their own modules (each thin, each importing its work lazily)."""
     from pipelines.dashboard_cli import dashboard
     from pipelines.er_cli import er_train
     from pipelines.export_cli import export, verify_export
     from pipelines.marts_cli import marts
+    from pipelines.review_cli import review
 
-    for command in (er_train, marts, export, verify_export, dashboard, check):
+    for command in (er_train, marts, export, verify_export, dashboard, check, review):
         main.add_command(command)
 
 
