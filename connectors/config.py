@@ -140,6 +140,36 @@ Table (an item of ``tables``)
 
 ``primary_key``, ``cursor`` and the keys of ``columns`` always use *source* column names.
 
+Cursors
+=======
+The watermark of an incremental table is derived from what bronze committed: ``max(cursor)`` minus the
+``lookback``. So bronze must *store* the cursor as a date or timestamp (``cursor_kind: timestamp``) or an
+integer (``cursor_kind: id``). Every read checks this before fetching a row, because otherwise the
+failure would come a night later.
+
+* **Text timestamps** (SQLite tables often have ``GXSJ TEXT`` holding ``'2026-11-01 08:00:00'``): declare
+  the parse, ``columns: {GXSJ: {type: timestamp}}`` (naive text ``YYYY-MM-DD[( |T)HH:MM[:SS[.ffffff]]]``
+  read in ``source_timezone``) or ``{type: date}`` for ``YYYY-MM-DD``. Undeclared, the table is refused
+  before reading: ``department 'x', table 'T', column 'GXSJ': refused before reading: the timestamp cursor
+  is TEXT in the source ... Declare how to parse it in sources.yaml: columns: {GXSJ: {type: timestamp}}``.
+  A value that does not parse is loaded as null and flagged ``bad_date:GXSJ``; the row is kept.
+  The source still compares the text (``WHERE GXSJ >= '2026-10-29 09:30:00'``), so the text must sort
+  as time does: zero-padded ISO order, as above.
+* **An id cursor** must be an integer column in the source (text compares as text: ``'10' < '9'``).
+* **Bronze already holds the cursor as text** (loaded before the type was declared): a load refuses it
+  as schema drift, nothing written, naming the column, the stored and the declared type::
+
+      bronze table newcity/x: schema drift refused, nothing written: column 'GXSJ': string ->
+      timestamp[us, tz=UTC] (declared) (... qst recast-cursor newcity x)
+
+  The way out, once the ``type`` is declared: ``qst recast-cursor DEPARTMENT
+  ASSET`` (``--home``, ``--sources`` as for ``qst``). It converts the stored text in place with the
+  reader's own parse (:func:`connectors.bronze.recast_text_column`): every row stays, rows deleted at the
+  source and lineage included, row hashes are recomputed so the next night's re-read compares unchanged,
+  one atomic commit (the text stays in the Delta history until vacuum). Then run the night again. Never
+  delete the bronze table to get out: bronze is the system of record, and a fresh read cannot restore
+  the rows the source deleted nor when each row first landed (the scorecard's timeliness).
+
 File drop (an item of ``files``)
 ================================
 ``name`` (required)

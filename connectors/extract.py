@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from connectors import bronze
 from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
 from connectors.filedrops import DropFile, list_drop_files, read_drop_file
-from connectors.readers import SourceReadError, open_table
+from connectors.readers import SourceReadError, open_table, planned_cursor
 from lake.delta import append, read_dataset
 from lake.layout import bronze_path, quarantine_files_path
 
@@ -97,6 +97,55 @@ def count_source_rows(
         engine.dispose()
 
 
+def _stored_cursor_fits(stored: pa.DataType, cursor_kind: str) -> bool:
+    if cursor_kind == "id":
+        return pa.types.is_integer(stored) or pa.types.is_decimal(stored)
+    return pa.types.is_timestamp(stored) or pa.types.is_date(stored)
+
+
+def check_stored_cursor(
+    dept: DepartmentConfig, table: TableConfig, path: Path, environ: Mapping[str, str] | None = None
+) -> None:
+    """Refuse, before anything is read, a bronze cursor column whose stored type no watermark can be
+    computed from (text, from nights before the cursor's ``type`` was declared).
+
+    Why here: the watermark (``max(cursor)`` minus the lookback) is the first thing a load computes from
+    bronze, so without this check the table fails with a ``TypeError`` deep in the night. The source is
+    reflected only when bronze is wrong: if the configuration still delivers an unusable cursor, the
+    reader's own error (what to declare) comes first; if it now declares a date or timestamp, the error
+    is schema drift with the way out -- :func:`connectors.bronze.recast_text_column`, run by
+    ``qst recast-cursor`` (see "Cursors" in :mod:`connectors.config`).
+    """
+    assert table.cursor is not None and table.asset is not None  # an incremental table's rules
+    cursor = table.output_name(table.cursor)
+    stored = bronze.stored_type(path, cursor)
+    kind = table.cursor_kind or "timestamp"
+    if stored is None or _stored_cursor_fits(stored, kind):
+        return
+    planned, problem = planned_cursor(dept, table, environ)
+    declared = planned.arrow_type
+    if problem is not None:
+        raise SourceReadError(
+            f"department {dept.key!r}, table {table.name!r}, column {table.cursor!r}: refused before "
+            f"reading: {problem}",
+            department=dept.key,
+            table=table.name,
+            column=table.cursor,
+        )
+    way_out = (
+        f"bronze holds the {kind} cursor as text from nights before its type was declared; convert the "
+        f"stored values once (no row is lost; unparseable ones become null and are flagged bad_date): "
+        f"qst recast-cursor {dept.key} {table.asset}"
+        if kind == "timestamp" and (pa.types.is_string(stored) or pa.types.is_large_string(stored))
+        else f"a {kind} cursor must be stored as "
+        + ("an integer" if kind == "id" else "a date or timestamp")
+        + "; this type change needs a decision, see the cursor section of connectors/config.py"
+    )
+    raise bronze.SchemaDriftError(
+        f"{dept.key}/{table.asset}", [(cursor, str(stored), f"{declared} (declared)", way_out)]
+    )
+
+
 def _key_snapshot_due(path: Path, table: TableConfig, now: dt.datetime) -> bool:
     every = table.key_snapshot_every_days
     if not every:
@@ -146,15 +195,12 @@ def load_table(
         assert table.cursor is not None  # TableConfig's rules: an incremental table has a cursor
         cursor = table.output_name(table.cursor)
         mark = time.perf_counter()
+        check_stored_cursor(dept, table, path, environ)
         since = bronze.watermark(path, cursor)
         timings["watermark"] = time.perf_counter() - mark
         lookback = table.effective_lookback(defaults)
         if since is not None and lookback is not None:
-            if not isinstance(since, dt.date):  # a datetime is a date too
-                raise TypeError(
-                    f"bronze table {table.asset}: the watermark of the timestamp cursor {cursor!r} is "
-                    f"{type(since).__name__}, not a date or datetime; a lookback cannot apply"
-                )
+            assert isinstance(since, dt.date)  # check_stored_cursor: a date or timestamp column
             since = since - lookback
         report.since = None if since is None else str(since)
         stream = open_table(dept, table, defaults, since=since, engine=engine, environ=environ)

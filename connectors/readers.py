@@ -96,7 +96,9 @@ __all__ = [
     "SourceColumn",
     "SourceReadError",
     "TableStream",
+    "cursor_problem",
     "open_table",
+    "planned_cursor",
     "source_columns",
 ]
 
@@ -176,6 +178,53 @@ def _check_since_type(table: TableConfig, since: object) -> None:
 
 
 _CURSOR_KINDS = {"id": ("int64", "decimal"), "timestamp": ("timestamp", "date", "string")}
+# what bronze must store for the watermark arithmetic (max cursor minus lookback) to be possible
+_STORED_CURSOR_KINDS = {"id": ("int64", "decimal"), "timestamp": ("timestamp", "date")}
+
+
+def cursor_problem(table: TableConfig, plan: Sequence[SourceColumn], natural: SourceColumn) -> str | None:
+    """Why the cursor of an incremental table cannot work, in words, or None when it can.
+
+    Checked on every read, before a row is fetched, because the failure it prevents comes a night
+    later: bronze stores what the reader delivers, and the next night's watermark -- ``max(cursor)`` in
+    bronze minus the lookback -- is arithmetic on that stored value. A TEXT column of timestamps
+    (SQLite sources often have them) would land as text and the second night could not compute a
+    watermark. ``plan`` is the planned columns (configured ``type`` applied), ``natural`` the cursor
+    with its declared source type only (what the ``WHERE cursor >= since`` compares against)."""
+    if table.mode != "incremental" or not table.cursor:
+        return None
+    kind = table.cursor_kind or "timestamp"
+    planned = next((c for c in plan if c.name == table.cursor), None)
+    if planned is None:  # a read of other columns only (a key snapshot): the main read checks it
+        return None
+    source = natural.choice.kind
+    if source not in _CURSOR_KINDS[kind]:
+        if kind == "id":
+            return (
+                f"the id cursor is {natural.sql_type} in the source; an id cursor must be an integer "
+                "column (a text column compares as text: '10' < '9'). Use an integer column, or "
+                "cursor_kind: timestamp with a date/time column, or mode: snapshot"
+            )
+        return (
+            f"the timestamp cursor is {natural.sql_type} in the source; a timestamp cursor must be a "
+            "date/time column or text holding 'YYYY-MM-DD[ HH:MM[:SS]]'"
+        )
+    if planned.choice.kind in _STORED_CURSOR_KINDS[kind]:
+        return None
+    name = table.cursor
+    if kind == "id":
+        return (
+            f"the id cursor would be stored in bronze as {planned.choice.kind} "
+            f"({planned.rule}), so no watermark could be computed from it; remove its configured "
+            f"type or declare it as an integer: columns: {{{name}: {{type: int64}}}}"
+        )
+    return (
+        f"the timestamp cursor is {natural.sql_type} in the source and would be stored in bronze as "
+        f"{planned.choice.kind} ({planned.rule}), so the next night could not compute its watermark "
+        f"(the latest cursor minus the lookback). Declare how to parse it in sources.yaml: "
+        f"columns: {{{name}: {{type: timestamp}}}} for text 'YYYY-MM-DD HH:MM[:SS]' (read in "
+        f"source_timezone), or {{type: date}} for 'YYYY-MM-DD'"
+    )
 
 
 def _since_value(
@@ -268,6 +317,20 @@ def source_columns(
     return plan_columns(ctx, reflected, None)
 
 
+def planned_cursor(
+    department: DepartmentConfig, table: TableConfig, environ: Mapping[str, str] | None = None
+) -> tuple[SourceColumn, str | None]:
+    """The cursor column of an incremental table as bronze would store it (configured ``type`` applied),
+    and why it cannot work (:func:`cursor_problem`) or None.  Reflects the source like :func:`open_table`."""
+    if table.mode != "incremental" or not table.cursor:
+        raise ValueError(f"table {table.name!r} has no cursor (mode {table.mode!r})")
+    ctx = ReadContext(department, table, dept_key(department))
+    validate_names(ctx, None)
+    reflected = reflect(ctx, resolve_secret(ctx, environ))
+    plan = plan_columns(ctx, reflected, [table.cursor])
+    return plan[0], cursor_problem(table, plan, natural_column(reflected, table.cursor))
+
+
 def open_table(
     department: DepartmentConfig,
     table: TableConfig,
@@ -314,6 +377,10 @@ def open_table(
 
     reflected = reflect(ctx, secret)
     plan = plan_columns(ctx, reflected, columns)
+    if table.mode == "incremental" and table.cursor:
+        problem = cursor_problem(table, plan, natural_column(reflected, table.cursor))
+        if problem is not None:
+            raise ctx.error(f"refused before reading: {problem}", column=table.cursor)
     schema = bronze_schema(plan)
     zone = department.effective_timezone(defaults)
     batch_rows = table.effective_batch_rows(defaults)

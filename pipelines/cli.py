@@ -506,13 +506,14 @@ def er_eval(truth: Path, home: Path, json_out: Path | None) -> None:
 
 def _register_commands() -> None:
     """The commands that live in their own modules (each thin, each importing its work lazily)."""
+    from pipelines.bronze_cli import recast_cursor
     from pipelines.dashboard_cli import dashboard
     from pipelines.er_cli import er_train
     from pipelines.export_cli import export, verify_export
     from pipelines.marts_cli import marts
     from pipelines.review_cli import review
 
-    for command in (er_train, marts, export, verify_export, dashboard, check, review):
+    for command in (er_train, marts, export, verify_export, dashboard, check, review, recast_cursor):
         main.add_command(command)
 
 

@@ -124,6 +124,8 @@ import polars as pl
 import pyarrow as pa
 
 from connectors.config_schema import SourcesConfig
+from connectors.conversion import coerce
+from connectors.types import TIMESTAMP_UTC, TypeChoice
 from lake.city import city_zone
 from lake.delta import read_dataset, replace_where
 from lake.layout import bronze_path, quarantine_rows_path, scorecard_path, silver_path
@@ -185,6 +187,7 @@ class _Source:
     kind: str  # timestamp | id | snapshot | file_drop
     cursor: str | None  # bronze column of a timestamp cursor
     info: SourceInfo
+    zone: str | None = None  # the department's source_timezone: how a cursor stored as text reads
 
 
 def _sources(config: SourcesConfig) -> list[_Source]:
@@ -199,9 +202,9 @@ def _sources(config: SourcesConfig) -> list[_Source]:
             assert table.cursor is not None  # TableConfig's rules: an incremental table has a cursor
             kind, cursor = "timestamp", table.output_name(table.cursor)
         assert table.asset is not None  # TableConfig's rules require one
-        out.append(
-            _Source(dept.key, table.asset, table.name, kind, cursor, infos[f"{dept.key}/{table.asset}"])
-        )
+        info = infos[f"{dept.key}/{table.asset}"]
+        zone = dept.effective_timezone(config.defaults).key
+        out.append(_Source(dept.key, table.asset, table.name, kind, cursor, info, zone))
     for dept, drop in config.iter_files():
         out.append(
             _Source(dept.key, drop.name, drop.name, "file_drop", None, infos[f"{dept.key}/{drop.name}"])
@@ -266,6 +269,22 @@ def _first_load(path: Path, dataset) -> dt.datetime | None:
     return first
 
 
+def _text_cursor_on(text: pa.ChunkedArray, day: dt.date, zone: str) -> pa.Array:
+    """Which rows' text cursor stamps fall on ``day`` (local): the text parsed by the reader's own rule for
+    a declared ``type: timestamp`` (naive text in the department's ``source_timezone``; unparseable: no day).
+
+    Why: bronze still holds text cursors loaded before their type was declared (the loader refuses to go
+    on until they are recast, see :func:`connectors.extract.check_stored_cursor`); the scorecard of those
+    days is computed on the same typed values the recast will store, instead of failing the night."""
+    import pyarrow.compute as pc
+
+    choice = TypeChoice("timestamp", TIMESTAMP_UTC, "sqlite_text", source_kind="string")
+    stamps = coerce(text, choice, zone=zone).values
+    start = _scalar(_local(day), TIMESTAMP_UTC)
+    end = _scalar(_local(day + dt.timedelta(days=1)), TIMESTAMP_UTC)
+    return pc.fill_null(pc.and_(pc.greater_equal(stamps, start), pc.less(stamps, end)), False)
+
+
 @dataclass
 class _Received:
     rows: pl.DataFrame  # source_pk, _qst_row_hash, _qst_extracted_at, _qst_batch_id, on_time (bool)
@@ -296,6 +315,7 @@ def _received(home: Path, source: _Source, day: dt.date, grace: dt.timedelta) ->
     schema = dataset.schema
     ex_type = schema.field(EXTRACTED).type
     flt = pds.field(DELETED).is_null()
+    text_cursor: str | None = None
     if source.kind == "timestamp":
         cursor = source.cursor
         ctype = schema.field(cursor).type
@@ -306,10 +326,12 @@ def _received(home: Path, source: _Source, day: dt.date, grace: dt.timedelta) ->
         elif pa.types.is_timestamp(ctype):
             start, end = _local(day), _local(day + dt.timedelta(days=1))
             flt &= (pds.field(cursor) >= _scalar(start, ctype)) & (pds.field(cursor) < _scalar(end, ctype))
+        elif pa.types.is_string(ctype) or pa.types.is_large_string(ctype):
+            text_cursor = cursor  # parsed below, as the loader now would (see _text_cursor_on)
         else:
             raise TypeError(
                 f"bronze table {source.department}/{source.asset}: the timestamp cursor {cursor!r} "
-                f"is stored as {ctype}, not a date or timestamp"
+                f"is stored as {ctype}, not a date, timestamp or text"
             )
     else:
         if source.kind == "file_drop":
@@ -325,7 +347,10 @@ def _received(home: Path, source: _Source, day: dt.date, grace: dt.timedelta) ->
         flt &= pds.field(EXTRACTED) > _scalar(first, ex_type)  # the first load is the initial history
     info = source.info
     keys = ["_qst_file", "_qst_line"] if info.is_file_drop else list(info.primary_key)
-    table = dataset.to_table(columns=list(dict.fromkeys([*keys, ROW_HASH, EXTRACTED, BATCH])), filter=flt)
+    wanted = [*keys, ROW_HASH, EXTRACTED, BATCH, *([text_cursor] if text_cursor else [])]
+    table = dataset.to_table(columns=list(dict.fromkeys(wanted)), filter=flt)
+    if text_cursor is not None:
+        table = table.filter(_text_cursor_on(table.column(text_cursor), day, source.zone or city_zone().key))
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     rows = frame.select(
