@@ -28,11 +28,13 @@ from connectors.config import load_sources
 from connectors.config_schema import DepartmentConfig, FileDropConfig, SourcesConfig, TableConfig
 from connectors.filedrops import LINEAGE_COLUMNS, list_drop_files, read_drop_file
 from connectors.identifiers_sql import quote_identifier
+from connectors.readers import cursor_problem
 from connectors.reflection import (
     ReadContext,
     Reflected,
     SourceReadError,
     dept_key,
+    natural_column,
     plan_columns,
     reflect,
     resolve_secret,
@@ -57,10 +59,6 @@ __all__ = [
 #: code list: the spec is probably wrong, and reading more would make the check slow).
 MAX_DISTINCT_VALUES = 10_000
 
-#: Bronze types a cursor of each ``cursor_kind`` may have without a declared ``type`` (text compares as text:
-#: '2024-9-1' sorts after '2024-10-01', so a text cursor silently misses rows).
-CURSOR_KINDS = {"timestamp": ("timestamp", "date"), "id": ("int64", "decimal")}
-CURSOR_TYPE_HINT = {"timestamp": "timestamp", "id": "int64"}
 
 # --------------------------------------------------------------------------------------------------
 # the sources
@@ -100,28 +98,19 @@ def _read_table(
             src.bronze = {table.output_name(c["name"]): c["name"] for c in src.reflected.columns}
         return src
     src.bronze = {c.output_name: c.name for c in plan}
-    _check_cursor(report, table, plan, where)
+    _check_cursor(report, table, plan, src.reflected, where)
     return src
 
 
-def _check_cursor(report: CheckReport, table: TableConfig, plan: list, where: str) -> None:
-    """A cursor must compare as what it is: a text column holding dates compares as text."""
+def _check_cursor(
+    report: CheckReport, table: TableConfig, plan: list, reflected: Reflected, where: str
+) -> None:
+    """The reader's own rule (:func:`connectors.readers.cursor_problem`), reported before any data moves."""
     if table.mode != "incremental" or not table.cursor:
         return
-    kind = table.cursor_kind or "timestamp"
-    cursor = next((c for c in plan if c.name == table.cursor), None)
-    if cursor is None or cursor.choice.kind in CURSOR_KINDS[kind]:
-        return
-    declared = table.cursor in table.columns and table.columns[table.cursor].type is not None
-    hint = CURSOR_TYPE_HINT[kind]
-    report.add(
-        "error",
-        where,
-        f"the {kind} cursor {table.cursor!r} of table {table.name!r} is {cursor.sql_type} in the source "
-        f"({'declared ' + str(table.columns[table.cursor].type) if declared else 'no type declared'}): as "
-        f"text it compares as text and an incremental read misses rows. Declare its type in sources.yaml under "
-        f"the table: columns: {{{table.cursor}: {{type: {hint}}}}}",
-    )
+    problem = cursor_problem(table, plan, natural_column(reflected, table.cursor))
+    if problem:
+        report.add("error", where, f"table {table.name!r}, column {table.cursor!r}: {problem}")
 
 
 def _read_drop_columns(

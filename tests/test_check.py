@@ -88,9 +88,8 @@ def test_a_text_cursor_without_a_declared_type_says_what_to_declare(city):
     )
     code, out = _check(city)
     assert code == 1, out
-    assert (
-        "the timestamp cursor 'QSRQ' of table 'QS_XX' is VARCHAR(10) in the source (no type declared)" in out
-    )
+    # the reader's own rule (connectors.readers.cursor_problem), said before any data moves
+    assert "table 'QS_XX', column 'QSRQ': the timestamp cursor is VARCHAR(10) in the source" in out
     assert "columns: {QSRQ: {type: timestamp}}" in out
     assert f"ERROR   {city / 'sources.yaml'}:" in out
 
