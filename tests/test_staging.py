@@ -46,7 +46,15 @@ def spec(**overrides) -> StagingSpec:
         },
         "enterprises": [{"role": "subject"}],
         "persons": [{"role": "legal_rep", "prefix": "legal_rep_", "related": "subject"}],
-        "events": [{"type": "registration", "subject": "subject", "date": "founded_on", "status": "status"}],
+        "events": [
+            {
+                "type": "registration",
+                "event_category": "business_registration",
+                "subject": "subject",
+                "date": "founded_on",
+                "status": "status",
+            }
+        ],
         "quarantine": [
             {"reason": "no_name_no_identifier", "all_missing": ["name", "uscc"]},
             {"reason": "unparseable_founded_on", "invalid": "founded_on"},
@@ -278,7 +286,7 @@ grain: test
 columns:
   name: {from: QYMC, as: enterprise_name}
 enterprises: [{role: subject, prefix: firm_}]
-events: [{type: registration, subject: owner, date: founded_on}]
+events: [{type: registration, event_category: business_registration, subject: owner, date: founded_on}]
 quarantine: [{reason: bad, invalid: name}]
 mandatory: [uscc]
 """,
