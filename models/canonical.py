@@ -4,7 +4,9 @@
   entity resolution;
 - ``int_person_records`` — one row per (source record, person it mentions);
 - ``int_events`` — one row per event on the city's timeline (a registration, an abnormal-operations listing,
-  a penalty, a court case, a tax filing ...), pointing at the record of its subject.
+  a penalty, a court case, a tax filing ...), pointing at the record of its subject; ``event_type`` is the
+  deployment's name for it, ``event_category`` what it means to the marts (the closed vocabulary of
+  :mod:`models.events`, declared per event in the spec).
 
 They are built from the staging models by the mentions and events of each staging spec
 (:mod:`models.staging.spec`): a mention with ``prefix: legal_rep_`` reads the staging columns
@@ -106,6 +108,7 @@ EVENT_SCHEMA = pl.Schema(
         "source_asset": pl.Utf8(),
         "source_pk": pl.Utf8(),
         "event_type": pl.Utf8(),
+        "event_category": pl.Utf8(),
         "subject_record_id": pl.Utf8(),
         "subject_kind": pl.Utf8(),
         "event_date": pl.Date(),
@@ -264,6 +267,7 @@ def events(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
                 "source_asset",
                 "source_pk",
                 pl.lit(e.type).alias("event_type"),
+                pl.lit(e.category_key).alias("event_category"),
                 record_id(e.subject).alias("subject_record_id"),
                 kind.alias("subject_kind"),
                 col("date", pl.Date()).alias("event_date"),

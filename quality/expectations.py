@@ -320,6 +320,12 @@ def suite_for_intermediate(table_name: str, specs: Mapping[str, StagingSpec] | N
         types = {e.type for s in specs.values() for e in s.events}
         hard += [
             _in_set("event_type", sorted(types), "the event types the staging specs declare"),
+            _not_null("event_category", "hard", "every event declares what it means to the marts"),
+            _in_set(
+                "event_category",
+                sorted({e.category_key for s in specs.values() for e in s.events}),
+                "the event categories the staging specs declare (models/events.py: what the marts count)",
+            ),
             _in_set("subject_kind", SUBJECT_KINDS, "an event is about an enterprise or a person"),
             _not_null("subject_record_id", "hard", "an event points at the record of its subject"),
         ]

@@ -23,30 +23,40 @@ __all__ = ["check_exports", "check_vocabulary"]
 
 
 def check_vocabulary(report: CheckReport, specs: Mapping[str, StagingSpec], folder: Path) -> None:
-    """The event types of the specs are the vocabulary of int_events' checks; the marts know some by name."""
-    from models.marts.common import PENALTY_EVENTS
+    """The event types of the specs are the vocabulary of int_events' checks; their categories (models/events.py)
+    are what the marts count. Notes the categories no mart counts and the daily indicators no spec feeds."""
+    from models.events import CATEGORY_BY_KEY
     from models.marts.kpi import INDICATORS
 
     by_type: dict[str, list[str]] = {}
+    by_category: dict[str, list[str]] = {}
     for spec in specs.values():
         for e in spec.events:
             by_type.setdefault(e.type, []).append(spec.name)
+            by_category.setdefault(e.category_key, []).append(spec.name)
     if not by_type:
         return
     report.add(
         "note",
         str(folder),
-        f"event types (the vocabulary int_events is checked against): {', '.join(sorted(by_type))}",
+        f"event types (the vocabulary int_events is checked against): {', '.join(sorted(by_type))}; "
+        f"their categories (what the marts count): {', '.join(sorted(by_category))}",
     )
-    known = {t for i in INDICATORS for t in i.event_types} | set(PENALTY_EVENTS)
-    for etype in sorted(set(by_type) - known):
+    for category in sorted(set(by_category) & {"other"}):
         report.add(
             "note",
-            str(folder / f"{by_type[etype][0]}.yaml"),
-            f"event type {etype!r} is in no mart indicator (models/marts/kpi.py INDICATORS, the marts' declared "
-            "event categories): it reaches int_events and the enterprise timeline, but a mart counts it only if "
-            "its SQL names it (declaring categories per deployment is not done yet)",
+            str(folder / f"{by_category[category][0]}.yaml"),
+            f"event category {category!r} ({CATEGORY_BY_KEY[category].name_zh}): its events reach int_events and "
+            "the enterprise timeline, but no mart counts them",
         )
+    for ind in INDICATORS:
+        if ind.categories and not set(ind.categories) & set(by_category):
+            report.add(
+                "note",
+                str(folder),
+                f"daily indicator {ind.key!r} ({ind.name_zh}) counts {' / '.join(ind.categories)}, which no spec "
+                "declares: the KPI mart leaves it out",
+            )
 
 
 def check_exports(report: CheckReport, path: Path) -> None:

@@ -150,11 +150,9 @@ def own_specs(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLE_DEPLOYMENT / "specs", folder)
     path = folder / "stg_samr__registrations.yaml"
     text = path.read_text(encoding="utf-8")
-    declared = (
-        "  - {type: registration, subject: subject, date: founded_on, status: status, reference: uscc}\n"
-    )
+    declared = "  - {type: registration, event_category: business_registration, subject: subject, date: founded_on, status: status, reference: uscc}\n"
     assert declared in text
-    extra = "  - {type: registry_approval, subject: subject, date: approved_on}\n"
+    extra = "  - {type: registry_approval, event_category: other, subject: subject, date: approved_on}\n"
     path.write_text(text.replace(declared, declared + extra), encoding="utf-8")
     return folder
 
@@ -169,8 +167,14 @@ def test_a_deployments_own_event_type_passes_the_events_suite_built_from_its_spe
     report = validate(events, suite_for_intermediate("int_events", specs))
     assert report.passed_hard, report.describe("hard")
     assert "registry_approval" in report.suite.rule("event_type_in_vocabulary").kwargs["value_set"]
-    # the shipped specs do not know it: the same frame fails the suite they make
-    assert validate(events, suite_for_intermediate("int_events")).failed_hard == ["event_type_in_vocabulary"]
+    # its category is declared by the deployment's specs, hence accepted
+    assert "other" in report.suite.rule("event_category_in_vocabulary").kwargs["value_set"]
+    assert set(events["event_category"]) == {"business_registration", "other"}
+    # the shipped specs do not know them (no shipped event is 'other'): the same frame fails the suite they make
+    assert validate(events, suite_for_intermediate("int_events")).failed_hard == [
+        "event_type_in_vocabulary",
+        "event_category_in_vocabulary",
+    ]
 
 
 def test_a_failed_canonical_check_names_the_rule_the_column_and_samples(
@@ -180,7 +184,10 @@ def test_a_failed_canonical_check_names_the_rule_the_column_and_samples(
     report = validate(events, suite_for_intermediate("int_events", SPECS))
     message = report.describe("hard")
     assert message.startswith("int_events: event_type_in_vocabulary on column event_type: ")
-    assert message.endswith(f"{N} unexpected value(s) (50.00%), e.g. 'registry_approval'")
+    assert f"{N} unexpected value(s) (50.00%), e.g. 'registry_approval'; " in message
+    assert message.endswith(
+        f"event_category_in_vocabulary on column event_category: {N} unexpected value(s) (50.00%), e.g. 'other'"
+    )
     failure = report.to_metadata()["failures"]
     assert failure == [
         {
@@ -188,7 +195,13 @@ def test_a_failed_canonical_check_names_the_rule_the_column_and_samples(
             "column": "event_type",
             "severity": "hard",
             "samples": ["registry_approval"],
-        }
+        },
+        {
+            "rule": "event_category_in_vocabulary",
+            "column": "event_category",
+            "severity": "hard",
+            "samples": ["other"],
+        },
     ]
     assert report.describe("soft") == f"int_events: every soft rule passed on {2 * N} row(s)"
 

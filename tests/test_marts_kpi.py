@@ -158,16 +158,16 @@ def test_forecast_and_alert_invariants(estate, mart):
 
 
 def events_frame(
-    days: list[D], event_type: str = "service_case", reference: list[str] | None = None
+    days: list[D], event_category: str = "service_case", reference: list[str] | None = None
 ) -> pl.DataFrame:
     return pl.DataFrame(
         {
-            "event_type": [event_type] * len(days),
+            "event_category": [event_category] * len(days),
             "event_date": days,
             "end_date": [None] * len(days),
             "reference": reference or [None] * len(days),
         },
-        schema={"event_type": pl.Utf8, "event_date": pl.Date, "end_date": pl.Date, "reference": pl.Utf8},
+        schema={"event_category": pl.Utf8, "event_date": pl.Date, "end_date": pl.Date, "reference": pl.Utf8},
     )
 
 
@@ -187,7 +187,7 @@ def methods(frame: pl.DataFrame, indicator: str = "service_cases") -> set[str]:
 def test_empty_and_all_zero_and_short_series_do_not_crash():
     as_of = D(2026, 10, 31)
     empty = mart_kpi_daily(events_frame([]), as_of=as_of)
-    assert empty.height == len([i for i in INDICATORS if i.event_types]) * (HISTORY + 30)
+    assert empty.height == len([i for i in INDICATORS if i.categories]) * (HISTORY + 30)
     assert methods(empty) == {"no_data"} and (empty["forecast"].drop_nulls() == 0).all()
     assert mart_kpi_daily(events_frame([])).height == 0  # no as_of to be found: an empty mart
 
@@ -249,7 +249,7 @@ def test_default_as_of_ignores_one_departments_future_dates():
     frame = pl.concat(
         [
             events_frame([D(2026, 10, 30), D(2026, 10, 31)]),
-            events_frame([D(2026, 10, 31)], "registration"),
+            events_frame([D(2026, 10, 31)], "business_registration"),
             events_frame([D(2026, 11, 14)], "tax_registration"),
         ]
     )

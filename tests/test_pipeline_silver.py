@@ -87,11 +87,9 @@ def test_an_event_type_of_the_deployments_own_specs_passes_the_canonical_checks(
     out, home, specs = estate_with_own_specs
     path = specs / "stg_samr__registrations.yaml"
     text = path.read_text(encoding="utf-8")
-    declared = (
-        "  - {type: registration, subject: subject, date: founded_on, status: status, reference: uscc}\n"
-    )
+    declared = "  - {type: registration, event_category: business_registration, subject: subject, date: founded_on, status: status, reference: uscc}\n"
     assert declared in text
-    extra = "  - {type: registry_approval, subject: subject, date: approved_on}\n"
+    extra = "  - {type: registry_approval, event_category: other, subject: subject, date: approved_on}\n"
     path.write_text(text.replace(declared, declared + extra), encoding="utf-8")
     outcome = run_pipeline(load_sources(out / "sources.yaml"), home, partition="2026-10-31", until="silver")
     events = {a.key: a for a in outcome.assets}["silver/int_events"]

@@ -14,6 +14,7 @@ import pytest
 from lake.deployment import EXAMPLE_DEPLOYMENT
 from lake.yamlfile import ConfigError
 from models import canonical
+from models.events import CATEGORY_KEYS
 from models.staging.spec import StagingSpec, load_spec, load_specs
 from models.staging.stage import SourceInfo, StagingError, stage
 from models.standardize.identifiers import key_kind
@@ -46,7 +47,15 @@ def spec(**overrides) -> StagingSpec:
         },
         "enterprises": [{"role": "subject"}],
         "persons": [{"role": "legal_rep", "prefix": "legal_rep_", "related": "subject"}],
-        "events": [{"type": "registration", "subject": "subject", "date": "founded_on", "status": "status"}],
+        "events": [
+            {
+                "type": "registration",
+                "event_category": "business_registration",
+                "subject": "subject",
+                "date": "founded_on",
+                "status": "status",
+            }
+        ],
         "quarantine": [
             {"reason": "no_name_no_identifier", "all_missing": ["name", "uscc"]},
             {"reason": "unparseable_founded_on", "invalid": "founded_on"},
@@ -278,7 +287,7 @@ grain: test
 columns:
   name: {from: QYMC, as: enterprise_name}
 enterprises: [{role: subject, prefix: firm_}]
-events: [{type: registration, subject: owner, date: founded_on}]
+events: [{type: registration, event_category: business_registration, subject: owner, date: founded_on}]
 quarantine: [{reason: bad, invalid: name}]
 mandatory: [uscc]
 """,
@@ -363,3 +372,72 @@ def test_standardizing_repeated_values_once_gives_the_same_rows(monkeypatch):
     slow = stage(frame, spec(), INFO)
     assert fast.rows.height == 1_800 and fast.rows.equals(slow.rows)
     assert fast.quarantined.equals(slow.quarantined)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# event categories (models/events.py)
+SPEC_WITH_EVENT = """\
+source: samr/penalties
+grain: test
+columns:
+  name: {{from: XDRMC, as: enterprise_name}}
+  decided_on: {{from: JDRQ, as: date}}
+enterprises: [{{role: subject}}]
+events:
+  - {{type: xzcf, subject: subject, date: decided_on{category}}}
+"""
+
+
+def test_an_unknown_event_category_names_file_line_key_and_the_categories(tmp_path):
+    path = write(
+        tmp_path, "stg_samr__penalties.yaml", SPEC_WITH_EVENT.format(category=", event_category: penalti")
+    )
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    text = str(err.value)
+    assert f"{path}:8" in text and "events[0].event_category" in text
+    assert "unknown event category 'penalti'" in text
+    for category in CATEGORY_KEYS:
+        assert category in text
+    assert "market_penalty (市场监管行政处罚)" in text
+
+
+def test_an_event_without_a_category_is_an_error_listing_the_categories(tmp_path):
+    path = write(tmp_path, "stg_samr__penalties.yaml", SPEC_WITH_EVENT.format(category=""))
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    text = str(err.value)
+    assert f"{path}:8" in text and "events[0].event_category" in text and "required" in text
+    assert all(category in text for category in CATEGORY_KEYS)
+
+
+def test_the_declared_category_reaches_int_events(tmp_path):
+    path = write(
+        tmp_path,
+        "stg_samr__penalties.yaml",
+        SPEC_WITH_EVENT.format(category=", event_category: market_penalty"),
+    )
+    spec = load_spec(path)
+    staged = pl.DataFrame(
+        {
+            "source_department": ["samr"],
+            "source_table": ["T_XZCF"],
+            "source_asset": ["penalties"],
+            "source_pk": ["1"],
+            "name": ["深圳市某某有限公司"],
+            "decided_on": [dt.date(2026, 1, 2)],
+        }
+    )
+    events = canonical.events(staged, spec)
+    assert events.select("event_type", "event_category").row(0) == ("xzcf", "market_penalty")
+    assert events.schema == canonical.EVENT_SCHEMA
+
+
+def test_every_shipped_event_declares_a_category():
+    """The example deployment's events and their categories (a change here changes what the marts count)."""
+    declared = {
+        e.type: e.event_category for s in load_specs(EXAMPLE_DEPLOYMENT / "specs").values() for e in s.events
+    }
+    assert declared["admin_penalty"] == "market_penalty"
+    assert declared["env_penalty"] == "environmental_penalty"
+    assert set(declared.values()) <= set(CATEGORY_KEYS)

@@ -32,7 +32,7 @@ def build_abnormal_distribution(con: duckdb.DuckDBPyConnection, ref: dt.date) ->
         JOIN lake_dim_enterprise d ON d.entity_id = e.entity_id
         LEFT JOIN dim_division dv ON dv.division_code = d.division_code
         LEFT JOIN dim_industry_section s ON s.industry_section = d.industry_section
-        WHERE e.event_type = 'abnormal_listing' AND (e.event_date IS NULL OR e.event_date <= {r})
+        WHERE e.event_category = 'abnormal_listing' AND (e.event_date IS NULL OR e.event_date <= {r})
         GROUP BY ALL""",
         "division_code, month",
     )

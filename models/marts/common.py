@@ -1,5 +1,6 @@
 """What every mart module shares: the SQL helpers, the declaration of a mart node, the lake tables the marts may
-read and the vocabulary of enterprise events.
+read. (What an event means — its category, the penalty family, the litigation roles — is
+:mod:`models.events`: the marts read ``int_events.event_category``, never a deployment's event type.)
 
 Why a module of its own: the table modules used to import these from :mod:`models.marts.build` (which imports
 them back to run them) and from each other (``risk`` from ``enterprise``), a circle that made the import order
@@ -40,11 +41,6 @@ LAKE_TABLES: dict[str, str] = {
 OPTIONAL_LAKE_TABLES = frozenset(
     {"scorecard", "stg_service__service_cases", "stg_social__employers", "stg_samr__registrations"}
 )
-
-# the enterprise events' vocabulary (``int_events``), shared by the 360 card and the risk factors
-PLAINTIFF_ROLES = ("原告", "申请执行人")
-DEFENDANT_ROLES = ("被告", "被执行人")
-PENALTY_EVENTS = ("admin_penalty", "env_penalty")
 
 
 def sql_str(value: str) -> str:

@@ -9,13 +9,14 @@ row per employer account and month), summed per enterprise and month (an enterpr
 migration has both counted).
 
 Definitions (``as_of_date`` = the build's reference day R):
-- penalties: ``admin_penalty`` (市场监管 T_XZCF) and ``env_penalty`` (生态环境 HB_XZCF) events; the 12-month
-  count is decided in (R − 12 months, R];
+Events are read by **category** (``event_category``, :mod:`models.events`), never by a deployment's type name:
+- penalties: the penalty family (``market_penalty``, ``environmental_penalty``, ``other_penalty``); the SAMR
+  and environmental counts are the first two; the 12-month count is decided in (R − 12 months, R];
 - court cases: ``court_case`` events by litigation role: plaintiff = 原告 or 申请执行人, defendant = 被告 or
-  被执行人 (第三人 counts in neither);
+  被执行人 (第三人 counts in neither; :data:`models.events.PLAINTIFF_ROLES`);
 - defaulter: any ``judgment_default`` listing whose performance is not 全部履行;
 - abnormal: ``abnormal_active`` = a listing on or before R not removed by R;
-- tax rating: the latest ``tax_rating`` event by rating day; arrears: ``tax_arrears`` events (QS_XX is the
+- tax rating: the latest ``tax_rating`` event by rating day; arrears: ``tax_arrears`` events (a department's
   list of current arrears);
 - headcount: the latest contribution month's insured headcount; its trend compares it with the earliest month
   within the five before it (six monthly figures at most), ``change = latest / base − 1``;
@@ -29,15 +30,14 @@ from pathlib import Path
 
 import duckdb
 
-from models.marts.common import (
+from models.events import (
     DEFENDANT_ROLES,
-    PENALTY_EVENTS,
+    FULLY_PERFORMED,
+    PENALTY_CATEGORIES,
     PLAINTIFF_ROLES,
-    create_table,
-    mart,
-    q,
-    sql_str,
+    WORST_TAX_RATING,
 )
+from models.marts.common import create_table, mart, q, sql_str
 from models.marts.common import sql_in as _in
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -87,7 +87,7 @@ def build_detail(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         con,
         "mart_enterprise_events",
         """
-        SELECT x.entity_id, e.event_id, e.event_type, e.event_date, e.end_date, e.amount, e.category, e.reference,
+        SELECT x.entity_id, e.event_id, e.event_type, e.event_category, e.event_date, e.end_date, e.amount, e.category, e.reference,
                e.status, e.source_department, e.source_asset, e.source_pk, e.subject_record_id
         FROM lake_int_events e JOIN _xw_ent x ON x.record_id = e.subject_record_id
         WHERE e.subject_kind = 'enterprise'""",
@@ -177,39 +177,41 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
     r = f"DATE '{ref.isoformat()}'"
+    penalty = f"event_category IN {_in(PENALTY_CATEGORIES)}"
+    performed, worst = sql_str(FULLY_PERFORMED), sql_str(WORST_TAX_RATING)
     q(
         con,
         f"""CREATE OR REPLACE TEMP TABLE _agg AS SELECT entity_id,
-        arg_max(category, event_date) FILTER (event_type = 'tax_rating' AND event_date <= {r}) AS tax_rating,
-        max(event_date) FILTER (event_type = 'tax_rating' AND event_date <= {r}) AS tax_rating_on,
-        count(*) FILTER (event_type = 'tax_rating' AND category = 'D') AS tax_rating_d_count,
-        count(*) FILTER (event_type = 'tax_arrears') AS tax_arrears_count,
-        coalesce(sum(amount) FILTER (event_type = 'tax_arrears'), 0) AS tax_arrears_amount,
-        max(event_date) FILTER (event_type = 'tax_arrears') AS tax_arrears_latest_on,
-        count(*) FILTER (event_type IN {_in(PENALTY_EVENTS)}) AS penalty_count,
-        count(*) FILTER (event_type = 'admin_penalty') AS penalty_samr_count,
-        count(*) FILTER (event_type = 'env_penalty') AS penalty_env_count,
-        coalesce(sum(amount) FILTER (event_type IN {_in(PENALTY_EVENTS)}), 0) AS penalty_amount,
-        max(event_date) FILTER (event_type IN {_in(PENALTY_EVENTS)}) AS penalty_latest_on,
-        count(*) FILTER (event_type IN {_in(PENALTY_EVENTS)} AND event_date > {r} - INTERVAL 12 MONTH
+        arg_max(category, event_date) FILTER (event_category = 'tax_rating' AND event_date <= {r}) AS tax_rating,
+        max(event_date) FILTER (event_category = 'tax_rating' AND event_date <= {r}) AS tax_rating_on,
+        count(*) FILTER (event_category = 'tax_rating' AND category = {worst}) AS tax_rating_d_count,
+        count(*) FILTER (event_category = 'tax_arrears') AS tax_arrears_count,
+        coalesce(sum(amount) FILTER (event_category = 'tax_arrears'), 0) AS tax_arrears_amount,
+        max(event_date) FILTER (event_category = 'tax_arrears') AS tax_arrears_latest_on,
+        count(*) FILTER ({penalty}) AS penalty_count,
+        count(*) FILTER (event_category = 'market_penalty') AS penalty_samr_count,
+        count(*) FILTER (event_category = 'environmental_penalty') AS penalty_env_count,
+        coalesce(sum(amount) FILTER ({penalty}), 0) AS penalty_amount,
+        max(event_date) FILTER ({penalty}) AS penalty_latest_on,
+        count(*) FILTER ({penalty} AND event_date > {r} - INTERVAL 12 MONTH
                          AND event_date <= {r}) AS penalty_count_12m,
-        count(*) FILTER (event_type = 'abnormal_listing') AS abnormal_count,
+        count(*) FILTER (event_category = 'abnormal_listing') AS abnormal_count,
         coalesce(bool_or(event_date <= {r} AND (end_date IS NULL OR end_date > {r}))
-                 FILTER (event_type = 'abnormal_listing'), false) AS abnormal_active,
-        max(event_date) FILTER (event_type = 'abnormal_listing') AS abnormal_latest_on,
-        arg_max(category, event_date) FILTER (event_type = 'abnormal_listing') AS abnormal_latest_reason,
-        count(*) FILTER (event_type = 'court_case' AND category IN {_in(PLAINTIFF_ROLES)}) AS court_plaintiff_count,
-        count(*) FILTER (event_type = 'court_case' AND category IN {_in(DEFENDANT_ROLES)}) AS court_defendant_count,
-        coalesce(sum(amount) FILTER (event_type = 'court_case' AND category IN {_in(DEFENDANT_ROLES)}), 0)
+                 FILTER (event_category = 'abnormal_listing'), false) AS abnormal_active,
+        max(event_date) FILTER (event_category = 'abnormal_listing') AS abnormal_latest_on,
+        arg_max(category, event_date) FILTER (event_category = 'abnormal_listing') AS abnormal_latest_reason,
+        count(*) FILTER (event_category = 'court_case' AND category IN {_in(PLAINTIFF_ROLES)}) AS court_plaintiff_count,
+        count(*) FILTER (event_category = 'court_case' AND category IN {_in(DEFENDANT_ROLES)}) AS court_defendant_count,
+        coalesce(sum(amount) FILTER (event_category = 'court_case' AND category IN {_in(DEFENDANT_ROLES)}), 0)
             AS court_defendant_amount,
-        max(event_date) FILTER (event_type = 'court_case') AS court_latest_filed_on,
-        count(*) FILTER (event_type = 'judgment_default' AND category IS DISTINCT FROM '全部履行') AS defaulter_count,
-        max(event_date) FILTER (event_type = 'judgment_default' AND category IS DISTINCT FROM '全部履行')
+        max(event_date) FILTER (event_category = 'court_case') AS court_latest_filed_on,
+        count(*) FILTER (event_category = 'judgment_default' AND category IS DISTINCT FROM {performed}) AS defaulter_count,
+        max(event_date) FILTER (event_category = 'judgment_default' AND category IS DISTINCT FROM {performed})
             AS defaulter_latest_on,
-        count(*) FILTER (event_type = 'service_case') AS service_case_count,
-        count(*) FILTER (event_type = 'service_case' AND event_date > {r} - INTERVAL 12 MONTH
+        count(*) FILTER (event_category = 'service_case') AS service_case_count,
+        count(*) FILTER (event_category = 'service_case' AND event_date > {r} - INTERVAL 12 MONTH
                          AND event_date <= {r}) AS service_case_count_12m,
-        max(event_date) FILTER (event_type = 'service_case') AS service_latest_on
+        max(event_date) FILTER (event_category = 'service_case') AS service_latest_on
       FROM mart_enterprise_events GROUP BY entity_id""",
     )
     q(

@@ -1,13 +1,19 @@
 """趋势预测: the daily indicators of the duty officer's screen, a 30-day forecast with its interval, and an
 alert when a day's actual count falls outside what the recent past made plausible.
 
-**Counts** are per calendar day (the city's time zone) from ``int_events`` (see :data:`INDICATORS`: which event types
-and which of their dates), plus two that ``int_events`` cannot give: overdue service cases (the per-case rule
+**Counts** are per calendar day (the city's time zone) from ``int_events`` (see :data:`INDICATORS`: which event
+categories — ``event_category``, :mod:`models.events`, never a deployment's event type — and which of their dates), plus two that ``int_events`` cannot give: overdue service cases (the per-case rule
 of :func:`models.marts.service.case_facts`, dated by the day a case went overdue) and deregistrations (the
 registry carries no deregistration date: a registration whose status is ``deregistered``, dated by its last
 update — exact for a night whose change was the deregistration, smeared over the past on a first load). Tax
 filings, social contributions and credit ratings are dated by their period (a month, a year), not by a day,
 and are not daily indicators. A day with no event counts 0; an indicator's series starts at its first event.
+
+**Which indicators exist** is the deployment's: an indicator is forecast when ``int_events`` holds an event of one
+of its categories, i.e. some spec declares it and its table delivered (:func:`indicators_for`); the others are
+left out with a note in the build report (a city without an environmental bureau has no ``env_penalties``),
+never a failure. Why the lake rather than the specs: the marts read the lake at pinned versions and never the
+deployment's files, so a rebuild as of an earlier version sees what was declared then.
 
 **The forecast** (``method``: ``nb_glm`` or a fallback) and its interval: :mod:`models.marts.forecast` — a
 negative-binomial regression on the last :data:`~models.marts.forecast.FIT_DAYS` days with the official calendar's
@@ -23,6 +29,7 @@ such a day an event is the unusual thing.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +37,7 @@ import numpy as np
 import polars as pl
 
 from lake.city import city_timezone
+from models.events import PENALTY_CATEGORIES
 from models.marts.common import MartContext, frame_table, mart, sql_str
 from models.marts.forecast import FIT_DAYS, LEVEL, series_forecast
 
@@ -43,7 +51,8 @@ class Indicator:
     key: str
     name_zh: str
     name_en: str
-    event_types: tuple[str, ...] = ()
+    #: the event categories counted (:mod:`models.events`); empty: the indicator is computed another way
+    categories: tuple[str, ...] = ()
     date: str = "event_date"
     #: count distinct values of this column instead of rows (a court case has one event per party)
     distinct: str | None = None
@@ -54,7 +63,7 @@ INDICATORS: tuple[Indicator, ...] = (
         "new_registrations",
         "新设立登记（按成立日期）",
         "New business registrations, by founding date",
-        ("registration",),
+        ("business_registration",),
     ),
     Indicator(
         "deregistrations",
@@ -79,10 +88,10 @@ INDICATORS: tuple[Indicator, ...] = (
         "admin_penalties",
         "行政处罚（市场监管、生态环境）",
         "Administrative penalties (SAMR and environment)",
-        ("admin_penalty", "env_penalty"),
+        PENALTY_CATEGORIES,
     ),
-    Indicator("samr_penalties", "市场监管行政处罚", "SAMR administrative penalties", ("admin_penalty",)),
-    Indicator("env_penalties", "生态环境行政处罚", "Environmental penalties", ("env_penalty",)),
+    Indicator("samr_penalties", "市场监管行政处罚", "SAMR administrative penalties", ("market_penalty",)),
+    Indicator("env_penalties", "生态环境行政处罚", "Environmental penalties", ("environmental_penalty",)),
     Indicator("court_cases_filed", "法院立案数", "Court cases filed", ("court_case",), distinct="reference"),
     Indicator(
         "court_cases_closed",
@@ -116,6 +125,25 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
 )
 INDICATOR_BY_KEY = {i.key: i for i in INDICATORS}
+#: Every category some indicator counts.
+INDICATOR_CATEGORIES: tuple[str, ...] = tuple(sorted({c for i in INDICATORS for c in i.categories}))
+
+
+def indicators_for(present: Collection[str] | None) -> tuple[tuple[Indicator, ...], dict[str, str]]:
+    """The event indicators to compute given the categories ``present`` in ``int_events`` (None: all of them),
+    and why each other one is left out (indicator key -> note)."""
+    counted = [i for i in INDICATORS if i.categories]
+    if present is None:
+        return tuple(counted), {}
+    kept = tuple(i for i in counted if set(i.categories) & set(present))
+    notes = {
+        i.key: f"no event of category {' / '.join(i.categories)} in int_events (no spec declares one, or its "
+        "table delivered nothing): indicator left out"
+        for i in counted
+        if i not in kept
+    }
+    return kept, notes
+
 
 COUNTS_SCHEMA = pl.Schema({"indicator": pl.Utf8(), "day": pl.Date(), "actual": pl.Int64()})
 KPI_SCHEMA = pl.Schema(
@@ -145,9 +173,10 @@ def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 def default_as_of(events: pl.DataFrame | pl.LazyFrame) -> dt.date | None:
     """The last day at least two indicators have an event on: robust to one department's future-dated typos
     (a registration date of next month) that a plain maximum would take for today."""
-    types = sorted({t for i in INDICATORS for t in i.event_types})
-    lf = _lazy(events).filter(pl.col("event_type").is_in(types) & pl.col("event_date").is_not_null())
-    per_day = lf.group_by("event_date").agg(pl.col("event_type").n_unique().alias("n"))
+    lf = _lazy(events).filter(
+        pl.col("event_category").is_in(INDICATOR_CATEGORIES) & pl.col("event_date").is_not_null()
+    )
+    per_day = lf.group_by("event_date").agg(pl.col("event_category").n_unique().alias("n"))
     return per_day.filter(pl.col("n") >= 2).select(pl.col("event_date").max()).collect().item()
 
 
@@ -158,35 +187,37 @@ def event_counts(
     indicators: tuple[Indicator, ...] = INDICATORS,
 ) -> pl.DataFrame:
     """Events per indicator and day in ``[start, end]`` (days without events absent), in :data:`COUNTS_SCHEMA`.
-    ``events`` has ``event_type``, ``event_date``, ``end_date`` and ``reference`` of ``int_events``."""
+    ``events`` has ``event_category``, ``event_date``, ``end_date`` and ``reference`` of ``int_events``."""
     lf = _lazy(events)
     parts = []
     for date_col in ("event_date", "end_date"):
-        plain = [i for i in indicators if i.event_types and i.date == date_col and i.distinct is None]
-        types = sorted({t for i in plain for t in i.event_types})
-        if types:
-            per_type = (
-                lf.filter(pl.col("event_type").is_in(types) & pl.col(date_col).is_between(start, end))
-                .group_by("event_type", pl.col(date_col).alias("day"))
+        plain = [i for i in indicators if i.categories and i.date == date_col and i.distinct is None]
+        categories = sorted({c for i in plain for c in i.categories})
+        if categories:
+            per_category = (
+                lf.filter(
+                    pl.col("event_category").is_in(categories) & pl.col(date_col).is_between(start, end)
+                )
+                .group_by("event_category", pl.col(date_col).alias("day"))
                 .agg(pl.len().alias("n"))
             )
             mapping = pl.LazyFrame(
-                [(i.key, t) for i in plain for t in i.event_types],
-                schema={"indicator": pl.Utf8, "event_type": pl.Utf8},
+                [(i.key, c) for i in plain for c in i.categories],
+                schema={"indicator": pl.Utf8, "event_category": pl.Utf8},
                 orient="row",
             )
             parts.append(
-                per_type.join(mapping, on="event_type")
+                per_category.join(mapping, on="event_category")
                 .group_by("indicator", "day")
                 .agg(pl.col("n").sum().alias("actual"))
             )
         for ind in indicators:
-            if not (ind.event_types and ind.date == date_col) or ind.distinct is None:
+            if not (ind.categories and ind.date == date_col) or ind.distinct is None:
                 continue
             col = pl.col(ind.distinct)
             parts.append(
                 lf.filter(
-                    pl.col("event_type").is_in(ind.event_types) & pl.col(date_col).is_between(start, end)
+                    pl.col("event_category").is_in(ind.categories) & pl.col(date_col).is_between(start, end)
                 )
                 .group_by(pl.col(date_col).alias("day"))
                 .agg((col.drop_nulls().n_unique() + col.null_count()).alias("actual"))
@@ -251,21 +282,24 @@ def mart_kpi_daily(
     backtest_days: int = BACKTEST_DAYS,
     fit_days: int = FIT_DAYS,
     level: float = LEVEL,
+    categories: Collection[str] | None = None,
 ) -> pl.DataFrame:
     """One row per indicator and day, in :data:`KPI_SCHEMA`: the last ``history_days`` days up to ``as_of``
     with their actual counts (the last ``backtest_days`` of them with the one-step-ahead forecast, interval
     and alert), then ``horizon_days`` forecast days (``is_forecast``, actual null). ``cases``
     (``stg_service__service_cases``) and ``registrations`` (``stg_samr__registrations``) add the overdue and
     deregistration indicators; without them those indicators are left out. ``as_of`` defaults to
-    :func:`default_as_of`; events after it are not counted."""
+    :func:`default_as_of`; events after it are not counted. ``categories``: the event categories the
+    deployment has (:func:`indicators_for`; None: every indicator)."""
     if as_of is None:
         as_of = default_as_of(events)
     if as_of is None:
         return pl.DataFrame(schema=KPI_SCHEMA)
     backtest_days = min(backtest_days, history_days)
     first = as_of - dt.timedelta(days=history_days + fit_days - 1)
-    counts = [event_counts(events, first, as_of)]
-    wanted = [i for i in INDICATORS if i.event_types]
+    kept, _ = indicators_for(categories)
+    counts = [event_counts(events, first, as_of, kept)]
+    wanted = list(kept)
     if cases is not None:
         counts.append(overdue_counts(cases, as_of, first))
         wanted.append(INDICATOR_BY_KEY["overdue_service_cases"])
@@ -294,16 +328,18 @@ def mart_kpi_daily(
                 level=level,
             ).with_columns(indicator=pl.lit(ind.key), indicator_name_zh=pl.lit(ind.name_zh))
         )
+    if not frames:
+        return pl.DataFrame(schema=KPI_SCHEMA)
     out = pl.concat(frames).with_columns(as_of=pl.lit(as_of, pl.Date))
     return out.select(list(KPI_SCHEMA)).cast(KPI_SCHEMA)
 
 
-EVENT_COLUMNS = ["event_type", "event_date", "end_date", "reference"]
+EVENT_COLUMNS = ["event_category", "event_date", "end_date", "reference"]
 
 
 def read_kpi_inputs(home: Path | str) -> dict[str, pl.LazyFrame]:
     """The silver columns the KPI mart needs, lazily from a home folder (only the event types it counts are
-    read from ``int_events``, the largest table of the lake)."""
+    read from ``int_events``, the largest table of the lake, with the categories it holds)."""
     from lake.delta import read_dataset
     from lake.layout import silver_path
     from models.marts.service import CASE_COLUMNS
@@ -316,9 +352,10 @@ def read_kpi_inputs(home: Path | str) -> dict[str, pl.LazyFrame]:
             )
         return pl.scan_pyarrow_dataset(dataset).select(columns)
 
-    types = sorted({t for i in INDICATORS for t in i.event_types})
     return {
-        "events": scan("int_events", EVENT_COLUMNS).filter(pl.col("event_type").is_in(types)),
+        "events": scan("int_events", EVENT_COLUMNS).filter(
+            pl.col("event_category").is_in(INDICATOR_CATEGORIES)
+        ),
         "cases": scan("stg_service__service_cases", CASE_COLUMNS),
         "registrations": scan("stg_samr__registrations", ["status", "updated_at"]),
     }
@@ -328,7 +365,13 @@ def build_kpi_mart(home: Path | str, as_of: dt.date | None = None) -> pl.DataFra
     """:func:`mart_kpi_daily` from a home folder's silver, with every indicator."""
     inputs = read_kpi_inputs(home)
     events = inputs["events"].collect()
-    return mart_kpi_daily(events, as_of=as_of, cases=inputs["cases"], registrations=inputs["registrations"])
+    return mart_kpi_daily(
+        events,
+        as_of=as_of,
+        cases=inputs["cases"],
+        registrations=inputs["registrations"],
+        categories=set(events["event_category"].unique()),
+    )
 
 
 COMMENTS: dict[str, dict] = {
@@ -358,18 +401,22 @@ COMMENTS: dict[str, dict] = {
 def _build(ctx: MartContext) -> dict[str, int]:
     """In the marts build: the same inputs as :func:`read_kpi_inputs`, from the lake versions the build pinned
     (the cases from the service marts' working table)."""
-    types = sorted({t for i in INDICATORS for t in i.event_types})
     events = ctx.con.sql(
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM lake_int_events WHERE event_type IN "
-        f"({', '.join(sql_str(t) for t in types)})"
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM lake_int_events WHERE event_category IN "
+        f"({', '.join(sql_str(c) for c in INDICATOR_CATEGORIES)})"
     ).pl()
+    categories = set(events["event_category"].unique())
+    for key, note in indicators_for(categories)[1].items():
+        ctx.notes[f"mart_kpi_daily.{key}"] = note
     cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
     registrations = None
     if ctx.has("stg_samr__registrations"):
         registrations = ctx.con.sql("SELECT status, updated_at FROM lake_stg_samr__registrations").pl()
     else:
         ctx.notes["mart_kpi_daily.deregistrations"] = "no silver/stg_samr__registrations: indicator left out"
-    frame = mart_kpi_daily(events, as_of=ctx.as_of, cases=cases, registrations=registrations)
+    frame = mart_kpi_daily(
+        events, as_of=ctx.as_of, cases=cases, registrations=registrations, categories=categories
+    )
     return {"mart_kpi_daily": frame_table(ctx.con, "mart_kpi_daily", frame)}
 
 

@@ -19,8 +19,9 @@ import datetime as dt
 import duckdb
 import polars as pl
 
+from models.events import FULLY_PERFORMED
 from models.keyed_hash import KEY_ENV, env_key, keyed_hashes
-from models.marts.common import create_table, mart, q
+from models.marts.common import create_table, mart, q, sql_str
 
 #: The secret's environment variable: the one of :mod:`models.keyed_hash` (kept here for ``qst demo``).
 PII_KEY_ENV = KEY_ENV
@@ -40,10 +41,11 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
         con,
         f"""CREATE OR REPLACE TEMP TABLE _pev AS
         SELECT p.entity_id,
-               count(*) FILTER (e.event_type = 'judgment_default' AND e.category IS DISTINCT FROM '全部履行') AS defaults,
-               count(*) FILTER (e.event_type = 'court_case') AS court_cases,
-               count(*) FILTER (e.event_type = 'insurance_enrollment') AS insured,
-               count(*) FILTER (e.event_type = 'service_case') AS service_cases
+               count(*) FILTER (e.event_category = 'judgment_default'
+                                AND e.category IS DISTINCT FROM {sql_str(FULLY_PERFORMED)}) AS defaults,
+               count(*) FILTER (e.event_category = 'court_case') AS court_cases,
+               count(*) FILTER (e.event_category = 'insurance_enrollment') AS insured,
+               count(*) FILTER (e.event_category = 'service_case') AS service_cases
         FROM lake_int_events e JOIN _xw_per p ON p.record_id = e.subject_record_id
         WHERE e.subject_kind = 'person' AND (e.event_date IS NULL OR e.event_date <= {r})
         GROUP BY ALL""",

@@ -12,7 +12,7 @@ abnormal_listed               listed in 经营异常名录: [listed, removed) �
 defaulter                     失信被执行人 (performance not 全部履行): [filed, ∞) — the list has no removal day
 tax_rating_d                  纳税信用 D: [rated, the enterprise's next rating)
 tax_arrears                   a 欠税 record (QS_XX lists current arrears): [arrears since, ∞)
-recent_penalty                a SAMR or environmental penalty: [decided, decided + 12 months)
+recent_penalty                a penalty (any category of the penalty family): [decided, decided + 12 months)
 lawsuit_defendant             court case as 被告/被执行人: [filed, filed + 24 months)
 social_arrears                contribution arrears > 0 in a month: [month, next reported month or month + 3)
 headcount_falling             insured headcount ≤ 70 % of the earliest of the five months before (base ≥ 3):
@@ -43,7 +43,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from models.marts.common import DEFENDANT_ROLES, PENALTY_EVENTS, create_table, mart, q, sql_str
+from models.events import DEFENDANT_ROLES, FULLY_PERFORMED, PENALTY_CATEGORIES, WORST_TAX_RATING
+from models.marts.common import create_table, mart, q, sql_str
 from models.marts.common import sql_in as _in
 
 
@@ -153,21 +154,22 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
         "level_rank",
     )
     epoch = "DATE '1970-01-01'"
+    performed, worst = sql_str(FULLY_PERFORMED), sql_str(WORST_TAX_RATING)
     q(
         con,
         f"""CREATE OR REPLACE TEMP TABLE _iv AS
-        WITH ev AS (SELECT entity_id, event_type, event_date, end_date, amount, category FROM mart_enterprise_events
+        WITH ev AS (SELECT entity_id, event_category, event_date, end_date, amount, category FROM mart_enterprise_events
                     WHERE event_date IS NULL OR event_date <= {r}),
         ratings AS (SELECT entity_id, category, event_date AS s,
                            lead(event_date) OVER (PARTITION BY entity_id ORDER BY event_date) AS e
-                    FROM ev WHERE event_type = 'tax_rating' AND event_date IS NOT NULL),
+                    FROM ev WHERE event_category = 'tax_rating' AND event_date IS NOT NULL),
         defaults AS (SELECT entity_id, coalesce(event_date, {epoch}) AS s FROM ev
-                     WHERE event_type = 'judgment_default' AND category IS DISTINCT FROM '全部履行'),
+                     WHERE event_category = 'judgment_default' AND category IS DISTINCT FROM {performed}),
         person_defaults AS (
             SELECT p.entity_id AS person_id, min(coalesce(e.event_date, {epoch})) AS s
             FROM lake_int_events e JOIN _xw_per p ON p.record_id = e.subject_record_id
-            WHERE e.subject_kind = 'person' AND e.event_type = 'judgment_default'
-              AND e.category IS DISTINCT FROM '全部履行' AND (e.event_date IS NULL OR e.event_date <= {r})
+            WHERE e.subject_kind = 'person' AND e.event_category = 'judgment_default'
+              AND e.category IS DISTINCT FROM {performed} AND (e.event_date IS NULL OR e.event_date <= {r})
             GROUP BY ALL),
         reps AS (SELECT DISTINCT person_id, entity_id FROM _links WHERE relation = 'legal_rep'),
         ent_default AS (SELECT entity_id, min(s) AS s FROM defaults GROUP BY ALL),
@@ -178,15 +180,15 @@ def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
             SELECT a.entity_id, pd.s FROM reps a JOIN person_defaults pd ON pd.person_id = a.person_id),
         hc AS (SELECT *, coalesce(next_month, month + INTERVAL 3 MONTH)::DATE AS e FROM _headcount)
         SELECT entity_id, 'abnormal_listed' AS factor, event_date AS s, end_date AS e FROM ev
-            WHERE event_type = 'abnormal_listing' AND event_date IS NOT NULL
+            WHERE event_category = 'abnormal_listing' AND event_date IS NOT NULL
         UNION ALL SELECT entity_id, 'defaulter', s, NULL FROM defaults
-        UNION ALL SELECT entity_id, 'tax_rating_d', s, e FROM ratings WHERE category = 'D'
+        UNION ALL SELECT entity_id, 'tax_rating_d', s, e FROM ratings WHERE category = {worst}
         UNION ALL SELECT entity_id, 'tax_arrears', coalesce(event_date, {epoch}), NULL FROM ev
-            WHERE event_type = 'tax_arrears' AND coalesce(amount, 1) > 0
+            WHERE event_category = 'tax_arrears' AND coalesce(amount, 1) > 0
         UNION ALL SELECT entity_id, 'recent_penalty', event_date, (event_date + INTERVAL 12 MONTH)::DATE FROM ev
-            WHERE event_type IN {_in(PENALTY_EVENTS)} AND event_date IS NOT NULL
+            WHERE event_category IN {_in(PENALTY_CATEGORIES)} AND event_date IS NOT NULL
         UNION ALL SELECT entity_id, 'lawsuit_defendant', event_date, (event_date + INTERVAL 24 MONTH)::DATE FROM ev
-            WHERE event_type = 'court_case' AND category IN {_in(DEFENDANT_ROLES)} AND event_date IS NOT NULL
+            WHERE event_category = 'court_case' AND category IN {_in(DEFENDANT_ROLES)} AND event_date IS NOT NULL
         UNION ALL SELECT entity_id, 'social_arrears', month, e FROM hc WHERE arrears > 0
         UNION ALL SELECT entity_id, 'headcount_falling', month, e FROM hc
             WHERE base_headcount >= {HEADCOUNT_MIN_BASE} AND headcount <= {HEADCOUNT_DROP} * base_headcount

@@ -17,7 +17,8 @@ Errors name the file, line and key (the same reporting as ``sources.yaml``).
       legal_rep_id_number: {from: FDDBRZJHM, as: resident_id}
     enterprises: [{role: subject}]      # mentions: which columns describe an enterprise (see below)
     persons: [{role: legal_rep, prefix: legal_rep_, related: subject}]
-    events: [{type: registration, subject: subject, date: founded_on, status: status}]
+    events: [{type: registration, event_category: business_registration, subject: subject, date: founded_on,
+              status: status}]
     quarantine:
       - {reason: no_name_no_identifier, all_missing: [name, uscc, regno]}
     mandatory: [name, uscc, founded_on]  # what the department must fill (the scorecard's completeness)
@@ -64,8 +65,14 @@ legal_rep, party, employer, applicant); ``when: {COLUMN: [values]}`` restricts i
 names the role of the enterprise mention of the same row (a legal representative's enterprise). A mention
 that has no name and no identifier on a row is not emitted for that row.
 
-Events (``events``) put a row on the canonical timeline: ``type``, the ``subject`` role, and the staging
-columns for ``date`` (required), ``end_date``, ``amount``, ``category``, ``reference``, ``status``.
+Events (``events``) put a row on the canonical timeline: ``type`` (the deployment's own name, free),
+``event_category`` (required: what the event means to the marts, one of the closed vocabulary of
+:mod:`models.events` — ``business_registration``, ``tax_registration``, ``abnormal_listing``,
+``market_penalty``, ``environmental_penalty``, ``other_penalty``, ``court_case``, ``judgment_default``,
+``tax_rating``, ``tax_arrears``, ``tax_filing``, ``social_contribution``, ``insurance_enrollment``,
+``service_case``, ``other``; the marts and risk rules count categories, never types), the ``subject`` role,
+and the staging columns for ``date`` (required), ``end_date``, ``amount``, ``category`` (the event's detail:
+a reason, a litigation role, a rating ...), ``reference``, ``status``.
 
 Expectations (``expectations``): ``rule`` one of ``not_null``, ``unique``, ``in_set`` (with ``values``),
 ``between`` (with ``min`` and/or ``max``); ``column``; ``severity`` ``hard`` (default: a failure blocks
@@ -88,6 +95,7 @@ the column is null.
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import cached_property
 from pathlib import Path
@@ -97,6 +105,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, fiel
 
 from lake.deployment import current_deployment
 from lake.yamlfile import ConfigError, ConfigIssue, load_yaml_model
+from models.events import CATEGORY_KEYS, describe_categories
 from models.gold.survivorship import GROUPS
 
 Kind = Literal[
@@ -203,6 +212,8 @@ class MentionSpec(_Model):
 
 class EventSpec(_Model):
     type: str
+    #: what the event means to the marts: one of :data:`models.events.CATEGORY_KEYS` (required)
+    event_category: str | None = Field(None, validate_default=True)
     subject: str
     date: str
     end_date: str | None = None
@@ -212,6 +223,26 @@ class EventSpec(_Model):
     status: str | None = None
 
     _type = field_validator("type")(lambda v: _canonical(v))
+
+    @field_validator("event_category")
+    @classmethod
+    def _category(cls, v: str | None) -> str:
+        """Required, and one of the closed vocabulary: a missing or misspelled category would silently take the
+        event out of every mart, so the error lists what the marts understand."""
+        if v is None:
+            raise ValueError(f"required: what the event means to the marts, one of {describe_categories()}")
+        if v not in CATEGORY_KEYS:
+            close = difflib.get_close_matches(v, CATEGORY_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"unknown event category {v!r}{hint}; the categories are {describe_categories()}"
+            )
+        return v
+
+    @property
+    def category_key(self) -> str:
+        """The declared category (validated: never None)."""
+        return self.event_category or "other"
 
     def columns(self) -> dict[str, str]:
         fields = ("date", "end_date", "amount", "category", "reference", "status")

@@ -233,12 +233,14 @@ ENTERPRISE_EVENTS = Table(
     (
         ENTITY_ID,
         column("event_id", "VARCHAR", "事件编号", "Event id"),
+        column("event_type", "VARCHAR", "事件类型（部署自定义）", "Event type, the deployment's own name"),
         column(
-            "event_type",
+            "event_category",
             "VARCHAR",
-            "事件类型",
-            "Event type (registration, abnormal_listing, admin_penalty, env_penalty, "
-            "court_case, judgment_default, tax_filing, tax_rating, tax_arrears, social_contribution, service_case ...)",
+            "事件类别（登记、异常、处罚、诉讼、失信、纳税、社保、办件……）",
+            "Event category, what the marts count (models/events.py: business_registration, abnormal_listing, "
+            "market_penalty, environmental_penalty, court_case, judgment_default, tax_rating, tax_arrears, "
+            "service_case ...)",
         ),
         column("event_date", "DATE", "事件日期", "Event day"),
         column(
