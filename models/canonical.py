@@ -71,11 +71,19 @@ ENTERPRISE_FIELDS = pl.Schema(
         "industry_section": pl.Utf8(),
         "founded_on": pl.Date(),
         "registered_capital_wan": pl.Decimal(18, 4),
+        # a reported monthly figure of an employer's row (the marts' insured headcount and social arrears)
+        "insured_headcount": pl.Int64(),
+        "contribution_month": pl.Date(),
+        "contribution_arrears": pl.Decimal(18, 2),
         "updated_at": UTC,
     }
 )
-#: Derived when the mention is built (not read from staging): the organization code usable as a link key.
-ENTERPRISE_DERIVED = pl.Schema({"link_org_code": pl.Utf8(), "link_org_code_source": pl.Utf8()})
+#: Derived when the mention is built (not read from staging): the organization code usable as a link key, and
+#: the department's own key when the spec declares the mention's ``local_id`` one (``keys:``, the table owning
+#: it and the value: ``social/employers:DW1``), so resolution links on it without knowing any department.
+ENTERPRISE_DERIVED = pl.Schema(
+    {"link_org_code": pl.Utf8(), "link_org_code_source": pl.Utf8(), "link_local_key": pl.Utf8()}
+)
 
 PERSON_FIELDS = pl.Schema(
     {
@@ -98,7 +106,10 @@ PERSON_FIELDS = pl.Schema(
         "updated_at": UTC,
     }
 )
-PERSON_DERIVED = pl.Schema({"related_record_id": pl.Utf8()})
+#: ``relation``: the declared relation of the mention (``relations:`` of its spec: ``employment`` — then
+#: ``related_record_id`` is the employer's record on the same row — or ``roster``), so the marts read employment
+#: links and roster membership from any table that declares them.
+PERSON_DERIVED = pl.Schema({"related_record_id": pl.Utf8(), "relation": pl.Utf8()})
 
 EVENT_SCHEMA = pl.Schema(
     {
@@ -202,9 +213,17 @@ def enterprise_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
             .then(pl.lit("uscc"))
             .when(from_tin.is_not_null() | from_tin_uscc.is_not_null())
             .then(pl.lit("tin")),
+            link_local_key=_local_key(spec.key_space(m)),
         )
         parts.append(out)
     return _concat(parts, ENTERPRISE_SCHEMA)
+
+
+def _local_key(space: str | None) -> pl.Expr:
+    """The mention's ``local_id`` as a link key of the table that owns it (null where no key is declared)."""
+    if space is None:
+        return pl.lit(None, pl.Utf8)
+    return pl.when(pl.col("local_id").is_not_null()).then(pl.lit(space + ":") + pl.col("local_id"))
 
 
 def person_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
@@ -213,10 +232,12 @@ def person_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
     for m in spec.persons:
         rows = staged.filter(_mention_filter(staged, m, PERSON_IDENTIFYING))
         related = pl.lit(None, pl.Utf8)
-        if m.related is not None:
-            parent = next(e for e in spec.enterprises if e.role == m.related)
+        declared = spec.relation_of(m.role)
+        enterprise = m.related if m.related is not None else (declared.enterprise if declared else None)
+        if enterprise is not None:
+            parent = next(e for e in spec.enterprises if e.role == enterprise)
             related = pl.when(_mention_filter(rows, parent, ENTERPRISE_IDENTIFYING)).then(
-                record_id(m.related)
+                record_id(enterprise)
             )
         parts.append(
             rows.select(
@@ -228,6 +249,7 @@ def person_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
                 pl.lit(m.role).alias("role"),
                 *[_field(rows, m.prefix, f, t) for f, t in PERSON_FIELDS.items()],
                 related.alias("related_record_id"),
+                pl.lit(declared.kind if declared else None, pl.Utf8).alias("relation"),
             )
         )
     return _concat(parts, PERSON_SCHEMA)

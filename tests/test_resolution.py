@@ -39,7 +39,7 @@ def records(**columns) -> pl.DataFrame:
         "link_org_code",
         "regno",
         "regno_status",
-        "local_id",
+        "link_local_key",
     ):
         base[c] = [None] * n
     return pl.DataFrame({**base, **columns}, schema_overrides={c: pl.Utf8 for c in base if c != "record_id"})
@@ -62,9 +62,10 @@ def test_only_validated_keys_link():
 
 
 def test_org_code_and_department_keys():
+    # link_local_key is the declared key with the table that owns it (models.canonical, the specs' keys:)
     frame = records(
         link_org_code=["O1", "O1", None, None, None],
-        local_id=[None, None, "DW1", "DW1", "DW1"],
+        link_local_key=[None, None, "social/employers:DW1", "social/employers:DW1", "tax/taxpayers:DW1"],
         source_department=["tax", "samr", "social", "social", "tax"],
     )
     out = dict(

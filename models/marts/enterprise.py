@@ -4,9 +4,12 @@
 Why it is shaped so: every figure about an enterprise is an aggregate of its **events** (``int_events`` whose
 subject record the gold crosswalk assigns to the enterprise), so ``mart_enterprise_events`` is built once,
 stored ordered by entity, and both the 360 row and the risk factors aggregate it — the card and its detail
-can never disagree. Insured headcount is not an event attribute: it comes from ``stg_social__employers`` (one
-row per employer account and month), summed per enterprise and month (an enterprise with two accounts after a
-migration has both counted).
+can never disagree. Insured headcount is not an event attribute: it is the enterprise records' reported monthly
+``insured_headcount`` (any spec whose enterprise rows map it, e.g. an employer table with one row per account and
+month), summed per enterprise and month (an enterprise with two accounts after a migration has both counted).
+A city whose specs report no headcount gets it counted from the declared employment relations (``relations:``
+of the specs: the distinct persons employed, in the reference month). Employee links (``insured_at``) come from
+the same declared relations, never from a table known by name.
 
 Definitions (``as_of_date`` = the build's reference day R):
 Events are read by **category** (``event_category``, :mod:`models.events`), never by a deployment's type name:
@@ -37,7 +40,7 @@ from models.events import (
     PLAINTIFF_ROLES,
     WORST_TAX_RATING,
 )
-from models.marts.common import create_table, mart, q, sql_str
+from models.marts.common import MartContext, create_table, mart, q, sql_str
 from models.marts.common import sql_in as _in
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -107,27 +110,43 @@ def build_detail(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return rows
 
 
-def build_headcount(con: duckdb.DuckDBPyConnection, ref: dt.date) -> None:
-    """Monthly insured headcounts per enterprise with their trend base (empty without the social department)."""
-    if _registered(con, "lake_stg_social__employers"):
+def build_headcount(con: duckdb.DuckDBPyConnection, ref: dt.date) -> str | None:
+    """Monthly insured headcounts per enterprise with their trend base: the reported figures of the enterprise
+    records, else (no record reports one) the persons of the declared employment relations counted in the
+    reference month. Returns a note when the headcount is counted, not reported."""
+    reported = q(
+        con,
+        "SELECT count(*) FROM lake_int_enterprise_records WHERE contribution_month IS NOT NULL "
+        "AND insured_headcount IS NOT NULL",
+    )[0][0]
+    note = None
+    if reported:
         q(
             con,
             """CREATE OR REPLACE TEMP TABLE _headcount AS
-            SELECT x.entity_id, CAST(s.contribution_month AS DATE) AS month,
+            SELECT x.entity_id, s.contribution_month AS month,
                    sum(s.insured_headcount)::BIGINT AS headcount, sum(s.contribution_arrears) AS arrears
-            FROM lake_stg_social__employers s
-            JOIN _xw_ent x ON x.record_id = s.source_department || '.' || s.source_asset || ':' || s.source_pk
-                                            || ':subject'
-            WHERE s.contribution_month IS NOT NULL AND CAST(s.contribution_month AS DATE) <= ?
+            FROM (SELECT record_id, contribution_month, insured_headcount, contribution_arrears
+                  FROM lake_int_enterprise_records
+                  WHERE contribution_month IS NOT NULL AND contribution_month <= ?) s
+            JOIN _xw_ent x ON x.record_id = s.record_id
             GROUP BY ALL""",
             [ref],
         )
     else:
         q(
             con,
-            "CREATE OR REPLACE TEMP TABLE _headcount (entity_id VARCHAR, month DATE, headcount BIGINT, "
-            "arrears DECIMAL(18,2))",
+            """CREATE OR REPLACE TEMP TABLE _headcount AS
+            SELECT ex.entity_id, date_trunc('month', ?::DATE)::DATE AS month,
+                   count(DISTINCT px.entity_id)::BIGINT AS headcount, NULL::DECIMAL(18,2) AS arrears
+            FROM (SELECT record_id, related_record_id FROM lake_int_person_records
+                  WHERE relation = 'employment' AND related_record_id IS NOT NULL) p
+            JOIN _xw_per px ON px.record_id = p.record_id
+            JOIN _xw_ent ex ON ex.record_id = p.related_record_id
+            GROUP BY ALL""",
+            [ref],
         )
+        note = "no spec reports insured_headcount: counted from the declared employment relations"
     # trend base: the earliest month within the five before each month
     q(
         con,
@@ -138,10 +157,18 @@ def build_headcount(con: duckdb.DuckDBPyConnection, ref: dt.date) -> None:
               WINDOW w AS (PARTITION BY entity_id ORDER BY month
                            RANGE BETWEEN INTERVAL 5 MONTH PRECEDING AND CURRENT ROW)""",
     )
+    return note
+
+
+def _run_headcount(ctx: MartContext) -> None:
+    note = build_headcount(ctx.con, ctx.as_of)
+    if note:
+        ctx.notes["mart_enterprise_360.insured_headcount"] = note
 
 
 def build_links(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Person-enterprise links: legal representative (the person mention's related record) and insured at."""
+    """Person-enterprise links: legal representative (the person mention's related record) and insured at (a
+    person record's declared employment relation: its related record is the employer on the same row)."""
     q(
         con,
         """CREATE OR REPLACE TEMP TABLE _links AS
@@ -153,11 +180,11 @@ def build_links(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         JOIN _xw_ent ex ON ex.record_id = p.related_record_id
         GROUP BY ALL
         UNION ALL
-        SELECT p.entity_id, e.entity_id, 'insured_at', count(*)::INTEGER, list(DISTINCT p.source_department)
-        FROM _xw_per p JOIN _xw_ent e
-          ON p.source_asset = e.source_asset AND p.source_department = e.source_department
-         AND p.source_pk = e.source_pk AND e.role = 'employer'
-        WHERE p.source_department = 'social' AND p.source_asset = 'insured_persons' AND p.role = 'subject'
+        SELECT px.entity_id, ex.entity_id, 'insured_at', count(*)::INTEGER, list(DISTINCT p.source_department)
+        FROM (SELECT record_id, related_record_id, source_department FROM lake_int_person_records
+              WHERE relation = 'employment' AND related_record_id IS NOT NULL) p
+        JOIN _xw_per px ON px.record_id = p.record_id
+        JOIN _xw_ent ex ON ex.record_id = p.related_record_id
         GROUP BY ALL""",
     )
     return {
@@ -287,9 +314,8 @@ MARTS = (
     mart(
         "headcount",
         ("_headcount",),
-        ("stg_social__employers", "_xw_ent"),
-        lambda ctx: build_headcount(ctx.con, ctx.as_of),
-        optional=("stg_social__employers",),
+        ("int_enterprise_records", "int_person_records", "_xw_ent", "_xw_per"),
+        _run_headcount,
     ),
     mart(
         "person_enterprise_links",

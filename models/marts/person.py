@@ -58,6 +58,13 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
         FROM mart_person_enterprise_links l LEFT JOIN mart_credit_risk cr ON cr.entity_id = l.entity_id
         WHERE l.relation = 'legal_rep' GROUP BY ALL""",
     )
+    # on a roster: a record of the person comes from a table that declares a roster relation (relations:)
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _roster AS SELECT DISTINCT x.entity_id
+        FROM (SELECT record_id FROM lake_int_person_records WHERE relation = 'roster') p
+        JOIN _xw_per x ON x.record_id = p.record_id""",
+    )
     n = create_table(
         con,
         "mart_person_360",
@@ -76,12 +83,13 @@ def build_person(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]
                coalesce(rp.high_risk, 0) AS high_risk_enterprise_count,
                coalesce(ev.defaults, 0) > 0 AS is_defaulter, coalesce(ev.court_cases, 0) AS court_case_count,
                coalesce(ev.insured, 0) AS insured_record_count, coalesce(ev.service_cases, 0) AS service_case_count,
-               list_contains(d.departments, 'streets') AS on_street_roster, {r} AS as_of_date
+               ro.entity_id IS NOT NULL AS on_street_roster, {r} AS as_of_date
         FROM lake_dim_person d
         LEFT JOIN _id_hash h ON h.entity_id = d.entity_id
         LEFT JOIN dim_division dv ON dv.division_code = d.division_code
         LEFT JOIN _prep rp ON rp.person_id = d.entity_id
-        LEFT JOIN _pev ev ON ev.entity_id = d.entity_id""",
+        LEFT JOIN _pev ev ON ev.entity_id = d.entity_id
+        LEFT JOIN _roster ro ON ro.entity_id = d.entity_id""",
         "person_id",
     )
     return {"mart_person_360": n}
@@ -100,6 +108,7 @@ MARTS = (
         (
             "dim_person",
             "int_events",
+            "int_person_records",
             "_xw_per",
             "mart_person_enterprise_links",
             "mart_credit_risk",

@@ -47,14 +47,12 @@ ENTERPRISE_KEYS: tuple[KeyRule, ...] = (
         "the same organization code: written, inside a valid USCC or inside a valid old 15-character TIN",
     ),
     KeyRule("regno", _when_valid("regno", "regno_status"), "the same valid 15-digit registration number"),
-    # a department's own key identifies the entity within that department (the social-security employer
-    # number on the employer's monthly rows and on its insured persons' records)
+    # a department's own key identifies the entity within that department: the spec declares which columns are
+    # one (keys:), the canonical record carries it with the table that owns it (link_local_key)
     KeyRule(
         "local_id",
-        pl.when(pl.col("local_id").is_not_null() & (pl.col("source_department") == "social")).then(
-            pl.concat_str(pl.col("source_department"), pl.lit(":"), pl.col("local_id"))
-        ),
-        "the same employer number (单位编号) in the social-security system",
+        pl.col("link_local_key"),
+        "the same department's own number (a declared local key, e.g. an employer's 单位编号)",
     ),
 )
 #: The USCC-shaped keys are one key space: a TIN that is a USCC links to the same USCC written elsewhere.

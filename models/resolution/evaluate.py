@@ -55,16 +55,27 @@ def scores(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float | in
 
 def truth_for_records(truth_records: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
     """``record_id, entity_id`` of canonical ``records`` from the simulator's truth (``department, table, pk,
-    role, entity_id``). The two street-roster drops are one truth table, ``street_rosters``."""
-    keys = records.select(
-        "record_id",
-        "source_department",
-        "role",
-        "source_pk",
-        table=pl.when(pl.col("source_department") == "streets")
-        .then(pl.lit("street_rosters"))
-        .otherwise("source_table"),
-    )
+    role, entity_id``). A source table the truth does not name is the truth table it extends (file drops split
+    by format: ``street_rosters_csv`` and ``street_rosters_excel`` are the truth's ``street_rosters``), found
+    by name so that no department is known here."""
+    known = truth_records.select("department", "table").unique()
+    tables = records.select("source_department", "source_table").unique()
+    mapping = {}
+    for dept, table in tables.iter_rows():
+        of_dept = known.filter(pl.col("department") == dept)["table"].to_list()
+        if table in of_dept:
+            continue
+        base = max((t for t in of_dept if table.startswith(f"{t}_")), key=len, default=None)
+        if base is not None:
+            mapping[(dept, table)] = base
+    table_expr: pl.Expr = pl.col("source_table")
+    for (dept, table), base in mapping.items():
+        table_expr = (
+            pl.when((pl.col("source_department") == dept) & (pl.col("source_table") == table))
+            .then(pl.lit(base))
+            .otherwise(table_expr)
+        )
+    keys = records.select("record_id", "source_department", "role", "source_pk", table=table_expr)
     return keys.join(
         truth_records.select("department", "table", "pk", "role", "entity_id"),
         left_on=["source_department", "table", "source_pk", "role"],

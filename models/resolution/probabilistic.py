@@ -487,7 +487,7 @@ def read_records(home: Path | str, kind: Kind) -> pl.DataFrame:
             "link_org_code",
             "regno",
             "regno_status",
-            "local_id",
+            "link_local_key",
         ]
         if kind == "enterprise"
         else []

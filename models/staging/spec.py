@@ -27,6 +27,8 @@ Errors name the file, line and key (the same reporting as ``sources.yaml``).
     authority:                          # golden attribute group -> rank (1 = most authoritative)
       enterprise: {name: 1, uscc: 1, status: 1, legal_rep: 1, phone: 2}
       person: {name: 1, id_number: 1}
+    keys: {local: local_id}             # ZTID: the registry's own number, a link key within samr (Keys below)
+    relations: []                       # employment / roster between the row's mentions (Relations below)
 
 Kinds (``as``) and the staging columns each produces for a canonical name ``X`` (the main value in ``X``):
 
@@ -87,6 +89,25 @@ nothing for a group comes after every declaring source. A group no spec declares
 and the gold build warns. This is where a deployment says which department keeps its city's legal record: no
 later layer knows a department by name. An unknown kind or group is an error naming the known ones.
 
+Keys (``keys``): which staging columns hold a department's own numbers, so that entity resolution may link on
+them within that department and nowhere else (an employer account number means nothing to another bureau).
+``local: COLUMN`` — this table's own key (a social-security employer number); ``references: [{column: COLUMN,
+table: <department>/<asset>}]`` — a column holding the local key of another table of the same department (an
+insured person's employer number, a change log's enterprise id); that table's spec must declare ``local``. Each
+column must be the ``local_id`` an enterprise mention reads (``<prefix>local_id``): the canonical record then
+carries the key as ``link_local_key`` (``<department>/<asset>:<value>`` of the table that owns it) and the
+deterministic pass links records sharing it. A ``local_id`` no key declares is kept but links nothing.
+
+Relations (``relations``): what the rows of this table say between the persons and enterprises they mention,
+which the marts read without knowing the table: ``{kind: employment, person: ROLE, enterprise: ROLE}`` — the
+person works at (is insured by) the enterprise of the same row (the marts' ``insured_at`` links, and the insured
+headcount counted from them when no spec declares a reported ``insured_headcount``); ``{kind: roster, person:
+ROLE}`` — the person is listed on a resident roster (a street office's grid list: ``on_street_roster``). A
+person mention takes part in one relation at most, and not beside ``related``. A reported headcount is an
+enterprise attribute: staging columns named ``insured_headcount`` (``as: integer``), ``contribution_month``
+(``as: period``) and ``contribution_arrears`` (``as: amount``) on an enterprise mention's row are its monthly
+insured headcount and arrears (:mod:`models.canonical`).
+
 Quarantine rules: a row matching any rule leaves silver for the quarantine table with the rule's
 ``reason`` (all the reasons that apply). ``all_missing: [cols]`` — every listed column is null;
 ``invalid: col`` — the column's ``_status`` says its value could not be read (invalid); ``missing: col`` —
@@ -101,7 +122,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from lake.deployment import current_deployment
 from lake.yamlfile import ConfigError, ConfigIssue, load_yaml_model
@@ -208,6 +238,49 @@ class MentionSpec(_Model):
     related: str | None = None
 
     _role = field_validator("role")(lambda v: _canonical(v))
+
+
+class KeyReference(_Model):
+    """A column holding the local key of another table of the same department (checked against the other specs
+    by :func:`load_specs`, which passes the tables that declare a local key as ``local_keys``)."""
+
+    column: str
+    table: str
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str, info: ValidationInfo) -> str:
+        if not _SOURCE.match(v):
+            raise ValueError(f"{v!r} must be '<department>/<asset>', both snake_case")
+        known = (info.context or {}).get("local_keys")
+        if known is not None and v not in known:
+            raise ValueError(
+                f"no spec of {v!r} declares a local key (keys: {{local: ...}}); declared: {sorted(known)}"
+            )
+        return v
+
+
+class KeysSpec(_Model):
+    """A department's own numbers (see the module's docstring): valid as link keys within that department."""
+
+    local: str | None = None
+    references: list[KeyReference] = []
+
+
+class RelationSpec(_Model):
+    """What a row says between the persons and enterprises it mentions (employment, roster membership)."""
+
+    kind: Literal["employment", "roster"]
+    person: str
+    enterprise: str | None = None
+
+    @model_validator(mode="after")
+    def _roles(self) -> RelationSpec:
+        if self.kind == "employment" and self.enterprise is None:
+            raise ValueError("an employment relation names its 'enterprise' role")
+        if self.kind == "roster" and self.enterprise is not None:
+            raise ValueError("a roster relation has no 'enterprise'")
+        return self
 
 
 class EventSpec(_Model):
@@ -333,6 +406,8 @@ class StagingSpec(_Model):
     mandatory: list[str] = []
     expectations: list[ExpectationSpec] = []
     authority: AuthoritySpec = AuthoritySpec()
+    keys: KeysSpec = KeysSpec()
+    relations: list[RelationSpec] = []
 
     @field_validator("source")
     @classmethod
@@ -391,11 +466,66 @@ class StagingSpec(_Model):
         for kind, mentions in (("enterprise", self.enterprises), ("person", self.persons)):
             if self.authority.ranks()[kind] and not mentions:
                 problems.append(f"authority.{kind}: the spec has no {kind} mentions ({kind}s:) to rank")
+        problems += self._key_problems(produced) + self._relation_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
+    def _key_problems(self, produced: list[str]) -> list[str]:
+        """A declared key must be a staging column an enterprise mention reads as its ``local_id``."""
+        read = {f"{m.prefix}local_id" for m in self.enterprises}
+        declared = [("keys.local", self.keys.local)] + [
+            (f"keys.references[{i}].column", r.column) for i, r in enumerate(self.keys.references)
+        ]
+        problems = []
+        for where, col in declared:
+            if col is None:
+                continue
+            if col not in produced:
+                problems.append(f"{where}: {col!r} is not a staging column of this spec")
+            elif col not in read:
+                problems.append(
+                    f"{where}: {col!r} is not the local_id of an enterprise mention (one reads <prefix>local_id: "
+                    f"{sorted(read)})"
+                )
+        for i, r in enumerate(self.keys.references):
+            if r.table.split("/")[0] != self.department:
+                problems.append(
+                    f"keys.references[{i}].table: {r.table!r} is not of department {self.department!r} "
+                    "(a local key is valid within its department only)"
+                )
+            if r.column == self.keys.local:
+                problems.append(f"keys.references[{i}].column: {r.column!r} is this table's local key")
+        return problems
+
+    def _relation_problems(self) -> list[str]:
+        persons = {m.role: m for m in self.persons}
+        enterprises = {m.role for m in self.enterprises}
+        problems = []
+        seen: set[str] = set()
+        for i, r in enumerate(self.relations):
+            if r.person not in persons:
+                problems.append(f"relations[{i}].person: no person mention has role {r.person!r}")
+            elif persons[r.person].related is not None or r.person in seen:
+                problems.append(f"relations[{i}].person: {r.person!r} already has a related enterprise")
+            seen.add(r.person)
+            if r.enterprise is not None and r.enterprise not in enterprises:
+                problems.append(f"relations[{i}].enterprise: no enterprise mention has role {r.enterprise!r}")
+        return problems
+
     # ---- derived -----------------------------------------------------------------------------------
+    def key_space(self, mention: MentionSpec) -> str | None:
+        """The table whose local key an enterprise mention's ``local_id`` holds (``<department>/<asset>``), or
+        None when no key is declared for it (its ``local_id`` links nothing)."""
+        column = f"{mention.prefix}local_id"
+        if column == self.keys.local:
+            return self.source
+        return next((r.table for r in self.keys.references if r.column == column), None)
+
+    def relation_of(self, role: str) -> RelationSpec | None:
+        """The relation a person mention takes part in (at most one, :meth:`_relation_problems`)."""
+        return next((r for r in self.relations if r.person == role), None)
+
     @property
     def department(self) -> str:
         return self.source.split("/")[0]
@@ -457,6 +587,7 @@ def load_specs(folder: str | Path | None = None) -> dict[str, StagingSpec]:
     if not folder.is_dir():
         raise ConfigError([ConfigIssue(str(folder), None, None, "", "no staging specs folder here")])
     specs: dict[str, StagingSpec] = {}
+    paths: dict[str, Path] = {}
     issues = []
     for path in sorted(folder.glob("*.yaml")):
         try:
@@ -475,6 +606,16 @@ def load_specs(folder: str | Path | None = None) -> dict[str, StagingSpec]:
             issues.append(ConfigIssue(str(path), 1, 1, "source", f"{spec.source!r} has two specs"))
         else:
             specs[spec.source] = spec
+            paths[spec.source] = path
+    # a key reference names another spec's table: checked once all are read, reloading the referring file so
+    # that the error stands at its line
+    local_keys = {s.source for s in specs.values() if s.keys.local is not None}
+    for source, spec in specs.items():
+        if any(r.table not in local_keys for r in spec.keys.references):
+            try:
+                load_yaml_model(paths[source], StagingSpec, context={"local_keys": local_keys})
+            except ConfigError as exc:
+                issues += exc.issues
     if issues:
         raise ConfigError(issues)
     return specs
