@@ -31,7 +31,8 @@ from models.canonical import (
     PERSON_FIELDS,
     SCHEMAS,
 )
-from models.staging.spec import IDENTIFIER_KINDS, STATUS_KINDS, ExpectationSpec, StagingSpec, load_specs
+from models.staging.spec import ExpectationSpec, StagingSpec, load_specs
+from models.staging.spec_kinds import IDENTIFIER_KINDS, STATUS_KINDS
 from models.staging.stage import LINEAGE
 from models.standardize import DATE_STATUSES, PHONE_KINDS, STATUSES, TIN_KINDS
 from models.standardize.dates import PLAUSIBLE_RANGE

@@ -18,7 +18,8 @@ import pytest
 from lake.deployment import EXAMPLE_DEPLOYMENT
 from models import canonical
 from models.identifiers import id_check_char, org_check_char, regno_check_digit, uscc_check_char
-from models.staging.spec import STATUS_KINDS, load_specs
+from models.staging.spec import load_specs
+from models.staging.spec_kinds import STATUS_KINDS
 from models.staging.stage import LINEAGE, SourceInfo, stage
 from models.standardize import DATE_STATUSES, STATUSES
 from quality.expectations import (

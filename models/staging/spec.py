@@ -137,63 +137,7 @@ from lake.deployment import current_deployment
 from lake.yamlfile import ConfigError, ConfigIssue, load_yaml_model
 from models.events import CATEGORY_KEYS, describe_categories
 from models.gold.survivorship import GROUPS
-
-Kind = Literal[
-    "text",
-    "enterprise_name",
-    "person_name",
-    "uscc",
-    "org_code",
-    "regno",
-    "tin",
-    "resident_id",
-    "key_kind",
-    "phone",
-    "date",
-    "datetime",
-    "period",
-    "timestamp",
-    "amount",
-    "capital_wan",
-    "integer",
-    "code",
-    "division",
-]
-
-#: The extra staging columns each kind adds beside its main column ``X`` (as ``X_<suffix>``).
-KIND_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "text": (),
-    "timestamp": (),
-    "key_kind": (),
-    "enterprise_name": (
-        "original",
-        "comparison",
-        "legal_form",
-        "region",
-        "is_branch",
-        "parent_comparison",
-        "status_suffix",
-    ),
-    "person_name": ("comparison",),
-    "uscc": ("status",),
-    "org_code": ("status",),
-    "regno": ("status",),
-    "tin": ("kind", "status", "org_code", "resident_id"),
-    "resident_id": ("status", "was_15", "birth_date", "sex", "masked"),
-    "phone": ("kind",),
-    "date": ("status",),
-    "datetime": ("status",),
-    "period": ("status",),
-    "amount": ("status",),
-    "capital_wan": ("status",),
-    "integer": ("status",),
-    "code": ("source", "unmapped"),  # plus one per extra crosswalk target
-    "division": ("source", "retired"),
-}
-#: Kinds whose ``X_status`` says whether a value could be read (for ``invalid:`` quarantine rules).
-STATUS_KINDS = frozenset(k for k, s in KIND_SUFFIXES.items() if "status" in s)
-#: Kinds that are identifiers (the scorecard's share of valid identifiers).
-IDENTIFIER_KINDS = frozenset({"uscc", "org_code", "regno", "tin", "resident_id"})
+from models.staging.spec_kinds import IDENTIFIER_KINDS, KIND_SUFFIXES, Kind
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _SOURCE = re.compile(r"^[a-z][a-z0-9_]*/[a-z][a-z0-9_]*$")

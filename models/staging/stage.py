@@ -21,7 +21,8 @@ import polars as pl
 from connectors.types import BAD_DATE, BAD_VALUE
 from lake.city import DEFAULT_TIMEZONE
 from models.staging.quarantine import quarantine_rows, reasons
-from models.staging.spec import KIND_SUFFIXES, ColumnSpec, StagingSpec, target_suffix
+from models.staging.spec import ColumnSpec, StagingSpec, target_suffix
+from models.staging.spec_kinds import KIND_SUFFIXES
 from models.standardize import (
     nullify,
     org_code,
