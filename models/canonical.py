@@ -6,7 +6,10 @@
 - ``int_events`` — one row per event on the city's timeline (a registration, an abnormal-operations listing,
   a penalty, a court case, a tax filing ...), pointing at the record of its subject; ``event_type`` is the
   deployment's name for it, ``event_category`` what it means to the marts (the closed vocabulary of
-  :mod:`models.events`, declared per event in the spec).
+  :mod:`models.events`, declared per event in the spec);
+- ``int_service_cases`` — one row per service case (办件) of a table whose spec declares ``service_cases``
+  (:mod:`models.staging.spec_cases`): what the service marts and the KPI's overdue cases read, so they never
+  name a department's table.
 
 They are built from the staging models by the mentions and events of each staging spec
 (:mod:`models.staging.spec`): a mention with ``prefix: legal_rep_`` reads the staging columns
@@ -137,7 +140,41 @@ PERSON_SCHEMA = pl.Schema({**LINEAGE, **PERSON_FIELDS, **PERSON_DERIVED})
 ENTERPRISE_IDENTIFYING = ("name", "uscc", "org_code", "regno", "tin", "local_id")
 PERSON_IDENTIFYING = ("name", "id_number")
 
-INTERMEDIATE_TABLES = ("int_enterprise_records", "int_person_records", "int_events")
+#: One service case: the fields of a spec's ``service_cases`` (null where not declared); the applicant's USCC
+#: and comparison name from its enterprise mention (``applicant``), which the start-up chain matches on.
+SERVICE_CASE_FIELDS = pl.Schema(
+    {
+        "case_id": pl.Utf8(),
+        "item_code": pl.Utf8(),
+        "item_name": pl.Utf8(),
+        "channel": pl.Utf8(),
+        "applicant_type": pl.Utf8(),
+        "applicant_uscc": pl.Utf8(),
+        "applicant_uscc_status": pl.Utf8(),
+        "applicant_name_comparison": pl.Utf8(),
+        "applied_at": UTC,
+        "accepted_at": UTC,
+        "completed_at": UTC,
+        "statutory_days": pl.Int64(),
+        "promised_days": pl.Int64(),
+        "case_status": pl.Utf8(),
+        "satisfaction": pl.Int64(),
+    }
+)
+SERVICE_CASE_SCHEMA = pl.Schema(
+    {
+        "service_case_id": pl.Utf8(),
+        "source_department": pl.Utf8(),
+        "source_table": pl.Utf8(),
+        "source_asset": pl.Utf8(),
+        "source_pk": pl.Utf8(),
+        **SERVICE_CASE_FIELDS,
+    }
+)
+
+#: The canonical tables of records, the input of entity resolution (events and cases point at records).
+RECORD_TABLES = ("int_enterprise_records", "int_person_records")
+INTERMEDIATE_TABLES = ("int_enterprise_records", "int_person_records", "int_events", "int_service_cases")
 
 
 def record_id(role: str | pl.Expr) -> pl.Expr:
@@ -311,6 +348,61 @@ def _event_field(staged: pl.DataFrame, name: str | None, field: str, dtype: pl.D
     return pl.col(name).cast(dtype).alias(field)
 
 
+def service_cases(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
+    """The service cases of one staging frame, in :data:`SERVICE_CASE_SCHEMA` (none unless the spec declares
+    ``service_cases``). Every staged row is a case: the spec's quarantine decides which rows are unusable."""
+    declared = spec.service_cases
+    if declared is None:
+        return pl.DataFrame(schema=SERVICE_CASE_SCHEMA)
+    columns = declared.columns()
+    if declared.applicant is not None:
+        prefix = next(m.prefix for m in spec.enterprises if m.role == declared.applicant)
+        columns |= {
+            f"applicant_{f}": f"{prefix}{f}"
+            for f in ("uscc", "uscc_status", "name_comparison")
+            if f"{prefix}{f}" in staged.columns
+        }
+
+    def field(name: str, dtype: pl.DataType) -> pl.Expr:
+        column = columns.get(name)
+        if column is None:
+            return pl.lit(None, dtype).alias(name)
+        if dtype == UTC:
+            return _utc_field(staged, column).alias(name)
+        return pl.col(column).cast(dtype).alias(name)
+
+    out = staged.select(
+        pl.concat_str(
+            pl.col("source_department"), pl.lit("."), pl.col("source_asset"), pl.lit(":"), pl.col("source_pk")
+        ).alias("service_case_id"),
+        "source_department",
+        "source_table",
+        "source_asset",
+        "source_pk",
+        *[field(f, t) for f, t in SERVICE_CASE_FIELDS.items()],
+    )
+    return _concat([out], SERVICE_CASE_SCHEMA)
+
+
+def _utc_field(staged: pl.DataFrame, name: str) -> pl.Expr:
+    """A staging time as a UTC timestamp: timestamps as they are, a date as its midnight in the city."""
+    dtype = staged.schema[name]
+    col = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            col = col.dt.replace_time_zone(city_timezone(), ambiguous="earliest", non_existent="null")
+        return col.dt.convert_time_zone("UTC").cast(UTC)
+    return col.cast(pl.Datetime("us")).dt.replace_time_zone(city_timezone()).dt.convert_time_zone("UTC")
+
+
+def feeds(table: str, spec: StagingSpec) -> bool:
+    """Whether a staging model can contribute rows to a canonical table (only a spec declaring
+    ``service_cases`` feeds ``int_service_cases``): the build reads, and the asset depends on, those only."""
+    if table == "int_service_cases":
+        return spec.service_cases is not None
+    return True
+
+
 def _concat(parts: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema=schema)
@@ -321,9 +413,11 @@ BUILDERS = {
     "int_enterprise_records": enterprise_records,
     "int_person_records": person_records,
     "int_events": events,
+    "int_service_cases": service_cases,
 }
 SCHEMAS = {
     "int_enterprise_records": ENTERPRISE_SCHEMA,
     "int_person_records": PERSON_SCHEMA,
     "int_events": EVENT_SCHEMA,
+    "int_service_cases": SERVICE_CASE_SCHEMA,
 }

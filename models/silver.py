@@ -2,8 +2,8 @@
 
 - ``HOME/lake/silver/stg_<department>__<asset>`` — one staging model per bronze table (:func:`build_staging`);
 - ``HOME/lake/quarantine/rows/<department>/<asset>`` — its quarantined rows (:mod:`models.staging.quarantine`; reconciled by :mod:`quality.quarantine`);
-- ``HOME/lake/silver/int_enterprise_records``, ``int_person_records``, ``int_events`` — the union of every
-  staging model's mentions and events (:func:`build_intermediate`, schemas in :mod:`models.canonical`).
+- ``HOME/lake/silver/int_enterprise_records``, ``int_person_records``, ``int_events``, ``int_service_cases`` —
+  the union of every staging model's mentions, events and service cases (:func:`build_intermediate`, schemas in :mod:`models.canonical`).
 
 Each build is a full recompute from what is committed upstream (bronze's live rows; the staging models),
 written as one overwrite commit per table: a rerun gives the same table, a crash leaves the previous version
@@ -261,7 +261,9 @@ def build_intermediate(
     report = IntermediateReport(table)
 
     # opened before the writer starts pulling batches (see _bronze_batches)
-    datasets = [(spec, read_dataset(silver_path(home, spec.name))) for spec in specs]
+    datasets = [
+        (spec, read_dataset(silver_path(home, spec.name))) for spec in specs if canonical.feeds(table, spec)
+    ]
 
     def batches() -> Iterator[pa.RecordBatch]:
         for spec, dataset in datasets:

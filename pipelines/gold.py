@@ -44,7 +44,7 @@ def check_result(key: dg.AssetKey, name: str, result) -> dg.AssetCheckResult:
 
 def _resolution_asset() -> dg.AssetsDefinition:
     crosswalk = gold_asset_key("entity_crosswalk")
-    sources = [silver_asset_key(t) for t in canonical.INTERMEDIATE_TABLES if t != "int_events"]
+    sources = [silver_asset_key(t) for t in canonical.RECORD_TABLES]
 
     @dg.multi_asset(
         specs=[

@@ -29,7 +29,7 @@ ENTERPRISE_CHECK = "one_row_per_enterprise"
 MARTS_BLOCKING_CHECKS = frozenset({CONTRACT_CHECK, ENTERPRISE_CHECK})
 ENTERPRISE_TABLE = "mart_enterprise_360"
 #: The canonical silver tables every night has; staging tables are lineage only when the caller names them.
-_CANONICAL = ("int_events", "int_enterprise_records", "int_person_records")
+_CANONICAL = ("int_events", "int_enterprise_records", "int_person_records", "int_service_cases")
 
 
 def marts_asset_key(table: str) -> dg.AssetKey:

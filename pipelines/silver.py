@@ -156,12 +156,13 @@ def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefini
 
     @dg.asset(
         key=key,
-        deps=[silver_asset_key(s.name) for s in specs],
+        deps=[silver_asset_key(s.name) for s in specs if canonical.feeds(table, s)],
         group_name=SILVER_PREFIX,
         kinds={"delta", "polars"},
         partitions_def=daily_partitions,
         check_specs=_suite_checks(key, table),
-        description=f"Canonical `{table}`: the union of the staging models' mentions (models/canonical.py).",
+        description=f"Canonical `{table}`: the union of the staging models' mentions, events or service cases "
+        "(models/canonical.py).",
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
         from quality.expectations import suite_for_intermediate

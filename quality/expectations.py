@@ -35,6 +35,7 @@ from models.staging.spec import ExpectationSpec, StagingSpec, load_specs
 from models.staging.spec_kinds import IDENTIFIER_KINDS, STATUS_KINDS
 from models.staging.stage import LINEAGE
 from models.standardize import DATE_STATUSES, PHONE_KINDS, STATUSES, TIN_KINDS
+from models.standardize.codes import CANONICAL
 from models.standardize.dates import PLAUSIBLE_RANGE
 from models.standardize.identifiers import KEY_KINDS
 
@@ -263,6 +264,8 @@ def _field_kinds(table: str, specs: Mapping[str, StagingSpec]) -> dict[str, set[
             pairs = [
                 ("event_date" if f == "date" else f, c) for e in spec.events for f, c in e.columns().items()
             ]
+        elif table == "int_service_cases":
+            pairs = _case_pairs(spec)
         else:
             mentions, fields = (
                 (spec.enterprises, ENTERPRISE_FIELDS)
@@ -274,6 +277,16 @@ def _field_kinds(table: str, specs: Mapping[str, StagingSpec]) -> dict[str, set[
             if (kind := spec.kind_of(column)) is not None:
                 kinds[f].add(kind)
     return kinds
+
+
+def _case_pairs(spec: StagingSpec) -> list[tuple[str, str]]:
+    """(``int_service_cases`` field, staging column) of a spec declaring ``service_cases``."""
+    cases = spec.service_cases
+    if cases is None:
+        return []
+    pairs = list(cases.columns().items())
+    prefixes = [m.prefix for m in spec.enterprises if m.role == cases.applicant]
+    return pairs + [("applicant_uscc", f"{p}uscc") for p in prefixes]
 
 
 def _from_sources(specs: list[StagingSpec]) -> dict[str, Any]:
@@ -310,7 +323,7 @@ def suite_for_intermediate(table_name: str, specs: Mapping[str, StagingSpec] | N
         raise ValueError(f"{table_name!r} is not an intermediate table ({', '.join(INTERMEDIATE_TABLES)})")
     specs = load_specs() if specs is None else specs
     schema = SCHEMAS[table_name]
-    key = "event_id" if table_name == "int_events" else "record_id"
+    key = {"int_events": "event_id", "int_service_cases": "service_case_id"}.get(table_name, "record_id")
     hard = [
         _not_null(c, "hard", "lineage: every record names the source row it came from")
         for c in (key, *LINEAGE)
@@ -331,6 +344,18 @@ def suite_for_intermediate(table_name: str, specs: Mapping[str, StagingSpec] | N
             _not_null("subject_record_id", "hard", "an event points at the record of its subject"),
         ]
         soft.append(_not_null("event_date", "soft", "an event is dated", COMPLETENESS_MOSTLY))
+    elif table_name == "int_service_cases":
+        statuses = sorted(CANONICAL["service_status"]["canonical_status"])
+        hard += [
+            _not_null("case_id", "hard", "a case is counted and linked by its number"),
+            _not_null("item_code", "hard", "the marts group cases by service item"),
+            _in_set(
+                "case_status", statuses, "the statuses the service marts read (crosswalk service_status)"
+            ),
+        ]
+        soft.append(
+            _not_null("applied_at", "soft", "a case is dated by its application", COMPLETENESS_MOSTLY)
+        )
     else:
         group = "enterprises" if table_name == "int_enterprise_records" else "persons"
         roles = {m.role for s in specs.values() for m in getattr(s, group)}

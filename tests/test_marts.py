@@ -689,14 +689,16 @@ def test_marts_and_exports_hash_an_id_alike():
 def test_a_city_without_service_cases_gets_every_mart_with_the_service_ones_empty(
     marts, tmp_path, monkeypatch
 ):
-    """An absent optional input is not a failure: the marts that read it are built empty and the report says why."""
+    """A city whose specs declare no service cases has an empty int_service_cases (built with its schema): the
+    marts that read it are built empty and the report says why."""
     home = tmp_path / "home"
     shutil.copytree(marts["home"], home)
-    shutil.rmtree(home / "lake" / "silver" / "stg_service__service_cases")
+    without = [s for s in load_specs().values() if s.service_cases is None]
+    assert silver.build_intermediate(home, "int_service_cases", without).rows == 0
     monkeypatch.setenv("QST_EXPORT_HMAC_KEY", KEY)
     report = mb.build_marts(home)
     for table in ("mart_service_efficiency", "mart_business_startup", "mart_business_startup_cases"):
         assert report.rows[table] == 0, table
         assert read(home, f'SELECT count(*) AS n FROM "{table}"')["n"][0] == 0
-    assert "stg_service__service_cases" in report.notes["_service_cases"]
+    assert "int_service_cases" in report.notes["_service_cases"]
     assert report.rows["mart_enterprise_360"] == marts["report"].rows["mart_enterprise_360"]

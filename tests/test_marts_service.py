@@ -20,8 +20,8 @@ from lake.layout import quarantine_rows_path
 from models.marts.calendar import CALENDAR_START
 from models.marts.service import (
     COMMENTS,
-    ITEM_DEPARTMENTS,
     STARTUP_ITEMS,
+    UNMAPPED_DEPARTMENT,
     build_service_marts,
     business_startup_cases,
     case_facts,
@@ -30,6 +30,21 @@ from models.marts.service import (
 )
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
+
+#: The departments the service marts showed when they were a table in code: the simulated city's crosswalk
+#: (deployments/simcity/crosswalks/service_item_departments.csv) must give the same.
+SIMCITY_DEPARTMENTS = {
+    "SX0001": ("samr", "市场监管局"),
+    "SX0002": ("samr", "市场监管局"),
+    "SX0003": ("samr", "市场监管局"),
+    "SX0101": ("samr", "市场监管局"),
+    "SX0201": ("housing", "住房和建设局"),
+    "SX0301": ("public_security", "公安局"),
+    "SX0401": ("tax", "税务局"),
+    "SX0501": ("social", "人力资源和社会保障局"),
+    "SX0601": ("env", "生态环境局"),
+    "SX0701": ("public_security", "公安局"),
+}
 
 RAW_COLUMNS = [
     "BJBH",
@@ -116,7 +131,7 @@ def test_efficiency_per_item_and_channel_matches_the_raw_table(raw_cases, marts)
     assert mart["cases"].sum() == len(raw_cases)
     for row in mart.iter_rows(named=True):
         rows = groups[(row["item_code"], row["channel"])]
-        assert row["department"] == ITEM_DEPARTMENTS[row["item_code"]][0]
+        assert (row["department"], row["department_name_zh"]) == SIMCITY_DEPARTMENTS[row["item_code"]]
         days = [r["days"] for r in rows if r["finished"]]
         scores = [r["score"] for r in rows if r["score"] is not None]
         assert row["cases"] == len(rows)
@@ -298,3 +313,35 @@ def test_startup_chain_on_hand_made_cases():
     monthly = mart_business_startup(startups=startups)
     assert monthly["month"].to_list() == ["2026-02", "2026-03"]
     assert monthly["within_target_share"].to_list() == [1.0, None]
+
+
+def test_item_departments_are_the_deployments_and_an_item_without_one_is_unmapped(tmp_path, monkeypatch):
+    """Which department decides an item is a city's own data (its crosswalks/ folder): an item the list lacks is
+    shown as unmapped (and noted by the marts build), never given a department by guess."""
+    from models.marts.service import departments, unmapped_items
+    from models.standardize.codes import crosswalk_names
+
+    simcity = {r["item_code"]: (r["department"], r["department_name_zh"]) for r in departments().to_dicts()}
+    assert simcity == SIMCITY_DEPARTMENTS
+    assert "service_item_departments" not in crosswalk_names()  # not a code crosswalk
+    root = tmp_path / "city"
+    (root / "crosswalks").mkdir(parents=True)
+    (root / "crosswalks" / "service_item_departments.csv").write_text(
+        "item_code,department,department_name_zh,note\nSX0001,market,市场局,\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("QST_DEPLOYMENT", str(root))
+    cases = cases_frame(
+        item_code=["SX0001", "ZZ9"],
+        applied_at=["2026-10-20 10:00:00"] * 2,
+        accepted_at=["2026-10-20 11:00:00"] * 2,
+        completed_at=["2026-10-21 11:00:00"] * 2,
+    )
+    mart = mart_service_efficiency(cases, dt.date(2026, 10, 31))
+    got = {r["item_code"]: (r["department"], r["department_name_zh"]) for r in mart.to_dicts()}
+    assert got == {"SX0001": ("market", "市场局"), "ZZ9": UNMAPPED_DEPARTMENT}
+    assert unmapped_items(mart) == ["ZZ9"]
+    (root / "crosswalks" / "service_item_departments.csv").write_text(
+        "item_code,department,department_name_zh,note\nSX0001,a,甲,\nSX0001,b,乙,\n", encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="two departments"):
+        departments()

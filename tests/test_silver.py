@@ -89,6 +89,7 @@ def test_canonical_tables_have_the_contract_schema_and_unique_ids(estate):
         ("int_enterprise_records", "record_id"),
         ("int_person_records", "record_id"),
         ("int_events", "event_id"),
+        ("int_service_cases", "service_case_id"),
     ):
         frame = silver.read_silver(home, table)
         assert frame.schema == pl.Schema(canonical.SCHEMAS[table]), table
@@ -100,6 +101,22 @@ def test_canonical_tables_have_the_contract_schema_and_unique_ids(estate):
     dangling = events.filter(~pl.col("subject_record_id").is_in(subjects.implode()))
     assert dangling.height <= events.height * 0.001, dangling.head(5).to_dicts()
     assert events.filter(pl.col("event_date").is_null()).height <= events.height * 0.05
+
+
+def test_service_cases_are_the_declared_staging_columns(estate):
+    """int_service_cases holds every row of the specs declaring ``service_cases``, each field the declared
+    staging column (the applicant's USCC and comparison name from its enterprise mention)."""
+    from models.marts.service import CASE_COLUMNS
+
+    _, home, _ = estate
+    declaring = [s for s in load_specs().values() if s.service_cases is not None]
+    assert [s.name for s in declaring] == ["stg_service__service_cases"]
+    staged = silver.read_silver(home, "stg_service__service_cases").sort("source_pk")
+    cases = silver.read_silver(home, "int_service_cases").sort("source_pk")
+    assert cases.height == staged.height > 0
+    for column in CASE_COLUMNS:
+        assert cases[column].cast(pl.Utf8).to_list() == staged[column].cast(pl.Utf8).to_list(), column
+    assert (cases["service_case_id"] == "service.service_cases:" + cases["source_pk"]).all()
 
 
 def test_standardization_is_visible_in_staging(estate):

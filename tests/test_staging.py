@@ -305,6 +305,34 @@ mandatory: [uscc]
         assert fragment in text, fragment
 
 
+def test_service_cases_declaration_is_checked_at_its_lines(tmp_path):
+    path = write(
+        tmp_path,
+        "x.yaml",
+        """\
+source: service/service_cases
+grain: test
+columns:
+  case_id: {from: BJBH}
+  item_code: {from: SXBM}
+  channel: {from: QD}
+  applicant_name: {from: SQRMC, as: enterprise_name}
+enterprises: [{role: applicant, prefix: applicant_}]
+service_cases:
+  case_id: case_id
+  item_code: item_cod
+  applied_at: channel
+  applicant: owner
+""",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    text = str(err.value)
+    assert f"{path}:11:3: service_cases.item_code: 'item_cod' is not a staging column" in text
+    assert f"{path}:12:3: service_cases.applied_at: 'channel' is read as 'text'" in text
+    assert f"{path}:13:3: service_cases.applicant: no enterprise mention has role 'owner'" in text
+
+
 def test_spec_file_must_be_named_after_its_model(tmp_path):
     write(
         tmp_path,

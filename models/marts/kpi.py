@@ -287,7 +287,7 @@ def mart_kpi_daily(
     """One row per indicator and day, in :data:`KPI_SCHEMA`: the last ``history_days`` days up to ``as_of``
     with their actual counts (the last ``backtest_days`` of them with the one-step-ahead forecast, interval
     and alert), then ``horizon_days`` forecast days (``is_forecast``, actual null). ``cases``
-    (``stg_service__service_cases``) and ``registrations`` (``stg_samr__registrations``) add the overdue and
+    (``int_service_cases``) and ``registrations`` (``stg_samr__registrations``) add the overdue and
     deregistration indicators; without them those indicators are left out. ``as_of`` defaults to
     :func:`default_as_of`; events after it are not counted. ``categories``: the event categories the
     deployment has (:func:`indicators_for`; None: every indicator)."""
@@ -356,7 +356,7 @@ def read_kpi_inputs(home: Path | str) -> dict[str, pl.LazyFrame]:
         "events": scan("int_events", EVENT_COLUMNS).filter(
             pl.col("event_category").is_in(INDICATOR_CATEGORIES)
         ),
-        "cases": scan("stg_service__service_cases", CASE_COLUMNS),
+        "cases": scan("int_service_cases", CASE_COLUMNS),
         "registrations": scan("stg_samr__registrations", ["status", "updated_at"]),
     }
 

@@ -50,28 +50,17 @@ import polars as pl
 
 from models.marts.calendar import add_working_days, local_date, working_days
 from models.marts.common import MartContext, frame_table, mart, q
+from models.standardize.codes import service_item_departments
 
 STARTUP_TARGET_DAYS = 8.5
 STARTUP_WINDOW_DAYS = 30
 STARTUP_ITEMS = {"registration": "SX0001", "seal": "SX0301", "invoice": "SX0401"}
 
-#: Which department (委办局) handles each service item of the 一窗受理 system: the centre receives, the
-#: department decides. The simulated items; a deployment with more items extends this (better: a crosswalk).
-ITEM_DEPARTMENTS: dict[str, tuple[str, str]] = {
-    "SX0001": ("samr", "市场监管局"),
-    "SX0002": ("samr", "市场监管局"),
-    "SX0003": ("samr", "市场监管局"),
-    "SX0101": ("samr", "市场监管局"),
-    "SX0201": ("housing", "住房和建设局"),
-    "SX0301": ("public_security", "公安局"),
-    "SX0401": ("tax", "税务局"),
-    "SX0501": ("social", "人力资源和社会保障局"),
-    "SX0601": ("env", "生态环境局"),
-    "SX0701": ("public_security", "公安局"),
-}
+#: The department of an item the deployment's ``crosswalks/service_item_departments.csv`` has no row for
+#: (:func:`models.standardize.codes.service_item_departments`): shown as such and noted, never guessed.
 UNMAPPED_DEPARTMENT = ("unmapped", "未映射部门")
 
-#: The staging columns the marts read (``stg_service__service_cases``).
+#: The columns of the canonical ``int_service_cases`` the marts read (:mod:`models.canonical`).
 CASE_COLUMNS = [
     "case_id",
     "item_code",
@@ -141,7 +130,7 @@ def default_as_of(cases: pl.DataFrame | pl.LazyFrame) -> dt.date | None:
 
 def case_facts(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | None) -> pl.LazyFrame:
     """One row per service case with every per-case rule of the module docstring applied, in
-    :data:`FACT_SCHEMA`. ``cases`` has the :data:`CASE_COLUMNS` of ``stg_service__service_cases``; ``as_of``
+    :data:`FACT_SCHEMA`. ``cases`` has the :data:`CASE_COLUMNS` of ``int_service_cases``; ``as_of``
     is None only when they have no day at all (:func:`default_as_of` of no cases), the as-of rules then null."""
     lf = _lazy(cases)
     schema = lf.collect_schema()
@@ -210,17 +199,21 @@ def _most_frequent(combos: pl.DataFrame, keys: list[str], column: str) -> pl.Dat
 
 
 def departments() -> pl.DataFrame:
-    """:data:`ITEM_DEPARTMENTS` as a frame (item_code, department, department_name_zh)."""
-    return pl.DataFrame(
-        [(k, *v) for k, v in ITEM_DEPARTMENTS.items()],
-        schema={"item_code": pl.Utf8, "department": pl.Utf8, "department_name_zh": pl.Utf8},
-        orient="row",
-    )
+    """Which department decides each service item (item_code, department, department_name_zh): the
+    deployment's data, since item codes and the departments deciding them are a city's own."""
+    return service_item_departments()
+
+
+def unmapped_items(efficiency: pl.DataFrame) -> list[str]:
+    """The service items of :func:`mart_service_efficiency` the deployment maps to no department."""
+    rows = efficiency.filter(pl.col("department") == UNMAPPED_DEPARTMENT[0])
+    return sorted(set(rows["item_code"].drop_nulls()))
 
 
 def mart_service_efficiency(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | None = None) -> pl.DataFrame:
     """办件效能: one row per service item, department and channel (see the module docstring; an item decides
-    in one department, so the grain is item and channel, the department joined by :data:`ITEM_DEPARTMENTS`)."""
+    in one department, so the grain is item and channel, the department joined by :func:`departments`; an item
+    without one is :data:`UNMAPPED_DEPARTMENT`)."""
     if as_of is None:
         as_of = default_as_of(cases)
     facts = case_facts(cases, as_of).collect().lazy()
@@ -383,10 +376,10 @@ def mart_business_startup(
 
 
 def read_service_cases(home: Path | str) -> pl.DataFrame:
-    """The staging model's columns the marts need, from a home folder's silver."""
+    """The canonical cases' columns the marts need, from a home folder's silver."""
     from models.silver import read_silver
 
-    return read_silver(Path(home), "stg_service__service_cases", columns=CASE_COLUMNS)
+    return read_silver(Path(home), "int_service_cases", columns=CASE_COLUMNS)
 
 
 def build_service_marts(home: Path | str, as_of: dt.date | None = None) -> dict[str, pl.DataFrame]:
@@ -494,40 +487,30 @@ COMMENTS: dict[str, dict] = {
 # --------------------------------------------------------------------------------------------------------
 # in the marts build (models/marts/graph.py): the cases once, as a working table the KPI mart reads too
 # --------------------------------------------------------------------------------------------------------
-#: The type of each case column, for the empty working table of a city whose lake has no service cases.
-CASE_TYPES = dict.fromkeys(CASE_COLUMNS, "VARCHAR") | {
-    "applied_at": "TIMESTAMPTZ",
-    "accepted_at": "TIMESTAMPTZ",
-    "completed_at": "TIMESTAMPTZ",
-    "statutory_days": "INTEGER",
-    "promised_days": "INTEGER",
-    "satisfaction": "INTEGER",
-}
-
-
 def _read_cases(ctx: MartContext) -> None:
-    """The service cases as a working table. Without them in the lake the table is empty and the reason is noted:
-    the service marts are then built empty (a page says so), never left out of the file."""
-    if not ctx.has("stg_service__service_cases"):
-        cols = ", ".join(f'"{c}" {t}' for c, t in CASE_TYPES.items())
-        q(ctx.con, f"CREATE OR REPLACE TEMP TABLE _service_cases ({cols})")
+    """The service cases as a working table, from the canonical ``int_service_cases``. A city none of whose specs
+    declares ``service_cases`` has it empty: the reason is noted and the service marts are built empty (a page
+    says so), never left out of the file."""
+    cols = ", ".join(f'"{c}"' for c in CASE_COLUMNS)
+    q(ctx.con, f"CREATE OR REPLACE TEMP TABLE _service_cases AS SELECT {cols} FROM lake_int_service_cases")
+    if q(ctx.con, "SELECT count(*) FROM _service_cases")[0][0] == 0:
         ctx.notes["_service_cases"] = (
-            "no service cases in the lake (silver/stg_service__service_cases is absent)"
+            "no service cases in the lake (silver/int_service_cases is empty: no staging spec declares "
+            "service_cases, or its tables have no rows)"
         )
-        return
-    have = {r[0] for r in q(ctx.con, "DESCRIBE lake_stg_service__service_cases")}
-    sel = ", ".join(f'"{c}"' for c in CASE_COLUMNS if c in have)
-    q(
-        ctx.con,
-        f"CREATE OR REPLACE TEMP TABLE _service_cases AS SELECT {sel} FROM lake_stg_service__service_cases",
-    )
 
 
 def _build(ctx: MartContext) -> dict[str, int]:
     cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
     startups = business_startup_cases(cases, ctx.as_of)
+    efficiency = mart_service_efficiency(cases, ctx.as_of)
+    if unmapped := unmapped_items(efficiency):
+        ctx.notes["mart_service_efficiency.department"] = (
+            f"service items without a department in the deployment's crosswalks/service_item_departments.csv "
+            f"(shown as {UNMAPPED_DEPARTMENT[0]!r}): {', '.join(unmapped)}"
+        )
     frames = {
-        "mart_service_efficiency": mart_service_efficiency(cases, ctx.as_of),
+        "mart_service_efficiency": efficiency,
         "mart_business_startup": mart_business_startup(startups=startups),
         "mart_business_startup_cases": startups,
     }
@@ -538,9 +521,8 @@ MARTS = (
     mart(
         "service_cases",
         ("_service_cases",),
-        ("stg_service__service_cases",),
+        ("int_service_cases",),
         lambda ctx: _read_cases(ctx),
-        optional=("stg_service__service_cases",),
     ),
     mart("service", tuple(COMMENTS), ("_service_cases",), lambda ctx: _build(ctx), comments=COMMENTS),
 )

@@ -29,6 +29,7 @@ Errors name the file, line and key (the same reporting as ``sources.yaml``).
       person: {name: 1, id_number: 1}
     keys: {local: local_id}             # ZTID: the registry's own number, a link key within samr (Keys below)
     relations: []                       # employment / roster between the row's mentions (Relations below)
+    service_cases: {case_id: ..., item_code: ..., applied_at: ...}  # rows are service cases (spec_cases)
 
 Kinds (``as``) and the staging columns each produces for a canonical name ``X`` (the main value in ``X``):
 
@@ -132,11 +133,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from lake.deployment import current_deployment
 from lake.yamlfile import ConfigError, ConfigIssue, load_yaml_model
 from models.events import CATEGORY_KEYS, describe_categories
 from models.gold.survivorship import GROUPS
+from models.staging.spec_cases import ServiceCasesSpec
 from models.staging.spec_kinds import IDENTIFIER_KINDS, KIND_SUFFIXES, Kind
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -352,6 +355,7 @@ class StagingSpec(_Model):
     authority: AuthoritySpec = AuthoritySpec()
     keys: KeysSpec = KeysSpec()
     relations: list[RelationSpec] = []
+    service_cases: ServiceCasesSpec | None = None
 
     @field_validator("source")
     @classmethod
@@ -411,9 +415,22 @@ class StagingSpec(_Model):
             if self.authority.ranks()[kind] and not mentions:
                 problems.append(f"authority.{kind}: the spec has no {kind} mentions ({kind}s:) to rank")
         problems += self._key_problems(produced) + self._relation_problems()
+        cases = self._case_problems(produced)
+        if cases and not problems:  # each at its key's line
+            issues = [(("service_cases", f), m, None) for f, m in cases]
+            raise PydanticCustomError(
+                "qst_rules", "{summary}", {"summary": "; ".join(m for _, m in cases), "issues": issues}
+            )
+        problems += [f"service_cases.{f}: {m}" for f, m in cases]
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _case_problems(self, produced: list[str]) -> list[tuple[str, str]]:
+        if self.service_cases is None:
+            return []
+        kinds = {n: c.kind for n, c in self.columns.items()}
+        return self.service_cases.problems(produced, kinds, {m.role for m in self.enterprises})
 
     def _key_problems(self, produced: list[str]) -> list[str]:
         """A declared key must be a staging column an enterprise mention reads as its ``local_id``."""

@@ -20,6 +20,11 @@ crosswalk           targets                                   canonical values
 null with ``unmapped`` true, so silver can count and report it -- never silently dropped. A null or blank value
 maps to null with ``unmapped`` false. Values are compared after NFKC (full-width digits) and trimming.
 Onboarding a new code list is a change to a CSV file, not to code.
+
+One list of another shape sits beside them, read by :func:`service_item_departments`:
+``service_item_departments.csv`` (``item_code, department, department_name_zh, note``) — which department
+(委办局) decides each service item of the city's 一窗受理 system; the centre receives, the department decides.
+It is the city's own (item codes are local), so it is deployment data, never a table in code.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "crosswalk_names",
     "gbt4754_sections",
     "map_code",
+    "service_item_departments",
 ]
 
 SECTIONS_CSV = Path(__file__).resolve().parents[1] / "data" / "gbt4754_sections.csv"
@@ -73,8 +79,41 @@ def crosswalk_dir() -> Path:
     return current_deployment().crosswalks
 
 
+#: The deployment's lists of another shape than a code crosswalk (not listed by :func:`crosswalk_names`).
+ITEM_DEPARTMENTS = "service_item_departments"
+ITEM_DEPARTMENT_COLUMNS = ["item_code", "department", "department_name_zh", "note"]
+
+
 def crosswalk_names() -> list[str]:
-    return sorted(p.stem for p in crosswalk_dir().glob("*.csv"))
+    """The code crosswalks of the deployment (the item-department list is not one)."""
+    return sorted(p.stem for p in crosswalk_dir().glob("*.csv") if p.stem != ITEM_DEPARTMENTS)
+
+
+def service_item_departments() -> pl.DataFrame:
+    """``item_code, department, department_name_zh`` of the deployment's ``service_item_departments.csv``,
+    validated; no rows when the deployment has no such file (every item is then reported unmapped by the
+    service marts, never guessed)."""
+    path = crosswalk_dir() / f"{ITEM_DEPARTMENTS}.csv"
+    schema = dict.fromkeys(ITEM_DEPARTMENT_COLUMNS[:3], pl.Utf8)
+    if not path.is_file():
+        return pl.DataFrame(schema=schema)
+    stat = path.stat()
+    return _read_item_departments(path, stat.st_mtime_ns, stat.st_size).select(list(schema))
+
+
+@cache
+def _read_item_departments(path: Path, mtime_ns: int, size: int) -> pl.DataFrame:
+    df = pl.read_csv(path, infer_schema=False)
+    if df.columns != ITEM_DEPARTMENT_COLUMNS:
+        raise ValueError(f"{path}: columns {df.columns}, expected {ITEM_DEPARTMENT_COLUMNS}")
+    required = ITEM_DEPARTMENT_COLUMNS[:3]
+    empty = df.filter(pl.any_horizontal(pl.col(required).is_null()))
+    if empty.height:
+        raise ValueError(f"{path}: empty item_code, department or name in {empty.head(3).to_dicts()}")
+    dup = df.filter(pl.col("item_code").is_duplicated())
+    if dup.height:
+        raise ValueError(f"{path}: items with two departments: {sorted(set(dup['item_code']))[:5]}")
+    return df
 
 
 @lru_cache(maxsize=1)
