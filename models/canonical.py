@@ -6,7 +6,9 @@
 - ``int_events`` — one row per event on the city's timeline (a registration, an abnormal-operations listing,
   a penalty, a court case, a tax filing ...), pointing at the record of its subject; ``event_type`` is the
   deployment's name for it, ``event_category`` what it means to the marts (the closed vocabulary of
-  :mod:`models.events`, declared per event in the spec).
+  :mod:`models.events`, declared per event in the spec);
+- ``int_departments`` — one row per department of the deployment's ``sources.yaml``: its key, ``title`` and
+  short name (:func:`departments`), so that the marts and the dashboard name a department without knowing any.
 
 They are built from the staging models by the mentions and events of each staging spec
 (:mod:`models.staging.spec`): a mention with ``prefix: legal_rep_`` reads the staging columns
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from connectors.config_schema import SourcesConfig
 from lake.city import city_timezone
 from models.staging.spec import MentionSpec, StagingSpec
 from models.standardize.identifiers import org_code_from_tin, org_code_from_uscc
@@ -138,6 +141,17 @@ ENTERPRISE_IDENTIFYING = ("name", "uscc", "org_code", "regno", "tin", "local_id"
 PERSON_IDENTIFYING = ("name", "id_number")
 
 INTERMEDIATE_TABLES = ("int_enterprise_records", "int_person_records", "int_events")
+
+#: The deployment's departments: declared in ``sources.yaml``, not read from any staging model.
+DEPARTMENT_SCHEMA = pl.Schema({"department": pl.Utf8(), "title": pl.Utf8(), "short_title": pl.Utf8()})
+DEPARTMENTS_TABLE = "int_departments"
+
+
+def departments(config: SourcesConfig) -> pl.DataFrame:
+    """The departments of ``config`` in :data:`DEPARTMENT_SCHEMA`, by key: ``short_title`` is the title's part
+    before its first space (:attr:`connectors.config_schema.DepartmentConfig.short_title`), null without one."""
+    rows = [(key, dept.title, dept.short_title) for key, dept in sorted(config.departments.items())]
+    return pl.DataFrame(rows, schema=DEPARTMENT_SCHEMA, orient="row")
 
 
 def record_id(role: str | pl.Expr) -> pl.Expr:

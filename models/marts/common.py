@@ -28,6 +28,7 @@ LAKE_TABLES: dict[str, str] = {
     "int_events": "silver/int_events",
     "int_enterprise_records": "silver/int_enterprise_records",
     "int_person_records": "silver/int_person_records",
+    "int_departments": "silver/int_departments",
     "stg_service__service_cases": "silver/stg_service__service_cases",
     "entity_crosswalk": "gold/entity_crosswalk",
     "dim_enterprise": "gold/dim_enterprise",
@@ -36,7 +37,8 @@ LAKE_TABLES: dict[str, str] = {
 }
 #: Lake tables that may be absent (a department not connected, the scorecard not written yet): a mart that
 #: reads one declares how it does without it (:attr:`Mart.optional`), or the build fails naming it.
-OPTIONAL_LAKE_TABLES = frozenset({"scorecard", "stg_service__service_cases"})
+#: ``int_departments`` is absent from a lake silver built before it existed: its departments then show by key.
+OPTIONAL_LAKE_TABLES = frozenset({"scorecard", "stg_service__service_cases", "int_departments"})
 
 
 def sql_str(value: str) -> str:
