@@ -426,7 +426,7 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     )
     click.echo(
         f"  {home / 'lake' / 'silver'}     staging models stg_<department>__<table> and the canonical "
-        "int_enterprise_records, int_person_records, int_events"
+        "int_enterprise_records, int_person_records, int_events, int_departments"
     )
     click.echo(f"  {home / 'lake' / 'quarantine' / 'rows'}   rows silver could not use, with reasons")
     click.echo(f"  {scorecard_path(home)}   the department scorecard (报送考核)")
