@@ -79,7 +79,9 @@ Top level
 Department
 ==========
 ``title`` (optional)
-    Human-readable name shown in the UI; Chinese welcome.
+    Human-readable name shown in the UI; Chinese welcome. The part before the first space is the short name
+    the dashboard's charts and tables show (``市场监管局 market regulation`` -> ``市场监管局``); without a
+    title they show the department key. Silver writes it to the canonical ``int_departments``.
 ``connection`` (required when the department has tables; a department of file drops only has none)
 -- exactly one of
     ``sqlite: <path>``

@@ -370,6 +370,14 @@ class DepartmentConfig(_Model):
         """The department key (``samr``), known once loaded through :class:`SourcesConfig`."""
         return self._key
 
+    @property
+    def short_title(self) -> str | None:
+        """The title's part before its first space (``市场监管局`` of ``市场监管局 market regulation (SAMR)``): the
+        short name a chart or a table shows; None without a title (the UI then shows the key)."""
+        if self.title is None or not self.title.strip():
+            return None
+        return self.title.strip().split(maxsplit=1)[0]
+
     def resolve_url(self, environ: Mapping[str, str] | None = None, *, must_exist: bool = False) -> str:
         """The SQLAlchemy URL of the department database.
 

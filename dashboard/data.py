@@ -105,6 +105,14 @@ class Marts:
         with self.cursor() as cur:
             return cur.execute(sql_of(name), params or None).df()
 
+    def department_names(self) -> dict[str, str]:
+        """Department key -> its short name, from the marts' ``dim_department`` (the deployment's titles, so no
+        department is named in code); empty without the table. Pages show a key missing here as itself."""
+        if not self.has("dim_department"):
+            return {}
+        frame = self.frame("department_names")
+        return {str(k): str(v) for k, v in zip(frame["department"], frame["name_zh"], strict=True)}
+
     def value(self, name: str, /, **params: Any) -> Any:
         """The first cell of a named query (a date, a code), None when it has no row; pages test missing values
         with :func:`dashboard.ui.is_missing`, since DuckDB gives NaT or None for an empty max()."""

@@ -25,6 +25,7 @@ PAGE_QUERIES: dict[str, str] = {
         "arg_max(score, period) AS score, arg_max(grade, period) AS grade "
         "FROM mart_department_scorecard WHERE grain = 'day' AND asset = '*' GROUP BY department ORDER BY department"
     ),
+    "department_names": "SELECT department, name_zh FROM dim_department ORDER BY department",
     "kpi_latest": (
         "WITH last AS (SELECT max(day) AS d FROM mart_kpi_daily WHERE NOT is_forecast) "
         "SELECT k.indicator, k.indicator_name_zh, k.day, k.actual, k.forecast, k.lower, k.upper, k.alert, "

@@ -58,15 +58,6 @@ EVENT_ZH = {
     "insurance_enrollment": "参保登记",
     "service_case": "政务办件",
 }
-DEPARTMENT_ZH = {
-    "samr": "市场监管局",
-    "tax": "税务局",
-    "courts": "法院",
-    "social": "人社局",
-    "env": "生态环境局",
-    "service": "政务服务中心",
-    "streets": "街道办",
-}
 
 
 def is_missing(value: Any) -> bool:
@@ -137,7 +128,7 @@ def text(value: Any) -> str:
     if is_missing(value):
         return "—"
     if isinstance(value, list | tuple | np.ndarray):
-        return "、".join(DEPARTMENT_ZH.get(str(v), str(v)) for v in value)
+        return "、".join(str(v) for v in value)
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():

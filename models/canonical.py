@@ -10,6 +10,8 @@
 - ``int_service_cases`` — one row per service case (办件) of a table whose spec declares ``service_cases``
   (:mod:`models.staging.spec_cases`): what the service marts and the KPI's overdue cases read, so they never
   name a department's table.
+- ``int_departments`` — one row per department of the deployment's ``sources.yaml``: its key, ``title`` and
+  short name (:func:`departments`), so that the marts and the dashboard name a department without knowing any.
 
 They are built from the staging models by the mentions and events of each staging spec
 (:mod:`models.staging.spec`): a mention with ``prefix: legal_rep_`` reads the staging columns
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from connectors.config_schema import SourcesConfig
 from lake.city import city_timezone
 from models.staging.spec import MentionSpec, StagingSpec
 from models.standardize.identifiers import org_code_from_tin, org_code_from_uscc
@@ -175,6 +178,17 @@ SERVICE_CASE_SCHEMA = pl.Schema(
 #: The canonical tables of records, the input of entity resolution (events and cases point at records).
 RECORD_TABLES = ("int_enterprise_records", "int_person_records")
 INTERMEDIATE_TABLES = ("int_enterprise_records", "int_person_records", "int_events", "int_service_cases")
+
+#: The deployment's departments: declared in ``sources.yaml``, not read from any staging model.
+DEPARTMENT_SCHEMA = pl.Schema({"department": pl.Utf8(), "title": pl.Utf8(), "short_title": pl.Utf8()})
+DEPARTMENTS_TABLE = "int_departments"
+
+
+def departments(config: SourcesConfig) -> pl.DataFrame:
+    """The departments of ``config`` in :data:`DEPARTMENT_SCHEMA`, by key: ``short_title`` is the title's part
+    before its first space (:attr:`connectors.config_schema.DepartmentConfig.short_title`), null without one."""
+    rows = [(key, dept.title, dept.short_title) for key, dept in sorted(config.departments.items())]
+    return pl.DataFrame(rows, schema=DEPARTMENT_SCHEMA, orient="row")
 
 
 def record_id(role: str | pl.Expr) -> pl.Expr:

@@ -3,7 +3,8 @@
 - ``HOME/lake/silver/stg_<department>__<asset>`` — one staging model per bronze table (:func:`build_staging`);
 - ``HOME/lake/quarantine/rows/<department>/<asset>`` — its quarantined rows (:mod:`models.staging.quarantine`; reconciled by :mod:`quality.quarantine`);
 - ``HOME/lake/silver/int_enterprise_records``, ``int_person_records``, ``int_events``, ``int_service_cases`` —
-  the union of every staging model's mentions, events and service cases (:func:`build_intermediate`, schemas in :mod:`models.canonical`).
+  the union of every staging model's mentions, events and service cases (:func:`build_intermediate`, schemas in :mod:`models.canonical`);
+- ``HOME/lake/silver/int_departments`` — the deployment's departments and their titles (:func:`build_departments`).
 
 Each build is a full recompute from what is committed upstream (bronze's live rows; the staging models),
 written as one overwrite commit per table: a rerun gives the same table, a crash leaves the previous version
@@ -282,3 +283,14 @@ def build_intermediate(
     overwrite(silver_path(home, table), reader, writer_properties=WRITER_PROPERTIES)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def build_departments(home: Path, config: SourcesConfig) -> IntermediateReport:
+    """Write the canonical ``int_departments`` (:func:`models.canonical.departments`) from the deployment's
+    ``sources.yaml``: one overwrite commit, so the marts read the departments' names as of a lake version."""
+    started = time.perf_counter()
+    frame = canonical.departments(config)
+    overwrite(silver_path(Path(home), canonical.DEPARTMENTS_TABLE), to_arrow(frame))
+    return IntermediateReport(
+        canonical.DEPARTMENTS_TABLE, rows=frame.height, seconds=time.perf_counter() - started
+    )

@@ -426,7 +426,7 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     )
     click.echo(
         f"  {home / 'lake' / 'silver'}     staging models stg_<department>__<table> and the canonical "
-        "int_enterprise_records, int_person_records, int_events, int_service_cases"
+        "int_enterprise_records, int_person_records, int_events, int_service_cases, int_departments"
     )
     click.echo(f"  {home / 'lake' / 'quarantine' / 'rows'}   rows silver could not use, with reasons")
     click.echo(f"  {scorecard_path(home)}   the department scorecard (报送考核)")
@@ -446,7 +446,9 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     click.echo(
         f"  .venv/bin/qst er-eval --truth {estate} --home {home}   # entity resolution against the truth"
     )
-    click.echo(f"  .venv/bin/qst verify-export {home / 'exports' / 'tax' / state.as_of}")
+    bureau = example_bureau()
+    if bureau is not None:
+        click.echo(f"  .venv/bin/qst verify-export {exports_root(home) / bureau / state.as_of}")
     click.echo("  make dagster                       # the Dagster UI at http://127.0.0.1:3000 with this run")
     click.echo(f"  .venv/bin/qst simulate --out {estate} --advance-days 1 && .venv/bin/qst run --home {home}")
     click.echo(f"demo finished in {time.perf_counter() - started:.1f}s")
@@ -456,6 +458,19 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     )
     if not outcome.ok:
         sys.exit(1)
+
+
+def example_bureau() -> str | None:
+    """The first bureau of the deployment's ``exports.yaml``, for the demo's example command: a bureau is the
+    deployment's, never a name in code (None when the deployment exports nothing or its file is unreadable)."""
+    from lake.yamlfile import ConfigError
+    from models.exports.entitlements import load_entitlements
+    from pipelines.home import exports_path
+
+    try:
+        return next(iter(load_entitlements(exports_path()).bureaus), None)
+    except (ConfigError, OSError):
+        return None
 
 
 @main.command("er-eval")

@@ -185,6 +185,25 @@ def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefini
     return _build
 
 
+def _departments_asset(config: SourcesConfig) -> dg.AssetsDefinition:
+    """``int_departments`` from the configuration the definitions were loaded with: no staging model feeds it,
+    but it shares the nightly partitions so that every night's lake names the departments it was built with."""
+    key = silver_asset_key(canonical.DEPARTMENTS_TABLE)
+
+    @dg.asset(
+        key=key,
+        group_name=SILVER_PREFIX,
+        kinds={"delta", "polars"},
+        partitions_def=daily_partitions,
+        description="Canonical `int_departments`: the deployment's departments and their titles (sources.yaml).",
+    )
+    def _build(lake: LakeResource) -> dg.MaterializeResult:
+        report = silver.build_departments(lake.home_path(), config)
+        return dg.MaterializeResult(metadata={"rows": report.rows})
+
+    return _build
+
+
 def silver_assets(
     config: SourcesConfig, specs: dict[str, StagingSpec] | None = None
 ) -> list[dg.AssetsDefinition]:
@@ -194,4 +213,5 @@ def silver_assets(
     return [
         *(_staging_asset(config, s) for s in chosen),
         *(_intermediate_asset(t, chosen) for t in canonical.INTERMEDIATE_TABLES),
+        _departments_asset(config),
     ]

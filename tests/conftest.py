@@ -139,6 +139,7 @@ def build_silver(config_path: Path, home: Path) -> dict[str, silver.StagingRepor
     reports = {s.source: silver.build_staging(home, s, infos[s.source], batch_rows=1_000) for s in chosen}
     for table in canonical.INTERMEDIATE_TABLES:
         silver.build_intermediate(home, table, chosen, batch_rows=1_000)
+    silver.build_departments(home, config)
     return reports
 
 

@@ -81,3 +81,19 @@ def test_demo_runs_end_to_end_from_a_shell(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "demo finished" in result.stdout
     assert (tmp_path / "home" / "estate" / "sources.yaml").exists()
+
+
+def test_the_demo_example_bureau_is_the_deployments_first(tmp_path, monkeypatch):
+    """The demo's `verify-export` example names a bureau of the deployment's exports.yaml, never one in code."""
+    from pipelines.cli import example_bureau
+
+    exports = tmp_path / "exports.yaml"
+    exports.write_text(
+        "version: 1\nhmac_key_env: QST_EXPORT_HMAC_KEY\nbureaus:\n  water:\n    title: 水务局\n    tables:\n"
+        "      - {table: dim_enterprise, as: enterprises, sharing: 无条件, rows: all, columns: {entity_id: keep}}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("QST_EXPORTS", str(exports))
+    assert example_bureau() == "water"
+    monkeypatch.setenv("QST_EXPORTS", str(tmp_path / "missing.yaml"))
+    assert example_bureau() is None

@@ -867,3 +867,12 @@ def test_redact_url_hides_passwords(url, shown):
 
 def test_redact_url_never_echoes_an_unparseable_url():
     assert SECRET not in redact_url(f"garbage {SECRET}")
+
+
+def test_a_departments_short_title_is_its_title_before_the_first_space(tmp_path):
+    """The dashboard's department names come from here (silver's int_departments), never from code."""
+    cfg = load_sources(write(tmp_path, VALID))
+    assert cfg.department("samr").short_title == "市场监管局"
+    assert cfg.department("tax").short_title == "税务局"  # a title without a space is all short
+    without = load_sources(write(tmp_path, VALID.replace("    title: 税务局\n", "")))
+    assert without.department("tax").title is None and without.department("tax").short_title is None

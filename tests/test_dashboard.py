@@ -233,6 +233,16 @@ def test_every_page_query_runs_on_the_real_marts(marts_home):
     assert set(DASHBOARD_QUERIES) >= {"enterprise_by_uscc", "enterprise_by_name", "enterprise_records"}
 
 
+def test_department_names_come_from_the_marts_not_the_code(marts_home, tmp_path):
+    """The pages name departments by dim_department (the deployment's titles); without it, by their keys."""
+    names = Marts(marts_home[1]).department_names()
+    assert names["samr"] == "市场监管局" and names["service"] == "政务服务中心"
+    con = duckdb.connect(str(tmp_path / "marts.duckdb"))
+    con.execute("CREATE TABLE meta_build (lake_table VARCHAR)")
+    con.close()
+    assert Marts(tmp_path).department_names() == {}
+
+
 def test_pages_hold_no_sql():
     """Pages ask :class:`dashboard.data.Marts` for named queries (dashboard/queries.py): SQL written in a page
     would escape the query test above and the review of what the dashboard needs from the marts."""

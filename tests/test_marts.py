@@ -702,3 +702,46 @@ def test_a_city_without_service_cases_gets_every_mart_with_the_service_ones_empt
         assert read(home, f'SELECT count(*) AS n FROM "{table}"')["n"][0] == 0
     assert "int_service_cases" in report.notes["_service_cases"]
     assert report.rows["mart_enterprise_360"] == marts["report"].rows["mart_enterprise_360"]
+
+
+def test_dim_department_names_every_department_from_the_deployment(marts):
+    """dim_department: the departments of the lake's int_departments, short names from the titles; every
+    department of the scorecard is named there (the dashboard shows a name, not a key)."""
+    home = marts["home"]
+    dim = read(home, "SELECT * FROM dim_department")
+    config = load_sources(marts["estate"] / "sources.yaml")
+    names = dict(zip(dim["department"], dim["name_zh"], strict=True))
+    assert set(names) == set(config.departments)
+    assert names["samr"] == "市场监管局" and names["courts"] == "法院"
+    scored = set(read(home, "SELECT DISTINCT department FROM mart_department_scorecard")["department"])
+    assert scored <= set(names)
+
+
+def test_a_department_without_a_title_is_named_by_its_key(marts, tmp_path):
+    """A title is optional: dim_department then names the department by its key; a lake without
+    int_departments gives an empty dim_department (and the dashboard shows keys)."""
+    from models.canonical import DEPARTMENT_SCHEMA, DEPARTMENTS_TABLE
+
+    home = tmp_path / "home"
+    shutil.copytree(marts["home"], home)
+    silver_table = home / "lake" / "silver" / DEPARTMENTS_TABLE
+    rows = pl.DataFrame(
+        [("samr", "市场监管局 market regulation", "市场监管局"), ("water", None, None)],
+        schema=DEPARTMENT_SCHEMA,
+        orient="row",
+    )
+    from lake.delta import overwrite
+
+    overwrite(silver_table, rows.to_arrow())
+    mp = pytest.MonkeyPatch()
+    mp.setenv("QST_EXPORT_HMAC_KEY", KEY)
+    try:
+        mb.build_marts(home)
+        dim = read(home, "SELECT department, name_zh FROM dim_department ORDER BY department")
+        assert dim.rows() == [("samr", "市场监管局"), ("water", "water")]
+        shutil.rmtree(silver_table)
+        report = mb.build_marts(home)
+    finally:
+        mp.undo()
+    assert read(home, "SELECT count(*) AS n FROM dim_department")["n"][0] == 0
+    assert "dim_department" in report.notes

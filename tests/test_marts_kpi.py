@@ -266,3 +266,21 @@ def test_forecast_interval_is_a_95_percent_interval_on_poisson_counts():
         assert method == "nb_glm"
         covered.append(np.mean((y[-30:] >= lo) & (y[-30:] <= hi)))
     assert 0.93 <= np.mean(covered) <= 0.995
+
+
+def test_deregistrations_per_day_equal_the_registry_staging_model(estate, mart):
+    """The deregistration indicator reads the canonical tables (registration events and their records' update
+    time), never the registry's staging model: on the simulated city the figures are the staging model's."""
+    from lake.city import city_timezone
+    from models.silver import read_silver
+
+    _, home, _ = estate
+    registry = read_silver(home, "stg_samr__registrations", ["status", "updated_at"])
+    days = registry.filter(pl.col("status") == "deregistered").select(
+        pl.col("updated_at").dt.convert_time_zone(city_timezone()).dt.date().alias("day")
+    )
+    expected = Counter(days["day"].to_list())
+    got = mart.filter((pl.col("indicator") == "deregistrations") & ~pl.col("is_forecast"))
+    got = dict(got.select("day", "actual").iter_rows())
+    assert got == {d: expected.get(d, 0) for d in got}
+    assert sum(got.values()) > 0

@@ -230,3 +230,18 @@ def test_silver_follows_bronze_through_a_night(estate, tmp_path):
     )
     missing = present.filter(pl.col("department") != "streets")
     assert missing.height == 0, missing.group_by("department", "table", "role").len().to_dicts()
+
+
+def test_the_departments_table_names_the_deployments_departments(estate):
+    """int_departments: every department of sources.yaml with its title and short name (what the marts'
+    dim_department and the dashboard show)."""
+    out, home, _ = estate
+    config = load_sources(out / "sources.yaml")
+    frame = silver.read_silver(home, canonical.DEPARTMENTS_TABLE)
+    assert frame.schema == canonical.DEPARTMENT_SCHEMA
+    assert set(frame["department"]) == set(config.departments)
+    titles = dict(zip(frame["department"], frame["title"], strict=True))
+    short = dict(zip(frame["department"], frame["short_title"], strict=True))
+    for key, dept in config.departments.items():
+        assert titles[key] == dept.title and short[key] == (dept.title or "").split(" ")[0]
+    assert short["samr"] == "市场监管局"

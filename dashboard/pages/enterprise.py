@@ -148,6 +148,10 @@ def _fields(rec: dict[str, Any], fields: tuple[tuple[str, str, Any], ...]) -> ht
 def _card(marts: Marts, rec: dict[str, Any]) -> list[Any]:
     entity_id = rec["entity_id"]
     level = rec.get("risk_level")
+    names = marts.department_names()
+    if not ui.is_missing(rec.get("departments")):
+        # the golden record lists department keys: shown by the deployment's names (dim_department)
+        rec = {**rec, "departments": [names.get(str(d), str(d)) for d in rec["departments"]]}
     head = html.Div(
         [
             html.H3(rec.get("name") or "（无名称）", id="ent-name"),
@@ -217,7 +221,7 @@ def _card(marts: Marts, rec: dict[str, Any]) -> list[Any]:
         per_dept.append(
             html.Details(
                 [
-                    html.Summary(f"{ui.DEPARTMENT_ZH.get(dept, dept)}（{dept}）：{len(part)} 条源记录"),
+                    html.Summary(f"{names.get(dept, dept)}（{dept}）：{len(part)} 条源记录"),
                     ui.table(
                         part,
                         [

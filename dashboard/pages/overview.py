@@ -130,7 +130,8 @@ def _freshness(marts: Marts) -> list[Any]:
         )
     if marts.has("mart_department_scorecard"):
         depts = marts.frame("department_last_delivery")
-        depts["department_zh"] = depts["department"].map(lambda d: ui.DEPARTMENT_ZH.get(d, d))
+        names = marts.department_names()
+        depts["department_zh"] = depts["department"].map(lambda d: names.get(d, d))
         out.append(
             ui.table(
                 depts,

@@ -34,13 +34,14 @@ def _trend(marts: Marts, grain: str, metric: str) -> go.Figure:
         else dt.date(2000, 1, 1)
     )
     trend = marts.frame("scorecard_trend", grain=grain, since=since)
+    names = marts.department_names()
     fig = go.Figure()
     for i, (dept, part) in enumerate(trend.groupby("department")):
         fig.add_scatter(
             x=part["period"],
             y=part[metric],
             mode="lines+markers",
-            name=ui.DEPARTMENT_ZH.get(dept, dept),
+            name=names.get(dept, dept),
             line={"color": ui.PALETTE[i % 10]},
             marker={"size": 4},
         )
@@ -60,7 +61,8 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     if not marts.has("mart_department_scorecard"):
         return ui.page(PAGE_ID, TITLE, ui.notice("集市中没有 mart_department_scorecard"))
     latest = marts.frame("scorecard_latest")
-    latest["department_zh"] = latest["department"].map(lambda d: ui.DEPARTMENT_ZH.get(d, d))
+    names = marts.department_names()
+    latest["department_zh"] = latest["department"].map(lambda d: names.get(d, d))
     period = ui.day(latest["period"].iloc[0])[:7] if not latest.empty else "—"
     grain = query.get("grain", "day")
     metric = query.get("metric", "score")

@@ -29,7 +29,7 @@ LAKE_TABLES: dict[str, str] = {
     "int_enterprise_records": "silver/int_enterprise_records",
     "int_person_records": "silver/int_person_records",
     "int_service_cases": "silver/int_service_cases",
-    "stg_samr__registrations": "silver/stg_samr__registrations",
+    "int_departments": "silver/int_departments",
     "entity_crosswalk": "gold/entity_crosswalk",
     "dim_enterprise": "gold/dim_enterprise",
     "dim_person": "gold/dim_person",
@@ -37,7 +37,8 @@ LAKE_TABLES: dict[str, str] = {
 }
 #: Lake tables that may be absent (a department not connected, the scorecard not written yet): a mart that
 #: reads one declares how it does without it (:attr:`Mart.optional`), or the build fails naming it.
-OPTIONAL_LAKE_TABLES = frozenset({"scorecard", "stg_samr__registrations"})
+#: ``int_departments`` is absent from a lake silver built before it existed: its departments then show by key.
+OPTIONAL_LAKE_TABLES = frozenset({"scorecard", "int_departments"})
 
 
 def sql_str(value: str) -> str:

@@ -69,6 +69,20 @@ def build_dimensions(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {"dim_division": n1, "dim_industry_section": n2}
 
 
+def build_departments(ctx: MartContext) -> dict[str, int]:
+    """``dim_department`` from the canonical ``int_departments``: the names the dashboard shows come from the
+    deployment, never from code. Without the table (a lake built before it existed) it is empty, with a
+    note: the dashboard then shows every department by its key."""
+    if ctx.has("int_departments"):
+        select = (
+            "SELECT department, title, coalesce(short_title, department) AS name_zh FROM lake_int_departments"
+        )
+    else:
+        ctx.notes["dim_department"] = "no silver/int_departments: empty (departments shown by key)"
+        select = "SELECT * FROM (SELECT NULL AS department, NULL AS title, NULL AS name_zh) WHERE false"
+    return {"dim_department": create_table(ctx.con, "dim_department", select, "department")}
+
+
 def build_crosswalk(con: duckdb.DuckDBPyConnection) -> None:
     """The crosswalk split by kind (working tables every enterprise and person mart joins on)."""
     q(
@@ -304,6 +318,13 @@ def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[s
 
 MARTS = (
     mart("dimensions", ("dim_division", "dim_industry_section"), (), lambda ctx: build_dimensions(ctx.con)),
+    mart(
+        "departments",
+        ("dim_department",),
+        ("int_departments",),
+        lambda ctx: build_departments(ctx),
+        optional=("int_departments",),
+    ),
     mart("crosswalk", ("_xw_ent", "_xw_per"), ("entity_crosswalk",), lambda ctx: build_crosswalk(ctx.con)),
     mart(
         "enterprise_detail",

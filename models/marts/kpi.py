@@ -4,8 +4,10 @@ alert when a day's actual count falls outside what the recent past made plausibl
 **Counts** are per calendar day (the city's time zone) from ``int_events`` (see :data:`INDICATORS`: which event
 categories — ``event_category``, :mod:`models.events`, never a deployment's event type — and which of their dates), plus two that ``int_events`` cannot give: overdue service cases (the per-case rule
 of :func:`models.marts.service.case_facts`, dated by the day a case went overdue) and deregistrations (the
-registry carries no deregistration date: a registration whose status is ``deregistered``, dated by its last
-update — exact for a night whose change was the deregistration, smeared over the past on a first load). Tax
+registry carries no deregistration date: a ``business_registration`` event whose status is ``deregistered``,
+dated by the last update of its subject's record in ``int_enterprise_records`` — exact for a night whose change
+was the deregistration, smeared over the past on a first load; canonical tables only, so any city's registry
+counts). Tax
 filings, social contributions and credit ratings are dated by their period (a month, a year), not by a day,
 and are not daily indicators. A day with no event counts 0; an indicator's series starts at its first event.
 
@@ -247,8 +249,8 @@ def overdue_counts(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date, start: dt
 def deregistration_counts(
     registrations: pl.DataFrame | pl.LazyFrame, as_of: dt.date, start: dt.date
 ) -> pl.DataFrame:
-    """Deregistered registrations per day of their last update (``status``, ``updated_at`` of
-    ``stg_samr__registrations``), in :data:`COUNTS_SCHEMA`."""
+    """Deregistered registrations per day of their last update, in :data:`COUNTS_SCHEMA`. ``registrations``:
+    ``status`` and ``updated_at`` of each registration (:func:`registration_statuses`)."""
     lf = _lazy(registrations)
     dtype = lf.collect_schema()["updated_at"]
     day = pl.col("updated_at")
@@ -256,7 +258,7 @@ def deregistration_counts(
         day = day.dt.convert_time_zone(city_timezone())
     day = day.dt.date() if isinstance(dtype, pl.Datetime) else day.cast(pl.Date)
     return (
-        lf.filter(pl.col("status") == "deregistered")
+        lf.filter(pl.col("status") == DEREGISTERED)
         .select(day.alias("day"))
         .filter(pl.col("day").is_between(start, as_of))
         .group_by("day")
@@ -266,6 +268,27 @@ def deregistration_counts(
         .collect()
         .cast(COUNTS_SCHEMA)
     )
+
+
+#: The canonical status of a deregistered entity (the crosswalks' ``status`` vocabulary).
+DEREGISTERED = "deregistered"
+#: The event category whose status is a registration's: the registry may be any department's table.
+REGISTRATION_CATEGORY = "business_registration"
+
+
+def registration_statuses(events: pl.LazyFrame, records: pl.LazyFrame) -> pl.LazyFrame:
+    """``status`` and ``updated_at`` of every registration: the ``business_registration`` events of
+    ``int_events`` (their declared ``status``) with the ``updated_at`` of their subject's record in
+    ``int_enterprise_records``. Why both: the event says which records are registrations (a category, never a
+    table name), the record when it last changed (events carry no update time)."""
+    regs = events.filter(pl.col("event_category") == REGISTRATION_CATEGORY).select(
+        "subject_record_id", "status"
+    )
+    return regs.join(
+        records.select(pl.col("record_id").alias("subject_record_id"), "updated_at"),
+        on="subject_record_id",
+        how="inner",
+    ).select("status", "updated_at")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -287,7 +310,7 @@ def mart_kpi_daily(
     """One row per indicator and day, in :data:`KPI_SCHEMA`: the last ``history_days`` days up to ``as_of``
     with their actual counts (the last ``backtest_days`` of them with the one-step-ahead forecast, interval
     and alert), then ``horizon_days`` forecast days (``is_forecast``, actual null). ``cases``
-    (``int_service_cases``) and ``registrations`` (``stg_samr__registrations``) add the overdue and
+    (``int_service_cases``) and ``registrations`` (:func:`registration_statuses`) add the overdue and
     deregistration indicators; without them those indicators are left out. ``as_of`` defaults to
     :func:`default_as_of`; events after it are not counted. ``categories``: the event categories the
     deployment has (:func:`indicators_for`; None: every indicator)."""
@@ -357,7 +380,10 @@ def read_kpi_inputs(home: Path | str) -> dict[str, pl.LazyFrame]:
             pl.col("event_category").is_in(INDICATOR_CATEGORIES)
         ),
         "cases": scan("int_service_cases", CASE_COLUMNS),
-        "registrations": scan("stg_samr__registrations", ["status", "updated_at"]),
+        "registrations": registration_statuses(
+            scan("int_events", ["event_category", "subject_record_id", "status"]),
+            scan("int_enterprise_records", ["record_id", "updated_at"]),
+        ),
     }
 
 
@@ -409,11 +435,15 @@ def _build(ctx: MartContext) -> dict[str, int]:
     for key, note in indicators_for(categories)[1].items():
         ctx.notes[f"mart_kpi_daily.{key}"] = note
     cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
-    registrations = None
-    if ctx.has("stg_samr__registrations"):
-        registrations = ctx.con.sql("SELECT status, updated_at FROM lake_stg_samr__registrations").pl()
-    else:
-        ctx.notes["mart_kpi_daily.deregistrations"] = "no silver/stg_samr__registrations: indicator left out"
+    registrations = ctx.con.sql(
+        "SELECT e.status, r.updated_at FROM lake_int_events e JOIN lake_int_enterprise_records r "
+        f"ON r.record_id = e.subject_record_id WHERE e.event_category = {sql_str(REGISTRATION_CATEGORY)}"
+    ).pl()
+    if registrations.is_empty():
+        registrations = None
+        ctx.notes["mart_kpi_daily.deregistrations"] = (
+            f"no {REGISTRATION_CATEGORY} event in int_events: indicator left out"
+        )
     frame = mart_kpi_daily(
         events, as_of=ctx.as_of, cases=cases, registrations=registrations, categories=categories
     )
@@ -424,9 +454,8 @@ MARTS = (
     mart(
         "kpi",
         ("mart_kpi_daily",),
-        ("int_events", "_service_cases", "stg_samr__registrations"),
+        ("int_events", "int_enterprise_records", "_service_cases"),
         lambda ctx: _build(ctx),
-        optional=("stg_samr__registrations",),
         comments=COMMENTS,
     ),
 )

@@ -35,7 +35,7 @@ from models.marts.contract.columns import (
     column,
 )
 from models.marts.contract.dashboard import DASHBOARD_PARAMETERS, DASHBOARD_QUERIES
-from models.marts.contract.dimensions import DIM_DIVISION, DIM_INDUSTRY, META_BUILD
+from models.marts.contract.dimensions import DIM_DEPARTMENT, DIM_DIVISION, DIM_INDUSTRY, META_BUILD
 from models.marts.contract.entities import (
     ENTERPRISE_360,
     ENTERPRISE_EVENTS,
@@ -62,6 +62,7 @@ __all__ = [
     "DASHBOARD_PARAMETERS",
     "DASHBOARD_QUERIES",
     "DEPARTMENT_SCORECARD",
+    "DIM_DEPARTMENT",
     "DIM_DIVISION",
     "DIM_INDUSTRY",
     "DISTRICT_NAME",
@@ -106,6 +107,7 @@ TABLES: dict[str, Table] = {
         DEPARTMENT_SCORECARD,
         DIM_DIVISION,
         DIM_INDUSTRY,
+        DIM_DEPARTMENT,
         META_BUILD,
     )
 }

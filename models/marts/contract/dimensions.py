@@ -32,6 +32,22 @@ DIM_INDUSTRY = Table(
         column("last_division", "VARCHAR", "终止大类", "Last 2-digit division"),
     ),
 )
+DIM_DEPARTMENT = Table(
+    "dim_department",
+    "委办局：部署配置（sources.yaml）中的各部门及其名称",
+    "The deployment's departments (sources.yaml) and their names",
+    "one row per department",
+    (
+        column("department", "VARCHAR", "部门键", "Department key"),
+        column("title", "VARCHAR", "部门全称（配置的 title）", "Department title, as configured"),
+        column(
+            "name_zh",
+            "VARCHAR",
+            "部门简称（title 首个空格前部分；无 title 时为部门键）",
+            "Short name: the title before its first space; the key without a title",
+        ),
+    ),
+)
 META_BUILD = Table(
     "meta_build",
     "构建元数据：每个湖表读取的 Delta 版本（部门导出的清单复制此表）",
