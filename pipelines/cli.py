@@ -217,8 +217,8 @@ def _summary(out: Path, state, seconds: float) -> None:
     "--select",
     multiple=True,
     metavar="DEPT[/ASSET]",
-    help="Only these departments or assets and what depends on them, e.g. --select tax "
-    "--select samr/registrations.",
+    help="Only these departments or assets of sources.yaml and what depends on them, e.g. "
+    "--select DEPT --select DEPT/ASSET.",
 )
 @click.option(
     "--until",

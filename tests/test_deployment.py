@@ -3,11 +3,14 @@ from inside the packages."""
 
 from __future__ import annotations
 
+import ast
 import shutil
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from lake.deployment import DEPLOYMENT_ENV, EXAMPLE_DEPLOYMENT, current_deployment
 from models.resolution.splink_model import load_model, trained_dir
@@ -106,3 +109,68 @@ def test_the_citys_time_zone_is_declared_once_in_its_deployment(city):
     path.write_text(path.read_text(encoding="utf-8").replace("Asia/Urumqi", "Mars/Olympus"))
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
         city_timezone()
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+
+
+def example_names() -> tuple[set[str], set[str]]:
+    """The example deployment's department keys and source table names (whole strings), and the forms that
+    name one of its tables inside a longer string: ``dept/asset``, ``dept.asset``, ``stg_dept__``."""
+    config = yaml.safe_load((EXAMPLE_DEPLOYMENT / "sources.yaml").read_text(encoding="utf-8"))
+    whole, parts = set(), set()
+    for dept, body in config["departments"].items():
+        whole.add(dept)
+        parts.add(f"stg_{dept}__")
+        for table in body.get("tables") or []:
+            whole.add(table["name"])
+            asset = table.get("asset") or table["name"].lower()
+            parts |= {f"{dept}/{asset}", f"{dept}.{asset}"}
+        for drop in body.get("files") or []:
+            parts |= {f"{dept}/{drop['name']}", f"{dept}.{drop['name']}"}
+    return whole, parts
+
+
+def names_in_code(packages: tuple[str, ...] = ("models", "quality", "pipelines")) -> list[str]:
+    """String literals of the code (docstrings aside: they may give an example) that name a department or
+    table of the example deployment: a layer past the connectors that knows them works for that city only."""
+    whole, parts = example_names()
+    found = []
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            skip = _docstrings(tree)
+            literals = [
+                node
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
+            ]
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:60]!r}"
+                for node in literals
+                if node.value in whole or any(p in node.value for p in parts)
+            ]
+    return found
+
+
+def test_no_department_or_table_of_the_example_city_is_named_past_the_connectors():
+    found = names_in_code()
+    assert not found, "declare it in the deployment instead:\n" + "\n".join(found)
+
+
+def test_the_name_scan_finds_a_planted_name(tmp_path, monkeypatch):
+    whole, parts = example_names()
+    assert "samr" in whole and "stg_samr__" in parts and "T_XZCF" in whole
+    planted = tmp_path / "models"
+    planted.mkdir()
+    (planted / "m.py").write_text('"""A docstring may say samr."""\nTABLE = "stg_samr__penalties"\n')
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert names_in_code(("models",)) == ["models/m.py:2: 'stg_samr__penalties'"]

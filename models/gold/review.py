@@ -88,7 +88,7 @@ def record_decision(
         if missing:
             raise ValueError(
                 f"no {entity_type} record {', '.join(missing)} in the lake (record ids look like "
-                "samr.registrations:123:subject)"
+                "<department>.<asset>:<source key>:<role>, see qst review list)"
             )
     row = {
         "entity_type": entity_type,

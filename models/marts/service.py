@@ -524,5 +524,7 @@ MARTS = (
         ("int_service_cases",),
         lambda ctx: _read_cases(ctx),
     ),
-    mart("service", tuple(COMMENTS), ("_service_cases",), lambda ctx: _build(ctx), comments=COMMENTS),
+    mart(
+        "service_efficiency", tuple(COMMENTS), ("_service_cases",), lambda ctx: _build(ctx), comments=COMMENTS
+    ),
 )
