@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from lake.city import city_timezone
+from models.events import CATEGORIES
 
 #: System fonts only (the dashboard works offline): the first one installed wins.
 FONT_STACK = (
@@ -43,21 +44,9 @@ GRAPH_CONFIG = {
     "modeBarButtonsToRemove": ["sendDataToCloud", "lasso2d", "select2d"],
 }
 STATUS_ZH = {"active": "存续", "revoked": "吊销", "deregistered": "注销", "moved_out": "迁出"}
-EVENT_ZH = {
-    "registration": "设立登记",
-    "abnormal_listing": "经营异常",
-    "admin_penalty": "行政处罚",
-    "env_penalty": "环境处罚",
-    "court_case": "诉讼",
-    "judgment_default": "失信被执行",
-    "tax_filing": "纳税申报",
-    "tax_rating": "纳税信用评级",
-    "tax_arrears": "欠税",
-    "tax_registration": "税务登记",
-    "social_contribution": "社保缴费",
-    "insurance_enrollment": "参保登记",
-    "service_case": "政务办件",
-}
+#: The Chinese name of each event category (the marts' timeline groups by category, never by a city's event
+#: types: models/events.py holds the closed vocabulary every deployment declares its events in).
+EVENT_CATEGORY_ZH = {c.key: c.name_zh for c in CATEGORIES}
 
 
 def is_missing(value: Any) -> bool:

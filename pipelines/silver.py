@@ -185,6 +185,10 @@ def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefini
     return _build
 
 
+#: The blocking check of ``int_departments``: every department of sources.yaml, each once.
+DEPARTMENTS_CHECK = "departments_reconcile"
+
+
 def _departments_asset(config: SourcesConfig) -> dg.AssetsDefinition:
     """``int_departments`` from the configuration the definitions were loaded with: no staging model feeds it,
     but it shares the nightly partitions so that every night's lake names the departments it was built with."""
@@ -196,10 +200,21 @@ def _departments_asset(config: SourcesConfig) -> dg.AssetsDefinition:
         kinds={"delta", "polars"},
         partitions_def=daily_partitions,
         description="Canonical `int_departments`: the deployment's departments and their titles (sources.yaml).",
+        check_specs=[dg.AssetCheckSpec(DEPARTMENTS_CHECK, asset=key, blocking=True)],
     )
     def _build(lake: LakeResource) -> dg.MaterializeResult:
+        from quality.quarantine import departments_reconcile
+
         report = silver.build_departments(lake.home_path(), config)
-        return dg.MaterializeResult(metadata={"rows": report.rows})
+        passed, description = departments_reconcile(lake.home_path(), list(config.departments))
+        return dg.MaterializeResult(
+            metadata={"rows": report.rows},
+            check_results=[
+                dg.AssetCheckResult(
+                    asset_key=key, check_name=DEPARTMENTS_CHECK, passed=passed, description=description
+                )
+            ],
+        )
 
     return _build
 

@@ -65,3 +65,17 @@ def reconcile(home: Path, spec: StagingSpec, staging: Path) -> Reconciliation:
 def reconcile_staging(home: Path, spec: StagingSpec) -> Reconciliation:
     """The check of the staging model of ``spec`` just built: its own silver table against its bronze table."""
     return reconcile(home, spec, silver_path(home, spec.name))
+
+
+def departments_reconcile(home: Path, departments: list[str]) -> tuple[bool, str]:
+    """Every department of the deployment's ``sources.yaml`` is in ``int_departments`` exactly once, and no other:
+    the marts and the dashboard name departments from it, so a missing one would show as a bare key."""
+    dataset = read_dataset(silver_path(Path(home), "int_departments"))
+    written = [] if dataset is None else dataset.to_table(columns=["department"]).column(0).to_pylist()
+    missing = sorted(set(departments) - set(written))
+    extra = sorted(set(written) - set(departments))
+    doubled = sorted({d for d in written if written.count(d) > 1})
+    ok = not (missing or extra or doubled)
+    if ok:
+        return True, f"int_departments: the {len(departments)} departments of sources.yaml, each once"
+    return False, f"int_departments: missing {missing}, not in sources.yaml {extra}, more than once {doubled}"

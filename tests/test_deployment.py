@@ -174,3 +174,19 @@ def test_the_name_scan_finds_a_planted_name(tmp_path, monkeypatch):
     (planted / "m.py").write_text('"""A docstring may say samr."""\nTABLE = "stg_samr__penalties"\n')
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert names_in_code(("models",)) == ["models/m.py:2: 'stg_samr__penalties'"]
+
+
+def test_the_departments_table_reconciles_with_sources_yaml(tmp_path):
+    """The blocking check of int_departments: each department of sources.yaml once, no other."""
+    from lake.delta import overwrite
+    from lake.layout import silver_path
+    from quality.quarantine import departments_reconcile
+
+    path = silver_path(tmp_path, "int_departments")
+    overwrite(path, pl.DataFrame({"department": ["samr", "tax"]}).to_arrow())
+    assert departments_reconcile(tmp_path, ["samr", "tax"])[0]
+    ok, why = departments_reconcile(tmp_path, ["samr", "courts"])
+    assert not ok and "missing ['courts']" in why and "not in sources.yaml ['tax']" in why
+    overwrite(path, pl.DataFrame({"department": ["samr", "samr"]}).to_arrow())
+    assert "more than once ['samr']" in departments_reconcile(tmp_path, ["samr"])[1]
+    assert not departments_reconcile(tmp_path / "nowhere", ["samr"])[0]

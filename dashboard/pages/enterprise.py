@@ -196,8 +196,8 @@ def _card(marts: Marts, rec: dict[str, Any]) -> list[Any]:
     if not events.empty:
         ev = events.dropna(subset=["event_date"])
         fig = go.Figure()
-        for i, (etype, part) in enumerate(ev.groupby("event_type", sort=True)):
-            label = ui.EVENT_ZH.get(etype, etype)
+        for i, (category, part) in enumerate(ev.groupby("event_category", sort=True)):
+            label = ui.EVENT_CATEGORY_ZH.get(category, category)
             fig.add_scatter(
                 x=part["event_date"],
                 y=[label] * len(part),
