@@ -20,7 +20,6 @@ from lake.layout import quarantine_rows_path
 from models.marts.calendar import CALENDAR_START
 from models.marts.service import (
     COMMENTS,
-    STARTUP_ITEMS,
     UNMAPPED_DEPARTMENT,
     build_service_marts,
     business_startup_cases,
@@ -28,6 +27,7 @@ from models.marts.service import (
     mart_business_startup,
     mart_service_efficiency,
 )
+from models.standardize.codes import startup_items
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
 
@@ -171,14 +171,14 @@ def test_business_startup_matches_the_raw_table(raw_cases, marts):
         by_key[(r["SXBM"], norm_key(r["SQRZJHM"]))].append(r)
     expected = {}
     for r in raw_cases:
-        if r["SXBM"] != STARTUP_ITEMS["registration"] or r["SQRLX"] != "企业":
+        if r["SXBM"] != startup_items()["registration"] or r["SQRLX"] != "企业":
             continue
         steps = [r]
         for item in ("seal", "invoice"):
             found = sorted(
                 (
                     c
-                    for c in by_key[(STARTUP_ITEMS[item], norm_key(r["SQRZJHM"]))]
+                    for c in by_key[(startup_items()[item], norm_key(r["SQRZJHM"]))]
                     if 0 <= (c["applied"] - r["applied"]).days <= 30
                 ),
                 key=lambda c: (c["applied"], c["BJBH"]),
@@ -345,3 +345,46 @@ def test_item_departments_are_the_deployments_and_an_item_without_one_is_unmappe
     )
     with pytest.raises(ValueError, match="two departments"):
         departments()
+
+
+def test_a_city_names_its_own_start_up_items(tmp_path, monkeypatch):
+    """Which service items make up 开办企业 is the deployment's: another city's codes find its start-ups, and a
+    deployment that declares none gets an empty table of the same columns (a note says why)."""
+    import shutil
+
+    from lake.deployment import EXAMPLE_DEPLOYMENT
+
+    city = tmp_path / "city"
+    shutil.copytree(EXAMPLE_DEPLOYMENT, city)
+    monkeypatch.setenv("QST_DEPLOYMENT", str(city))
+    day = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    n = 2
+    cases = pl.DataFrame(
+        {
+            "case_id": ["A1", "A2"],
+            "item_code": ["KB-01", "KB-02"],
+            "item_name": ["企业开办", "刻章"],
+            "channel": ["窗口"] * n,
+            "applicant_type": ["企业"] * n,
+            "applicant_uscc": ["91440300MA5FXXXX0X"] * n,
+            "applicant_uscc_status": ["valid"] * n,
+            "applicant_name_comparison": ["某公司"] * n,
+            "applied_at": [day, day + dt.timedelta(days=1)],
+            "accepted_at": [day, day + dt.timedelta(days=1)],
+            "completed_at": [day + dt.timedelta(days=1), day + dt.timedelta(days=2)],
+            "statutory_days": [5] * n,
+            "promised_days": [3] * n,
+            "case_status": ["completed"] * n,
+            "satisfaction": [5] * n,
+        }
+    )
+    (city / "crosswalks" / "service_startup_steps.csv").write_text(
+        "step,item_code,note\nregistration,KB-01,\nseal,KB-02,\ninvoice,KB-03,\n", encoding="utf-8"
+    )
+    assert startup_items() == {"registration": "KB-01", "seal": "KB-02", "invoice": "KB-03"}
+    found = business_startup_cases(cases, dt.date(2026, 3, 31))
+    assert found["registration_case_id"].to_list() == ["A1"]
+    (city / "crosswalks" / "service_startup_steps.csv").unlink()
+    assert startup_items() == {}
+    empty = business_startup_cases(cases, dt.date(2026, 3, 31))
+    assert empty.height == 0 and empty.columns == found.columns and empty.schema == found.schema

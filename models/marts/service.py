@@ -50,11 +50,10 @@ import polars as pl
 
 from models.marts.calendar import add_working_days, local_date, working_days
 from models.marts.common import MartContext, frame_table, mart, q
-from models.standardize.codes import service_item_departments
+from models.standardize.codes import STARTUP_STEPS, service_item_departments, startup_items
 
 STARTUP_TARGET_DAYS = 8.5
 STARTUP_WINDOW_DAYS = 30
-STARTUP_ITEMS = {"registration": "SX0001", "seal": "SX0301", "invoice": "SX0401"}
 
 #: The department of an item the deployment's ``crosswalks/service_item_departments.csv`` has no row for
 #: (:func:`models.standardize.codes.service_item_departments`): shown as such and noted, never guessed.
@@ -263,14 +262,19 @@ def _ratio(num: str, den: str) -> pl.Expr:
     return pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den))
 
 
-def business_startup_cases(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | None = None) -> pl.DataFrame:
-    """开办企业, one row per start-up (a 企业设立登记 case of an enterprise applicant) with its steps."""
+def business_startup_cases(
+    cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | None = None, items: dict[str, str] | None = None
+) -> pl.DataFrame:
+    """开办企业, one row per start-up (a 企业设立登记 case of an enterprise applicant) with its steps. ``items``:
+    the service item of each step (default: the deployment's, :func:`models.standardize.codes.startup_items`);
+    without them there is no start-up to find."""
+    items = startup_items() if items is None else items
+    if not items:  # an item code no case has: the same (typed) frame, with no row
+        items = dict.fromkeys(STARTUP_STEPS, "")
     if as_of is None:
         as_of = default_as_of(cases)
     facts = case_facts(cases, as_of).filter(pl.col("applicant_key").is_not_null())
-    reg = facts.filter(
-        (pl.col("item_code") == STARTUP_ITEMS["registration"]) & (pl.col("applicant_type") == "企业")
-    )
+    reg = facts.filter((pl.col("item_code") == items["registration"]) & (pl.col("applicant_type") == "企业"))
     reg = reg.select(
         "case_id",
         "applicant_key",
@@ -282,7 +286,7 @@ def business_startup_cases(cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | 
     window_end = pl.col("applied_on").dt.offset_by(f"{STARTUP_WINDOW_DAYS}d")
 
     def step(name: str) -> pl.LazyFrame:
-        cands = facts.filter(pl.col("item_code") == STARTUP_ITEMS[name]).select(
+        cands = facts.filter(pl.col("item_code") == items[name]).select(
             "applicant_key",
             pl.col("case_id").alias("_step_case"),
             pl.col("applied_on").alias("_step_applied"),
@@ -502,7 +506,13 @@ def _read_cases(ctx: MartContext) -> None:
 
 def _build(ctx: MartContext) -> dict[str, int]:
     cases = ctx.con.sql("SELECT * FROM _service_cases").pl()
-    startups = business_startup_cases(cases, ctx.as_of)
+    items = startup_items()
+    startups = business_startup_cases(cases, ctx.as_of, items)
+    if not items:
+        ctx.notes["mart_business_startup"] = (
+            "no crosswalks/service_startup_steps.csv in the deployment: which service items start a business "
+            "is not declared, so the start-up marts are empty"
+        )
     efficiency = mart_service_efficiency(cases, ctx.as_of)
     if unmapped := unmapped_items(efficiency):
         ctx.notes["mart_service_efficiency.department"] = (

@@ -47,6 +47,7 @@ __all__ = [
     "gbt4754_sections",
     "map_code",
     "service_item_departments",
+    "startup_items",
 ]
 
 SECTIONS_CSV = Path(__file__).resolve().parents[1] / "data" / "gbt4754_sections.csv"
@@ -82,11 +83,33 @@ def crosswalk_dir() -> Path:
 #: The deployment's lists of another shape than a code crosswalk (not listed by :func:`crosswalk_names`).
 ITEM_DEPARTMENTS = "service_item_departments"
 ITEM_DEPARTMENT_COLUMNS = ["item_code", "department", "department_name_zh", "note"]
+#: Which service item is each step of 开办企业 (starting a business) in the city's 一窗受理 system.
+STARTUP_STEPS_FILE = "service_startup_steps"
+STARTUP_STEPS = ("registration", "seal", "invoice")
 
 
 def crosswalk_names() -> list[str]:
-    """The code crosswalks of the deployment (the item-department list is not one)."""
-    return sorted(p.stem for p in crosswalk_dir().glob("*.csv") if p.stem != ITEM_DEPARTMENTS)
+    """The code crosswalks of the deployment (the item-department and start-up lists are not ones)."""
+    other = {ITEM_DEPARTMENTS, STARTUP_STEPS_FILE}
+    return sorted(p.stem for p in crosswalk_dir().glob("*.csv") if p.stem not in other)
+
+
+def startup_items() -> dict[str, str]:
+    """``{step: item_code}`` for the steps of :data:`STARTUP_STEPS`, from the deployment's
+    ``crosswalks/service_startup_steps.csv`` (``step,item_code,note``): a city names its own service items.
+    Empty when the deployment has no such file (the 开办企业 marts are then built empty, with a note)."""
+    path = crosswalk_dir() / f"{STARTUP_STEPS_FILE}.csv"
+    if not path.is_file():
+        return {}
+    df = pl.read_csv(path, infer_schema=False)
+    if df.columns != ["step", "item_code", "note"]:
+        raise ValueError(f"{path}: columns {df.columns}, expected ['step', 'item_code', 'note']")
+    steps = df["step"].to_list()
+    if sorted(s for s in steps if s) != sorted(STARTUP_STEPS) or df["item_code"].null_count():
+        raise ValueError(
+            f"{path}: one row per step {list(STARTUP_STEPS)}, each with its item_code; got {steps}"
+        )
+    return dict(zip(steps, df["item_code"].to_list(), strict=True))
 
 
 def service_item_departments() -> pl.DataFrame:
