@@ -369,12 +369,16 @@ def service_cases(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
     if declared is None:
         return pl.DataFrame(schema=SERVICE_CASE_SCHEMA)
     columns = declared.columns()
+    # the applicant's identity only where its enterprise mention holds (its ``when``, a name or an identifier):
+    # a person applying is no enterprise, whatever the department calls its applicant types
+    applicant_holds: pl.Expr = pl.lit(False)
     if declared.applicant is not None:
-        prefix = next(m.prefix for m in spec.enterprises if m.role == declared.applicant)
+        mention = next(m for m in spec.enterprises if m.role == declared.applicant)
+        applicant_holds = _mention_filter(staged, mention, ENTERPRISE_IDENTIFYING)
         columns |= {
-            f"applicant_{f}": f"{prefix}{f}"
+            f"applicant_{f}": f"{mention.prefix}{f}"
             for f in ("uscc", "uscc_status", "name_comparison")
-            if f"{prefix}{f}" in staged.columns
+            if f"{mention.prefix}{f}" in staged.columns
         }
 
     def field(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -383,7 +387,10 @@ def service_cases(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
             return pl.lit(None, dtype).alias(name)
         if dtype == UTC:
             return _utc_field(staged, column).alias(name)
-        return pl.col(column).cast(dtype).alias(name)
+        value = pl.col(column).cast(dtype)
+        if name.startswith("applicant_") and name != "applicant_type":
+            value = pl.when(applicant_holds).then(value)
+        return value.alias(name)
 
     out = staged.select(
         pl.concat_str(

@@ -19,6 +19,8 @@ from models import silver
 from models.gold.build import build_gold, build_golden
 from models.marts import build as mb
 from models.marts.kpi import INDICATORS, mart_kpi_daily
+from models.marts.risk import FACTORS, NO_SOURCE
+from models.silver import read_silver
 from models.staging.spec import load_specs
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
@@ -120,3 +122,22 @@ def test_an_indicator_no_spec_feeds_is_left_out_with_a_note():
     }
     everything = mart_kpi_daily(events, as_of=dt.date(2026, 10, 31))
     assert set(everything["indicator"]) == {i.key for i in INDICATORS if i.categories}
+
+
+def test_risk_factor_sources_name_this_deployments_tables(builds):
+    """``dim_risk_factor.source`` is read from the canonical tables: the tables whose events (or reported
+    columns) feed each factor, under the department's short name from sources.yaml — never a table name
+    written in code."""
+    home = builds["shipped"]
+    sources = dict(read(home, "SELECT factor, source FROM dim_risk_factor").iter_rows())
+    events = read_silver(home, "int_events").select("event_category", "source_department", "source_table")
+    short = dict(read_silver(home, "int_departments").select("department", "short_title").iter_rows())
+    for factor in FACTORS:
+        if not factor.categories:
+            continue
+        fed = events.filter(pl.col("event_category").is_in(factor.categories)).unique()
+        expected = sorted({f"{short[d]} {t}" for _, d, t in fed.iter_rows()})
+        assert expected, factor.key
+        assert sources[factor.key].split("；") == expected, factor.key
+    # the reported headcount's tables feed the falling-headcount factor
+    assert sources["headcount_falling"] != NO_SOURCE

@@ -50,11 +50,16 @@ from models.marts.common import sql_in as _in
 
 @dataclass(frozen=True)
 class Factor:
+    """A risk factor. ``reads`` says which canonical facts it is computed from — event categories
+    (:mod:`models.events`) or the enterprise records' reported columns — so that ``dim_risk_factor.source``
+    names the tables of *this* deployment that feed it, never a city's table written here."""
+
     key: str
     points: int
     reason_zh: str
     rule_en: str
-    source: str
+    categories: tuple[str, ...] = ()
+    record_column: str | None = None
 
 
 FACTORS: tuple[Factor, ...] = (
@@ -63,53 +68,56 @@ FACTORS: tuple[Factor, ...] = (
         30,
         "被列为失信被执行人",
         "listed as a judgment defaulter (performance not fully met)",
-        "法院 courts SXBZXR",
+        categories=("judgment_default",),
     ),
     Factor(
         "abnormal_listed",
         20,
         "被列入经营异常名录且尚未移出",
         "on the abnormal-operations list, not removed",
-        "市场监管 samr T_JYYC_ML",
+        categories=("abnormal_listing",),
     ),
-    Factor("tax_rating_d", 20, "纳税信用等级为D级", "latest tax credit rating is D", "税务 tax XY_NSPJ"),
+    Factor(
+        "tax_rating_d", 20, "纳税信用等级为D级", "latest tax credit rating is D", categories=("tax_rating",)
+    ),
     Factor(
         "rep_linked_defaulter",
         15,
         "法定代表人关联失信企业或本人失信",
         "legal representative also represents a defaulting enterprise, or is a defaulter",
-        "法院 + 市场监管/税务",
+        categories=("judgment_default",),
     ),
-    Factor("tax_arrears", 10, "存在欠税记录", "has tax arrears", "税务 tax QS_XX"),
+    Factor("tax_arrears", 10, "存在欠税记录", "has tax arrears", categories=("tax_arrears",)),
     Factor(
         "recent_penalty",
         10,
         "近12个月受到行政处罚",
         "administrative penalty in the last 12 months",
-        "市场监管 T_XZCF + 生态环境 HB_XZCF",
+        categories=PENALTY_CATEGORIES,
     ),
     Factor(
         "lawsuit_defendant",
         10,
         "近24个月作为被告或被执行人涉诉",
         "defendant or subject to enforcement in a case filed in the last 24 months",
-        "法院 courts AJ_DSR",
+        categories=("court_case",),
     ),
     Factor(
         "social_arrears",
         10,
         "欠缴社会保险费",
         "social-insurance contribution arrears in a recent month",
-        "人社 social SB_DWCBXX",
+        record_column="contribution_arrears",
     ),
     Factor(
         "headcount_falling",
         10,
         "参保人数明显下降（降幅≥30%）",
         "insured headcount fell by 30 % or more against the earliest of the five months before",
-        "人社 social SB_DWCBXX",
+        record_column="insured_headcount",
     ),
 )
+NO_SOURCE = "本市未接入此类数据 / no source of this deployment"
 #: (level, rank, lowest score, highest score)
 LEVELS: tuple[tuple[str, int, int, int], ...] = (
     ("低", 1, 0, 19),
@@ -132,17 +140,46 @@ def level_sql(score: str) -> tuple[str, str]:
     return level + " END", rank + " END"
 
 
-def build_risk(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[str, int]:
+def _factor_sources_sql(has_departments: bool) -> str:
+    """``(factor, source)``: the deployment's tables that feed each factor, read from the canonical tables
+    (events of the factor's categories; enterprise records reporting its column, or for the headcount the
+    declared employment relations when no record reports one), each as '<department's short name> <table>'."""
+    name = "coalesce(d.short_title, t.source_department)" if has_departments else "t.source_department"
+    join = "LEFT JOIN lake_int_departments d ON d.department = t.source_department" if has_departments else ""
+    parts = []
+    for f in FACTORS:
+        if f.categories:
+            where = f"FROM lake_int_events WHERE event_category IN {_in(f.categories)}"
+        else:
+            where = f"FROM lake_int_enterprise_records WHERE {f.record_column} IS NOT NULL"
+        parts.append(f"SELECT DISTINCT {sql_str(f.key)} AS factor, source_department, source_table {where}")
+        if f.record_column == "insured_headcount":
+            parts.append(
+                f"SELECT DISTINCT {sql_str(f.key)}, source_department, source_table FROM lake_int_person_records "
+                "WHERE relation = 'employment' AND NOT EXISTS (SELECT 1 FROM lake_int_enterprise_records "
+                "WHERE insured_headcount IS NOT NULL)"
+            )
+    return (
+        f"SELECT t.factor, string_agg(DISTINCT {name} || ' ' || t.source_table, '；' "
+        f"ORDER BY {name} || ' ' || t.source_table) AS source FROM ({' UNION ALL '.join(parts)}) t {join} "
+        "GROUP BY t.factor"
+    )
+
+
+def build_risk(
+    con: duckdb.DuckDBPyConnection, ref: dt.date, *, has_departments: bool = True
+) -> dict[str, int]:
     r = f"DATE '{ref.isoformat()}'"
     values = ", ".join(
-        f"({sql_str(f.key)}, {f.points}, {sql_str(f.reason_zh)}, {sql_str(f.rule_en)}, {sql_str(f.source)})"
-        for f in FACTORS
+        f"({sql_str(f.key)}, {f.points}, {sql_str(f.reason_zh)}, {sql_str(f.rule_en)})" for f in FACTORS
     )
     rows = {
         "dim_risk_factor": create_table(
             con,
             "dim_risk_factor",
-            f"SELECT * FROM (VALUES {values}) AS t(factor, points, reason_zh, rule_en, source)",
+            f"""SELECT f.*, coalesce(s.source, {sql_str(NO_SOURCE)}) AS source
+            FROM (VALUES {values}) AS f(factor, points, reason_zh, rule_en)
+            LEFT JOIN ({_factor_sources_sql(has_departments)}) s ON s.factor = f.factor""",
             "points DESC, factor",
         )
     }
@@ -295,12 +332,16 @@ MARTS = (
         (
             "dim_enterprise",
             "int_events",
+            "int_enterprise_records",
+            "int_person_records",
             "mart_enterprise_events",
             "_xw_per",
             "_links",
             "_headcount",
             "dim_division",
+            "int_departments",
         ),
-        lambda ctx: build_risk(ctx.con, ctx.as_of),
+        lambda ctx: build_risk(ctx.con, ctx.as_of, has_departments=ctx.has("int_departments")),
+        optional=("int_departments",),
     ),
 )

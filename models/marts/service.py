@@ -265,7 +265,7 @@ def _ratio(num: str, den: str) -> pl.Expr:
 def business_startup_cases(
     cases: pl.DataFrame | pl.LazyFrame, as_of: dt.date | None = None, items: dict[str, str] | None = None
 ) -> pl.DataFrame:
-    """开办企业, one row per start-up (a 企业设立登记 case of an enterprise applicant) with its steps. ``items``:
+    """开办企业, one row per start-up (a 企业设立登记 case whose applicant is an enterprise mention) with its steps. ``items``:
     the service item of each step (default: the deployment's, :func:`models.standardize.codes.startup_items`);
     without them there is no start-up to find."""
     items = startup_items() if items is None else items
@@ -274,7 +274,8 @@ def business_startup_cases(
     if as_of is None:
         as_of = default_as_of(cases)
     facts = case_facts(cases, as_of).filter(pl.col("applicant_key").is_not_null())
-    reg = facts.filter((pl.col("item_code") == items["registration"]) & (pl.col("applicant_type") == "企业"))
+    # an enterprise applicant: the case's applicant key comes from its enterprise mention (canonical.service_cases)
+    reg = facts.filter(pl.col("item_code") == items["registration"])
     reg = reg.select(
         "case_id",
         "applicant_key",
