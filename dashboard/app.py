@@ -53,6 +53,19 @@ def _build_line(marts: Marts) -> str:
         return str(exc)
 
 
+def render(module: ModuleType, marts: Marts, search: str | None = None) -> html.Div:
+    """A page laid out on the marts, with the build's notes on the tables it read under its title."""
+    try:
+        with marts.recording() as used:
+            content = module.layout(marts, _query(search))
+        notes = marts.notes(used)
+    except MartsUnavailableError as exc:
+        return ui.page(module.PAGE_ID, module.TITLE, ui.notice(str(exc), "warn"))
+    if notes and isinstance(content.children, list):
+        content.children.insert(1, ui.build_notes(notes))
+    return content
+
+
 def create_app(home: Path | str) -> dash.Dash:
     """The dashboard over ``home/marts.duckdb`` (read-only; a new night's file is picked up without restart)."""
     marts = Marts(home)
@@ -105,11 +118,7 @@ def create_app(home: Path | str) -> dash.Dash:
             return ui.page(
                 "missing", "页面不存在", ui.notice(f"没有这个页面：{pathname}", "warn")
             ), _build_line(marts)
-        try:
-            content = module.layout(marts, _query(search))
-        except MartsUnavailableError as exc:
-            content = ui.page(module.PAGE_ID, module.TITLE, ui.notice(str(exc), "warn"))
-        return content, _build_line(marts)
+        return render(module, marts, search), _build_line(marts)
 
     for module in PAGES:
         module.register(app, marts)

@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from dashboard.queries import sql_of
+from dashboard.queries import sql_of, tables_of
 from lake.layout import MARTS_FILE
 
 
@@ -48,6 +48,7 @@ class Marts:
         self._cond = threading.Condition()
         self._opened: _Opened | None = None
         self._tables: set[str] | None = None
+        self._recording = threading.local()  # per request thread: the tables its queries read
 
     def _file_key(self) -> tuple[int, int, int]:
         try:
@@ -100,8 +101,33 @@ class Marts:
         except MartsUnavailableError:
             return False
 
+    @contextmanager
+    def recording(self) -> Iterator[set[str]]:
+        """The tables the named queries of this thread read inside the block (a page's, while it is laid out)."""
+        used: set[str] = set()
+        self._recording.used = used
+        try:
+            yield used
+        finally:
+            self._recording.used = None
+
+    def notes(self, tables: set[str]) -> list[tuple[str, str]]:
+        """``(subject, note)`` of the build's notes (``meta_notes``) on any of ``tables``: why a table is empty
+        or a column null on this city. None without the table (marts built before it existed)."""
+        if not tables or not self.has("meta_notes"):
+            return []
+        frame = self.frame("build_notes")
+        return [
+            (str(subject), str(note))
+            for subject, concerned, note in frame.itertuples(index=False)
+            if set(concerned) & tables
+        ]
+
     def frame(self, name: str, /, **params: Any) -> pd.DataFrame:
         """The rows of a named query (:func:`dashboard.queries.sql_of`) as a pandas frame."""
+        used = getattr(self._recording, "used", None)
+        if used is not None:
+            used |= tables_of(name)
         with self.cursor() as cur:
             return cur.execute(sql_of(name), params or None).df()
 

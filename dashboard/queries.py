@@ -10,6 +10,8 @@ over. Parameters are DuckDB's ``$name``.
 
 from __future__ import annotations
 
+import re
+
 from models.marts.contract import DASHBOARD_QUERIES
 
 #: the columns of a search result row (企业一档)
@@ -26,6 +28,7 @@ PAGE_QUERIES: dict[str, str] = {
         "FROM mart_department_scorecard WHERE grain = 'day' AND asset = '*' GROUP BY department ORDER BY department"
     ),
     "department_names": "SELECT department, name_zh FROM dim_department ORDER BY department",
+    "build_notes": "SELECT subject, tables, note FROM meta_notes ORDER BY subject",
     "kpi_latest": (
         "WITH last AS (SELECT max(day) AS d FROM mart_kpi_daily WHERE NOT is_forecast) "
         "SELECT k.indicator, k.indicator_name_zh, k.day, k.actual, k.forecast, k.lower, k.upper, k.alert, "
@@ -144,3 +147,11 @@ PAGE_QUERIES: dict[str, str] = {
 def sql_of(name: str) -> str:
     """The SQL of a named query; the contract's wins, so a page query the contract takes over needs no edit."""
     return DASHBOARD_QUERIES[name] if name in DASHBOARD_QUERIES else PAGE_QUERIES[name]
+
+
+_TABLE_RE = re.compile(r"\b(?:FROM|JOIN)\s+((?:mart|dim|meta)_\w+)", re.IGNORECASE)
+
+
+def tables_of(name: str) -> frozenset[str]:
+    """The marts tables a named query reads (what a page showing its rows should explain when they are empty)."""
+    return frozenset(_TABLE_RE.findall(sql_of(name)))

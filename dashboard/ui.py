@@ -153,6 +153,15 @@ def notice(message: str, kind: str = "info") -> html.Div:
     return html.Div(message, className=f"notice notice-{kind}")
 
 
+def build_notes(notes: list[tuple[str, str]]) -> html.Div:
+    """The build's notes on what a page shows (a table empty on this city, a column not reported), so an empty
+    chart is explained rather than mistaken for zero."""
+    return html.Div(
+        [html.Strong("本市数据说明："), html.Ul([html.Li(f"{subject}：{note}") for subject, note in notes])],
+        className="notice notice-info build-notes",
+    )
+
+
 def _md_escape(value: str) -> str:
     return value.replace("[", "\\[").replace("]", "\\]")
 

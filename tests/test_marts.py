@@ -702,6 +702,18 @@ def test_a_city_without_service_cases_gets_every_mart_with_the_service_ones_empt
         assert read(home, f'SELECT count(*) AS n FROM "{table}"')["n"][0] == 0
     assert "int_service_cases" in report.notes["_service_cases"]
     assert report.rows["mart_enterprise_360"] == marts["report"].rows["mart_enterprise_360"]
+    # the notes are in the file, tied to the tables they explain, and the page reading them shows them
+    notes = read(home, "SELECT subject, tables, note FROM meta_notes")
+    service = notes.filter(pl.col("subject") == "_service_cases")
+    assert {"mart_service_efficiency", "mart_business_startup"} <= set(service["tables"][0])
+    from dashboard import app as dashboard_app
+    from dashboard.data import Marts
+    from dashboard.pages import scorecard as scorecard_page
+    from dashboard.pages import service as service_page
+
+    page = str(dashboard_app.render(service_page, Marts(home)).to_plotly_json())
+    assert "本市数据说明" in page and service["note"][0] in page
+    assert service["note"][0] not in str(dashboard_app.render(scorecard_page, Marts(home)).to_plotly_json())
 
 
 def test_dim_department_names_every_department_from_the_deployment(marts):

@@ -47,6 +47,25 @@ def _meta_build(ctx: MartContext) -> dict[str, int]:
     return {"meta_build": len(ctx.meta_rows)}
 
 
+def _meta_notes(ctx: MartContext) -> dict[str, int]:
+    """``meta_notes``: why a table is empty or a column null on this city (a mart whose inputs are absent is
+    built empty and says so), kept in the file so that the dashboard page reading the table shows the notice.
+    A note on a working table (``_service_cases``) concerns the published tables of the marts that read it."""
+    readers: dict[str, list[str]] = {}
+    for m in MARTS:
+        for t in m.inputs:
+            readers.setdefault(t, []).extend(m.published)
+    rows = []
+    for subject, note in sorted(ctx.notes.items()):
+        table = subject.split(".")[0]
+        tables = sorted(set(readers.get(table, []))) if table.startswith("_") else [table]
+        rows.append((subject, tables, note))
+    q(ctx.con, "CREATE OR REPLACE TABLE meta_notes (subject VARCHAR, tables VARCHAR[], note VARCHAR)")
+    if rows:
+        ctx.con.executemany("INSERT INTO meta_notes VALUES (?, ?, ?)", rows)
+    return {"meta_notes": len(rows)}
+
+
 #: Every mart node (the registry); order here is only the tie-break of :func:`order`.
 MARTS: tuple[Mart, ...] = (
     *enterprise.MARTS,
@@ -64,6 +83,11 @@ MARTS: tuple[Mart, ...] = (
         lambda ctx: _meta_build(ctx),
         optional=tuple(OPTIONAL_LAKE_TABLES),
     ),
+)
+#: The notes node reads every other node's tables, so it runs last and sees every note of the build.
+MARTS = (
+    *MARTS,
+    mart("meta_notes", ("meta_notes",), tuple(t for m in MARTS for t in m.published), _meta_notes),
 )
 
 

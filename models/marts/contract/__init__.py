@@ -35,7 +35,13 @@ from models.marts.contract.columns import (
     column,
 )
 from models.marts.contract.dashboard import DASHBOARD_PARAMETERS, DASHBOARD_QUERIES
-from models.marts.contract.dimensions import DIM_DEPARTMENT, DIM_DIVISION, DIM_INDUSTRY, META_BUILD
+from models.marts.contract.dimensions import (
+    DIM_DEPARTMENT,
+    DIM_DIVISION,
+    DIM_INDUSTRY,
+    META_BUILD,
+    META_NOTES,
+)
 from models.marts.contract.entities import (
     ENTERPRISE_360,
     ENTERPRISE_EVENTS,
@@ -76,6 +82,7 @@ __all__ = [
     "INDUSTRY_SECTION",
     "INDUSTRY_SECTION_NAME",
     "META_BUILD",
+    "META_NOTES",
     "NAME",
     "PERSON_360",
     "PERSON_ENTERPRISE_LINKS",
@@ -109,6 +116,7 @@ TABLES: dict[str, Table] = {
         DIM_INDUSTRY,
         DIM_DEPARTMENT,
         META_BUILD,
+        META_NOTES,
     )
 }
 

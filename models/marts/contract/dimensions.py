@@ -48,6 +48,22 @@ DIM_DEPARTMENT = Table(
         ),
     ),
 )
+META_NOTES = Table(
+    "meta_notes",
+    "构建说明：本市缺少输入而为空的表、为空的列及原因（驾驶舱页面据此提示）",
+    "Build notes: tables built empty and columns left null on this city, and why (the dashboard shows them)",
+    "one row per note",
+    (
+        column(
+            "subject",
+            "VARCHAR",
+            "说明对象（表、表.列 或工作表）",
+            "What the note is about: table, table.column",
+        ),
+        column("tables", "VARCHAR[]", "涉及的集市表", "The published tables it concerns"),
+        column("note", "VARCHAR", "原因", "Why"),
+    ),
+)
 META_BUILD = Table(
     "meta_build",
     "构建元数据：每个湖表读取的 Delta 版本（部门导出的清单复制此表）",
