@@ -477,9 +477,10 @@ def example_bureau() -> str | None:
 @click.option(
     "--truth",
     "truth",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    type=click.Path(path_type=Path, exists=True),
     required=True,
-    help="The simulated estate (or its truth/ folder) whose truth the resolution is scored against.",
+    help="The truth: a simulated estate (or its truth/ folder), or a Parquet file with the columns department, "
+    "table, pk, role, entity_type, entity_id (one row per source record and entity it refers to).",
 )
 @HOME_OPTION
 @click.option(
@@ -490,15 +491,16 @@ def example_bureau() -> str | None:
     help="Also write the scores as JSON to this file.",
 )
 def er_eval(truth: Path, home: Path, json_out: Path | None) -> None:
-    """Score tonight's entity resolution (HOME/lake/gold/entity_crosswalk) against a simulated estate's truth:
-    pairwise precision, recall and F1, and B-cubed F1, for enterprises and persons."""
+    """Score tonight's entity resolution (HOME/lake/gold/entity_crosswalk) against a truth: pairwise precision,
+    recall and F1, and B-cubed F1, for enterprises and persons. Truth records that reached no crosswalk record
+    (quarantined or lost) count against recall and are reported."""
     import json
 
     from models.gold.evaluation import evaluate_gold
 
     try:
         result = evaluate_gold(home, truth)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"  {'kind':<12}{'precision':>10}{'recall':>10}{'F1':>10}{'B-cubed F1':>12}{'records':>12}"
@@ -512,6 +514,11 @@ def er_eval(truth: Path, home: Path, json_out: Path | None) -> None:
         if s["records_without_truth"]:
             click.echo(
                 f"      {s['records_without_truth']:,} {kind} record(s) have no truth row (not scored)"
+            )
+        if s["truth_missing"]:
+            click.echo(
+                f"      {s['truth_missing']:,} {kind} truth record(s) reached no crosswalk record "
+                "(quarantined or lost): counted against recall"
             )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -156,6 +156,16 @@ def test_er_eval_prints_and_writes_the_scores(two_nights, tmp_path):
         assert {"precision", "recall", "f1", "bcubed_f1", "records", "entities"} <= set(s)
         assert s["f1"] >= floor, (kind, s)
         assert f"{s['f1']:.4f}" in result.output
+    # the same truth as a plain Parquet file gives the same scores
+    from models.gold.evaluation import load_truth_records
+
+    plain = tmp_path / "truth.parquet"
+    load_truth_records(two_nights["estate"]).write_parquet(plain)
+    again = tmp_path / "again.json"
+    args = ["er-eval", "--truth", str(plain), "--home", str(two_nights["home"]), "--json", str(again)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(again.read_text()) == scores
 
 
 def test_a_cannot_link_decision_separates_two_records_the_next_run(two_nights, tmp_path):

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
-from models.resolution.evaluate import scores, truth_for_records
+from models.resolution.evaluate import read_truth_file, scores, truth_for_records, truth_missing
 from models.silver import read_silver
 from simulator import estate as est
 
@@ -25,6 +25,45 @@ def test_pairwise_and_bcubed_scores_by_hand():
     assert (s["records"], s["entities"], s["clusters"]) == (4, 2, 3)
     wrong = scores(pl.DataFrame({"record_id": ["a", "b", "c", "d"], "cluster": [1, 1, 1, 1]}), truth)
     assert wrong["recall"] == 1.0 and wrong["precision"] == pytest.approx(3 / 6)
+
+
+def test_truth_records_that_reached_no_record_count_against_recall(tmp_path):
+    """A truth row with no canonical record (a quarantined mention) is a link not made: recall falls, precision
+    stays; the report counts it."""
+    truth = pl.DataFrame(
+        {
+            "department": ["d"] * 4,
+            "table": ["t"] * 4,
+            "pk": ["1", "2", "3", "4"],
+            "role": ["subject"] * 4,
+            "entity_type": ["enterprise"] * 4,
+            "entity_id": ["X", "X", "X", "Y"],
+        }
+    )
+    recs = pl.DataFrame(
+        {
+            "record_id": ["r1", "r2", "r4"],
+            "source_department": ["d"] * 3,
+            "source_table": ["t"] * 3,
+            "source_pk": ["1", "2", "4"],
+            "role": ["subject"] * 3,
+        }
+    )
+    lost = truth_missing(truth, recs)
+    assert lost["pk"].to_list() == ["3"]
+    predicted = pl.DataFrame({"record_id": ["r1", "r2", "r4"], "cluster": [1, 1, 2]})
+    full = scores(predicted, truth_for_records(truth, recs))
+    assert full["recall"] == 1.0 and full["truth_missing"] == 0
+    s = scores(predicted, truth_for_records(truth, recs), lost)
+    # true pairs among X's three records: 3, of which (1,2) found
+    assert s["precision"] == 1.0 and s["recall"] == pytest.approx(1 / 3)
+    assert (s["truth_missing"], s["records"], s["clusters"]) == (1, 3, 2)
+    # the same truth as a plain file; a file without a column is refused by name
+    truth.write_parquet(tmp_path / "truth.parquet")
+    assert read_truth_file(tmp_path / "truth.parquet").equals(truth)
+    truth.drop("role").write_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="lacks column\\(s\\) role"):
+        read_truth_file(tmp_path / "bad.parquet")
 
 
 def records(**columns) -> pl.DataFrame:

@@ -1,4 +1,8 @@
-"""How good tonight's resolution is against a simulated estate's truth: what `qst er-eval` reports.
+"""How good tonight's resolution is against a truth: what `qst er-eval` reports.
+
+The truth is a simulated estate (its ``truth/`` folder, records deleted since generation left out) or a plain
+Parquet file in :data:`models.resolution.evaluate.TRUTH_COLUMNS`, e.g. a clerically reviewed sample of a real
+city. Truth records that reached no canonical record count against recall (``truth_missing``).
 
 The scores themselves (pairwise precision/recall/F1, B-cubed) are :mod:`models.resolution.evaluate`; this module
 reads the gold crosswalk and the simulator's truth and computes them per kind, in the shape the issue fixed:
@@ -12,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from models.gold.build import KINDS, read_gold
-from models.resolution.evaluate import scores, truth_for_records
+from models.resolution.evaluate import read_truth_file, scores, truth_for_records, truth_missing
 
 
 def estate_folder(truth: Path) -> Path:
@@ -28,16 +32,32 @@ def estate_folder(truth: Path) -> Path:
     )
 
 
-def evaluate_gold(home: Path, truth: Path) -> dict[str, dict[str, float | int]]:
+def load_truth_records(truth: Path) -> pl.DataFrame:
+    """The truth rows of a Parquet file, or of a simulated estate as it is now (deleted source rows out)."""
+    truth = Path(truth)
+    if truth.is_file():
+        return read_truth_file(truth)
     from simulator.estate import load_truth
 
-    truth_records = load_truth(estate_folder(truth)).collect()
+    folder = estate_folder(truth)
+    records = load_truth(folder).collect()
+    deleted = sorted((folder / "truth" / "deleted").glob("*.parquet"))
+    if deleted:
+        gone = pl.read_parquet(deleted, columns=["department", "table", "pk"]).unique()
+        records = records.join(gone, on=["department", "table", "pk"], how="anti")
+    return records
+
+
+def evaluate_gold(home: Path, truth: Path) -> dict[str, dict[str, float | int]]:
+    truth_records = load_truth_records(truth)
     crosswalk = read_gold(home, "entity_crosswalk")
     out: dict[str, dict[str, float | int]] = {}
     for kind in KINDS:
         mine = crosswalk.filter(pl.col("entity_type") == kind)
-        truth_ids = truth_for_records(truth_records.filter(pl.col("entity_type") == kind), mine)
-        s = scores(mine.select("record_id", cluster="entity_id"), truth_ids)
+        of_kind = truth_records.filter(pl.col("entity_type") == kind)
+        truth_ids = truth_for_records(of_kind, mine)
+        lost = truth_missing(of_kind, mine)
+        s = scores(mine.select("record_id", cluster="entity_id"), truth_ids, lost)
         out[kind] = {
             "precision": s["precision"],
             "recall": s["recall"],
@@ -47,5 +67,6 @@ def evaluate_gold(home: Path, truth: Path) -> dict[str, dict[str, float | int]]:
             "entities": s["entities"],
             "clusters": s["clusters"],
             "records_without_truth": s["records_without_truth"],
+            "truth_missing": s["truth_missing"],
         }
     return out

@@ -7,11 +7,21 @@ predicted = Σ_i C(n_i, 2), true = Σ_j C(n_j, 2), so a million records cost a g
 B-cubed: per record, precision = |its cluster ∩ its entity| / |its cluster|, recall = ... / |its entity|,
 averaged over records; it weighs every record alike, where pairwise weighs big clusters quadratically.
 
-Both frames join on ``record_id``; records missing from either side are left out (and counted in
-``records_without_truth``), so a report says what it measured.
+Both frames join on ``record_id``; predicted records without truth are left out (counted in
+``records_without_truth``). Truth records that reached no record at all (``missing``: quarantined, or dropped
+on the way) count against recall, each as a cluster of its own (``truth_missing``): a mention lost before
+resolution is a link not made. A report says what it measured.
+
+The truth is a plain table (:data:`TRUTH_COLUMNS`), one row per (source record, entity it refers to):
+``department``, ``table`` (the source table), ``pk`` (the primary key as text; a composite key joined with ``|``
+in key order; a file-drop row ``FILE#N``), ``role`` (the mention's role: subject, legal_rep, party ...),
+``entity_type`` (enterprise | person) and ``entity_id`` (any text naming the true entity). The simulator writes
+it for its estates; a city scores itself with a truth file of its own (a clerical sample).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import polars as pl
 
@@ -20,11 +30,50 @@ def _pairs(n: pl.Expr) -> pl.Expr:
     return (n * (n - 1) // 2).sum()
 
 
-def scores(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float | int]:
-    """``predicted``: ``record_id, cluster``; ``truth``: ``record_id, entity_id``."""
+TRUTH_COLUMNS: dict[str, pl.DataType] = {
+    "department": pl.Utf8(),
+    "table": pl.Utf8(),
+    "pk": pl.Utf8(),
+    "role": pl.Utf8(),
+    "entity_type": pl.Utf8(),
+    "entity_id": pl.Utf8(),
+}
+
+
+def read_truth_file(path: Path) -> pl.DataFrame:
+    """A truth Parquet file in :data:`TRUTH_COLUMNS` (other columns ignored); an error names what is missing."""
+    schema = pl.read_parquet_schema(path)
+    absent = [c for c in TRUTH_COLUMNS if c not in schema]
+    if absent:
+        raise ValueError(
+            f"{path}: truth file lacks column(s) {', '.join(absent)}; "
+            f"a truth file has {', '.join(TRUTH_COLUMNS)} (models/resolution/evaluate.py)"
+        )
+    return pl.read_parquet(path, columns=list(TRUTH_COLUMNS)).cast(TRUTH_COLUMNS)  # type: ignore[arg-type]
+
+
+def scores(
+    predicted: pl.DataFrame, truth: pl.DataFrame, missing: pl.DataFrame | None = None
+) -> dict[str, float | int]:
+    """``predicted``: ``record_id, cluster``; ``truth``: ``record_id, entity_id``; ``missing``: ``entity_id``
+    of truth records no predicted record stands for (each scored as a cluster of its own)."""
     joined = predicted.select("record_id", "cluster").join(
         truth.select("record_id", "entity_id"), on="record_id"
     )
+    scored = predicted.height - joined.height
+    lost = 0 if missing is None else missing.height
+    if lost:
+        assert missing is not None
+        joined = pl.concat(
+            [
+                joined.cast({"cluster": pl.Utf8}),
+                missing.select(
+                    record_id=pl.lit("missing:") + pl.int_range(pl.len()).cast(pl.Utf8),
+                    cluster=pl.lit("missing:") + pl.int_range(pl.len()).cast(pl.Utf8),
+                    entity_id=pl.col("entity_id").cast(joined.schema["entity_id"]),
+                ),
+            ]
+        )
     cells = joined.group_by("cluster", "entity_id").agg(n=pl.len())
     tp = cells.select(_pairs(pl.col("n"))).item() or 0
     pred = joined.group_by("cluster").agg(n=pl.len()).select(_pairs(pl.col("n"))).item() or 0
@@ -46,18 +95,19 @@ def scores(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float | in
         "bcubed_precision": bp,
         "bcubed_recall": br,
         "bcubed_f1": 2 * bp * br / (bp + br) if bp + br else 0.0,
-        "records": joined.height,
+        "records": joined.height - lost,
         "entities": joined["entity_id"].n_unique(),
-        "clusters": joined["cluster"].n_unique(),
-        "records_without_truth": predicted.height - joined.height,
+        "clusters": joined["cluster"].n_unique() - lost,
+        "records_without_truth": scored,
+        "truth_missing": lost,
     }
 
 
-def truth_for_records(truth_records: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
-    """``record_id, entity_id`` of canonical ``records`` from the simulator's truth (``department, table, pk,
-    role, entity_id``). A source table the truth does not name is the truth table it extends (file drops split
-    by format: ``street_rosters_csv`` and ``street_rosters_excel`` are the truth's ``street_rosters``), found
-    by name so that no department is known here."""
+def _record_keys(truth_records: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
+    """``record_id, source_department, table, source_pk, role`` of canonical ``records``, ``table`` the truth's
+    name of the source table. A source table the truth does not name is the truth table it extends (file drops
+    split by format: ``street_rosters_csv`` and ``street_rosters_excel`` are the truth's ``street_rosters``),
+    found by name so that no department is known here."""
     known = truth_records.select("department", "table").unique()
     tables = records.select("source_department", "source_table").unique()
     mapping = {}
@@ -75,9 +125,26 @@ def truth_for_records(truth_records: pl.DataFrame, records: pl.DataFrame) -> pl.
             .then(pl.lit(base))
             .otherwise(table_expr)
         )
-    keys = records.select("record_id", "source_department", "role", "source_pk", table=table_expr)
-    return keys.join(
-        truth_records.select("department", "table", "pk", "role", "entity_id"),
-        left_on=["source_department", "table", "source_pk", "role"],
-        right_on=["department", "table", "pk", "role"],
-    ).select("record_id", "entity_id")
+    return records.select("record_id", "source_department", "role", "source_pk", table=table_expr)
+
+
+def truth_for_records(truth_records: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
+    """``record_id, entity_id`` of canonical ``records`` from the truth (:data:`TRUTH_COLUMNS`)."""
+    return (
+        _record_keys(truth_records, records)
+        .join(
+            truth_records.select("department", "table", "pk", "role", "entity_id"),
+            left_on=["source_department", "table", "source_pk", "role"],
+            right_on=["department", "table", "pk", "role"],
+        )
+        .select("record_id", "entity_id")
+    )
+
+
+def truth_missing(truth_records: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
+    """The truth rows (:data:`TRUTH_COLUMNS`) that no record of ``records`` stands for: mentions that never
+    reached resolution (quarantined, or lost), which count against recall."""
+    keys = _record_keys(truth_records, records).select(
+        department="source_department", table="table", pk="source_pk", role="role"
+    )
+    return truth_records.join(keys, on=["department", "table", "pk", "role"], how="anti")
