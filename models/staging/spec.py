@@ -56,15 +56,21 @@ Kinds (``as``) and the staging columns each produces for a canonical name ``X`` 
                   ``code_column``; ``X_source`` (code | text), ``X_retired``
 ================  ============================================================================================
 
-``only_if: {COLUMN: [values]}`` applies the kind only where an earlier staging column has one of the values
-(elsewhere the result is missing) — e.g. a 证件号 column read as a USCC only where ``key_kind`` says so.
+``only_if: CONDITION`` applies the kind only where the condition holds on earlier staging columns (elsewhere the
+result is missing) — e.g. a 证件号 column read as a USCC only where ``key_kind`` says so. A condition
+(:mod:`models.staging.spec_conditions`) is a mapping whose keys are staging columns or the operators ``not``,
+``any``, ``all``, every entry holding (AND): ``COLUMN: [values]`` — the value is one of them (a null is in no
+list); ``COLUMN: null`` — the column is null; ``not: CONDITION``; ``any: [CONDITION, ...]`` (OR); ``all:
+[CONDITION, ...]`` (AND). E.g. ``{not: {party_type: [自然人]}}``, ``{party_uscc: null}``, ``{any: [{key_kind:
+[uscc, org_code]}, {party_kind: [enterprise]}]}``, ``{not: {id_number: null}}``. The columns a condition names must
+be defined above (``only_if``) or by the spec (``when``); ``not``, ``any`` and ``all`` are no column names.
 ``future: true`` marks a date column that may lie in the future (a deadline such as 公示期限): its
 plausibility check allows dates up to the parser's range instead of tomorrow.
 
 Mentions (``enterprises``, ``persons``) map staging columns to the canonical intermediate tables by name: a
 mention with ``prefix: legal_rep_`` reads ``legal_rep_name``, ``legal_rep_id_number`` ... (the fields of
 :mod:`models.canonical`); absent columns are null. ``role`` is the mention's role in the record (subject,
-legal_rep, party, employer, applicant); ``when: {COLUMN: [values]}`` restricts it to some rows; ``related``
+legal_rep, party, employer, applicant); ``when: CONDITION`` (as ``only_if``) restricts it to some rows; ``related``
 names the role of the enterprise mention of the same row (a legal representative's enterprise). A mention
 that has no name and no identifier on a row is not emitted for that row.
 
@@ -117,6 +123,7 @@ the column is null.
 
 from __future__ import annotations
 
+import difflib
 from functools import cached_property
 from pathlib import Path
 
@@ -126,6 +133,7 @@ from pydantic_core import PydanticCustomError
 from lake.deployment import current_deployment
 from lake.yamlfile import ConfigError, ConfigIssue, load_yaml_model
 from models.staging.spec_cases import ServiceCasesSpec
+from models.staging.spec_conditions import OPERATORS, Condition, condition_columns
 from models.staging.spec_kinds import IDENTIFIER_KINDS, KIND_SUFFIXES, Kind
 from models.staging.spec_sections import (
     SOURCE_PATTERN,
@@ -164,7 +172,7 @@ class ColumnSpec(BaseModel):
     kind: Kind = Field("text", alias="as")
     crosswalk: str | None = None
     code_column: str | None = None
-    only_if: dict[str, list[str]] | None = None
+    only_if: Condition = None
     future: bool = False  # a date that may lie in the future: a deadline (公示期限), not a recorded fact
 
     @model_validator(mode="after")
@@ -184,7 +192,7 @@ class MentionSpec(BaseModel):
 
     role: str
     prefix: str = ""
-    when: dict[str, list[str]] | None = None
+    when: Condition = None
     related: str | None = None
 
     _role = field_validator("role")(lambda v: canonical_name(v))
@@ -222,6 +230,10 @@ class StagingSpec(BaseModel):
             raise ValueError("must name at least one column")
         for name in v:
             canonical_name(name)
+            if name in OPERATORS:
+                raise ValueError(
+                    f"{name!r} is an operator of conditions ({', '.join(OPERATORS)}), not a column name"
+                )
         return v
 
     @model_validator(mode="after")
@@ -233,17 +245,23 @@ class StagingSpec(BaseModel):
             if col is not None and col not in produced:
                 problems.append(f"{where}: {col!r} is not a staging column of this spec")
 
-        seen: set[str] = set()
+        located: list[tuple[tuple, str]] = []  # (path, message): reported at the key's own line
+
+        def condition(cond: dict | None, at: tuple, known: list[str], what: str) -> None:
+            for path, col in condition_columns(cond):
+                if col not in known:
+                    close = difflib.get_close_matches(col, known, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    located.append(((*at, *path), f"{col!r} is not a staging column {what}{hint}"))
+
+        seen: list[str] = []
         for name, column in self.columns.items():
-            for cond in column.only_if or {}:
-                if cond not in seen:
-                    problems.append(f"columns.{name}.only_if: {cond!r} must be a column defined above it")
-            seen.update(self._outputs_of(name, column))
+            condition(column.only_if, ("columns", name, "only_if"), seen, "defined above this one")
+            seen += self._outputs_of(name, column)
         roles = {m.role for m in self.enterprises} | {m.role for m in self.persons}
         for group in ("enterprises", "persons"):
             for i, m in enumerate(getattr(self, group)):
-                for cond in m.when or {}:
-                    need(cond, f"{group}[{i}].when")
+                condition(m.when, (group, i, "when"), produced, "of this spec")
                 if m.related is not None and m.related not in {e.role for e in self.enterprises}:
                     problems.append(f"{group}[{i}].related: no enterprise mention has role {m.related!r}")
                 if not any(c.startswith(m.prefix) for c in produced):
@@ -266,13 +284,13 @@ class StagingSpec(BaseModel):
             if self.authority.ranks()[kind] and not mentions:
                 problems.append(f"authority.{kind}: the spec has no {kind} mentions ({kind}s:) to rank")
         problems += self._key_problems(produced) + self._relation_problems()
-        cases = self._case_problems(produced)
-        if cases and not problems:  # each at its key's line
-            issues = [(("service_cases", f), m, None) for f, m in cases]
+        located += [(("service_cases", f), m) for f, m in self._case_problems(produced)]
+        if located and not problems:  # each at its key's line
+            issues = [(path, m, None) for path, m in located]
             raise PydanticCustomError(
-                "qst_rules", "{summary}", {"summary": "; ".join(m for _, m in cases), "issues": issues}
+                "qst_rules", "{summary}", {"summary": "; ".join(m for _, m in located), "issues": issues}
             )
-        problems += [f"service_cases.{f}: {m}" for f, m in cases]
+        problems += [f"{'.'.join(map(str, path))}: {m}" for path, m in located]
         if problems:
             raise ValueError("; ".join(problems))
         return self
