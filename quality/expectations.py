@@ -38,6 +38,7 @@ from models.standardize import DATE_STATUSES, PHONE_KINDS, STATUSES, TIN_KINDS
 from models.standardize.codes import CANONICAL
 from models.standardize.dates import PLAUSIBLE_RANGE
 from models.standardize.identifiers import KEY_KINDS
+from models.standardize.parties import PARTY_KINDS
 
 Severity = Literal["hard", "soft"]
 
@@ -222,6 +223,8 @@ def vocabularies(column: str, kind: str) -> dict[str, tuple[str, ...]]:
         out[f"{column}_kind"] = PHONE_KINDS
     if kind == "key_kind":
         out[column] = KEY_KINDS
+    if kind == "party_kind":
+        out[column] = PARTY_KINDS
     return out
 
 

@@ -19,6 +19,7 @@ Kind = Literal[
     "tin",
     "resident_id",
     "key_kind",
+    "party_kind",
     "phone",
     "date",
     "datetime",
@@ -36,6 +37,7 @@ KIND_SUFFIXES: dict[str, tuple[str, ...]] = {
     "text": (),
     "timestamp": (),
     "key_kind": (),
+    "party_kind": (),
     "enterprise_name": (
         "original",
         "comparison",
