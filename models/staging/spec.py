@@ -51,6 +51,8 @@ Kinds (``as``) and the staging columns each produces for a canonical name ``X`` 
 ``phone``         ``X``, ``X_kind``
 ``date`` ``datetime`` ``period``  ``X``, ``X_status`` (ok | sentinel | invalid | missing); ``period`` is a
                   month (``YYYYMM``) as its first day
+``year``          ``X``: a bare year (``2025``, ``'2025年'``, ``'2025年度'``) as its January 1, ``X_status`` (ok |
+                  invalid | missing): a tax rating's 评价年度 dates its event (``date: rating_year``)
 ``timestamp``     ``X``: a bronze timestamp kept as it is (UTC)
 ``amount``        ``X``: decimal(18,2) yuan, ``X_status`` (ok | invalid | missing)
 ``capital_wan``   ``X``: decimal(18,4) in 万元 from text like '500万元人民币', ``X_status``

@@ -29,6 +29,7 @@ from models.standardize import (
     org_code,
     parse_date,
     parse_datetime,
+    parse_year,
     parse_yyyymm,
     phone,
     regno,
@@ -104,6 +105,7 @@ _STRUCT_FIELDS: dict[str, dict[str, str]] = {  # kind -> {struct field: staging 
     "date": {"value": "", "status": "status"},
     "datetime": {"value": "", "status": "status"},
     "period": {"value": "", "status": "status"},
+    "year": {"value": "", "status": "status"},
     "amount": {"value": "", "status": "status"},
     "capital_wan": {"value": "", "status": "status"},
     "integer": {"value": "", "status": "status"},
@@ -233,6 +235,8 @@ def _kind_expr(
             return s.result(raw, pl.struct(value=utc, status=F("parsed").struct.field("status")))
         case "period":
             return parse_yyyymm(raw, tz=tz)
+        case "year":
+            return parse_year(raw)
         case "amount":
             return _amount(raw, dtype)
         case "capital_wan":
