@@ -31,6 +31,7 @@ import polars as pl
 from connectors.config_schema import SourcesConfig
 from lake.city import city_timezone
 from models.staging.spec import MentionSpec, StagingSpec
+from models.staging.spec_conditions import condition_expr
 from models.standardize.identifiers import org_code_from_tin, org_code_from_uscc
 
 LINEAGE = pl.Schema(
@@ -227,9 +228,8 @@ def _mention_filter(staged: pl.DataFrame, m: MentionSpec, identifying: tuple[str
         pl.col(f"{m.prefix}{f}").is_not_null() for f in identifying if f"{m.prefix}{f}" in staged.columns
     ]
     cond = pl.any_horizontal(present) if present else pl.lit(False)
-    for column, values in (m.when or {}).items():
-        cond = cond & pl.col(column).is_in(values).fill_null(False)
-    return cond
+    when = condition_expr(m.when)
+    return cond if when is None else cond & when
 
 
 def enterprise_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:

@@ -56,15 +56,21 @@ Kinds (``as``) and the staging columns each produces for a canonical name ``X`` 
                   ``code_column``; ``X_source`` (code | text), ``X_retired``
 ================  ============================================================================================
 
-``only_if: {COLUMN: [values]}`` applies the kind only where an earlier staging column has one of the values
-(elsewhere the result is missing) — e.g. a 证件号 column read as a USCC only where ``key_kind`` says so.
+``only_if: CONDITION`` applies the kind only where the condition holds on earlier staging columns (elsewhere the
+result is missing) — e.g. a 证件号 column read as a USCC only where ``key_kind`` says so. A condition
+(:mod:`models.staging.spec_conditions`) is a mapping whose keys are staging columns or the operators ``not``,
+``any``, ``all``, every entry holding (AND): ``COLUMN: [values]`` — the value is one of them (a null is in no
+list); ``COLUMN: null`` — the column is null; ``not: CONDITION``; ``any: [CONDITION, ...]`` (OR); ``all:
+[CONDITION, ...]`` (AND). E.g. ``{not: {party_type: [自然人]}}``, ``{party_uscc: null}``, ``{any: [{key_kind:
+[uscc, org_code]}, {party_kind: [enterprise]}]}``, ``{not: {id_number: null}}``. The columns a condition names must
+be defined above (``only_if``) or by the spec (``when``); ``not``, ``any`` and ``all`` are no column names.
 ``future: true`` marks a date column that may lie in the future (a deadline such as 公示期限): its
 plausibility check allows dates up to the parser's range instead of tomorrow.
 
 Mentions (``enterprises``, ``persons``) map staging columns to the canonical intermediate tables by name: a
 mention with ``prefix: legal_rep_`` reads ``legal_rep_name``, ``legal_rep_id_number`` ... (the fields of
 :mod:`models.canonical`); absent columns are null. ``role`` is the mention's role in the record (subject,
-legal_rep, party, employer, applicant); ``when: {COLUMN: [values]}`` restricts it to some rows; ``related``
+legal_rep, party, employer, applicant); ``when: CONDITION`` (as ``only_if``) restricts it to some rows; ``related``
 names the role of the enterprise mention of the same row (a legal representative's enterprise). A mention
 that has no name and no identifier on a row is not emitted for that row.
 
@@ -118,52 +124,55 @@ the column is null.
 from __future__ import annotations
 
 import difflib
-import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    ValidationInfo,
-    create_model,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from lake.deployment import current_deployment
 from lake.yamlfile import ConfigError, ConfigIssue, load_yaml_model
-from models.events import CATEGORY_KEYS, describe_categories
-from models.gold.survivorship import GROUPS
 from models.staging.spec_cases import ServiceCasesSpec
+from models.staging.spec_conditions import OPERATORS, Condition, condition_columns
 from models.staging.spec_kinds import IDENTIFIER_KINDS, KIND_SUFFIXES, Kind
+from models.staging.spec_sections import (
+    SOURCE_PATTERN,
+    SPEC_CONFIG,
+    AuthoritySpec,
+    EventSpec,
+    ExpectationSpec,
+    KeyReference,
+    KeysSpec,
+    QuarantineRule,
+    RelationSpec,
+    canonical_name,
+)
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_SOURCE = re.compile(r"^[a-z][a-z0-9_]*/[a-z][a-z0-9_]*$")
+__all__ = [
+    "AuthoritySpec",
+    "ColumnSpec",
+    "EventSpec",
+    "ExpectationSpec",
+    "KeyReference",
+    "KeysSpec",
+    "MentionSpec",
+    "QuarantineRule",
+    "RelationSpec",
+    "StagingSpec",
+    "load_spec",
+    "load_specs",
+    "target_suffix",
+]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class ColumnSpec(BaseModel):
+    model_config = SPEC_CONFIG
 
-
-def _canonical(name: str) -> str:
-    if not _NAME.match(name) or len(name) > 63:
-        raise ValueError(
-            f"{name!r} is not a canonical column name (snake_case, [a-z][a-z0-9_]*, <= 63 chars)"
-        )
-    return name
-
-
-class ColumnSpec(_Model):
     source: str = Field(alias="from", min_length=1, description="the bronze column")
     kind: Kind = Field("text", alias="as")
     crosswalk: str | None = None
     code_column: str | None = None
-    only_if: dict[str, list[str]] | None = None
+    only_if: Condition = None
     future: bool = False  # a date that may lie in the future: a deadline (公示期限), not a recorded fact
 
     @model_validator(mode="after")
@@ -178,170 +187,20 @@ class ColumnSpec(_Model):
         return [self.source] + ([self.code_column] if self.code_column else [])
 
 
-class MentionSpec(_Model):
+class MentionSpec(BaseModel):
+    model_config = SPEC_CONFIG
+
     role: str
     prefix: str = ""
-    when: dict[str, list[str]] | None = None
+    when: Condition = None
     related: str | None = None
 
-    _role = field_validator("role")(lambda v: _canonical(v))
+    _role = field_validator("role")(lambda v: canonical_name(v))
 
 
-class KeyReference(_Model):
-    """A column holding the local key of another table of the same department (checked against the other specs
-    by :func:`load_specs`, which passes the tables that declare a local key as ``local_keys``)."""
+class StagingSpec(BaseModel):
+    model_config = SPEC_CONFIG
 
-    column: str
-    table: str
-
-    @field_validator("table")
-    @classmethod
-    def _table(cls, v: str, info: ValidationInfo) -> str:
-        if not _SOURCE.match(v):
-            raise ValueError(f"{v!r} must be '<department>/<asset>', both snake_case")
-        known = (info.context or {}).get("local_keys")
-        if known is not None and v not in known:
-            raise ValueError(
-                f"no spec of {v!r} declares a local key (keys: {{local: ...}}); declared: {sorted(known)}"
-            )
-        return v
-
-
-class KeysSpec(_Model):
-    """A department's own numbers (see the module's docstring): valid as link keys within that department."""
-
-    local: str | None = None
-    references: list[KeyReference] = []
-
-
-class RelationSpec(_Model):
-    """What a row says between the persons and enterprises it mentions (employment, roster membership)."""
-
-    kind: Literal["employment", "roster"]
-    person: str
-    enterprise: str | None = None
-
-    @model_validator(mode="after")
-    def _roles(self) -> RelationSpec:
-        if self.kind == "employment" and self.enterprise is None:
-            raise ValueError("an employment relation names its 'enterprise' role")
-        if self.kind == "roster" and self.enterprise is not None:
-            raise ValueError("a roster relation has no 'enterprise'")
-        return self
-
-
-class EventSpec(_Model):
-    type: str
-    #: what the event means to the marts: one of :data:`models.events.CATEGORY_KEYS` (required)
-    event_category: str | None = Field(None, validate_default=True)
-    subject: str
-    date: str
-    end_date: str | None = None
-    amount: str | None = None
-    category: str | None = None
-    reference: str | None = None
-    status: str | None = None
-
-    _type = field_validator("type")(lambda v: _canonical(v))
-
-    @field_validator("event_category")
-    @classmethod
-    def _category(cls, v: str | None) -> str:
-        """Required, and one of the closed vocabulary: a missing or misspelled category would silently take the
-        event out of every mart, so the error lists what the marts understand."""
-        if v is None:
-            raise ValueError(f"required: what the event means to the marts, one of {describe_categories()}")
-        if v not in CATEGORY_KEYS:
-            close = difflib.get_close_matches(v, CATEGORY_KEYS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"unknown event category {v!r}{hint}; the categories are {describe_categories()}"
-            )
-        return v
-
-    @property
-    def category_key(self) -> str:
-        """The declared category (validated: never None)."""
-        return self.event_category or "other"
-
-    def columns(self) -> dict[str, str]:
-        fields = ("date", "end_date", "amount", "category", "reference", "status")
-        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
-
-
-class QuarantineRule(_Model):
-    reason: str
-    all_missing: list[str] | None = None
-    invalid: str | None = None
-    missing: str | None = None
-
-    _reason = field_validator("reason")(lambda v: _canonical(v))
-
-    @model_validator(mode="after")
-    def _one(self) -> QuarantineRule:
-        given = [k for k in ("all_missing", "invalid", "missing") if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError("a rule has exactly one of 'all_missing', 'invalid', 'missing'")
-        return self
-
-    def columns(self) -> list[str]:
-        return list(self.all_missing or []) + [c for c in (self.invalid, self.missing) if c]
-
-
-class ExpectationSpec(_Model):
-    """A rule of this table's own, beside those every table gets from its kinds (quality/expectations.py):
-    what a department's data must hold for downstream to trust it (``hard`` blocks downstream assets) or
-    should hold (``soft`` warns)."""
-
-    rule: Literal["not_null", "unique", "in_set", "between"]
-    column: str
-    severity: Literal["hard", "soft"] = "hard"
-    mostly: float | None = Field(None, gt=0, le=1)
-    values: list[str] | None = None
-    min: float | str | None = None
-    max: float | str | None = None
-    why: str | None = None
-
-    @model_validator(mode="after")
-    def _arguments(self) -> ExpectationSpec:
-        if (self.rule == "in_set") != (self.values is not None):
-            raise ValueError("'values' goes with rule 'in_set' and is required there")
-        if self.rule == "between" and self.min is None and self.max is None:
-            raise ValueError("rule 'between' needs 'min', 'max' or both")
-        if self.rule != "between" and (self.min is not None or self.max is not None):
-            raise ValueError("'min' and 'max' go with rule 'between' only")
-        return self
-
-
-def _group_ranks(kind: str) -> type[BaseModel]:
-    """The ranks one kind's groups may take: a model of its own so that an unknown group is an unknown key,
-    reported at its line with the known groups listed (and a likely misspelling)."""
-    rank = (StrictInt | None, Field(None, ge=1, description="1 = most authoritative; a lower number wins"))
-    fields: dict = dict.fromkeys(GROUPS[kind], rank)
-    return create_model(f"{kind.title()}Authority", __base__=_Model, **fields)
-
-
-EnterpriseAuthority = _group_ranks("enterprise")
-PersonAuthority = _group_ranks("person")
-
-
-class AuthoritySpec(_Model):
-    """Which golden attribute groups (:data:`models.gold.survivorship.GROUPS`) this source is authoritative for,
-    and how it ranks against the other sources that declare the same group: the deployment, not the code,
-    knows which department keeps a city's legal record."""
-
-    enterprise: EnterpriseAuthority = EnterpriseAuthority()  # type: ignore[valid-type]
-    person: PersonAuthority = PersonAuthority()  # type: ignore[valid-type]
-
-    def ranks(self) -> dict[str, dict[str, int]]:
-        """kind -> group -> rank, the groups declared only."""
-        return {
-            kind: {g: r for g, r in getattr(self, kind).model_dump().items() if r is not None}
-            for kind in ("enterprise", "person")
-        }
-
-
-class StagingSpec(_Model):
     source: str
     grain: str
     description: str | None = None
@@ -360,7 +219,7 @@ class StagingSpec(_Model):
     @field_validator("source")
     @classmethod
     def _source(cls, v: str) -> str:
-        if not _SOURCE.match(v):
+        if not SOURCE_PATTERN.match(v):
             raise ValueError(f"{v!r} must be '<department>/<asset>', both snake_case")
         return v
 
@@ -370,7 +229,11 @@ class StagingSpec(_Model):
         if not v:
             raise ValueError("must name at least one column")
         for name in v:
-            _canonical(name)
+            canonical_name(name)
+            if name in OPERATORS:
+                raise ValueError(
+                    f"{name!r} is an operator of conditions ({', '.join(OPERATORS)}), not a column name"
+                )
         return v
 
     @model_validator(mode="after")
@@ -382,17 +245,23 @@ class StagingSpec(_Model):
             if col is not None and col not in produced:
                 problems.append(f"{where}: {col!r} is not a staging column of this spec")
 
-        seen: set[str] = set()
+        located: list[tuple[tuple, str]] = []  # (path, message): reported at the key's own line
+
+        def condition(cond: dict | None, at: tuple, known: list[str], what: str) -> None:
+            for path, col in condition_columns(cond):
+                if col not in known:
+                    close = difflib.get_close_matches(col, known, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    located.append(((*at, *path), f"{col!r} is not a staging column {what}{hint}"))
+
+        seen: list[str] = []
         for name, column in self.columns.items():
-            for cond in column.only_if or {}:
-                if cond not in seen:
-                    problems.append(f"columns.{name}.only_if: {cond!r} must be a column defined above it")
-            seen.update(self._outputs_of(name, column))
+            condition(column.only_if, ("columns", name, "only_if"), seen, "defined above this one")
+            seen += self._outputs_of(name, column)
         roles = {m.role for m in self.enterprises} | {m.role for m in self.persons}
         for group in ("enterprises", "persons"):
             for i, m in enumerate(getattr(self, group)):
-                for cond in m.when or {}:
-                    need(cond, f"{group}[{i}].when")
+                condition(m.when, (group, i, "when"), produced, "of this spec")
                 if m.related is not None and m.related not in {e.role for e in self.enterprises}:
                     problems.append(f"{group}[{i}].related: no enterprise mention has role {m.related!r}")
                 if not any(c.startswith(m.prefix) for c in produced):
@@ -415,13 +284,13 @@ class StagingSpec(_Model):
             if self.authority.ranks()[kind] and not mentions:
                 problems.append(f"authority.{kind}: the spec has no {kind} mentions ({kind}s:) to rank")
         problems += self._key_problems(produced) + self._relation_problems()
-        cases = self._case_problems(produced)
-        if cases and not problems:  # each at its key's line
-            issues = [(("service_cases", f), m, None) for f, m in cases]
+        located += [(("service_cases", f), m) for f, m in self._case_problems(produced)]
+        if located and not problems:  # each at its key's line
+            issues = [(path, m, None) for path, m in located]
             raise PydanticCustomError(
-                "qst_rules", "{summary}", {"summary": "; ".join(m for _, m in cases), "issues": issues}
+                "qst_rules", "{summary}", {"summary": "; ".join(m for _, m in located), "issues": issues}
             )
-        problems += [f"service_cases.{f}: {m}" for f, m in cases]
+        problems += [f"{'.'.join(map(str, path))}: {m}" for path, m in located]
         if problems:
             raise ValueError("; ".join(problems))
         return self

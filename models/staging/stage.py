@@ -22,6 +22,7 @@ from connectors.types import BAD_DATE, BAD_VALUE
 from lake.city import DEFAULT_TIMEZONE
 from models.staging.quarantine import quarantine_rows, reasons
 from models.staging.spec import ColumnSpec, StagingSpec, target_suffix
+from models.staging.spec_conditions import condition_columns, condition_expr
 from models.staging.spec_kinds import KIND_SUFFIXES
 from models.standardize import (
     nullify,
@@ -266,15 +267,6 @@ def _unpack(name: str, col: ColumnSpec, tmp: str) -> list[pl.Expr]:
     ]
 
 
-def _condition(cond: dict[str, list[str]] | None) -> pl.Expr | None:
-    if not cond:
-        return None
-    expr = pl.lit(True)
-    for column, values in cond.items():
-        expr = expr & pl.col(column).is_in(values).fill_null(False)
-    return expr
-
-
 # --------------------------------------------------------------------------------------------------
 # The engine
 # --------------------------------------------------------------------------------------------------
@@ -303,7 +295,7 @@ def _levels(spec: StagingSpec) -> list[list[str]]:
     levels: list[list[str]] = []
     placed: dict[str, int] = {}  # staging output column -> level
     for name, col in spec.columns.items():
-        level = max((placed[c] + 1 for c in (col.only_if or {})), default=0)
+        level = max((placed[c] + 1 for _, c in condition_columns(col.only_if)), default=0)
         while len(levels) <= level:
             levels.append([])
         levels[level].append(name)
@@ -376,7 +368,7 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
         for name in level:
             col = spec.columns[name]
             raw = pl.col(col.source)
-            cond = _condition(col.only_if)
+            cond = condition_expr(col.only_if)
             if cond is not None:
                 raw = pl.when(cond).then(raw)
             inputs[name] = [f"__raw_{name}"] + ([f"__rawcode_{name}"] if col.code_column else [])
