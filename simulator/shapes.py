@@ -215,3 +215,16 @@ def city_tables(shape: CityShape) -> tuple[dict[str, tuple[TableSpec, Builder]],
         for spec, build in realize(shape, dept):
             builders[f"{spec.department}.{spec.name}"] = (spec, build)
     return builders, {d.key: d.title for d in shape.departments}
+
+
+def registry_table(shape: CityShape) -> tuple[str, str]:
+    """``(department, source table)`` of the shape's registry of commercial entities: the legal record of every
+    enterprise's name and status, which the truth's golden records are scored against."""
+    if shape.legacy:
+        return "samr", "T_SCZT_DJXX"
+    for dept in shape.departments:
+        if dept.kind == "registry":
+            from simulator.kinds import realize
+
+            return dept.key, realize(shape, dept)[0][0].name
+    raise ValueError(f"city shape {shape.name!r} has no registry department")
