@@ -180,7 +180,11 @@ def _check_specs(
             continue
         present = list(src.bronze)
         for name, col in spec.columns.items():
-            for key, bronze in (("from", col.source), ("code_column", col.code_column)):
+            for key, bronze in (
+                ("from", col.source),
+                ("code_column", col.code_column),
+                ("key_column", col.key_column),
+            ):
                 if bronze is None or bronze in src.bronze:
                     continue
                 hint = difflib.get_close_matches(bronze, present, n=1)

@@ -36,13 +36,14 @@ from models.staging.spec_kinds import IDENTIFIER_KINDS, STATUS_KINDS
 from models.staging.stage import LINEAGE
 from models.standardize import DATE_STATUSES, PHONE_KINDS, STATUSES, TIN_KINDS
 from models.standardize.codes import CANONICAL
-from models.standardize.dates import PLAUSIBLE_RANGE
+from models.standardize.dates import PLAUSIBLE_RANGE, YEAR_STATUSES
 from models.standardize.identifiers import KEY_KINDS
+from models.standardize.parties import PARTY_KINDS
 
 Severity = Literal["hard", "soft"]
 
 # ---- the vocabularies and thresholds (one place) ------------------------------------------------------
-DATE_KINDS = frozenset({"date", "datetime", "period"})
+DATE_KINDS = frozenset({"date", "datetime", "period", "year"})
 #: Kinds whose value is a point in time, checked for plausibility (a bronze timestamp too: a legacy
 #: system with a wrong clock writes update times in the future).
 DATED_KINDS = DATE_KINDS | {"timestamp"}
@@ -55,6 +56,7 @@ SUBJECT_KINDS = ("enterprise", "person")
 STATUS_VOCABULARIES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(IDENTIFIER_KINDS, STATUSES),
     **dict.fromkeys(DATE_KINDS, DATE_STATUSES),
+    "year": YEAR_STATUSES,
     **dict.fromkeys(NUMBER_KINDS, NUMBER_STATUSES),
 }
 
@@ -222,6 +224,8 @@ def vocabularies(column: str, kind: str) -> dict[str, tuple[str, ...]]:
         out[f"{column}_kind"] = PHONE_KINDS
     if kind == "key_kind":
         out[column] = KEY_KINDS
+    if kind == "party_kind":
+        out[column] = PARTY_KINDS
     return out
 
 

@@ -469,3 +469,32 @@ def test_every_shipped_event_declares_a_category():
     assert declared["admin_penalty"] == "market_penalty"
     assert declared["env_penalty"] == "environmental_penalty"
     assert set(declared.values()) <= set(CATEGORY_KEYS)
+
+
+def test_a_bare_year_dates_a_tax_rating_event():
+    s = StagingSpec.model_validate(
+        {
+            "source": "tax/credit_ratings",
+            "grain": "t",
+            "columns": {
+                "tin": {"from": "NSRSBH", "as": "tin"},
+                "rating_year": {"from": "ND", "as": "year"},
+                "rating": {"from": "PJJG"},
+            },
+            "enterprises": [{"role": "subject"}],
+            "events": [
+                {
+                    "type": "tax_rating",
+                    "event_category": "tax_rating",
+                    "subject": "subject",
+                    "date": "rating_year",
+                    "category": "rating",
+                }
+            ],
+        }
+    )
+    frame = pl.DataFrame({"NSRSBH": [USCC, USCC], "ND": ["2024年度", "20xx"], "PJJG": ["A", "B"]})
+    out = stage(frame, s, SourceInfo("tax", "credit_ratings", "XY_NSPJ", ("NSRSBH", "ND")))
+    assert out.rows["rating_year_status"].to_list() == ["ok", "invalid"]
+    ev = canonical.events(out.rows, s)
+    assert ev["event_date"].to_list() == [dt.date(2024, 1, 1), None]

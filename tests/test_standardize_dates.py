@@ -18,6 +18,7 @@ from models.standardize.dates import (
     excel_serial_to_datetime,
     parse_date,
     parse_datetime,
+    parse_year,
     parse_yyyymm,
 )
 from models.standardize.nulls import NULL_MARKERS
@@ -367,6 +368,46 @@ def test_written_datetimes_round_trip(moments):
 # ------------------------------------------------------------------------------------------------
 # Periods
 # ------------------------------------------------------------------------------------------------
+def test_bare_years_are_their_january_first():
+    jan = dt.date(2025, 1, 1)
+    got = pairs(
+        parse_year,
+        [
+            "2025",
+            "2025年",
+            "2025年度",
+            " ２０２５ ",
+            "2025.0",
+            "25",
+            "1900",
+            "9999",
+            "2025年10月",
+            "x",
+            "NULL",
+            None,
+        ],
+    )
+    assert got == [
+        (jan, "ok"),
+        (jan, "ok"),
+        (jan, "ok"),
+        (jan, "ok"),
+        (jan, "ok"),
+        (None, "invalid"),
+        (None, "invalid"),  # the placeholder year
+        (None, "invalid"),
+        (None, "invalid"),  # a month is a period, not a year
+        (None, "invalid"),
+        (None, "missing"),
+        (None, "missing"),
+    ]
+    assert pairs(parse_year, [2025, None, 1899], dtype=pl.Int64) == [
+        (jan, "ok"),
+        (None, "missing"),
+        (None, "invalid"),
+    ]
+
+
 def test_periods():
     got = pairs(
         parse_yyyymm,

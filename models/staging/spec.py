@@ -43,9 +43,16 @@ Kinds (``as``) and the staging columns each produces for a canonical name ``X`` 
 ``resident_id``   ``X``, ``X_status``, ``X_was_15``, ``X_birth_date``, ``X_sex``, ``X_masked``
 ``key_kind``      ``X``: what a mixed 证件号 column holds (uscc | org_code | old_tin | resident_id | unknown |
                   missing), for ``only_if`` and mention ``when`` conditions
+``party_kind``    ``X``: whether a party column (``from``: its name) that mixes enterprises and persons holds an
+                  enterprise | person | unknown | missing, by the optional ``key_column`` (a bronze 证件号: a valid
+                  USCC, organization code or old TIN -> enterprise, a valid resident ID -> person), else by the
+                  name (a legal form or organization word -> enterprise, 2-4 Han characters or a name with a
+                  middle dot -> person), else unknown (:mod:`models.standardize.parties`)
 ``phone``         ``X``, ``X_kind``
 ``date`` ``datetime`` ``period``  ``X``, ``X_status`` (ok | sentinel | invalid | missing); ``period`` is a
                   month (``YYYYMM``) as its first day
+``year``          ``X``: a bare year (``2025``, ``'2025年'``, ``'2025年度'``) as its January 1, ``X_status`` (ok |
+                  invalid | missing): a tax rating's 评价年度 dates its event (``date: rating_year``)
 ``timestamp``     ``X``: a bronze timestamp kept as it is (UTC)
 ``amount``        ``X``: decimal(18,2) yuan, ``X_status`` (ok | invalid | missing)
 ``capital_wan``   ``X``: decimal(18,4) in 万元 from text like '500万元人民币', ``X_status``
@@ -172,6 +179,7 @@ class ColumnSpec(BaseModel):
     kind: Kind = Field("text", alias="as")
     crosswalk: str | None = None
     code_column: str | None = None
+    key_column: str | None = None  # party_kind: the bronze 证件号 column read beside the name
     only_if: Condition = None
     future: bool = False  # a date that may lie in the future: a deadline (公示期限), not a recorded fact
 
@@ -181,10 +189,17 @@ class ColumnSpec(BaseModel):
             raise ValueError("'crosswalk' goes with 'as: code' and is required there")
         if self.code_column is not None and self.kind != "division":
             raise ValueError("'code_column' goes with 'as: division' only")
+        if self.key_column is not None and self.kind != "party_kind":
+            raise ValueError("'key_column' goes with 'as: party_kind' only")
         return self
 
+    @property
+    def second_source(self) -> str | None:
+        """The second bronze column a kind reads beside ``from`` (a division's code, a party's key), if any."""
+        return self.code_column or self.key_column
+
     def bronze_columns(self) -> list[str]:
-        return [self.source] + ([self.code_column] if self.code_column else [])
+        return [self.source] + ([self.second_source] if self.second_source else [])
 
 
 class MentionSpec(BaseModel):

@@ -29,6 +29,7 @@ from models.standardize import (
     org_code,
     parse_date,
     parse_datetime,
+    parse_year,
     parse_yyyymm,
     phone,
     regno,
@@ -41,6 +42,7 @@ from models.standardize.codes import TARGETS, map_code
 from models.standardize.identifiers import FULLWIDTH_TO_ASCII, key_kind
 from models.standardize.names import enterprise_name, person_name
 from models.standardize.nulls import Stages
+from models.standardize.parties import party_kind
 
 LINEAGE = ["source_department", "source_table", "source_asset", "source_pk"]
 BRONZE_LINEAGE = ["_qst_batch_id", "_qst_extracted_at", "_qst_row_hash", "_qst_flags"]
@@ -103,6 +105,7 @@ _STRUCT_FIELDS: dict[str, dict[str, str]] = {  # kind -> {struct field: staging 
     "date": {"value": "", "status": "status"},
     "datetime": {"value": "", "status": "status"},
     "period": {"value": "", "status": "status"},
+    "year": {"value": "", "status": "status"},
     "amount": {"value": "", "status": "status"},
     "capital_wan": {"value": "", "status": "status"},
     "integer": {"value": "", "status": "status"},
@@ -201,6 +204,8 @@ def _kind_expr(
             ).struct.field("value")
         case "key_kind":
             return key_kind(raw)
+        case "party_kind":
+            return party_kind(raw, code)
         case "enterprise_name":  # the name standardizers keep what they are given: markers go first
             return enterprise_name(nullify(raw))
         case "person_name":
@@ -230,6 +235,8 @@ def _kind_expr(
             return s.result(raw, pl.struct(value=utc, status=F("parsed").struct.field("status")))
         case "period":
             return parse_yyyymm(raw, tz=tz)
+        case "year":
+            return parse_year(raw)
         case "amount":
             return _amount(raw, dtype)
         case "capital_wan":
@@ -247,7 +254,7 @@ def _kind_expr(
 def _unpack(name: str, col: ColumnSpec, tmp: str) -> list[pl.Expr]:
     """The staging columns of one canonical column from its temporary struct column ``tmp``."""
     f = pl.col(tmp)
-    if col.kind in ("text", "timestamp", "key_kind"):
+    if col.kind in ("text", "timestamp", "key_kind", "party_kind"):
         return [f.alias(name)]
     if col.kind == "code":
         assert col.crosswalk is not None  # ColumnSpec requires a crosswalk with 'as: code'
@@ -371,10 +378,12 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
             cond = condition_expr(col.only_if)
             if cond is not None:
                 raw = pl.when(cond).then(raw)
-            inputs[name] = [f"__raw_{name}"] + ([f"__rawcode_{name}"] if col.code_column else [])
+            second = col.second_source
+            inputs[name] = [f"__raw_{name}"] + ([f"__rawcode_{name}"] if second else [])
             raws.append(raw.alias(f"__raw_{name}"))
-            if col.code_column:
-                raws.append(pl.col(col.code_column).alias(f"__rawcode_{name}"))
+            if second:  # conditioned as the main column: where only_if fails, the result is missing
+                code_raw = pl.col(second) if cond is None else pl.when(cond).then(pl.col(second))
+                raws.append(code_raw.alias(f"__rawcode_{name}"))
         frame = frame.with_columns(raws)
         distinct = _distinct_counts(
             frame, [inputs[name] for name in level if spec.columns[name].kind not in _CHEAP]
@@ -385,7 +394,7 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
             col = spec.columns[name]
             tmp = f"__stg_{name}"
             keys = inputs[name]
-            code = pl.col(keys[1]) if col.code_column else None
+            code = pl.col(keys[1]) if col.second_source else None
             expr = _kind_expr(col, pl.col(keys[0]), schema[col.source], info, code).alias(tmp)
             extra = [nullify(pl.col(keys[0])).alias(f"{tmp}_source")] if col.kind == "code" else []
             if distinct.get(name, frame.height) * 2 <= frame.height and frame.height >= _DEDUPE_MIN_ROWS:

@@ -18,6 +18,7 @@ from models.standardize.dates import (
     excel_serial_to_datetime,
     parse_date,
     parse_datetime,
+    parse_year,
     parse_yyyymm,
 )
 from models.standardize.identifiers import (
@@ -52,6 +53,7 @@ __all__ = [
     "org_code_from_uscc",
     "parse_date",
     "parse_datetime",
+    "parse_year",
     "parse_yyyymm",
     "phone",
     "regno",

@@ -319,6 +319,31 @@ def parse_yyyymm(
     )
 
 
+#: A bare year as departments write it: 2025, '2025', '2025年', '2025年度' (a float read from a sheet: 2025.0).
+_YEAR_RE = r"^([0-9]{4})(?:\.0+|年度?)?$"
+#: ``X_status`` of a year (no sentinel: a year of 1900 or 9999 is simply not a plausible one, 'invalid').
+YEAR_STATUSES = ("ok", "invalid", "missing")
+
+
+def parse_year(expr: IntoExpr, *, plausible: tuple[dt.date, dt.date] = PLAUSIBLE_RANGE) -> pl.Expr:
+    """A bare year (a tax rating's 评价年度 ``ND = 2025``) → ``{value: Date, January 1 of the year, status}``.
+
+    Why a date: an event needs one (a rating is dated by its year, as :func:`parse_yyyymm` dates a period by
+    its month's first day). Full-width digits are folded; ``status`` is 'ok' for a year after the plausible
+    range's first (1900, a placeholder) up to its last, 'invalid' for anything else written, 'missing' for
+    nothing (or a null marker)."""
+    source = as_expr(expr)
+    s = Stages(text=nullify(source).str.replace_many(FULLWIDTH_TO_ASCII).str.replace_all(r"\s", ""))
+    s.add(year=F("text").str.extract(_YEAR_RE, 1).cast(pl.Int32, strict=False))
+    s.add(ok=F("year").is_between(plausible[0].year + 1, plausible[1].year).fill_null(False))
+    status = pl.when(F("text").is_null()).then(pl.lit("missing")).when(F("ok")).then(pl.lit("ok"))
+    return s.result(
+        source,
+        value=pl.when(F("ok")).then(pl.date(F("year"), 1, 1)),
+        status=status.otherwise(pl.lit("invalid")),
+    )
+
+
 def excel_serial_to_datetime(expr: IntoExpr, *, max_serial: float = EXCEL_SERIAL_MAX) -> pl.Expr:
     """Excel serial (1900 system; number or numeric text) → naive Datetime('us'); null when not a serial.
 
