@@ -51,9 +51,13 @@ def main() -> None:
     t = time.perf_counter()
     state = simulate(estate, enterprises=args.enterprises, seed=args.seed, city=args.city)
     seconds["simulate"] = time.perf_counter() - t
-    print(f"simulated {args.city}: {args.enterprises:,} enterprises, {sum(state.rows.values()):,} source rows")
+    print(
+        f"simulated {args.city}: {args.enterprises:,} enterprises, {sum(state.rows.values()):,} source rows"
+    )
     t = time.perf_counter()
-    report = check_deployment(estate / "sources.yaml", args.deployment / "specs", args.deployment / "exports.yaml")
+    report = check_deployment(
+        estate / "sources.yaml", args.deployment / "specs", args.deployment / "exports.yaml"
+    )
     seconds["check"] = time.perf_counter() - t
     print(f"qst check: {report.summary()}")
     for finding in report.findings:
@@ -102,7 +106,9 @@ def print_figures(f: dict) -> None:
         "registry record, by source:"
     )
     for s in m["fragments_by_source"]:
-        print(f"  {s['source_department']}.{s['source_table']}: {s['entities']:,} entities ({s['records']:,} records)")
+        print(
+            f"  {s['source_department']}.{s['source_table']}: {s['entities']:,} entities ({s['records']:,} records)"
+        )
     print(
         f"headcount: {m['with_headcount']:,} enterprises with insured_headcount > 0 (total {m['headcount']:,}) "
         f"for {m['true_employers']:,} true employers of the employment relation"

@@ -113,7 +113,9 @@ def mentions_accounted(estate: Path, home: Path) -> pl.DataFrame:
     q_frame = (
         pl.concat(quarantined)
         if quarantined
-        else pl.DataFrame(schema={"department": pl.Utf8, "table": pl.Utf8, "pk": pl.Utf8, "quarantined": pl.Boolean})
+        else pl.DataFrame(
+            schema={"department": pl.Utf8, "table": pl.Utf8, "pk": pl.Utf8, "quarantined": pl.Boolean}
+        )
     )
     joined = truth.join(
         records.unique(["department", "table", "pk", "role", "entity_type"]),
@@ -143,7 +145,9 @@ def golden_accuracy(estate: Path, home: Path) -> dict[str, float | int]:
     ).select("pk", true_id="entity_id")
     xw = read_gold(home, "entity_crosswalk", ["record_id", "entity_id", "source_department", "source_table"])
     recs = _records(home).filter(
-        (pl.col("source_department") == dept) & (pl.col("source_table") == table) & (pl.col("role") == "subject")
+        (pl.col("source_department") == dept)
+        & (pl.col("source_table") == table)
+        & (pl.col("role") == "subject")
     )
     dim = read_gold(home, "dim_enterprise", ["entity_id", "name", "status"])
     ents = pl.read_parquet(estate / "truth" / "enterprises" / "*.parquet").select(
@@ -160,7 +164,11 @@ def golden_accuracy(estate: Path, home: Path) -> dict[str, float | int]:
     n = scored.height
     name_ok = int((scored["name"] == scored["true_name"]).fill_null(False).sum())
     status_ok = int((scored["status"] == scored["true_status"]).fill_null(False).sum())
-    both = int(((scored["name"] == scored["true_name"]) & (scored["status"] == scored["true_status"])).fill_null(False).sum())
+    both = int(
+        ((scored["name"] == scored["true_name"]) & (scored["status"] == scored["true_status"]))
+        .fill_null(False)
+        .sum()
+    )
     return {
         "enterprises": n,
         "with_golden": int(scored["entity_id"].is_not_null().sum()),
@@ -178,7 +186,9 @@ def marts_figures(estate: Path, home: Path) -> dict:
     record resolved to) by the source tables of their records."""
     state = EstateState.load(estate)
     dept, table = registry_table(get_shape(state.city))
-    true_enterprises = pl.scan_parquet(estate / "truth" / "enterprises" / "*.parquet").select(pl.len()).collect().item()
+    true_enterprises = (
+        pl.scan_parquet(estate / "truth" / "enterprises" / "*.parquet").select(pl.len()).collect().item()
+    )
     truth = load_truth(estate).collect()
     true_employers = truth.filter(pl.col("role") == "employer")["entity_id"].n_unique()
     with duckdb.connect(str(home / "marts.duckdb"), read_only=True) as con:
@@ -187,9 +197,13 @@ def marts_figures(estate: Path, home: Path) -> dict:
             "SELECT count(*) FILTER (WHERE insured_headcount > 0), coalesce(sum(insured_headcount), 0) "
             "FROM mart_enterprise_360"
         ).fetchone()
-    xw = read_gold(home, "entity_crosswalk", ["entity_id", "entity_type", "source_department", "source_table"])
+    xw = read_gold(
+        home, "entity_crosswalk", ["entity_id", "entity_type", "source_department", "source_table"]
+    )
     ent = xw.filter(pl.col("entity_type") == "enterprise")
-    registered = ent.filter((pl.col("source_department") == dept) & (pl.col("source_table") == table))["entity_id"]
+    registered = ent.filter((pl.col("source_department") == dept) & (pl.col("source_table") == table))[
+        "entity_id"
+    ]
     fragments = ent.filter(~pl.col("entity_id").is_in(registered.implode()))
     by_source = (
         fragments.group_by("source_department", "source_table")
