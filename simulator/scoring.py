@@ -193,8 +193,9 @@ def marts_figures(estate: Path, home: Path) -> dict:
     true_employers = truth.filter(pl.col("role") == "employer")["entity_id"].n_unique()
     with duckdb.connect(str(home / "marts.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT count(*) FROM mart_enterprise_360").fetchone()[0]
-        with_headcount, headcount = con.execute(
-            "SELECT count(*) FILTER (WHERE insured_headcount > 0), coalesce(sum(insured_headcount), 0) "
+        with_headcount, headcount, with_rating, with_penalty = con.execute(
+            "SELECT count(*) FILTER (WHERE insured_headcount > 0), coalesce(sum(insured_headcount), 0), "
+            "count(*) FILTER (WHERE tax_rating IS NOT NULL), count(*) FILTER (WHERE penalty_count > 0) "
             "FROM mart_enterprise_360"
         ).fetchone()
     xw = read_gold(
@@ -217,6 +218,8 @@ def marts_figures(estate: Path, home: Path) -> dict:
         "true_employers": true_employers,
         "with_headcount": with_headcount,
         "headcount": headcount,
+        "with_tax_rating": with_rating,
+        "with_penalty": with_penalty,
         "fragments": fragments["entity_id"].n_unique(),
         "fragments_by_source": by_source.to_dicts(),
     }

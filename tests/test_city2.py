@@ -182,6 +182,18 @@ def test_headcount_comes_from_the_declared_employment_relation(night, estate):
     assert m["with_headcount"] <= m["true_employers"]
 
 
+def test_the_citys_own_event_categories_reach_the_360_card(night, estate):
+    """A tax rating dated only by its year (``as: year``) and an urban-management penalty (``other_penalty``)
+    count on the enterprise's card, though no department or event type of the first city is involved."""
+    _, _, figures = night
+    truth = est.load_truth(estate).collect()
+    rated = truth.filter(pl.col("table") == "TaxRatings")["entity_id"].n_unique()
+    fined = truth.filter((pl.col("table") == "CG_XZCF") & (pl.col("entity_type") == "enterprise"))
+    m = figures["marts"]
+    assert m["with_tax_rating"] >= 0.95 * rated > 0
+    assert 0 < m["with_penalty"] <= fined["entity_id"].n_unique()
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="entity resolution (another issue): measured +26.8% (1,268 rows for 1,000 enterprises at seed 11 size "
