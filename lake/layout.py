@@ -6,6 +6,7 @@
       lake/bronze/<department>/<asset>        one Delta table per source table (connectors)
       lake/quarantine/files/<department>/<drop>  file drops that could not be read, one row per file
       lake/quarantine/rows/<department>/<asset>  staged rows a quarantine rule refused, with reasons
+      lake/quarantine/mentions/<table>        declared mentions a staged row could not give, with reasons
       lake/silver/<name>                      staged and intermediate tables (models)
       lake/gold/<name>                        resolved entities, crosswalk, history, review queue
       lake/review/decisions                   reviewers' match / no-match decisions
@@ -37,6 +38,7 @@ __all__ = [
     "lake_root",
     "marts_path",
     "quarantine_files_path",
+    "quarantine_mentions_path",
     "quarantine_rows_path",
     "scorecard_path",
     "silver_path",
@@ -68,6 +70,12 @@ def quarantine_files_path(home: Path, department: str, drop: str) -> Path:
 def quarantine_rows_path(home: Path, department: str, asset: str) -> Path:
     """The rows of a bronze table that staging refused, each with its reasons (never silently dropped)."""
     return Path(home) / "lake" / "quarantine" / "rows" / department / asset
+
+
+def quarantine_mentions_path(home: Path, table: str) -> Path:
+    """The declared mentions that staged rows could not give to the canonical ``table`` (a mention with no name
+    and no identifier on its row), each with its reason: every mention is emitted or accounted for here."""
+    return Path(home) / "lake" / "quarantine" / "mentions" / table
 
 
 def silver_path(home: Path, name: str) -> Path:

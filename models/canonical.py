@@ -140,6 +140,10 @@ EVENT_SCHEMA = pl.Schema(
 ENTERPRISE_SCHEMA = pl.Schema({**LINEAGE, **ENTERPRISE_FIELDS, **ENTERPRISE_DERIVED})
 PERSON_SCHEMA = pl.Schema({**LINEAGE, **PERSON_FIELDS, **PERSON_DERIVED})
 
+#: Roles of records the canonical build derives beside the declared mentions (none yet): left out of the
+#: mention reconciliation, which counts declared mentions only.
+DERIVED_ROLES: frozenset[str] = frozenset()
+
 #: The fields that identify a mention: one of them must be present for the mention to be emitted.
 ENTERPRISE_IDENTIFYING = ("name", "uscc", "org_code", "regno", "tin", "local_id")
 PERSON_IDENTIFYING = ("name", "id_number")
@@ -223,13 +227,22 @@ def _date_field(staged: pl.DataFrame, name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Date)
 
 
-def _mention_filter(staged: pl.DataFrame, m: MentionSpec, identifying: tuple[str, ...]) -> pl.Expr:
-    present = [
-        pl.col(f"{m.prefix}{f}").is_not_null() for f in identifying if f"{m.prefix}{f}" in staged.columns
-    ]
-    cond = pl.any_horizontal(present) if present else pl.lit(False)
+def mention_applies(m: MentionSpec) -> pl.Expr:
+    """Where the mention is declared to exist: its ``when`` holds (every row without one). Each such row gives
+    the mention or a quarantine row (:func:`models.staging.quarantine.mention_quarantine`)."""
     when = condition_expr(m.when)
-    return cond if when is None else cond & when
+    return pl.lit(True) if when is None else when
+
+
+def mention_identified(columns: list[str], m: MentionSpec, identifying: tuple[str, ...]) -> pl.Expr:
+    """Where the mention has something to be known by: a name or an identifier (of ``identifying``) among the
+    staging ``columns``."""
+    present = [pl.col(f"{m.prefix}{f}").is_not_null() for f in identifying if f"{m.prefix}{f}" in columns]
+    return pl.any_horizontal(present) if present else pl.lit(False)
+
+
+def _mention_filter(staged: pl.DataFrame, m: MentionSpec, identifying: tuple[str, ...]) -> pl.Expr:
+    return mention_identified(staged.columns, m, identifying) & mention_applies(m)
 
 
 def enterprise_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:

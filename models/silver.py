@@ -29,11 +29,12 @@ from connectors.config_schema import SourcesConfig
 from lake.delta import overwrite, read_dataset, to_arrow
 from lake.layout import (
     bronze_path,
+    quarantine_mentions_path,
     quarantine_rows_path,
     silver_path,
 )
 from models import canonical
-from models.staging.quarantine import QUARANTINE_SCHEMA
+from models.staging.quarantine import MENTION_QUARANTINE_SCHEMA, QUARANTINE_SCHEMA, mention_quarantine
 from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, stage
 
@@ -248,18 +249,24 @@ class IntermediateReport:
     rows: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: declared mentions a staged row could not give (record tables only), by source
+    quarantined_mentions: dict[str, int] = field(default_factory=dict)
 
 
 def build_intermediate(
     home: Path, table: str, specs: list[StagingSpec], *, batch_rows: int = DEFAULT_BATCH_ROWS
 ) -> IntermediateReport:
     """Recompute one canonical table (``int_enterprise_records`` ...) from the staging models of ``specs``
-    that exist; one overwrite commit, streamed a staging batch at a time."""
+    that exist; one overwrite commit, streamed a staging batch at a time. A table of records also rewrites its
+    mentions' quarantine (:func:`models.staging.quarantine.mention_quarantine`), after the records, so that the
+    reconciliation (:func:`quality.quarantine.reconcile_mentions`) counts both as committed."""
     started = time.perf_counter()
     home = Path(home)
     builder = canonical.BUILDERS[table]
     schema = to_arrow(pl.DataFrame(schema=canonical.SCHEMAS[table])).schema
     report = IntermediateReport(table)
+    records = table in canonical.RECORD_TABLES
+    mention_quarantine_parts: list[pl.DataFrame] = []
 
     # opened before the writer starts pulling batches (see _bronze_batches)
     datasets = [
@@ -273,7 +280,14 @@ def build_intermediate(
             for batch in dataset.to_batches(batch_size=batch_rows, **READ_AHEAD):
                 if batch.num_rows == 0:
                     continue
-                out = builder(_frame(batch), spec)
+                frame = _frame(batch)
+                out = builder(frame, spec)
+                if records:
+                    refused = mention_quarantine(frame, spec, table)
+                    if refused.height:
+                        mention_quarantine_parts.append(refused)
+                        counts = report.quarantined_mentions
+                        counts[spec.source] = counts.get(spec.source, 0) + refused.height
                 if out.height:
                     report.rows += out.height
                     report.by_source[spec.source] = report.by_source.get(spec.source, 0) + out.height
@@ -281,6 +295,11 @@ def build_intermediate(
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())
     overwrite(silver_path(home, table), reader, writer_properties=WRITER_PROPERTIES)
+    if records:
+        refused = pl.concat(
+            [pl.DataFrame(schema=MENTION_QUARANTINE_SCHEMA), *mention_quarantine_parts], how="vertical"
+        )
+        overwrite(quarantine_mentions_path(home, table), to_arrow(refused))
     report.seconds = time.perf_counter() - started
     return report
 

@@ -7,7 +7,8 @@ each partition recomputes silver from what bronze holds, so a rerun or a backfil
 
 Checks, per staging model: ``rows_reconcile`` (bronze live rows = silver + quarantined, blocking) and the
 expectation suite (``expectations_hard`` blocking, ``expectations_soft`` a warning); per canonical table its
-own suite. A blocking check that fails stops everything downstream in that run — a table whose rows went
+own suite, and per table of records ``mentions_reconcile`` (each declared mention of each staged row emitted or
+quarantined with a reason, blocking). A blocking check that fails stops everything downstream in that run — a table whose rows went
 missing never feeds entity resolution.
 """
 
@@ -28,9 +29,11 @@ from pipelines.resources import LakeResource
 
 SILVER_PREFIX = "silver"
 RECONCILE_CHECK = "rows_reconcile"
+#: The blocking check of each canonical record table: declared mentions = emitted + quarantined.
+MENTIONS_CHECK = "mentions_reconcile"
 HARD_CHECK = "expectations_hard"
 SOFT_CHECK = "expectations_soft"
-BLOCKING_CHECKS = frozenset({RECONCILE_CHECK, HARD_CHECK})
+BLOCKING_CHECKS = frozenset({RECONCILE_CHECK, MENTIONS_CHECK, HARD_CHECK})
 WARNING_CHECKS = frozenset({SOFT_CHECK})
 
 
@@ -153,6 +156,19 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
 
 def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefinition:
     key = silver_asset_key(table)
+    records = table in canonical.RECORD_TABLES
+    mention_checks = (
+        [
+            dg.AssetCheckSpec(
+                MENTIONS_CHECK,
+                asset=key,
+                blocking=True,
+                description="declared mentions of the staged rows = records emitted + mentions quarantined",
+            )
+        ]
+        if records
+        else []
+    )
 
     @dg.asset(
         key=key,
@@ -160,7 +176,7 @@ def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefini
         group_name=SILVER_PREFIX,
         kinds={"delta", "polars"},
         partitions_def=daily_partitions,
-        check_specs=_suite_checks(key, table),
+        check_specs=[*mention_checks, *_suite_checks(key, table)],
         description=f"Canonical `{table}`: the union of the staging models' mentions, events or service cases "
         "(models/canonical.py).",
     )
@@ -170,13 +186,29 @@ def _intermediate_asset(table: str, specs: list[StagingSpec]) -> dg.AssetsDefini
 
         home = lake.home_path()
         report = silver.build_intermediate(home, table, specs)
+        if report.quarantined_mentions:
+            context.log.warning(
+                f"{table}: declared mentions without a name or identifier quarantined: {report.quarantined_mentions}"
+            )
         yield dg.MaterializeResult(
             metadata={
                 "rows": report.rows,
                 "by_source": dg.MetadataValue.json(report.by_source),
+                "quarantined_mentions": dg.MetadataValue.json(report.quarantined_mentions),
                 "seconds": round(report.seconds, 3),
             }
         )
+        if records:
+            from quality.quarantine import reconcile_mentions
+
+            rec = reconcile_mentions(home, table, [s for s in specs if canonical.feeds(table, s)])
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=MENTIONS_CHECK,
+                passed=rec.ok,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=rec.describe(),
+            )
         sample, total = silver.sample_silver(home, table)
         # the vocabularies (roles, event types) of the specs this run staged: a deployment's own, not the shipped
         suite = suite_for_intermediate(table, {s.source: s for s in specs})

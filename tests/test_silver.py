@@ -14,7 +14,7 @@ from lake.delta import read_dataset
 from lake.layout import quarantine_rows_path, silver_path
 from models import canonical, silver
 from models.staging.spec import load_specs
-from quality.quarantine import reconcile, reconcile_staging
+from quality.quarantine import reconcile, reconcile_mentions, reconcile_staging
 from simulator import estate as est
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
@@ -81,6 +81,16 @@ def test_every_true_record_has_its_canonical_record(estate):
         how="anti",
     )
     assert extra.height == 0, extra.head(5).to_dicts()
+
+
+def test_every_declared_mention_is_emitted_or_quarantined(estate):
+    out, home, _ = estate
+    specs = load_specs()
+    chosen = [specs[s] for s in silver.source_infos(load_sources(out / "sources.yaml")) if s in specs]
+    for table in canonical.RECORD_TABLES:
+        rec = reconcile_mentions(home, table, chosen)
+        assert rec.ok, rec.describe()
+        assert sum(c.expected for c in rec.counts) >= silver.read_silver(home, table, ["role"]).height > 0
 
 
 def test_canonical_tables_have_the_contract_schema_and_unique_ids(estate):

@@ -1,7 +1,8 @@
 """Quarantine: the rows silver cannot use, kept with their reasons and their full original content.
 
 The rules are data (the ``quarantine:`` section of each staging spec, :mod:`models.staging.spec`); this module
-evaluates them and owns the quarantine table's shape. One quarantine table per source table, at
+evaluates them and owns the quarantine table's shape, and that of the mentions' quarantine (a declared mention a
+staged row could not give: :func:`mention_quarantine`, at :func:`lake.layout.quarantine_mentions_path`). One quarantine table per source table, at
 :func:`lake.layout.quarantine_rows_path` (``HOME/lake/quarantine/rows/<department>/<asset>``), rewritten as a
 whole with its staging model, so a rerun can neither double nor keep a stale row (and staging models of
 different departments never contend for one Delta table). That nothing was lost on the way is a check, and
@@ -12,6 +13,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from models.canonical import (
+    ENTERPRISE_IDENTIFYING,
+    PERSON_IDENTIFYING,
+    mention_applies,
+    mention_identified,
+)
 from models.staging.spec import StagingSpec
 
 QUARANTINE_SCHEMA = pl.Schema(
@@ -61,3 +68,48 @@ def quarantine_rows(bad: pl.DataFrame, bronze_columns: list[str]) -> pl.DataFram
     return bad.select(*_LINEAGE, reasons=pl.col("__reasons"), original=text, **optional).cast(
         QUARANTINE_SCHEMA
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Mentions: each declared mention of a staged row is emitted to the canonical tables or quarantined here
+# --------------------------------------------------------------------------------------------------
+#: Why a declared mention was not emitted: its row has no name and no identifier for it.
+NO_NAME_NO_IDENTIFIER = "mention_without_name_or_identifier"
+MENTION_QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "source_department": pl.Utf8(),
+        "source_table": pl.Utf8(),
+        "source_asset": pl.Utf8(),
+        "source_pk": pl.Utf8(),
+        "staging_model": pl.Utf8(),
+        "mention_kind": pl.Utf8(),
+        "role": pl.Utf8(),
+        "reason": pl.Utf8(),
+    }
+)
+
+
+def mention_quarantine(staged: pl.DataFrame, spec: StagingSpec, table: str) -> pl.DataFrame:
+    """The declared mentions of ``spec`` for the canonical ``table`` (``int_enterprise_records`` or
+    ``int_person_records``) that the rows of ``staged`` could not give, in :data:`MENTION_QUARANTINE_SCHEMA`:
+    the mention's ``when`` holds but the row has no name and no identifier for it. Why: a row that silently
+    loses a party (a person filed under an enterprise's prefix, a name column read empty) is a record lost
+    to entity resolution; here it is named by its spec, role and row key, and counted by the reconciliation."""
+    enterprises = table == "int_enterprise_records"
+    kind = "enterprise" if enterprises else "person"
+    mentions = spec.enterprises if enterprises else spec.persons
+    identifying: tuple[str, ...] = ENTERPRISE_IDENTIFYING if enterprises else PERSON_IDENTIFYING
+    parts = [
+        staged.filter(mention_applies(m) & ~mention_identified(staged.columns, m, identifying)).select(
+            *_LINEAGE,
+            staging_model=pl.lit(spec.name),
+            mention_kind=pl.lit(kind),
+            role=pl.lit(m.role),
+            reason=pl.lit(NO_NAME_NO_IDENTIFIER),
+        )
+        for m in mentions
+    ]
+    parts = [p for p in parts if p.height]
+    if not parts:
+        return pl.DataFrame(schema=MENTION_QUARANTINE_SCHEMA)
+    return pl.concat(parts).cast(MENTION_QUARANTINE_SCHEMA)

@@ -78,8 +78,11 @@ Mentions (``enterprises``, ``persons``) map staging columns to the canonical int
 mention with ``prefix: legal_rep_`` reads ``legal_rep_name``, ``legal_rep_id_number`` ... (the fields of
 :mod:`models.canonical`); absent columns are null. ``role`` is the mention's role in the record (subject,
 legal_rep, party, employer, applicant); ``when: CONDITION`` (as ``only_if``) restricts it to some rows; ``related``
-names the role of the enterprise mention of the same row (a legal representative's enterprise). A mention
-that has no name and no identifier on a row is not emitted for that row.
+names the role of the enterprise mention of the same row (a legal representative's enterprise). Every declared
+mention is accounted for: on each staged row where its ``when`` holds it is emitted, or — with no name and no
+identifier there — quarantined (``HOME/lake/quarantine/mentions/<table>``, reason
+``mention_without_name_or_identifier``, naming the spec, role and row key); the blocking check
+``mentions_reconcile`` counts both (:func:`quality.quarantine.reconcile_mentions`).
 
 Events (``events``) put a row on the canonical timeline: ``type`` (the deployment's own name, free),
 ``event_category`` (required: what the event means to the marts, one of the closed vocabulary of
