@@ -1,12 +1,16 @@
 """Build a simulated city estate, and move it forward in time.
 
+The city's shape (``qst simulate --city``, :mod:`simulator.shapes`) says which departments and tables it has and how
+they are written; the first city (``simcity``, :mod:`simulator.tables`) is the default, and ``--advance-days`` moves it
+only.
+
 Layout of an estate folder (``qst simulate --out DIR``)::
 
     DIR/estate.json               what was generated (seed, size, as-of date, row counts) — the
                                   simulator's own state for --advance-days; the pipeline never reads it
     DIR/sources.yaml              the estate described for the pipeline (connectors/config.py format)
     DIR/<department>.sqlite       one SQLite file per department (unless --target DEPT=URL)
-    DIR/drops/streets/*.csv|xlsx  street-office rosters (file drops)
+    DIR/drops/streets/*.csv|xlsx  street-office rosters (file drops; a shape with rosters only)
     DIR/truth/records/*.parquet   TRUTH: one row per (source record, entity it refers to)
     DIR/truth/enterprises/*.parquet, DIR/truth/persons/*.parquet   the true entities
     DIR/truth/deleted/*.parquet   records deleted by --advance-days (department, table, pk, day)
