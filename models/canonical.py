@@ -30,6 +30,7 @@ import polars as pl
 
 from connectors.config_schema import SourcesConfig
 from lake.city import city_timezone
+from models.roles import FORMER_NAME_ROLE
 from models.staging.spec import MentionSpec, StagingSpec
 from models.staging.spec_conditions import condition_expr
 from models.standardize.identifiers import org_code_from_tin, org_code_from_uscc
@@ -88,8 +89,15 @@ ENTERPRISE_FIELDS = pl.Schema(
 #: Derived when the mention is built (not read from staging): the organization code usable as a link key, and
 #: the department's own key when the spec declares the mention's ``local_id`` one (``keys:``, the table owning
 #: it and the value: ``social/employers:DW1``), so resolution links on it without knowing any department.
+#: ``link_same_entity``: the record a former name (曾用名, role ``former_name``) was declared on, set on both
+#: records, so the deterministic pass links them as one entity.
 ENTERPRISE_DERIVED = pl.Schema(
-    {"link_org_code": pl.Utf8(), "link_org_code_source": pl.Utf8(), "link_local_key": pl.Utf8()}
+    {
+        "link_org_code": pl.Utf8(),
+        "link_org_code_source": pl.Utf8(),
+        "link_local_key": pl.Utf8(),
+        "link_same_entity": pl.Utf8(),
+    }
 )
 
 PERSON_FIELDS = pl.Schema(
@@ -139,10 +147,6 @@ EVENT_SCHEMA = pl.Schema(
 )
 ENTERPRISE_SCHEMA = pl.Schema({**LINEAGE, **ENTERPRISE_FIELDS, **ENTERPRISE_DERIVED})
 PERSON_SCHEMA = pl.Schema({**LINEAGE, **PERSON_FIELDS, **PERSON_DERIVED})
-
-#: Roles of records the canonical build derives beside the declared mentions (none yet): left out of the
-#: mention reconciliation, which counts declared mentions only.
-DERIVED_ROLES: frozenset[str] = frozenset()
 
 #: The fields that identify a mention: one of them must be present for the mention to be emitted.
 ENTERPRISE_IDENTIFYING = ("name", "uscc", "org_code", "regno", "tin", "local_id")
@@ -250,10 +254,15 @@ def enterprise_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
 
     ``link_org_code`` is the organization code that can join this record to pre-2015 ones: a valid one as
     written, else the one embedded in a valid USCC, else in an old 15-character TIN (docs/domain/identifiers.md).
+    A mention's declared former names (``former_names``) add one record each (:func:`_former_names`).
     """
     parts = []
     for m in spec.enterprises:
         rows = staged.filter(_mention_filter(staged, m, ENTERPRISE_IDENTIFYING))
+        formers = [c for c in m.former_names if c in rows.columns]
+        has_former = (
+            pl.any_horizontal([pl.col(c).is_not_null() for c in formers]) if formers else pl.lit(False)
+        )
         out = rows.select(
             record_id(m.role).alias("record_id"),
             "source_department",
@@ -278,9 +287,40 @@ def enterprise_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
             .when(from_tin.is_not_null() | from_tin_uscc.is_not_null())
             .then(pl.lit("tin")),
             link_local_key=_local_key(spec.key_space(m)),
+            link_same_entity=pl.when(rows.select(has_former).to_series()).then(pl.col("record_id")),
         )
         parts.append(out)
+        parts += [_former_names(rows, m, column) for column in formers]
     return _concat(parts, ENTERPRISE_SCHEMA)
+
+
+def _former_names(rows: pl.DataFrame, m: MentionSpec, column: str) -> pl.DataFrame:
+    """The former name in staging ``column`` (kind enterprise_name) of the rows of mention ``m`` as records of
+    role ``former_name``: the name and its derived forms, no identifier, linked to the mention's record
+    (``link_same_entity``). Their id is ``<department>.<asset>:<pk>:former_name__<role>__<column>``, unique per
+    mention and column."""
+    named = rows.filter(pl.col(column).is_not_null())
+    name_fields = {f for f in ENTERPRISE_FIELDS if f == "name" or f.startswith("name_")}
+    fields = [
+        (pl.col(column + f.removeprefix("name")) if f in name_fields else _field(named, m.prefix, f, t))
+        .cast(t)
+        .alias(f)
+        for f, t in ENTERPRISE_FIELDS.items()
+        if f in name_fields or f == "updated_at"
+    ]
+    out = named.select(
+        record_id(f"{FORMER_NAME_ROLE}__{m.role}__{column}").alias("record_id"),
+        "source_department",
+        "source_table",
+        "source_asset",
+        "source_pk",
+        pl.lit(FORMER_NAME_ROLE).alias("role"),
+        *fields,
+        record_id(m.role).alias("link_same_entity"),
+    )
+    return out.with_columns(
+        pl.lit(None, t).alias(c) for c, t in ENTERPRISE_SCHEMA.items() if c not in out.columns
+    )
 
 
 def _local_key(space: str | None) -> pl.Expr:

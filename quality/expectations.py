@@ -31,6 +31,7 @@ from models.canonical import (
     PERSON_FIELDS,
     SCHEMAS,
 )
+from models.roles import FORMER_NAME_ROLE
 from models.staging.spec import ExpectationSpec, StagingSpec, load_specs
 from models.staging.spec_kinds import IDENTIFIER_KINDS, STATUS_KINDS
 from models.staging.stage import LINEAGE
@@ -363,6 +364,8 @@ def suite_for_intermediate(table_name: str, specs: Mapping[str, StagingSpec] | N
     else:
         group = "enterprises" if table_name == "int_enterprise_records" else "persons"
         roles = {m.role for s in specs.values() for m in getattr(s, group)}
+        if any(m.former_names for s in specs.values() for m in getattr(s, group)):
+            roles.add(FORMER_NAME_ROLE)  # the records of declared former names (曾用名)
         hard += [
             _not_null("role", "hard", "every mention has a role"),
             _in_set("role", sorted(roles), f"the roles of the {group} mentions the staging specs declare"),

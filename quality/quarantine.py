@@ -16,7 +16,8 @@ import polars as pl
 
 from lake.delta import read_dataset
 from lake.layout import bronze_path, quarantine_mentions_path, quarantine_rows_path, silver_path
-from models.canonical import DERIVED_ROLES, mention_applies
+from models.canonical import mention_applies
+from models.roles import DERIVED_ROLES
 from models.staging.spec import MentionSpec, StagingSpec
 from models.staging.spec_conditions import condition_columns
 
@@ -159,7 +160,7 @@ def reconcile_mentions(home: Path, table: str, specs: list[StagingSpec]) -> Ment
     """Every declared mention of ``specs`` for the canonical record ``table`` is accounted for: per spec and
     role, the staged rows where its ``when`` holds = the records emitted + the mentions quarantined, each
     counted on the committed tables (the staging model, the canonical table, the mentions' quarantine) so the
-    check proves what is on disk. Records of derived roles (:data:`models.canonical.DERIVED_ROLES`) are the
+    check proves what is on disk. Records of derived roles (:data:`models.roles.DERIVED_ROLES`) are the
     canonical build's own, not declared mentions, and are left out."""
     home = Path(home)
     emitted = _by_source_role(silver_path(home, table))

@@ -156,6 +156,7 @@ def test_survivorship_by_authority_then_recency_then_validity():
         "division_code",
         "industry",
         "industry_section",
+        "role",
     ):
         frame = frame.with_columns(pl.lit(None, pl.Utf8).alias(c))
     frame = frame.with_columns(

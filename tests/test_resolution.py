@@ -40,6 +40,7 @@ def records(**columns) -> pl.DataFrame:
         "regno",
         "regno_status",
         "link_local_key",
+        "link_same_entity",
     ):
         base[c] = [None] * n
     return pl.DataFrame({**base, **columns}, schema_overrides={c: pl.Utf8 for c in base if c != "record_id"})

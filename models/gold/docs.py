@@ -38,6 +38,7 @@ GOLD_DOCS: dict[str, tuple[str, dict[str, str]]] = {
             "registered_capital_wan": "注册资本（万元） registered capital, 10k yuan",
             "records": "关联源记录数 source records linked to this enterprise",
             "departments": "有记录的部门 departments holding a record of it",
+            "former_names": "曾用名 former names declared by the sources (never the golden name)",
         },
     ),
     "dim_person": (

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from models.roles import FORMER_NAME_ROLE
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -48,8 +50,9 @@ ENTERPRISE_RULES: tuple[Rule, ...] = (
             "is_branch": "name_is_branch",
             "name_parent_comparison": "name_parent_comparison",
         },
-        _present("name"),
-        "a non-empty name, with the comparison form and branch flag read from the same record",
+        _present("name") & pl.col("role").ne_missing(FORMER_NAME_ROLE),
+        "a non-empty current name (not a former name, 曾用名), with the comparison form and branch flag read from "
+        "the same record",
     ),
     Rule("uscc", {"uscc": "uscc"}, pl.col("uscc_status") == "valid", "a valid 统一社会信用代码"),
     Rule("regno", {"regno": "regno"}, pl.col("regno_status") == "valid", "a valid old registration number"),
@@ -212,6 +215,7 @@ def golden_records(
             *[k.min().alias(f"__key_{r.group}") for k, r in zip(keys, rules, strict=True)],
             pl.len().cast(pl.Int64).alias("records"),
             pl.col("source_department").unique().sort().alias("departments"),
+            *_former_names(kind, frame),
         )
         .sort("entity_id")
     )
@@ -225,8 +229,19 @@ def golden_records(
             *[pl.col(c).alias(g) for g, c in rule.columns.items()],
         )
         out.append(picked.select(pl.when(pl.Series(has)).then(pl.col(c)).alias(c) for c in picked.columns))
-    out.append(winners.select("records", "departments"))
+    out.append(winners.select("records", "departments", *(["former_names"] if kind == "enterprise" else [])))
     return pl.concat(out, how="horizontal")
+
+
+def _former_names(kind: str, frame: pl.DataFrame) -> list[pl.Expr]:
+    """An enterprise's former names (曾用名: the names of its ``former_name`` records), distinct and sorted, as
+    the aggregation of :func:`golden_records` (persons have none)."""
+    if kind != "enterprise":
+        return []
+    if "role" not in frame.columns:
+        return [pl.lit([], pl.List(pl.Utf8)).first().alias("former_names")]
+    former = pl.col("name").filter((pl.col("role") == FORMER_NAME_ROLE) & pl.col("name").is_not_null())
+    return [former.unique().sort().alias("former_names")]
 
 
 _ROW = 2**40  # room for a trillion rows

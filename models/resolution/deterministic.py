@@ -54,6 +54,13 @@ ENTERPRISE_KEYS: tuple[KeyRule, ...] = (
         pl.col("link_local_key"),
         "the same department's own number (a declared local key, e.g. an employer's 单位编号)",
     ),
+    # a former name (曾用名) declared on a record is that record's enterprise by the source's own word: the
+    # canonical build gives both records the subject's record id (link_same_entity)
+    KeyRule(
+        "former_name",
+        pl.col("link_same_entity"),
+        "a former name (曾用名) declared on the same source row as the enterprise's record: the same entity",
+    ),
 )
 #: The USCC-shaped keys are one key space: a TIN that is a USCC links to the same USCC written elsewhere.
 _SAME_SPACE = {"tin_uscc": "uscc"}

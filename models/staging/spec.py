@@ -82,7 +82,12 @@ names the role of the enterprise mention of the same row (a legal representative
 mention is accounted for: on each staged row where its ``when`` holds it is emitted, or — with no name and no
 identifier there — quarantined (``HOME/lake/quarantine/mentions/<table>``, reason
 ``mention_without_name_or_identifier``, naming the spec, role and row key); the blocking check
-``mentions_reconcile`` counts both (:func:`quality.quarantine.reconcile_mentions`).
+``mentions_reconcile`` counts both (:func:`quality.quarantine.reconcile_mentions`). An enterprise mention may
+declare ``former_names: [COLUMN, ...]`` (staging columns of kind ``enterprise_name``: a change log's old name,
+曾用名): each non-null one adds a record of role ``former_name`` of the same row — the name, no identifier —
+linked to the mention's record as the same entity (``link_same_entity``, the deterministic rule
+``former_name``), so other departments' records under the old name resolve to it; the golden name is never a
+former name (the golden enterprise lists them in ``former_names``). ``former_name`` is no role to declare.
 
 Events (``events``) put a row on the canonical timeline: ``type`` (the deployment's own name, free),
 ``event_category`` (required: what the event means to the marts, one of the closed vocabulary of
@@ -142,6 +147,7 @@ from pydantic_core import PydanticCustomError
 
 from lake.deployment import current_deployment
 from lake.yamlfile import ConfigError, ConfigIssue, load_yaml_model
+from models.roles import DERIVED_ROLES
 from models.staging.spec_cases import ServiceCasesSpec
 from models.staging.spec_conditions import OPERATORS, Condition, condition_columns
 from models.staging.spec_kinds import IDENTIFIER_KINDS, KIND_SUFFIXES, Kind
@@ -212,8 +218,15 @@ class MentionSpec(BaseModel):
     prefix: str = ""
     when: Condition = None
     related: str | None = None
+    #: staging columns (kind enterprise_name) holding the enterprise's former names (曾用名): enterprises only
+    former_names: list[str] = []
 
-    _role = field_validator("role")(lambda v: canonical_name(v))
+    @field_validator("role")
+    @classmethod
+    def _role(cls, v: str) -> str:
+        if v in DERIVED_ROLES:
+            raise ValueError(f"{v!r} is a role the canonical build derives itself; choose another")
+        return canonical_name(v)
 
 
 class StagingSpec(BaseModel):
@@ -284,6 +297,12 @@ class StagingSpec(BaseModel):
                     problems.append(f"{group}[{i}].related: no enterprise mention has role {m.related!r}")
                 if not any(c.startswith(m.prefix) for c in produced):
                     problems.append(f"{group}[{i}].prefix: no staging column starts with {m.prefix!r}")
+                for j, col in enumerate(m.former_names):
+                    at = (group, i, "former_names", j)
+                    if group == "persons":
+                        located.append((at, "former names are an enterprise mention's (曾用名)"))
+                    elif self.kind_of(col) != "enterprise_name":
+                        located.append((at, f"{col!r} is not a staging column of kind enterprise_name"))
         for i, e in enumerate(self.events):
             if e.subject not in roles:
                 problems.append(f"events[{i}].subject: no mention has role {e.subject!r}")
