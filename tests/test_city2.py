@@ -20,12 +20,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from connectors.config import load_sources
 from lake.deployment import DEPLOYMENT_ENV
 from models.exports import load_entitlements
+from pipelines.cli import main as qst
 from pipelines.runner import run_pipeline
-from quality.deployment_check import check_deployment
 from simulator import estate as est
 from simulator.scoring import score_night
 from simulator.shapes import RIVERCITY, SIMCITY, city_tables
@@ -53,7 +54,9 @@ def night(estate):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(DEPLOYMENT_ENV, str(DEPLOYMENT))
         mp.setenv("QST_EXPORT_HMAC_KEY", EXPORT_KEY)
-        report = check_deployment(estate / "sources.yaml", DEPLOYMENT / "specs", DEPLOYMENT / "exports.yaml")
+        report = CliRunner().invoke(
+            qst, ["--deployment", str(DEPLOYMENT), "check", "--config", str(estate / "sources.yaml")]
+        )
         outcome = run_pipeline(
             load_sources(estate / "sources.yaml"), home, partition=PARTITION, until="exports"
         )
@@ -137,9 +140,9 @@ def test_advance_days_refuses_another_shape(estate):
 # ------------------------------------------------------------------------------------------------
 def test_qst_check_finds_no_error(night):
     report, _, _ = night
-    assert report.ok, [f for f in report.findings if f.severity == "error"]
-    unstaged = [f.message for f in report.findings if "has no staging spec" in f.message]
-    assert not unstaged, "every table of the city has its spec"
+    assert report.exit_code == 0, report.output
+    assert "\n0 errors, 0 warnings" in report.output, report.output
+    assert "has no staging spec" not in report.output, "every table of the city has its spec"
 
 
 def test_the_whole_night_runs_to_every_bureaus_verified_export(night):
