@@ -245,6 +245,12 @@ def realize(shape: CityShape, dept: Department) -> list[tuple[TableSpec, Builder
     return out
 
 
+def _nulls(f: Field, n: int) -> pl.Series:
+    """A field a builder left out (a unit too small for any such record)."""
+    dtype = {"date": pl.Date(), "stamp": pl.Datetime("us")}.get(f.type, pl.Utf8())
+    return pl.Series(f.name, [None] * n, dtype=dtype)
+
+
 def _builder(
     shape: CityShape, table: LogicalTable, fields: list[Field], names: dict[str, str], cursor: str
 ) -> Builder:
@@ -253,7 +259,7 @@ def _builder(
         frame = built.rows
         cols = []
         for f in fields:
-            s = frame[f.name] if f.name in frame.columns else pl.Series(f.name, [None] * frame.height)
+            s = frame[f.name] if f.name in frame.columns else _nulls(f, frame.height)
             if f.type == "date":
                 s = encode_date(s, shape.date_encoding(f.name))
             elif f.type == "stamp":

@@ -208,3 +208,44 @@ def test_the_citys_own_event_categories_reach_the_360_card(night, estate):
 def test_mart_enterprise_360_has_one_row_per_true_enterprise(night):
     _, _, figures = night
     assert abs(figures["marts"]["mart_excess_share"]) <= 0.005, figures["marts"]
+
+
+def test_a_shape_is_parameters_not_code():
+    """Any CityShape realizes the generic department kinds in its own names, date encodings and cursor types."""
+    import datetime as dt
+
+    from simulator.entities import generate_unit
+    from simulator.kinds import realize
+    from simulator.mess import MessProfile
+    from simulator.shapes import CityShape, Department, KeyFormat
+    from simulator.tables import BuildContext
+
+    shape = CityShape(
+        name="testcity",
+        departments=(
+            Department("reg", "登记 registry", "registry", "camel", "pascal", "tb_", cursor="epoch"),
+        ),
+        dates={"founded_on": "epoch"},
+        default_date="cn",
+        corp_id=KeyFormat(prefix="QY", width=8),
+    )
+    (registry, build), (log, build_log) = realize(shape, shape.departments[0])
+    assert (registry.name, registry.primary_key, registry.cursor, registry.cursor_kind) == (
+        "tb_corpRegistry",
+        ("CorpId",),
+        "UpdatedAt",
+        "id",
+    )
+    assert {c.name: c.type for c in registry.columns}["FoundedOn"] == "bigint"
+    ctx = BuildContext(
+        generate_unit(5, 0, 0, 50, dt.date(2026, 10, 31)), 5, dt.date(2026, 10, 31), MessProfile()
+    )
+    rows, truth = build(ctx, registry)
+    assert rows["CorpId"].str.starts_with("QY").all() and rows["CorpId"].str.len_chars().min() == 10
+    founded = rows["FoundedOn"].cast(pl.Int64) + 8 * 3600  # local midnight in epoch seconds
+    assert (founded % 86_400 == 0).all()
+    assert truth.height == 2 * 50 and set(truth["table"]) == {"tb_corpRegistry"}
+    changes, _ = build_log(ctx, log)
+    assert changes["ChangedOn"].str.contains("年").all(), "the shape's default encoding"
+    with pytest.raises(ValueError, match="date encoding"):
+        CityShape(name="bad", dates={"founded_on": "roman"})
