@@ -24,7 +24,7 @@ import duckdb
 import polars as pl
 
 from lake.delta import read_dataset
-from lake.layout import bronze_path, quarantine_rows_path, silver_path
+from lake.layout import bronze_path, quarantine_mentions_path, quarantine_rows_path, silver_path
 from models.exports import load_entitlements, verify_package
 from models.gold.build import read_gold
 from models.gold.evaluation import evaluate_gold
@@ -84,7 +84,8 @@ def _records(home: Path) -> pl.DataFrame:
 
 def mentions_accounted(estate: Path, home: Path) -> pl.DataFrame:
     """Per source table, role and kind: the truth's mentions, those with a canonical record, those whose row is
-    quarantined, and the rest (``missing``: a mention silver lost without a word)."""
+    quarantined (the row, or the mention alone), and the rest (``missing``: lost without a word, or filed as the
+    other kind: a party a mistyped key sent to the wrong canonical table)."""
     truth = load_truth(estate).collect()
     records = _records(home).select(
         department="source_department",
@@ -117,11 +118,13 @@ def mentions_accounted(estate: Path, home: Path) -> pl.DataFrame:
             schema={"department": pl.Utf8, "table": pl.Utf8, "pk": pl.Utf8, "quarantined": pl.Boolean}
         )
     )
-    joined = truth.join(
-        records.unique(["department", "table", "pk", "role", "entity_type"]),
-        on=["department", "table", "pk", "role", "entity_type"],
-        how="left",
-    ).join(q_frame.unique(["department", "table", "pk"]), on=["department", "table", "pk"], how="left")
+    keys = ["department", "table", "pk", "role", "entity_type"]
+    joined = (
+        truth.join(records.unique(keys), on=keys, how="left")
+        .join(q_frame.unique(["department", "table", "pk"]), on=["department", "table", "pk"], how="left")
+        .join(_quarantined_mentions(home), on=keys, how="left")
+        .with_columns(quarantined=pl.col("quarantined").fill_null(pl.col("mention_quarantined")))
+    )
     return (
         joined.group_by("department", "table", "role", "entity_type")
         .agg(
@@ -132,6 +135,23 @@ def mentions_accounted(estate: Path, home: Path) -> pl.DataFrame:
         )
         .sort("department", "table", "role", "entity_type")
     )
+
+
+def _quarantined_mentions(home: Path) -> pl.DataFrame:
+    """The declared mentions staged rows could not give (lake/quarantine/mentions/<table>), keyed as the truth."""
+    frames = []
+    for table, kind in (("int_enterprise_records", "enterprise"), ("int_person_records", "person")):
+        ds = read_dataset(quarantine_mentions_path(home, table))
+        if ds is not None:
+            cols = ["source_department", "source_table", "source_pk", "role"]
+            frames.append(
+                pl.from_arrow(ds.to_table(columns=cols))
+                .rename({"source_department": "department", "source_table": "table", "source_pk": "pk"})
+                .with_columns(entity_type=pl.lit(kind), mention_quarantined=pl.lit(True))
+            )
+    schema = dict.fromkeys(("department", "table", "pk", "role", "entity_type"), pl.Utf8)
+    empty = pl.DataFrame(schema={**schema, "mention_quarantined": pl.Boolean})
+    return pl.concat(frames).cast({**schema, "mention_quarantined": pl.Boolean}).unique() if frames else empty
 
 
 def golden_accuracy(estate: Path, home: Path) -> dict[str, float | int]:
