@@ -118,6 +118,14 @@ def main(deployment: Path | None) -> None:
     "deregistrations, name and representative changes, new filings, cases, penalties).",
 )
 @click.option("--list-rates", is_flag=True, help="Print the messiness rates and their defaults, then exit.")
+@click.option(
+    "--city",
+    default="simcity",
+    show_default=True,
+    help="The city's shape (simulator/shapes.py: which departments exist, how their tables, columns, dates, "
+    "cursors and keys are written): simcity (the first simulated city) or rivercity (a registry with its "
+    "change log, tax, urban management, a housing fund; no environment bureau nor street rosters).",
+)
 def simulate(
     out: Path,
     enterprises: int | None,
@@ -127,6 +135,7 @@ def simulate(
     rates: tuple[str, ...],
     advance_days: int | None,
     list_rates: bool,
+    city: str,
 ) -> None:
     """Generate a simulated city's legacy estate (departments, file drops, truth), or move it forward.
 
@@ -148,7 +157,10 @@ def simulate(
         if enterprises is not None or targets:
             raise click.UsageError("--advance-days works on an existing estate: drop --enterprises/--target")
         started = time.perf_counter()
-        state = advance_estate(out, advance_days, progress=_echo_err)
+        try:
+            state = advance_estate(out, advance_days, progress=_echo_err)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
         click.echo(
             f"advanced {advance_days} day(s) in {time.perf_counter() - started:.1f}s; "
             f"the estate is now as of {state.as_of}"
@@ -173,6 +185,7 @@ def simulate(
             targets=target_urls,
             profile=profile,
             progress=_echo_err,
+            city=city,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -183,7 +196,7 @@ def simulate(
 def _summary(out: Path, state, seconds: float) -> None:
     total = sum(state.rows.values())
     click.echo(
-        f"\nSimulated estate in {out} ({state.enterprises:,} enterprises, seed {state.seed}, "
+        f"\nSimulated estate in {out} (city {state.city}, {state.enterprises:,} enterprises, seed {state.seed}, "
         f"as of {state.as_of}): {total:,} source records in {seconds:.1f}s "
         f"({total / max(seconds, 1e-9):,.0f} rows/s)"
     )

@@ -1,7 +1,9 @@
-"""Rewrite the example deployment's sources.yaml (deployments/simcity/sources.yaml) from the simulator's table specs (the demo estate's description).
+"""Rewrite the example deployments' sources.yaml from the simulator's table specs (each simulated city's
+description of its estate): deployments/simcity/sources.yaml (the demo estate, data/estate) and
+deployments/rivercity/sources.yaml (the second simulated city, data/rivercity).
 
-Run after changing simulator/tables.py:  .venv/bin/python scripts/regenerate_sources_example.py
-A test (tests/test_simulator.py) fails while the two are out of step.
+Run after changing simulator/tables.py, kinds.py or shapes.py:  .venv/bin/python scripts/regenerate_sources_example.py
+Tests (tests/test_simulator.py, tests/test_city2.py) fail while they are out of step.
 """
 
 from pathlib import Path
@@ -9,9 +11,12 @@ from pathlib import Path
 from simulator.estate import EstateState, write_sources
 
 REPO = Path(__file__).resolve().parents[1]
+#: deployment -> (the city's shape, where its demo estate lives)
+EXAMPLES = {"simcity": ("simcity", "estate"), "rivercity": ("rivercity", "rivercity")}
 
-if __name__ == "__main__":
-    state = EstateState(
+
+def example_state(city: str) -> EstateState:
+    return EstateState(
         seed=42,
         enterprises=1,
         as_of="2026-10-31",
@@ -22,5 +27,11 @@ if __name__ == "__main__":
         targets={},
         rates={},
         rows={},
+        city=city,
     )
-    print(write_sources(state, REPO / "data" / "estate", REPO / "deployments" / "simcity" / "sources.yaml"))
+
+
+if __name__ == "__main__":
+    for deployment, (city, folder) in EXAMPLES.items():
+        path = REPO / "deployments" / deployment / "sources.yaml"
+        print(write_sources(example_state(city), REPO / "data" / folder, path))

@@ -1,12 +1,16 @@
 """Build a simulated city estate, and move it forward in time.
 
+The city's shape (``qst simulate --city``, :mod:`simulator.shapes`) says which departments and tables it has and how
+they are written; the first city (``simcity``, :mod:`simulator.tables`) is the default, and ``--advance-days`` moves it
+only.
+
 Layout of an estate folder (``qst simulate --out DIR``)::
 
     DIR/estate.json               what was generated (seed, size, as-of date, row counts) — the
                                   simulator's own state for --advance-days; the pipeline never reads it
     DIR/sources.yaml              the estate described for the pipeline (connectors/config.py format)
     DIR/<department>.sqlite       one SQLite file per department (unless --target DEPT=URL)
-    DIR/drops/streets/*.csv|xlsx  street-office rosters (file drops)
+    DIR/drops/streets/*.csv|xlsx  street-office rosters (file drops; a shape with rosters only)
     DIR/truth/records/*.parquet   TRUTH: one row per (source record, entity it refers to)
     DIR/truth/enterprises/*.parquet, DIR/truth/persons/*.parquet   the true entities
     DIR/truth/deleted/*.parquet   records deleted by --advance-days (department, table, pk, day)
@@ -33,15 +37,26 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import yaml
 
 from simulator import vocab
 from simulator.entities import UNIT_SIZE, Unit, generate_unit
+from simulator.estate_sources import ROSTER_DEPARTMENT, sources_document, sources_yaml_text, write_sources
 from simulator.files import FOLDER as ROSTER_FOLDER
 from simulator.files import RosterDrops
 from simulator.mess import MessProfile
-from simulator.tables import BUILDERS, DEPARTMENTS, TRUTH_SCHEMA, BuildContext, TableSpec
+from simulator.shapes import DEFAULT_SHAPE, city_tables, get_shape
+from simulator.tables import BUILDERS, TRUTH_SCHEMA, BuildContext
 from simulator.writers import Target, open_target, prepare
+
+__all__ = [
+    "EstateState",
+    "advance",
+    "load_truth",
+    "simulate",
+    "sources_document",
+    "sources_yaml_text",
+    "write_sources",
+]
 
 DEFAULT_AS_OF = dt.date(2026, 10, 31)
 ESTATE_FORMAT = 1
@@ -65,6 +80,7 @@ class EstateState:
     rates: dict[str, float]
     rows: dict[str, int]
     format: int = ESTATE_FORMAT
+    city: str = DEFAULT_SHAPE  # the city's shape (simulator/shapes.py)
 
     @classmethod
     def load(cls, out: Path) -> EstateState:
@@ -79,11 +95,9 @@ class EstateState:
         )
 
 
-def _open_targets(out: Path, targets: dict[str, str]) -> dict[str, Target]:
+def _open_targets(out: Path, targets: dict[str, str], city: str = DEFAULT_SHAPE) -> dict[str, Target]:
     opened = {}
-    for dept in DEPARTMENTS:
-        if dept == "streets":
-            continue
+    for dept in _sql_departments(city):
         spec = targets.get(dept, f"sqlite:{dept}.sqlite")
         if spec.startswith("sqlite:"):
             opened[dept] = open_target(out / spec.removeprefix("sqlite:"))
@@ -96,92 +110,9 @@ def _open_targets(out: Path, targets: dict[str, str]) -> dict[str, Target]:
     return opened
 
 
-def sources_document(state: EstateState, estate_dir: Path, yaml_dir: Path) -> dict:
-    """The ``sources.yaml`` content describing this estate (paths relative to the yaml's folder)."""
-    rel = Path(os.path.relpath(estate_dir.resolve(), yaml_dir.resolve()))
-    departments: dict = {}
-    for spec, _ in BUILDERS.values():
-        dept = departments.setdefault(
-            spec.department,
-            {
-                "title": DEPARTMENTS[spec.department],
-                "connection": _connection(
-                    state.targets.get(spec.department, f"sqlite:{spec.department}.sqlite"), rel
-                ),
-                "max_concurrent_reads": 1 if spec.department == "social" else 2,
-                "tables": [],
-            },
-        )
-        dept["tables"].append(_table_entry(spec))
-    departments["streets"] = {
-        "title": DEPARTMENTS["streets"],
-        "files": [
-            {
-                "name": "street_rosters_csv",
-                "folder": (rel / ROSTER_FOLDER).as_posix(),
-                "pattern": "*.csv",
-                "format": "csv",
-                "encoding": "auto",
-                "header_rows": 2,
-            },
-            {
-                "name": "street_rosters_excel",
-                "folder": (rel / ROSTER_FOLDER).as_posix(),
-                "pattern": "*.xlsx",
-                "format": "excel",
-                "header_rows": 2,
-            },
-        ],
-    }
-    return {
-        "version": 1,
-        "defaults": {
-            "source_timezone": "Asia/Shanghai",
-            "lookback": "3d",
-            "batch_rows": 100000,
-            "max_concurrent_reads": 2,
-        },
-        "departments": departments,
-    }
-
-
-def _connection(target: str, rel: Path) -> dict:
-    if target.startswith("sqlite:"):
-        return {"sqlite": (rel / target.removeprefix("sqlite:")).as_posix()}
-    return {"url_env": target.removeprefix("url_env:")}
-
-
-def _table_entry(spec: TableSpec) -> dict:
-    entry: dict = {"name": spec.name, "asset": spec.asset, "primary_key": list(spec.primary_key)}
-    if spec.cursor:
-        entry.update(mode="incremental", cursor=spec.cursor, cursor_kind=spec.cursor_kind)
-    else:
-        entry["mode"] = "snapshot"
-    columns = {}
-    for c in spec.columns:
-        if c.latin1:
-            columns[c.name] = {"repair": "gbk_in_latin1"}
-        elif c.type.startswith("dec:"):
-            _, p, s = c.type.split(":")
-            columns[c.name] = {"type": f"decimal({p},{s})"}
-    if columns:
-        entry["columns"] = columns
-    return entry
-
-
-def sources_yaml_text(state: EstateState, estate_dir: Path, yaml_dir: Path) -> str:
-    doc = sources_document(state, estate_dir, yaml_dir)
-    header = (
-        "# Generated by `qst simulate`: the simulated departments, described for the pipeline.\n"
-        "# Format: see connectors/config.py. Connections given as url_env read the SQLAlchemy URL\n"
-        "# from that environment variable; the secret never sits in this file.\n"
-    )
-    return header + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=120)
-
-
-def write_sources(state: EstateState, estate_dir: Path, yaml_path: Path) -> Path:
-    yaml_path.write_text(sources_yaml_text(state, estate_dir, yaml_path.parent))
-    return yaml_path
+def _sql_departments(city: str) -> list[str]:
+    builders, _ = city_tables(get_shape(city))
+    return list(dict.fromkeys(spec.department for spec, _ in builders.values()))
 
 
 class _TruthWriter:
@@ -208,20 +139,23 @@ def simulate(
     profile: MessProfile | None = None,
     only: list[str] | None = None,
     progress: Progress = lambda _m: None,
+    city: str = DEFAULT_SHAPE,
 ) -> EstateState:
     """Generate the whole estate into ``out`` (replacing what was there).
 
     ``targets`` maps a department to a SQLAlchemy URL; ``only`` restricts generation to some
-    ``department.TABLE`` keys (benchmarks fill one big table without the rest)."""
+    ``department.TABLE`` keys (benchmarks fill one big table without the rest); ``city`` names the city's
+    shape (:data:`simulator.shapes.SHAPES`)."""
     out = Path(out)
+    shape = get_shape(city)
+    all_builders, _ = city_tables(shape)
+    sql_departments = _sql_departments(city)
     out.mkdir(parents=True, exist_ok=True)
     profile = profile or MessProfile()
     env_targets = {}
     for dept, url in (targets or {}).items():
-        if dept not in DEPARTMENTS or dept == "streets":
-            raise ValueError(
-                f"unknown department {dept!r}; departments: {sorted(set(DEPARTMENTS) - {'streets'})}"
-            )
+        if dept not in sql_departments:
+            raise ValueError(f"unknown department {dept!r}; departments: {sorted(sql_departments)}")
         var = url_env_var(dept)
         os.environ[var] = url
         env_targets[dept] = f"url_env:{var}"
@@ -241,11 +175,12 @@ def simulate(
         targets=env_targets,
         rates={k: v for k, v in asdict(profile).items() if getattr(defaults, k) != v},
         rows={},
+        city=shape.name,
     )
-    builders = {k: v for k, v in BUILDERS.items() if only is None or k in only}
-    dbs = _open_targets(out, env_targets)
+    builders = {k: v for k, v in all_builders.items() if only is None or k in only}
+    dbs = _open_targets(out, env_targets, city)
     truth = _TruthWriter(out)
-    drops = RosterDrops(out, as_of) if only is None else None
+    drops = RosterDrops(out, as_of) if only is None and shape.rosters else None
     try:
         for spec, _ in builders.values():
             dbs[spec.department].create(spec)
@@ -262,13 +197,14 @@ def simulate(
                 profile,
                 list(builders),
                 dialects,
+                shape.name,
             )
             for u in range(state.units)
         ]
         for unit_no, (unit, tables) in enumerate(_produce_units(jobs)):
             records = []
             for key, rows, t in tables:
-                spec = BUILDERS[key][0]
+                spec = all_builders[key][0]
                 dbs[spec.department].write(spec, rows, prepared=True)
                 records.append(t)
                 state.rows[key] = state.rows.get(key, 0) + rows.height
@@ -284,7 +220,7 @@ def simulate(
             )
         if drops is not None:
             drops.close()
-            state.rows["streets.street_rosters"] = sum(drops.rows_written.values())
+            state.rows[f"{ROSTER_DEPARTMENT}.street_rosters"] = sum(drops.rows_written.values())
     finally:
         for db in dbs.values():
             db.close()
@@ -302,13 +238,15 @@ def _produce_unit(
     profile: MessProfile,
     keys: list[str],
     dialects: dict[str, str],
+    city: str = DEFAULT_SHAPE,
 ):
-    """Generate one unit's rows, ready for each department's dialect ."""
+    """Generate one unit's rows, ready for each department's dialect."""
     unit = generate_unit(seed, unit_no, first, count, as_of)
     ctx = BuildContext(unit, seed, as_of, profile)
+    builders, _ = city_tables(get_shape(city))
     tables = []
     for key in keys:
-        spec, build = BUILDERS[key]
+        spec, build = builders[key]
         rows, t = build(ctx, spec)
         tables.append((key, prepare(rows, spec, dialects[spec.department]), t))
     return unit, tables
@@ -366,6 +304,10 @@ def advance(out: Path, days: int, *, progress: Progress = lambda _m: None) -> Es
     """Apply ``days`` realistic days of change to an existing estate (see the module docstring)."""
     out = Path(out)
     state = EstateState.load(out)
+    if not get_shape(state.city).legacy:
+        raise ValueError(
+            f"--advance-days moves the first simulated city only; {out} is a {state.city!r} estate"
+        )
     defaults = asdict(MessProfile())
     profile = MessProfile.with_overrides({k: v for k, v in state.rates.items() if k in defaults})
     dbs = _open_targets(out, state.targets)
