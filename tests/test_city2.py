@@ -197,15 +197,9 @@ def test_the_citys_own_event_categories_reach_the_360_card(night, estate):
     assert 0 < m["with_penalty"] <= fined["entity_id"].n_unique()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="entity resolution (another issue), measured at seed 11, 1,000 enterprises: 1,257 rows (+25.7%). 237 "
-    "fund employers without a USCC match the registry by name alone (p=0.106, above the 0.06 threshold; they sit "
-    "in the review queue) but the ambiguity guard (models/resolution/graph.py: unambiguous) keeps a weak edge only "
-    "when one side is a lone record, and an employer is grouped with its members' employer mentions by the "
-    "declared local key; 20 keyless urban-management enterprise parties, 1 taxpayer",
-)
 def test_mart_enterprise_360_has_one_row_per_true_enterprise(night):
+    """No mart enterprise is a fragment of another: the keyless and locally keyed departments' enterprises
+    (housing-fund employers, urban-management parties) reach their registry record by the name pass."""
     _, _, figures = night
     assert abs(figures["marts"]["mart_excess_share"]) <= 0.005, figures["marts"]
 

@@ -168,8 +168,11 @@ class GoldReport:
 
 def _why(rule: pl.Expr, p: pl.Expr, w: pl.Expr, levels: pl.Expr) -> pl.Expr:
     from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS
+    from models.resolution.names import RULE, WHY
 
-    reasons = {r.name: f"{r.name}: {r.why}" for r in (*ENTERPRISE_KEYS, *PERSON_KEYS)}
+    reasons = {r.name: f"{r.name}: {r.why}" for r in (*ENTERPRISE_KEYS, *PERSON_KEYS)} | {
+        RULE: f"{RULE}: {WHY}"
+    }
     return (
         pl.when(rule == "splink")
         .then(pl.format("splink: match probability {}, weight {}, levels {}", p.round(4), w.round(2), levels))

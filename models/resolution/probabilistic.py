@@ -52,9 +52,17 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from models.resolution import names as name_pass
 from models.resolution import splink_settings
 from models.resolution.graph import components, constrained, decision_frame, unambiguous
-from models.resolution.profiles import Kind, in_order, profile_values, profiles_of, related_cluster_of
+from models.resolution.profiles import (
+    Kind,
+    in_order,
+    profile_values,
+    profiles_of,
+    related_cluster_of,
+    validated_key,
+)
 from models.resolution.splink_model import (
     load_model,
     load_profiles,
@@ -146,6 +154,25 @@ class Prepared:
     rows: pl.DataFrame  # cluster, rule, profile_id
     record_ids: pl.Series | Callable[[], pl.Series]
     timings: dict[str, float] = field(default_factory=dict)
+    #: ``cluster_a, cluster_b``: deterministic clusters the name pass joins (:mod:`models.resolution.names`)
+    name_edges: pl.DataFrame | None = None
+
+
+def _name_edges(kind: Kind, values: pl.DataFrame, cluster: pl.Series) -> pl.DataFrame | None:
+    """The name pass's edges for enterprises whose canonical table has the name columns (``values``: the
+    validated key's columns and :data:`models.resolution.names.NAME_COLUMNS`, in the clusters' order)."""
+    if kind != "enterprise" or not set(name_pass.NAME_COLUMNS) <= set(values.columns):
+        return None
+    return name_pass.name_edges(
+        values.select(
+            *name_pass.NAME_COLUMNS, anchored=validated_key(kind).is_not_null(), cluster=pl.lit(cluster)
+        )
+    )
+
+
+def _name_inputs(kind: Kind, columns: list[str] | set[str]) -> list[str]:
+    keys = [c for pair in splink_settings.CLUSTER_KEYS[kind] for c in pair if c is not None]
+    return [c for c in dict.fromkeys([*keys, *name_pass.NAME_COLUMNS]) if c in columns]
 
 
 def prepare_resolution(
@@ -159,12 +186,14 @@ def prepare_resolution(
     profiles, profile_id = profiles_of(
         records.select(profile_values(kind, records.columns)), det["cluster"], kind, rel
     )
+    edges = _name_edges(kind, records.select(_name_inputs(kind, records.columns)), det["cluster"])
     return Prepared(
         kind,
         profiles,
         det.with_columns(profile_id=profile_id),
         records["record_id"],
         {"prepare": time.perf_counter() - started},
+        edges,
     )
 
 
@@ -184,6 +213,9 @@ def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = 
     det = clusters(scan.select(key_columns(rules)).collect(), rules)
     timings["deterministic"] = time.perf_counter() - started
     started = time.perf_counter()
+    edges = _name_edges(kind, scan.select(_name_inputs(kind, names)).collect(), det["cluster"])
+    timings["names"] = time.perf_counter() - started
+    started = time.perf_counter()
     rel = None
     if kind == "person":
         rel = related_cluster_of(scan.select("record_id", "related_record_id").collect(), related)[
@@ -199,6 +231,7 @@ def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = 
         det.with_columns(profile_id=profile_id),
         lambda: scan.select("record_id").collect()["record_id"],
         timings,
+        edges,
     )
 
 
@@ -347,15 +380,24 @@ def resolve_prepared(
     ]
     must = dec.filter((pl.col("decision") == "must_link") & (pl.col("a") != pl.col("b")))
     linked = candidates.filter(pl.col("status") == "linked")
+    by_name = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
+    if prepared.name_edges is not None and prepared.name_edges.height:
+        by_name = (
+            prepared.name_edges.join(nodes.rename({"cluster": "cluster_a", "node": "a"}), on="cluster_a")
+            .join(nodes.rename({"cluster": "cluster_b", "node": "b"}), on="cluster_b")
+            .select("a", "b")
+            .sort("a", "b")
+        )
     edges = pl.concat(
         [
             must.select("a", "b", priority=pl.lit(2.0), src=pl.lit("must")),
+            by_name.select("a", "b", priority=pl.lit(1.5), src=pl.lit("name")),
             linked.select("a", "b", priority=pl.col("match_probability"), src=pl.lit("splink")),
         ]
     )
     ok = constrained(n, key_codes, edges, cannot)
     must_ok = ok[: must.height]
-    splink_ok = ok[must.height :]
+    splink_ok = ok[must.height + by_name.height :]
     conflicts.append(
         must.filter(~pl.Series(must_ok, dtype=pl.Boolean)).select(
             "record_id_l",
@@ -428,6 +470,8 @@ def resolve_prepared(
     )
     must_nodes = applied.filter(pl.col("src") == "must")
     must_ids = pl.concat([must_nodes["a"], must_nodes["b"]]).unique().implode()
+    name_nodes = applied.filter(pl.col("src") == "name")
+    name_ids = pl.concat([name_nodes["a"], name_nodes["b"]]).unique().implode()
     out = rows.join(nodes, on="cluster", maintain_order="left")
     out = (
         out.with_columns(cluster=pl.Series(labels[out["node"].to_numpy()], dtype=pl.Int64))
@@ -435,6 +479,8 @@ def resolve_prepared(
         .with_columns(
             rule=pl.when(pl.col("rule").is_not_null())
             .then("rule")
+            .when(pl.col("node").is_in(name_ids))
+            .then(pl.lit(name_pass.RULE))
             .when(pl.col("match_probability").is_not_null())
             .then(pl.lit("splink"))
             .when(pl.col("node").is_in(must_ids))
