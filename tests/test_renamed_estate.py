@@ -24,6 +24,7 @@ import polars as pl
 import pytest
 
 from connectors.config import load_sources
+from connectors.filedrops import list_drop_files, read_drop_file
 from lake.deployment import DEPLOYMENT_ENV, EXAMPLE_DEPLOYMENT
 from lake.layout import marts_path
 from models.exports import load_entitlements
@@ -227,10 +228,37 @@ def test_the_copy_names_nothing_of_the_original(renamed):
         assert not read & old_columns, (spec.source, read & old_columns)
     drops = [f for files in mapping.files.values() for f in files.values()]
     assert drops and all(f.startswith("f_") for f in drops)
+    # the drop files read as before (same rows, same blank lines, same encoding), under new headers
+    old_headers = {c for key, cols in mapping.columns.items() if key in mapping.files for c in cols}
+    before = {
+        f"{d.key}/{drop.name}": drop for d, drop in load_sources(original / "sources.yaml").iter_files()
+    }
+    for key, files in mapping.files.items():
+        drop = next(x for d, x in config.iter_files() if f"{d.key}/{x.name}" == mapping.source(key))
+        old_files = {f.name: f for f in list_drop_files(before[key])}
+        for file in list_drop_files(drop):
+            old_file = next(old for old, new in files.items() if new == file.name)
+            new, old = read_drop_file(drop, file), read_drop_file(before[key], old_files[old_file])
+            assert new.ok and old.ok, (new.error, old.error)
+            assert not set(new.table.column_names) & old_headers, file.name
+            assert (new.table.num_rows, new.blank_lines, new.encoding) == (
+                old.table.num_rows,
+                old.blank_lines,
+                old.encoding,
+            ), file.name
     # the same rows everywhere: the truth has as many records as before
     truth = pl.read_parquet(estate / "truth" / "records" / "*.parquet")
     truth2 = pl.read_parquet(estate2 / "truth" / "records" / "*.parquet")
     assert truth.height == truth2.height and not set(truth2["department"]) & old_depts
+
+
+def test_the_renaming_is_deterministic(renamed, tmp_path):
+    """The same seed gives the same names (a failure names the same tables on every machine)."""
+    estate, original, *_, mapping = renamed
+    again = rename_estate(estate, original, tmp_path / "estate", tmp_path / "deployment", seed=RENAME_SEED)
+    assert again.to_json() == mapping.to_json()
+    other = rename_estate(estate, original, tmp_path / "e2", tmp_path / "d2", seed=RENAME_SEED + 1)
+    assert not set(other.departments.values()) & set(mapping.departments.values())
 
 
 def test_qst_check_passes_the_renamed_deployment(renamed, monkeypatch):
