@@ -31,6 +31,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,12 +101,12 @@ class Namer:
         self._rng = random.Random(f"qst-rename-{seed}")
         self._used: set[str] = set()
 
-    def _unique(self, make: Any) -> str:
+    def _unique(self, make: Callable[[], str]) -> str:
         while True:
             name = make()
             if name.lower() not in self._used:
                 self._used.add(name.lower())
-                return str(name)
+                return name
 
     def _token(self, n: int, alphabet: str = _ASCII) -> str:
         return "".join(self._rng.choice(alphabet) for _ in range(n))
