@@ -174,42 +174,19 @@ def profiles_of(
                 pl.lit(None, pl.Utf8) if related_cluster is None else related_cluster.cast(pl.Utf8)
             )
         )
-    # the profiles are numbered by what they hold, never by where their records happen to lie: the order of a
-    # canonical table's rows is its files' (a Delta table written by parallel writers: not the same two nights
-    # running), and Splink's and the graph's ties break by profile id, so a number from the row order made a
-    # rerun (or the same city under other names, tests/test_renamed_estate.py) mark other records. A cluster
-    # sorts by the smallest content hash of its profiles; the enterprise cluster of a person (a number from the
-    # enterprises' row order) is left out of that order, kept in the profile's identity.
-    content = [c for c in cols if c != "related_cluster"]
-    hashes = frame.select(
-        "det_cluster",
-        profile_hash=pl.struct(cols).hash(seed=0),
-        content_hash=pl.struct(content).hash(seed=0),
-    )
+    hashes = frame.select("det_cluster", profile_hash=pl.struct(cols).hash(seed=0))
     keys = (
         frame.select("det_cluster", "key").drop_nulls("key").group_by("det_cluster").agg(pl.col("key").min())
     )
     ids = (
         hashes.with_row_index("first")
         .group_by("det_cluster", "profile_hash")
-        .agg(pl.col("first").min(), pl.col("content_hash").first())
+        .agg(pl.col("first").min())
         .join(keys, on="det_cluster", how="left")
-        .with_columns(
-            keyless=pl.col("key").is_null(), cluster_hash=pl.col("content_hash").min().over("det_cluster")
-        )
-        .sort(
-            "keyless",
-            "cluster_hash",
-            "key",
-            "det_cluster",
-            "content_hash",
-            "profile_hash",
-            descending=[True, False, False, False, False, False],
-            nulls_last=True,
-        )
+        .with_columns(keyless=pl.col("key").is_null())
+        .sort("keyless", "det_cluster", "profile_hash", descending=[True, False, False])
         .with_row_index("profile_id")
         .with_columns(pl.col("profile_id").cast(pl.Int64))
-        .drop("content_hash", "cluster_hash")
     )
     profile_id = hashes.join(
         ids.select("det_cluster", "profile_hash", "profile_id"),
