@@ -15,7 +15,7 @@ so this works for any deployment whose sources are SQLite files and file drops):
   ``department_name_zh`` of ``service_item_departments.csv``; bureaus of ``exports.yaml`` that are departments,
   and its ``source_department`` row filters);
 * source table names, asset names, every column of every table (primary keys, cursors, column settings and
-  ``rename`` targets included); the event types the specs declare;
+  ``rename`` targets included); the event types and mention roles the specs declare;
 * file-drop folders, file names (kept matching their pattern) and header cells;
 * the truth's ``department``/``table``/``pk`` (a file-drop record is filed under its renamed asset).
 
@@ -63,6 +63,7 @@ class NameMapping:
     columns: dict[str, dict[str, str]] = field(default_factory=dict)  # "dept/asset" -> bronze {old: new}
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # "dept/asset" -> {old file: new file}
     event_types: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)  # a mention's role in its record (subject, ...)
 
     def source(self, old: str) -> str:
         """``dept/asset`` (a spec's ``source``) in the new names."""
@@ -77,6 +78,7 @@ class NameMapping:
             *self.departments.items(),
             *self.titles.items(),
             *self.event_types.items(),
+            *self.roles.items(),
         ]
         pairs += [(k.split("/", 1)[1], v) for k, v in (*self.tables.items(), *self.assets.items())]
         for maps in (self.source_columns, self.columns, self.files):
@@ -163,6 +165,7 @@ def rename_estate(
         copier.table(dept, table)
     for dept, drop in config.iter_files():
         copier.drop(dept, drop)
+    _collect_roles(deployment_dir / "specs", mapping, namer)  # before the truth, whose records carry roles
     copier.truth()
 
     new_sources = _sources(raw, mapping, namer, copier, out_deployment)
@@ -300,8 +303,36 @@ def _specs(src: Path, dst: Path, mapping: NameMapping, namer: Namer) -> None:
             if event["type"] not in mapping.event_types:
                 mapping.event_types[event["type"]] = namer.slug("ev")
             event["type"] = mapping.event_types[event["type"]]
+        _rename_roles(spec, mapping.roles)
         new_dept, new_asset = spec["source"].split("/")
         _write_yaml(dst / f"stg_{new_dept}__{new_asset}.yaml", spec)
+
+
+def _collect_roles(specs: Path, mapping: NameMapping, namer: Namer) -> None:
+    """Every mention role the specs declare gets a new name (a role is the deployment's word, like a table's)."""
+    for path in sorted(specs.glob("*.yaml")):
+        spec = _load_yaml(path)
+        for mention in [*(spec.get("enterprises") or []), *(spec.get("persons") or [])]:
+            if mention["role"] not in mapping.roles:
+                mapping.roles[mention["role"]] = namer.slug("rl")
+
+
+def _rename_roles(spec: dict, roles: dict[str, str]) -> None:
+    """Every place a spec names a mention role: the mentions, ``related``, relations, event subjects, the
+    applicant of service cases."""
+    for mention in [*(spec.get("enterprises") or []), *(spec.get("persons") or [])]:
+        mention["role"] = roles[mention["role"]]
+        if mention.get("related"):
+            mention["related"] = roles[mention["related"]]
+    for relation in spec.get("relations") or []:
+        for side in ("person", "enterprise"):
+            if relation.get(side):
+                relation[side] = roles[relation[side]]
+    for event in spec.get("events") or []:
+        event["subject"] = roles[event["subject"]]
+    cases = spec.get("service_cases")
+    if cases and cases.get("applicant"):
+        cases["applicant"] = roles[cases["applicant"]]
 
 
 def _crosswalks(src: Path, dst: Path, mapping: NameMapping, namer: Namer) -> None:

@@ -3,8 +3,8 @@ names with their content unchanged.
 
 Only names change: a renamed table keeps its rows, column types, ``NOT NULL`` constraints, primary key and
 indexes; a renamed drop file keeps its encoding, line endings, title rows and every cell but the header's; the
-truth keeps its rows with the department, table and (for a file-drop row, ``FILE#N``) file renamed. So whatever a
-night computes differently on the copy comes from a name, never from the data.
+truth keeps its rows with the department, table, role and (for a file-drop row, ``FILE#N``) file renamed. So
+whatever a night computes differently on the copy comes from a name, never from the data.
 """
 
 from __future__ import annotations
@@ -171,11 +171,14 @@ class EstateCopier:
                 f"{path}: truth records of tables sources.yaml does not name: {sorted(pairs)[:5]}"
             )
         drop_row = pl.col("_new_table").is_null()
-        return out.with_columns(
-            department=pl.col("department").replace_strict(m.departments),
-            table=pl.coalesce("_new_table", "_new_asset"),
-            pk=pl.when(drop_row).then(pl.concat_str("_new_file", pl.lit("#"), "_line")).otherwise("pk"),
-        ).select(columns)
+        renamed = {
+            "department": pl.col("department").replace_strict(m.departments),
+            "table": pl.coalesce("_new_table", "_new_asset"),
+            "pk": pl.when(drop_row).then(pl.concat_str("_new_file", pl.lit("#"), "_line")).otherwise("pk"),
+        }
+        if "role" in columns:  # a role no spec declares keeps its name
+            renamed["role"] = pl.col("role").replace(m.roles)
+        return out.with_columns(**renamed).select(columns)
 
 
 def _copy_table(con: sqlite3.Connection, old: str, new: str, cols: dict[str, str], namer: Namer) -> None:
