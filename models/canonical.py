@@ -122,8 +122,10 @@ PERSON_FIELDS = pl.Schema(
     }
 )
 #: ``relation``: the declared relation of the mention (``relations:`` of its spec: ``employment`` — then
-#: ``related_record_id`` is the employer's record on the same row — or ``roster``), so the marts read employment
-#: links and roster membership from any table that declares them.
+#: ``related_record_id`` is the employer's record on the same row — or ``roster``), or ``legal_rep`` for a mention
+#: declared ``related`` (the enterprise it represents is ``related_record_id``), so the marts read employment
+#: links, roster membership and legal representatives from any table that declares them, whatever its roles
+#: are called.
 PERSON_DERIVED = pl.Schema({"related_record_id": pl.Utf8(), "relation": pl.Utf8()})
 
 EVENT_SCHEMA = pl.Schema(
@@ -337,6 +339,8 @@ def person_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
         rows = staged.filter(_mention_filter(staged, m, PERSON_IDENTIFYING))
         related = pl.lit(None, pl.Utf8)
         declared = spec.relation_of(m.role)
+        # ``related`` declares the person the legal representative of that enterprise (never the role's name)
+        relation = declared.kind if declared else ("legal_rep" if m.related is not None else None)
         enterprise = m.related if m.related is not None else (declared.enterprise if declared else None)
         if enterprise is not None:
             parent = next(e for e in spec.enterprises if e.role == enterprise)
@@ -353,7 +357,7 @@ def person_records(staged: pl.DataFrame, spec: StagingSpec) -> pl.DataFrame:
                 pl.lit(m.role).alias("role"),
                 *[_field(rows, m.prefix, f, t) for f, t in PERSON_FIELDS.items()],
                 related.alias("related_record_id"),
-                pl.lit(declared.kind if declared else None, pl.Utf8).alias("relation"),
+                pl.lit(relation, pl.Utf8).alias("relation"),
             )
         )
     return _concat(parts, PERSON_SCHEMA)

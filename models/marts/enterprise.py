@@ -181,15 +181,27 @@ def _run_headcount(ctx: MartContext) -> None:
 
 
 def build_links(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Person-enterprise links: legal representative (the person mention's related record) and insured at (a
-    person record's declared employment relation: its related record is the employer on the same row)."""
+    """Person-enterprise links: legal representative (a person mention declared ``related``: its related record is
+    the enterprise it represents) and insured at (a person record's declared employment relation: its related
+    record is the employer on the same row). Read from the canonical ``relation``, never from a role's name: a
+    deployment calls its roles what it likes. ``_legal_rep_of``: the legal representative of each enterprise
+    record (the golden record's ``legal_rep_from`` finds its person through it)."""
+    q(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _legal_rep_of AS
+        SELECT p.related_record_id AS record_id, min(px.entity_id) AS person_id
+        FROM (SELECT record_id, related_record_id FROM lake_int_person_records
+              WHERE relation = 'legal_rep' AND related_record_id IS NOT NULL) p
+        JOIN _xw_per px ON px.record_id = p.record_id
+        GROUP BY ALL""",
+    )
     q(
         con,
         """CREATE OR REPLACE TEMP TABLE _links AS
         SELECT px.entity_id AS person_id, ex.entity_id, 'legal_rep' AS relation,
                count(*)::INTEGER AS records, list(DISTINCT p.source_department ORDER BY p.source_department) AS departments
         FROM (SELECT record_id, related_record_id, source_department FROM lake_int_person_records
-              WHERE role = 'legal_rep' AND related_record_id IS NOT NULL) p
+              WHERE relation = 'legal_rep' AND related_record_id IS NOT NULL) p
         JOIN _xw_per px ON px.record_id = p.record_id
         JOIN _xw_ent ex ON ex.record_id = p.related_record_id
         GROUP BY ALL
@@ -268,7 +280,7 @@ def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[s
         "mart_enterprise_360",
         f"""
         SELECT d.entity_id, d.uscc, d.name, d.name_comparison, d.is_branch, d.parent_entity_id, d.regno, d.org_code,
-               d.tin, d.status, d.legal_rep_name, rep.entity_id AS legal_rep_person_id, d.address, d.division_code,
+               d.tin, d.status, d.legal_rep_name, rep.person_id AS legal_rep_person_id, d.address, d.division_code,
                dv.division_name AS district_name, d.industry, d.industry_section, s.industry_section_name,
                d.founded_on, d.registered_capital_wan, d.records AS source_records, d.departments,
                a.tax_rating, a.tax_rating_on, coalesce(a.tax_rating_d_count, 0) AS tax_rating_d_count,
@@ -298,8 +310,7 @@ def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[s
         LEFT JOIN _agg a ON a.entity_id = d.entity_id
         LEFT JOIN _hc_latest h ON h.entity_id = d.entity_id
         LEFT JOIN mart_credit_risk cr ON cr.entity_id = d.entity_id
-        LEFT JOIN _xw_per rep ON rep.record_id = regexp_replace(d.legal_rep_from, ':[a-z_]+$', ':legal_rep')
-                             AND rep.role = 'legal_rep'""",
+        LEFT JOIN _legal_rep_of rep ON rep.record_id = d.legal_rep_from""",
         "uscc",
     )
     m = create_table(
@@ -340,7 +351,7 @@ MARTS = (
     ),
     mart(
         "person_enterprise_links",
-        ("_links", "mart_person_enterprise_links"),
+        ("_links", "mart_person_enterprise_links", "_legal_rep_of"),
         ("int_person_records", "_xw_per", "_xw_ent"),
         lambda ctx: build_links(ctx.con),
     ),
@@ -351,7 +362,7 @@ MARTS = (
             "dim_enterprise",
             "mart_enterprise_events",
             "_headcount",
-            "_xw_per",
+            "_legal_rep_of",
             "dim_division",
             "dim_industry_section",
             "mart_credit_risk",
