@@ -14,8 +14,8 @@ category                   中文                     counted by
 ``business_registration``  商事主体设立登记          new registrations (KPI); the enterprise timeline
 ``tax_registration``       税务登记                  new taxpayer registrations (KPI)
 ``abnormal_listing``       列入经营异常名录          360 abnormal_*, risk ``abnormal_listed``, 经营异常分布, KPI
-``market_penalty``         市场监管行政处罚          360 penalty_* and penalty_samr_count, risk, KPI
-``environmental_penalty``  生态环境行政处罚          360 penalty_* and penalty_env_count, risk, KPI
+``market_penalty``         市场监管行政处罚          360 penalty_* and penalty_market_count, risk, KPI
+``environmental_penalty``  生态环境行政处罚          360 penalty_* and penalty_environmental_count, risk, KPI
 ``other_penalty``          其他行政处罚              360 penalty_* (the total only), risk, KPI (all penalties)
 ``court_case``             诉讼案件（当事人）        360 court_*, risk ``lawsuit_defendant``, person 360, KPI
 ``judgment_default``       失信被执行人              360 defaulter, risk ``defaulter``, person 360, KPI

@@ -82,11 +82,11 @@ def test_the_renamed_types_reached_the_marts(builds):
 
 def test_penalty_figures_do_not_depend_on_the_type_names(builds):
     card = (
-        "SELECT entity_id, penalty_count, penalty_samr_count, penalty_env_count, penalty_amount, penalty_latest_on, "
+        "SELECT entity_id, penalty_count, penalty_market_count, penalty_environmental_count, penalty_amount, penalty_latest_on, "
         "penalty_count_12m, risk_score, risk_level FROM mart_enterprise_360 ORDER BY entity_id"
     )
     shipped, renamed = (read(builds[k], card) for k in ("shipped", "renamed"))
-    assert shipped["penalty_samr_count"].sum() > 0 and shipped["penalty_env_count"].sum() > 0
+    assert shipped["penalty_market_count"].sum() > 0 and shipped["penalty_environmental_count"].sum() > 0
     assert shipped.equals(renamed)
     for table in ("mart_credit_risk", "mart_credit_risk_factors", "mart_risk_warnings"):
         sql = f"SELECT * FROM {table} ORDER BY ALL"
@@ -135,9 +135,19 @@ def test_risk_factor_sources_name_this_deployments_tables(builds):
     for factor in FACTORS:
         if not factor.categories:
             continue
-        fed = events.filter(pl.col("event_category").is_in(factor.categories)).unique()
-        expected = sorted({f"{short[d]} {t}" for _, d, t in fed.iter_rows()})
+        fed = (
+            events.filter(pl.col("event_category").is_in(factor.categories))
+            .group_by("source_department", "source_table")
+            .len()
+            .sort("len", descending=True, maintain_order=True)
+        )
+        expected = [f"{short[d]} {t}" for d, t, _ in fed.iter_rows()]
         assert expected, factor.key
-        assert sources[factor.key].split("；") == expected, factor.key
+        assert sorted(sources[factor.key].split("；")) == sorted(expected), factor.key
+        shown = sources[factor.key].split("；")
+        counts = dict(zip(expected, fed["len"], strict=True))
+        assert [counts[x] for x in shown] == sorted(counts.values(), reverse=True), (
+            factor.key
+        )  # most rows first
     # the reported headcount's tables feed the falling-headcount factor
     assert sources["headcount_falling"] != NO_SOURCE

@@ -326,16 +326,7 @@ def test_the_same_golden_records(nights, table):
 
 #: A known name-dependence (issue 15: the lead decides how ties should break), kept visible: strict, so the test
 #: fails as soon as it is fixed and this mark must go.
-_TIE_BY_RECORD_ID = pytest.mark.xfail(
-    strict=True,
-    reason="models/gold/survivorship.py:14,192: among records of equal authority and recency the smallest "
-    "record_id wins, and a record_id begins with its department and asset: which record a golden value is "
-    "taken from follows the names (dim_enterprise.tin_from here: tax credit_ratings vs filings, neither ranked "
-    "for tin, no updated_at); a tie of equal values here, but of different values in general",
-)
-
-
-@pytest.mark.parametrize("table", [pytest.param("dim_enterprise", marks=_TIE_BY_RECORD_ID), "dim_person"])
+@pytest.mark.parametrize("table", ["dim_enterprise", "dim_person"])
 def test_the_golden_values_come_from_the_same_records(nights, table):
     a, b, tr = nights
     ga, gb = read_gold(a.home, table), tr.frame(read_gold(b.home, table))

@@ -363,7 +363,7 @@ def build_golden(
     ids = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"]).filter(
         pl.col("entity_type") == kind
     )
-    needed = {"record_id", "source_department", "source_asset", "updated_at"}
+    needed = {"record_id", "source_department", "source_asset", "source_pk", "updated_at"}
     for rule in RULES[kind]:
         needed |= set(rule.columns.values()) | set(rule.candidate.meta.root_names())
     records = read_silver(home, SILVER_TABLE[kind], columns=sorted(needed))

@@ -11,8 +11,9 @@ group. No department, table or column name of any city appears in this module (i
 was unknown to a hard-coded list, and the tax bureau's status silently won).
 
 Among a rule's candidates the record from the best-ranked source wins (rank 1 before rank 2); among records of
-equal rank the most recently updated (``updated_at``), then the smallest ``record_id`` (so a rerun picks the
-same record). A source that declares nothing for a group ranks after every declaring source; when no source of
+equal rank the most recently updated (``updated_at``), then the smallest source primary key (``source_pk``), then
+the smallest ``record_id`` (so a rerun picks the same record; the key before the id because the id begins with the
+department's and table's names, and a city must get the same golden record whatever it calls them). A source that declares nothing for a group ranks after every declaring source; when no source of
 the deployment declares a group at all, every source ranks equal, recency decides, and the gold build warns
 (:attr:`Authority.undeclared`). Every group records the ``record_id`` its values came from (``<group>_from``),
 so a golden value can always be traced to the row that said it.
@@ -178,7 +179,7 @@ def golden_records(
         ranking = authority(ranking, kind)
     if ranking.kind != kind:
         raise ValueError(f"the authority of {ranking.kind} records cannot rank {kind} records")
-    needed = {"record_id", "source_department", "source_asset", "updated_at"}
+    needed = {"record_id", "source_department", "source_asset", "source_pk", "updated_at"}
     needed |= {c for r in rules for c in r.columns.values()} | {
         c for r in rules for c in r.candidate.meta.root_names()
     }
@@ -188,11 +189,13 @@ def golden_records(
         .with_columns(
             __source=pl.concat_str("source_department", pl.lit("/"), "source_asset"),
             __recency=-pl.col("updated_at").dt.epoch("us").fill_null(-(2**62)),
+            # records without their source key (a hand-made frame) tie-break on the record id alone
+            **({} if "source_pk" in records.columns else {"source_pk": pl.lit(None, pl.Utf8)}),
         )
     )
-    # a row's rank by recency, then record id (the tie-breaks of every rule), without sorting the wide frame:
-    # ``order`` lists the rows in that order, ``__ord`` is each row's place in it
-    order = frame.select(pl.arg_sort_by(["__recency", "record_id"])).to_series().to_numpy()
+    # a row's rank by recency, then source key, then record id (the tie-breaks of every rule), without sorting the
+    # wide frame: ``order`` lists the rows in that order, ``__ord`` is each row's place in it
+    order = frame.select(pl.arg_sort_by(["__recency", "source_pk", "record_id"])).to_series().to_numpy()
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
     frame = frame.with_columns(__ord=pl.Series(rank))

@@ -143,7 +143,8 @@ def level_sql(score: str) -> tuple[str, str]:
 def _factor_sources_sql(has_departments: bool) -> str:
     """``(factor, source)``: the deployment's tables that feed each factor, read from the canonical tables
     (events of the factor's categories; enterprise records reporting its column, or for the headcount the
-    declared employment relations when no record reports one), each as '<department's short name> <table>'."""
+    declared employment relations when no record reports one), each as '<department's short name> <table>', the
+    table with the most rows first (an order that does not depend on what the deployment calls its tables)."""
     name = "coalesce(d.short_title, t.source_department)" if has_departments else "t.source_department"
     join = "LEFT JOIN lake_int_departments d ON d.department = t.source_department" if has_departments else ""
     parts = []
@@ -152,17 +153,19 @@ def _factor_sources_sql(has_departments: bool) -> str:
             where = f"FROM lake_int_events WHERE event_category IN {_in(f.categories)}"
         else:
             where = f"FROM lake_int_enterprise_records WHERE {f.record_column} IS NOT NULL"
-        parts.append(f"SELECT DISTINCT {sql_str(f.key)} AS factor, source_department, source_table {where}")
+        parts.append(
+            f"SELECT {sql_str(f.key)} AS factor, source_department, source_table, count(*) AS n {where} "
+            "GROUP BY ALL"
+        )
         if f.record_column == "insured_headcount":
             parts.append(
-                f"SELECT DISTINCT {sql_str(f.key)}, source_department, source_table FROM lake_int_person_records "
+                f"SELECT {sql_str(f.key)}, source_department, source_table, count(*) FROM lake_int_person_records "
                 "WHERE relation = 'employment' AND NOT EXISTS (SELECT 1 FROM lake_int_enterprise_records "
-                "WHERE insured_headcount IS NOT NULL)"
+                "WHERE insured_headcount IS NOT NULL) GROUP BY ALL"
             )
     return (
-        f"SELECT t.factor, string_agg(DISTINCT {name} || ' ' || t.source_table, '；' "
-        f"ORDER BY {name} || ' ' || t.source_table) AS source FROM ({' UNION ALL '.join(parts)}) t {join} "
-        "GROUP BY t.factor"
+        f"SELECT t.factor, string_agg({name} || ' ' || t.source_table, '；' ORDER BY t.n DESC, {name}, "
+        f"t.source_table) AS source FROM ({' UNION ALL '.join(parts)}) t {join} GROUP BY t.factor"
     )
 
 

@@ -175,13 +175,32 @@ def _name_inputs(kind: Kind, columns: list[str] | set[str]) -> list[str]:
     return [c for c in dict.fromkeys([*keys, *name_pass.NAME_COLUMNS]) if c in columns]
 
 
+#: The order resolution reads a kind's records in, whatever order the canonical table's files hold them, so that its
+#: ties (cluster numbers, profile ids, which record of a profile stands for it) break the same way every night: the
+#: source key first, because the record id begins with the department's and table's names, which another city
+#: (or a renamed one) spells otherwise.
+READ_ORDER = ("source_pk", "record_id")
+
+
+def _canonical_clusters(det: pl.DataFrame) -> pl.DataFrame:
+    """Deterministic clusters numbered by their first record in :data:`READ_ORDER` (the rows' order)."""
+    return (
+        det.with_row_index("__row")
+        .with_columns(cluster=pl.col("__row").min().over("cluster").cast(pl.Int64))
+        .drop("__row")
+    )
+
+
 def prepare_resolution(
     records: pl.DataFrame, deterministic: pl.DataFrame, kind: Kind, related: pl.DataFrame | None = None
 ) -> Prepared:
     """The first half of :func:`resolve`, on records in memory: the profiles (:func:`profiles_of`) and each
     record's cluster, rule and profile. ``related`` (persons): ``record_id, cluster`` of the enterprise records."""
     started = time.perf_counter()
-    det = in_order(records, deterministic)
+    order = [c for c in READ_ORDER if c in records.columns]
+    if order:
+        records = records.sort(order, maintain_order=True)
+    det = _canonical_clusters(in_order(records, deterministic))
     rel = related_cluster_of(records, related)["related_cluster"] if kind == "person" else None
     profiles, profile_id = profiles_of(
         records.select(profile_values(kind, records.columns)), det["cluster"], kind, rel
@@ -210,18 +229,25 @@ def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = 
     names = set(scan.collect_schema().names())
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    det = clusters(scan.select(key_columns(rules)).collect(), rules)
+    order = [c for c in READ_ORDER if c in names]
+    perm = scan.select(pl.arg_sort_by(order)).collect().to_series() if order else None
+
+    def read(columns: list[str] | list[pl.Expr]) -> pl.DataFrame:
+        frame = scan.select(columns).collect()
+        return frame if perm is None else frame.select(pl.all().gather(perm))
+
+    timings["order"] = time.perf_counter() - started
+    started = time.perf_counter()
+    det = _canonical_clusters(clusters(read(key_columns(rules)), rules))
     timings["deterministic"] = time.perf_counter() - started
     started = time.perf_counter()
-    edges = _name_edges(kind, scan.select(_name_inputs(kind, names)).collect(), det["cluster"])
+    edges = _name_edges(kind, read(_name_inputs(kind, names)), det["cluster"])
     timings["names"] = time.perf_counter() - started
     started = time.perf_counter()
     rel = None
     if kind == "person":
-        rel = related_cluster_of(scan.select("record_id", "related_record_id").collect(), related)[
-            "related_cluster"
-        ]
-    values = scan.select(profile_values(kind, names)).collect()
+        rel = related_cluster_of(read(["record_id", "related_record_id"]), related)["related_cluster"]
+    values = read(profile_values(kind, names))
     profiles, profile_id = profiles_of(values, det["cluster"], kind, rel)
     del values, rel
     timings["prepare"] = time.perf_counter() - started
@@ -229,7 +255,7 @@ def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = 
         kind,
         profiles,
         det.with_columns(profile_id=profile_id),
-        lambda: scan.select("record_id").collect()["record_id"],
+        lambda: read(["record_id"])["record_id"],
         timings,
         edges,
     )
@@ -336,7 +362,8 @@ def resolve_prepared(
         .join(nodes, on="cluster")
         .select("profile_id", "node")
     )
-    rep = members.group_by("profile_id").agg(rep=pl.col("record_id").min())
+    # the record that stands for a profile in a pair: its first in the read order (not the smallest id: see READ_ORDER)
+    rep = members.group_by("profile_id").agg(rep=pl.col("record_id").first())
     pairs = (
         pairs.join(p_node.rename({"profile_id": "profile_id_l", "node": "a"}), on="profile_id_l")
         .join(p_node.rename({"profile_id": "profile_id_r", "node": "b"}), on="profile_id_r")

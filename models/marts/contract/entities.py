@@ -85,8 +85,18 @@ ENTERPRISE_360 = Table(
             "行政处罚次数（市场监管+生态环境）",
             "Administrative penalties, SAMR and environment",
         ),
-        column("penalty_samr_count", "INTEGER", "市场监管行政处罚次数", "SAMR penalties"),
-        column("penalty_env_count", "INTEGER", "生态环境行政处罚次数", "Environmental penalties"),
+        column(
+            "penalty_market_count",
+            "INTEGER",
+            "市场监管类行政处罚次数（事件类别 market_penalty）",
+            "Penalties of category market_penalty",
+        ),
+        column(
+            "penalty_environmental_count",
+            "INTEGER",
+            "生态环境类行政处罚次数（事件类别 environmental_penalty）",
+            "Penalties of category environmental_penalty",
+        ),
         column("penalty_amount", "DECIMAL(18,2)", "罚款金额合计（元）", "Total fines, yuan"),
         column("penalty_latest_on", "DATE", "最近处罚决定日期", "Latest penalty decision day"),
         column(
