@@ -112,6 +112,18 @@ def regnos(keys: np.ndarray, division: np.ndarray, individual: np.ndarray) -> np
     return np.array(["".join(map(str, r)) for r in digits]) + check.astype(str)
 
 
+def unique_brands(keys: np.ndarray, seed: int) -> np.ndarray:
+    """A trade name (字号) of three characters per enterprise, distinct for distinct keys (up to 177³ = 5.5M
+    enterprises): 企业名称 are unique within a registration authority's jurisdiction, so a registry never holds one
+    name twice — drawn at random, a 20,000-enterprise city had 245 enterprises sharing their full name with
+    another, which no real registry has and which no resolution could tell apart by name. Former names are still
+    drawn at random (a released name may be taken again)."""
+    chars = np.array(vocab.BRAND_CHARS)
+    b = len(chars)
+    v = permute(keys, b**3, 1_000_003, (seed * 7_919 + 777) % b**3)
+    return np.char.add(np.char.add(chars[v % b], chars[(v // b) % b]), chars[v // (b * b)])
+
+
 def _to_utf8(s: pl.Series) -> pl.Series:
     return pl.Series(s.name, s.to_list(), dtype=pl.Utf8)
 
@@ -186,7 +198,8 @@ def generate_unit(
         three = rng.random(k) < 0.35
         return np.where(three, np.char.add(b, chars[rng.integers(0, len(chars), k)]), b)
 
-    brand = brands(n)
+    brands(n)  # drawn as before, so that every later draw of the unit is unchanged
+    brand = unique_brands(idx, seed)
     ind = rng.integers(0, len(vocab.INDUSTRIES), n)
     ind_word = np.array([w for w, _, _ in vocab.INDUSTRIES])[ind]
     hydm = np.array([c for _, c, _ in vocab.INDUSTRIES])[ind]
