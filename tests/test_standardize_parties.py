@@ -130,3 +130,23 @@ def test_key_column_goes_with_party_kind_only():
         StagingSpec.model_validate(
             {"source": "a/b", "grain": "g", "columns": {"x": {"from": "X", "key_column": "Y"}}}
         )
+
+
+def test_a_key_valid_as_both_kinds_is_decided_by_the_name():
+    """924403071712012296 passes the USCC check and the resident-ID check: the name says which party it is; with
+    a name that says nothing the key's reading (a person, as in key_kind) stands."""
+    from models.standardize.identifiers import resident_id, uscc
+
+    key = "924403071712012296"
+    frame = pl.DataFrame({"n": ["深圳市凯嘉贸易有限公司", "曹思远", "ABC"], "k": [key] * 3})
+    statuses = frame.select(
+        u=uscc(pl.col("k")).struct.field("status"), r=resident_id(pl.col("k")).struct.field("status")
+    )
+    assert statuses.row(0) == ("valid", "valid")
+    kinds = frame.select(party_kind(pl.col("n"), pl.col("k")))["n"].to_list()
+    assert kinds == ["enterprise", "person", "person"]
+
+
+def test_a_repair_shop_is_an_enterprise():
+    kinds = pl.DataFrame({"n": ["深圳市华强手机维修部", "李部"]}).select(party_kind(pl.col("n")))["n"]
+    assert kinds.to_list() == ["enterprise", "person"]  # the ending counts from three characters

@@ -8,7 +8,8 @@ conditions (``when: {party_kind: [enterprise]}``); the rule itself lives here an
 The key decides first, and only a key whose check character passes (docs/domain/identifiers.md): a valid USCC,
 organization code or old 15-character TIN is an enterprise's, a valid resident ID (18 digits, or 15) a person's;
 what the key *is* comes from :func:`models.standardize.identifiers.key_kind`, which goes by the check that passes
-(a valid resident ID first). A key that is invalid, masked or missing proves nothing, and the name decides: a
+(a valid resident ID first); a key valid as both (an all-digit USCC that passes an ID's check too) is decided by the
+name when the name says. A key that is invalid, masked or missing proves nothing, and the name decides: a
 legal form or an organization word (有限公司, 合作社, 个体工商户, 中心, 事务所, a shop's 店 or a works' 厂 ...) ->
 enterprise; two to four Han characters, or Han names joined by a middle dot (阿卜杜拉·艾买提) -> person. Anything
 else is 'unknown' (a person's name is never guessed from a long or Latin name), and no name and no key 'missing'.
@@ -36,7 +37,7 @@ ORGANIZATION_WORDS = (
     *("餐厅", "酒楼", "农场", "养殖场", "政府", "村委会", "居委会", "有限", "股份", "合伙", "贸易", "实业"),
 )
 #: Endings of a shop's or works' name (张记面馆, 宏达五金厂) that no given name ends in, from three characters.
-ORGANIZATION_ENDINGS = ("厂", "店", "馆", "场", "站", "局", "坊", "铺", "吧", "室", "队", "处")
+ORGANIZATION_ENDINGS = ("厂", "店", "馆", "场", "站", "局", "坊", "铺", "吧", "室", "队", "处", "部")
 #: Latin-script legal forms (a foreign-invested enterprise written in English).
 LATIN_FORMS = r"(?i)\b(?:co\.?|ltd\.?|limited|inc\.?|corp\.?|corporation|company|llc|gmbh)(?:\b|$)"
 #: A person's name: two to four Han characters, or Han names joined by middle dots (as typed, or a full stop).
@@ -80,6 +81,15 @@ def _key_kind(key: pl.Expr) -> pl.Expr:
     )
 
 
+def _valid_as_both(key: pl.Expr) -> pl.Expr:
+    """A key whose check passes both as a resident ID and as an enterprise's code (an all-digit USCC that also
+    reads as an 18-digit ID, a 15-digit old TIN that also reads as a 15-digit ID): the key cannot tell, so the
+    name does (:func:`models.standardize.identifiers.key_kind` alone would say person)."""
+    person = resident_id(key).struct.field("status") == "valid"
+    enterprise = (uscc(key).struct.field("status") == "valid") | org_code_from_tin(key).is_not_null()
+    return (person & enterprise).fill_null(False)
+
+
 def party_kind(name: IntoExpr, key: IntoExpr | None = None) -> pl.Expr:
     """One of :data:`PARTY_KINDS` per row: by the valid key first, else by the name (see the module's
     docstring); 'missing' where neither a name nor a key was given. Named like ``name``."""
@@ -93,6 +103,8 @@ def party_kind(name: IntoExpr, key: IntoExpr | None = None) -> pl.Expr:
         out = (
             pl.when(nothing)
             .then(pl.lit("missing"))
+            .when(_valid_as_both(key_expr) & by_name.is_in(["enterprise", "person"]))
+            .then(by_name)
             .otherwise(pl.coalesce(_key_kind(key_expr), by_name, pl.lit("unknown")))
         )
     return keep_name(out, source)
