@@ -15,23 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = {"simcity": ("simcity", "estate"), "rivercity": ("rivercity", "rivercity")}
 
 
-def example_state(city: str) -> EstateState:
-    return EstateState(
-        seed=42,
-        enterprises=1,
-        as_of="2026-10-31",
-        start_as_of="2026-10-31",
-        units=1,
-        days_advanced=0,
-        next_enterprise=1,
-        targets={},
-        rates={},
-        rows={},
-        city=city,
-    )
-
-
 if __name__ == "__main__":
     for deployment, (city, folder) in EXAMPLES.items():
         path = REPO / "deployments" / deployment / "sources.yaml"
-        print(write_sources(example_state(city), REPO / "data" / folder, path))
+        print(write_sources(EstateState.example(city), REPO / "data" / folder, path))

@@ -83,6 +83,25 @@ class EstateState:
     city: str = DEFAULT_SHAPE  # the city's shape (simulator/shapes.py)
 
     @classmethod
+    def example(cls, city: str = DEFAULT_SHAPE) -> EstateState:
+        """The state the example deployments' ``sources.yaml`` is written from (what a sources.yaml depends on is
+        the city's shape; seed and sizes do not enter it): scripts/regenerate_sources_example.py and the tests that
+        hold the committed files to the simulator."""
+        return cls(
+            seed=42,
+            enterprises=1,
+            as_of="2026-10-31",
+            start_as_of="2026-10-31",
+            units=1,
+            days_advanced=0,
+            next_enterprise=1,
+            targets={},
+            rates={},
+            rows={},
+            city=city,
+        )
+
+    @classmethod
     def load(cls, out: Path) -> EstateState:
         path = out / "estate.json"
         if not path.exists():

@@ -113,19 +113,7 @@ def test_rivercity_writes_truth_for_every_record(estate):
 def test_deployment_sources_yaml_is_the_simulators():
     """deployments/rivercity/sources.yaml is what the simulator writes for data/rivercity
     (scripts/regenerate_sources_example.py)."""
-    example = est.EstateState(
-        seed=42,
-        enterprises=1,
-        as_of="2026-10-31",
-        start_as_of="2026-10-31",
-        units=1,
-        days_advanced=0,
-        next_enterprise=1,
-        targets={},
-        rates={},
-        rows={},
-        city="rivercity",
-    )
+    example = est.EstateState.example("rivercity")
     generated = est.sources_yaml_text(example, REPO / "data" / "rivercity", DEPLOYMENT)
     assert (DEPLOYMENT / "sources.yaml").read_text() == generated
 

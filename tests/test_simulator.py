@@ -247,18 +247,7 @@ def test_sources_yaml_describes_the_estate(small_estate):
 def test_repo_example_sources_yaml_is_in_step_with_the_simulator():
     """The committed sources.yaml is what `qst simulate --out data/estate` writes (paths from the root)."""
     repo = Path(__file__).resolve().parents[1]
-    state = est.EstateState(
-        seed=42,
-        enterprises=1,
-        as_of="2026-10-31",
-        start_as_of="2026-10-31",
-        units=1,
-        days_advanced=0,
-        next_enterprise=1,
-        targets={},
-        rates={},
-        rows={},
-    )
+    state = est.EstateState.example()
     example = repo / "deployments" / "simcity"
     generated = est.sources_yaml_text(state, repo / "data" / "estate", example)
     assert (example / "sources.yaml").read_text() == generated, (

@@ -56,12 +56,12 @@ from models.resolution import names as name_pass
 from models.resolution import splink_settings
 from models.resolution.graph import components, constrained, decision_frame, unambiguous
 from models.resolution.profiles import (
+    PROFILE_COLUMNS,
     Kind,
     in_order,
     profile_values,
     profiles_of,
     related_cluster_of,
-    validated_key,
 )
 from models.resolution.splink_model import (
     load_model,
@@ -158,21 +158,25 @@ class Prepared:
     name_edges: pl.DataFrame | None = None
 
 
-def _name_edges(kind: Kind, values: pl.DataFrame, cluster: pl.Series) -> pl.DataFrame | None:
-    """The name pass's edges for enterprises whose canonical table has the name columns (``values``: the
-    validated key's columns and :data:`models.resolution.names.NAME_COLUMNS`, in the clusters' order)."""
-    if kind != "enterprise" or not set(name_pass.NAME_COLUMNS) <= set(values.columns):
+#: What the name pass reads besides the profile values (which hold its comparison form, branch flag and key).
+_NAME_EXTRA = [c for c in name_pass.NAME_COLUMNS if c not in PROFILE_COLUMNS["enterprise"]]
+
+
+def _name_edges(values: pl.DataFrame, extra: pl.DataFrame | None, cluster: pl.Series) -> pl.DataFrame | None:
+    """The name pass's edges (enterprises whose canonical table has the name columns): ``values`` the profile
+    values (:func:`profile_values`, with the validated ``key``), ``extra`` the other name columns
+    (:data:`_NAME_EXTRA`), both in the clusters' order; None without them."""
+    if extra is None:
         return None
     return name_pass.name_edges(
-        values.select(
-            *name_pass.NAME_COLUMNS, anchored=validated_key(kind).is_not_null(), cluster=pl.lit(cluster)
-        )
+        values.select("name_comparison", "name_is_branch", anchored=pl.col("key").is_not_null())
+        .hstack(extra)
+        .with_columns(cluster=cluster)
     )
 
 
-def _name_inputs(kind: Kind, columns: list[str] | set[str]) -> list[str]:
-    keys = [c for pair in splink_settings.CLUSTER_KEYS[kind] for c in pair if c is not None]
-    return [c for c in dict.fromkeys([*keys, *name_pass.NAME_COLUMNS]) if c in columns]
+def _has_names(kind: Kind, columns: list[str] | set[str]) -> bool:
+    return kind == "enterprise" and set(name_pass.NAME_COLUMNS) <= set(columns)
 
 
 #: The order resolution reads a kind's records in, whatever order the canonical table's files hold them, so that its
@@ -202,10 +206,10 @@ def prepare_resolution(
         records = records.sort(order, maintain_order=True)
     det = _canonical_clusters(in_order(records, deterministic))
     rel = related_cluster_of(records, related)["related_cluster"] if kind == "person" else None
-    profiles, profile_id = profiles_of(
-        records.select(profile_values(kind, records.columns)), det["cluster"], kind, rel
-    )
-    edges = _name_edges(kind, records.select(_name_inputs(kind, records.columns)), det["cluster"])
+    values = records.select(profile_values(kind, records.columns))
+    extra = records.select(_NAME_EXTRA) if _has_names(kind, records.columns) else None
+    edges = _name_edges(values, extra, det["cluster"])
+    profiles, profile_id = profiles_of(values, det["cluster"], kind, rel)
     return Prepared(
         kind,
         profiles,
@@ -241,16 +245,18 @@ def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = 
     det = _canonical_clusters(clusters(read(key_columns(rules)), rules))
     timings["deterministic"] = time.perf_counter() - started
     started = time.perf_counter()
-    edges = _name_edges(kind, read(_name_inputs(kind, names)), det["cluster"])
-    timings["names"] = time.perf_counter() - started
-    started = time.perf_counter()
     rel = None
     if kind == "person":
         rel = related_cluster_of(read(["record_id", "related_record_id"]), related)["related_cluster"]
     values = read(profile_values(kind, names))
+    timings["prepare"] = time.perf_counter() - started
+    started = time.perf_counter()
+    edges = _name_edges(values, read(_NAME_EXTRA) if _has_names(kind, names) else None, det["cluster"])
+    timings["names"] = time.perf_counter() - started
+    started = time.perf_counter()
     profiles, profile_id = profiles_of(values, det["cluster"], kind, rel)
     del values, rel
-    timings["prepare"] = time.perf_counter() - started
+    timings["prepare"] += time.perf_counter() - started
     return Prepared(
         kind,
         profiles,
