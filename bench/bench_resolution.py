@@ -123,8 +123,11 @@ class PeakSampler:
 
 
 def _score(home: Path, outputs: dict) -> dict:
-    from models.resolution.evaluate import scores, truth_for_records
-    from models.silver import read_silver
+    """Scores per kind, and the evidence ceiling: the recall (and F1 at precision 1) within reach when a record
+    known by a shared name alone stays alone (:func:`models.resolution.evaluate.evidence_ceiling`)."""
+    from models.resolution.evaluate import evidence_ceiling, name_only, scores, truth_for_records
+    from models.resolution.probabilistic import evidence_columns
+    from models.silver import read_silver, scan_silver
     from simulator import estate as est
 
     truth = est.load_truth(home / "estate").collect()
@@ -134,7 +137,14 @@ def _score(home: Path, outputs: dict) -> dict:
         recs = read_silver(
             home, table, columns=["record_id", "source_department", "source_table", "role", "source_pk"]
         )
-        out[kind] = scores(predicted, truth_for_records(truth, recs))
+        truth_records = truth_for_records(truth, recs)
+        out[kind] = scores(predicted, truth_records)
+        present = set(scan_silver(home, table).collect_schema().names())
+        evidence = read_silver(
+            home, table, columns=["record_id", *sorted(set(evidence_columns(kind)) & present)]
+        )
+        alone = evidence.filter(name_only(evidence, evidence_columns(kind))).select("record_id")
+        out[kind]["ceiling"] = evidence_ceiling(truth_records, alone)
     return out
 
 
@@ -338,6 +348,14 @@ def main() -> None:
         print(
             f"  {name:<12}{result['seconds']:>9.0f}{result['peak_mb']:>9,.0f}  {cells[0]:>32}  {cells[1]:>32}"
         )
+    for kind in KINDS:
+        ceilings = [r["scores"][kind]["ceiling"] for _, _, _, r in rows if r is not None]
+        if ceilings:
+            c = ceilings[0]
+            print(
+                f"  {kind} evidence ceiling: {c['shared_name_only_records']:,} records known by a name other "
+                f"entities bear and nothing else; within reach, recall <= {c['recall']:.3f}, F1 <= {c['f1']:.3f}"
+            )
     print("\ntargets (1M enterprises): <= 600 s, < 8,000 MB, F1 above the baseline's")
 
 

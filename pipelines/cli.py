@@ -528,6 +528,12 @@ def er_eval(truth: Path, home: Path, json_out: Path | None) -> None:
             click.echo(
                 f"      {s['records_without_truth']:,} {kind} record(s) have no truth row (not scored)"
             )
+        if s["shared_name_only_records"]:
+            click.echo(
+                f"      {s['shared_name_only_records']:,} {kind} record(s) known by a name other {kind}s bear "
+                f"and nothing else: within reach of the evidence, recall <= {s['ceiling_recall']:.4f}, "
+                f"F1 <= {s['ceiling_f1']:.4f}"
+            )
         if s["truth_missing"]:
             click.echo(
                 f"      {s['truth_missing']:,} {kind} truth record(s) reached no crosswalk record "

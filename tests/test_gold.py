@@ -156,6 +156,10 @@ def test_er_eval_prints_and_writes_the_scores(two_nights, tmp_path):
         assert {"precision", "recall", "f1", "bcubed_f1", "records", "entities"} <= set(s)
         assert s["f1"] >= floor, (kind, s)
         assert f"{s['f1']:.4f}" in result.output
+        # the evidence ceiling: truth pairs out of reach of any evidence (a shared name and nothing else)
+        assert s["recall"] <= s["ceiling_recall"] + 1e-9 and s["ceiling_recall"] <= 1.0, (kind, s)
+    assert scores["person"]["shared_name_only_records"] > 0  # court parties written down by name only
+    assert "within reach of the evidence" in result.output
     # the same truth as a plain Parquet file gives the same scores
     from models.gold.evaluation import load_truth_records
 

@@ -7,7 +7,15 @@ import polars as pl
 import pytest
 
 from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
-from models.resolution.evaluate import read_truth_file, scores, truth_for_records, truth_missing
+from models.resolution.evaluate import (
+    evidence_ceiling,
+    name_only,
+    read_truth_file,
+    scores,
+    truth_for_records,
+    truth_missing,
+)
+from models.resolution.probabilistic import evidence_columns
 from models.silver import read_silver
 from simulator import estate as est
 
@@ -25,6 +33,30 @@ def test_pairwise_and_bcubed_scores_by_hand():
     assert (s["records"], s["entities"], s["clusters"]) == (4, 2, 3)
     wrong = scores(pl.DataFrame({"record_id": ["a", "b", "c", "d"], "cluster": [1, 1, 1, 1]}), truth)
     assert wrong["recall"] == 1.0 and wrong["precision"] == pytest.approx(3 / 6)
+
+
+def test_evidence_ceiling_leaves_shared_name_only_records_alone():
+    """A has three records, one known by name only; B two, both name-only, with A's name (张伟); C one keyed
+    record and one name-only record with a name nobody else bears (欧阳震华): linkable. Reachable: A's keyed pair
+    and C's pair, of A's 3 + B's 1 + C's 1 true pairs."""
+    records = pl.DataFrame(
+        {
+            "record_id": ["a1", "a2", "a3", "b1", "b2", "c1", "c2"],
+            "name_comparison": ["张伟"] * 5 + ["欧阳震华"] * 2,
+            "id_number": ["110101199001011237"] * 2 + [None] * 3 + ["110101198001011233", None],
+            "id_number_status": ["valid", "valid", "missing", "missing", "missing", "valid", "missing"],
+            "phone": [None] * 7,
+        }
+    )
+    alone = records.filter(name_only(records, evidence_columns("person"))).select("record_id")
+    assert alone["record_id"].to_list() == ["a3", "b1", "b2", "c2"]
+    truth = records.select("record_id", entity_id=pl.col("record_id").str.slice(0, 1).str.to_uppercase())
+    c = evidence_ceiling(truth, records, alone)
+    assert c["recall"] == pytest.approx(2 / 5)
+    assert c["f1"] == pytest.approx(2 * 0.4 / 1.4)
+    assert (c["name_only_records"], c["shared_name_only_records"]) == (4, 3)
+    assert "name_comparison" not in evidence_columns("enterprise")
+    assert "uscc" in evidence_columns("enterprise") and "uscc_status" not in evidence_columns("enterprise")
 
 
 def test_truth_records_that_reached_no_record_count_against_recall(tmp_path):

@@ -16,7 +16,14 @@ from pathlib import Path
 import polars as pl
 
 from models.gold.build import KINDS, read_gold
-from models.resolution.evaluate import read_truth_file, scores, truth_for_records, truth_missing
+from models.resolution.evaluate import (
+    evidence_ceiling,
+    name_only,
+    read_truth_file,
+    scores,
+    truth_for_records,
+    truth_missing,
+)
 
 
 def estate_folder(truth: Path) -> Path:
@@ -48,7 +55,24 @@ def load_truth_records(truth: Path) -> pl.DataFrame:
     return records
 
 
+def _names_and_alone(home: Path, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``record_id, name_comparison`` of ``kind``'s canonical records, and ``record_id`` of those known by their
+    name alone (nothing else to compare)."""
+    from models.resolution.probabilistic import TABLES, evidence_columns
+    from models.silver import scan_silver
+
+    scan = scan_silver(home, TABLES[kind])
+    wanted = evidence_columns(kind)  # type: ignore[arg-type]
+    present = [c for c in wanted if c in scan.collect_schema().names()]
+    records = scan.select("record_id", "name_comparison", *present).collect()
+    return records.select("record_id", "name_comparison"), records.filter(name_only(records, wanted)).select(
+        "record_id"
+    )
+
+
 def evaluate_gold(home: Path, truth: Path) -> dict[str, dict[str, float | int]]:
+    """Scores per kind, with the evidence ceiling (``ceiling_recall``, ``ceiling_f1``: what is within reach when
+    a record known by its name alone stays alone, :func:`models.resolution.evaluate.evidence_ceiling`)."""
     truth_records = load_truth_records(truth)
     crosswalk = read_gold(home, "entity_crosswalk")
     out: dict[str, dict[str, float | int]] = {}
@@ -58,6 +82,7 @@ def evaluate_gold(home: Path, truth: Path) -> dict[str, dict[str, float | int]]:
         truth_ids = truth_for_records(of_kind, mine)
         lost = truth_missing(of_kind, mine)
         s = scores(mine.select("record_id", cluster="entity_id"), truth_ids, lost)
+        ceiling = evidence_ceiling(truth_ids, *_names_and_alone(home, kind))
         out[kind] = {
             "precision": s["precision"],
             "recall": s["recall"],
@@ -68,5 +93,9 @@ def evaluate_gold(home: Path, truth: Path) -> dict[str, dict[str, float | int]]:
             "clusters": s["clusters"],
             "records_without_truth": s["records_without_truth"],
             "truth_missing": s["truth_missing"],
+            "ceiling_recall": ceiling["recall"],
+            "ceiling_f1": ceiling["f1"],
+            "name_only_records": ceiling["name_only_records"],
+            "shared_name_only_records": ceiling["shared_name_only_records"],
         }
     return out

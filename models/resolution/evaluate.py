@@ -148,3 +148,38 @@ def truth_missing(truth_records: pl.DataFrame, records: pl.DataFrame) -> pl.Data
         department="source_department", table="table", pk="source_pk", role="role"
     )
     return truth_records.join(keys, on=["department", "table", "pk", "role"], how="anti")
+
+
+def name_only(records: pl.DataFrame, evidence: list[str]) -> pl.Series:
+    """Per record: true when none of the ``evidence`` columns holds a value — the record carries a name and
+    nothing else a resolver could compare (a court party written down by name only)."""
+    present = [c for c in evidence if c in records.columns]
+    if not present:
+        return pl.Series("name_only", [True] * records.height, dtype=pl.Boolean)
+    return records.select(name_only=pl.all_horizontal([pl.col(c).is_null() for c in present]))["name_only"]
+
+
+def evidence_ceiling(truth: pl.DataFrame, records: pl.DataFrame, alone: pl.DataFrame) -> dict[str, float]:
+    """The best pairwise recall (and F1 at precision 1) within reach of the records' evidence. A record known by
+    its name alone can be linked only when that name belongs to one entity of the kind in the whole table; when
+    the city's namesakes share it (张伟), linking it is a guess. So: every record grouped exactly as the truth,
+    except name-only records whose name several true entities bear, each left a cluster of its own. A score is
+    read against this, not against 1.0. ``truth``: ``record_id, entity_id``; ``records``: ``record_id,
+    name_comparison``; ``alone``: ``record_id`` of the name-only records (:func:`name_only`)."""
+    named = truth.join(records.select("record_id", "name_comparison"), on="record_id", how="left")
+    namesakes = named.group_by("name_comparison").agg(owners=pl.col("entity_id").n_unique())
+    guess = (
+        named.join(alone.select("record_id"), on="record_id", how="semi")
+        .join(namesakes, on="name_comparison", how="left")
+        .filter(pl.col("name_comparison").is_null() | (pl.col("owners") > 1))
+    )
+    rest = truth.join(guess.select("record_id"), on="record_id", how="anti")
+    true = truth.group_by("entity_id").agg(n=pl.len()).select(_pairs(pl.col("n"))).item() or 0
+    reachable = rest.group_by("entity_id").agg(n=pl.len()).select(_pairs(pl.col("n"))).item() or 0
+    recall = reachable / true if true else 1.0
+    return {
+        "recall": recall,
+        "f1": 2 * recall / (1 + recall) if recall else 0.0,
+        "name_only_records": alone.height,
+        "shared_name_only_records": guess.height,
+    }

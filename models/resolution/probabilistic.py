@@ -102,6 +102,20 @@ COLUMNS: dict[str, list[str]] = {
 }
 
 
+def evidence_columns(kind: Kind) -> list[str]:
+    """The columns of ``kind``'s canonical table a resolver can compare besides the name (keys and compared
+    values, not their status flags): a record with none of them is known by its name alone."""
+    from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, key_columns
+
+    rules = ENTERPRISE_KEYS if kind == "enterprise" else PERSON_KEYS
+    skip = {"record_id", "name_comparison", "name_is_branch"}
+    return sorted(
+        c
+        for c in {*key_columns(rules), *COLUMNS[kind]}
+        if c not in skip and not c.endswith(("_status", "_kind"))
+    )
+
+
 _PAIR_SCHEMA = pl.Schema(
     {
         "record_id_l": pl.Utf8(),
