@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import build_silver, load_bronze
 
+from lake.delta import overwrite
+from lake.layout import gold_path, silver_path
 from models.gold.build import build_gold, build_golden, read_gold
 from models.gold.review import record_decision
 from models.silver import read_silver
@@ -243,3 +245,39 @@ def test_review_list_shows_the_open_pairs_and_decide_records_a_decision(two_nigh
         ],
     )
     assert unknown.exit_code == 1 and "no.such:record" in unknown.output
+
+
+def _rename(home, record_id: str, new: str) -> None:
+    path = silver_path(home, "int_enterprise_records")
+    frame = read_silver(home, "int_enterprise_records")
+    renamed = pl.col("record_id") == record_id
+    frame = frame.with_columns(
+        name=pl.when(renamed).then(pl.lit(f"深圳市{new}有限公司")).otherwise("name"),
+        name_comparison=pl.when(renamed).then(pl.lit(new)).otherwise("name_comparison"),
+    )
+    overwrite(path, frame)
+
+
+def test_a_renamed_record_keeps_its_enterprise_the_next_night(two_nights, tmp_path):
+    """A record that only its name tied to its enterprise (the name pass, no validated key), renamed in its
+    source: the next night it stays in its enterprise because it bore the old name before; without the names
+    seen (a fresh rebuild) it becomes an enterprise of its own."""
+    night2 = two_nights["night2"]
+    by_name = night2.filter(pl.col("rule") == "unique_name", pl.col("entity_type") == "enterprise").sort(
+        "record_id"
+    )
+    assert by_name.height > 0
+    rec = by_name.row(0, named=True)
+    assert read_gold(two_nights["home"], "names_seen")["record_id"].is_in([rec["record_id"]]).any()
+    outcomes = {}
+    for keep in (True, False):
+        home = tmp_path / f"home-{keep}"
+        shutil.copytree(two_nights["home"], home)
+        if not keep:
+            shutil.rmtree(gold_path(home, "names_seen"))
+        _rename(home, rec["record_id"], "测试新名称零一科技")
+        report = build_gold(home, "2026-11-02", "renamed")
+        after = dict(read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).iter_rows())
+        outcomes[keep] = (after[rec["record_id"]], report.former_names)
+    assert outcomes[True][0] == rec["entity_id"] and outcomes[True][1] >= 1
+    assert outcomes[False][0] != rec["entity_id"] and outcomes[False][1] == 0

@@ -6,6 +6,8 @@
 - ``HOME/lake/gold/entity_id_history`` — every id change (new, merged, split, retired) with the night and run
   (rules: :mod:`models.gold.identity`);
 - ``HOME/lake/gold/review_queue`` — tonight's borderline pairs (:mod:`models.gold.review`);
+- ``HOME/lake/gold/names_seen`` — the names each enterprise record has borne, night after night: a name it bore
+  before is a former name tonight (:mod:`models.gold.names_seen`);
 - ``HOME/lake/gold/dim_enterprise``, ``dim_person`` — the golden records (:mod:`models.gold.survivorship`), the
   sources ranked as the run's staging specs declare (``authority:``).
 
@@ -29,10 +31,11 @@ import polars as pl
 
 from lake.delta import append, overwrite, read_frame, replace_where
 from lake.layout import gold_path
+from models.gold import names_seen
 from models.gold.identity import HISTORY_SCHEMA, assign_ids, id_number
 from models.gold.review import SHOWN, read_decisions, review_queue
 from models.gold.survivorship import Declarations, authority, golden_records, link_branches
-from models.silver import read_silver
+from models.silver import read_silver, scan_silver
 from models.staging.spec import StagingSpec, load_specs
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,14 @@ log = logging.getLogger(__name__)
 KINDS = ("enterprise", "person")
 SILVER_TABLE = {"enterprise": "int_enterprise_records", "person": "int_person_records"}
 DIM_TABLE = {"enterprise": "dim_enterprise", "person": "dim_person"}
-GOLD_TABLES = ("entity_crosswalk", "entity_id_history", "review_queue", "dim_enterprise", "dim_person")
+GOLD_TABLES = (
+    "entity_crosswalk",
+    "entity_id_history",
+    "review_queue",
+    "names_seen",
+    "dim_enterprise",
+    "dim_person",
+)
 PARTITION_KEY = "qst.partition"
 
 CROSSWALK_SCHEMA = pl.Schema(
@@ -164,6 +174,8 @@ class GoldReport:
     previous_partition: str | None
     kinds: dict[str, KindReport] = field(default_factory=dict)
     seconds: float = 0.0
+    #: names enterprise records bore on an earlier night and not tonight (:mod:`models.gold.names_seen`)
+    former_names: int = 0
 
 
 def _why(rule: pl.Expr, p: pl.Expr, w: pl.Expr, levels: pl.Expr) -> pl.Expr:
@@ -184,13 +196,19 @@ def _why(rule: pl.Expr, p: pl.Expr, w: pl.Expr, levels: pl.Expr) -> pl.Expr:
     )
 
 
-def resolve_kind(home: Path, kind: str, decisions: pl.DataFrame, related: pl.DataFrame | None = None):
+def resolve_kind(
+    home: Path,
+    kind: str,
+    decisions: pl.DataFrame,
+    related: pl.DataFrame | None = None,
+    former_names: pl.DataFrame | None = None,
+):
     """Deterministic pass, then Splink: ``(records read, Resolution)``. Silver is read a group of columns at a
     time (:func:`models.resolution.probabilistic.prepare_silver`): the 14 million enterprise records of the 1M city
-    are never in memory whole."""
+    are never in memory whole. ``former_names``: names records bore on earlier nights (:mod:`.names_seen`)."""
     from models.resolution.probabilistic import prepare_silver, resolve_prepared
 
-    prepared = prepare_silver(home, kind, related)  # type: ignore[arg-type]
+    prepared = prepare_silver(home, kind, related, former_names)  # type: ignore[arg-type]
     count = prepared.rows.height
     return count, resolve_prepared(
         prepared, decisions=decisions.select("record_id_l", "record_id_r", "decision")
@@ -212,9 +230,17 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
     histories: list[pl.DataFrame] = []
     queues: list[pl.DataFrame] = []
     related = None
+    names_tonight, seen = _names_seen(home)
+    night = dt.date.fromisoformat(partition)
     for kind in KINDS:
         t0 = time.perf_counter()
-        count, resolution = resolve_kind(home, kind, decisions.filter(pl.col("entity_type") == kind), related)
+        formers = None
+        if kind == "enterprise" and names_tonight is not None:
+            formers = names_seen.former_names(seen, names_tonight, night)
+            report.former_names = formers.height
+        count, resolution = resolve_kind(
+            home, kind, decisions.filter(pl.col("entity_type") == kind), related, formers
+        )
         if kind == "enterprise":
             related = resolution.records.select("record_id", "cluster")
         prev = (
@@ -317,8 +343,23 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
     _replace_night(gold_path(home, "entity_id_history"), history, partition, meta)
     queue = pl.concat(queues, how="diagonal_relaxed")
     overwrite(gold_path(home, "review_queue"), queue, commit_properties=meta)
+    if names_tonight is not None:
+        observed = names_seen.observe(seen, names_tonight, night)
+        overwrite(gold_path(home, "names_seen"), observed, commit_properties=meta)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _names_seen(home: Path) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """Tonight's enterprise names (``record_id`` and the name columns; None when the canonical table has no
+    name columns) and the names seen on earlier nights (None before the first night)."""
+    from models.resolution.names import NAME_COLUMNS
+
+    scan = scan_silver(home, SILVER_TABLE["enterprise"])
+    if not set(NAME_COLUMNS) <= set(scan.collect_schema().names()):
+        return None, None
+    tonight = scan.select("record_id", *NAME_COLUMNS).collect()
+    return tonight, read_frame(gold_path(home, "names_seen"))
 
 
 def _replace_night(path: Path, frame: pl.DataFrame, partition: str, meta) -> None:

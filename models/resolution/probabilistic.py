@@ -176,16 +176,36 @@ class Prepared:
 _NAME_EXTRA = [c for c in name_pass.NAME_COLUMNS if c not in PROFILE_COLUMNS["enterprise"]]
 
 
-def _name_edges(values: pl.DataFrame, extra: pl.DataFrame | None, cluster: pl.Series) -> pl.DataFrame | None:
+def _name_edges(
+    values: pl.DataFrame, extra: pl.DataFrame | None, cluster: pl.Series, formers: pl.DataFrame | None = None
+) -> pl.DataFrame | None:
     """The name pass's edges (enterprises whose canonical table has the name columns): ``values`` the profile
     values (:func:`profile_values`, with the validated ``key``), ``extra`` the other name columns
-    (:data:`_NAME_EXTRA`), both in the clusters' order; None without them."""
+    (:data:`_NAME_EXTRA`), both in the clusters' order; ``formers`` more names of clusters (``cluster``,
+    ``anchored`` and the name columns: :func:`_former_rows`); None without the name columns."""
     if extra is None:
         return None
-    return name_pass.name_edges(
+    names = (
         values.select("name_comparison", "name_is_branch", anchored=pl.col("key").is_not_null())
         .hstack(extra)
         .with_columns(cluster=cluster)
+    )
+    if formers is not None:
+        names = pl.concat([names, formers.select(names.columns).cast(names.schema)])
+    return name_pass.name_edges(names)
+
+
+def _former_rows(
+    record_ids: pl.Series, cluster: pl.Series, values: pl.DataFrame, former_names: pl.DataFrame
+) -> pl.DataFrame:
+    """The former names of records as names of their deterministic clusters, anchored when any record of the
+    cluster has a validated key (all three series in the clusters' order)."""
+    frame = pl.DataFrame({"record_id": record_ids, "cluster": cluster, "key": values["key"]})
+    anchored = frame.group_by("cluster").agg(anchored=pl.col("key").is_not_null().any())
+    return (
+        former_names.join(frame.select("record_id", "cluster"), on="record_id")
+        .join(anchored, on="cluster")
+        .select("cluster", "anchored", *name_pass.NAME_COLUMNS)
     )
 
 
@@ -234,11 +254,18 @@ def prepare_resolution(
     )
 
 
-def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = None) -> Prepared:
+def prepare_silver(
+    home: Path | str,
+    kind: Kind,
+    related: pl.DataFrame | None = None,
+    former_names: pl.DataFrame | None = None,
+) -> Prepared:
     """The first half of :func:`resolve`, reading ``kind``'s canonical table from the silver of ``home`` one group
     of columns at a time (one Delta version throughout): the deterministic keys, then the compared columns, the
     record ids only when :func:`resolve_prepared` needs them. Why: the whole table at once is what made the
-    resolution of the 1M city peak at 11 GB (14.4M records, 17 string columns: ~5 GB as Polars frames)."""
+    resolution of the 1M city peak at 11 GB (14.4M records, 17 string columns: ~5 GB as Polars frames).
+    ``former_names`` (enterprises): ``record_id`` and the name columns of names records bore on earlier nights
+    (:mod:`models.gold.names_seen`), names of their clusters for the name pass."""
     from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, clusters, key_columns
     from models.silver import scan_silver
 
@@ -265,7 +292,12 @@ def prepare_silver(home: Path | str, kind: Kind, related: pl.DataFrame | None = 
     values = read(profile_values(kind, names))
     timings["prepare"] = time.perf_counter() - started
     started = time.perf_counter()
-    edges = _name_edges(values, read(_NAME_EXTRA) if _has_names(kind, names) else None, det["cluster"])
+    formers = None
+    if former_names is not None and former_names.height:
+        formers = _former_rows(read(["record_id"])["record_id"], det["cluster"], values, former_names)
+    edges = _name_edges(
+        values, read(_NAME_EXTRA) if _has_names(kind, names) else None, det["cluster"], formers
+    )
     timings["names"] = time.perf_counter() - started
     started = time.perf_counter()
     profiles, profile_id = profiles_of(values, det["cluster"], kind, rel)
