@@ -91,7 +91,9 @@ def line(night: str, n: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--enterprises", type=int, default=30_000)
     parser.add_argument("--nights", type=int, default=5)
     parser.add_argument("--home", type=Path, default=Path("/tmp/qst-bench-nights"))

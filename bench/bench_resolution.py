@@ -140,11 +140,10 @@ def _score(home: Path, outputs: dict) -> dict:
         truth_records = truth_for_records(truth, recs)
         out[kind] = scores(predicted, truth_records)
         present = set(scan_silver(home, table).collect_schema().names())
-        evidence = read_silver(
-            home, table, columns=["record_id", *sorted(set(evidence_columns(kind)) & present)]
-        )
+        cols = ["record_id", "name_comparison", *sorted(set(evidence_columns(kind)) & present)]
+        evidence = read_silver(home, table, columns=cols)
         alone = evidence.filter(name_only(evidence, evidence_columns(kind))).select("record_id")
-        out[kind]["ceiling"] = evidence_ceiling(truth_records, alone)
+        out[kind]["ceiling"] = evidence_ceiling(truth_records, evidence, alone)
     return out
 
 

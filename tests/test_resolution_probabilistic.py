@@ -202,6 +202,26 @@ def test_saved_model_gives_the_clusters_training_gives(resolved, tmp_path):
     )
 
 
+def test_the_prior_is_taken_over_the_pairs_that_can_match():
+    """Pairs of two keyed profiles never match (two validated keys), so the prior is raised by all pairs over the
+    pairs with a keyless side: with no keyed profile nothing changes; with 1 keyless of 4, 6 pairs of which 3 can
+    match; and the factor does not move with the size of a city of the same make-up (the calibration issue)."""
+    factor = splink_model.relevant_pairs_factor
+    assert factor({"profiles": 10, "keyless": 10}) == pytest.approx(1.0)
+    assert factor({"profiles": 4, "keyless": 1}) == pytest.approx(6 / 3)
+    small, large = (
+        factor({"profiles": 500_000, "keyless": 20_000}),
+        factor({"profiles": 5_000_000, "keyless": 200_000}),
+    )
+    assert small > 10 and large == pytest.approx(small, rel=1e-3)
+    model = {
+        "probability_two_random_records_match": 1e-6,
+        "quanshitong": {"profiles": 500_000, "keyless": 20_000},
+    }
+    # on the training estate itself the prior is the trained one times the factor
+    assert splink_model._prior(model, {"profiles": 500_000, "keyless": 20_000}) == pytest.approx(1e-6 * small)
+
+
 def test_common_names_weigh_less_than_rare_ones():
     """Term-frequency adjustment: two pairs agreeing on the same things weigh less on 张伟 than on a rare name."""
     n = 40

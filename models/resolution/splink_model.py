@@ -84,16 +84,35 @@ def _initial_prior(counts: dict[str, int]) -> float:
     return float(min(max(counts["keyless"] / (n * (n - 1) / 2), 1e-9), 0.5)) if n > 1 else 1e-4
 
 
+def relevant_pairs_factor(counts: dict[str, int]) -> float:
+    """All pairs of profiles over the pairs that can match: those with a keyless profile on one side at least.
+
+    Two profiles with validated keys are two deterministic clusters with different keys, which never join (the
+    constraint pass), so their pairs hold no true match; Splink's prior, the probability that two random profiles
+    match, averages over them all. Predicting a pair that can match with that average understates its prior by this
+    factor: measured on the 1M simulated city, person pairs of a masked ID and a name scored 0.35 while 99.2 % of
+    them were right (24,140 pairs), and at 100k, with the same evidence, 0.84 — the threshold fell between the two
+    sizes and recall drifted 1.7 points. With the prior over the pairs that can match, such a pair scores what its
+    evidence says at any size."""
+    n, k = counts["profiles"], min(max(counts["keyless"], 1), counts["profiles"])
+    if n < 2:
+        return 1.0
+    can_match = k * (k - 1) / 2 + k * (n - k)
+    return float((n * (n - 1) / 2) / max(can_match, 1.0))
+
+
 def _prior(model: dict[str, Any], counts: dict[str, int]) -> float:
-    """The trained prior rescaled to this run's profiles (see the module docstring)."""
+    """The trained prior rescaled to this run's profiles (see the module docstring), over the pairs that can
+    match (:func:`relevant_pairs_factor`)."""
     meta = model.get("quanshitong") or {}
     trained = model.get("probability_two_random_records_match")
     if not meta or trained is None or counts["profiles"] < 2:
-        return _initial_prior(counts)
-    p0, k0 = meta["profiles"], max(meta["keyless"], 1)
-    n = counts["profiles"]
-    prior = trained * (max(counts["keyless"], 1) / k0) * (p0 * (p0 - 1)) / (n * (n - 1))
-    return float(min(max(prior, 1e-12), 0.5))
+        prior = _initial_prior(counts)
+    else:
+        p0, k0 = meta["profiles"], max(meta["keyless"], 1)
+        n = counts["profiles"]
+        prior = trained * (max(counts["keyless"], 1) / k0) * (p0 * (p0 - 1)) / (n * (n - 1))
+    return float(min(max(prior * relevant_pairs_factor(counts), 1e-12), 0.5))
 
 
 def train_on_profiles(profiles: pl.DataFrame, kind: Kind, *, seed: int = 1, max_pairs: float = 2e6) -> dict:
