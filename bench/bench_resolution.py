@@ -125,8 +125,13 @@ class PeakSampler:
 def _score(home: Path, outputs: dict) -> dict:
     """Scores per kind, and the evidence ceiling: the recall (and F1 at precision 1) within reach when a record
     known by a shared name alone stays alone (:func:`models.resolution.evaluate.evidence_ceiling`)."""
-    from models.resolution.evaluate import evidence_ceiling, name_only, scores, truth_for_records
-    from models.resolution.probabilistic import evidence_columns
+    from models.resolution.evaluate import (
+        evidence_ceiling,
+        evidence_columns,
+        name_only,
+        scores,
+        truth_for_records,
+    )
     from models.silver import read_silver, scan_silver
     from simulator import estate as est
 

@@ -9,13 +9,13 @@ import pytest
 from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, link
 from models.resolution.evaluate import (
     evidence_ceiling,
+    evidence_columns,
     name_only,
     read_truth_file,
     scores,
     truth_for_records,
     truth_missing,
 )
-from models.resolution.probabilistic import evidence_columns
 from models.silver import read_silver
 from simulator import estate as est
 

@@ -18,6 +18,7 @@ import polars as pl
 from models.gold.build import KINDS, read_gold
 from models.resolution.evaluate import (
     evidence_ceiling,
+    evidence_columns,
     name_only,
     read_truth_file,
     scores,
@@ -58,11 +59,11 @@ def load_truth_records(truth: Path) -> pl.DataFrame:
 def _names_and_alone(home: Path, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``record_id, name_comparison`` of ``kind``'s canonical records, and ``record_id`` of those known by their
     name alone (nothing else to compare)."""
-    from models.resolution.probabilistic import TABLES, evidence_columns
+    from models.resolution.probabilistic import TABLES
     from models.silver import scan_silver
 
     scan = scan_silver(home, TABLES[kind])
-    wanted = evidence_columns(kind)  # type: ignore[arg-type]
+    wanted = evidence_columns(kind)
     present = [c for c in wanted if c in scan.collect_schema().names()]
     records = scan.select("record_id", "name_comparison", *present).collect()
     return records.select("record_id", "name_comparison"), records.filter(name_only(records, wanted)).select(

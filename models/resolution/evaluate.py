@@ -183,3 +183,18 @@ def evidence_ceiling(truth: pl.DataFrame, records: pl.DataFrame, alone: pl.DataF
         "name_only_records": alone.height,
         "shared_name_only_records": guess.height,
     }
+
+
+def evidence_columns(kind: str) -> list[str]:
+    """The columns of ``kind``'s canonical table a resolver can compare besides the name (keys and compared
+    values, not their status flags): a record with none of them is known by its name alone."""
+    from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, key_columns
+    from models.resolution.probabilistic import COLUMNS
+
+    rules = ENTERPRISE_KEYS if kind == "enterprise" else PERSON_KEYS
+    skip = {"record_id", "name_comparison", "name_is_branch"}
+    return sorted(
+        c
+        for c in {*key_columns(rules), *COLUMNS[kind]}
+        if c not in skip and not c.endswith(("_status", "_kind"))
+    )

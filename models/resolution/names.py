@@ -14,7 +14,8 @@ their enterprise's.
 The rule, over deterministic clusters (the output of :mod:`models.resolution.deterministic`):
 
 - **anchored** clusters have a validated key (a USCC, an organization code); every name any of their records bears
-  (the registry's current name, a department's stale copy, a declared former name 曾用名) is one of theirs;
+  (the registry's current name, a department's stale copy, a declared former name 曾用名) is one of theirs, and so
+  is every name one of their records bore on an earlier night (:mod:`models.gold.names_seen`, :func:`former_rows`);
 - a cluster without a validated key joins an anchored cluster when the anchored clusters **compatible** with its
   names are exactly that one: same comparison form and branch flag, and region and legal form equal where both
   sides state them (深圳市X有限公司 is not 广东X有限责任公司 — another region and legal form, another enterprise;
@@ -85,3 +86,36 @@ def name_edges(names: pl.DataFrame) -> pl.DataFrame:
         .select(cluster_a="cluster", cluster_b="anchor")
     )
     return pl.concat([to_anchor, among]).unique().sort("cluster_a", "cluster_b")
+
+
+def profile_edges(
+    values: pl.DataFrame, extra: pl.DataFrame | None, cluster: pl.Series, formers: pl.DataFrame | None = None
+) -> pl.DataFrame | None:
+    """The name pass's edges (enterprises whose canonical table has the name columns): ``values`` the profile
+    values (:func:`models.resolution.profiles.profile_values`, with the validated ``key``), ``extra`` the other name columns
+    (:data:`NAME_COLUMNS` not among the profile values), both in the clusters' order; ``formers`` more names of clusters (``cluster``,
+    ``anchored`` and the name columns: :func:`former_rows`); None without the name columns."""
+    if extra is None:
+        return None
+    names = (
+        values.select("name_comparison", "name_is_branch", anchored=pl.col("key").is_not_null())
+        .hstack(extra)
+        .with_columns(cluster=cluster)
+    )
+    if formers is not None:
+        names = pl.concat([names, formers.select(names.columns).cast(names.schema)])
+    return name_edges(names)
+
+
+def former_rows(
+    record_ids: pl.Series, cluster: pl.Series, values: pl.DataFrame, former_names: pl.DataFrame
+) -> pl.DataFrame:
+    """The former names of records as names of their deterministic clusters, anchored when any record of the
+    cluster has a validated key (all three series in the clusters' order)."""
+    frame = pl.DataFrame({"record_id": record_ids, "cluster": cluster, "key": values["key"]})
+    anchored = frame.group_by("cluster").agg(anchored=pl.col("key").is_not_null().any())
+    return (
+        former_names.join(frame.select("record_id", "cluster"), on="record_id")
+        .join(anchored, on="cluster")
+        .select("cluster", "anchored", *NAME_COLUMNS)
+    )

@@ -105,20 +105,6 @@ COLUMNS: dict[str, list[str]] = {
 }
 
 
-def evidence_columns(kind: Kind) -> list[str]:
-    """The columns of ``kind``'s canonical table a resolver can compare besides the name (keys and compared
-    values, not their status flags): a record with none of them is known by its name alone."""
-    from models.resolution.deterministic import ENTERPRISE_KEYS, PERSON_KEYS, key_columns
-
-    rules = ENTERPRISE_KEYS if kind == "enterprise" else PERSON_KEYS
-    skip = {"record_id", "name_comparison", "name_is_branch"}
-    return sorted(
-        c
-        for c in {*key_columns(rules), *COLUMNS[kind]}
-        if c not in skip and not c.endswith(("_status", "_kind"))
-    )
-
-
 _PAIR_SCHEMA = pl.Schema(
     {
         "record_id_l": pl.Utf8(),
@@ -179,39 +165,6 @@ class Prepared:
 _NAME_EXTRA = [c for c in name_pass.NAME_COLUMNS if c not in PROFILE_COLUMNS["enterprise"]]
 
 
-def _name_edges(
-    values: pl.DataFrame, extra: pl.DataFrame | None, cluster: pl.Series, formers: pl.DataFrame | None = None
-) -> pl.DataFrame | None:
-    """The name pass's edges (enterprises whose canonical table has the name columns): ``values`` the profile
-    values (:func:`profile_values`, with the validated ``key``), ``extra`` the other name columns
-    (:data:`_NAME_EXTRA`), both in the clusters' order; ``formers`` more names of clusters (``cluster``,
-    ``anchored`` and the name columns: :func:`_former_rows`); None without the name columns."""
-    if extra is None:
-        return None
-    names = (
-        values.select("name_comparison", "name_is_branch", anchored=pl.col("key").is_not_null())
-        .hstack(extra)
-        .with_columns(cluster=cluster)
-    )
-    if formers is not None:
-        names = pl.concat([names, formers.select(names.columns).cast(names.schema)])
-    return name_pass.name_edges(names)
-
-
-def _former_rows(
-    record_ids: pl.Series, cluster: pl.Series, values: pl.DataFrame, former_names: pl.DataFrame
-) -> pl.DataFrame:
-    """The former names of records as names of their deterministic clusters, anchored when any record of the
-    cluster has a validated key (all three series in the clusters' order)."""
-    frame = pl.DataFrame({"record_id": record_ids, "cluster": cluster, "key": values["key"]})
-    anchored = frame.group_by("cluster").agg(anchored=pl.col("key").is_not_null().any())
-    return (
-        former_names.join(frame.select("record_id", "cluster"), on="record_id")
-        .join(anchored, on="cluster")
-        .select("cluster", "anchored", *name_pass.NAME_COLUMNS)
-    )
-
-
 def _has_names(kind: Kind, columns: list[str] | set[str]) -> bool:
     return kind == "enterprise" and set(name_pass.NAME_COLUMNS) <= set(columns)
 
@@ -245,7 +198,7 @@ def prepare_resolution(
     rel = related_cluster_of(records, related)["related_cluster"] if kind == "person" else None
     values = records.select(profile_values(kind, records.columns))
     extra = records.select(_NAME_EXTRA) if _has_names(kind, records.columns) else None
-    edges = _name_edges(values, extra, det["cluster"])
+    edges = name_pass.profile_edges(values, extra, det["cluster"])
     profiles, profile_id = profiles_of(values, det["cluster"], kind, rel)
     return Prepared(
         kind,
@@ -297,8 +250,10 @@ def prepare_silver(
     started = time.perf_counter()
     formers = None
     if former_names is not None and former_names.height:
-        formers = _former_rows(read(["record_id"])["record_id"], det["cluster"], values, former_names)
-    edges = _name_edges(
+        formers = name_pass.former_rows(
+            read(["record_id"])["record_id"], det["cluster"], values, former_names
+        )
+    edges = name_pass.profile_edges(
         values, read(_NAME_EXTRA) if _has_names(kind, names) else None, det["cluster"], formers
     )
     timings["names"] = time.perf_counter() - started
