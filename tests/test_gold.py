@@ -3,6 +3,7 @@ every change is recorded, golden records trace every value to a source record, d
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 
@@ -13,8 +14,10 @@ from conftest import build_silver, load_bronze
 
 from lake.delta import overwrite
 from lake.layout import gold_path, silver_path
+from models.gold import names_seen
 from models.gold.build import build_gold, build_golden, read_gold
 from models.gold.review import record_decision
+from models.resolution.names import NAME_COLUMNS
 from models.silver import read_silver
 from pipelines.cli import main
 from quality.gold_checks import crosswalk_complete, golden_complete, id_changes_recorded
@@ -269,6 +272,9 @@ def test_a_renamed_record_keeps_its_enterprise_the_next_night(two_nights, tmp_pa
     assert by_name.height > 0
     rec = by_name.row(0, named=True)
     assert read_gold(two_nights["home"], "names_seen")["record_id"].is_in([rec["record_id"]]).any()
+    old_name = read_silver(two_nights["home"], "int_enterprise_records", ["record_id", "name"]).filter(
+        pl.col("record_id") == rec["record_id"]
+    )["name"][0]
     outcomes = {}
     for keep in (True, False):
         home = tmp_path / f"home-{keep}"
@@ -277,7 +283,27 @@ def test_a_renamed_record_keeps_its_enterprise_the_next_night(two_nights, tmp_pa
             shutil.rmtree(gold_path(home, "names_seen"))
         _rename(home, rec["record_id"], "测试新名称零一科技")
         report = build_gold(home, "2026-11-02", "renamed")
+        build_golden(home, "enterprise", "2026-11-02")
         after = dict(read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).iter_rows())
-        outcomes[keep] = (after[rec["record_id"]], report.former_names)
+        golden = read_gold(home, "dim_enterprise").filter(pl.col("entity_id") == after[rec["record_id"]])
+        outcomes[keep] = (after[rec["record_id"]], report.former_names, golden.row(0, named=True))
     assert outcomes[True][0] == rec["entity_id"] and outcomes[True][1] >= 1
     assert outcomes[False][0] != rec["entity_id"] and outcomes[False][1] == 0
+    # the golden enterprise lists the names its records bore (曾用名) but never its golden name; here the old
+    # name of the renamed record is the one the registry still gives, so it stays the golden name
+    kept = outcomes[True][2]
+    home = tmp_path / "home-True"
+    names_tonight = read_silver(home, "int_enterprise_records").select("record_id", "name", *NAME_COLUMNS)
+    observed = names_seen.former_names_by_entity(
+        read_gold(home, "names_seen"),
+        names_tonight,
+        dt.date(2026, 11, 2),
+        read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]),
+    )
+    listed = observed.filter(pl.col("entity_id") == kept["entity_id"])["observed_former_names"][0].to_list()
+    assert old_name in listed
+    assert kept["former_names"] == sorted(set(listed) - {kept["name"]})
+    others = observed.join(read_gold(home, "dim_enterprise"), on="entity_id")
+    assert others.height >= 1
+    for row in others.iter_rows(named=True):
+        assert set(row["former_names"]) == set(row["observed_former_names"]) - {row["name"]}

@@ -350,6 +350,33 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
     return report
 
 
+def _with_observed_former_names(
+    golden: pl.DataFrame, home: Path, ids: pl.DataFrame, partition: str | None
+) -> pl.DataFrame:
+    """The golden enterprises' ``former_names`` with the names their records bore on earlier nights
+    (:mod:`.names_seen`), never the golden name itself."""
+    tonight, seen = _names_seen(home)
+    if tonight is None or seen is None or "former_names" not in golden.columns:
+        return golden
+    night = dt.date.fromisoformat(partition) if partition else seen["last_seen"].max()
+    observed = names_seen.former_names_by_entity(seen, tonight, night, ids)  # type: ignore[arg-type]
+    if observed.height == 0:
+        return golden
+    merged = pl.concat_list(
+        pl.col("former_names").fill_null([]), pl.col("observed_former_names").fill_null([])
+    )
+    return (
+        golden.join(observed, on="entity_id", how="left")
+        .with_columns(
+            former_names=merged.list.eval(pl.element().filter(pl.element().is_not_null()))
+            .list.set_difference(pl.concat_list(pl.col("name")))
+            .list.unique()
+            .list.sort()
+        )
+        .drop("observed_former_names")
+    )
+
+
 def _names_seen(home: Path) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     """Tonight's enterprise names (``record_id`` and the name columns; None when the canonical table has no
     name columns) and the names seen on earlier nights (None before the first night)."""
@@ -358,7 +385,8 @@ def _names_seen(home: Path) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     scan = scan_silver(home, SILVER_TABLE["enterprise"])
     if not set(NAME_COLUMNS) <= set(scan.collect_schema().names()):
         return None, None
-    tonight = scan.select("record_id", *NAME_COLUMNS).collect()
+    shown = ["name"] if "name" in scan.collect_schema().names() else []
+    tonight = scan.select("record_id", *shown, *NAME_COLUMNS).collect()
     return tonight, read_frame(gold_path(home, "names_seen"))
 
 
@@ -410,7 +438,7 @@ def build_golden(
     records = read_silver(home, SILVER_TABLE[kind], columns=sorted(needed))
     golden = golden_records(records, ids, kind, ranking)
     if kind == "enterprise":
-        golden = link_branches(golden)
+        golden = _with_observed_former_names(link_branches(golden), home, ids, partition)
     meta = CommitProperties(custom_metadata={PARTITION_KEY: partition or "", "qst.run_id": run_id})
     overwrite(gold_path(home, DIM_TABLE[kind]), golden, commit_properties=meta)
     return GoldenReport(golden.height, ranking.warnings())

@@ -26,6 +26,7 @@ from models.resolution.names import MIN_COMPARISON_CHARS, NAME_COLUMNS
 SCHEMA = pl.Schema(
     {
         "record_id": pl.Utf8(),
+        "name": pl.Utf8(),  # the name as written the last night it was seen (the comparison form is the key)
         "name_comparison": pl.Utf8(),
         "name_is_branch": pl.Boolean(),
         "name_region": pl.Utf8(),
@@ -40,10 +41,10 @@ _KEY = ["record_id", *NAME_COLUMNS]
 def _named(tonight: pl.DataFrame) -> pl.DataFrame:
     """Tonight's records with a name long enough to be evidence, one row per distinct (record, name)."""
     return (
-        tonight.select(_KEY)
+        tonight.select(*_KEY, *(["name"] if "name" in tonight.columns else []))
         .filter(pl.col("name_comparison").str.len_chars() >= MIN_COMPARISON_CHARS)
         .with_columns(pl.col("name_is_branch").fill_null(False))
-        .unique(maintain_order=True)
+        .unique(_KEY, maintain_order=True)
     )
 
 
@@ -51,13 +52,19 @@ def observe(seen: pl.DataFrame | None, tonight: pl.DataFrame, night: dt.date) ->
     """The names seen until ``night`` included: ``seen`` (the table as it was) with tonight's names of
     ``tonight`` (``record_id`` and :data:`NAME_COLUMNS` of the canonical enterprise records)."""
     now = _named(tonight).with_columns(first_seen=pl.lit(night), last_seen=pl.lit(night))
-    parts = [pl.DataFrame(schema=SCHEMA), now.cast(SCHEMA)]
+    parts = [
+        pl.DataFrame(schema=SCHEMA),
+        now.select(list(SCHEMA) if "name" in now.columns else [c for c in SCHEMA if c != "name"]),
+    ]
     if seen is not None:
-        parts.append(seen.select(list(SCHEMA)).cast(SCHEMA))
+        parts.append(seen.select([c for c in SCHEMA if c in seen.columns]))
     return (
-        pl.concat(parts)
+        pl.concat(
+            [p.cast({c: t for c, t in SCHEMA.items() if c in p.columns}) for p in parts], how="diagonal"
+        )
+        .sort("last_seen", nulls_last=False)
         .group_by(_KEY)
-        .agg(pl.col("first_seen").min(), pl.col("last_seen").max())
+        .agg(pl.col("name").drop_nulls().last(), pl.col("first_seen").min(), pl.col("last_seen").max())
         .sort(_KEY, nulls_last=True)
         .select(list(SCHEMA))
     )
@@ -75,4 +82,22 @@ def former_names(seen: pl.DataFrame | None, tonight: pl.DataFrame, night: dt.dat
         earlier.join(now.select("record_id").unique(), on="record_id", how="semi")
         .join(now, on=_KEY, how="anti", nulls_equal=True)
         .sort(_KEY, nulls_last=True)
+    )
+
+
+def former_names_by_entity(
+    seen: pl.DataFrame | None, tonight: pl.DataFrame, night: dt.date, ids: pl.DataFrame
+) -> pl.DataFrame:
+    """``entity_id, observed_former_names`` (the names as written, distinct, sorted): the former names of each
+    entity's records (:func:`former_names`), for the golden record's 曾用名. ``ids``: ``record_id, entity_id``."""
+    formers = former_names(seen, tonight, night)
+    if seen is None or formers.height == 0:
+        return pl.DataFrame(schema={"entity_id": pl.Utf8, "observed_former_names": pl.List(pl.Utf8)})
+    return (
+        formers.join(seen.select(*_KEY, "name"), on=_KEY, nulls_equal=True)
+        .join(ids.select("record_id", "entity_id"), on="record_id")
+        .filter(pl.col("name").is_not_null())
+        .group_by("entity_id")
+        .agg(observed_former_names=pl.col("name").unique().sort())
+        .sort("entity_id")
     )
