@@ -163,28 +163,11 @@ def child_quanshitong(home: Path) -> dict:
     return {"seconds": total, "peak_mb": peak, "phases": phases, "scores": _score(home, outputs)}
 
 
-def _baseline_frame(home: Path, kind: str):
-    import polars as pl
-
-    from models.resolution import probabilistic, splink_settings
-
-    records = probabilistic.read_records(home, kind)
-    name = pl.col("name_comparison")
-    cap = splink_settings.MODELS[kind]["name_block_max"]
-    frame = records.select([c for c in probabilistic.COLUMNS[kind] if c != "related_record_id"]).with_columns(
-        name_prefix2=name.str.slice(0, 2),
-        name_prefix1=name.str.slice(0, 1),
-        name_block=pl.when(name.count().over("name_comparison") <= cap).then(name),
-    )
-    if kind == "person":
-        frame = frame.with_columns(pl.col("id_number_birth_date").cast(pl.Utf8))
-    return frame
-
-
 def child_baseline(home: Path) -> dict:
+    """Plain Splink 5 as its documentation advises (bench/splink_baseline.py): enterprises, then persons with the
+    baseline's own enterprise clusters; the same DuckDB memory limit and threads as Quanshitong's."""
     import duckdb
-    import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    import splink_baseline
 
     from models.resolution import splink_model
 
@@ -193,74 +176,18 @@ def child_baseline(home: Path) -> dict:
     outputs = {}
     sampler = PeakSampler()
     started = time.perf_counter()
+    enterprises = None
     for kind in KINDS:
         t = time.perf_counter()
-        frame = _baseline_frame(home, kind)
+        frame = splink_baseline.read_frame(home, kind, enterprises)
         phases[f"{kind}: read silver"] = time.perf_counter() - t
-        if kind == "enterprise":
-            comparisons = [
-                cl.JaroWinklerAtThresholds("name_comparison"),
-                cl.ExactMatch("division_code"),
-                cl.ExactMatch("phone"),
-                cl.ExactMatch("legal_rep_name"),
-                cl.LevenshteinAtThresholds("address"),
-            ]
-            blocking = [
-                block_on("name_block"),
-                block_on("phone"),
-                block_on("division_code", "name_prefix2"),
-                block_on("legal_rep_name", "name_prefix1"),
-            ]
-            em = [block_on("division_code", "name_prefix2"), block_on("phone")]
-        else:
-            comparisons = [
-                cl.JaroWinklerAtThresholds("name_comparison"),
-                cl.ExactMatch("id_number_birth_date"),
-                cl.ExactMatch("id_number_sex"),
-                cl.ExactMatch("phone"),
-                cl.ExactMatch("division_code"),
-                cl.LevenshteinAtThresholds("address"),
-            ]
-            blocking = [
-                block_on("name_block"),
-                block_on("phone"),
-                block_on("id_number_birth_date", "name_prefix1"),
-            ]
-            em = [block_on("id_number_birth_date", "name_prefix1"), block_on("name_block")]
         con = duckdb.connect()
         con.execute(f"SET memory_limit = '{splink_model.DUCKDB_MEMORY_LIMIT}'")
         con.execute(f"SET threads = {splink_model.DUCKDB_THREADS}")
-        db = DuckDBAPI(connection=con)
-        settings = SettingsCreator(
-            link_type="dedupe_only",
-            unique_id_column_name="record_id",
-            comparisons=comparisons,
-            blocking_rules_to_generate_predictions=blocking,
-        )
-        t = time.perf_counter()
-        linker = Linker(db.register(frame.to_arrow()), settings, log_level=logging.ERROR)
-        linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
-        for rule in em:
-            try:
-                linker.training.estimate_parameters_using_expectation_maximisation(rule)
-            except Exception as err:
-                print(f"  baseline {kind}: EM on {rule} failed: {str(err).splitlines()[0]}", flush=True)
-        phases[f"{kind}: train"] = time.perf_counter() - t
-        t = time.perf_counter()
-        predictions = linker.inference.predict(threshold_match_probability=0.5)
-        phases[f"{kind}: predict"] = time.perf_counter() - t
-        t = time.perf_counter()
-        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.9)
-        import polars as pl
-
-        out = pl.from_arrow(clusters.as_pyarrow_table())
-        assert isinstance(out, pl.DataFrame)
-        phases[f"{kind}: cluster"] = time.perf_counter() - t
-        codes = out.select("record_id", "cluster_id").with_columns(
-            cluster=pl.col("cluster_id").cast(pl.Utf8).cast(pl.Categorical).to_physical().cast(pl.Int64)
-        )
-        outputs[kind] = codes.select("record_id", "cluster")
-        del linker, db, con, frame
+        outputs[kind] = splink_baseline.resolve(frame, kind, con, phases)
+        if kind == "enterprise":
+            enterprises = outputs[kind]
+        del frame, con
     total = time.perf_counter() - started
     peak = sampler.stop()
     return {"seconds": total, "peak_mb": peak, "phases": phases, "scores": _score(home, outputs)}
@@ -281,6 +208,12 @@ def main() -> None:
     parser.add_argument("--enterprises", type=int, default=100_000, help="without --home: simulate this size")
     parser.add_argument("--baseline-timeout", type=float, default=1800.0)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--only",
+        choices=["quanshitong", "baseline"],
+        default=None,
+        help="run one contender (to iterate faster)",
+    )
     parser.add_argument("--child", choices=["quanshitong", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -304,6 +237,8 @@ def main() -> None:
     )
     rows = []
     contenders = ["quanshitong"] + ([] if args.skip_baseline else ["baseline"])
+    if args.only:
+        contenders = [args.only]
     for name in contenders:
         timeout = args.baseline_timeout if name == "baseline" else 3600.0
         result, wall, peak, out = run_child(["--child", name, "--home", str(home)], timeout)
