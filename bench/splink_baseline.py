@@ -88,6 +88,12 @@ U_MAX_PAIRS = 1e7
 #: and fixed, as Splink allows per comparison level (``fix_u_probability``, [TRAIN]: "the user can fix the m
 #: values"): one in a billion pairs of different entities.
 U_IDENTIFIER = 1e-9
+#: m of an identifier's exact match and of its disagreement, fixed by hand ([TRAIN]: "the user can fix the m values"
+#: when EM does not converge): with the u above, EM on the name rule drives the disagreement's m to exactly 0.0 (the
+#: pairs sharing a name but not a USCC are all non-matches, each iteration makes them more so) and Splink 5 stops
+#: with "m_probability value 0.0 is below the minimum allowed value" (seen on the 100k estate). One identifier in a
+#: hundred mistyped or out of date between two records of one entity.
+M_IDENTIFIER = (0.99, 0.01)
 #: Cluster threshold ([CLUST]); predictions are kept from a lower threshold so the cut is the clustering's.
 PREDICT_THRESHOLD = 0.5
 CLUSTER_THRESHOLD = 0.9
@@ -97,18 +103,22 @@ DETERMINISTIC_RECALL = 0.8
 
 
 def identifier(col: str, *, fuzzy: bool = False) -> Any:
-    """Exact match on an identifier column, its u fixed at :data:`U_IDENTIFIER` (see there); ``fuzzy``: a level for
-    one edit or transposition between (a mistyped digit, [COMP]), its u sampled as usual."""
+    """Exact match on an identifier column, its u and m fixed (:data:`U_IDENTIFIER`, :data:`M_IDENTIFIER`, see
+    there); ``fuzzy``: a level for one edit or transposition between (a mistyped digit, [COMP]), its m trained by
+    EM and its u sampled as usual."""
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
+    exact, other = M_IDENTIFIER
     levels = [
         cll.NullLevel(col),
-        cll.ExactMatchLevel(col).configure(u_probability=U_IDENTIFIER, fix_u_probability=True),
+        cll.ExactMatchLevel(col).configure(
+            u_probability=U_IDENTIFIER, fix_u_probability=True, m_probability=exact, fix_m_probability=True
+        ),
     ]
     if fuzzy:
         levels.append(cll.DamerauLevenshteinLevel(col, 1))
-    levels.append(cll.ElseLevel())
+    levels.append(cll.ElseLevel().configure(m_probability=other, fix_m_probability=True))
     return cl.CustomComparison(
         output_column_name=col,
         comparison_levels=levels,
@@ -174,9 +184,8 @@ def settings(kind: str) -> Any:
             # the name, and name fragments with a second column (typos in one or the other) ([BLOCK])
             block_on("name_comparison"),
             block_on("substr(name_comparison, 1, 2)", "division_code"),
-            block_on("substr(name_comparison, 1, 2)", "legal_rep_name"),
+            block_on("legal_rep_name", "substr(name_comparison, 1, 1)"),
             block_on("phone"),
-            block_on("legal_rep_name", "division_code"),
         ]
     else:
         comparisons = [
@@ -194,8 +203,8 @@ def settings(kind: str) -> Any:
         ]
         blocking = [
             block_on("id_number"),
-            # a mistyped ID: the name with a fragment of the ID (region, birth date, last four) ([BLOCK])
-            block_on("name_comparison", "substr(id_number, 1, 6)"),
+            # a mistyped ID: the name with a fragment of the ID — one mistyped digit leaves the birth date or the
+            # last four intact ([BLOCK])
             block_on("name_comparison", "substr(id_number, 7, 8)"),
             block_on("name_comparison", "substr(id_number, 15, 4)"),
             block_on("name_comparison", "related_enterprise"),
@@ -216,7 +225,7 @@ def train(linker: Any, kind: str, *, max_pairs: float | None = None, seed: int =
 
     if kind == "enterprise":
         deterministic = [block_on(c) for c in ("uscc", "tin", "link_org_code", "regno", "link_local_key")]
-        # round robin: the name rule trains the identifiers, the identifier rules train the name and the rest
+        # round robin ([TRAIN]): the name rule trains the other columns, the identifier rules train the name
         em = [block_on("name_comparison"), block_on("link_org_code"), block_on("link_local_key")]
     else:
         deterministic = [block_on("id_number")]
