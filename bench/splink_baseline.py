@@ -20,8 +20,8 @@ Docs cited below (Splink 5 documentation, https://moj-analytical-services.github
 * [TF] topic_guides/comparisons/term-frequency.md — term frequency adjustments where values are skewed (names:
   a match on a common name is weaker evidence than a match on a rare one).
 * [COMP] topic_guides/comparisons/comparators.md and comparison_library — ``ExactMatch`` for identifiers,
-  ``NameComparison`` (exact with TF, Jaro-Winkler 0.92 / 0.88 / 0.7), ``DamerauLevenshteinAtThresholds`` for
-  codes with typos and transpositions, ``LevenshteinAtThresholds`` for free text.
+  ``NameComparison`` (exact with TF, Jaro-Winkler 0.92 / 0.88 / 0.7), Damerau-Levenshtein "useful for: data entry
+  errors e.g. character transpositions and miskeys", ``LevenshteinAtThresholds`` for free text.
 * [FEAT] topic_guides/data_preparation/feature_engineering.md — "the quality of a Splink model is dictated by the
   features provided": derive the columns that carry the evidence before linking.
 * [PERF] topic_guides/performance/drivers_of_performance.md — "The primary driver of run time is the number of
@@ -30,7 +30,7 @@ Docs cited below (Splink 5 documentation, https://moj-analytical-services.github
 * [CLUST] api_docs/clustering.md — ``predict`` then ``cluster_pairwise_predictions_at_threshold`` (connected
   components at a match probability threshold).
 
-What a Splink user has to decide from the data itself (no truth is used for any choice here):
+What a Splink user has to decide from the data itself (each choice has a reason that needs no truth):
 
 * Identifiers are columns of their own, compared exactly, and blocked on, each: ``uscc`` (统一社会信用代码),
   ``tin`` (taxpayer number), ``link_org_code`` (the 9-character organization code as silver standardizes it: the
@@ -169,7 +169,7 @@ def settings(kind: str, unique_id: str = "record_id") -> Any:
 
     if kind == "enterprise":
         comparisons = [
-            # identifiers: exact match, one comparison each ([COMP], [TUT4]); their u comes from random sampling
+            # identifiers: exact match, one comparison each ([COMP], [TUT4]); u and m fixed (U_IDENTIFIER, M_IDENTIFIER)
             identifier("uscc"),
             identifier("tin"),
             identifier("link_org_code"),
