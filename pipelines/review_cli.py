@@ -57,7 +57,7 @@ def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> Non
         decided = f"  decided: {r['decision']} by {r['reviewer']}" if r.get("decision") else ""
         rank = f"#{r['rank']} " if r.get("rank") is not None else ""
         p = r.get("match_probability")
-        group = f" group {r['group']} of {r['group_items']}" if (r.get("group_items") or 0) > 1 else ""
+        group = f" group {r['group']} ({r['group_items']} items)" if (r.get("group_items") or 0) > 1 else ""
         click.echo(
             f"\n  {rank}[{r['entity_type']}] {r.get('l_entity_id')} ~ {r.get('r_entity_id')}  "
             f"p={'-' if p is None else f'{p:.3f}'} status={r['status']} pairs={r.get('pairs')}{group}{decided}"
@@ -81,7 +81,7 @@ def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> Non
 def review_decide(
     home: Path, kind: str, left: str, right: str, decision: str, reviewer: str, note: str
 ) -> None:
-    """Record that two records are (must-link) or are not (cannot-link) the same entity; the next run honours it."""
+    """Record that two records are (must-link) or are not (cannot-link) the same entity; every later run honours it."""
     from models.gold.build import known_records
     from models.gold.review import record_decision
 
@@ -90,4 +90,4 @@ def review_decide(
         record_decision(home, kind, left, right, decision, reviewer, note, known_records=known)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"recorded: {left} {decision} {right} by {reviewer}; the next run (qst run) honours it")
+    click.echo(f"recorded: {left} {decision} {right} by {reviewer}; every later run (qst run) honours it")
