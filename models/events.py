@@ -31,6 +31,10 @@ category                   中文                     counted by
 The three penalty categories form the **penalty family** (:data:`PENALTY_CATEGORIES`): 行政处罚 in total, with
 the two regulatory fields every Chinese city has (市场监管, 生态环境) counted apart as the 360 card shows them.
 
+The **risk events** (风险事件, :data:`RISK_CATEGORIES`) are the adverse records: the penalty family, court cases,
+defaulter listings, tax arrears and abnormal-operations listings. An entity that carries one is where a wrong link
+costs most (its risk score, the bureaus' exports): the gold review queue shows its borderline pairs first.
+
 **Detail vocabularies.** Some categories give meaning to the values of the event's ``category`` column (the
 detail: a litigation role, a performance status, a rating). These are national legal vocabularies — 民事诉讼法's
 party roles, 最高人民法院's 失信被执行人 performance statuses, 国家税务总局's 纳税信用 levels A/B/M/C/D — so they are
@@ -50,19 +54,27 @@ class EventCategory:
     name_en: str
     #: a family several categories belong to (``penalty``), counted together by the marts
     family: str | None = None
+    #: an adverse record (风险事件): see :data:`RISK_CATEGORIES`
+    risk: bool = False
 
 
 CATEGORIES: tuple[EventCategory, ...] = (
     EventCategory("business_registration", "商事主体设立登记", "Business registration"),
     EventCategory("tax_registration", "税务登记", "Taxpayer registration"),
-    EventCategory("abnormal_listing", "列入经营异常名录", "Abnormal-operations listing"),
-    EventCategory("market_penalty", "市场监管行政处罚", "Market-regulation penalty", family="penalty"),
-    EventCategory("environmental_penalty", "生态环境行政处罚", "Environmental penalty", family="penalty"),
-    EventCategory("other_penalty", "其他行政处罚", "Other administrative penalty", family="penalty"),
-    EventCategory("court_case", "诉讼案件（当事人）", "Court case, one event per party"),
-    EventCategory("judgment_default", "失信被执行人", "Judgment defaulter listing"),
+    EventCategory("abnormal_listing", "列入经营异常名录", "Abnormal-operations listing", risk=True),
+    EventCategory(
+        "market_penalty", "市场监管行政处罚", "Market-regulation penalty", family="penalty", risk=True
+    ),
+    EventCategory(
+        "environmental_penalty", "生态环境行政处罚", "Environmental penalty", family="penalty", risk=True
+    ),
+    EventCategory(
+        "other_penalty", "其他行政处罚", "Other administrative penalty", family="penalty", risk=True
+    ),
+    EventCategory("court_case", "诉讼案件（当事人）", "Court case, one event per party", risk=True),
+    EventCategory("judgment_default", "失信被执行人", "Judgment defaulter listing", risk=True),
     EventCategory("tax_rating", "纳税信用等级评价", "Tax credit rating"),
-    EventCategory("tax_arrears", "欠税", "Tax arrears"),
+    EventCategory("tax_arrears", "欠税", "Tax arrears", risk=True),
     EventCategory("tax_filing", "纳税申报", "Tax filing"),
     EventCategory("social_contribution", "单位社会保险缴费", "Employer social-insurance contribution"),
     EventCategory("insurance_enrollment", "个人参保登记", "Person's social-insurance enrollment"),
@@ -74,6 +86,8 @@ CATEGORY_BY_KEY: dict[str, EventCategory] = {c.key: c for c in CATEGORIES}
 
 #: 行政处罚: every category of the penalty family.
 PENALTY_CATEGORIES: tuple[str, ...] = tuple(c.key for c in CATEGORIES if c.family == "penalty")
+#: 风险事件: the adverse records (penalties, court cases, defaulter listings, arrears, abnormal listings).
+RISK_CATEGORIES: tuple[str, ...] = tuple(c.key for c in CATEGORIES if c.risk)
 
 # ---- detail vocabularies (values of int_events.category for one category) ------------------------------
 #: ``court_case``: the litigation roles that count as plaintiff (原告, 申请执行人) and as defendant (被告,

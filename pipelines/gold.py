@@ -69,7 +69,8 @@ def _resolution_asset() -> dg.AssetsDefinition:
                 deps=sources,
                 group_name=GOLD_PREFIX,
                 kinds={"delta"},
-                description="Tonight's borderline pairs for a reviewer; decisions with `qst review`.",
+                description="One item per pair of entities a reviewer's decision could change, ranked by "
+                "consequence and explained in Chinese; decisions with `qst review`.",
             ),
         ],
         partitions_def=daily_partitions,
@@ -105,6 +106,7 @@ def _resolution_asset() -> dg.AssetsDefinition:
                 "changes": r.changes,
                 "by_rule": r.by_rule,
                 "review_pairs": r.review_pairs,
+                "review_open": r.review_open,
                 "seconds": round(r.seconds, 1),
             }
             for k, r in report.kinds.items()
@@ -124,7 +126,10 @@ def _resolution_asset() -> dg.AssetsDefinition:
         )
         yield dg.MaterializeResult(
             asset_key=gold_asset_key("review_queue"),
-            metadata={"rows": sum(r.review_pairs for r in report.kinds.values())},
+            metadata={
+                "rows": sum(r.review_pairs for r in report.kinds.values()),
+                "open_items": dg.MetadataValue.json({k: r.review_open for k, r in report.kinds.items()}),
+            },
         )
         yield check_result(crosswalk, COMPLETE_CHECK, crosswalk_complete(home))
         yield check_result(crosswalk, IDS_CHECK, id_changes_recorded(home, context.partition_key))

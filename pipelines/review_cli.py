@@ -1,6 +1,6 @@
-"""``qst review``: the review queue of borderline entity pairs, and the decisions the next night honours.
+"""``qst review``: the review queue of borderline entity pairs, and the decisions every later night honours.
 
-The rules (which pairs are open, which records exist, how a decision is stored) live in :mod:`models.gold`;
+The rules (which items are open, which records exist, how a decision is stored) live in :mod:`models.gold`;
 this module only wires them to the command line (registered on the ``qst`` group by ``pipelines.cli``).
 """
 
@@ -15,7 +15,7 @@ from pipelines.cli_options import HOME_OPTION
 
 @click.group()
 def review() -> None:
-    """The review queue of borderline entity pairs, and must-link / cannot-link decisions the next run honours."""
+    """The review queue (one item per pair of entities), and must-link / cannot-link decisions every later run honours."""
 
 
 @review.command("list")
@@ -26,12 +26,13 @@ def review() -> None:
     "--all",
     "show_all",
     is_flag=True,
-    help="Also pairs already decided and pairs whose records ended up in one entity anyway.",
+    help="Also the items already decided (and what the decision did tonight).",
 )
 def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> None:
-    """The most uncertain open pairs of the last run (undecided, still two entities), both records side by side."""
+    """The open items of the last run (two entities, undecided), the most consequential first, each with both
+    records side by side and why it is in the queue, in Chinese."""
     from models.gold.build import read_gold
-    from models.gold.review import open_pairs
+    from models.gold.queue import open_groups, open_items
 
     try:
         queue = read_gold(home, "review_queue")
@@ -41,24 +42,31 @@ def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> Non
         queue = queue.filter(entity_type=kind)
     total = queue.height
     if not show_all:
-        queue = open_pairs(queue)
+        queue = open_items(queue)
+    groups = open_groups(queue)
     click.echo(
-        f"{queue.height:,} open pair(s) to review"
+        f"{queue.height:,} open item(s) to review"
         + (f" ({kind})" if kind else "")
-        + ("" if show_all else f" of {total:,} in the queue (--all shows every one)")
+        + ("" if show_all else f" of {total:,} in the queue (--all shows the decided ones)")
     )
+    if groups:
+        click.echo(f"{groups:,} question(s): items that share an entity are one, shown together")
+    if queue.height > limit:
+        click.echo(f"the first {limit:,} shown, most consequential first (--limit)")
     for r in queue.head(limit).to_dicts():
         decided = f"  decided: {r['decision']} by {r['reviewer']}" if r.get("decision") else ""
+        rank = f"#{r['rank']} " if r.get("rank") is not None else ""
+        p = r.get("match_probability")
+        group = f" group {r['group']} ({r['group_items']} items)" if (r.get("group_items") or 0) > 1 else ""
         click.echo(
-            f"\n  [{r['entity_type']}] p={r['match_probability']:.3f} w={r['match_weight'] or 0:.2f} "
-            f"status={r['status']}{decided}"
+            f"\n  {rank}[{r['entity_type']}] {r.get('l_entity_id')} ~ {r.get('r_entity_id')}  "
+            f"p={'-' if p is None else f'{p:.3f}'} status={r['status']} pairs={r.get('pairs')}{group}{decided}"
         )
         for side in ("l", "r"):
             click.echo(
-                f"    {r[f'record_id_{side}']}  ({r.get(f'{side}_entity_id')})  {r.get(f'{side}_name')}  "
-                f"{r.get(f'{side}_address') or ''}"
+                f"    {r[f'record_id_{side}']}  {r.get(f'{side}_name')}  {r.get(f'{side}_address') or ''}"
             )
-        click.echo(f"    levels: {r['levels']}")
+        click.echo(f"    {r.get('explanation_zh') or ''}")
     click.echo("\ndecide with: qst review decide --kind KIND LEFT RIGHT must-link|cannot-link --by NAME")
 
 
@@ -73,7 +81,7 @@ def review_list(home: Path, kind: str | None, limit: int, show_all: bool) -> Non
 def review_decide(
     home: Path, kind: str, left: str, right: str, decision: str, reviewer: str, note: str
 ) -> None:
-    """Record that two records are (must-link) or are not (cannot-link) the same entity; the next run honours it."""
+    """Record that two records are (must-link) or are not (cannot-link) the same entity; every later run honours it."""
     from models.gold.build import known_records
     from models.gold.review import record_decision
 
@@ -82,4 +90,4 @@ def review_decide(
         record_decision(home, kind, left, right, decision, reviewer, note, known_records=known)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"recorded: {left} {decision} {right} by {reviewer}; the next run (qst run) honours it")
+    click.echo(f"recorded: {left} {decision} {right} by {reviewer}; every later run (qst run) honours it")

@@ -16,6 +16,7 @@ from lake.delta import overwrite
 from lake.layout import gold_path, silver_path
 from models.gold import names_seen
 from models.gold.build import build_gold, build_golden, read_gold
+from models.gold.queue import open_items
 from models.gold.review import record_decision
 from models.resolution.names import NAME_COLUMNS
 from models.silver import read_silver
@@ -177,40 +178,82 @@ def test_er_eval_prints_and_writes_the_scores(two_nights, tmp_path):
     assert json.loads(again.read_text()) == scores
 
 
-def test_a_cannot_link_decision_separates_two_records_the_next_run(two_nights, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(two_nights["home"], home)
-    crosswalk = two_nights["night2"].filter(pl.col("rule").is_in(["splink", "unique_name"]))
-    # a record that Splink or the name pass linked, and another record of the same entity
-    rec = crosswalk.filter(pl.col("entity_type") == "enterprise").sort("record_id").row(0, named=True)
+def _night(root, home, partition: str) -> tuple[dict[str, str], set[str]]:
+    """The estate a day on, loaded and resolved for ``partition``: each record's entity and the golden
+    enterprises' ids."""
+    est.advance(root / "estate", 1)
+    load_bronze(root / "estate" / "sources.yaml", home)
+    build_silver(root / "estate" / "sources.yaml", home)
+    build_gold(home, partition, f"night-{partition}")
+    build_golden(home, "enterprise", partition)
+    crosswalk = dict(read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).iter_rows())
+    return crosswalk, set(read_gold(home, "dim_enterprise")["entity_id"])
+
+
+def test_decisions_change_the_next_nights_golden_records_and_every_night_after(two_nights, tmp_path):
+    """A cannot-link between two records the engine had linked, and a must-link between a keyless lone record and
+    another enterprise, recorded after night 2: night 3 and night 4 (the estate a day on each time, the same
+    record ids) both have two golden enterprises where there was one and one where there were two, and the
+    queue keeps both decisions visible, never open."""
+    root = tmp_path
+    shutil.copytree(two_nights["estate"], root / "estate")
+    shutil.copytree(two_nights["home"], root / "home")
+    home = root / "home"
+    night2 = two_nights["night2"].filter(pl.col("entity_type") == "enterprise")
+    # cannot-link: a record that Splink or the name pass linked, and another record of the same entity
+    rec = night2.filter(pl.col("rule").is_in(["splink", "unique_name"])).sort("record_id").row(0, named=True)
     other = (
-        two_nights["night2"]
-        .filter((pl.col("entity_id") == rec["entity_id"]) & (pl.col("record_id") != rec["record_id"]))
+        night2.filter((pl.col("entity_id") == rec["entity_id"]) & (pl.col("record_id") != rec["record_id"]))
+        .sort("record_id")
+        .row(0, named=True)
+    )
+    # must-link: a record alone in its entity and without a validated key, and a registered enterprise's record
+    keys = read_silver(home, "int_enterprise_records", ["record_id", "uscc_status", "link_org_code"])
+    keyless = keys.filter((pl.col("uscc_status") != "valid") & pl.col("link_org_code").is_null())
+    alone = (
+        night2.filter(pl.col("rule").is_null()).join(keyless, on="record_id", how="semi").sort("record_id")
+    )
+    assert alone.height, "the estate has no keyless lone enterprise record to must-link: pick another seed"
+    lone = alone.row(0, named=True)
+    target = (
+        night2.filter((pl.col("rule") == "uscc") & (pl.col("entity_id") != lone["entity_id"]))
         .sort("record_id")
         .row(0, named=True)
     )
     record_decision(home, "enterprise", rec["record_id"], other["record_id"], "cannot_link", "测试员")
-    build_gold(home, "2026-11-01", "after-review")
-    after = dict(read_gold(home, "entity_crosswalk", ["record_id", "entity_id"]).iter_rows())
-    assert after[rec["record_id"]] != after[other["record_id"]]
-    queue = read_gold(home, "review_queue")
-    decided = queue.filter(pl.col("decision") == "cannot_link")
-    assert decided.height >= 1 and not decided["same_entity"].any()
-    assert id_changes_recorded(home, "2026-11-01").passed  # the split is in the history
+    record_decision(home, "enterprise", target["record_id"], lone["record_id"], "must-link", "测试员")
+    for partition in ("2026-11-02", "2026-11-03"):
+        crosswalk, golden = _night(root, home, partition)
+        # two golden enterprises where there was one
+        assert crosswalk[rec["record_id"]] != crosswalk[other["record_id"]], partition
+        assert {crosswalk[rec["record_id"]], crosswalk[other["record_id"]]} <= golden, partition
+        # one where there were two: the lone record's golden record is its new entity's
+        assert crosswalk[lone["record_id"]] == crosswalk[target["record_id"]] in golden, partition
+        assert len({lone["entity_id"], target["entity_id"]} & golden) == 1, partition
+        queue = read_gold(home, "review_queue").filter(pl.col("entity_type") == "enterprise")
+        decided = dict(
+            queue.filter(pl.col("decision").is_not_null()).select("decision", "same_entity").iter_rows()
+        )
+        assert decided == {"cannot_link": False, "must_link": True}, partition
+        assert open_items(queue).filter(pl.col("decision").is_not_null()).height == 0
+        assert id_changes_recorded(home, partition).passed  # the split and the merge are in the history
 
 
-def test_review_list_shows_the_open_pairs_and_decide_records_a_decision(two_nights, tmp_path):
+def test_review_list_shows_the_open_items_and_decide_records_a_decision(two_nights, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(two_nights["home"], home)
     queue = read_gold(home, "review_queue")
-    open_pairs = queue.filter(~pl.col("same_entity") & pl.col("decision").is_null())
+    items = open_items(queue)
     shown = CliRunner().invoke(main, ["review", "list", "--home", str(home), "--limit", "3"])
     assert shown.exit_code == 0, shown.output
-    assert f"{open_pairs.height:,} open pair(s) to review of {queue.height:,}" in shown.output
-    if open_pairs.height == 0:
-        pytest.skip("this small estate left no open pair to review")
-    first = open_pairs.row(0, named=True)
-    assert first["record_id_l"] in shown.output and first["record_id_r"] in shown.output
+    assert f"{items.height:,} open item(s) to review of {queue.height:,}" in shown.output
+    if items.height == 0:
+        pytest.skip("this small estate left no open item to review")
+    first = items.row(0, named=True)
+    assert (
+        first["rank"] == 1 and first["record_id_l"] in shown.output and first["record_id_r"] in shown.output
+    )
+    assert first["explanation_zh"] and first["explanation_zh"] in shown.output
     decided = CliRunner().invoke(
         main,
         [

@@ -370,6 +370,42 @@ def test_enterprise_360_agrees_with_its_detail_and_with_risk(marts):
     assert e["entity_id"].is_unique().all()
 
 
+def test_the_review_queue_weighs_an_enterprise_by_the_figures_the_dashboard_shows(marts):
+    """Issue 16, item 4: the queue ranks by risk events and insured headcount computed in gold, before the marts
+    exist; they are the marts' own figures (one headcount rule, :mod:`models.headcount`; the risk categories of
+    :mod:`models.events`), for every enterprise and person."""
+    from models.events import RISK_CATEGORIES
+    from models.gold.build import read_gold
+    from models.gold.consequence import consequences
+
+    home, report = marts["home"], marts["report"]
+    xw = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"])
+    ids = {k: xw.filter(pl.col("entity_type") == k).drop("entity_type") for k in ("enterprise", "person")}
+    got = consequences(home, ids, {k: f["entity_id"].unique() for k, f in ids.items()}, report.as_of_date)
+    risky = "(" + ", ".join(f"'{c}'" for c in RISK_CATEGORIES) + ")"
+    card = read(
+        home,
+        f"""SELECT c.entity_id, coalesce(e.n, 0) AS risk_events, c.insured_headcount AS headcount,
+                   c.source_records AS records
+            FROM mart_enterprise_360 c LEFT JOIN (SELECT entity_id, count(*) AS n FROM mart_enterprise_events
+                 WHERE event_category IN {risky} GROUP BY ALL) e ON e.entity_id = c.entity_id""",
+    )
+    ours = got["enterprise"].join(card, on="entity_id", how="full", suffix="_mart")
+    assert ours.height == card.height and (ours["headcount"].is_not_null().sum() > 0)
+    for column in ("risk_events", "headcount", "records"):
+        assert ours.filter(pl.col(column).ne_missing(pl.col(f"{column}_mart"))).height == 0, column
+    assert ours["risk_events"].sum() > 0
+    events = read_silver(home, "int_events", ["subject_record_id", "subject_kind", "event_category"])
+    own = (
+        events.filter((pl.col("subject_kind") == "person") & pl.col("event_category").is_in(RISK_CATEGORIES))
+        .join(ids["person"], left_on="subject_record_id", right_on="record_id")
+        .group_by("entity_id")
+        .len()
+    )
+    persons = got["person"].join(own, on="entity_id", how="left").with_columns(pl.col("len").fill_null(0))
+    assert (persons["risk_events"] == persons["len"]).all() and persons["risk_events"].sum() > 0
+
+
 def test_persons_are_masked_with_a_keyed_hash(marts):
     home = marts["home"]
     people = read(home, "SELECT person_id, id_number_masked, id_hash FROM mart_person_360")

@@ -5,7 +5,8 @@
   reviewer's must-link) in ``rule``, ``match_probability``, ``match_weight``, ``levels`` and ``why``;
 - ``HOME/lake/gold/entity_id_history`` — every id change (new, merged, split, retired) with the night and run
   (rules: :mod:`models.gold.identity`);
-- ``HOME/lake/gold/review_queue`` — tonight's borderline pairs (:mod:`models.gold.review`);
+- ``HOME/lake/gold/review_queue`` — one item per pair of entities a decision could change, ranked by consequence
+  and explained in Chinese (:mod:`models.gold.queue`);
 - ``HOME/lake/gold/names_seen`` — the names each enterprise record has borne, night after night: a name it bore
   before is a former name tonight (:mod:`models.gold.names_seen`);
 - ``HOME/lake/gold/dim_enterprise``, ``dim_person`` — the golden records (:mod:`models.gold.survivorship`), the
@@ -33,7 +34,8 @@ from lake.delta import append, overwrite, read_frame, replace_where
 from lake.layout import gold_path
 from models.gold import names_seen
 from models.gold.identity import HISTORY_SCHEMA, assign_ids, id_number
-from models.gold.review import SHOWN, read_decisions, review_queue
+from models.gold.queue import open_items, review_items, review_queue
+from models.gold.review import SHOWN, read_decisions
 from models.gold.survivorship import Declarations, authority, golden_records, link_branches
 from models.silver import read_silver, scan_silver
 from models.staging.spec import StagingSpec, load_specs
@@ -163,7 +165,8 @@ class KindReport:
     kept: int = 0
     minted: int = 0
     changes: dict[str, int] = field(default_factory=dict)
-    review_pairs: int = 0
+    review_pairs: int = 0  # rows of the review queue (open items and decided ones)
+    review_open: int = 0  # items a reviewer still has to decide
     conflicts: int = 0
     seconds: float = 0.0
 
@@ -176,6 +179,7 @@ class GoldReport:
     seconds: float = 0.0
     #: names enterprise records bore on an earlier night and not tonight (:mod:`models.gold.names_seen`)
     former_names: int = 0
+    queue_seconds: float = 0.0  # the review queue (both kinds), after resolution
 
 
 def _why(rule: pl.Expr, p: pl.Expr, w: pl.Expr, levels: pl.Expr) -> pl.Expr:
@@ -228,7 +232,7 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
     decisions = read_decisions(home)
     crosswalks: list[pl.DataFrame] = []
     histories: list[pl.DataFrame] = []
-    queues: list[pl.DataFrame] = []
+    items: dict[str, pl.DataFrame] = {}
     related = None
     names_tonight, seen = _names_seen(home)
     night = dt.date.fromisoformat(partition)
@@ -302,15 +306,13 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
             raise RuntimeError(f"gold: {kind} crosswalk has {crosswalk.height} rows for {count} records")
         crosswalks.append(crosswalk)
         histories.append(assignment.history)
-        shown = ["record_id", *SHOWN[kind]]
-        queue_records = read_silver(home, SILVER_TABLE[kind], columns=shown).join(
-            pl.concat([resolution.pairs["record_id_l"], resolution.pairs["record_id_r"]])
-            .unique()
-            .to_frame("record_id"),
-            on="record_id",
-            how="semi",
+        items[kind] = review_items(
+            resolution.pairs,
+            assignment.ids,
+            kind,
+            decisions,
+            keyed=resolution.records.select("record_id", "keyed"),
         )
-        queues.append(review_queue(resolution.pairs, queue_records, assignment.ids, kind, decisions))
         kr = KindReport(
             records=count,
             entities=assignment.ids["entity_id"].n_unique(),
@@ -320,7 +322,6 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
             kept=assignment.kept,
             minted=assignment.minted,
             changes=dict(assignment.history.group_by("reason").len().iter_rows()),
-            review_pairs=queues[-1].height,
             conflicts=resolution.conflicts.height,
             seconds=time.perf_counter() - t0,
         )
@@ -341,7 +342,12 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
         .cast(HISTORY_TABLE_SCHEMA)
     )
     _replace_night(gold_path(home, "entity_id_history"), history, partition, meta)
-    queue = pl.concat(queues, how="diagonal_relaxed")
+    t0 = time.perf_counter()
+    queue = build_queue(home, partition, items, crosswalk)
+    report.queue_seconds = time.perf_counter() - t0
+    for kind, kr in report.kinds.items():
+        kind_queue = queue.filter(pl.col("entity_type") == kind)
+        kr.review_pairs, kr.review_open = kind_queue.height, open_items(kind_queue).height
     overwrite(gold_path(home, "review_queue"), queue, commit_properties=meta)
     if names_tonight is not None:
         observed = names_seen.observe(seen, names_tonight, night)
@@ -388,6 +394,35 @@ def _names_seen(home: Path) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     shown = ["name"] if "name" in scan.collect_schema().names() else []
     tonight = scan.select("record_id", *shown, *NAME_COLUMNS).collect()
     return tonight, read_frame(gold_path(home, "names_seen"))
+
+
+def build_queue(
+    home: Path, partition: str, items: Mapping[str, pl.DataFrame], crosswalk: pl.DataFrame
+) -> pl.DataFrame:
+    """Tonight's review queue of every kind (:mod:`models.gold.queue`) from its ``items``: the representative
+    records' attributes, the consequence of each item's entities and how often their names occur, read for the
+    items only (``crosswalk``: tonight's, every kind)."""
+    from models.gold.consequence import consequences, name_counts
+    from models.resolution.splink_settings import MODELS
+    from models.silver import scan_silver
+
+    ids = {k: crosswalk.filter(pl.col("entity_type") == k).select("record_id", "entity_id") for k in items}
+    wanted = {k: pl.concat([f["l_entity_id"], f["r_entity_id"]]).unique() for k, f in items.items()}
+    stakes = consequences(home, ids, wanted, dt.date.fromisoformat(partition))
+    queues = []
+    for kind, kind_items in items.items():
+        reps = pl.concat([kind_items["record_id_l"], kind_items["record_id_r"]]).unique()
+        scan = scan_silver(home, SILVER_TABLE[kind])
+        schema = scan.collect_schema().names()
+        records = (
+            scan.filter(pl.col("record_id").is_in(reps.implode()))
+            .select("record_id", *(c for c in SHOWN[kind] if c in schema), "name_comparison")
+            .collect()
+        )
+        names = name_counts(home, kind, records["name_comparison"], ids[kind])
+        threshold = MODELS[kind]["threshold"]
+        queues.append(review_queue(kind_items, records, stakes[kind], names, kind, threshold))
+    return pl.concat(queues, how="diagonal_relaxed")
 
 
 def _replace_night(path: Path, frame: pl.DataFrame, partition: str, meta) -> None:
@@ -448,13 +483,13 @@ def describe(report: GoldReport) -> str:
     lines = [
         (
             f"gold for {report.partition} (ids carried from {report.previous_partition or 'nothing: first night'})"
-            f" in {report.seconds:.1f}s"
+            f" in {report.seconds:.1f}s (the review queue {report.queue_seconds:.1f}s)"
         )
     ]
     for kind, k in report.kinds.items():
         lines.append(
             f"  {kind}: {k.records:,} records -> {k.entities:,} entities; kept {k.kept:,} ids, minted "
-            f"{k.minted:,}; changes {json.dumps(k.changes)}; {k.review_pairs:,} pairs to review; "
+            f"{k.minted:,}; changes {json.dumps(k.changes)}; {k.review_open:,} items to review ({k.review_pairs:,} in the queue); "
             f"rules {json.dumps(k.by_rule)} ({k.seconds:.1f}s)"
         )
     return "\n".join(lines)

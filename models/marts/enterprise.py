@@ -9,7 +9,8 @@ can never disagree. Insured headcount is not an event attribute: it is the enter
 month), summed per enterprise and month (an enterprise with two accounts after a migration has both counted).
 A city whose specs report no headcount gets it counted from the declared employment relations (``relations:``
 of the specs: the distinct persons employed, in the reference month). Employee links (``insured_at``) come from
-the same declared relations, never from a table known by name.
+the same declared relations, never from a table known by name. The headcount rule is :mod:`models.headcount`
+(the gold review queue ranks employers by it too).
 
 Definitions (``as_of_date`` = the build's reference day R):
 Events are read by **category** (``event_category``, :mod:`models.events`), never by a deployment's type name:
@@ -40,6 +41,7 @@ from models.events import (
     PLAINTIFF_ROLES,
     WORST_TAX_RATING,
 )
+from models.headcount import build_headcount, latest_headcount
 from models.marts.common import MartContext, create_table, mart, q, sql_str
 from models.marts.common import sql_in as _in
 
@@ -122,56 +124,6 @@ def build_detail(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "entity_id, record_id",
     )
     return rows
-
-
-def build_headcount(con: duckdb.DuckDBPyConnection, ref: dt.date) -> str | None:
-    """Monthly insured headcounts per enterprise with their trend base: the reported figures of the enterprise
-    records, else (no record reports one) the persons of the declared employment relations counted in the
-    reference month. Returns a note when the headcount is counted, not reported."""
-    reported = q(
-        con,
-        "SELECT count(*) FROM lake_int_enterprise_records WHERE contribution_month IS NOT NULL "
-        "AND insured_headcount IS NOT NULL",
-    )[0][0]
-    note = None
-    if reported:
-        q(
-            con,
-            """CREATE OR REPLACE TEMP TABLE _headcount AS
-            SELECT x.entity_id, s.contribution_month AS month,
-                   sum(s.insured_headcount)::BIGINT AS headcount, sum(s.contribution_arrears) AS arrears
-            FROM (SELECT record_id, contribution_month, insured_headcount, contribution_arrears
-                  FROM lake_int_enterprise_records
-                  WHERE contribution_month IS NOT NULL AND contribution_month <= ?) s
-            JOIN _xw_ent x ON x.record_id = s.record_id
-            GROUP BY ALL""",
-            [ref],
-        )
-    else:
-        q(
-            con,
-            """CREATE OR REPLACE TEMP TABLE _headcount AS
-            SELECT ex.entity_id, date_trunc('month', ?::DATE)::DATE AS month,
-                   count(DISTINCT px.entity_id)::BIGINT AS headcount, NULL::DECIMAL(18,2) AS arrears
-            FROM (SELECT record_id, related_record_id FROM lake_int_person_records
-                  WHERE relation = 'employment' AND related_record_id IS NOT NULL) p
-            JOIN _xw_per px ON px.record_id = p.record_id
-            JOIN _xw_ent ex ON ex.record_id = p.related_record_id
-            GROUP BY ALL""",
-            [ref],
-        )
-        note = "no spec reports insured_headcount: counted from the declared employment relations"
-    # trend base: the earliest month within the five before each month
-    q(
-        con,
-        """CREATE OR REPLACE TEMP TABLE _headcount AS SELECT *,
-                first_value(headcount) OVER w AS base_headcount,
-                lead(month) OVER (PARTITION BY entity_id ORDER BY month) AS next_month
-              FROM _headcount
-              WINDOW w AS (PARTITION BY entity_id ORDER BY month
-                           RANGE BETWEEN INTERVAL 5 MONTH PRECEDING AND CURRENT ROW)""",
-    )
-    return note
 
 
 def _run_headcount(ctx: MartContext) -> None:
@@ -267,14 +219,7 @@ def build_enterprise_360(con: duckdb.DuckDBPyConnection, ref: dt.date) -> dict[s
         max(event_date) FILTER (event_category = 'service_case') AS service_latest_on
       FROM mart_enterprise_events GROUP BY entity_id""",
     )
-    q(
-        con,
-        """CREATE OR REPLACE TEMP TABLE _hc_latest AS
-        SELECT entity_id, arg_max(headcount, month) AS insured_headcount, max(month) AS insured_month,
-               arg_max(base_headcount, month) AS insured_headcount_base,
-               arg_max(arrears, month) AS social_arrears_amount
-        FROM _headcount GROUP BY entity_id""",
-    )
+    latest_headcount(con)
     n = create_table(
         con,
         "mart_enterprise_360",

@@ -124,10 +124,11 @@ _CONFLICT_SCHEMA = pl.Schema(
 class Resolution:
     """The outcome of :func:`resolve`.
 
-    ``records``: ``record_id, cluster, rule, match_probability, match_weight``, every input record once: ``rule``
-    is the deterministic rule that linked it, else ``"splink"`` (a kept Splink pair), else ``"must_link"`` (a
-    reviewer's decision only), else null (alone); the probability and weight are those of the strongest kept
-    Splink pair of its profile (null when none).
+    ``records``: ``record_id, cluster, rule, match_probability, match_weight, keyed``, every input record once:
+    ``rule`` is the deterministic rule that linked it, else ``"splink"`` (a kept Splink pair), else ``"must_link"``
+    (a reviewer's decision only), else null (alone); the probability and weight are those of the strongest kept
+    Splink pair of its profile (null when none); ``keyed``: its entity holds a validated key (two keyed entities
+    are two, whatever a reviewer says).
     ``pairs``: ``record_id_l, record_id_r, match_probability, match_weight, levels, status``: the kept Splink links
     (``"linked"``), the review band (``"review"``), the pairs the ambiguity guard or a validated key dropped
     (``"ambiguous"``), the pairs a cannot-link decision dropped (``"cannot_link"``) and the applied must-links
@@ -510,8 +511,14 @@ def resolve_prepared(
     name_nodes = applied.filter(pl.col("src") == "name")
     name_ids = pl.concat([name_nodes["a"], name_nodes["b"]]).unique().implode()
     out = rows.join(nodes, on="cluster", maintain_order="left")
+    # an entity holding a validated key: a must-link with another keyed entity could not be honoured
+    keyed = np.zeros(n, dtype=bool)
+    keyed[labels[key_codes >= 0]] = True
     out = (
-        out.with_columns(cluster=pl.Series(labels[out["node"].to_numpy()], dtype=pl.Int64))
+        out.with_columns(
+            cluster=pl.Series(labels[out["node"].to_numpy()], dtype=pl.Int64),
+            keyed=pl.Series(keyed[labels[out["node"].to_numpy()]], dtype=pl.Boolean),
+        )
         .join(best, on="profile_id", how="left", maintain_order="left")
         .with_columns(
             rule=pl.when(pl.col("rule").is_not_null())
@@ -523,7 +530,7 @@ def resolve_prepared(
             .when(pl.col("node").is_in(must_ids))
             .then(pl.lit("must_link"))
         )
-        .select("record_id", "cluster", "rule", "match_probability", "match_weight")
+        .select("record_id", "cluster", "rule", "match_probability", "match_weight", "keyed")
     )
     timings["components"] = time.perf_counter() - started
     conflict_frame = pl.concat(conflicts, how="vertical_relaxed").select(list(_CONFLICT_SCHEMA))
