@@ -28,6 +28,18 @@ if TYPE_CHECKING:  # the runner imports Dagster: the CLI loads it only for the c
 DEMO_ENTERPRISES = 3_000
 
 
+def _night(value: str | None) -> str | None:
+    """``--date``: a night that exists, or one line and exit code 2 (not a Dagster traceback)."""
+    if value is None:
+        return None
+    from pipelines.runner import check_partition
+
+    try:
+        return check_partition(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--date'") from None
+
+
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -224,6 +236,7 @@ def _summary(out: Path, state, seconds: float) -> None:
     "partition",
     default=None,
     metavar="YYYY-MM-DD",
+    callback=lambda _ctx, _param, value: _night(value),
     help="The nightly partition to run (default: the last complete day, 02:00 in the city's time zone).",
 )
 @click.option(

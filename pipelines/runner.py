@@ -47,6 +47,32 @@ def dagster_instance(home: Path, config: SourcesConfig) -> dg.DagsterInstance:
     return instance
 
 
+def check_partition(value: str) -> str:
+    """``value`` as a nightly partition key, or a ValueError that says what a night is and which exist: the
+    first night (the partitions' start) to the last complete one (a night is over at 02:00 in the city's time
+    zone)."""
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or len(value) != 10:
+        raise ValueError(f"{value!r} is not a date: a night is written YYYY-MM-DD, e.g. 2026-11-30")
+    first = daily_partitions.get_first_partition_key()
+    last = daily_partitions.get_last_partition_key()
+    if first is None or last is None:
+        raise ValueError("no night is complete yet: the first night ends at 02:00 the day after it")
+    if value < first:
+        raise ValueError(f"{value} is before the first night, {first}: there is nothing to run for it")
+    if value > last:
+        raise ValueError(
+            f"the night of {value} is not over yet (a night ends at 02:00 the next day): the last complete "
+            f"night is {last}"
+        )
+    return value
+
+
 def last_complete_partition() -> str:
     key = daily_partitions.get_last_partition_key()
     if key is None:

@@ -97,3 +97,30 @@ def test_the_demo_example_bureau_is_the_deployments_first(tmp_path, monkeypatch)
     assert example_bureau() == "water"
     monkeypatch.setenv("QST_EXPORTS", str(tmp_path / "missing.yaml"))
     assert example_bureau() is None
+
+
+def test_a_night_that_does_not_exist_is_one_line_and_exit_2(tmp_path):
+    """A bad --date is a usage error naming the date and what a night is, never a Dagster traceback; checked
+    before anything runs (nothing is written to the home)."""
+    from pipelines.bronze import daily_partitions
+
+    first = daily_partitions.get_first_partition_key()
+    last = daily_partitions.get_last_partition_key()
+    assert first is not None and last is not None
+    import datetime as dt
+
+    after_last = (dt.date.fromisoformat(last) + dt.timedelta(days=1)).isoformat()
+    before_first = (dt.date.fromisoformat(first) - dt.timedelta(days=1)).isoformat()
+    home = tmp_path / "home"
+    for value, said in (
+        ("2026-13-01", "is not a date"),
+        ("yesterday", "is not a date"),
+        ("2026-1-5", "is not a date"),
+        (before_first, f"before the first night, {first}"),
+        (after_last, f"the last complete night is {last}"),
+    ):
+        result = CliRunner().invoke(main, ["run", "--home", str(home), "--skip-check", "--date", value])
+        assert result.exit_code == 2, (value, result.output)
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and said in errors[0] and "Traceback" not in result.output, result.output
+    assert not home.exists()
