@@ -77,8 +77,9 @@ def check(config_path: Path | None, home: Path) -> None:
 
 
 def check_before_run(config_path: Path | None, home: Path) -> None:
-    """`qst run`'s first step: the errors and warnings of `qst check`; a ClickException (exit 1) on errors, so
-    a night with a broken deployment stops before it extracts anything."""
+    """`qst run`'s first step: the errors and warnings of `qst check`; on errors a usage error (exit 2, as every
+    mistake of the user's: a bad date, an unknown asset, a missing file), so a night with a broken deployment
+    stops before it extracts anything and cron tells it from a failed night (exit 1)."""
     started = time.perf_counter()
     report, _ = _report(config_path, home)
     for f in report.findings:
@@ -86,7 +87,9 @@ def check_before_run(config_path: Path | None, home: Path) -> None:
             click.echo(str(f))
     click.echo(f"qst check: {report.summary()} ({time.perf_counter() - started:.1f}s)")
     if not report.ok:
-        raise click.ClickException(
+        error = click.ClickException(
             "the deployment has errors (above): nothing was run. Fix them (qst check shows every one), or "
             "run with --skip-check"
         )
+        error.exit_code = 2
+        raise error

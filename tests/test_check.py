@@ -124,6 +124,16 @@ def test_qst_run_stops_before_any_data_moves(city, tmp_path):
     result = CliRunner().invoke(
         main, ["--deployment", str(city), "run", "--home", str(home), "--until", "bronze"]
     )
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "the deployment has errors (above): nothing was run" in result.output
+    assert not (home / "lake").exists()
+
+
+def test_qst_run_with_a_missing_config_is_a_usage_error(tmp_path):
+    """A sources.yaml that is not there: the file named on one line, exit 2, nothing written."""
+    home = tmp_path / "home"
+    missing = tmp_path / "nowhere" / "sources.yaml"
+    result = CliRunner().invoke(main, ["run", "--home", str(home), "--config", str(missing)])
+    assert result.exit_code == 2, result.output
+    assert f"{missing}: cannot read the file" in result.output and "Traceback" not in result.output
     assert not (home / "lake").exists()
