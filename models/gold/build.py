@@ -23,14 +23,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
-from lake.delta import append, overwrite, read_frame, replace_where
+from lake.delta import append, overwrite, read_frame, replace_where, to_arrow
 from lake.layout import gold_path
 from models.gold import names_seen
 from models.gold.identity import HISTORY_SCHEMA, assign_ids, id_number
@@ -230,130 +233,175 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
     previous = previous_night(home, partition)
     report = GoldReport(partition, previous.partition)
     decisions = read_decisions(home)
-    crosswalks: list[pl.DataFrame] = []
+    meta = CommitProperties(custom_metadata={PARTITION_KEY: partition, "qst.run_id": run_id})
     histories: list[pl.DataFrame] = []
     items: dict[str, pl.DataFrame] = {}
     related = None
-    names_tonight, seen = _names_seen(home)
-    night = dt.date.fromisoformat(partition)
-    for kind in KINDS:
-        t0 = time.perf_counter()
-        formers = None
-        if kind == "enterprise" and names_tonight is not None:
-            formers = names_seen.former_names(seen, names_tonight, night)
-            report.former_names = formers.height
-        count, resolution = resolve_kind(
-            home, kind, decisions.filter(pl.col("entity_type") == kind), related, formers
-        )
-        if kind == "enterprise":
-            related = resolution.records.select("record_id", "cluster")
-        prev = (
-            None if previous.crosswalk is None else previous.crosswalk.filter(pl.col("entity_type") == kind)
-        )
-        assignment = assign_ids(
-            resolution.records.select("record_id", "cluster"), prev, kind, previous.last_minted[kind]
-        )
-        best_levels = (
-            resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
-            .sort("match_probability", descending=True, nulls_last=True)
-            .pipe(
-                lambda p: pl.concat(
-                    [
-                        p.select(record_id="record_id_l", levels="levels"),
-                        p.select(record_id="record_id_r", levels="levels"),
-                    ]
-                )
+    # the names seen first, and written at once (a rerun gives the same table): the 14M names of the 1M city are
+    # not held through the resolution
+    formers = _update_names_seen(home, dt.date.fromisoformat(partition), meta)
+    report.former_names = 0 if formers is None else formers.height
+    spool = Path(tempfile.mkdtemp(prefix="qst-gold-"))
+    try:
+        for kind in KINDS:
+            t0 = time.perf_counter()
+            count, resolution = resolve_kind(
+                home,
+                kind,
+                decisions.filter(pl.col("entity_type") == kind),
+                related,
+                formers if kind == "enterprise" else None,
             )
-            .group_by("record_id", maintain_order=True)
-            .first()
-        )
-        # Splink compares profiles (records with the same cluster and compared values), named by one record:
-        # the other records of a profile get the levels of the pair their probability came from
-        profile_levels = (
-            resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
-            .join(resolution.records.select(record_id_l="record_id", cluster="cluster"), on="record_id_l")
-            .select("cluster", "match_probability", profile_levels="levels")
-            .unique(["cluster", "match_probability"], keep="first", maintain_order=True)
-        )
-        lineage = read_silver(
-            home,
-            SILVER_TABLE[kind],
-            columns=["record_id", "source_department", "source_asset", "source_table", "source_pk", "role"],
-        )
-        crosswalk = (
-            lineage.join(assignment.ids, on="record_id")
-            .join(
-                resolution.records.select(
-                    "record_id", "cluster", "rule", "match_probability", "match_weight"
+            if kind == "enterprise":
+                related = resolution.records.select("record_id", "cluster")
+            prev = (
+                None
+                if previous.crosswalk is None
+                else previous.crosswalk.filter(pl.col("entity_type") == kind)
+            )
+            assignment = assign_ids(
+                resolution.records.select("record_id", "cluster"), prev, kind, previous.last_minted[kind]
+            )
+            best_levels = (
+                resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
+                .sort("match_probability", descending=True, nulls_last=True)
+                .pipe(
+                    lambda p: pl.concat(
+                        [
+                            p.select(record_id="record_id_l", levels="levels"),
+                            p.select(record_id="record_id_r", levels="levels"),
+                        ]
+                    )
+                )
+                .group_by("record_id", maintain_order=True)
+                .first()
+            )
+            # Splink compares profiles (records with the same cluster and compared values), named by one record:
+            # the other records of a profile get the levels of the pair their probability came from
+            profile_levels = (
+                resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
+                .join(resolution.records.select(record_id_l="record_id", cluster="cluster"), on="record_id_l")
+                .select("cluster", "match_probability", profile_levels="levels")
+                .unique(["cluster", "match_probability"], keep="first", maintain_order=True)
+            )
+            lineage = read_silver(
+                home,
+                SILVER_TABLE[kind],
+                columns=[
+                    "record_id",
+                    "source_department",
+                    "source_asset",
+                    "source_table",
+                    "source_pk",
+                    "role",
+                ],
+            )
+            crosswalk = (
+                lineage.join(assignment.ids, on="record_id")
+                .join(
+                    resolution.records.select(
+                        "record_id", "cluster", "rule", "match_probability", "match_weight"
+                    ),
+                    on="record_id",
+                )
+                .join(best_levels, on="record_id", how="left")
+                .join(profile_levels, on=["cluster", "match_probability"], how="left", nulls_equal=False)
+                .with_columns(levels=pl.coalesce("levels", "profile_levels"))
+                .with_columns(
+                    entity_type=pl.lit(kind),
+                    levels=pl.when(pl.col("rule") == "splink").then(pl.col("levels")),
+                )
+                .with_columns(
+                    why=_why(
+                        pl.col("rule"), pl.col("match_probability"), pl.col("match_weight"), pl.col("levels")
+                    )
+                )
+                .select(list(CROSSWALK_SCHEMA))
+                .cast(CROSSWALK_SCHEMA)
+            )
+            if crosswalk.height != count:
+                raise RuntimeError(f"gold: {kind} crosswalk has {crosswalk.height} rows for {count} records")
+            # spooled to disk until both kinds are done: the enterprise crosswalk (14M rows at 1M) is not held
+            # through the persons' resolution, nor copied into one frame for the write
+            crosswalk.write_parquet(spool / f"{kind}.parquet")
+            histories.append(assignment.history)
+            items[kind] = review_items(
+                resolution.pairs,
+                assignment.ids,
+                kind,
+                decisions,
+                keyed=resolution.records.select("record_id", "keyed"),
+            )
+            kr = KindReport(
+                records=count,
+                entities=assignment.ids["entity_id"].n_unique(),
+                by_rule=dict(
+                    crosswalk.group_by("rule")
+                    .len()
+                    .fill_null("none")
+                    .sort("len", descending=True)
+                    .iter_rows()
                 ),
-                on="record_id",
+                kept=assignment.kept,
+                minted=assignment.minted,
+                changes=dict(assignment.history.group_by("reason").len().iter_rows()),
+                conflicts=resolution.conflicts.height,
+                seconds=time.perf_counter() - t0,
             )
-            .join(best_levels, on="record_id", how="left")
-            .join(profile_levels, on=["cluster", "match_probability"], how="left", nulls_equal=False)
-            .with_columns(levels=pl.coalesce("levels", "profile_levels"))
-            .with_columns(
-                entity_type=pl.lit(kind), levels=pl.when(pl.col("rule") == "splink").then(pl.col("levels"))
-            )
-            .with_columns(
-                why=_why(
-                    pl.col("rule"), pl.col("match_probability"), pl.col("match_weight"), pl.col("levels")
-                )
-            )
-            .select(list(CROSSWALK_SCHEMA))
-            .cast(CROSSWALK_SCHEMA)
-        )
-        if crosswalk.height != count:
-            raise RuntimeError(f"gold: {kind} crosswalk has {crosswalk.height} rows for {count} records")
-        crosswalks.append(crosswalk)
-        histories.append(assignment.history)
-        items[kind] = review_items(
-            resolution.pairs,
-            assignment.ids,
-            kind,
-            decisions,
-            keyed=resolution.records.select("record_id", "keyed"),
-        )
-        kr = KindReport(
-            records=count,
-            entities=assignment.ids["entity_id"].n_unique(),
-            by_rule=dict(
-                crosswalk.group_by("rule").len().fill_null("none").sort("len", descending=True).iter_rows()
-            ),
-            kept=assignment.kept,
-            minted=assignment.minted,
-            changes=dict(assignment.history.group_by("reason").len().iter_rows()),
-            conflicts=resolution.conflicts.height,
-            seconds=time.perf_counter() - t0,
-        )
-        report.kinds[kind] = kr
+            report.kinds[kind] = kr
+            del crosswalk, lineage, resolution, assignment
 
-    crosswalk = pl.concat(crosswalks)
-    meta = CommitProperties(custom_metadata={PARTITION_KEY: partition, "qst.run_id": run_id})
-    overwrite(gold_path(home, "entity_crosswalk"), crosswalk, commit_properties=meta)
-    now = dt.datetime.now(dt.UTC)
-    history = (
-        pl.concat(histories)
-        .with_columns(
-            partition=pl.lit(dt.date.fromisoformat(partition)),
-            run_id=pl.lit(run_id),
-            recorded_at=pl.lit(now, pl.Datetime("us", "UTC")),
+        files = [spool / f"{kind}.parquet" for kind in KINDS]
+        overwrite(gold_path(home, "entity_crosswalk"), _spooled(files), commit_properties=meta)
+        crosswalk_ids = pl.scan_parquet(files).select("record_id", "entity_type", "entity_id")
+        now = dt.datetime.now(dt.UTC)
+        history = (
+            pl.concat(histories)
+            .with_columns(
+                partition=pl.lit(dt.date.fromisoformat(partition)),
+                run_id=pl.lit(run_id),
+                recorded_at=pl.lit(now, pl.Datetime("us", "UTC")),
+            )
+            .select(list(HISTORY_TABLE_SCHEMA))
+            .cast(HISTORY_TABLE_SCHEMA)
         )
-        .select(list(HISTORY_TABLE_SCHEMA))
-        .cast(HISTORY_TABLE_SCHEMA)
-    )
-    _replace_night(gold_path(home, "entity_id_history"), history, partition, meta)
-    t0 = time.perf_counter()
-    queue = build_queue(home, partition, items, crosswalk)
-    report.queue_seconds = time.perf_counter() - t0
-    for kind, kr in report.kinds.items():
-        kind_queue = queue.filter(pl.col("entity_type") == kind)
-        kr.review_pairs, kr.review_open = kind_queue.height, open_items(kind_queue).height
-    overwrite(gold_path(home, "review_queue"), queue, commit_properties=meta)
-    if names_tonight is not None:
-        observed = names_seen.observe(seen, names_tonight, night)
-        overwrite(gold_path(home, "names_seen"), observed, commit_properties=meta)
+        _replace_night(gold_path(home, "entity_id_history"), history, partition, meta)
+        t0 = time.perf_counter()
+        queue = build_queue(home, partition, items, crosswalk_ids)
+        report.queue_seconds = time.perf_counter() - t0
+        for kind, kr in report.kinds.items():
+            kind_queue = queue.filter(pl.col("entity_type") == kind)
+            kr.review_pairs, kr.review_open = kind_queue.height, open_items(kind_queue).height
+        overwrite(gold_path(home, "review_queue"), queue, commit_properties=meta)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _update_names_seen(home: Path, night: dt.date, meta) -> pl.DataFrame | None:
+    """Tonight's former names of enterprise records (:mod:`.names_seen`), after writing tonight's names into the
+    table; None when the canonical table has no name columns."""
+    tonight, seen = _names_seen(home)
+    if tonight is None:
+        return None
+    formers = names_seen.former_names(seen, tonight, night)
+    overwrite(gold_path(home, "names_seen"), names_seen.observe(seen, tonight, night), commit_properties=meta)
+    return formers
+
+
+def _spooled(files: list[Path]) -> pa.RecordBatchReader:
+    """The spooled crosswalks as one stream of Delta-ready batches (plain strings, as :func:`lake.delta.to_arrow`)."""
+    import pyarrow.parquet as pq
+
+    schema = to_arrow(pl.read_parquet(files[0], n_rows=0)).schema
+
+    def batches():
+        for f in files:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=256_000):
+                yield batch.cast(schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _with_observed_former_names(
@@ -397,7 +445,7 @@ def _names_seen(home: Path) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
 
 
 def build_queue(
-    home: Path, partition: str, items: Mapping[str, pl.DataFrame], crosswalk: pl.DataFrame
+    home: Path, partition: str, items: Mapping[str, pl.DataFrame], crosswalk: pl.DataFrame | pl.LazyFrame
 ) -> pl.DataFrame:
     """Tonight's review queue of every kind (:mod:`models.gold.queue`) from its ``items``: the representative
     records' attributes, the consequence of each item's entities and how often their names occur, read for the
@@ -406,7 +454,10 @@ def build_queue(
     from models.resolution.splink_settings import MODELS
     from models.silver import scan_silver
 
-    ids = {k: crosswalk.filter(pl.col("entity_type") == k).select("record_id", "entity_id") for k in items}
+    ids = {
+        k: crosswalk.lazy().filter(pl.col("entity_type") == k).select("record_id", "entity_id").collect()
+        for k in items
+    }
     wanted = {k: pl.concat([f["l_entity_id"], f["r_entity_id"]]).unique() for k, f in items.items()}
     stakes = consequences(home, ids, wanted, dt.date.fromisoformat(partition))
     queues = []
