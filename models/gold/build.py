@@ -262,63 +262,7 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
             assignment = assign_ids(
                 resolution.records.select("record_id", "cluster"), prev, kind, previous.last_minted[kind]
             )
-            best_levels = (
-                resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
-                .sort("match_probability", descending=True, nulls_last=True)
-                .pipe(
-                    lambda p: pl.concat(
-                        [
-                            p.select(record_id="record_id_l", levels="levels"),
-                            p.select(record_id="record_id_r", levels="levels"),
-                        ]
-                    )
-                )
-                .group_by("record_id", maintain_order=True)
-                .first()
-            )
-            # Splink compares profiles (records with the same cluster and compared values), named by one record:
-            # the other records of a profile get the levels of the pair their probability came from
-            profile_levels = (
-                resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
-                .join(resolution.records.select(record_id_l="record_id", cluster="cluster"), on="record_id_l")
-                .select("cluster", "match_probability", profile_levels="levels")
-                .unique(["cluster", "match_probability"], keep="first", maintain_order=True)
-            )
-            lineage = read_silver(
-                home,
-                SILVER_TABLE[kind],
-                columns=[
-                    "record_id",
-                    "source_department",
-                    "source_asset",
-                    "source_table",
-                    "source_pk",
-                    "role",
-                ],
-            )
-            crosswalk = (
-                lineage.join(assignment.ids, on="record_id")
-                .join(
-                    resolution.records.select(
-                        "record_id", "cluster", "rule", "match_probability", "match_weight"
-                    ),
-                    on="record_id",
-                )
-                .join(best_levels, on="record_id", how="left")
-                .join(profile_levels, on=["cluster", "match_probability"], how="left", nulls_equal=False)
-                .with_columns(levels=pl.coalesce("levels", "profile_levels"))
-                .with_columns(
-                    entity_type=pl.lit(kind),
-                    levels=pl.when(pl.col("rule") == "splink").then(pl.col("levels")),
-                )
-                .with_columns(
-                    why=_why(
-                        pl.col("rule"), pl.col("match_probability"), pl.col("match_weight"), pl.col("levels")
-                    )
-                )
-                .select(list(CROSSWALK_SCHEMA))
-                .cast(CROSSWALK_SCHEMA)
-            )
+            crosswalk = _crosswalk_of(home, kind, resolution, assignment)
             if crosswalk.height != count:
                 raise RuntimeError(f"gold: {kind} crosswalk has {crosswalk.height} rows for {count} records")
             # spooled to disk until both kinds are done: the enterprise crosswalk (14M rows at 1M) is not held
@@ -349,7 +293,7 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
                 seconds=time.perf_counter() - t0,
             )
             report.kinds[kind] = kr
-            del crosswalk, lineage, resolution, assignment
+            del crosswalk, resolution, assignment
 
         files = [spool / f"{kind}.parquet" for kind in KINDS]
         overwrite(gold_path(home, "entity_crosswalk"), _spooled(files), commit_properties=meta)
@@ -377,6 +321,64 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
         shutil.rmtree(spool, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _crosswalk_of(home: Path, kind: str, resolution, assignment) -> pl.DataFrame:
+    """``kind``'s crosswalk rows (:data:`CROSSWALK_SCHEMA`): each record's lineage, entity id, the rule that linked
+    it and, for a Splink link, the comparison levels of the pair its probability came from, and the sentence why."""
+    best_levels = (
+        resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
+        .sort("match_probability", descending=True, nulls_last=True)
+        .pipe(
+            lambda p: pl.concat(
+                [
+                    p.select(record_id="record_id_l", levels="levels"),
+                    p.select(record_id="record_id_r", levels="levels"),
+                ]
+            )
+        )
+        .group_by("record_id", maintain_order=True)
+        .first()
+    )
+    # Splink compares profiles (records with the same cluster and compared values), named by one record:
+    # the other records of a profile get the levels of the pair their probability came from
+    profile_levels = (
+        resolution.pairs.filter(pl.col("status").is_in(["linked", "must_link"]))
+        .join(resolution.records.select(record_id_l="record_id", cluster="cluster"), on="record_id_l")
+        .select("cluster", "match_probability", profile_levels="levels")
+        .unique(["cluster", "match_probability"], keep="first", maintain_order=True)
+    )
+    lineage = read_silver(
+        home,
+        SILVER_TABLE[kind],
+        columns=[
+            "record_id",
+            "source_department",
+            "source_asset",
+            "source_table",
+            "source_pk",
+            "role",
+        ],
+    )
+    return (
+        lineage.join(assignment.ids, on="record_id")
+        .join(
+            resolution.records.select("record_id", "cluster", "rule", "match_probability", "match_weight"),
+            on="record_id",
+        )
+        .join(best_levels, on="record_id", how="left")
+        .join(profile_levels, on=["cluster", "match_probability"], how="left", nulls_equal=False)
+        .with_columns(levels=pl.coalesce("levels", "profile_levels"))
+        .with_columns(
+            entity_type=pl.lit(kind),
+            levels=pl.when(pl.col("rule") == "splink").then(pl.col("levels")),
+        )
+        .with_columns(
+            why=_why(pl.col("rule"), pl.col("match_probability"), pl.col("match_weight"), pl.col("levels"))
+        )
+        .select(list(CROSSWALK_SCHEMA))
+        .cast(CROSSWALK_SCHEMA)
+    )
 
 
 def _update_names_seen(home: Path, night: dt.date, meta) -> pl.DataFrame | None:
