@@ -1,0 +1,64 @@
+"""Where and how a deployment runs: the lake's location and the night's executor, from ``<deployment>/platform.yaml``.
+
+Why a file of its own: ``sources.yaml`` says what the city's departments hold; this says what machines the city
+runs on. A deployment without the file runs as the demo does (the lake under HOME, the night in one process),
+so the file is needed only to scale out. Secrets never live here: the file names the *environment variables*
+that hold the broker's and the run storage's URLs, as ``sources.yaml`` does for the departments' databases.
+
+::
+
+    # <deployment>/platform.yaml (every key optional)
+    lake:
+      root: s3://city-lake/quanshitong     # default: HOME/lake on local disk
+    execution:
+      mode: celery                         # in_process (default) | celery
+      broker_env: QST_CELERY_BROKER_URL    # the variable that holds amqp://... (never the URL itself)
+      run_storage_env: QST_RUN_STORAGE_URL # the variable that holds postgresql+psycopg2://...
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from lake.deployment import Deployment, current_deployment
+from lake.yamlfile import load_yaml_model
+
+__all__ = ["PLATFORM_FILE", "ExecutionSettings", "LakeSettings", "PlatformSettings", "platform_settings"]
+
+#: The file's name inside a deployment folder.
+PLATFORM_FILE = "platform.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakeSettings(_Strict):
+    """Where the Delta tables live. ``None``: ``HOME/lake`` on local disk."""
+
+    root: str | None = None
+
+
+class ExecutionSettings(_Strict):
+    """How the night's steps run: in the calling process (``qst run``'s default) or in Celery workers."""
+
+    mode: Literal["in_process", "celery"] = "in_process"
+    broker_env: str = "QST_CELERY_BROKER_URL"
+    run_storage_env: str = "QST_RUN_STORAGE_URL"
+
+
+class PlatformSettings(_Strict):
+    lake: LakeSettings = LakeSettings()
+    execution: ExecutionSettings = ExecutionSettings()
+
+
+def platform_settings(deployment: Deployment | None = None) -> PlatformSettings:
+    """The deployment's ``platform.yaml``, or the defaults when it has none. A file that does not validate
+    raises :class:`lake.yamlfile.ConfigError` naming the file, line and key."""
+    deployment = deployment or current_deployment()
+    path = deployment.root / PLATFORM_FILE
+    if not path.is_file():
+        return PlatformSettings()
+    return load_yaml_model(path, PlatformSettings)
