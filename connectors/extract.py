@@ -219,7 +219,9 @@ def load_table(
             keys = open_table(
                 dept, table, defaults, columns=list(table.primary_key), engine=engine, environ=environ
             )
-            report.rows_marked_deleted = bronze.mark_deleted(path, keys.batches, primary_key=pk, at=now)
+            report.rows_marked_deleted = bronze.mark_deleted(
+                path, keys.batches, primary_key=pk, at=now, batch_id=batch_id
+            )
             report.key_snapshot = True
             timings["key_snapshot"] = time.perf_counter() - mark
     timings.update(result.timings)

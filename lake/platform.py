@@ -14,10 +14,14 @@ that hold the broker's and the run storage's URLs, as ``sources.yaml`` does for 
       mode: celery                         # in_process (default) | celery
       broker_env: QST_CELERY_BROKER_URL    # the variable that holds amqp://... (never the URL itself)
       run_storage_env: QST_RUN_STORAGE_URL # the variable that holds postgresql+psycopg2://...
+    incremental:
+      enabled: true                        # a night restages only what bronze changed (default)
+      full_rebuild_on: sunday              # and rebuilds everything once a week, reporting any drift
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -25,7 +29,14 @@ from pydantic import BaseModel, ConfigDict
 from lake.deployment import Deployment, current_deployment
 from lake.yamlfile import load_yaml_model
 
-__all__ = ["PLATFORM_FILE", "ExecutionSettings", "LakeSettings", "PlatformSettings", "platform_settings"]
+__all__ = [
+    "PLATFORM_FILE",
+    "ExecutionSettings",
+    "IncrementalSettings",
+    "LakeSettings",
+    "PlatformSettings",
+    "platform_settings",
+]
 
 #: The file's name inside a deployment folder.
 PLATFORM_FILE = "platform.yaml"
@@ -49,9 +60,32 @@ class ExecutionSettings(_Strict):
     run_storage_env: str = "QST_RUN_STORAGE_URL"
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class IncrementalSettings(_Strict):
+    """Nights that follow the changes (``models/staging_changes.py``), and the weekly full rebuild that bounds
+    whatever drift an incremental night could leave (the full night reports the rows it found different)."""
+
+    enabled: bool = True
+    full_rebuild_on: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "never"
+    ] = "sunday"
+
+    def full_night(self, night: str | dt.date | None) -> bool:
+        """Whether the night of ``night`` (a partition key ``YYYY-MM-DD``) rebuilds everything."""
+        if not self.enabled:
+            return True
+        if night is None or self.full_rebuild_on == "never":
+            return False
+        day = dt.date.fromisoformat(night) if isinstance(night, str) else night
+        return WEEKDAYS[day.weekday()] == self.full_rebuild_on
+
+
 class PlatformSettings(_Strict):
     lake: LakeSettings = LakeSettings()
     execution: ExecutionSettings = ExecutionSettings()
+    incremental: IncrementalSettings = IncrementalSettings()
 
 
 def platform_settings(deployment: Deployment | None = None) -> PlatformSettings:

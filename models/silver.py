@@ -21,12 +21,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 
 from connectors.config_schema import SourcesConfig
-from lake.delta import overwrite, read_dataset, to_arrow
+from lake.delta import arrow_schema, open_delta, overwrite, read_dataset, table_dataset, to_arrow
 from lake.layout import (
     bronze_path,
     quarantine_mentions_path,
@@ -34,9 +35,13 @@ from lake.layout import (
     silver_path,
 )
 from models import canonical
+from models import staging_changes as changes
 from models.staging.quarantine import MENTION_QUARANTINE_SCHEMA, QUARANTINE_SCHEMA, mention_quarantine
 from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, stage
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 DEFAULT_BATCH_ROWS = 200_000
 #: pyarrow's scanner reads up to 16 batches and 4 files ahead by default: memory that grows with the table
@@ -86,21 +91,27 @@ class StagingReport:
     quarantined_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: ``full`` (every live row restaged) or ``incremental`` (the rows bronze changed since the last build)
+    mode: str = "full"
+    #: why a build was full (empty for an incremental one)
+    why_full: str = ""
+    #: rows bronze wrote since the last build (incremental builds)
+    changed_bronze_rows: int = 0
+    #: a full build asked for where the last build was by the same rules: rows it found different (None: not
+    #: measured)
+    drift_rows: int | None = None
 
     @property
     def rows_per_second(self) -> float:
         return self.bronze_rows / self.seconds if self.seconds else 0.0
 
 
-def _bronze_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
-    """Bronze's live rows, ``batch_rows`` at a time. The table is opened here, eagerly: the batches are
+def _bronze_batches(table: DeltaTable, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Bronze's live rows, ``batch_rows`` at a time. The dataset is opened here, eagerly: the batches are
     pulled from inside delta-rs's writer, where opening a Delta table would start a second async runtime."""
     import pyarrow.dataset as pds
 
-    dataset = read_dataset(path)
-    if dataset is None:
-        return iter(())
-    scanner = dataset.scanner(
+    scanner = table_dataset(table).scanner(
         filter=pds.field("_qst_deleted_at").is_null(), batch_size=batch_rows, **READ_AHEAD
     )
     return _rebatch(scanner.to_batches(), batch_rows)
@@ -129,24 +140,67 @@ def _rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pl.
         yield _frame(pa.Table.from_batches(pending))
 
 
-def _empty_bronze(path: Path) -> pl.DataFrame:
-    dataset = read_dataset(path)
-    if dataset is None:
+def _open_bronze(path: Path) -> DeltaTable:
+    table = open_delta(path)
+    if table is None:
         raise FileNotFoundError(f"bronze table {path} does not exist yet: load it first (qst run)")
-    return _frame(dataset.schema.empty_table())
+    return table
 
 
 def build_staging(
-    home: Path, spec: StagingSpec, info: SourceInfo, *, batch_rows: int = DEFAULT_BATCH_ROWS
+    home: Path,
+    spec: StagingSpec,
+    info: SourceInfo,
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    full: bool = False,
 ) -> StagingReport:
-    """Recompute one staging model and its quarantine from bronze's live rows (the caller reconciles the
-    counts: :func:`quality.quarantine.reconcile_staging`)."""
+    """Bring one staging model and its quarantine up to bronze's live rows (the caller reconciles the counts:
+    :func:`quality.quarantine.reconcile_staging`): by restaging only the rows bronze changed since the last build
+    when that gives the same tables (:mod:`models.staging_changes`), else -- or with ``full`` -- from every row.
+    The report says which (``mode``) and why a build was full (``why_full``); a full build asked for where an
+    incremental one was possible also reports the rows the two disagree on (``drift_rows``)."""
     started = time.perf_counter()
     home = Path(home)
-    source = bronze_path(home, spec.department, spec.asset)
-    report = StagingReport(spec.name)
-    empty = _empty_bronze(source)
-    bronze_frames = _bronze_batches(source, batch_rows)
+    bronze = _open_bronze(bronze_path(home, spec.department, spec.asset))
+    fingerprint = changes.staging_fingerprint(spec, info)
+    target = silver_path(home, spec.name)
+    plan = changes.plan(
+        bronze,
+        open_delta(target),
+        open_delta(quarantine_rows_path(home, spec.department, spec.asset)),
+        fingerprint,
+    )
+    report = StagingReport(spec.name, why_full=plan.why_full)
+    state = changes.commit_state(plan.bronze_version, fingerprint)
+    if plan.changes is not None:
+        _incremental_staging(home, spec, info, bronze, plan.changes, state, report, batch_rows)
+    if full or plan.changes is None:
+        # asked for a full build where an incremental one was possible (the weekly rebuild): the incremental
+        # result was just committed; the rows the full build finds different from it are the drift
+        kept = open_delta(target) if plan.changes is not None else None
+        incremental = report.changed_bronze_rows
+        report = StagingReport(spec.name, why_full=plan.why_full or "a full build was asked for")
+        _full_staging(home, spec, info, bronze, state, report, batch_rows)
+        if kept is not None:
+            report.changed_bronze_rows = incremental
+            report.drift_rows = changes.drift_rows(target, kept.version())
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _full_staging(
+    home: Path,
+    spec: StagingSpec,
+    info: SourceInfo,
+    bronze: DeltaTable,
+    state: object,
+    report: StagingReport,
+    batch_rows: int,
+) -> None:
+    report.mode = "full"
+    empty = _frame(arrow_schema(bronze).empty_table())
+    bronze_frames = _bronze_batches(bronze, batch_rows)
     reasons: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="qst-quarantine-") as spool:
         spool_path = Path(spool) / "quarantined.parquet"
@@ -177,14 +231,71 @@ def build_staging(
             else:
                 schema, rest = first.schema, itertools.chain([first], produced)
             reader = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in rest))
-            overwrite(silver_path(home, spec.name), reader, writer_properties=WRITER_PROPERTIES)
+            overwrite(
+                silver_path(home, spec.name),
+                reader,
+                writer_properties=WRITER_PROPERTIES,
+                commit_properties=state,
+            )
         finally:
             writer.close()
         quarantined = pq.read_table(spool_path)
-        overwrite(quarantine_rows_path(home, spec.department, spec.asset), quarantined)
+        overwrite(
+            quarantine_rows_path(home, spec.department, spec.asset), quarantined, commit_properties=state
+        )
     report.reasons = dict(reasons.most_common())
-    report.seconds = time.perf_counter() - started
-    return report
+
+
+def _incremental_staging(
+    home: Path,
+    spec: StagingSpec,
+    info: SourceInfo,
+    bronze: DeltaTable,
+    changed: changes.BronzeChanges,
+    state: object,
+    report: StagingReport,
+    batch_rows: int,
+) -> None:
+    """Restage the rows bronze wrote since the last build and replace their keys in the quarantine, then in the
+    staging model, each in one MERGE that records the new state (:mod:`models.staging_changes`)."""
+    report.mode = "incremental"
+    report.changed_bronze_rows = changed.changed_rows
+    frames: list[pl.DataFrame] = []
+    if changed.changed_rows:
+        dataset = table_dataset(bronze, changed.files)
+        scanner = dataset.scanner(filter=changed.filter(), batch_size=batch_rows, **READ_AHEAD)
+        frames = list(_rebatch(scanner.to_batches(), batch_rows))
+    keys = changes.touched_keys(frames, info)
+    reasons: Counter[str] = Counter()
+    staged_parts: list[pl.DataFrame] = []
+    quarantined_parts: list[pl.DataFrame] = []
+    for frame in frames:
+        live = frame.filter(pl.col("_qst_deleted_at").is_null())
+        if live.height == 0:
+            continue
+        result = stage(live, spec, info)
+        report.bronze_rows += live.height
+        report.staged_rows += result.rows.height
+        staged_parts.append(result.rows)
+        if result.quarantined.height:
+            report.quarantined_rows += result.quarantined.height
+            reasons.update(result.quarantined["reasons"].explode().drop_nulls().to_list())
+            quarantined_parts.append(result.quarantined)
+    staged = pl.concat(staged_parts, how="vertical_relaxed") if staged_parts else pl.DataFrame()
+    quarantined = (
+        pl.concat(quarantined_parts, how="vertical_relaxed")
+        if quarantined_parts
+        else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    )
+    for path, rows, props in (
+        (quarantine_rows_path(home, spec.department, spec.asset), quarantined, None),
+        (silver_path(home, spec.name), staged, WRITER_PROPERTIES),
+    ):
+        target = open_delta(path)
+        assert target is not None  # the plan is incremental only when both tables exist
+        changes.merge_rows(target, rows, keys, state, writer_properties=props)
+
+    report.reasons = dict(reasons.most_common())
 
 
 def warm_up(specs: list[StagingSpec], infos: dict[str, SourceInfo]) -> None:

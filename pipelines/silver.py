@@ -115,13 +115,21 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
         metadata={"department": spec.department, "source_asset": spec.asset, "grain": spec.grain},
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
+        from lake.platform import platform_settings
         from quality.expectations import suite_for_staging
         from quality.quarantine import reconcile_staging
         from quality.validation import validate
 
         home = lake.home_path()
-        report = silver.build_staging(home, spec, info)
+        night = context.partition_key if context.has_partition_key else None
+        full = platform_settings().incremental.full_night(night)
+        report = silver.build_staging(home, spec, info, full=full)
         rec = reconcile_staging(home, spec)
+        if report.drift_rows:
+            context.log.warning(
+                f"{spec.name}: the full rebuild found {report.drift_rows} row(s) the incremental nights "
+                "had left different (now corrected)"
+            )
         if report.quarantined_rows:
             context.log.warning(
                 f"{spec.name}: {report.quarantined_rows} row(s) quarantined: {report.reasons}"
@@ -134,6 +142,11 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
                 "quarantine_reasons": dg.MetadataValue.json(report.reasons),
                 "seconds": round(report.seconds, 3),
                 "rows_per_second": round(report.rows_per_second),
+                # incremental (the rows bronze changed) or full, and why
+                "mode": report.mode,
+                "why_full": report.why_full,
+                "changed_bronze_rows": report.changed_bronze_rows,
+                **({} if report.drift_rows is None else {"drift_rows": report.drift_rows}),
             }
         )
         yield dg.AssetCheckResult(

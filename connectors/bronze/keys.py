@@ -30,7 +30,7 @@ from lake.delta import arrow_schema
 
 if TYPE_CHECKING:
     import duckdb
-from .columns import UTC_TS, repeat_utc
+from .columns import UTC_TS, repeat_text, repeat_utc
 from .deltafiles import conform, key_predicate, quote_name, read_files, table_name
 from .rowhash import M64, RowHasher, fmix
 
@@ -185,8 +185,13 @@ def flag_absent(
     metadata: Callable[..., CommitProperties],
     max_rows: int,
     on_commit: Callable[[bool], None] | None = None,
+    batch_id: str | None = None,
 ) -> tuple[int, int]:
-    """Flag rows whose key is not in ``keys``, un-flag flagged rows whose key is; (flagged, un-flagged)."""
+    """Flag rows whose key is not in ``keys``, un-flag flagged rows whose key is; (flagged, un-flagged).
+
+    With ``batch_id``, a row flagged or un-flagged also takes it as its ``_qst_batch_id``: the load that last
+    wrote this version of the row (columns.py), which is how silver finds the rows a night changed
+    (models/staging_changes.py)."""
     table = DeltaTable(str(path))
     changes = keys.changes(table, primary_key)
     counts = pl.from_arrow(changes.select(["mark", "n_rows"]))
@@ -199,6 +204,10 @@ def flag_absent(
         source = pa.Table.from_arrays(
             [*(changes.column(c) for c in primary_key), flags], names=[*primary_key, "__qst_deleted_at"]
         )
+        updates = {"_qst_deleted_at": 's."__qst_deleted_at"'}
+        if batch_id is not None:
+            source = source.append_column("__qst_batch_id", repeat_text(batch_id, n))
+            updates["_qst_batch_id"] = 's."__qst_batch_id"'
         chunks = list(range(0, source.num_rows, max_rows))
         for i, offset in enumerate(chunks):
             last = i == len(chunks) - 1
@@ -216,7 +225,7 @@ def flag_absent(
                     ),
                 )
                 .when_matched_update(
-                    updates={"_qst_deleted_at": 's."__qst_deleted_at"'},
+                    updates=updates,
                     predicate='t._qst_deleted_at IS DISTINCT FROM s."__qst_deleted_at"',
                 )
                 .execute()

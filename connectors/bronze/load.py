@@ -175,6 +175,7 @@ def _load(
                         load.metadata,
                         max_rows_per_commit,
                         on_commit=load.committed,
+                        batch_id=batch_id,
                     )
                 load.result.rows_deleted = marked
             load.finish()
@@ -248,8 +249,11 @@ def mark_deleted(
     primary_key: list[str],
     at: datetime,
     max_rows_per_commit: int = DEFAULT_MAX_ROWS_PER_COMMIT,
+    batch_id: str | None = None,
 ) -> int:
     """Apply a key snapshot (every primary key now at the source); returns how many rows were flagged.
+    With ``batch_id`` (the load the snapshot follows), the rows it flags or un-flags take it as their
+    ``_qst_batch_id`` and its commits record it, as every other write of a row does.
 
     Rows whose key is absent get ``_qst_deleted_at = at`` (unless already flagged); flagged rows whose key
     is present again are un-flagged. The keys are spooled to a Parquet file next to the Delta table and
@@ -280,10 +284,14 @@ def mark_deleted(
             for batch in present_keys:
                 store.add(pa.Table.from_batches([batch]).select(primary_key))
 
-            def metadata(operation: str, **extra: Any) -> CommitProperties:
-                return CommitProperties(custom_metadata={"qst.operation": operation, **extra})
+            batch = {} if batch_id is None else {"qst.batch_id": batch_id}
 
-            flagged, _ = flag_absent(path, store, primary_key, at, metadata, max_rows_per_commit)
+            def metadata(operation: str, **extra: Any) -> CommitProperties:
+                return CommitProperties(custom_metadata={"qst.operation": operation, **batch, **extra})
+
+            flagged, _ = flag_absent(
+                path, store, primary_key, at, metadata, max_rows_per_commit, batch_id=batch_id
+            )
         finally:
             store.close()
         DeltaTable(str(path)).alter.set_table_properties(
