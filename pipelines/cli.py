@@ -346,14 +346,20 @@ def _run(
             click.echo(f"      error: {a.error}")
     if rest:
         click.echo(
-            f"\n  {'asset':<44}{'status':<13}{'bronze':>9}{'rows':>9}{'quarant.':>9}{'rows/s':>9}  checks"
+            f"\n  {'asset':<44}{'status':<13}{'bronze':>9}{'rows':>9}{'quarant.':>9}{'rows/s':>9}"
+            f"{'peak MB':>9}  checks"
         )
     for a in rest:
         m = a.metadata
         rows = m.get("silver_rows", m.get("rows", ""))
+        # a staging model rebuilt incrementally says how many bronze rows it restaged
+        mode = (
+            f"  (incremental: {m['changed_bronze_rows']} changed)" if m.get("mode") == "incremental" else ""
+        )
         click.echo(
             f"  {a.key:<44}{a.status:<13}{m.get('bronze_live_rows', ''):>9}{rows:>9}"
-            f"{m.get('quarantined_rows', ''):>9}{m.get('rows_per_second', ''):>9}  {_checks(a)}"
+            f"{m.get('quarantined_rows', ''):>9}{m.get('rows_per_second', ''):>9}"
+            f"{m.get('peak_memory_mb', ''):>9}  {_checks(a)}{mode}"
         )
         if a.error:
             click.echo(f"      error: {a.error}")

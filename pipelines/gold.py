@@ -16,7 +16,7 @@ from models.gold.build import DIM_TABLE, KINDS
 from models.staging.spec import StagingSpec, load_specs
 from pipelines.bronze import daily_partitions
 from pipelines.home import staging_specs_folder
-from pipelines.isolation import run_isolated
+from pipelines.isolation import run_measured
 from pipelines.resources import LakeResource
 from pipelines.silver import silver_asset_key
 
@@ -95,8 +95,8 @@ def _resolution_asset() -> dg.AssetsDefinition:
         from quality.gold_checks import crosswalk_complete, id_changes_recorded
 
         home = lake.home_path()
-        report = run_isolated(build_gold, home, context.partition_key, context.run.run_id)
-        context.log.info(describe(report))
+        report, peak_mb = run_measured(build_gold, home, context.partition_key, context.run.run_id)
+        context.log.info(f"{describe(report)}; peak memory {peak_mb:,.0f} MB")
         per_kind = {
             k: {
                 "records": r.records,
@@ -118,6 +118,7 @@ def _resolution_asset() -> dg.AssetsDefinition:
                 "kinds": dg.MetadataValue.json(per_kind),
                 "rows": sum(r.records for r in report.kinds.values()),
                 "seconds": round(report.seconds, 1),
+                "peak_memory_mb": round(peak_mb),
             },
         )
         yield dg.MaterializeResult(
@@ -161,13 +162,17 @@ def _golden_asset(kind: str, specs: dict[str, StagingSpec]) -> dg.AssetsDefiniti
         from models.gold.build import build_golden
         from quality.gold_checks import golden_complete
 
-        report = run_isolated(
+        report, peak_mb = run_measured(
             build_golden, lake.home_path(), kind, context.partition_key, context.run.run_id, specs
         )
         for warning in report.warnings:
             context.log.warning(warning)
         yield dg.MaterializeResult(
-            metadata={"rows": report.rows, "warnings": dg.MetadataValue.json(report.warnings)}
+            metadata={
+                "rows": report.rows,
+                "warnings": dg.MetadataValue.json(report.warnings),
+                "peak_memory_mb": round(peak_mb),
+            }
         )
         yield check_result(key, GOLDEN_CHECK, golden_complete(lake.home_path(), kind))
 

@@ -18,7 +18,7 @@ from models.marts.common import LAKE_TABLES
 from models.marts.graph import lineage, order
 from pipelines.bronze import daily_partitions
 from pipelines.gold import GOLD_PREFIX, check_result
-from pipelines.isolation import run_isolated
+from pipelines.isolation import run_measured
 from pipelines.quality import quality_asset_key
 from pipelines.resources import LakeResource
 from pipelines.silver import silver_asset_key
@@ -110,9 +110,10 @@ def marts_assets(
         from quality.marts_checks import contract_holds, one_row_per_enterprise
 
         home = lake.home_path()
-        report = run_isolated(build_marts, home)
-        context.log.info(describe(report))
+        report, peak_mb = run_measured(build_marts, home)
+        context.log.info(f"{describe(report)}; peak memory {peak_mb:,.0f} MB")
         common = {
+            "peak_memory_mb": round(peak_mb),
             "path": dg.MetadataValue.path(str(report.path)),
             "as_of_date": report.as_of_date.isoformat(),
             "lake_versions": dg.MetadataValue.json(report.versions),
