@@ -10,9 +10,9 @@ loads incrementally. Side by side on that same bronze, each in a fresh child pro
 - **full** (the anchor: what every night did before): every staging model rebuilt from every live bronze row, in a
   second home whose ``lake/bronze`` is the first one's.
 
-Printed: seconds, peak RSS and rows staged of each, bronze rows changed, and whether the two give equal tables (every
-staging model and quarantine, rows in key order). The canonical tables (``int_*``), rebuilt whole either way, are
-timed apart: they are what a night of silver still pays in full.
+The canonical tables (``int_*``) follow the same way (models/canonical_changes.py) against their full rebuild.
+Printed: seconds and peak RSS of each, bronze rows changed, and whether the two give equal tables (every staging
+model, quarantine and canonical table, rows in one order).
 """
 
 from __future__ import annotations
@@ -81,32 +81,45 @@ def build_staging(sources: Path, home: Path, full: bool) -> dict:
     }
 
 
-def build_intermediate(sources: Path, home: Path) -> dict:
+def build_intermediate(sources: Path, home: Path, full: bool = True) -> dict:
     from models import canonical, silver
 
     started = time.perf_counter()
-    chosen = [spec for spec, _info in _chosen(sources)]
+    chosen = _chosen(sources)
+    specs, infos = [spec for spec, _info in chosen], {spec.source: info for spec, info in chosen}
+    modes: dict[str, int] = {}
+    keys = 0
     for table in canonical.INTERMEDIATE_TABLES:
-        silver.build_intermediate(home, table, chosen)
-    return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb()}
+        report = silver.build_intermediate(home, table, specs, infos=infos, full=full)
+        modes[report.mode] = modes.get(report.mode, 0) + 1
+        keys += report.changed_keys
+    return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb(), "modes": modes, "keys": keys}
 
 
 def same_tables(sources: Path, a: Path, b: Path) -> tuple[bool, list[str]]:
+    """Every staging model, quarantine and canonical table of ``a`` and ``b``, rows in one order, compared."""
     from lake.delta import read_frame
-    from lake.layout import quarantine_rows_path, silver_path
+    from lake.layout import quarantine_mentions_path, quarantine_rows_path, silver_path
+    from models import canonical
 
-    differ = []
+    names = []
     for spec, _info in _chosen(sources):
-        for one, other in (
-            (silver_path(a, spec.name), silver_path(b, spec.name)),
-            (
-                quarantine_rows_path(a, spec.department, spec.asset),
-                quarantine_rows_path(b, spec.department, spec.asset),
-            ),
-        ):
-            x, y = read_frame(one), read_frame(other)
-            if x is None or y is None or not x.sort("source_pk").equals(y.sort("source_pk")):
-                differ.append(str(one.relative_to(a)))
+        names.append((silver_path, (spec.name,)))
+        names.append((quarantine_rows_path, (spec.department, spec.asset)))
+    for table in canonical.INTERMEDIATE_TABLES:
+        names.append((silver_path, (table,)))
+        if table in canonical.RECORD_TABLES:
+            names.append((quarantine_mentions_path, (table,)))
+    differ = []
+    key = ["source_department", "source_asset", "source_pk", "_h"]
+    for where, parts in names:
+        x, y = read_frame(where(a, *parts)), read_frame(where(b, *parts))
+        if x is None or y is None:
+            differ.append("/".join(parts))
+            continue
+        x, y = (f.with_columns(_h=f.hash_rows(seed=0)).sort(key) for f in (x, y))
+        if not x.equals(y):
+            differ.append("/".join(parts))
     return not differ, differ
 
 
@@ -138,7 +151,7 @@ def main() -> None:
     print(f"night 1 bronze: {night1['rows_read']:,} rows, {night1['seconds']:.0f} s", flush=True)
     first = child(build_staging, sources, inc, False)
     print(f"night 1 staging (full): {first['seconds']:.1f} s, peak {first['peak_mb']:,.0f} MB", flush=True)
-    child(build_intermediate, sources, inc)
+    child(build_intermediate, sources, inc, True)
     est.advance(estate, args.days)
     night2 = child(load_bronze, sources, inc, "night-2")
     print(f"night 2 bronze: {night2['rows_read']:,} rows read, {night2['seconds']:.0f} s", flush=True)
@@ -149,19 +162,29 @@ def main() -> None:
 
     incremental = child(build_staging, sources, inc, False)
     anchor = child(build_staging, sources, full, True)
-    ints = child(build_intermediate, sources, inc)
+    canon_inc = child(build_intermediate, sources, inc, False)
+    canon_full = child(build_intermediate, sources, full, True)
     equal, differ = same_tables(sources, inc, full)
     print()
-    print(f"silver staging, night 2 of a {args.enterprises:,}-enterprise city ({args.days} day(s) of change)")
-    print(f"{'':32}{'seconds':>10}{'peak MB':>10}{'rows staged':>14}")
-    for name, r in (("incremental (changed rows)", incremental), ("full rebuild (anchor)", anchor)):
-        print(f"{name:32}{r['seconds']:>10.1f}{r['peak_mb']:>10,.0f}{r['rows_staged']:>14,}")
+    print(f"silver, night 2 of a {args.enterprises:,}-enterprise city ({args.days} day(s) of change)")
+    print(f"{'':44}{'seconds':>10}{'peak MB':>10}")
+    rows = (
+        ("staging models, incremental (changed rows)", incremental),
+        ("staging models, full rebuild (anchor)", anchor),
+        ("canonical tables, incremental", canon_inc),
+        ("canonical tables, full rebuild (anchor)", canon_full),
+    )
+    for name, r in rows:
+        print(f"{name:44}{r['seconds']:>10.1f}{r['peak_mb']:>10,.0f}")
+    both_inc = incremental["seconds"] + canon_inc["seconds"]
+    both_full = anchor["seconds"] + canon_full["seconds"]
     print(
-        f"bronze rows changed: {incremental['bronze_rows_changed']:,}; modes {incremental['modes']}; "
-        f"speed-up {anchor['seconds'] / incremental['seconds']:.1f}x"
+        f"bronze rows changed: {incremental['bronze_rows_changed']:,} (staged {incremental['rows_staged']:,} of "
+        f"{anchor['rows_staged']:,}); staging modes {incremental['modes']}, canonical modes {canon_inc['modes']} "
+        f"({canon_inc['keys']:,} source rows replaced)"
     )
     print(
-        f"canonical tables (int_*, rebuilt whole either way): {ints['seconds']:.1f} s, peak {ints['peak_mb']:,.0f} MB"
+        f"silver in all: incremental {both_inc:.1f} s, full {both_full:.1f} s ({both_full / both_inc:.1f}x)"
     )
     print(f"incremental tables equal the full rebuild: {equal}" + ("" if equal else f" -- differ: {differ}"))
 

@@ -34,13 +34,14 @@ from lake.layout import (
     quarantine_rows_path,
     silver_path,
 )
-from models import canonical
+from models import canonical, canonical_changes
 from models import staging_changes as changes
 from models.staging.quarantine import MENTION_QUARANTINE_SCHEMA, QUARANTINE_SCHEMA, mention_quarantine
 from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, stage
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as pds
     from deltalake import DeltaTable
 
 DEFAULT_BATCH_ROWS = 200_000
@@ -357,32 +358,87 @@ def sample_silver(home: Path, name: str, max_rows: int = 200_000, seed: int = 0)
 @dataclass
 class IntermediateReport:
     table: str
+    #: the table's rows after the build
     rows: int = 0
+    #: rows built, by source: every row of a full build, the changed source rows' of an incremental one
     by_source: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    #: declared mentions a staged row could not give (record tables only), by source
+    #: declared mentions a staged row could not give (record tables only), by source (as ``by_source``)
     quarantined_mentions: dict[str, int] = field(default_factory=dict)
+    #: ``full`` or ``incremental`` (the rows of the source rows bronze changed, models/canonical_changes.py)
+    mode: str = "full"
+    why_full: str = ""
+    #: source rows whose rows an incremental build replaced
+    changed_keys: int = 0
 
 
 def build_intermediate(
-    home: Path, table: str, specs: list[StagingSpec], *, batch_rows: int = DEFAULT_BATCH_ROWS
+    home: Path,
+    table: str,
+    specs: list[StagingSpec],
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    infos: dict[str, SourceInfo] | None = None,
+    full: bool = False,
 ) -> IntermediateReport:
-    """Recompute one canonical table (``int_enterprise_records`` ...) from the staging models of ``specs``
-    that exist; one overwrite commit, streamed a staging batch at a time. A table of records also rewrites its
-    mentions' quarantine (:func:`models.staging.quarantine.mention_quarantine`), after the records, so that the
-    reconciliation (:func:`quality.quarantine.reconcile_mentions`) counts both as committed."""
+    """Bring one canonical table (``int_enterprise_records`` ...) up to the staging models of ``specs`` that exist: by
+    rebuilding only the rows of the source rows bronze changed since its last build when that gives the same table
+    (:mod:`models.canonical_changes`; needs ``infos``, the sources' keys), else -- or with ``full`` -- from every
+    staged row, in one overwrite commit streamed a staging batch at a time. A table of records also brings its
+    mentions' quarantine (:func:`models.staging.quarantine.mention_quarantine`) along, so that the reconciliation
+    (:func:`quality.quarantine.reconcile_mentions`) counts both as committed."""
     started = time.perf_counter()
     home = Path(home)
+    feeding = [spec for spec in specs if canonical.feeds(table, spec)]
+    staging = {spec.source: open_delta(silver_path(home, spec.name)) for spec in feeding}
+    records = table in canonical.RECORD_TABLES
+    plan = canonical_changes.plan_canonical(
+        home,
+        feeding,
+        staging,
+        open_delta(silver_path(home, table)),
+        open_delta(quarantine_mentions_path(home, table)) if records else None,
+        table,
+    )
+    if plan.changes is not None and infos is not None and not full:
+        applied = canonical_changes.apply_changes(home, table, plan, infos, staging, batch_rows)
+        report = IntermediateReport(
+            table,
+            by_source=applied.added or {},
+            quarantined_mentions=applied.quarantined or {},
+            mode="incremental",
+            changed_keys=applied.keys,
+        )
+        table_now = open_delta(silver_path(home, table))
+        report.rows = table_now.count() if table_now is not None else 0
+    else:
+        why = plan.why_full or ("a full build was asked for" if full else "the sources' keys were not given")
+        report = IntermediateReport(table, why_full=why)
+        _full_intermediate(home, table, feeding, staging, report, batch_rows, plan)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _full_intermediate(
+    home: Path,
+    table: str,
+    feeding: list[StagingSpec],
+    staging: dict[str, DeltaTable | None],
+    report: IntermediateReport,
+    batch_rows: int,
+    plan: canonical_changes.CanonicalPlan,
+) -> None:
     builder = canonical.BUILDERS[table]
     schema = to_arrow(pl.DataFrame(schema=canonical.SCHEMAS[table])).schema
-    report = IntermediateReport(table)
     records = table in canonical.RECORD_TABLES
     mention_quarantine_parts: list[pl.DataFrame] = []
+    commit = canonical_changes.state(plan.sources, plan.fingerprint)
 
     # opened before the writer starts pulling batches (see _bronze_batches)
-    datasets = [
-        (spec, read_dataset(silver_path(home, spec.name))) for spec in specs if canonical.feeds(table, spec)
-    ]
+    datasets: list[tuple[StagingSpec, pds.Dataset | None]] = []
+    for spec in feeding:
+        model = staging[spec.source]
+        datasets.append((spec, None if model is None else table_dataset(model)))
 
     def batches() -> Iterator[pa.RecordBatch]:
         for spec, dataset in datasets:
@@ -405,14 +461,12 @@ def build_intermediate(
                     yield from to_arrow(out).cast(schema).to_batches()
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())
-    overwrite(silver_path(home, table), reader, writer_properties=WRITER_PROPERTIES)
+    overwrite(silver_path(home, table), reader, writer_properties=WRITER_PROPERTIES, commit_properties=commit)
     if records:
         refused = pl.concat(
             [pl.DataFrame(schema=MENTION_QUARANTINE_SCHEMA), *mention_quarantine_parts], how="vertical"
         )
-        overwrite(quarantine_mentions_path(home, table), to_arrow(refused))
-    report.seconds = time.perf_counter() - started
-    return report
+        overwrite(quarantine_mentions_path(home, table), to_arrow(refused), commit_properties=commit)
 
 
 def build_departments(home: Path, config: SourcesConfig) -> IntermediateReport:

@@ -43,11 +43,14 @@ __all__ = [
     "FULL_SHARE",
     "BronzeChanges",
     "Plan",
+    "bronze_changes",
     "built_with",
     "commit_state",
     "drift_rows",
     "merge_rows",
     "plan",
+    "record_state",
+    "staging_state",
     "staging_fingerprint",
     "touched_keys",
 ]
@@ -102,6 +105,18 @@ def _state(table: DeltaTable) -> tuple[int, str] | None:
     return int(version), str(fingerprint)
 
 
+def staging_state(table: DeltaTable) -> tuple[int, str] | None:
+    """The bronze version a staging model stands at and the fingerprint of its rules, as its last build recorded."""
+    return _state(table)
+
+
+def record_state(table: DeltaTable, properties: Any) -> None:
+    """An empty commit that records a build's state where the build changed no row."""
+    from lake.delta import arrow_schema
+
+    table.create_write_transaction([], mode="append", schema=arrow_schema(table), commit_properties=properties)
+
+
 def built_with(table: DeltaTable) -> str | None:
     """The fingerprint of the rules the table's last build used, if it recorded one."""
     state = _state(table)
@@ -153,12 +168,13 @@ def _file_rows(table: DeltaTable) -> dict[str, int]:
     return dict(zip(actions["path"].to_list(), actions["num_records"].fill_null(0).to_list(), strict=True))
 
 
-def _batches_since(bronze: DeltaTable, since: int) -> list[str] | str:
-    """The loads (``qst.batch_id``) of bronze's commits after version ``since``, or why they cannot be known."""
+def _batches_between(bronze: DeltaTable, since: int) -> list[str] | str:
+    """The loads (``qst.batch_id``) of bronze's commits after version ``since`` up to the table's loaded version, or
+    why they cannot be known."""
     version = bronze.version()
     batches: set[str] = set()
-    for commit in bronze.history(version - since):
-        if commit.get("version", version + 1) <= since:
+    for commit in bronze.history():
+        if not since < commit.get("version", -1) <= version:
             continue
         batch = commit.get("qst.batch_id")
         if batch is not None:
@@ -168,17 +184,45 @@ def _batches_since(bronze: DeltaTable, since: int) -> list[str] | str:
     return sorted(batches)
 
 
+def bronze_changes(bronze: DeltaTable, since: int) -> BronzeChanges | str:
+    """The rows bronze wrote after version ``since`` up to the version ``bronze`` is loaded at, or why they cannot
+    be known (then a build must be full).
+
+    Why batch ids and not new files: a MERGE of a few changed rows rewrites every file that holds one, and changes
+    scattered over a large table touch most files; every write of a row (append, update, flag deleted or back)
+    sets its ``_qst_batch_id`` to the load's, so the rows of the new files that carry a load after ``since`` are
+    exactly the rows written since (a rewritten, unchanged row keeps its older load)."""
+    if since > bronze.version():
+        return f"bronze is at version {bronze.version()}, older than the {since} silver was built from"
+    batches = _batches_between(bronze, since)
+    if isinstance(batches, str):
+        return batches
+    now = _file_rows(bronze)
+    total = sum(now.values())
+    try:
+        from deltalake import DeltaTable
+
+        before = set(_file_rows(DeltaTable(bronze.table_uri, version=since)))
+    except Exception as exc:  # a version whose log was cleaned up: nothing to compare against
+        return f"bronze version {since} is no longer readable ({type(exc).__name__})"
+    # the form DeltaTable.file_uris() gives: a plain path for a local table, the URI otherwise
+    root = bronze.table_uri.removeprefix("file://").rstrip("/")
+    files = [f"{root}/{p}" for p in now if p not in before]
+    changes = BronzeChanges(files, batches, 0, total)
+    if files and batches:
+        from lake.delta import table_dataset
+
+        changed = table_dataset(bronze, files).count_rows(filter=changes.filter())
+        changes = BronzeChanges(files, batches, changed, total)
+    return changes
+
+
 def plan(
     bronze: DeltaTable, staging: DeltaTable | None, quarantine: DeltaTable | None, fingerprint: str
 ) -> Plan:
     """Incremental when the staging model and its quarantine were built by the same rules from one bronze version,
-    every bronze commit since names its load, and the night changed at most :data:`FULL_SHARE` of bronze's rows;
-    else full, and why.
-
-    Why batch ids and not new files: a MERGE of a few changed rows rewrites every file that holds one, and changes
-    scattered over a large table touch most files; every write of a row (append, update, flag deleted or back)
-    sets its ``_qst_batch_id`` to the load's, so the rows of the new files that carry a load after the last build's
-    version are exactly the rows written since (a rewritten, unchanged row keeps its older load)."""
+    every bronze commit since names its load (:func:`bronze_changes`), and the night changed at most
+    :data:`FULL_SHARE` of bronze's rows; else full, and why."""
     version = bronze.version()
 
     def full(why: str) -> Plan:
@@ -194,28 +238,10 @@ def plan(
     since, built_with = state
     if built_with != fingerprint:
         return full("the staging rules changed (spec, crosswalks or standardizers)")
-    if since > version:
-        return full(f"bronze is at version {version}, older than the {since} silver was built from")
-    batches = _batches_since(bronze, since)
-    if isinstance(batches, str):
-        return full(batches)
-    now = _file_rows(bronze)
-    total = sum(now.values())
-    try:
-        from deltalake import DeltaTable
-
-        before = set(_file_rows(DeltaTable(bronze.table_uri, version=since)))
-    except Exception as exc:  # a version whose log was cleaned up: nothing to compare against
-        return full(f"bronze version {since} is no longer readable ({type(exc).__name__})")
-    # the form DeltaTable.file_uris() gives: a plain path for a local table, the URI otherwise
-    root = bronze.table_uri.removeprefix("file://").rstrip("/")
-    files = [f"{root}/{p}" for p in now if p not in before]
-    changes = BronzeChanges(files, batches, 0, total)
-    if files and batches:
-        from lake.delta import table_dataset
-
-        changed = table_dataset(bronze, files).count_rows(filter=changes.filter())
-        changes = BronzeChanges(files, batches, changed, total)
+    changes = bronze_changes(bronze, since)
+    if isinstance(changes, str):
+        return full(changes)
+    total = changes.total_rows
     if total and changes.changed_rows > FULL_SHARE * total:
         return full(f"{changes.changed_rows:,} of {total:,} bronze rows changed (more than {FULL_SHARE:.0%})")
     return Plan(version, fingerprint, changes)
@@ -272,7 +298,7 @@ def merge_rows(
         )
         target.update_incremental()
     if target.version() == before:
-        target.create_write_transaction([], mode="append", schema=schema, commit_properties=properties)
+        record_state(target, properties)
     return metrics
 
 

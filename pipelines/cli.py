@@ -352,10 +352,9 @@ def _run(
     for a in rest:
         m = a.metadata
         rows = m.get("silver_rows", m.get("rows", ""))
-        # a staging model rebuilt incrementally says how many bronze rows it restaged
-        mode = (
-            f"  (incremental: {m['changed_bronze_rows']} changed)" if m.get("mode") == "incremental" else ""
-        )
+        # a silver table built incrementally says how many source rows it rebuilt
+        changed = m.get("changed_bronze_rows", m.get("changed_source_rows"))
+        mode = f"  (incremental: {changed} changed)" if m.get("mode") == "incremental" else ""
         click.echo(
             f"  {a.key:<44}{a.status:<13}{m.get('bronze_live_rows', ''):>9}{rows:>9}"
             f"{m.get('quarantined_rows', ''):>9}{m.get('rows_per_second', ''):>9}"

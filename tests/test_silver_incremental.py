@@ -1,6 +1,6 @@
-"""Incremental staging (models/staging_changes.py): night after night, restaging only what bronze changed gives the
-staging models and quarantines a full rebuild gives -- with deletions, renames and late rows -- and a change of the
-staging rules, or a night stopped half-way, makes the next build full."""
+"""Incremental silver (models/staging_changes.py, models/canonical_changes.py): night after night, restaging only
+what bronze changed gives the staging models, canonical tables and quarantines a full rebuild gives -- with deletions,
+renames and late rows -- and a change of the staging rules, or a night stopped half-way, makes the next build full."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import simulator.estate as est
 from connectors.config import load_sources
 from connectors.extract import load_file_drop, load_table
 from lake.delta import read_frame
-from lake.layout import quarantine_rows_path, silver_path
-from models import silver
+from lake.layout import quarantine_mentions_path, quarantine_rows_path, silver_path
+from models import canonical, silver
 from models.staging.spec import load_specs
 from quality.quarantine import reconcile_staging
 
@@ -58,6 +58,33 @@ def _build(home: Path, sources: Path, *, full: bool = False) -> dict[str, silver
     }
 
 
+def _build_canonical(
+    home: Path, sources: Path, *, full: bool = False
+) -> dict[str, silver.IntermediateReport]:
+    chosen = _chosen(sources)
+    specs, infos = [spec for spec, _ in chosen], {spec.source: info for spec, info in chosen}
+    return {
+        table: silver.build_intermediate(home, table, specs, batch_rows=700, infos=infos, full=full)
+        for table in canonical.INTERMEDIATE_TABLES
+    }
+
+
+def _canonical_tables(home: Path) -> dict[str, pl.DataFrame]:
+    """Every canonical table and mention quarantine, rows in one order (key, then the row's hash)."""
+    out: dict[str, pl.DataFrame] = {}
+    for table in canonical.INTERMEDIATE_TABLES:
+        paths = [(table, silver_path(home, table))]
+        if table in canonical.RECORD_TABLES:
+            paths.append((f"mention quarantine {table}", quarantine_mentions_path(home, table)))
+        for name, path in paths:
+            frame = read_frame(path)
+            assert frame is not None, name
+            out[name] = frame.with_columns(_h=frame.hash_rows(seed=0)).sort(
+                ["source_department", "source_asset", "source_pk", "_h"]
+            )
+    return out
+
+
 @pytest.fixture
 def city(simulated_estate, tmp_path: Path) -> tuple[Path, Path, Path]:
     """(estate, home built incrementally, home built in full from the same bronze)."""
@@ -77,6 +104,7 @@ def test_five_nights_of_incremental_staging_equal_full_rebuilds(city) -> None:
     out, inc, full = city
     sources = out / "sources.yaml"
     modes: list[set[str]] = []
+    canonical_modes: list[set[str]] = []
     changed = 0
     for night in range(5):
         if night:
@@ -85,7 +113,12 @@ def test_five_nights_of_incremental_staging_equal_full_rebuilds(city) -> None:
         reports = _build(inc, sources)
         modes.append({r.mode for r in reports.values()})
         changed += sum(r.changed_bronze_rows for r in reports.values())
+        canonical_modes.append({r.mode for r in _build_canonical(inc, sources).values()})
         fulls = _build(full, sources, full=True)
+        assert {r.mode for r in _build_canonical(full, sources, full=True).values()} == {"full"}
+        got_c, want_c = _canonical_tables(inc), _canonical_tables(full)
+        for name in want_c:
+            assert got_c[name].equals(want_c[name]), f"night {night + 1}: {name} differs from a full rebuild"
         assert {r.mode for r in fulls.values()} == {"full"}
         if night:  # the full home's earlier build allowed an incremental one first: it found no drift
             assert {r.drift_rows for r in fulls.values()} == {0}
@@ -97,6 +130,8 @@ def test_five_nights_of_incremental_staging_equal_full_rebuilds(city) -> None:
             assert reconcile_staging(inc, spec).ok, f"night {night + 1}: {spec.source} does not reconcile"
     assert modes[0] == {"full"}  # nothing to build on the first night
     assert all("incremental" in m for m in modes[1:]), modes
+    assert canonical_modes[0] == {"full"}
+    assert all(m == {"incremental"} for m in canonical_modes[1:]), canonical_modes
     assert changed > 0
     deleted = pl.read_parquet(out / "truth" / "deleted" / "*.parquet")
     assert deleted.height > 0  # the nights deleted rows, and silver followed
