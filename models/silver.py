@@ -26,13 +26,14 @@ import polars as pl
 import pyarrow as pa
 
 from connectors.config_schema import SourcesConfig
-from lake.delta import overwrite, read_dataset, to_arrow
+from lake.delta import exists, overwrite, read_dataset, scan_pinned, to_arrow
 from lake.layout import (
     bronze_path,
     quarantine_mentions_path,
     quarantine_rows_path,
     silver_path,
 )
+from lake.storage import Location
 from models import canonical
 from models.staging.quarantine import MENTION_QUARANTINE_SCHEMA, QUARANTINE_SCHEMA, mention_quarantine
 from models.staging.spec import StagingSpec
@@ -92,7 +93,7 @@ class StagingReport:
         return self.bronze_rows / self.seconds if self.seconds else 0.0
 
 
-def _bronze_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+def _bronze_batches(path: Location, batch_rows: int) -> Iterator[pl.DataFrame]:
     """Bronze's live rows, ``batch_rows`` at a time. The table is opened here, eagerly: the batches are
     pulled from inside delta-rs's writer, where opening a Delta table would start a second async runtime."""
     import pyarrow.dataset as pds
@@ -129,7 +130,7 @@ def _rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pl.
         yield _frame(pa.Table.from_batches(pending))
 
 
-def _empty_bronze(path: Path) -> pl.DataFrame:
+def _empty_bronze(path: Location) -> pl.DataFrame:
     dataset = read_dataset(path)
     if dataset is None:
         raise FileNotFoundError(f"bronze table {path} does not exist yet: load it first (qst run)")
@@ -205,14 +206,12 @@ def scan_silver(home: Path, name: str) -> pl.LazyFrame:
     """A silver table as a lazy scan pinned at its current Delta version: reading its columns in several passes
     (what the entity resolution does, to hold one group of columns at a time) gives the same rows in the same
     order, even if a writer commits in between."""
-    from deltalake import DeltaTable
-
     path = silver_path(home, name)
-    if not (path / "_delta_log").is_dir():
+    if not exists(path):
         raise FileNotFoundError(
             f"silver table {name} does not exist under {home}: run the silver assets first"
         )
-    return pl.scan_delta(str(path), version=DeltaTable(str(path)).version())
+    return scan_pinned(path)
 
 
 def read_silver(home: Path, name: str, columns: list[str] | None = None) -> pl.DataFrame:
