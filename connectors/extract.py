@@ -36,6 +36,7 @@ from connectors.filedrops import DropFile, list_drop_files, read_drop_file
 from connectors.readers import SourceReadError, open_table, planned_cursor
 from lake.delta import append, read_dataset
 from lake.layout import bronze_path, quarantine_files_path
+from lake.storage import Location
 
 UTC = dt.UTC
 
@@ -104,7 +105,7 @@ def _stored_cursor_fits(stored: pa.DataType, cursor_kind: str) -> bool:
 
 
 def check_stored_cursor(
-    dept: DepartmentConfig, table: TableConfig, path: Path, environ: Mapping[str, str] | None = None
+    dept: DepartmentConfig, table: TableConfig, path: Location, environ: Mapping[str, str] | None = None
 ) -> None:
     """Refuse, before anything is read, a bronze cursor column whose stored type no watermark can be
     computed from (text, from nights before the cursor's ``type`` was declared).
@@ -146,7 +147,7 @@ def check_stored_cursor(
     )
 
 
-def _key_snapshot_due(path: Path, table: TableConfig, now: dt.datetime) -> bool:
+def _key_snapshot_due(path: Location, table: TableConfig, now: dt.datetime) -> bool:
     every = table.key_snapshot_every_days
     if not every:
         return False
@@ -272,7 +273,7 @@ class FileDropReport:
     seconds: float = 0.0
 
 
-def _column_values(path: Path, column: str) -> set[str]:
+def _column_values(path: Location, column: str) -> set[str]:
     """Distinct values of one column of a committed Delta table (empty when there is none)."""
     dataset = read_dataset(path)
     if dataset is None or column not in dataset.schema.names:
@@ -280,7 +281,7 @@ def _column_values(path: Path, column: str) -> set[str]:
     return set(dataset.to_table(columns=[column]).column(column).unique().to_pylist())
 
 
-def _pad_to_bronze(table: pa.Table, path: Path) -> pa.Table:
+def _pad_to_bronze(table: pa.Table, path: Location) -> pa.Table:
     """A roster that lacks some of the drop's columns still loads: the missing ones are null text.
     (Files from street offices vary; a column that is not text in bronze is left to drift rules.)"""
     dataset = read_dataset(path)

@@ -17,6 +17,12 @@
       exports/                                the bureaus' export packages
       .dagster/                               Dagster's instance (runs, event log)
 
+The Delta tables (``lake/`` above) may live elsewhere: ``lake.root`` of the deployment's ``platform.yaml``
+(:mod:`lake.platform`) puts them in another folder or an object store (``s3://bucket/prefix``, then the same
+tree below the prefix); the lake functions below return a :data:`lake.storage.Location` under that root. The
+rest (the marts, docs, exports, Dagster's instance) stays under HOME on local disk; an object-store lake keeps
+its local side (bronze's writer locks and spools) in ``HOME/.lake_local``.
+
 The two quarantines hold different things -- whole *files* refused at landing, single *rows* refused at
 staging -- so their functions have different names. Changing where something lives means changing it
 here (and the README, which shows the same tree).
@@ -24,7 +30,11 @@ here (and the README, which shows the same tree).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+
+from lake.deployment import Deployment, current_deployment
+from lake.storage import Location, parse_root
 
 __all__ = [
     "MARTS_FILE",
@@ -49,50 +59,66 @@ __all__ = [
 MARTS_FILE = "marts.duckdb"
 
 
-def lake_root(home: Path | str) -> Path:
-    """``HOME/lake``: every Delta table lives below it (the marts attach it read-only)."""
-    return Path(home) / "lake"
+@functools.lru_cache(maxsize=8)
+def _declared_root(platform_file: Path, stamp: tuple[int, int]) -> str | None:
+    # one read per version of the file (stamp: its mtime and size), not one per table path; imported here:
+    # pydantic and the YAML loader are not needed where no platform.yaml exists
+    from lake.platform import platform_settings
+
+    return platform_settings(Deployment(platform_file.parent)).lake.root
 
 
-def bronze_path(home: Path, department: str, asset: str) -> Path:
+def lake_root(home: Path | str) -> Location:
+    """Where every Delta table lives: ``HOME/lake`` unless the deployment's ``platform.yaml`` declares
+    ``lake.root`` (another folder, or ``s3://bucket/prefix``). Read at each call (cached per version of the
+    file), so a command's ``--deployment`` and a test's environment take effect everywhere."""
+    platform_file = current_deployment().root / "platform.yaml"  # lake.platform.PLATFORM_FILE
+    try:
+        stat = platform_file.stat()
+    except FileNotFoundError:
+        return Path(home) / "lake"
+    return parse_root(_declared_root(platform_file, (stat.st_mtime_ns, stat.st_size)), home)
+
+
+def bronze_path(home: Path, department: str, asset: str) -> Location:
     """``<home>/lake/bronze/<department>/<asset>``; the names must be single path components."""
     for what, name in (("department", department), ("asset", asset)):
         if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
             raise ValueError(f"bronze_path: {what} {name!r} is not a valid folder name")
-    return Path(home) / "lake" / "bronze" / department / asset
+    return lake_root(home) / "bronze" / department / asset
 
 
-def quarantine_files_path(home: Path, department: str, drop: str) -> Path:
+def quarantine_files_path(home: Path, department: str, drop: str) -> Location:
     """The file drop ``drop``'s refused files: one row per file that could not be read, and why."""
-    return Path(home) / "lake" / "quarantine" / "files" / department / drop
+    return lake_root(home) / "quarantine" / "files" / department / drop
 
 
-def quarantine_rows_path(home: Path, department: str, asset: str) -> Path:
+def quarantine_rows_path(home: Path, department: str, asset: str) -> Location:
     """The rows of a bronze table that staging refused, each with its reasons (never silently dropped)."""
-    return Path(home) / "lake" / "quarantine" / "rows" / department / asset
+    return lake_root(home) / "quarantine" / "rows" / department / asset
 
 
-def quarantine_mentions_path(home: Path, table: str) -> Path:
+def quarantine_mentions_path(home: Path, table: str) -> Location:
     """The declared mentions that staged rows could not give to the canonical ``table`` (a mention with no name
     and no identifier on its row), each with its reason: every mention is emitted or accounted for here."""
-    return Path(home) / "lake" / "quarantine" / "mentions" / table
+    return lake_root(home) / "quarantine" / "mentions" / table
 
 
-def silver_path(home: Path, name: str) -> Path:
-    return Path(home) / "lake" / "silver" / name
+def silver_path(home: Path, name: str) -> Location:
+    return lake_root(home) / "silver" / name
 
 
-def gold_path(home: Path, name: str) -> Path:
-    return Path(home) / "lake" / "gold" / name
+def gold_path(home: Path, name: str) -> Location:
+    return lake_root(home) / "gold" / name
 
 
-def decisions_path(home: Path) -> Path:
+def decisions_path(home: Path) -> Location:
     """The reviewers' decisions: kept apart from gold, which is rebuilt every night and must not lose them."""
-    return Path(home) / "lake" / "review" / "decisions"
+    return lake_root(home) / "review" / "decisions"
 
 
-def scorecard_path(home: Path) -> Path:
-    return Path(home) / "lake" / "quality" / "scorecard"
+def scorecard_path(home: Path) -> Location:
+    return lake_root(home) / "quality" / "scorecard"
 
 
 def marts_path(home: Path | str) -> Path:

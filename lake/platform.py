@@ -9,7 +9,7 @@ that hold the broker's and the run storage's URLs, as ``sources.yaml`` does for 
 
     # <deployment>/platform.yaml (every key optional)
     lake:
-      root: s3://city-lake/quanshitong     # default: HOME/lake on local disk
+      root: s3://city-lake/quanshitong     # default: HOME/lake on local disk (a relative path: under HOME)
     execution:
       mode: celery                         # in_process (default) | celery
       broker_env: QST_CELERY_BROKER_URL    # the variable that holds amqp://... (never the URL itself)
@@ -24,9 +24,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from lake.deployment import Deployment, current_deployment
+from lake.storage import parse_root
 from lake.yamlfile import load_yaml_model
 
 __all__ = [
@@ -47,9 +48,17 @@ class _Strict(BaseModel):
 
 
 class LakeSettings(_Strict):
-    """Where the Delta tables live. ``None``: ``HOME/lake`` on local disk."""
+    """Where the Delta tables live. ``None``: ``HOME/lake`` on local disk. ``s3://bucket/prefix``: an
+    S3-compatible object store, reached with the standard ``AWS_*`` environment variables (README, "The lake
+    on object storage"); a local path: that folder (relative: under HOME)."""
 
     root: str | None = None
+
+    @field_validator("root")
+    @classmethod
+    def _a_lake_root(cls, value: str | None) -> str | None:
+        parse_root(value, "HOME")  # refuses another scheme or a malformed bucket when the file is read
+        return value
 
 
 class ExecutionSettings(_Strict):

@@ -135,14 +135,14 @@ def plan_canonical(
         return full("the rules changed (canonical builders, staging specs or the city's time zone)")
     if set(sources) != set(current):
         return full("the staging models feeding it changed")
-    from deltalake import DeltaTable
+    from lake.delta import delta_table
 
     changes: list[SourceChange] = []
     for spec in specs:
         since, upto = sources.get(spec.source), current.get(spec.source)
         if since is None or upto is None or since == upto:
             continue
-        bronze = DeltaTable(str(bronze_path(home, spec.department, spec.asset)), version=upto)
+        bronze = delta_table(bronze_path(home, spec.department, spec.asset), version=upto)
         change = staging_changes.bronze_changes(bronze, since)
         if isinstance(change, str):
             return full(f"{spec.source}: {change}")

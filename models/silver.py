@@ -27,13 +27,23 @@ import polars as pl
 import pyarrow as pa
 
 from connectors.config_schema import SourcesConfig
-from lake.delta import arrow_schema, open_delta, overwrite, read_dataset, table_dataset, to_arrow
+from lake.delta import (
+    arrow_schema,
+    exists,
+    open_delta,
+    overwrite,
+    read_dataset,
+    scan_pinned,
+    table_dataset,
+    to_arrow,
+)
 from lake.layout import (
     bronze_path,
     quarantine_mentions_path,
     quarantine_rows_path,
     silver_path,
 )
+from lake.storage import Location
 from models import canonical, canonical_changes
 from models import staging_changes as changes
 from models.staging.quarantine import MENTION_QUARANTINE_SCHEMA, QUARANTINE_SCHEMA, mention_quarantine
@@ -141,7 +151,7 @@ def _rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pl.
         yield _frame(pa.Table.from_batches(pending))
 
 
-def _open_bronze(path: Path) -> DeltaTable:
+def _open_bronze(path: Location) -> DeltaTable:
     table = open_delta(path)
     if table is None:
         raise FileNotFoundError(f"bronze table {path} does not exist yet: load it first (qst run)")
@@ -317,14 +327,12 @@ def scan_silver(home: Path, name: str) -> pl.LazyFrame:
     """A silver table as a lazy scan pinned at its current Delta version: reading its columns in several passes
     (what the entity resolution does, to hold one group of columns at a time) gives the same rows in the same
     order, even if a writer commits in between."""
-    from deltalake import DeltaTable
-
     path = silver_path(home, name)
-    if not (path / "_delta_log").is_dir():
+    if not exists(path):
         raise FileNotFoundError(
             f"silver table {name} does not exist under {home}: run the silver assets first"
         )
-    return pl.scan_delta(str(path), version=DeltaTable(str(path)).version())
+    return scan_pinned(path)
 
 
 def read_silver(home: Path, name: str, columns: list[str] | None = None) -> pl.DataFrame:

@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from connectors.bronze.deltafiles import add_actions
 from lake.deployment import current_deployment
+from lake.storage import Location, storage_options
 from models.staging.spec import StagingSpec
 from models.staging.stage import SourceInfo, source_pk
 
@@ -50,8 +51,8 @@ __all__ = [
     "merge_rows",
     "plan",
     "record_state",
-    "staging_state",
     "staging_fingerprint",
+    "staging_state",
     "touched_keys",
 ]
 
@@ -114,7 +115,9 @@ def record_state(table: DeltaTable, properties: Any) -> None:
     """An empty commit that records a build's state where the build changed no row."""
     from lake.delta import arrow_schema
 
-    table.create_write_transaction([], mode="append", schema=arrow_schema(table), commit_properties=properties)
+    table.create_write_transaction(
+        [], mode="append", schema=arrow_schema(table), commit_properties=properties
+    )
 
 
 def built_with(table: DeltaTable) -> str | None:
@@ -200,9 +203,9 @@ def bronze_changes(bronze: DeltaTable, since: int) -> BronzeChanges | str:
     now = _file_rows(bronze)
     total = sum(now.values())
     try:
-        from deltalake import DeltaTable
+        from lake.delta import delta_table
 
-        before = set(_file_rows(DeltaTable(bronze.table_uri, version=since)))
+        before = set(_file_rows(delta_table(bronze.table_uri, version=since)))
     except Exception as exc:  # a version whose log was cleaned up: nothing to compare against
         return f"bronze version {since} is no longer readable ({type(exc).__name__})"
     # the form DeltaTable.file_uris() gives: a plain path for a local table, the URI otherwise
@@ -302,14 +305,14 @@ def merge_rows(
     return metrics
 
 
-def drift_rows(path: Path | str, before: int) -> int:
+def drift_rows(path: Location, before: int) -> int:
     """How many rows of the table at ``path`` differ between version ``before`` and now, by key (``source_pk``):
     changed, gone or new. A weekly full rebuild reports it for tables an incremental night kept: anything but 0
     is drift the incremental path let in (an expected one: a resident ID whose birth date was in the future when
     first staged)."""
 
     def digests(version: int | None) -> pl.LazyFrame:
-        scan = pl.scan_delta(str(path), version=version)
+        scan = pl.scan_delta(str(path), version=version, storage_options=storage_options(path))
         return scan.select("source_pk", pl.struct(pl.exclude("source_pk")).hash(seed=0).alias("digest"))
 
     joined = digests(before).join(digests(None), on="source_pk", how="full", coalesce=True)

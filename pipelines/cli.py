@@ -17,7 +17,14 @@ import click
 
 from connectors.config_schema import redact_url
 from lake.deployment import DEPLOYMENT_ENV
-from lake.layout import data_dictionary_path, data_docs_path, exports_root, marts_path, scorecard_path
+from lake.layout import (
+    data_dictionary_path,
+    data_docs_path,
+    exports_root,
+    lake_root,
+    marts_path,
+    scorecard_path,
+)
 from pipelines.check_cli import SKIP_CHECK_OPTION, check, check_before_run
 from pipelines.cli_options import HOME_OPTION
 from pipelines.home import LAYERS
@@ -317,7 +324,7 @@ def _run(
     except SourcesLoadError as exc:
         raise click.ClickException(str(exc)) from None
     started = time.perf_counter()
-    click.echo(f"running the nightly pipeline for {config_path} into {home / 'lake'} ...")
+    click.echo(f"running the nightly pipeline for {config_path} into {lake_root(home)} ...")
     try:
         outcome = run_pipeline(config, home, partition=partition, select=select, retries=retries, until=until)
     except ValueError as exc:
@@ -453,16 +460,16 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     click.echo("\nWhat was produced:")
     click.echo(f"  {home / 'estate'}          the simulated departments (SQLite files, file drops, truth)")
     click.echo(
-        f"  {home / 'lake' / 'bronze'}     one Delta table per source table: lake/bronze/<department>/<table>"
+        f"  {lake_root(home) / 'bronze'}     one Delta table per source table: lake/bronze/<department>/<table>"
     )
     click.echo(
-        f"  {home / 'lake' / 'silver'}     staging models stg_<department>__<table> and the canonical "
+        f"  {lake_root(home) / 'silver'}     staging models stg_<department>__<table> and the canonical "
         "int_enterprise_records, int_person_records, int_events, int_service_cases, int_departments"
     )
-    click.echo(f"  {home / 'lake' / 'quarantine' / 'rows'}   rows silver could not use, with reasons")
+    click.echo(f"  {lake_root(home) / 'quarantine' / 'rows'}   rows silver could not use, with reasons")
     click.echo(f"  {scorecard_path(home)}   the department scorecard (报送考核)")
     click.echo(
-        f"  {home / 'lake' / 'gold'}       entity_crosswalk, entity_id_history, review_queue, dim_enterprise, "
+        f"  {lake_root(home) / 'gold'}       entity_crosswalk, entity_id_history, review_queue, dim_enterprise, "
         "dim_person"
     )
     click.echo(

@@ -14,6 +14,7 @@ breaks its contract, or an enterprise lost or doubled, must not reach the bureau
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from lake.layout import lake_root
 from models.marts.common import LAKE_TABLES
 from models.marts.graph import lineage, order
 from pipelines.bronze import daily_partitions
@@ -133,7 +134,7 @@ def marts_assets(
         yield check_result(
             marts_asset_key(ENTERPRISE_TABLE),
             ENTERPRISE_CHECK,
-            one_row_per_enterprise(report.path, home / "lake"),
+            one_row_per_enterprise(report.path, lake_root(home)),
         )
 
     return [_build]

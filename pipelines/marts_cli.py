@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from lake.layout import lake_root
+
 
 def _versions(values: tuple[str, ...]) -> dict[str, int]:
     out: dict[str, int] = {}
@@ -72,13 +74,16 @@ def marts(
     versions = _versions(as_of_versions)
     target = home
     if out is not None:
-        # the build writes beside the lake it reads; an audit build reads HOME's lake through a link
+        # the build writes beside the lake it reads; an audit build reads HOME's lake through a link (a lake
+        # declared in platform.yaml -- another folder, an object store -- is the same for both: no link)
         out.mkdir(parents=True, exist_ok=True)
-        link = out / "lake"
-        if not link.exists():
-            link.symlink_to((home / "lake").resolve(), target_is_directory=True)
-        elif link.resolve() != (home / "lake").resolve():
-            raise click.ClickException(f"{link} exists and is not {home / 'lake'}; choose another --out")
+        lake = lake_root(home)
+        if isinstance(lake, Path) and lake == home / "lake":
+            link = out / "lake"
+            if not link.exists():
+                link.symlink_to(lake.resolve(), target_is_directory=True)
+            elif link.resolve() != lake.resolve():
+                raise click.ClickException(f"{link} exists and is not {lake}; choose another --out")
         target = out
     try:
         report = build_marts(

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 
+from lake.delta import delta_table
+from lake.storage import Location
 from quality.gold_checks import CheckResult
 
 __all__ = ["CheckResult", "contract_holds", "one_row_per_enterprise"]
@@ -59,9 +61,8 @@ def contract_holds(marts: Path, tables: Iterable[str] | None = None) -> CheckRes
     )
 
 
-def one_row_per_enterprise(marts: Path, lake: Path) -> CheckResult:
+def one_row_per_enterprise(marts: Path, lake: Location) -> CheckResult:
     """Compares against the golden records at the version the build read (``meta_build``)."""
-    from deltalake import DeltaTable
 
     with duckdb.connect(str(marts), read_only=True) as con:
         [(version,)] = con.execute(
@@ -70,7 +71,7 @@ def one_row_per_enterprise(marts: Path, lake: Path) -> CheckResult:
         rows, distinct = con.execute(
             "SELECT count(*), count(DISTINCT entity_id) FROM mart_enterprise_360"
         ).fetchall()[0]
-        golden = DeltaTable(str(lake / "gold" / "dim_enterprise"), version=version).to_pyarrow_dataset()
+        golden = delta_table(lake / "gold" / "dim_enterprise", version=version).to_pyarrow_dataset()
         con.register("golden", golden)
         missing, extra = con.execute(
             "SELECT (SELECT count(*) FROM (SELECT entity_id FROM golden EXCEPT SELECT entity_id FROM mart_enterprise_360)),"

@@ -16,6 +16,7 @@ import polars as pl
 
 from lake.delta import read_dataset
 from lake.layout import bronze_path, quarantine_mentions_path, quarantine_rows_path, silver_path
+from lake.storage import Location
 from models.canonical import mention_applies
 from models.roles import DERIVED_ROLES
 from models.staging.spec import MentionSpec, StagingSpec
@@ -46,7 +47,7 @@ class Reconciliation:
         )
 
 
-def _count(path: Path, live_only: bool = False) -> int:
+def _count(path: Location, live_only: bool = False) -> int:
     import pyarrow.dataset as pds
 
     dataset = read_dataset(path)
@@ -57,7 +58,7 @@ def _count(path: Path, live_only: bool = False) -> int:
     return dataset.count_rows()
 
 
-def reconcile(home: Path, spec: StagingSpec, staging: Path) -> Reconciliation:
+def reconcile(home: Path, spec: StagingSpec, staging: Location) -> Reconciliation:
     """Count what is committed -- bronze's live rows (not flagged deleted), the staging model's rows and the
     quarantined rows -- so the check proves the tables on disk, not what a run believed it wrote."""
     return Reconciliation(
@@ -132,7 +133,7 @@ class MentionReconciliation:
         return head + (": ok" if not wrong else ": " + "; ".join(wrong))
 
 
-def _by_source_role(path: Path) -> dict[tuple[str, str], int]:
+def _by_source_role(path: Location) -> dict[tuple[str, str], int]:
     """Rows per (``<department>/<asset>``, role) of a committed table with lineage and ``role``."""
     dataset = read_dataset(path)
     if dataset is None:

@@ -127,8 +127,9 @@ from connectors.config_schema import SourcesConfig
 from connectors.conversion import coerce
 from connectors.types import TIMESTAMP_UTC, TypeChoice
 from lake.city import city_zone
-from lake.delta import read_dataset, replace_where
+from lake.delta import delta_table, read_dataset, replace_where
 from lake.layout import bronze_path, quarantine_rows_path, scorecard_path, silver_path
+from lake.storage import Location
 from models.scorecard import GRADES, SCORECARD_SCHEMA, SILVER_COUNTS, UTC_TS, WEIGHTS, with_rates
 from models.silver import source_infos
 from models.staging.spec import StagingSpec
@@ -239,16 +240,15 @@ def _any_of(column: str, values: list, dtype: pa.DataType):
     return expr
 
 
-def _first_load(path: Path, dataset) -> dt.datetime | None:
+def _first_load(path: Location, dataset) -> dt.datetime | None:
     """The earliest ``_qst_extracted_at`` of all rows (deleted ones too): when the table was first loaded.
 
     The Delta log's per-file minimum (millisecond precision) narrows the read to the row groups within a
     millisecond of it; the exact value comes from the data."""
     import pyarrow.compute as pc
     import pyarrow.dataset as pds
-    from deltalake import DeltaTable
 
-    actions = pl.from_arrow(DeltaTable(str(path)).get_add_actions(flatten=True))
+    actions = pl.from_arrow(delta_table(path).get_add_actions(flatten=True))
     if isinstance(actions, pl.Series):
         actions = actions.struct.unnest()
     stat = f"min.{EXTRACTED}"
@@ -536,7 +536,7 @@ def nightly_scorecard(
 # --------------------------------------------------------------------------------------------------
 # Storage
 # --------------------------------------------------------------------------------------------------
-def write_scorecard(home: Path, frame: pl.DataFrame) -> Path:
+def write_scorecard(home: Path, frame: pl.DataFrame) -> Location:
     """Write ``frame`` to ``HOME/lake/quality/scorecard``, replacing exactly the rows of the days it holds
     (one atomic commit), so a rerun for a day never doubles its rows. Returns the table's path."""
     path = scorecard_path(home)
@@ -547,8 +547,9 @@ def write_scorecard(home: Path, frame: pl.DataFrame) -> Path:
     if None in days:
         raise ValueError("every scorecard row needs its day")
     predicate = "day IN (" + ", ".join(f"'{d.isoformat()}'" for d in days) + ")"
-    path.mkdir(parents=True, exist_ok=True)
-    replace_where(str(path), frame, predicate)
+    if isinstance(path, Path):
+        path.mkdir(parents=True, exist_ok=True)
+    replace_where(path, frame, predicate)
     return path
 
 

@@ -159,3 +159,77 @@ def silver_estate(tmp_path_factory) -> Callable[..., tuple[Path, Path]]:
         return built[(enterprises, seed)]
 
     return estate
+
+
+# ------------------------------------------------------------------------------------------------------------
+# an S3 endpoint: the moto server (.ci/run starts one under CI and exports QST_TEST_S3_URL)
+# ------------------------------------------------------------------------------------------------------------
+S3_URL_ENV = "QST_TEST_S3_URL"
+
+
+def _s3_answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The URL of an S3-compatible endpoint on the loopback: ``$QST_TEST_S3_URL`` when set (under CI, the
+    moto server `.ci/run` started; it must answer), else a moto server started here for the session on a
+    free port, so the object-store tests run locally too."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    url = os.environ.get(S3_URL_ENV, "").rstrip("/")
+    if url:
+        if not _s3_answers(url):
+            _unavailable(f"the S3 endpoint {url} (${S3_URL_ENV})", ConnectionError("no answer"))
+        yield url
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    moto = Path(sys.executable).with_name("moto_server")
+    server = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            if _s3_answers(url) or server.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not _s3_answers(url):
+            _unavailable(f"a moto server on {url}", ConnectionError(f"exit code {server.poll()}"))
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty bucket on the test endpoint, its name; the standard AWS variables point at the endpoint
+    (test credentials: moto accepts any) for this test only."""
+    import boto3
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ALLOW_HTTP"):
+        monkeypatch.delenv(name, raising=False)
+    bucket = f"qst-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return bucket

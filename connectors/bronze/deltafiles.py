@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -21,10 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
+from lake.storage import Location, arrow_files
+
 from .columns import UTC_TS
 
 
-def table_name(path: Path) -> str:
+def table_name(path: Location) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
@@ -43,8 +44,9 @@ def read_files(
     as the column's physical integers -- a filter that may let other rows through.
     """
     wanted = pa.schema([schema.field(c) for c in columns])
-    for file in files:
-        parquet = pq.ParquetFile(file)
+    paths, filesystem = arrow_files(files)
+    for file in paths:
+        parquet = pq.ParquetFile(file, filesystem=filesystem)
         present = [c for c in columns if c in parquet.schema_arrow.names]
         groups = _row_groups(parquet, ranges) if ranges else None
         if groups == []:
@@ -111,7 +113,8 @@ def live_files(table: DeltaTable) -> tuple[list[str], pl.DataFrame]:
     if len(paths) == len(uris) and all(uri.endswith(p) for uri, p in zip(uris, paths, strict=True)):
         return uris, actions
     row = {p: i for i, p in enumerate(paths)}  # not in the same order: match them by relative path
-    root = unquote(urlparse(table.table_uri).path).rstrip("/") + "/"
+    base = urlparse(table.table_uri)  # a local table's files are paths, an object store's are URIs
+    root = (unquote(base.path) if base.scheme in ("", "file") else table.table_uri).rstrip("/") + "/"
     order = [row.get(uri[len(root) :]) if uri.startswith(root) else None for uri in uris]
     positions = [i for i in order if i is not None]
     if len(paths) != len(uris) or len(positions) != len(order):

@@ -16,7 +16,6 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable
 
-from lake.delta import arrow_schema
+from lake.delta import arrow_schema, delta_table
+from lake.storage import Location, local_side
 
 if TYPE_CHECKING:
     import duckdb
@@ -43,8 +43,11 @@ KEY_SNAPSHOT_MEMORY_LIMIT = "128MB"  # DuckDB's budget for a key snapshot; it sp
 KEY_SNAPSHOT_PROPERTY = "qst.last_key_snapshot"
 
 
-def _scratch_dir(path: Path, kind: str) -> str:
-    """A fresh folder next to the table for spooled keys and DuckDB's spill files (under the writer lock)."""
+def _scratch_dir(table: Location, kind: str) -> str:
+    """A fresh folder next to the table (on its local side, for an object-store table) for spooled keys and
+    DuckDB's spill files (under the writer lock)."""
+    path = local_side(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.{kind}-*"):  # left by a killed run (we hold the lock)
         shutil.rmtree(stale, ignore_errors=True)
     return tempfile.mkdtemp(prefix=f".{path.name}.{kind}-", dir=path.parent)
@@ -76,7 +79,7 @@ class KeyStore:
     built on the spooled keys, memory-limited, spilling to disk) finds the rows.
     """
 
-    def __init__(self, path: Path, key_schema: pa.Schema):
+    def __init__(self, path: Location, key_schema: pa.Schema):
         self.dir = _scratch_dir(path, "keys")
         self.file = os.path.join(self.dir, "keys.parquet")
         self.schema = key_schema
@@ -178,7 +181,7 @@ class _KeyChecksum:
 
 
 def flag_absent(
-    path: Path,
+    path: Location,
     keys: KeyStore,
     primary_key: list[str],
     at: datetime,
@@ -192,7 +195,7 @@ def flag_absent(
     With ``batch_id``, a row flagged or un-flagged also takes it as its ``_qst_batch_id``: the load that last
     wrote this version of the row (columns.py), which is how silver finds the rows a night changed
     (models/staging_changes.py)."""
-    table = DeltaTable(str(path))
+    table = delta_table(path)
     changes = keys.changes(table, primary_key)
     counts = pl.from_arrow(changes.select(["mark", "n_rows"]))
     assert isinstance(counts, pl.DataFrame)
@@ -213,7 +216,7 @@ def flag_absent(
             last = i == len(chunks) - 1
             part = source.slice(offset, max_rows)
             (
-                DeltaTable(str(path))
+                delta_table(path)
                 .merge(
                     part,
                     predicate=key_predicate(primary_key),

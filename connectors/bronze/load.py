@@ -62,7 +62,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from lake.delta import arrow_schema, open_delta
+from lake.delta import arrow_schema, delta_table, open_delta
+from lake.storage import Location, as_location, local_side, storage_options
 
 from ..conversion import coerce
 from ..types import TypeChoice
@@ -80,8 +81,10 @@ DEFAULT_MAX_ROWS_PER_COMMIT = 500_000
 
 
 @contextmanager
-def _writer_lock(path: Path) -> Iterator[None]:
-    """Exclusive per-table writer lock (``<path>.lock``), released by the kernel if the process dies."""
+def _writer_lock(table: Location) -> Iterator[None]:
+    """Exclusive per-table writer lock (``<path>.lock``, on the local side of an object-store table), released
+    by the kernel if the process dies."""
+    path = local_side(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / f"{path.name}.lock", "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
@@ -98,7 +101,7 @@ def _utc(moment: datetime, what: str) -> datetime:
 
 
 def _load(
-    path: Path,
+    path: Location,
     batches: Iterable[pa.RecordBatch],
     schema: pa.Schema,
     *,
@@ -110,7 +113,7 @@ def _load(
     snapshot: bool,
 ) -> LoadResult:
     started = time.perf_counter()
-    path = Path(path)
+    path = as_location(path)
     extracted_at = _utc(extracted_at, "extracted_at")
     primary_key = list(primary_key)
     if not primary_key or any(c not in schema.names or c in RESERVED for c in primary_key):
@@ -127,10 +130,12 @@ def _load(
         target, drift = plan_schema(path, None if table is None else arrow_schema(table), schema)
         base = {"qst.batch_id": batch_id, "qst.source": source}
         if table is None:
-            path.mkdir(parents=True, exist_ok=True)
+            if isinstance(path, Path):
+                path.mkdir(parents=True, exist_ok=True)
             table = DeltaTable.create(
                 str(path),
                 target,
+                storage_options=storage_options(path),
                 configuration={ROW_HASH_PROPERTY: ROW_HASH_VERSION},
                 raise_if_key_not_exists=False,
                 commit_properties=CommitProperties(
@@ -140,7 +145,7 @@ def _load(
         elif drift or stale_row_hash(table):
             with timer("schema"):
                 apply_schema_changes(path, table, target, drift, base, rehash=stale_row_hash(table))
-            table = DeltaTable(str(path))
+            table = delta_table(path)
         first_load = not has_rows(table)
         key_store = (
             KeyStore(path, pa.schema([target.field(c) for c in primary_key]))
@@ -189,7 +194,7 @@ def _load(
 
 
 def upsert_batches(
-    path: Path,
+    path: Location,
     batches: Iterable[pa.RecordBatch],
     schema: pa.Schema,
     *,
@@ -214,7 +219,7 @@ def upsert_batches(
 
 
 def replace_snapshot(
-    path: Path,
+    path: Location,
     batches: Iterable[pa.RecordBatch],
     schema: pa.Schema,
     *,
@@ -243,7 +248,7 @@ def replace_snapshot(
 
 
 def mark_deleted(
-    path: Path,
+    path: Location,
     present_keys: Iterable[pa.RecordBatch],
     *,
     primary_key: list[str],
@@ -267,7 +272,7 @@ def mark_deleted(
     Right after a first load (:attr:`LoadResult.first_load`) there is nothing to find: every row was
     just read; :func:`connectors.extract.load_table` skips it then.
     """
-    path = Path(path)
+    path = as_location(path)
     at = _utc(at, "at")
     with _writer_lock(path):
         table = open_delta(path)
@@ -294,7 +299,7 @@ def mark_deleted(
             )
         finally:
             store.close()
-        DeltaTable(str(path)).alter.set_table_properties(
+        delta_table(path).alter.set_table_properties(
             {KEY_SNAPSHOT_PROPERTY: at.isoformat()},
             raise_if_not_exists=False,
             commit_properties=CommitProperties(
@@ -304,19 +309,19 @@ def mark_deleted(
     return flagged
 
 
-def watermark(path: Path, cursor: str) -> object | None:
+def watermark(path: Location, cursor: str) -> object | None:
     """``max(cursor)`` over the committed rows, or None without a table or rows.
 
     Reads the Delta log's statistics and at most the cursor column of the files that can hold the
     maximum -- plus ``_qst_batch_id`` right after an interrupted load, whose rows it leaves out so the
     rerun re-reads them (see "Crash safety" in the module docstring).
     """
-    table = open_delta(Path(path))
+    table = open_delta(as_location(path))
     if table is None:
         return None
     schema = arrow_schema(table)
     if cursor not in schema.names:
-        raise KeyError(f"bronze table {table_name(Path(path))} has no cursor column {cursor!r}")
+        raise KeyError(f"bronze table {table_name(as_location(path))} has no cursor column {cursor!r}")
     dtype = schema.field(cursor).type
     incomplete = incomplete_loads(table)
     uris, actions = live_files(table)
@@ -333,21 +338,21 @@ def watermark(path: Path, cursor: str) -> object | None:
     return max(found) if found else None
 
 
-def last_key_snapshot(path: Path) -> datetime | None:
+def last_key_snapshot(path: Location) -> datetime | None:
     """When the last key snapshot (:func:`mark_deleted`) was applied, or None."""
-    table = open_delta(Path(path))
+    table = open_delta(as_location(path))
     if table is None:
         return None
     value = table.metadata().configuration.get(KEY_SNAPSHOT_PROPERTY)
     return datetime.fromisoformat(value) if value else None
 
 
-def table_info(path: Path) -> dict[str, Any]:
+def table_info(path: Location) -> dict[str, Any]:
     """Version, row counts (live = not flagged deleted), last writing batch and schema of a bronze table.
 
     Counts come from the Delta log (row and null counts per file); only files without statistics are read.
     """
-    path = Path(path)
+    path = as_location(path)
     table = open_delta(path)
     if table is None:
         return {
@@ -398,10 +403,10 @@ def table_info(path: Path) -> dict[str, Any]:
     }
 
 
-def stored_type(path: Path, column: str) -> pa.DataType | None:
+def stored_type(path: Location, column: str) -> pa.DataType | None:
     """The Arrow type bronze stores ``column`` as (from the Delta schema, no data read), or None when
     there is no table or no such column."""
-    table = open_delta(Path(path))
+    table = open_delta(as_location(path))
     if table is None:
         return None
     schema = arrow_schema(table)
@@ -416,7 +421,7 @@ def _add_flags(flags: pa.Array, added: list[tuple[str, pa.Array]], column: str) 
     return flags
 
 
-def recast_text_column(path: Path, column: str, choice: TypeChoice, *, zone: str) -> int:
+def recast_text_column(path: Location, column: str, choice: TypeChoice, *, zone: str) -> int:
     """Convert a bronze column stored as text into ``choice.arrow_type`` (a date or timestamp), in place
     and without losing a row; returns the number of rows rewritten (0 when already converted).
 
@@ -430,7 +435,7 @@ def recast_text_column(path: Path, column: str, choice: TypeChoice, *, zone: str
     type), so rows re-read in the lookback window compare unchanged; every other lineage column is kept.
     One overwrite commit under the writer lock: a crash leaves the table as it was.
     """
-    path = Path(path)
+    path = as_location(path)
     if choice.kind not in ("date", "timestamp"):
         raise ValueError(f"can only recast text into a date or timestamp, not {choice.kind}")
     with _writer_lock(path):
@@ -468,6 +473,7 @@ def recast_text_column(path: Path, column: str, choice: TypeChoice, *, zone: str
         write_deltalake(
             str(path),
             pa.RecordBatchReader.from_batches(target, batches),
+            storage_options=storage_options(path),
             mode="overwrite",
             schema_mode="overwrite",
             commit_properties=CommitProperties(

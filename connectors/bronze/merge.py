@@ -38,13 +38,14 @@ from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
+
+from lake.storage import Location
 
 from .columns import FLAGS, LINEAGE, UTC_TS, repeat_text, repeat_utc
 from .deltafiles import (
@@ -199,7 +200,7 @@ class ChunkedLoad:
 
     def __init__(
         self,
-        path: Path,
+        path: Location,
         table: DeltaTable,
         target: pa.Schema,
         primary_key: list[str],

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake import Field as DeltaField
 
-from lake.delta import arrow_schema
+from lake.delta import arrow_schema, delta_table
+from lake.storage import Location, storage_options
 
 from .columns import FLAGS, LINEAGE, LINEAGE_FIELDS, RESERVED, UTC_TS
 from .deltafiles import conform, read_files, table_name
@@ -113,7 +113,7 @@ def _widens(old: pa.DataType, new: pa.DataType) -> bool:
 
 
 def plan_schema(
-    path: Path, current: pa.Schema | None, incoming: pa.Schema
+    path: Location, current: pa.Schema | None, incoming: pa.Schema
 ) -> tuple[pa.Schema, list[SchemaChange]]:
     """The table schema after this load and the drift to apply; raises SchemaDriftError."""
     reserved = [f.name for f in incoming if f.name in LINEAGE]
@@ -173,7 +173,7 @@ def stale_row_hash(table: DeltaTable) -> bool:
 
 
 def apply_schema_changes(
-    path: Path,
+    path: Location,
     table: DeltaTable,
     target: pa.Schema,
     changes: list[SchemaChange],
@@ -214,6 +214,7 @@ def apply_schema_changes(
         write_deltalake(
             str(path),
             pa.RecordBatchReader.from_batches(target, batches),
+            storage_options=storage_options(path),
             mode="overwrite",
             schema_mode="overwrite",
             commit_properties=props,
@@ -222,7 +223,7 @@ def apply_schema_changes(
         added = [DeltaField.from_arrow(target.field(c.column)) for c in changes]
         table.alter.add_columns(added, commit_properties=props)
     if rehash:  # recorded after the rows have it: a crash in between only means one more rewrite
-        DeltaTable(str(path)).alter.set_table_properties(
+        delta_table(path).alter.set_table_properties(
             {ROW_HASH_PROPERTY: ROW_HASH_VERSION},
             raise_if_not_exists=False,
             commit_properties=CommitProperties(custom_metadata={**metadata, "qst.operation": "row_hash"}),

@@ -59,6 +59,9 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from lake.delta import delta_table, exists
+from lake.layout import lake_root
+from lake.storage import Location
 from models.exports.entitlements import (
     SHARING_EN,
     ExportError,
@@ -116,7 +119,7 @@ __all__ = [
 GOLD_TABLES = ("dim_enterprise", "dim_person", "entity_crosswalk")
 
 
-def _open_marts(marts: Path, lake: Path | None = None) -> duckdb.DuckDBPyConnection:
+def _open_marts(marts: Path, lake: Location | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the marts file, with the gold tables it lacks registered from ``lake``
     (default: the ``lake`` folder beside the marts file) at the versions in its ``meta_build``, so that a
     package is built from one consistent state of the lake."""
@@ -127,7 +130,7 @@ def _open_marts(marts: Path, lake: Path | None = None) -> duckdb.DuckDBPyConnect
     except duckdb.Error as exc:
         raise ExportError(f"cannot open the marts file {marts} read-only: {exc}") from None
     con.execute("SET enable_progress_bar = false")  # the commands print their own progress
-    lake = lake if lake is not None else marts.parent / "lake"
+    lake = lake if lake is not None else lake_root(marts.parent)
     present = {
         r[0].lower()
         for r in con.execute(
@@ -145,12 +148,10 @@ def _open_marts(marts: Path, lake: Path | None = None) -> duckdb.DuckDBPyConnect
         }
     for name in GOLD_TABLES:
         path = lake / "gold" / name
-        if name in present or not (path / "_delta_log").is_dir():
+        if name in present or not exists(path):
             continue
-        from deltalake import DeltaTable
-
         try:
-            table = DeltaTable(str(path), version=versions.get(f"gold/{name}"))
+            table = delta_table(path, version=versions.get(f"gold/{name}"))
         except Exception as exc:
             con.close()
             raise ExportError(

@@ -33,8 +33,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from lake.delta import append, overwrite, read_frame, replace_where, to_arrow
+from lake.delta import append, delta_table, exists, overwrite, read_frame, replace_where, to_arrow
 from lake.layout import gold_path
+from lake.storage import Location, storage_options
 from models.gold import names_seen
 from models.gold.identity import HISTORY_SCHEMA, assign_ids, id_number
 from models.gold.queue import open_items, review_items, review_queue
@@ -89,12 +90,14 @@ def read_gold(
     home: Path, name: str, columns: list[str] | None = None, version: int | None = None
 ) -> pl.DataFrame:
     path = gold_path(home, name)
-    if not (path / "_delta_log").is_dir():
+    if not exists(path):
         raise FileNotFoundError(
             f"gold table {name} does not exist under {home}: run entity resolution first "
             "(qst run --until gold)"
         )
-    scan = pl.scan_delta(str(path), version=version)  # Polars' reader: no Arrow copy (see read_silver)
+    scan = pl.scan_delta(
+        str(path), version=version, storage_options=storage_options(path)
+    )  # Polars' reader: no Arrow copy (see read_silver)
     return (scan.select(columns) if columns is not None else scan).collect()
 
 
@@ -111,13 +114,11 @@ class Previous:
 
 def previous_night(home: Path, partition: str) -> Previous:
     """The newest crosswalk committed for a night before ``partition`` and the largest id minted before it."""
-    from deltalake import DeltaTable
-
     path = gold_path(home, "entity_crosswalk")
     last = dict.fromkeys(KINDS, 0)
-    if not (path / "_delta_log").is_dir():
+    if not exists(path):
         return Previous(None, None, None, last)
-    table = DeltaTable(str(path))
+    table = delta_table(path)
     best: tuple[str, int] | None = None
     for commit in table.history():
         night = commit.get(PARTITION_KEY)
@@ -478,9 +479,9 @@ def build_queue(
     return pl.concat(queues, how="diagonal_relaxed")
 
 
-def _replace_night(path: Path, frame: pl.DataFrame, partition: str, meta) -> None:
+def _replace_night(path: Location, frame: pl.DataFrame, partition: str, meta) -> None:
     """Replace one night's rows of a table partitioned by night (an append on the first write)."""
-    if not (path / "_delta_log").is_dir():
+    if not exists(path):
         append(path, frame, partition_by=["partition"], commit_properties=meta)
         return
     replace_where(path, frame, f"partition = '{partition}'", commit_properties=meta)

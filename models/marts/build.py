@@ -36,7 +36,9 @@ from pathlib import Path
 import duckdb
 
 from lake.city import city_zone
-from lake.layout import MARTS_FILE, marts_path
+from lake.delta import delta_table, exists
+from lake.layout import MARTS_FILE, lake_root, marts_path
+from lake.storage import Location
 from models.marts import graph
 from models.marts.common import LAKE_TABLES, OPTIONAL_LAKE_TABLES, MartContext, create_table, q, sql_str
 from models.marts.contract import TABLES
@@ -74,11 +76,9 @@ class MartsReport:
 # --------------------------------------------------------------------------------------------------------
 # lake versions
 # --------------------------------------------------------------------------------------------------------
-def _delta_history(path: Path) -> list[tuple[int, dt.datetime]]:
-    from deltalake import DeltaTable
-
+def _delta_history(path: Location) -> list[tuple[int, dt.datetime]]:
     out = []
-    for h in DeltaTable(str(path)).history():
+    for h in delta_table(path).history():
         ts = h.get("timestamp")
         if ts is None or h.get("version") is None:
             continue
@@ -100,8 +100,8 @@ def resolve_versions(
         end = dt.datetime.combine(as_of_date + dt.timedelta(days=1), dt.time(0), city_zone())
     out: dict[str, tuple[int | None, dt.datetime | None]] = {}
     for name, rel in LAKE_TABLES.items():
-        path = Path(home) / "lake" / rel
-        if not (path / "_delta_log").is_dir():
+        path = lake_root(home) / rel
+        if not exists(path):
             if name not in OPTIONAL_LAKE_TABLES:
                 raise FileNotFoundError(
                     f"lake table {rel} does not exist under {home}: build silver and gold first"
@@ -128,14 +128,10 @@ def resolve_versions(
 def _register(
     con: duckdb.DuckDBPyConnection, home: Path, versions: Mapping[str, tuple[int | None, object]]
 ) -> None:
-    from deltalake import DeltaTable
-
     for name, (version, _) in versions.items():
         if version is None:
             continue
-        dataset = DeltaTable(
-            str(Path(home) / "lake" / LAKE_TABLES[name]), version=version
-        ).to_pyarrow_dataset()
+        dataset = delta_table(lake_root(home) / LAKE_TABLES[name], version=version).to_pyarrow_dataset()
         con.register(f"lake_{name}", dataset)
 
 
