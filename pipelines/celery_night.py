@@ -33,6 +33,7 @@ __all__ = [
     "PASSED_ENV",
     "broker_url",
     "celery_app",
+    "executor_config",
     "night_executor",
     "nightly_for_workers",
     "reconstructable_nightly",
@@ -87,14 +88,16 @@ def night_executor(settings: ExecutionSettings) -> dg.ExecutorDefinition | None:
         return None
     from dagster_celery import celery_executor
 
-    return celery_executor.configured(
-        {
-            "broker": {"env": settings.broker_env},
-            "backend": _backend(settings),
-            "config_source": dict(CELERY_SETTINGS),
-        },
-        name="qst_celery",
-    )
+    return celery_executor.configured(executor_config(settings), name="qst_celery")
+
+
+def executor_config(settings: ExecutionSettings) -> dict[str, Any]:
+    """The Celery executor's configuration: the broker by its variable's name, resolved by each process."""
+    return {
+        "broker": {"env": settings.broker_env},
+        "backend": _backend(settings),
+        "config_source": dict(CELERY_SETTINGS),
+    }
 
 
 def nightly_for_workers(

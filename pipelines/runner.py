@@ -261,10 +261,10 @@ def run_pipeline(
         downstream = dg.AssetSelection.assets(*roots).downstream().resolve(graph)
         planned = [k for k in planned if k in downstream]
     planned = sorted(planned, key=lambda k: k.path)
+    if execution.mode == "celery":  # its settings checked before the instance connects to the run storage
+        job = _celery_job(config, home, retries, execution)
     instance = dagster_instance(home, config, execution)
     workers: dict[str, str] = {}
-    if execution.mode == "celery":
-        job = _celery_job(config, home, retries, execution)
     run_id, success, outcomes = _execute(job, instance, partition, planned, log_level, workers)
     skipped = [k for k in planned if k.to_user_string() not in outcomes]
     bronze_failed = any(o.status == "failed" and o.key.startswith("bronze/") for o in outcomes.values())
