@@ -10,7 +10,7 @@ takes them. The per-department concurrency pools still say *how many* reads hit 
 process that submits the night claims a pool slot (in the run storage, shared by every machine) before it
 hands a step to the broker, exactly as in-process.
 
-A worker rebuilds the job from :func:`nightly_for_workers`, a module-level function given the ``sources.yaml``,
+A worker rebuilds the job from :func:`pipelines.celery_job.nightly_for_workers`, a module-level function given the ``sources.yaml``,
 HOME and the deployment's path overrides (never a secret: those come from each worker's own environment, as do
 the departments' database URLs). Hence the rules of a distributed deployment: every machine sees the same
 HOME (the lake, the marts, HOME/.dagster) and the same deployment folder at the same paths, the run storage is
@@ -20,7 +20,6 @@ PostgreSQL, and workers restart on every deploy (a worker keeps the code it star
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -35,8 +34,6 @@ __all__ = [
     "celery_app",
     "executor_config",
     "night_executor",
-    "nightly_for_workers",
-    "reconstructable_nightly",
     "worker_name_of",
 ]
 
@@ -98,46 +95,6 @@ def executor_config(settings: ExecutionSettings) -> dict[str, Any]:
         "backend": _backend(settings),
         "config_source": dict(CELERY_SETTINGS),
     }
-
-
-def nightly_for_workers(
-    sources: str, home: str, retries: bool, env: dict[str, str] | None = None
-) -> dg.JobDefinition:
-    """The nightly job as the submitting process built it, rebuilt in a worker (and in the submitting process
-    itself: Dagster reconstructs the job from this function and these arguments). ``env`` sets the deployment's
-    path variables of the submitting process first: everything below reads the deployment from there."""
-    from lake.platform import platform_settings
-    from pipelines.assemble import build_definitions
-    from pipelines.sources import load_config
-
-    for name, value in (env or {}).items():
-        if name not in PASSED_ENV:
-            raise ValueError(
-                f"{name} is not a variable the night hands to its workers ({', '.join(PASSED_ENV)})"
-            )
-        os.environ[name] = value
-    settings = platform_settings().execution
-    defs = build_definitions(
-        load_config(sources), home=Path(home), retries=retries, executor=night_executor(settings)
-    )
-    return defs.resolve_job_def("nightly")
-
-
-def reconstructable_nightly(sources: Path, home: Path, retries: bool):
-    """The nightly job as a :class:`dagster.ReconstructableJob`: what the Celery executor sends to a worker,
-    with the paths this process reads and no secret."""
-    env = {name: os.environ[name] for name in PASSED_ENV if os.environ.get(name, "").strip()}
-    return dg.build_reconstructable_job(
-        __name__,
-        nightly_for_workers.__name__,
-        reconstructable_kwargs={
-            "sources": str(Path(sources).resolve()),
-            "home": str(Path(home).resolve()),
-            "retries": retries,
-            "env": env,
-        },
-        reconstructor_working_directory=os.getcwd(),
-    )
 
 
 def celery_app(settings: ExecutionSettings):

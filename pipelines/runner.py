@@ -24,7 +24,8 @@ from lake.layout import dagster_path
 from lake.platform import ExecutionSettings, platform_settings
 from pipelines.assemble import build_definitions
 from pipelines.bronze import daily_partitions, pool_name
-from pipelines.celery_night import broker_url, reconstructable_nightly, worker_name_of
+from pipelines.celery_job import reconstructable_nightly
+from pipelines.celery_night import broker_url, worker_name_of
 from pipelines.gold import GOLD_BLOCKING_CHECKS
 from pipelines.home import LAYERS
 from pipelines.marts import MARTS_BLOCKING_CHECKS

@@ -16,13 +16,12 @@ from lake.deployment import DEPLOYMENT_ENV, EXAMPLE_DEPLOYMENT, Deployment
 from lake.platform import ExecutionSettings, platform_settings
 from lake.yamlfile import ConfigError
 from pipelines.assemble import build_definitions
+from pipelines.celery_job import nightly_for_workers, reconstructable_nightly
 from pipelines.celery_night import (
     DEFAULT_QUEUE,
     PASSED_ENV,
     executor_config,
     night_executor,
-    nightly_for_workers,
-    reconstructable_nightly,
 )
 from pipelines.cli import main as qst
 from pipelines.runner import instance_yaml, run_pipeline
