@@ -101,6 +101,8 @@ def worker(queues: tuple[str, ...], name: str | None, loglevel: str, home) -> No
         app = celery_app(settings)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
+    import pipelines.celery_job  # noqa: F401  (what every step imports: loaded once, before the first step)
+
     node = f"{name or f'qst-{os.getpid()}'}@{socket.gethostname()}"
     click.echo(f"qst worker {node}: queues {', '.join(wanted)}")
     app.worker_main(

@@ -114,6 +114,14 @@ def test_the_workers_rebuild_the_same_job_from_paths_only(tmp_path, monkeypatch)
     assert set(job.asset_layer.executable_asset_keys) == set(
         built.resolve_job_def("nightly").asset_layer.executable_asset_keys
     )
+    # a worker that reads other files than the submitting machine says so; a changed deployment is a new job
+    (deployment / "platform.yaml").write_text(
+        (deployment / "platform.yaml").read_text() + "# a comment: the file changed\n"
+    )
+    with pytest.raises(RuntimeError, match="sees another deployment"):
+        nightly_for_workers(**dict(recon.repository.pointer.reconstructable_kwargs))
+    again = reconstructable_nightly(FIXTURE, tmp_path / "home", retries=False)
+    assert again != recon and again.get_definition() is not job
     with pytest.raises(ValueError, match="not a variable the night hands to its workers"):
         nightly_for_workers(str(FIXTURE), str(tmp_path), False, {"QST_EXPORT_HMAC_KEY": "x"})
     assert "QST_EXPORT_HMAC_KEY" not in PASSED_ENV
