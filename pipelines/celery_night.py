@@ -10,11 +10,11 @@ takes them. The per-department concurrency pools still say *how many* reads hit 
 process that submits the night claims a pool slot (in the run storage, shared by every machine) before it
 hands a step to the broker, exactly as in-process.
 
-A worker rebuilds the job from :func:`pipelines.celery_job.nightly_for_workers`, a module-level function given the ``sources.yaml``,
-HOME and the deployment's path overrides (never a secret: those come from each worker's own environment, as do
-the departments' database URLs). Hence the rules of a distributed deployment: every machine sees the same
-HOME (the lake, the marts, HOME/.dagster) and the same deployment folder at the same paths, the run storage is
-PostgreSQL, and workers restart on every deploy (a worker keeps the code it started with).
+A worker rebuilds the job from :func:`pipelines.celery_job.nightly_for_workers`, a module-level function given
+the ``sources.yaml``, HOME and the deployment's path overrides (never a secret: those come from each worker's own
+environment, as do the departments' database URLs). Hence the rules of a distributed deployment: every machine
+sees the same HOME (the lake, the marts, HOME/.dagster) and the same deployment folder at the same paths, the run
+storage is PostgreSQL, and workers restart on every deploy (a worker keeps the code it started with).
 """
 
 from __future__ import annotations
