@@ -25,20 +25,20 @@ def nightly_for_workers(
     sources: str,
     home: str,
     retries: bool,
-    env: dict[str, str] | None = None,
+    variables: dict[str, str] | None = None,
     deployment: str | None = None,
 ) -> dg.JobDefinition:
     """The nightly job as the submitting process built it, rebuilt in a worker (and in the submitting process
-    itself: Dagster reconstructs the job from this function and these arguments). ``env`` sets the deployment's
-    path variables of the submitting process first: everything below reads the deployment from there;
-    ``deployment`` is the submitting process's :func:`fingerprint` of it, checked here."""
-    for name, value in (env or {}).items():
+    itself: Dagster reconstructs the job from this function and these arguments). ``variables`` sets the
+    deployment's path variables of the submitting process first: everything below reads the deployment from
+    there; ``deployment`` is the submitting process's :func:`fingerprint` of it, checked here."""
+    for name, value in (variables or {}).items():
         if name not in PASSED_ENV:
             raise ValueError(
                 f"{name} is not a variable the night hands to its workers ({', '.join(PASSED_ENV)})"
             )
         os.environ[name] = value
-    seen = fingerprint(Path(sources), env or {})
+    seen = fingerprint(Path(sources), variables or {})
     if deployment is not None and seen != deployment:
         raise RuntimeError(
             f"this worker sees another deployment than the machine that submitted the night (sources.yaml "
@@ -52,12 +52,12 @@ def nightly_for_workers(
     return defs.resolve_job_def("nightly")
 
 
-def fingerprint(sources: Path, env: dict[str, str]) -> str:
+def fingerprint(sources: Path, variables: dict[str, str]) -> str:
     """A digest of what the night's definitions are built from: the sources.yaml, every file of the deployment
     folder and of the folders the path variables name. Shipped with the job, it tells a worker that reads other
     files (a machine not yet deployed to) and makes a changed deployment a new job: Dagster keeps the last
     job a worker built and would otherwise reuse it for the next night."""
-    roots = [sources, current_deployment().root, *(Path(value) for value in env.values())]
+    roots = [sources, current_deployment().root, *(Path(value) for value in variables.values())]
     files: set[Path] = set()
     for root in roots:
         if root.is_file():
@@ -76,7 +76,7 @@ def fingerprint(sources: Path, env: dict[str, str]) -> str:
 def reconstructable_nightly(sources: Path, home: Path, retries: bool):
     """The nightly job as a :class:`dagster.ReconstructableJob`: what the Celery executor sends to a worker,
     with the paths this process reads and no secret."""
-    env = {name: os.environ[name] for name in PASSED_ENV if os.environ.get(name, "").strip()}
+    variables = {name: os.environ[name] for name in PASSED_ENV if os.environ.get(name, "").strip()}
     sources = Path(sources).resolve()
     return dg.build_reconstructable_job(
         __name__,
@@ -85,8 +85,8 @@ def reconstructable_nightly(sources: Path, home: Path, retries: bool):
             "sources": str(sources),
             "home": str(Path(home).resolve()),
             "retries": retries,
-            "env": env,
-            "deployment": fingerprint(sources, env),
+            "variables": variables,
+            "deployment": fingerprint(sources, variables),
         },
         reconstructor_working_directory=os.getcwd(),
     )

@@ -73,8 +73,13 @@ def _backend(settings: ExecutionSettings) -> str | dict[str, str]:
     """Where the workers put a step's events for the submitting process: over the broker itself for AMQP
     (``rpc://``), the same Redis database for Redis (Redis has no RPC reply queues)."""
     if broker_url(settings).startswith(("redis://", "rediss://")):
-        return {"env": settings.broker_env}
+        return _from_variable(settings.broker_env)
     return "rpc://"
+
+
+def _from_variable(name: str) -> dict[str, str]:
+    """Dagster's config value read from the environment variable ``name`` by the process that uses it."""
+    return dict(env=name)  # noqa: C408  (keyword form: the key is Dagster's, not a department's)
 
 
 def night_executor(settings: ExecutionSettings) -> dg.ExecutorDefinition | None:
@@ -91,7 +96,7 @@ def night_executor(settings: ExecutionSettings) -> dg.ExecutorDefinition | None:
 def executor_config(settings: ExecutionSettings) -> dict[str, Any]:
     """The Celery executor's configuration: the broker by its variable's name, resolved by each process."""
     return {
-        "broker": {"env": settings.broker_env},
+        "broker": _from_variable(settings.broker_env),
         "backend": _backend(settings),
         "config_source": dict(CELERY_SETTINGS),
     }
