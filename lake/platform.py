@@ -22,6 +22,7 @@ that hold the broker's and the run storage's URLs, as ``sources.yaml`` does for 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -38,6 +39,8 @@ __all__ = [
     "PlatformSettings",
     "platform_settings",
 ]
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: The file's name inside a deployment folder.
 PLATFORM_FILE = "platform.yaml"
@@ -62,11 +65,28 @@ class LakeSettings(_Strict):
 
 
 class ExecutionSettings(_Strict):
-    """How the night's steps run: in the calling process (``qst run``'s default) or in Celery workers."""
+    """How the night's steps run: in the calling process (``qst run``'s default) or in Celery workers
+    (pipelines/celery_night.py). ``broker_env`` and ``run_storage_env`` name the environment variables that
+    hold the broker's URL and the run storage's PostgreSQL URL; when the latter holds a URL, the Dagster
+    instance keeps runs and events there, whatever the mode."""
 
     mode: Literal["in_process", "celery"] = "in_process"
     broker_env: str = "QST_CELERY_BROKER_URL"
     run_storage_env: str = "QST_RUN_STORAGE_URL"
+
+    @field_validator("broker_env", "run_storage_env")
+    @classmethod
+    def _a_variable_name(cls, value: str) -> str:
+        if "://" in value or "@" in value:
+            raise ValueError(
+                "the name of an environment variable that holds the URL, not the URL: a URL may carry a "
+                "password, and secrets never live in files"
+            )
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "not an environment variable's name (letters, digits and _, not starting with a digit)"
+            )
+        return value
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

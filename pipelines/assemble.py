@@ -28,9 +28,12 @@ def build_definitions(
     home: Path | None = None,
     retries: bool = True,
     exports_config: Path | None = None,
+    executor: dg.ExecutorDefinition | None = None,
 ) -> dg.Definitions:
     """All definitions for a validated configuration; ``home`` overrides ``QST_HOME`` for the lake;
-    ``exports_config`` is the bureaus' entitlements (default :func:`pipelines.home.exports_path`)."""
+    ``exports_config`` is the bureaus' entitlements (default :func:`pipelines.home.exports_path`);
+    ``executor`` runs the jobs (default Dagster's; :func:`pipelines.celery_night.night_executor` for
+    ``execution.mode: celery``)."""
     nightly = bronze.nightly_job()
     silver_assets = silver.silver_assets(config)
     downstream = []
@@ -55,8 +58,15 @@ def build_definitions(
         schedules=[bronze.nightly_schedule(nightly)],
         sensors=[bronze.file_drop_sensor(config)] if list(config.iter_files()) else [],
         resources={"lake": LakeResource(home=str(home) if home else "")},
+        executor=executor,
     )
 
 
 def load_definitions(path: str | Path, *, home: Path | None = None) -> dg.Definitions:
-    return build_definitions(load_config(path), home=home)
+    """The code location's definitions: with the Celery executor when the deployment's ``platform.yaml``
+    says ``execution.mode: celery``, so a run launched from the UI or the schedule goes to the workers too."""
+    from lake.platform import platform_settings
+    from pipelines.celery_night import night_executor
+
+    executor = night_executor(platform_settings().execution)
+    return build_definitions(load_config(path), home=home, executor=executor)

@@ -41,6 +41,12 @@ def pool_name(department: str) -> str:
     return f"source_{department}"
 
 
+def queue_name(department: str) -> str:
+    """The Celery queue of a department's extractions (``execution.mode: celery``): a worker that reaches the
+    department's database listens on it (``qst worker --queue DEPT``; pipelines/celery_night.py)."""
+    return f"qst.{department}"
+
+
 def _report_metadata(report: TableLoadReport) -> dict[str, object]:
     meta: dict[str, object] = {
         "reader": report.reader,
@@ -88,6 +94,7 @@ def _table_asset(
         group_name=f"{BRONZE_PREFIX}_{dept.key}",
         kinds={"delta", "arrow"},
         pool=pool_name(dept.key),
+        op_tags={"dagster-celery/queue": queue_name(dept.key)},
         retry_policy=retry,
         partitions_def=daily_partitions,
         check_specs=[
@@ -122,6 +129,7 @@ def _file_asset(
         group_name=f"{BRONZE_PREFIX}_{dept.key}",
         kinds={"delta", drop.format},
         pool=pool_name(dept.key),
+        op_tags={"dagster-celery/queue": queue_name(dept.key)},
         retry_policy=retry,
         partitions_def=daily_partitions,
         description=f"Bronze rows of the `{drop.name}` file drop ({dept.title or dept.key}); each file loaded "

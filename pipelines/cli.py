@@ -578,8 +578,9 @@ def _register_commands() -> None:
     from pipelines.export_cli import export, verify_export
     from pipelines.marts_cli import marts
     from pipelines.review_cli import review
+    from pipelines.worker_cli import worker
 
-    for command in (er_train, marts, export, verify_export, dashboard, check, review, recast_cursor):
+    for command in (er_train, marts, export, verify_export, dashboard, check, review, recast_cursor, worker):
         main.add_command(command)
 
 

@@ -1,11 +1,19 @@
-"""`qst run`: materialize the nightly pipeline in-process, with the same assets the Dagster UI shows.
+"""`qst run`: materialize the nightly pipeline, with the same assets the Dagster UI shows.
+
+In-process by default; with ``execution.mode: celery`` in the deployment's ``platform.yaml`` the steps go to
+Celery workers (pipelines/celery_night.py) and this process only orchestrates. Either way the outcome is
+collected from the same events into the same :class:`RunOutcome`.
 
 Runs go to the Dagster instance under ``<home>/.dagster`` (``make dagster`` points the UI at the same
-folder), so a run started from cron or the demo appears in the UI's run history.
+folder), so a run started from cron or the demo appears in the UI's run history; when the variable named by
+``execution.run_storage_env`` holds a PostgreSQL URL, runs, events and schedules are stored there instead
+(what workers on other machines need: they report each step's events to the same storage).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +21,11 @@ import dagster as dg
 
 from connectors.config_schema import SourcesConfig
 from lake.layout import dagster_path
+from lake.platform import ExecutionSettings, platform_settings
 from pipelines.assemble import build_definitions
 from pipelines.bronze import daily_partitions, pool_name
+from pipelines.celery_job import reconstructable_nightly
+from pipelines.celery_night import broker_url, worker_name_of
 from pipelines.gold import GOLD_BLOCKING_CHECKS
 from pipelines.home import LAYERS
 from pipelines.marts import MARTS_BLOCKING_CHECKS
@@ -29,15 +40,39 @@ concurrency:
     default_limit: 2
 """
 
+#: Appended when the run storage is PostgreSQL: the URL stays in the variable (resolved by each process that
+#: opens the instance, workers included), never in the file nor in the messages to the workers.
+POSTGRES_STORAGE_YAML = """\
+storage:
+  postgres:
+    postgres_url:
+      env: {env}
+"""
 
-def dagster_instance(home: Path, config: SourcesConfig) -> dg.DagsterInstance:
+
+def instance_yaml(execution: ExecutionSettings) -> str:
+    """The ``dagster.yaml`` qst writes: runs, events and schedules in PostgreSQL when the variable named by
+    ``execution.run_storage_env`` is set, else in SQLite files beside it."""
+    if os.environ.get(execution.run_storage_env, "").strip():
+        return INSTANCE_YAML + POSTGRES_STORAGE_YAML.format(env=execution.run_storage_env)
+    return INSTANCE_YAML
+
+
+def dagster_instance(
+    home: Path, config: SourcesConfig, execution: ExecutionSettings | None = None
+) -> dg.DagsterInstance:
     """The persistent instance in ``home/.dagster``, with one pool per source database limited to that
-    department's ``max_concurrent_reads``."""
+    department's ``max_concurrent_reads``. A ``dagster.yaml`` that qst wrote is rewritten when the storage
+    changed (a deployment moved to PostgreSQL); one written by hand is left alone."""
+    execution = execution or platform_settings().execution
     folder = dagster_path(home)
     folder.mkdir(parents=True, exist_ok=True)
     yaml_path = folder / "dagster.yaml"
-    if not yaml_path.exists():
-        yaml_path.write_text(INSTANCE_YAML)
+    wanted = instance_yaml(execution)
+    if not yaml_path.exists() or (
+        yaml_path.read_text().startswith(INSTANCE_YAML.splitlines()[0]) and yaml_path.read_text() != wanted
+    ):
+        yaml_path.write_text(wanted)
     instance = dg.DagsterInstance.from_config(str(folder))
     storage = instance.event_log_storage
     for dept in config.departments.values():
@@ -98,6 +133,8 @@ class RunOutcome:
     success: bool
     assets: list[AssetOutcome]
     unstaged: list[str] = field(default_factory=list)  # bronze tables without a staging spec
+    #: step -> the Celery worker (``name@host``) that executed it; empty when the night ran in-process
+    workers: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed_checks(self) -> list[str]:
@@ -126,18 +163,38 @@ class RunOutcome:
 
 
 def _execute(
-    job, instance: dg.DagsterInstance, partition: str, selection: list[dg.AssetKey] | None, log_level: str
+    job,
+    instance: dg.DagsterInstance,
+    partition: str,
+    selection: list[dg.AssetKey] | None,
+    log_level: str,
+    workers: dict[str, str] | None = None,
 ) -> tuple[str, bool, dict[str, AssetOutcome]]:
+    """One run of ``job``: a JobDefinition executed in this process, or a ReconstructableJob (the Celery
+    mode) whose steps the workers execute while this process orchestrates. ``workers`` receives, per step,
+    the Celery worker that executed it."""
     quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=partition,
-        raise_on_error=False,
-        asset_selection=selection,
-        run_config=quiet,
-    )
+    if isinstance(job, dg.JobDefinition):
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            raise_on_error=False,
+            asset_selection=selection,
+            run_config=quiet,
+        )
+    else:
+        result = dg.execute_job(
+            job,
+            instance,
+            run_config=quiet,
+            tags={"dagster/partition": partition},
+            raise_on_error=False,
+            asset_selection=selection,
+        )
     outcomes: dict[str, AssetOutcome] = {}
     for event in result.all_events:
+        if workers is not None and event.step_key and (worker := worker_name_of(event)):
+            workers[event.step_key] = worker
         key = event.asset_key.to_user_string() if event.asset_key else None
         if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and key:
             meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
@@ -188,6 +245,7 @@ def run_pipeline(
     """
     if until not in LAYERS:
         raise ValueError(f"until must be one of {', '.join(LAYERS)}, not {until!r}")
+    execution = platform_settings().execution
     defs = build_definitions(config, home=home, retries=retries)
     job = defs.resolve_job_def("nightly")
     partition = partition or last_complete_partition()
@@ -204,8 +262,11 @@ def run_pipeline(
         downstream = dg.AssetSelection.assets(*roots).downstream().resolve(graph)
         planned = [k for k in planned if k in downstream]
     planned = sorted(planned, key=lambda k: k.path)
-    instance = dagster_instance(home, config)
-    run_id, success, outcomes = _execute(job, instance, partition, planned, log_level)
+    if execution.mode == "celery":  # its settings checked before the instance connects to the run storage
+        job = _celery_job(config, home, retries, execution)
+    instance = dagster_instance(home, config, execution)
+    workers: dict[str, str] = {}
+    run_id, success, outcomes = _execute(job, instance, partition, planned, log_level, workers)
     skipped = [k for k in planned if k.to_user_string() not in outcomes]
     bronze_failed = any(o.status == "failed" and o.key.startswith("bronze/") for o in outcomes.values())
     blocked = any(
@@ -216,7 +277,7 @@ def run_pipeline(
     )
     retry = [k for k in skipped if k.path[0] != "bronze" and not k.path[-1].startswith("stg_")]
     if bronze_failed and retry and not blocked:
-        _, _, second = _execute(job, instance, partition, retry, log_level)
+        _, _, second = _execute(job, instance, partition, retry, log_level, workers)
         outcomes.update(second)
         success = success and all(o.status != "failed" for o in second.values())
     for k in planned:
@@ -227,4 +288,26 @@ def run_pipeline(
         success,
         sorted(outcomes.values(), key=lambda o: o.key),
         unstaged=unstaged_tables(config),
+        workers=workers,
     )
+
+
+def _celery_job(config: SourcesConfig, home: Path, retries: bool, execution: ExecutionSettings):
+    """The night for the Celery workers: a job they can rebuild from the ``sources.yaml`` file and HOME, on
+    an instance they can all reach."""
+    origin = Path(config.origin)
+    if not origin.is_file():
+        raise ValueError(
+            f"execution.mode is celery, and the workers rebuild the night from the sources.yaml file: "
+            f"this configuration was not read from one ({config.origin})"
+        )
+    if not os.environ.get(execution.run_storage_env, "").strip():
+        raise ValueError(
+            f"execution.mode is celery but ${execution.run_storage_env} is not set: the workers report each "
+            "step to the run storage, which must be PostgreSQL (postgresql+psycopg2://USER@HOST:5432/DB) "
+            "reachable from every machine (platform.yaml names the variable: execution.run_storage_env)"
+        )
+    broker_url(execution)  # unset: say so now, not from inside Dagster
+    # dagster-celery registers its step task again for every step it submits (the same function): not news
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
+    return reconstructable_nightly(origin, home, retries)
