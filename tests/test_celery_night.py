@@ -48,19 +48,40 @@ WHEN_WRITTEN = {"built_at", "committed_at"}
 NIGHT_TIMEOUT = 900
 
 
-def lake_root(home: Path) -> str | None:
-    """The lake root of a night whose HOME is ``home``, written into both nights' platform.yaml: the one
-    place to change when the lake moves to S3 (``None``: HOME/lake on local disk)."""
-    return None
+#: test credentials: moto accepts any
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
-def _deployment(folder: Path, home: Path, mode: str) -> Path:
-    """The example deployment (its files linked, not copied) with a platform.yaml of ``mode``."""
+@pytest.fixture(scope="module")
+def s3_lake(s3_endpoint: str) -> tuple[str, dict[str, str]]:
+    """A fresh bucket on the test S3 endpoint (the moto server `.ci/run` starts, or the session's own): the
+    Celery night's lake root and the environment its workers and its run need to reach it."""
+    import boto3
+
+    bucket = f"qst-celery-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_CREDENTIALS["AWS_REGION"],
+    )
+    client.create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/city", {"AWS_ENDPOINT_URL": s3_endpoint, **S3_CREDENTIALS}
+
+
+def _deployment(folder: Path, root: str | None, mode: str) -> Path:
+    """The example deployment (its files linked, not copied) with a platform.yaml of ``mode`` whose lake is at
+    ``root`` (None: HOME/lake on local disk)."""
     folder.mkdir(parents=True)
     for entry in EXAMPLE_DEPLOYMENT.iterdir():
         if entry.name != PLATFORM_FILE:
             (folder / entry.name).symlink_to(entry)
-    root = lake_root(home)
     lines = [] if root is None else ["lake:", f"  root: {json.dumps(root)}"]
     lines += [
         "execution:",
@@ -148,23 +169,25 @@ def _night(home: Path, estate: Path, env: dict[str, str], log: Path) -> subproce
 
 
 @pytest.fixture(scope="module")
-def nights(simulated_estate, broker_url, run_storage_url, tmp_path_factory):
+def nights(simulated_estate, broker_url, run_storage_url, s3_lake, tmp_path_factory):
     """The same night of a small city run twice at once: through Celery (two workers, the departments' queues
-    split between them, both on the default queue) and in-process."""
+    split between them, both on the default queue), its lake on S3, and in-process, its lake on local disk."""
     estate = simulated_estate(enterprises=ENTERPRISES, seed=SEED)
     root = tmp_path_factory.mktemp("celery_night")
     celery_home, local_home = root / "celery_home", root / "local_home"
     departments = sorted(load_sources(estate / "sources.yaml").departments)
     queues = {"w1": ["default", *departments[0::2]], "w2": ["default", *departments[1::2]]}
+    lake, s3_env = s3_lake
     celery_env = _environment(
         **{
-            DEPLOYMENT_ENV: str(_deployment(root / "celery_deployment", celery_home, "celery")),
+            DEPLOYMENT_ENV: str(_deployment(root / "celery_deployment", lake, "celery")),
             BROKER_ENV: broker_url,
             RUN_STORAGE_ENV: run_storage_url,
+            **s3_env,
         }
     )
     local_env = _environment(
-        **{DEPLOYMENT_ENV: str(_deployment(root / "local_deployment", local_home, "in_process"))}
+        **{DEPLOYMENT_ENV: str(_deployment(root / "local_deployment", None, "in_process"))}
     )
     workers = {name: _start_worker(name, q, celery_env, root / f"{name}.log") for name, q in queues.items()}
     try:
@@ -187,6 +210,7 @@ def nights(simulated_estate, broker_url, run_storage_url, tmp_path_factory):
     output = {name: (root / f"{name}_run.log").read_text(errors="replace") for name in runs}
     return {
         "homes": {"celery": celery_home, "local": local_home},
+        "s3_lake": s3_lake,
         "codes": codes,
         "output": output,
         "queues": queues,
@@ -297,3 +321,23 @@ def test_steps_ran_in_both_workers_and_extractions_on_their_departments_queue(ni
     # everything else went to the default queue, which both workers take
     others = {w for s, w in steps.items() if not s.startswith("bronze__")}
     assert others, "steps other than the extractions ran through Celery too"
+
+
+def test_the_celery_nights_lake_is_on_s3(nights):
+    import boto3
+
+    lake, env = nights["s3_lake"]
+    bucket, prefix = lake.removeprefix("s3://").split("/", 1)
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_REGION"],
+    )
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    for layer in ("bronze", "silver", "gold"):
+        assert any(k.startswith(f"{prefix}/{layer}/") and "/_delta_log/" in k for k in keys), layer
+    assert not (nights["homes"]["celery"] / "lake").exists()  # nothing of the lake on the workers' disk
+    assert (nights["homes"]["local"] / "lake" / "silver").is_dir()
