@@ -19,6 +19,7 @@ that hold the broker's and the run storage's URLs, as ``sources.yaml`` does for 
       spark_master: local[2]               # local[N] | local[*]
       spark_driver_memory: 2g
       spark_shuffle_partitions: 8
+      spark_tuned_for: throughput          # throughput | startup (a JVM that warms up fast: small cities)
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class LinkageSettings(_Strict):
     spark_driver_memory: Annotated[str, Field(pattern=r"^\d+[kmgt]$")] = "2g"
     #: partitions of Spark's joins and Splink's repartitions (Spark's 200 is for clusters)
     spark_shuffle_partitions: Annotated[int, Field(ge=1, le=10_000)] = 8
+    #: ``throughput`` (the JVM's and Spark's defaults) or ``startup``: a JVM that starts and warms up fast and
+    #: runs slower (tests, small cities; models.resolution.spark_backend.JAVA_OPTIONS)
+    spark_tuned_for: Literal["throughput", "startup"] = "throughput"
 
 
 class PlatformSettings(_Strict):

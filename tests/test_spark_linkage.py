@@ -23,8 +23,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 KINDS = ("enterprise", "person")
 #: Spark and DuckDB sum the same match weights in their own order: the probabilities agree to a few ulps
 TOLERANCE = 1e-12
-#: two partitions: a few hundred profiles (the default, 8, is for larger cities)
-SPARK = LinkageSettings(backend="spark", spark_shuffle_partitions=2)
+#: a few hundred profiles: two partitions, a JVM that warms up fast (the defaults are for larger cities)
+SPARK = LinkageSettings(backend="spark", spark_shuffle_partitions=2, spark_tuned_for="startup")
 
 
 @pytest.fixture(scope="module")

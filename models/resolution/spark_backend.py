@@ -60,6 +60,16 @@ def unavailable() -> str | None:
     return None
 
 
+#: The JVM's options per ``spark_tuned_for``. ``startup``: only the quick JIT compiler and the serial collector,
+#: with Spark's whole-stage code generation off (no Java source compiled per query): measured on the 400-enterprise
+#: city, a session up in 15 s instead of 38 and the first prediction in 25 s instead of 102 (a loaded machine);
+#: the code it runs is slower, so large cities keep ``throughput`` (the JVM's and Spark's defaults).
+JAVA_OPTIONS: dict[str, tuple[str, ...]] = {
+    "throughput": (),
+    "startup": ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"),
+}
+
+
 class _Session:
     """The process's Spark session, its settings and its scratch folder."""
 
@@ -107,6 +117,8 @@ def session(settings: LinkageSettings) -> Any:
         .config("spark.local.dir", str(scratch / "local"))
         .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", " ".join(JAVA_OPTIONS[settings.spark_tuned_for]))
+        .config("spark.sql.codegen.wholeStage", str(settings.spark_tuned_for == "throughput").lower())
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
