@@ -64,7 +64,7 @@ class ExecutionSettings(_Strict):
 
 class LinkageSettings(_Strict):
     """The engine Splink runs the linkage model on (the same trained model, the same pairs and clusters on both;
-    docs/scaling.md says when to switch). ``duckdb`` (default): in the resolving process, 14-31x faster than Spark
+    docs/scaling.md says when to switch). ``duckdb`` (default): in the resolving process, 11-22x faster than Spark
     on one machine. ``spark``: a local Spark session (pyspark and Java 17), for when one machine's DuckDB is not
     enough. Only a local master: the profiles reach Spark as Parquet in a local temporary folder, which a
     cluster's executors could not read."""

@@ -76,6 +76,8 @@ class _Session:
     spark: Any = None
     settings: LinkageSettings | None = None
     scratch: Path | None = None
+    #: the heap and tuning the process's JVM was started with (it outlives a stopped session)
+    jvm: tuple[str, str] | None = None
 
 
 def _stop() -> None:
@@ -91,10 +93,18 @@ atexit.register(_stop)
 
 
 def session(settings: LinkageSettings) -> Any:
-    """The process's local Spark session for ``settings``, started on first use (or restarted when the settings
-    changed: a JVM's heap is fixed at its start)."""
+    """The process's local Spark session for ``settings``, started on first use, restarted when the settings
+    changed. The JVM itself (py4j's gateway) lives as long as the process: its heap and options
+    (``spark_driver_memory``, ``spark_tuned_for``) are those of the process's first session."""
     if _Session.spark is not None and _Session.settings == settings:
         return _Session.spark
+    jvm = (settings.spark_driver_memory, settings.spark_tuned_for)
+    if _Session.jvm is not None and _Session.jvm != jvm:
+        log.warning(
+            "Spark's JVM keeps the heap and options of this process's first session %s, not %s",
+            _Session.jvm,
+            jvm,
+        )
     _stop()
     reason = unavailable()
     if reason:
@@ -126,6 +136,7 @@ def session(settings: LinkageSettings) -> Any:
     # here and reads it back, which cuts Spark's lineage
     spark.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
     _Session.spark, _Session.settings, _Session.scratch = spark, settings, scratch
+    _Session.jvm = _Session.jvm or jvm
     return spark
 
 

@@ -11,6 +11,11 @@ which catches homophone misspellings (张伟/张玮). Blocking keys are derived 
 first two characters of ``name_comparison``), so no SQL ``substr`` touches Chinese text in a blocking rule.
 Resident ID numbers are ASCII, so a byte ``hamming`` on them is a character one.
 
+Two engines, one model: the levels whose SQL differs between DuckDB and Spark (the list Jaccard, the Hamming
+distance) are declared once as functions of the dialect (:class:`DialectLevel`); the trained files hold DuckDB's
+SQL, and :func:`for_dialect` rewrites a trained model's levels for Spark from these declarations, m and u untouched
+(``linkage.backend`` in platform.yaml; :mod:`models.resolution.spark_backend`).
+
 Term frequencies: the exact levels of names, phones, addresses, legal representatives and related enterprises are adjusted by the name's frequency (Splink's
 ``tf_adjustment_column``): 张伟 agreeing is weaker evidence than 欧阳修远 agreeing.
 
