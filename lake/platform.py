@@ -17,15 +17,21 @@ that hold the broker's and the run storage's URLs, as ``sources.yaml`` does for 
     incremental:
       enabled: true                        # a night restages only what bronze changed (default)
       full_rebuild_on: sunday              # and rebuilds everything once a week, reporting any drift
+    linkage:
+      backend: spark                       # duckdb (default) | spark: the engine Splink runs the model on
+      spark_master: local[2]               # local[N] | local[*]
+      spark_driver_memory: 2g
+      spark_shuffle_partitions: 8
+      spark_tuned_for: throughput          # throughput | startup (a JVM that warms up fast: small cities)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lake.deployment import Deployment, current_deployment
 from lake.storage import parse_root
@@ -36,6 +42,7 @@ __all__ = [
     "ExecutionSettings",
     "IncrementalSettings",
     "LakeSettings",
+    "LinkageSettings",
     "PlatformSettings",
     "platform_settings",
 ]
@@ -111,10 +118,29 @@ class IncrementalSettings(_Strict):
         return WEEKDAYS[day.weekday()] == self.full_rebuild_on
 
 
+class LinkageSettings(_Strict):
+    """The engine Splink runs the linkage model on (the same trained model, the same pairs and clusters on both;
+    docs/scaling.md says when to switch). ``duckdb`` (default): in the resolving process, 11-22x faster than Spark
+    on one machine. ``spark``: a local Spark session (pyspark and Java 17), for when one machine's DuckDB is not
+    enough. Only a local master: the profiles reach Spark as Parquet in a local temporary folder, which a
+    cluster's executors could not read."""
+
+    backend: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: Annotated[str, Field(pattern=r"^local(\[(\d+|\*)\])?$")] = "local[2]"
+    #: the JVM's heap (the driver runs the local executors too): ``512m``, ``2g``, ...
+    spark_driver_memory: Annotated[str, Field(pattern=r"^\d+[kmgt]$")] = "2g"
+    #: partitions of Spark's joins and Splink's repartitions (Spark's 200 is for clusters)
+    spark_shuffle_partitions: Annotated[int, Field(ge=1, le=10_000)] = 8
+    #: ``throughput`` (the JVM's and Spark's defaults) or ``startup``: a JVM that starts and warms up fast and
+    #: runs slower (tests, small cities; models.resolution.spark_backend.JAVA_OPTIONS)
+    spark_tuned_for: Literal["throughput", "startup"] = "throughput"
+
+
 class PlatformSettings(_Strict):
     lake: LakeSettings = LakeSettings()
     execution: ExecutionSettings = ExecutionSettings()
     incremental: IncrementalSettings = IncrementalSettings()
+    linkage: LinkageSettings = LinkageSettings()
 
 
 def platform_settings(deployment: Deployment | None = None) -> PlatformSettings:

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond the Python packages (scripts/bootstrap.sh): the Debian packages the dashboard's
 # browser tests drive -- Debian's headless Chromium, its chromedriver, and a CJK font so the screenshots show
-# Chinese. Installs the missing ones with apt-get (apt-get update once first); quiet when nothing is missing.
+# Chinese -- and the Java runtime Spark needs for the linkage model on Splink's Spark backend
+# (tests/test_spark_linkage.py). Installs the missing ones with apt-get (apt-get update once first); quiet when
+# nothing is missing.
 #
 # It never stops `make test`: when it cannot install (not root and no password-less sudo, no apt-get, the
-# Debian mirror unreachable), it says what it could not install and why, and exits 0. The browser tests then
-# skip and say why, or fail under CI=true, where they must run.
+# Debian mirror unreachable), it says what it could not install and why, and exits 0. The browser tests and the
+# Spark test then skip and say why, or fail under CI=true, where they must run.
 #
 # QST_TEST_ENV_PRETEND_MISSING="pkg ..." treats those packages as missing (to try the install path on a
 # machine that has them); QST_TEST_ENV_APT_GET overrides the apt-get program (to try the failure paths).
 set -uo pipefail
 
-PACKAGES=(chromium chromium-driver fonts-wqy-microhei)
+PACKAGES=(chromium chromium-driver fonts-wqy-microhei openjdk-17-jre-headless)
 APT_GET="${QST_TEST_ENV_APT_GET:-apt-get}"
 PRETEND=" ${QST_TEST_ENV_PRETEND_MISSING:-} "
 
@@ -27,6 +29,7 @@ installed() {  # a Debian package is installed (dpkg's status), or, without dpkg
   case $pkg in
     chromium) command -v chromium >/dev/null 2>&1 ;;
     chromium-driver) command -v chromedriver >/dev/null 2>&1 ;;
+    openjdk-17-jre-headless) command -v java >/dev/null 2>&1 ;;
     *) fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" ;;
   esac
 }
@@ -41,8 +44,11 @@ give_up() {  # why; the packages stay missing and the suite goes on
   say "could not install ${missing[*]}: $1"
   if [[ " ${missing[*]} " == *" chromium"* ]]; then
     say "the dashboard's browser tests (tests/test_dashboard.py) will skip (under CI=true they fail instead);"
-  else
+  elif [[ " ${missing[*]} " == *" fonts-wqy-microhei "* ]]; then
     say "the dashboard's screenshots (test-artifacts/dashboard/) will show boxes for Chinese text;"
+  fi
+  if [[ " ${missing[*]} " == *" openjdk-17-jre-headless "* ]]; then
+    say "the Spark linkage test (tests/test_spark_linkage.py) will skip (under CI=true it fails instead);"
   fi
   say "to have them, as root: apt-get update && apt-get install -y ${missing[*]}"
   exit 0
@@ -64,7 +70,10 @@ trap 'rm -f "$log"' EXIT
 apt_opts=(-o Acquire::Retries=1 -o Acquire::http::Timeout=30 -o Acquire::https::Timeout=30
           -o DPkg::Lock::Timeout=300)
 
-say "installing ${missing[*]} for the dashboard's browser tests (apt-get) ..."
+uses=()
+[[ " ${missing[*]} " == *" chromium"* || " ${missing[*]} " == *" fonts-"* ]] && uses+=("the dashboard's browser tests")
+[[ " ${missing[*]} " == *" openjdk-"* ]] && uses+=("the Spark linkage test")
+say "installing ${missing[*]} for $(printf '%s and ' "${uses[@]}" | sed 's/ and $//') (apt-get) ..."
 if ! "${sudo[@]}" "$APT_GET" "${apt_opts[@]}" update -qq >"$log" 2>&1; then
   say "apt-get update failed; trying the install with the package lists already on this machine:"
   tail -n 5 "$log" | sed 's/^/  /' >&2

@@ -1,4 +1,5 @@
-"""The probabilistic pass of entity resolution (Splink 5, DuckDB backend), on top of the deterministic clusters.
+"""The probabilistic pass of entity resolution (Splink 5 on DuckDB, or on Spark: ``linkage`` in platform.yaml), on
+top of the deterministic clusters.
 
 What :func:`resolve` does, in order:
 
@@ -55,6 +56,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from lake.platform import LinkageSettings, platform_settings
 from models.resolution import names as name_pass
 from models.resolution import splink_settings
 from models.resolution.graph import components, constrained, decision_frame, unambiguous
@@ -280,18 +282,21 @@ def resolve(
     threshold: float | None = None,
     decisions: pl.DataFrame | None = None,
     model: dict | None = None,
+    linkage: LinkageSettings | None = None,
 ) -> Resolution:
     """Resolve ``records`` (a canonical table, at least :data:`COLUMNS`), given their deterministic clusters
     (``record_id, cluster, rule`` from :func:`models.resolution.deterministic.link`). ``related``: for persons, the
     enterprise resolution (``record_id, cluster``), to compare a person by the enterprise it represents or works for.
     ``threshold``: the match probability a link needs, instead of the model's. ``decisions``: ``record_id_l,
     record_id_r, decision`` (``must_link`` | ``cannot_link``). ``model``: the trained model (Splink settings JSON),
-    default ``trained/<kind>.json``. The same as :func:`prepare_resolution`, then :func:`resolve_prepared`."""
+    default ``trained/<kind>.json``. ``linkage``: the engine Splink runs on (default: the deployment's). The same
+    as :func:`prepare_resolution`, then :func:`resolve_prepared`."""
     return resolve_prepared(
         prepare_resolution(records, deterministic, kind, related),
         threshold=threshold,
         decisions=decisions,
         model=model,
+        linkage=linkage,
     )
 
 
@@ -300,8 +305,13 @@ def resolve_prepared(
     threshold: float | None = None,
     decisions: pl.DataFrame | None = None,
     model: dict | None = None,
+    linkage: LinkageSettings | None = None,
 ) -> Resolution:
-    """The second half of :func:`resolve`: Splink's predictions, the guard, the decisions and the components."""
+    """The second half of :func:`resolve`: Splink's predictions, the guard, the decisions and the components.
+    ``linkage``: the engine Splink predicts on, default the deployment's (``linkage`` of platform.yaml: DuckDB
+    unless it says Spark); the same model gives the same pairs on both."""
+    if linkage is None:
+        linkage = platform_settings().linkage
     kind, profiles = prepared.kind, prepared.profiles
     timings: dict[str, float] = dict(prepared.timings)
     spec = splink_settings.MODELS[kind]
@@ -334,7 +344,7 @@ def resolve_prepared(
         # the compared text now lives in DuckDB: the graph decisions need only the ids and keys (the Prepared is spent)
         profiles = prepared.profiles = profiles.select("profile_id", "det_cluster", "key")
         try:
-            pairs = predict_pairs(con, counts, kind, model, review_at)
+            pairs = predict_pairs(con, counts, kind, model, review_at, linkage)
         finally:
             con.close()
     timings["predict"] = time.perf_counter() - started

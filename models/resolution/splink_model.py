@@ -1,5 +1,5 @@
-"""The Splink model of a kind (Splink 5, DuckDB backend): loading the profiles into DuckDB, training, the model
-files, and predicting the pairs between profiles.
+"""The Splink model of a kind (Splink 5; DuckDB backend, or Spark for prediction: :mod:`spark_backend`): loading
+the profiles into DuckDB, training, the model files, and predicting the pairs between profiles.
 
 The model is loaded from ``trained/<kind>.json`` (Splink's settings JSON with the trained m and u, written by
 :func:`models.resolution.probabilistic.train` / ``qst er-train``), so a nightly run does not retrain: it is
@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from lake.deployment import current_deployment
+from lake.platform import LinkageSettings
 from models.resolution import splink_settings
 from models.resolution.profiles import BIGRAMS, Kind, bigram_sql
 
@@ -66,11 +67,14 @@ def load_profiles(profiles: pl.DataFrame) -> Any:
     return con
 
 
-def _linker(con: Any, settings: Any) -> Any:
-    """A Splink linker over the profiles loaded in ``con`` (:func:`load_profiles`)."""
+def _linker(con: Any, settings: Any, spark: Any = None) -> Any:
+    """A Splink linker over the profiles loaded in ``con`` (:func:`load_profiles`), on DuckDB, or on Spark when
+    ``spark`` (a :class:`models.resolution.spark_backend.SparkProfiles` of them) is given."""
     from splink import DuckDBAPI, Linker
 
     logging.getLogger("splink").setLevel(logging.ERROR)
+    if spark is not None:
+        return Linker(spark.db_api().register(spark.table), settings, log_level=logging.ERROR)
     return Linker(DuckDBAPI(connection=con).register(PROFILE_TABLE), settings, log_level=logging.ERROR)
 
 
@@ -191,40 +195,71 @@ def _level_labels(linker: Any) -> dict[str, dict[int, str]]:
     return out
 
 
-def predict_pairs(
-    con: Any, counts: dict[str, int], kind: Kind, model: dict, threshold: float
-) -> pl.DataFrame:
-    """``profile_id_l, profile_id_r, match_probability, match_weight, levels``: the Splink pairs at or above
-    ``threshold`` between the profiles loaded in ``con`` (:func:`load_profiles`; ``counts`` of them for the prior)
-    that join two different deterministic clusters and never a branch with a non-branch.
-
-    Only what the graph needs leaves DuckDB: Splink's output keeps the compared columns of both sides (to say which
-    level each pair hit), bigram lists included — 1.4M pairs at 1M enterprises, several GB as a Python frame."""
-    settings = {k: v for k, v in model.items() if k != "quanshitong"}
-    settings["probability_two_random_records_match"] = _prior(model, counts)
-    settings["retain_matching_columns"] = True  # with it the gamma columns: which level each pair hit
-    linker = _linker(con, settings)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        predicted = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
-    labels = _level_labels(linker)
+def best_pairs_sql(table: str, comparisons: list[str], kind: Kind) -> str:
+    """The pairs of Splink's predictions ``table`` the graph needs: between two different deterministic clusters,
+    never a branch with a non-branch, and of the pairs between two clusters (a court party against each profile of
+    one enterprise) only the strongest, which alone can matter (fewer pairs, less memory). SQL that DuckDB and
+    Spark both run (Spark has no ``QUALIFY``: the window is filtered outside)."""
     branch = (
         " AND name_is_branch_l = name_is_branch_r"
         if "name_is_branch" in splink_settings.RETAINED[kind]
         else ""
     )
-    gammas = ", ".join(f"gamma_{c}" for c in labels)
-    # the graph joins deterministic clusters: of the pairs between two clusters (a court party against each
-    # profile of one enterprise) only the strongest can matter, so only it is kept (fewer pairs, less memory)
-    pairs = con.sql(f"""
+    gammas = ", ".join(f"gamma_{c}" for c in comparisons)
+    return f"""
         SELECT profile_id_l, profile_id_r, match_probability, match_weight, {gammas}
-        FROM {predicted.physical_name}
-        WHERE det_cluster_l <> det_cluster_r{branch}
-        QUALIFY row_number() OVER (PARTITION BY least(det_cluster_l, det_cluster_r),
-                                                greatest(det_cluster_l, det_cluster_r)
-                                   ORDER BY match_probability DESC, profile_id_l, profile_id_r) = 1
-        ORDER BY profile_id_l, profile_id_r""").pl()
-    predicted.drop_table_from_database_and_remove_from_cache()
+        FROM (
+            SELECT profile_id_l, profile_id_r, match_probability, match_weight, {gammas},
+                   row_number() OVER (PARTITION BY least(det_cluster_l, det_cluster_r),
+                                                   greatest(det_cluster_l, det_cluster_r)
+                                      ORDER BY match_probability DESC, profile_id_l, profile_id_r) AS qst_rank
+            FROM {table}
+            WHERE det_cluster_l <> det_cluster_r{branch}
+        ) AS ranked
+        WHERE qst_rank = 1
+        ORDER BY profile_id_l, profile_id_r"""
+
+
+def predict_pairs(
+    con: Any,
+    counts: dict[str, int],
+    kind: Kind,
+    model: dict,
+    threshold: float,
+    linkage: LinkageSettings | None = None,
+) -> pl.DataFrame:
+    """``profile_id_l, profile_id_r, match_probability, match_weight, levels``: the Splink pairs at or above
+    ``threshold`` between the profiles loaded in ``con`` (:func:`load_profiles`; ``counts`` of them for the prior)
+    that join two different deterministic clusters and never a branch with a non-branch (:func:`best_pairs_sql`).
+    ``linkage``: the engine Splink runs on (DuckDB in ``con`` by default; Spark, the same model and pairs, see
+    :mod:`models.resolution.spark_backend`).
+
+    Only what the graph needs leaves the engine: Splink's output keeps the compared columns of both sides (to say
+    which level each pair hit), bigram lists included — 1.4M pairs at 1M enterprises, several GB as a Python
+    frame."""
+    backend = "duckdb" if linkage is None else linkage.backend
+    settings = splink_settings.for_dialect(
+        {k: v for k, v in model.items() if k != "quanshitong"}, kind, backend
+    )
+    settings["probability_two_random_records_match"] = _prior(model, counts)
+    settings["retain_matching_columns"] = True  # with it the gamma columns: which level each pair hit
+    spark = None
+    if linkage is not None and backend == "spark":
+        from models.resolution.spark_backend import SparkProfiles
+
+        spark = SparkProfiles(con, PROFILE_TABLE, linkage)
+    try:
+        linker = _linker(con, settings, spark)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            predicted = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
+        labels = _level_labels(linker)
+        sql = best_pairs_sql(predicted.physical_name, list(labels), kind)
+        pairs = con.sql(sql).pl() if spark is None else spark.frame(sql)
+        predicted.drop_table_from_database_and_remove_from_cache()
+    finally:
+        if spark is not None:
+            spark.close()
     levels = pl.struct(
         [
             pl.col(f"gamma_{c}").replace_strict(m, default=None, return_dtype=pl.Utf8).alias(c)
@@ -233,8 +268,8 @@ def predict_pairs(
     ).struct.json_encode()
     return pairs.select(
         pl.col("profile_id_l", "profile_id_r").cast(pl.Int64),
-        "match_probability",
-        "match_weight",
+        pl.col("match_probability").cast(pl.Float64),
+        pl.col("match_weight").cast(pl.Float64),
         levels=levels,
     )
 

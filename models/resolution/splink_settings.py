@@ -11,6 +11,11 @@ which catches homophone misspellings (张伟/张玮). Blocking keys are derived 
 first two characters of ``name_comparison``), so no SQL ``substr`` touches Chinese text in a blocking rule.
 Resident ID numbers are ASCII, so a byte ``hamming`` on them is a character one.
 
+Two engines, one model: the levels whose SQL differs between DuckDB and Spark (the list Jaccard, the Hamming
+distance) are declared once as functions of the dialect (:class:`DialectLevel`); the trained files hold DuckDB's
+SQL, and :func:`for_dialect` rewrites a trained model's levels for Spark from these declarations, m and u untouched
+(``linkage.backend`` in platform.yaml; :mod:`models.resolution.spark_backend`).
+
 Term frequencies: the exact levels of names, phones, addresses, legal representatives and related enterprises are adjusted by the name's frequency (Splink's
 ``tf_adjustment_column``): 张伟 agreeing is weaker evidence than 欧阳修远 agreeing.
 
@@ -33,21 +38,72 @@ requires equal ``name_is_branch``, and the engine drops any predicted pair whose
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from copy import deepcopy
+from typing import Any, Literal
 
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator
 from splink.blocking_rule_library import CustomRule
+from splink.internals.comparison_level_creator import ComparisonLevelCreator
 
 Kind = str  # "enterprise" | "person"
 
 
-def _jaccard_at_least(col: str, t: float) -> str:
+#: The SQL backends Splink runs the model on (``linkage.backend`` in platform.yaml, :mod:`lake.platform`).
+Dialect = Literal["duckdb", "spark"]
+DIALECTS: tuple[Dialect, ...] = ("duckdb", "spark")
+
+#: The list functions the comparisons need, per dialect: the intersection of two lists, and a list's size.
+#: (Splink's own transpiler, sqlglot, turns DuckDB's ``len(list)`` into Spark's ``LENGTH``, a string length
+#: Spark rejects on arrays, so the SQL is written per dialect rather than translated.)
+_LIST_SQL: dict[str, tuple[str, str]] = {
+    "duckdb": ("list_intersect", "len"),
+    "spark": ("array_intersect", "size"),
+}
+
+
+def _jaccard_at_least(col: str, t: float, dialect: str = "duckdb") -> str:
     """Jaccard(A, B) >= t for two distinct lists, without a division or a union list:
     |A∩B| / (|A|+|B|-|A∩B|) >= t  <=>  |A∩B| >= t (|A|+|B|) / (1+t)  (one list_intersect per level; 3x faster
-    in DuckDB than building the union)."""
-    return f"len(list_intersect({col}_l, {col}_r)) >= {t / (1 + t)!r} * (len({col}_l) + len({col}_r))"
+    in DuckDB than building the union). Both engines read the factor as an exact DECIMAL literal, so the
+    comparison is exact in both: the same pairs reach the same level."""
+    intersect, size = _LIST_SQL[dialect]
+    return f"{size}({intersect}({col}_l, {col}_r)) >= {t / (1 + t)!r} * ({size}({col}_l) + {size}({col}_r))"
+
+
+def _hamming_at_most(col: str, n: int, dialect: str = "duckdb") -> str:
+    """Two equally long texts that differ in at most ``n`` positions. Spark SQL has no ``hamming``: there, the
+    positions that differ are counted with a higher-order filter over the positions (ASCII identifiers, so a
+    character is a byte in both)."""
+    same_length = f"length({col}_l) = length({col}_r)"
+    if dialect == "duckdb":
+        return f"{same_length} AND hamming({col}_l, {col}_r) <= {n}"
+    differ = (
+        f"size(filter(sequence(1, length({col}_l)), "
+        f"i -> substring({col}_l, i, 1) <> substring({col}_r, i, 1)))"
+    )
+    return f"{same_length} AND {differ} <= {n}"
+
+
+def _jaccard_sql(col: str, t: float, same: str) -> Callable[[str], str]:
+    return lambda dialect: f"{_jaccard_at_least(col, t, dialect)}{same}"
+
+
+class DialectLevel(ComparisonLevelCreator):
+    """A comparison level whose SQL is written per dialect by one function (``sql(dialect) -> condition``): one
+    declaration, the same level on DuckDB and on Spark (see :data:`DIALECTS`)."""
+
+    def __init__(self, sql: Callable[[str], str], label_for_charts: str) -> None:
+        self.sql = sql
+        self.label_for_charts = label_for_charts
+
+    def create_sql(self, sql_dialect: Any) -> str:
+        return self.sql(sql_dialect.sql_dialect_str)
+
+    def create_label_for_charts(self) -> str:
+        return self.label_for_charts
 
 
 def _null(col: str) -> cll.CustomLevel:
@@ -74,8 +130,7 @@ def _bigram_comparison(
     if pinyin:
         levels.append(cll.CustomLevel(f"{pinyin}_l = {pinyin}_r{same}", f"{pinyin} exact"))
     levels += [
-        cll.CustomLevel(f"{_jaccard_at_least(bigrams, t)}{same}", f"{col} bigram jaccard >= {t}")
-        for t in thresholds
+        DialectLevel(_jaccard_sql(bigrams, t, same), f"{col} bigram jaccard >= {t}") for t in thresholds
     ]
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(levels, output_column_name=col)
@@ -92,8 +147,8 @@ def _id_number() -> cl.CustomComparison:
         [
             _null("id_number"),
             cll.CustomLevel("id_number_l = id_number_r", "id_number exact"),
-            cll.CustomLevel(
-                "length(id_number_l) = length(id_number_r) AND hamming(id_number_l, id_number_r) <= 2",
+            DialectLevel(
+                lambda dialect: _hamming_at_most("id_number", 2, dialect),
                 "id_number differs in at most 2 characters",
             ),
             cll.ElseLevel(),
@@ -245,3 +300,40 @@ def settings(kind: Kind, probability_two_random_records_match: float) -> Setting
         additional_columns_to_retain=RETAINED[kind],
         max_iterations=20,
     )
+
+
+def for_dialect(model: dict[str, Any], kind: Kind, dialect: str) -> dict[str, Any]:
+    """The trained ``model`` (Splink settings JSON; its SQL is DuckDB's, the dialect it was trained in) with each
+    comparison level's SQL as this module declares it for ``dialect``; m, u, term frequencies and the prior stay
+    as trained, so the same model runs on either backend. Blocking rules carry their dialect (``duckdb``) and
+    plain equalities, which Splink translates itself.
+
+    A level is translated only when the trained SQL is exactly what the declaration gives for DuckDB: a model
+    trained from other settings (an older or a hand-edited file) is refused, naming the level, rather than run
+    with SQL that may mean something else."""
+    if dialect == "duckdb":
+        return model
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
+    declared = settings(kind, 1e-4)
+    source = {c["output_column_name"]: c for c in declared.create_settings_dict("duckdb")["comparisons"]}
+    target = {c["output_column_name"]: c for c in declared.create_settings_dict(dialect)["comparisons"]}
+    out = deepcopy(model)
+    for comparison in out["comparisons"]:
+        name = comparison["output_column_name"]
+        levels = comparison["comparison_levels"]
+        if name not in source or len(source[name]["comparison_levels"]) != len(levels):
+            raise ValueError(
+                f"the trained {kind} model's comparison {name!r} is not one models/resolution/splink_settings.py "
+                f"declares: retrain it (qst er-train) before running it on {dialect}"
+            )
+        for i, level in enumerate(levels):
+            if level["sql_condition"] != source[name]["comparison_levels"][i]["sql_condition"]:
+                raise ValueError(
+                    f"the trained {kind} model's comparison {name!r}, level {i} "
+                    f"({level.get('label_for_charts', '')!r}), has SQL models/resolution/splink_settings.py "
+                    f"does not declare: retrain it (qst er-train) before running it on {dialect}"
+                )
+            level["sql_condition"] = target[name]["comparison_levels"][i]["sql_condition"]
+    out["sql_dialect"] = dialect
+    return out
