@@ -20,12 +20,9 @@ figures and the 1M figures of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,59 +30,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import childrun  # noqa: E402 - bench/ on the path first
+
 KINDS = ("enterprise", "person")
 BACKENDS = ("duckdb", "spark")
 
 
-def _rss_tree(proc) -> int:
-    import psutil
-
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
-
-
 def run_child(args: list[str], timeout: float) -> tuple[dict | None, float, str]:
     """Run this script as a child; its RESULT and its peak MB (itself and its children: Spark's JVM)."""
-    import psutil
 
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    ps = psutil.Process(proc.pid)
-    peak = [0]
-    done = threading.Event()
+    def keep(line: str) -> bool:  # Spark's start-up chatter
+        return "WARN" not in line and "log4j" not in line and "setLogLevel" not in line
 
-    def sample() -> None:
-        while not done.is_set():
-            with contextlib.suppress(Exception):  # the process ended between two samples
-                peak[0] = max(peak[0], _rss_tree(ps))
-            time.sleep(0.1)
-
-    threading.Thread(target=sample, daemon=True).start()
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        for p in [*ps.children(recursive=True), ps]:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        out, _ = proc.communicate()
-        out += f"\n(killed after {timeout:.0f}s)"
-    done.set()
-    result = None
-    lines = []
-    for line in out.splitlines():
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT ") :])
-        elif "WARN" not in line and "log4j" not in line and "setLogLevel" not in line:
-            lines.append(line)
-    return result, peak[0] / 2**20, "\n".join(lines)
+    run = childrun.run_child(__file__, args, timeout, keep)
+    return run.result, run.peak_mb, run.output
 
 
 def child(home: Path, backend: str, driver_memory: str, partitions: int, out: Path) -> dict:

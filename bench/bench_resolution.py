@@ -39,10 +39,8 @@ higher than the baseline's.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import subprocess
 import sys
 import threading
 import time
@@ -52,59 +50,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import childrun  # noqa: E402 - bench/ on the path first
+
 KINDS = ("enterprise", "person")
-
-
-def _rss_tree(proc) -> int:
-    import psutil
-
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
 
 
 def run_child(args: list[str], timeout: float) -> tuple[dict | None, float, float, str]:
     """Run this script as a child; return its RESULT, wall seconds, peak MB (sampled), and its other output."""
-    import psutil
-
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    ps = psutil.Process(proc.pid)
-    peak = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            with contextlib.suppress(Exception):  # the process ended between two samples
-                peak[0] = max(peak[0], _rss_tree(ps))
-            time.sleep(0.1)
-
-    threading.Thread(target=sample, daemon=True).start()
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        for p in [*ps.children(recursive=True), ps]:
-            p.kill()
-        out, _ = proc.communicate()
-        out += f"\n(killed after {timeout:.0f}s)"
-    done.set()
-    wall = time.perf_counter() - started
-    result = None
-    lines = []
-    for line in out.splitlines():
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT ") :])
-        else:
-            lines.append(line)
-    return result, wall, peak[0] / 2**20, "\n".join(lines)
+    run = childrun.run_child(__file__, args, timeout)
+    return run.result, run.seconds, run.peak_mb, run.output
 
 
 class PeakSampler:
