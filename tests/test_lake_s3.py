@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import boto3
-import duckdb
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -162,58 +161,6 @@ def test_bronze_loads_on_s3_as_on_local_disk(s3_home, tmp_path):
     assert on_s3.local.parent.is_dir() and not (home / "lake").exists()
 
 
-# ------------------------------------------------------------------------------------------------------------
-# the night: the same marts with the lake on S3 as on local disk
-# ------------------------------------------------------------------------------------------------------------
-#: Tables whose rows say when or at which Delta version the build ran, not what the night produced.
-BUILD_METADATA = {"meta_build"}
-
-
-def _mart_rows(marts: Path) -> dict[str, list[tuple]]:
-    with duckdb.connect(str(marts), read_only=True) as con:
-        tables = [
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name"
-            ).fetchall()
-        ]
-        return {
-            t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr)
-            for t in tables
-            if t not in BUILD_METADATA
-        }
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("lake_s3_night")
-def test_the_night_on_s3_gives_the_marts_of_the_night_on_local_disk(tmp_path, s3_bucket, monkeypatch):
-    from connectors.config import load_sources
-    from pipelines.runner import run_pipeline
-    from simulator import estate as est
-
-    estate = tmp_path / "estate"
-    state = est.simulate(estate, enterprises=200, seed=7)
-    monkeypatch.setenv("QST_EXPORT_HMAC_KEY", "a-test-secret-of-thirty-two-chars!")
-    config = load_sources(estate / "sources.yaml")
-    night = str(state.as_of)
-
-    monkeypatch.delenv(DEPLOYMENT_ENV, raising=False)
-    local_home = tmp_path / "local"
-    local = run_pipeline(config, local_home, partition=night, until="marts")
-    assert local.success, [(a.key, a.error) for a in local.assets if a.status == "failed"]
-
-    monkeypatch.setenv(DEPLOYMENT_ENV, str(_deployment(tmp_path, f"s3://{s3_bucket}/night")))
-    s3_home = tmp_path / "s3"
-    remote = run_pipeline(config, s3_home, partition=night, until="marts")
-    assert remote.success, [(a.key, a.error) for a in remote.assets if a.status == "failed"]
-    assert sorted(remote.failed_checks) == sorted(local.failed_checks), "the same checks pass on both"
-    assert len(remote.assets) == len(local.assets)
-
-    assert not (s3_home / "lake").exists(), "the S3 night wrote no Delta table to local disk"
-    for layer in ("bronze", "silver", "gold", "quality"):
-        assert _keys(s3_bucket, f"night/{layer}/"), f"no {layer} tables on S3"
-    expected, got = _mart_rows(marts_path(local_home)), _mart_rows(marts_path(s3_home))
-    assert set(got) == set(expected) and len(expected) > 5
-    assert sum(map(len, expected.values())) > 1000, "a night with content"
-    for table, rows in expected.items():
-        assert got[table] == rows, f"mart {table} differs between the lake on S3 and on local disk"
+# The whole night on S3 against the same night on local disk: tests/test_celery_night.py runs the demo night through
+# Celery with its lake on S3 (this endpoint) and the in-process night on local disk, and compares every mart table
+# and export file -- one night on S3 in the suite, not two (bench/bench_lake_s3.py times the S3 night alone).

