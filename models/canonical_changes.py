@@ -103,9 +103,11 @@ def plan_canonical(
     target: DeltaTable | None,
     quarantine: DeltaTable | None,
     table: str,
+    incremental: str = "",
 ) -> CanonicalPlan:
     """How to bring ``target`` (a canonical table; ``quarantine`` its mention quarantine, None for tables of events
-    or cases) up to the staging models ``staging`` (by spec source) of ``specs``."""
+    or cases) up to the staging models ``staging`` (by spec source) of ``specs``. ``incremental``, when not empty,
+    is why the build is full whatever changed: then only the state to record is computed, no bronze log read."""
     current: dict[str, int] = {}
     fingerprints: dict[str, str] = {}
     missing_state = []
@@ -123,6 +125,8 @@ def plan_canonical(
     def full(why: str) -> CanonicalPlan:
         return CanonicalPlan(current, fingerprint, None, why)
 
+    if incremental:
+        return full(incremental)
     if missing_state:
         return full(f"staging models without a recorded state: {', '.join(missing_state)}")
     built = _recorded(target)

@@ -407,8 +407,13 @@ def build_intermediate(
         open_delta(silver_path(home, table)),
         open_delta(quarantine_mentions_path(home, table)) if records else None,
         table,
+        incremental="a full build was asked for"
+        if full
+        else ""
+        if infos
+        else "the sources' keys were not given",
     )
-    if plan.changes is not None and infos is not None and not full:
+    if plan.changes is not None and infos is not None:
         applied = canonical_changes.apply_changes(home, table, plan, infos, staging, batch_rows)
         report = IntermediateReport(
             table,
@@ -420,8 +425,7 @@ def build_intermediate(
         table_now = open_delta(silver_path(home, table))
         report.rows = table_now.count() if table_now is not None else 0
     else:
-        why = plan.why_full or ("a full build was asked for" if full else "the sources' keys were not given")
-        report = IntermediateReport(table, why_full=why)
+        report = IntermediateReport(table, why_full=plan.why_full)
         _full_intermediate(home, table, feeding, staging, report, batch_rows, plan)
     report.seconds = time.perf_counter() - started
     return report

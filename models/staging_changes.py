@@ -176,7 +176,8 @@ def _batches_between(bronze: DeltaTable, since: int) -> list[str] | str:
     why they cannot be known."""
     version = bronze.version()
     batches: set[str] = set()
-    for commit in bronze.history():
+    # the newest commits down to ``since`` only: a table's whole log grows night after night
+    for commit in bronze.history(max(version - since, 1)):
         if not since < commit.get("version", -1) <= version:
             continue
         batch = commit.get("qst.batch_id")
