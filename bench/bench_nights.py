@@ -57,8 +57,9 @@ def load_and_standardize(home: Path) -> None:
 
 def resolve(home: Path, day: str, run_id: str) -> dict:
     """Gold for ``day``; the counts of the night."""
-    from models.gold.build import build_gold, build_golden, read_gold
+    from models.gold.build import build_gold, read_gold
     from models.gold.evaluation import evaluate_gold, load_truth_records
+    from models.gold.golden import build_golden
 
     started = time.perf_counter()
     report = build_gold(home, day, run_id)

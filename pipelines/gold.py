@@ -1,6 +1,6 @@
 """Gold assets: entity resolution (crosswalk, id history, review queue) and the golden records.
 
-Wiring only: :func:`models.gold.build.build_gold` and :func:`models.gold.build.build_golden` do the work,
+Wiring only: :func:`models.gold.build.build_gold` and :func:`models.gold.golden.build_golden` do the work,
 :mod:`quality.gold_checks` checks it. Daily partitions like the rest of the night: a night's ids are carried
 from the newest crosswalk of an earlier night, so re-running a partition gives the same ids. The checks are
 blocking: a crosswalk that lost a record, or an id that changed without a record of it, stops the marts.
@@ -159,7 +159,7 @@ def _golden_asset(kind: str, specs: dict[str, StagingSpec]) -> dg.AssetsDefiniti
         "and the record it came from (rules: models/gold/survivorship.py).",
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
-        from models.gold.build import build_golden
+        from models.gold.golden import build_golden
         from quality.gold_checks import golden_complete
 
         report, peak_mb = run_measured(

@@ -29,7 +29,7 @@ from pipelines.celery_night import broker_url, worker_name_of
 from pipelines.gold import GOLD_BLOCKING_CHECKS
 from pipelines.home import LAYERS
 from pipelines.marts import MARTS_BLOCKING_CHECKS
-from pipelines.silver import BLOCKING_CHECKS, WARNING_CHECKS, unstaged_tables
+from pipelines.silver import BLOCKING_CHECKS, FULL_REBUILD_TAG, WARNING_CHECKS, unstaged_tables
 
 INSTANCE_YAML = """\
 # Written by qst: the Dagster instance that `qst run` and `make dagster` share.
@@ -169,6 +169,7 @@ def _execute(
     selection: list[dg.AssetKey] | None,
     log_level: str,
     workers: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> tuple[str, bool, dict[str, AssetOutcome]]:
     """One run of ``job``: a JobDefinition executed in this process, or a ReconstructableJob (the Celery
     mode) whose steps the workers execute while this process orchestrates. ``workers`` receives, per step,
@@ -181,13 +182,14 @@ def _execute(
             raise_on_error=False,
             asset_selection=selection,
             run_config=quiet,
+            tags=tags,
         )
     else:
         result = dg.execute_job(
             job,
             instance,
             run_config=quiet,
-            tags={"dagster/partition": partition},
+            tags={"dagster/partition": partition, **(tags or {})},
             raise_on_error=False,
             asset_selection=selection,
         )
@@ -232,10 +234,12 @@ def run_pipeline(
     log_level: str = "WARNING",
     retries: bool = True,
     until: str = "quality",
+    full: bool = False,
 ) -> RunOutcome:
     """Materialize the nightly job (or the bronze assets whose key starts with one of ``select``, e.g.
     ``tax`` or ``tax/filings``, and everything downstream of them) for a partition, up to the layer
-    ``until`` (one of :data:`pipelines.home.LAYERS`); failures of one asset do not stop the others.
+    ``until`` (one of :data:`pipelines.home.LAYERS`); failures of one asset do not stop the others. ``full``:
+    rebuild silver from every bronze row whatever the night (:data:`pipelines.silver.FULL_REBUILD_TAG`).
 
     Dagster skips everything downstream of a failed step (an open Dagster issue, #15761), so one department
     whose database is down would also hold back the canonical tables and the scorecard of every other
@@ -266,7 +270,8 @@ def run_pipeline(
         job = _celery_job(config, home, retries, execution)
     instance = dagster_instance(home, config, execution)
     workers: dict[str, str] = {}
-    run_id, success, outcomes = _execute(job, instance, partition, planned, log_level, workers)
+    tags = {FULL_REBUILD_TAG: "true"} if full else None
+    run_id, success, outcomes = _execute(job, instance, partition, planned, log_level, workers, tags)
     skipped = [k for k in planned if k.to_user_string() not in outcomes]
     bronze_failed = any(o.status == "failed" and o.key.startswith("bronze/") for o in outcomes.values())
     blocked = any(
@@ -277,7 +282,7 @@ def run_pipeline(
     )
     retry = [k for k in skipped if k.path[0] != "bronze" and not k.path[-1].startswith("stg_")]
     if bronze_failed and retry and not blocked:
-        _, _, second = _execute(job, instance, partition, retry, log_level, workers)
+        _, _, second = _execute(job, instance, partition, retry, log_level, workers, tags)
         outcomes.update(second)
         success = success and all(o.status != "failed" for o in second.values())
     for k in planned:

@@ -35,6 +35,20 @@ HARD_CHECK = "expectations_hard"
 SOFT_CHECK = "expectations_soft"
 BLOCKING_CHECKS = frozenset({RECONCILE_CHECK, MENTIONS_CHECK, HARD_CHECK})
 WARNING_CHECKS = frozenset({SOFT_CHECK})
+#: A run with this tag set to "true" rebuilds silver in full whatever the night (``qst run --full``).
+FULL_REBUILD_TAG = "qst/full_rebuild"
+
+
+def full_night(context: AssetExecutionContext) -> bool:
+    """Whether tonight rebuilds silver from every bronze row: the run asked for it (``qst run --full``, or the tag
+    set in the Dagster UI's launchpad), or it is the deployment's weekly full night (``incremental`` in
+    platform.yaml), which bounds any drift the incremental nights could leave."""
+    from lake.platform import platform_settings
+
+    if context.run.tags.get(FULL_REBUILD_TAG) == "true":
+        return True
+    night = context.partition_key if context.has_partition_key else None
+    return platform_settings().incremental.full_night(night)
 
 
 def silver_asset_key(name: str) -> dg.AssetKey:
@@ -115,15 +129,12 @@ def _staging_asset(config: SourcesConfig, spec: StagingSpec) -> dg.AssetsDefinit
         metadata={"department": spec.department, "source_asset": spec.asset, "grain": spec.grain},
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
-        from lake.platform import platform_settings
         from quality.expectations import suite_for_staging
         from quality.quarantine import reconcile_staging
         from quality.validation import validate
 
         home = lake.home_path()
-        night = context.partition_key if context.has_partition_key else None
-        full = platform_settings().incremental.full_night(night)
-        report = silver.build_staging(home, spec, info, full=full)
+        report = silver.build_staging(home, spec, info, full=full_night(context))
         rec = reconcile_staging(home, spec)
         if report.drift_rows:
             context.log.warning(
@@ -200,13 +211,11 @@ def _intermediate_asset(
         "(models/canonical.py).",
     )
     def _build(context: AssetExecutionContext, lake: LakeResource):
-        from lake.platform import platform_settings
         from quality.expectations import suite_for_intermediate
         from quality.validation import validate
 
         home = lake.home_path()
-        night = context.partition_key if context.has_partition_key else None
-        full = platform_settings().incremental.full_night(night)
+        full = full_night(context)
         # without infos: rebuilt in full every night. Applied by MERGE (copy-on-write) the incremental path is no
         # faster than a rebuild (docs/incremental.md, measured); it waits for merge-on-read tables.
         report = silver.build_intermediate(

@@ -55,9 +55,10 @@ def id_changes_recorded(home: Path, partition: str) -> CheckResult:
     previous = previous_night(home, partition)
     tonight = read_gold(home, "entity_crosswalk", ["entity_type", "entity_id"]).unique()
     history = read_gold(home, "entity_id_history").filter(pl.col("partition").cast(pl.Utf8) == partition)
+    scan = previous.scan()
     before = (
-        previous.crosswalk.select("entity_type", "entity_id").unique()
-        if previous.crosswalk is not None
+        scan.select("entity_type", "entity_id").unique().collect(engine="streaming")
+        if scan is not None
         else pl.DataFrame(schema={"entity_type": pl.Utf8, "entity_id": pl.Utf8})
     )
     gone = before.join(tonight, on=["entity_type", "entity_id"], how="anti")

@@ -71,7 +71,8 @@ def marts_home(silver_estate, tmp_path_factory) -> tuple[Path, Path]:
     """``(estate, home)``: a copy of the silver fixture's home carried through gold and the marts."""
     from connectors.config import load_sources
     from models import silver
-    from models.gold.build import build_gold, build_golden
+    from models.gold.build import build_gold
+    from models.gold.golden import build_golden
     from models.marts.build import build_marts
     from models.staging.spec import load_specs
     from quality.scorecard import nightly_scorecard, write_scorecard

@@ -15,7 +15,8 @@ from conftest import build_silver, load_bronze
 from lake.delta import overwrite
 from lake.layout import gold_path, silver_path
 from models.gold import names_seen
-from models.gold.build import build_gold, build_golden, read_gold
+from models.gold.build import build_gold, read_gold
+from models.gold.golden import build_golden
 from models.gold.queue import open_items
 from models.gold.review import record_decision
 from models.resolution.names import NAME_COLUMNS
@@ -129,6 +130,20 @@ def test_a_deployment_declaring_no_authority_gets_the_golden_records_and_a_warni
     )
     # the simulated city's own specs declare every group
     assert build_golden(home, "person", "2026-11-01").warnings == []
+
+
+def test_golden_records_in_buckets_equal_those_built_in_one_frame(two_nights, tmp_path):
+    """A big city's survivorship runs a bucket of entities at a time (memory follows the bucket, not the city):
+    the golden records must be those of one frame, whatever the number of buckets."""
+    home = tmp_path / "home"
+    shutil.copytree(two_nights["home"], home)
+    for kind in ("enterprise", "person"):
+        whole = read_gold(two_nights["home"], f"dim_{kind}").sort("entity_id")
+        report = build_golden(home, kind, "2026-11-01", bucket_records=700)
+        assert report.buckets > 3
+        in_buckets = read_gold(home, f"dim_{kind}").sort("entity_id")
+        assert in_buckets.height == whole.height > 0
+        assert in_buckets.equals(whole), kind
 
 
 def test_crosswalk_explains_every_link(two_nights):

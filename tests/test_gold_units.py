@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from lake.deployment import EXAMPLE_DEPLOYMENT
-from models.gold.build import declared_authority
+from models.gold.golden import declared_authority
 from models.gold.identity import assign_ids
 from models.gold.review import read_decisions, record_decision
 from models.gold.survivorship import golden_records, link_branches

@@ -19,7 +19,8 @@ from conftest import estate_frame
 from connectors.config import load_sources
 from lake.city import city_zone
 from models import silver
-from models.gold.build import build_gold, build_golden
+from models.gold.build import build_gold
+from models.gold.golden import build_golden
 from models.marts import build as mb
 from models.marts.contract import DASHBOARD_QUERIES, TABLES
 from models.marts.risk import FACTORS, LEVELS

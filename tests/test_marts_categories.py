@@ -16,7 +16,8 @@ import pytest
 from connectors.config import load_sources
 from lake.deployment import EXAMPLE_DEPLOYMENT
 from models import silver
-from models.gold.build import build_gold, build_golden
+from models.gold.build import build_gold
+from models.gold.golden import build_golden
 from models.marts import build as mb
 from models.marts.kpi import INDICATORS, mart_kpi_daily
 from models.marts.risk import FACTORS, NO_SOURCE

@@ -273,6 +273,16 @@ def test_postgres_and_mariadb_sources_round_trip(tmp_path, pg_url, mariadb_url):
     assert names.str.contains("公司|店").mean() > 0.95, "GBK-in-latin1 repaired on the way in"
     hzrq = bronze_live(home, "samr", "registrations")
     assert hzrq.filter(pl.col("_qst_flags").str.contains("zero_date:HZRQ")).height > 0
+    # a Monday follows the changes; `qst run --full` rebuilds it from every bronze row and finds no drift
+    staged = [a for a in outcome.assets if a.key.startswith("silver/stg_")]
+    assert any(a.metadata["mode"] == "incremental" for a in staged), [a.metadata for a in staged]
+    again = run_pipeline(config, home, partition="2026-11-02", until="silver", full=True)
+    rebuilt = [a for a in again.assets if a.key.startswith("silver/stg_")]
+    assert again.ok and len(rebuilt) == len(staged)
+    assert all(a.metadata["mode"] == "full" and a.metadata.get("drift_rows") == 0 for a in rebuilt), [
+        a.metadata for a in rebuilt
+    ]
+    assert {a.metadata["why_full"] for a in rebuilt} == {"a full build was asked for"}
 
 
 def test_new_file_drops_are_sensed_and_loaded_once(sqlite_estate):

@@ -13,7 +13,7 @@ import pytest
 
 from lake.deployment import EXAMPLE_DEPLOYMENT
 from lake.yamlfile import ConfigError
-from models.gold.build import declared_authority
+from models.gold.golden import declared_authority
 from models.gold.survivorship import GROUPS, RULES, authority, golden_records
 from models.staging.spec import load_spec, load_specs
 

@@ -40,9 +40,7 @@ from models.gold import names_seen
 from models.gold.identity import HISTORY_SCHEMA, assign_ids, id_number
 from models.gold.queue import open_items, review_items, review_queue
 from models.gold.review import SHOWN, read_decisions
-from models.gold.survivorship import Declarations, authority, golden_records, link_branches
 from models.silver import read_silver, scan_silver
-from models.staging.spec import StagingSpec, load_specs
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +104,29 @@ def read_gold(
 # --------------------------------------------------------------------------------------------------------
 @dataclass
 class Previous:
-    crosswalk: pl.DataFrame | None  # record_id, entity_type, entity_id
+    """The newest crosswalk of an earlier night, read one kind at a time when needed: at 1M the crosswalk holds
+    20.8M records, and holding both kinds through the resolution cost 4 GB of the night's peak."""
+
     partition: str | None
     version: int | None
     last_minted: dict[str, int]  # per kind, the largest id number ever minted before this night
+    home: Path | None = None
+
+    def scan(self) -> pl.LazyFrame | None:
+        """``record_id, entity_type, entity_id`` of that night's crosswalk; None on the first night."""
+        if self.home is None or self.version is None:
+            return None
+        path = gold_path(self.home, "entity_crosswalk")
+        return pl.scan_delta(str(path), version=self.version, storage_options=storage_options(path)).select(
+            "record_id", "entity_type", "entity_id"
+        )
+
+    def ids(self, kind: str) -> pl.DataFrame | None:
+        """``record_id, entity_id`` of ``kind``'s records that night; None on the first night."""
+        scan = self.scan()
+        if scan is None:
+            return None
+        return scan.filter(pl.col("entity_type") == kind).select("record_id", "entity_id").collect()
 
 
 def previous_night(home: Path, partition: str) -> Previous:
@@ -117,7 +134,7 @@ def previous_night(home: Path, partition: str) -> Previous:
     path = gold_path(home, "entity_crosswalk")
     last = dict.fromkeys(KINDS, 0)
     if not exists(path):
-        return Previous(None, None, None, last)
+        return Previous(None, None, last)
     table = delta_table(path)
     best: tuple[str, int] | None = None
     for commit in table.history():
@@ -136,22 +153,30 @@ def previous_night(home: Path, partition: str) -> Previous:
             if numbers.len():
                 last[kind] = int(numbers.to_frame("i").select(id_number(pl.col("i")).max()).item())
     if best is None:
-        return Previous(None, None, None, last)
+        return Previous(None, None, last)
     night, version = best
+    previous = Previous(night, version, last, home)
     try:
-        crosswalk = read_gold(
-            home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"], version=version
-        )
+        largest = _largest_ids(previous)
     except Exception as exc:
         log.warning(
             "crosswalk version %s (night %s) cannot be read (%s); using the newest", version, night, exc
         )
-        crosswalk = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"])
-    for kind in KINDS:
-        ids = crosswalk.filter(pl.col("entity_type") == kind)
-        if ids.height:
-            last[kind] = max(last[kind], int(ids.select(id_number(pl.col("entity_id")).max()).item()))
-    return Previous(crosswalk, night, version, last)
+        previous.version = delta_table(path).version()
+        largest = _largest_ids(previous)
+    for kind, number in largest.items():
+        last[kind] = max(last[kind], number)
+    return previous
+
+
+def _largest_ids(previous: Previous) -> dict[str, int]:
+    """The largest id number of each kind in the previous crosswalk (one streaming pass, nothing held)."""
+    scan = previous.scan()
+    assert scan is not None
+    top = (
+        scan.group_by("entity_type").agg(top=id_number(pl.col("entity_id")).max()).collect(engine="streaming")
+    )
+    return {kind: int(n) for kind, n in top.iter_rows() if n is not None}
 
 
 def _read_history(home: Path) -> pl.DataFrame | None:
@@ -255,20 +280,19 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
             )
             if kind == "enterprise":
                 related = resolution.records.select("record_id", "cluster")
-            prev = (
-                None
-                if previous.crosswalk is None
-                else previous.crosswalk.filter(pl.col("entity_type") == kind)
-            )
             assignment = assign_ids(
-                resolution.records.select("record_id", "cluster"), prev, kind, previous.last_minted[kind]
+                resolution.records.select("record_id", "cluster"),
+                previous.ids(kind),
+                kind,
+                previous.last_minted[kind],
             )
-            crosswalk = _crosswalk_of(home, kind, resolution, assignment)
-            if crosswalk.height != count:
-                raise RuntimeError(f"gold: {kind} crosswalk has {crosswalk.height} rows for {count} records")
-            # spooled to disk until both kinds are done: the enterprise crosswalk (14M rows at 1M) is not held
-            # through the persons' resolution, nor copied into one frame for the write
-            crosswalk.write_parquet(spool / f"{kind}.parquet")
+            # streamed to disk and held there until both kinds are done: the enterprise crosswalk (14M rows at 1M,
+            # with a sentence per record) is never one frame in memory
+            spooled = spool / f"{kind}.parquet"
+            _crosswalk_of(home, kind, resolution, assignment).sink_parquet(spooled, engine="streaming")
+            by_rule = pl.scan_parquet(spooled).group_by("rule").len().collect()
+            if (written := int(by_rule["len"].sum())) != count:
+                raise RuntimeError(f"gold: {kind} crosswalk has {written} rows for {count} records")
             histories.append(assignment.history)
             items[kind] = review_items(
                 resolution.pairs,
@@ -280,13 +304,7 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
             kr = KindReport(
                 records=count,
                 entities=assignment.ids["entity_id"].n_unique(),
-                by_rule=dict(
-                    crosswalk.group_by("rule")
-                    .len()
-                    .fill_null("none")
-                    .sort("len", descending=True)
-                    .iter_rows()
-                ),
+                by_rule=dict(by_rule.fill_null("none").sort("len", "rule", descending=True).iter_rows()),
                 kept=assignment.kept,
                 minted=assignment.minted,
                 changes=dict(assignment.history.group_by("reason").len().iter_rows()),
@@ -294,7 +312,7 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
                 seconds=time.perf_counter() - t0,
             )
             report.kinds[kind] = kr
-            del crosswalk, resolution, assignment
+            del resolution, assignment
 
         files = [spool / f"{kind}.parquet" for kind in KINDS]
         overwrite(gold_path(home, "entity_crosswalk"), _spooled(files), commit_properties=meta)
@@ -324,7 +342,7 @@ def build_gold(home: Path, partition: str, run_id: str = "manual") -> GoldReport
     return report
 
 
-def _crosswalk_of(home: Path, kind: str, resolution, assignment) -> pl.DataFrame:
+def _crosswalk_of(home: Path, kind: str, resolution, assignment) -> pl.LazyFrame:
     """``kind``'s crosswalk rows (:data:`CROSSWALK_SCHEMA`): each record's lineage, entity id, the rule that linked
     it and, for a Splink link, the comparison levels of the pair its probability came from, and the sentence why."""
     best_levels = (
@@ -349,26 +367,19 @@ def _crosswalk_of(home: Path, kind: str, resolution, assignment) -> pl.DataFrame
         .select("cluster", "match_probability", profile_levels="levels")
         .unique(["cluster", "match_probability"], keep="first", maintain_order=True)
     )
-    lineage = read_silver(
-        home,
-        SILVER_TABLE[kind],
-        columns=[
-            "record_id",
-            "source_department",
-            "source_asset",
-            "source_table",
-            "source_pk",
-            "role",
-        ],
+    lineage = scan_silver(home, SILVER_TABLE[kind]).select(
+        "record_id", "source_department", "source_asset", "source_table", "source_pk", "role"
     )
     return (
-        lineage.join(assignment.ids, on="record_id")
+        lineage.join(assignment.ids.lazy(), on="record_id")
         .join(
-            resolution.records.select("record_id", "cluster", "rule", "match_probability", "match_weight"),
+            resolution.records.lazy().select(
+                "record_id", "cluster", "rule", "match_probability", "match_weight"
+            ),
             on="record_id",
         )
-        .join(best_levels, on="record_id", how="left")
-        .join(profile_levels, on=["cluster", "match_probability"], how="left", nulls_equal=False)
+        .join(best_levels.lazy(), on="record_id", how="left")
+        .join(profile_levels.lazy(), on=["cluster", "match_probability"], how="left", nulls_equal=False)
         .with_columns(levels=pl.coalesce("levels", "profile_levels"))
         .with_columns(
             entity_type=pl.lit(kind),
@@ -385,7 +396,7 @@ def _crosswalk_of(home: Path, kind: str, resolution, assignment) -> pl.DataFrame
 def _update_names_seen(home: Path, night: dt.date, meta) -> pl.DataFrame | None:
     """Tonight's former names of enterprise records (:mod:`.names_seen`), after writing tonight's names into the
     table; None when the canonical table has no name columns."""
-    tonight, seen = _names_seen(home)
+    tonight, seen = names_seen_frames(home)
     if tonight is None:
         return None
     formers = names_seen.former_names(seen, tonight, night)
@@ -407,44 +418,20 @@ def _spooled(files: list[Path]) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-def _with_observed_former_names(
-    golden: pl.DataFrame, home: Path, ids: pl.DataFrame, partition: str | None
-) -> pl.DataFrame:
-    """The golden enterprises' ``former_names`` with the names their records bore on earlier nights
-    (:mod:`.names_seen`), never the golden name itself."""
-    tonight, seen = _names_seen(home)
-    if tonight is None or seen is None or "former_names" not in golden.columns:
-        return golden
-    night = dt.date.fromisoformat(partition) if partition else seen["last_seen"].max()
-    observed = names_seen.former_names_by_entity(seen, tonight, night, ids)  # type: ignore[arg-type]
-    if observed.height == 0:
-        return golden
-    merged = pl.concat_list(
-        pl.col("former_names").fill_null([]), pl.col("observed_former_names").fill_null([])
-    )
-    return (
-        golden.join(observed, on="entity_id", how="left")
-        .with_columns(
-            former_names=merged.list.eval(pl.element().filter(pl.element().is_not_null()))
-            .list.set_difference(pl.concat_list(pl.col("name")))
-            .list.unique()
-            .list.sort()
-        )
-        .drop("observed_former_names")
-    )
-
-
-def _names_seen(home: Path) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+def names_seen_frames(home: Path) -> tuple[pl.LazyFrame | None, pl.LazyFrame | None]:
     """Tonight's enterprise names (``record_id`` and the name columns; None when the canonical table has no
-    name columns) and the names seen on earlier nights (None before the first night)."""
+    name columns) and the names seen on earlier nights (None before the first night), both lazy: read by the
+    streaming engine where they are used (:mod:`.names_seen`)."""
     from models.resolution.names import NAME_COLUMNS
 
     scan = scan_silver(home, SILVER_TABLE["enterprise"])
-    if not set(NAME_COLUMNS) <= set(scan.collect_schema().names()):
+    names = scan.collect_schema().names()
+    if not set(NAME_COLUMNS) <= set(names):
         return None, None
-    shown = ["name"] if "name" in scan.collect_schema().names() else []
-    tonight = scan.select("record_id", *shown, *NAME_COLUMNS).collect()
-    return tonight, read_frame(gold_path(home, "names_seen"))
+    shown = ["name"] if "name" in names else []
+    path = gold_path(home, "names_seen")
+    seen = pl.scan_delta(str(path), storage_options=storage_options(path)) if exists(path) else None
+    return scan.select("record_id", *shown, *NAME_COLUMNS), seen
 
 
 def build_queue(
@@ -485,52 +472,6 @@ def _replace_night(path: Location, frame: pl.DataFrame, partition: str, meta) ->
         append(path, frame, partition_by=["partition"], commit_properties=meta)
         return
     replace_where(path, frame, f"partition = '{partition}'", commit_properties=meta)
-
-
-@dataclass
-class GoldenReport:
-    """What building one kind's golden records found: its rows, and warnings the run must show (a group no
-    source declares authority for is decided by recency alone — issue 15's silent wrong statuses)."""
-
-    rows: int
-    warnings: list[str] = field(default_factory=list)
-
-
-def declared_authority(specs: Mapping[str, StagingSpec]) -> Declarations:
-    """The specs' ``authority:`` sections by source (``<department>/<asset>``)."""
-    return {spec.source: spec.authority.ranks() for spec in specs.values()}
-
-
-def build_golden(
-    home: Path,
-    kind: str,
-    partition: str | None = None,
-    run_id: str = "manual",
-    specs: Mapping[str, StagingSpec] | None = None,
-) -> GoldenReport:
-    """Write ``dim_enterprise`` or ``dim_person`` from tonight's crosswalk and silver, the sources ranked by the
-    staging specs' ``authority`` (``specs``: the run's, by source; default the deployment's ``specs/``)."""
-    from deltalake import CommitProperties
-
-    from models.gold.survivorship import RULES
-
-    home = Path(home)
-    ranking = authority(declared_authority(load_specs() if specs is None else specs), kind)
-    for warning in ranking.warnings():
-        log.warning(warning)
-    ids = read_gold(home, "entity_crosswalk", ["record_id", "entity_type", "entity_id"]).filter(
-        pl.col("entity_type") == kind
-    )
-    needed = {"record_id", "source_department", "source_asset", "source_pk", "updated_at"}
-    for rule in RULES[kind]:
-        needed |= set(rule.columns.values()) | set(rule.candidate.meta.root_names())
-    records = read_silver(home, SILVER_TABLE[kind], columns=sorted(needed))
-    golden = golden_records(records, ids, kind, ranking)
-    if kind == "enterprise":
-        golden = _with_observed_former_names(link_branches(golden), home, ids, partition)
-    meta = CommitProperties(custom_metadata={PARTITION_KEY: partition or "", "qst.run_id": run_id})
-    overwrite(gold_path(home, DIM_TABLE[kind]), golden, commit_properties=meta)
-    return GoldenReport(golden.height, ranking.warnings())
 
 
 def describe(report: GoldReport) -> str:

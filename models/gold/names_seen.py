@@ -36,68 +36,76 @@ SCHEMA = pl.Schema(
     }
 )
 _KEY = ["record_id", *NAME_COLUMNS]
+Frame = pl.DataFrame | pl.LazyFrame
 
 
-def _named(tonight: pl.DataFrame) -> pl.DataFrame:
+def _named(tonight: Frame) -> pl.LazyFrame:
     """Tonight's records with a name long enough to be evidence, one row per distinct (record, name)."""
+    tonight = tonight.lazy()
+    shown = ["name"] if "name" in tonight.collect_schema().names() else []
     return (
-        tonight.select(*_KEY, *(["name"] if "name" in tonight.columns else []))
+        tonight.select(*_KEY, *shown)
         .filter(pl.col("name_comparison").str.len_chars() >= MIN_COMPARISON_CHARS)
         .with_columns(pl.col("name_is_branch").fill_null(False))
-        .unique(_KEY, maintain_order=True)
+        .unique(_KEY, keep="first", maintain_order=True)
     )
 
 
-def observe(seen: pl.DataFrame | None, tonight: pl.DataFrame, night: dt.date) -> pl.DataFrame:
+def observe(seen: Frame | None, tonight: Frame, night: dt.date) -> pl.DataFrame:
     """The names seen until ``night`` included: ``seen`` (the table as it was) with tonight's names of
-    ``tonight`` (``record_id`` and :data:`NAME_COLUMNS` of the canonical enterprise records)."""
+    ``tonight`` (``record_id`` and :data:`NAME_COLUMNS` of the canonical enterprise records). Frames or lazy
+    frames: the 1M city's 14M names are read and grouped by Polars' streaming engine, never held twice."""
     now = _named(tonight).with_columns(first_seen=pl.lit(night), last_seen=pl.lit(night))
-    parts = [
-        pl.DataFrame(schema=SCHEMA),
-        now.select(list(SCHEMA) if "name" in now.columns else [c for c in SCHEMA if c != "name"]),
-    ]
+    parts = [pl.LazyFrame(schema=SCHEMA), now]
     if seen is not None:
-        parts.append(seen.select([c for c in SCHEMA if c in seen.columns]))
+        seen = seen.lazy()
+        parts.append(seen.select([c for c in SCHEMA if c in seen.collect_schema().names()]))
+    cast = [p.cast({c: t for c, t in SCHEMA.items() if c in p.collect_schema().names()}) for p in parts]
     return (
-        pl.concat(
-            [p.cast({c: t for c, t in SCHEMA.items() if c in p.columns}) for p in parts], how="diagonal"
-        )
-        .sort("last_seen", nulls_last=False)
+        pl.concat(cast, how="diagonal")
         .group_by(_KEY)
-        .agg(pl.col("name").drop_nulls().last(), pl.col("first_seen").min(), pl.col("last_seen").max())
+        .agg(
+            # the name as written the last night it was seen
+            pl.col("name").sort_by("last_seen", nulls_last=False).drop_nulls().last(),
+            pl.col("first_seen").min(),
+            pl.col("last_seen").max(),
+        )
         .sort(_KEY, nulls_last=True)
         .select(list(SCHEMA))
+        .collect(engine="streaming")
     )
 
 
-def former_names(seen: pl.DataFrame | None, tonight: pl.DataFrame, night: dt.date) -> pl.DataFrame:
+def former_names(seen: Frame | None, tonight: Frame, night: dt.date) -> pl.DataFrame:
     """``record_id`` and :data:`NAME_COLUMNS` of the names a record of ``tonight`` bore on a night before
     ``night`` and does not bear tonight. A record gone tonight has no former names (nothing to attach them to)."""
     empty = pl.DataFrame(schema={c: SCHEMA[c] for c in _KEY})
-    if seen is None or seen.height == 0:
+    if seen is None:
         return empty
     now = _named(tonight)
-    earlier = seen.filter(pl.col("first_seen") < night).select(_KEY)
+    earlier = seen.lazy().filter(pl.col("first_seen") < night).select(_KEY)
     return (
         earlier.join(now.select("record_id").unique(), on="record_id", how="semi")
-        .join(now, on=_KEY, how="anti", nulls_equal=True)
+        .join(now.select(_KEY), on=_KEY, how="anti", nulls_equal=True)
         .sort(_KEY, nulls_last=True)
+        .collect(engine="streaming")
+        .cast({c: SCHEMA[c] for c in _KEY})
     )
 
 
-def former_names_by_entity(
-    seen: pl.DataFrame | None, tonight: pl.DataFrame, night: dt.date, ids: pl.DataFrame
-) -> pl.DataFrame:
+def former_names_by_entity(seen: Frame | None, tonight: Frame, night: dt.date, ids: Frame) -> pl.DataFrame:
     """``entity_id, observed_former_names`` (the names as written, distinct, sorted): the former names of each
     entity's records (:func:`former_names`), for the golden record's 曾用名. ``ids``: ``record_id, entity_id``."""
     formers = former_names(seen, tonight, night)
     if seen is None or formers.height == 0:
         return pl.DataFrame(schema={"entity_id": pl.Utf8, "observed_former_names": pl.List(pl.Utf8)})
     return (
-        formers.join(seen.select(*_KEY, "name"), on=_KEY, nulls_equal=True)
-        .join(ids.select("record_id", "entity_id"), on="record_id")
+        formers.lazy()
+        .join(seen.lazy().select(*_KEY, "name"), on=_KEY, nulls_equal=True)
+        .join(ids.lazy().select("record_id", "entity_id"), on="record_id")
         .filter(pl.col("name").is_not_null())
         .group_by("entity_id")
         .agg(observed_former_names=pl.col("name").unique().sort())
         .sort("entity_id")
+        .collect(engine="streaming")
     )
