@@ -105,8 +105,8 @@ def _survivors(
     spool = Path(tempfile.mkdtemp(prefix=f"qst-golden-{kind}-"))
     try:
         by_record = pl.col("record_id").hash(seed=0) % buckets
-        for name, frame in (("ids", ids), ("records", records)):
-            frame.with_columns(__part=by_record).sink_parquet(
+        for name, scan in (("ids", ids), ("records", records)):
+            scan.with_columns(__part=by_record).sink_parquet(
                 pl.PartitionBy(spool / name, key="__part", include_key=False), mkdir=True
             )
         for part in range(buckets):
