@@ -18,8 +18,10 @@ another site is refused as well.
 
 Headers on every response (:func:`security_headers`): a Content-Security-Policy allowing scripts from this
 server and Dash's one inline script (by hash), no framing (``frame-ancestors 'none'`` and
-``X-Frame-Options: DENY``), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` (entity ids
-in URLs never leave), and ``Cache-Control: no-store`` on everything but the static bundles.
+``X-Frame-Options: DENY``), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin`` (entity ids
+in URLs never leave for another site; ``no-referrer`` would make Chromium send ``Origin: null`` with the
+dashboard's own forms, which the origin check refuses), and ``Cache-Control: no-store`` on everything but the
+static bundles.
 
 Lock-out: :data:`dashboard.auth.MAX_FAILURES` failures in a row lock an account (:class:`~dashboard.auth.
 UserStore`); :data:`ADDRESS_FAILURES` failures from one address within :data:`dashboard.auth.LOCK_SECONDS`
@@ -294,7 +296,7 @@ def security_headers(response: flask.Response, csp: str) -> flask.Response:
     response.headers["Content-Security-Policy"] = csp
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     if not request.path.startswith(STATIC_PREFIXES):

@@ -194,7 +194,9 @@ def export_button(key: str, params: dict[str, Any]) -> html.Button:
     parameters the server runs it with again, under the user's scope (nothing of the table is sent back)."""
     return html.Button(
         "导出 Excel",
-        id={"type": "export", "key": key, "params": json.dumps(params, ensure_ascii=False, sort_keys=True)},
+        # ASCII only: Dash finds the clicked button by comparing the browser's JSON of the id with its own, which
+        # escapes non-ASCII characters (a Chinese search text would make the click go unnoticed)
+        id={"type": "export", "key": key, "params": json.dumps(params, ensure_ascii=True, sort_keys=True)},
         className="export-button",
         title="按当前条件导出（记入审计日志）",
     )

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dashboard.app import create_app
-from dashboard.audit import AuditLog, verify
+from dashboard.audit import ACTIONS, AuditLog, verify
 from dashboard.auth import MAX_FAILURES, UserStore
 from dashboard.browser import serve, visit, wait_for
 from dashboard.data import Marts, Scope, ScopedMarts
@@ -350,7 +350,7 @@ def test_the_scope_cannot_be_skipped_or_forged(city):
 HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 
 
@@ -497,6 +497,8 @@ def test_a_district_officer_never_sees_outside_the_districts_granted(city, offic
         ),
     )
 
+    log = dashboard_audit_path(city.home)
+
     @settings(
         max_examples=45,
         deadline=None,
@@ -506,6 +508,7 @@ def test_a_district_officer_never_sees_outside_the_districts_granted(city, offic
     @given(action)
     def drive(step: tuple) -> None:
         kind, where, what = step
+        start = log.stat().st_size
         if kind == "page":
             clean(officer.page(where))
         elif kind == "search":
@@ -518,6 +521,16 @@ def test_a_district_officer_never_sees_outside_the_districts_granted(city, offic
             params = {k: v for k, v in what.items() if k in EXPORTS[where].params}
             strings = officer.export(where, params)
             clean("\n".join(strings or []), *params.values())
+        with open(log, "rb") as f:
+            f.seek(start)
+            recorded = [json.loads(line)["action"] for line in f.read().splitlines()]
+        # every search, file view and export of the step is in the audit log
+        expected = {"search": "search", "file": "view_enterprise", "export": "export"}.get(kind)
+        if kind == "url" and where == "/enterprise":
+            expected = "view_enterprise"
+        if kind == "search" and not str(what).strip():
+            expected = None  # an empty box searches nothing
+        assert expected is None or expected in recorded, (step, recorded)
 
     drive()
     # and the officer is not blind: the district's own enterprises are found
@@ -651,8 +664,14 @@ def test_each_role_signs_in_and_sees_its_own_dashboard(site, browser, city, dash
     assert "领导" in driver.find_element("id", "who").text
     _visit(driver, site + "/audit", "audit")
     assert wait_for(driver, "document.querySelector('#audit-table') !== null", 60)
-    assert "sign_in" not in driver.find_element("id", "page-audit").text  # actions by their Chinese names
-    assert "登录" in driver.find_element("id", "page-audit").text
+    actions = driver.execute_script(
+        "const t = document.querySelector('#audit-table');"
+        "const heads = Array.from(t.querySelectorAll('th')).map(h => h.textContent.trim());"
+        "const i = heads.findIndex(h => h.endsWith('操作'));"
+        "return Array.from(t.querySelectorAll('tbody tr')).map(r => r.querySelectorAll('td')[i])"
+        ".filter(c => c).map(c => c.textContent.trim());"
+    )
+    assert "登录" in actions and set(actions) <= set(ACTIONS.values())  # by their Chinese names
     driver.save_screenshot(str(dashboard_artifacts / "audit.png"))
 
     signed_in(driver, site, "officer")
@@ -677,7 +696,7 @@ def test_names_render_as_text_never_as_links_or_markup(site, browser, city, dash
     driver = browser
     signed_in(driver, site, "officer")
     _visit(driver, site + "/enterprise?" + _query({"q": HOSTILE_PREFIX}), "enterprise")
-    assert wait_for(driver, "document.querySelector('#ent-results td') !== null", 60)
+    assert wait_for(driver, "document.querySelectorAll('#ent-results td a').length >= 2", 60)
     driver.save_screenshot(str(dashboard_artifacts / "hostile_names.png"))
     links = driver.execute_script(
         "return Array.from(document.querySelectorAll('#page-enterprise a')).map(a => a.getAttribute('href'));"
@@ -759,3 +778,13 @@ def test_cli_manages_users_and_refuses_unsafe_serving(tmp_path, city):
     assert "zhang" in listed.output and "停用" in listed.output and "$argon2" not in listed.output
     checked = runner.invoke(dashboard, ["audit", "verify", "--home", str(home)])
     assert checked.exit_code == 0 and "2 entries" in checked.output  # the user added, then disabled
+
+
+def test_values_shown_by_plotly_are_entities_not_markup():
+    """plotly.js reads <a href>, <br>, <b> in trace names, ticks and hover text: data goes in as entities."""
+    from dashboard import ui
+
+    assert ui.plot_text('<a href="http://evil.example">区</a> & <br>') == (
+        '&lt;a href="http://evil.example"&gt;区&lt;/a&gt; &amp; &lt;br&gt;'
+    )
+    assert ui.md_text("a  [b](c)\n<d>") == r"a \[b\]\(c\) \<d\>"

@@ -109,7 +109,10 @@ def export_search(
     marts: ScopedMarts, params: dict[str, Any]
 ) -> tuple[pd.DataFrame, tuple[tuple[str, str], ...]]:
     """导出: the enterprises a search finds (the same search, run again under the user's scope)."""
-    found, _ = search(marts, str(params.get("q") or ""))
+    q = str(params.get("q") or "")
+    if not _clean(q):
+        return pd.DataFrame(columns=[c for c, _ in RESULT_COLUMNS]), RESULT_COLUMNS
+    found, _ = search(marts, q)
     return found, RESULT_COLUMNS
 
 
