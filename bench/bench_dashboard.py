@@ -19,6 +19,7 @@ not its content — for when the real pipeline has not been run at that size.
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import tempfile
 import time
@@ -311,7 +312,22 @@ def main() -> int:
     con.close()
     print(f"marts: {home / 'marts.duckdb'} ({n:,} enterprises); {args.runs} runs per page after one warm-up")
     failed = False
-    with serve(home) as base, chromium() as driver:
+    # sign-in on, as served: a leader of a users file of its own (the home's users are not touched), the audit
+    # log beside it (every search and file view is written, as in production)
+    from dashboard.audit import AuditLog
+    from dashboard.auth import UserStore
+    from dashboard.browser import sign_in
+
+    folder = Path(tempfile.mkdtemp(prefix="qst-bench-dash-users-"))
+    password = secrets.token_urlsafe(16)
+    UserStore(folder / "users.sqlite").add("bench", "leader", password)
+    with (
+        serve(home, users=UserStore(folder / "users.sqlite"), audit=AuditLog(folder / "audit.jsonl")) as base,
+        chromium() as driver,
+    ):
+        if not sign_in(driver, base, "bench", password):
+            print("cannot sign in")
+            return 2
         print(f"{'page':<28} {'first':>7} {'p50':>7} {'p95':>7} {'max':>7}  target 2000 ms")
         for path, page_id, graphs in PAGES:
             variant = name.replace("有限公司", "有限责任公司").replace(

@@ -9,27 +9,39 @@ ready well under two seconds on the marts of a million enterprises.
 
 Routing is a plain ``dcc.Location`` callback rather than Dash's ``use_pages`` registry: the registry is global
 to the process, while :func:`create_app` takes the home folder and may be called more than once (tests,
-benchmark). Each page module has ``PATH``, ``TITLE``, ``layout(marts, query)`` and ``register(app, marts)``.
+benchmark). Each page module has ``PATH``, ``TITLE``, ``layout(marts, query)`` and ``register(app, marts)``;
+``marts`` is a :class:`~dashboard.data.ScopedMarts` of the signed-in user (``register`` gets a function that
+returns the one of the request being served), so every query a page runs is bound to the user's scope.
+
+Who may see what is :mod:`dashboard.security` (sign-in, sessions, CSRF, headers) and :mod:`dashboard.auth`
+(users and roles); what they saw is written to :mod:`dashboard.audit`'s log, which leaders read on 审计日志.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from urllib.parse import parse_qs
 
 import dash
-from dash import Input, Output, dcc, html
+from dash import ALL, Input, Output, ctx, dcc, html
+from dash.exceptions import PreventUpdate
 
-from dashboard import ui
-from dashboard.data import Marts, MartsUnavailableError
-from dashboard.pages import abnormal, enterprise, forecast, overview, risk, scorecard, service
+from dashboard import exports, security, ui
+from dashboard.audit import AuditLog
+from dashboard.auth import Access, UserStore
+from dashboard.data import Marts, MartsUnavailableError, Scope, ScopedMarts
+from dashboard.pages import abnormal, audit_log, enterprise, forecast, overview, risk, scorecard, service
+from lake.layout import dashboard_audit_path, dashboard_users_path
 
 log = logging.getLogger(__name__)
 
 PAGES: tuple[ModuleType, ...] = (overview, enterprise, risk, abnormal, scorecard, service, forecast)
+#: pages only some roles open (the route refuses the others, whatever link or URL they come from)
+RESTRICTED: dict[ModuleType, Callable[[Access], bool]] = {audit_log: lambda a: a.reads_audit}
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 INDEX = """<!DOCTYPE html>
@@ -53,7 +65,7 @@ def _build_line(marts: Marts) -> str:
         return str(exc)
 
 
-def render(module: ModuleType, marts: Marts, search: str | None = None) -> html.Div:
+def render(module: ModuleType, marts: ScopedMarts, search: str | None = None) -> html.Div:
     """A page laid out on the marts, with the build's notes on the tables it read under its title."""
     try:
         with marts.recording() as used:
@@ -66,27 +78,34 @@ def render(module: ModuleType, marts: Marts, search: str | None = None) -> html.
     return content
 
 
-def create_app(home: Path | str) -> dash.Dash:
-    """The dashboard over ``home/marts.duckdb`` (read-only; a new night's file is picked up without restart)."""
-    marts = Marts(home)
-    app = dash.Dash(
-        __name__,
-        title="全视通 · 决策驾驶舱",
-        update_title=None,
-        assets_folder=str(ASSETS),
-        serve_locally=True,
-        suppress_callback_exceptions=True,
-        index_string=INDEX,
-        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
-    )
-    by_path = {p.PATH: p for p in PAGES}
+def scope_of(access: Access) -> Scope:
+    return Scope(access.whole_city, access.divisions, access.masked)
+
+
+def _shell(pages: tuple[ModuleType, ...]) -> html.Div:
+    """The frame around every page, for the signed-in user: the pages they may open, who they are, sign-out."""
+    access = security.access_or_none()  # None: Dash validating the layout at its first request
+    shown = [p for p in pages if access and RESTRICTED.get(p, lambda a: True)(access)]
     nav = html.Nav(
-        [dcc.Link(p.TITLE, href=p.PATH, id=f"nav-{p.PAGE_ID}", className="nav-link") for p in PAGES],
+        [dcc.Link(p.TITLE, href=p.PATH, id=f"nav-{p.PAGE_ID}", className="nav-link") for p in shown],
         className="nav",
     )
-    app.layout = html.Div(
+    who: list = []
+    if access is not None:
+        scope = "全市" if access.whole_city else f"授权区县 {len(access.divisions)} 个"
+        who = [
+            html.Span(
+                f"{access.display_name or access.user}（{access.role_zh} · {scope}）",
+                id="who",
+                className="who",
+            ),
+            dcc.Input(type="hidden", name=security.CSRF_FIELD, value=security.csrf_token()),
+            html.Button("退出", id="sign-out", type="submit", className="sign-out"),
+        ]
+    return html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),
+            dcc.Download(id="export-download"),
             html.Header(
                 [
                     html.Div(
@@ -98,6 +117,7 @@ def create_app(home: Path | str) -> dash.Dash:
                     ),
                     nav,
                     html.Div(id="build-line", className="build-line"),
+                    html.Form(who, action="/logout", method="POST", className="who-box"),
                 ],
                 className="top",
             ),
@@ -105,6 +125,45 @@ def create_app(home: Path | str) -> dash.Dash:
         ],
         className="shell",
     )
+
+
+def create_app(
+    home: Path | str,
+    *,
+    users: UserStore | None = None,
+    audit: AuditLog | None = None,
+    local_token: str | None = None,
+    behind_tls_proxy: bool = False,
+) -> dash.Dash:
+    """The dashboard over ``home/marts.duckdb`` (read-only; a new night's file is picked up without restart),
+    signed in against ``users`` (default: the home's users file) and audited to ``audit`` (default: the home's
+    audit log). ``local_token``: a one-time sign-in token for a loopback server without users (the demo);
+    ``behind_tls_proxy``: Secure cookies, and the client's address from the proxy's ``X-Forwarded-For``."""
+    marts = Marts(home)
+    users = users or UserStore(dashboard_users_path(home))
+    audit = audit or AuditLog(dashboard_audit_path(home))
+    app = dash.Dash(
+        __name__,
+        title="全视通 · 决策驾驶舱",
+        update_title=None,
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        index_string=INDEX,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+        csrf_token_name=security.CSRF_COOKIE,
+        csrf_header_name=security.CSRF_HEADER,
+    )
+    guard = security.Guard(users, audit, local_token, secure_cookies=behind_tls_proxy)
+
+    def scoped() -> ScopedMarts:
+        """The marts as the user of the request being served may read them, with the request's audit."""
+        access = security.current_access()
+        return ScopedMarts(marts, scope_of(access), lambda action, **what: guard.record(action, **what))
+
+    every_page = (*PAGES, audit_log)
+    by_path = {p.PATH: p for p in every_page}
+    app.layout = lambda: _shell(every_page)
 
     @app.callback(
         Output("content", "children"),
@@ -118,10 +177,36 @@ def create_app(home: Path | str) -> dash.Dash:
             return ui.page(
                 "missing", "页面不存在", ui.notice(f"没有这个页面：{pathname}", "warn")
             ), _build_line(marts)
-        return render(module, marts, search), _build_line(marts)
+        access = security.current_access()
+        if not RESTRICTED.get(module, lambda a: True)(access):
+            guard.record("denied", reason="page", path=module.PATH)
+            return ui.page(
+                "denied", "无权访问", ui.notice(f"{access.role_zh}无权查看“{module.TITLE}”", "warn")
+            ), _build_line(marts)
+        if module is audit_log:
+            return audit_log.layout(audit, _query(search), guard.record), _build_line(marts)
+        return render(module, scoped(), search), _build_line(marts)
+
+    @app.callback(
+        Output("export-download", "data"),
+        Input({"type": "export", "key": ALL, "params": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def export(clicks: list[int | None]) -> dict:
+        trigger = ctx.triggered_id
+        if not isinstance(trigger, dict) or not ctx.triggered[0].get("value"):
+            raise PreventUpdate  # a button laid out, not clicked
+        return exports.download(scoped(), str(trigger.get("key")), str(trigger.get("params")))
 
     for module in PAGES:
-        module.register(app, marts)
+        module.register(app, scoped)
+    audit_log.register(app, audit, guard.record)
+    guard.csp = security.content_security_policy(list(app.csp_hashes()))
+    security.install(app.server, guard)
+    if behind_tls_proxy:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.server.wsgi_app = ProxyFix(app.server.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     # the name standardizer loads its division and character tables on first use (about a second): not on the
     # first duty officer's search
     threading.Thread(target=enterprise.comparison_form, args=("深圳市预热科技有限公司",), daemon=True).start()

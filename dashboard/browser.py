@@ -82,8 +82,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(home: Path, port: int | None = None) -> Iterator[str]:
-    """The dashboard of ``home`` served by werkzeug in a thread; yields its base URL."""
+def serve(home: Path, port: int | None = None, **options: Any) -> Iterator[str]:
+    """The dashboard of ``home`` served by werkzeug in a thread; yields its base URL. ``options``: those of
+    :func:`dashboard.app.create_app` (``users``, ``audit``, ``local_token`` ...)."""
     import logging
 
     from werkzeug.serving import make_server
@@ -92,7 +93,7 @@ def serve(home: Path, port: int | None = None) -> Iterator[str]:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = port or free_port()
-    server = make_server("127.0.0.1", port, create_app(home).server, threaded=True)
+    server = make_server("127.0.0.1", port, create_app(home, **options).server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -146,6 +147,17 @@ def visit(driver: Any, url: str, page_id: str, *, min_graphs: int = 0, timeout_m
         if msg.get("method") == "Network.requestWillBeSent":
             requested.append(msg["params"]["request"]["url"])
     return Visit(url, ready_ms, errors, requested)
+
+
+def sign_in(driver: Any, base: str, name: str, password: str, *, timeout_s: float = 60) -> bool:
+    """Sign in through the sign-in form as a person would (signing out first when someone is signed in); True
+    when the dashboard's frame shows the user."""
+    driver.delete_all_cookies()
+    driver.get(base + "/login")
+    driver.find_element("id", "username").send_keys(name)
+    driver.find_element("id", "password").send_keys(password)
+    driver.find_element("id", "login-submit").click()
+    return wait_for(driver, "document.getElementById('who') !== null", timeout_s)
 
 
 def wait_for(driver: Any, js_condition: str, timeout_s: float = 20) -> bool:

@@ -8,15 +8,19 @@ file: see :meth:`Marts.cursor`). Each query runs on its own cursor, so the threa
 requests at once.
 
 No business rule and no SQL live here: the numbers are the marts', and the queries are named ones of
-:mod:`dashboard.queries` (the contract's first). Pages ask :class:`Marts` for a query by name, so what the
-dashboard reads from the marts can be reviewed and benchmarked in one place.
+:mod:`dashboard.queries` (the contract's first). Pages ask for a query by name, so what the dashboard reads
+from the marts can be reviewed and benchmarked in one place.
+
+Pages never hold a :class:`Marts` itself: each request gets a :class:`ScopedMarts`, the marts as the signed-in
+user may read them, which binds the user's scope (the divisions granted, the masking of persons' names) to
+every query that reads a scoped table. A page cannot pass or widen the scope: the parameters are refused.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +29,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from dashboard.queries import sql_of, tables_of
+from dashboard.queries import SCOPE_PARAMETERS, parameters_of, sql_of, tables_of
 from lake.layout import MARTS_FILE
 
 
@@ -144,3 +148,73 @@ class Marts:
         with :func:`dashboard.ui.is_missing`, since DuckDB gives NaT or None for an empty max()."""
         frame = self.frame(name, **params)
         return None if frame.empty else frame.iat[0, 0]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one user's queries may return: the whole city, or the enterprises and persons of ``divisions``
+    (division codes of the marts); ``masked``: persons' names masked."""
+
+    whole_city: bool
+    divisions: tuple[str, ...] = ()
+    masked: bool = False
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "scope_all": self.whole_city,
+            "scope_divisions": list(self.divisions),
+            "masked": self.masked,
+        }
+
+
+def districts_of(marts: Marts) -> dict[str, str]:
+    """Division code -> district name of the city's enterprises in the marts (what ``qst dashboard users add
+    --district`` grants, by code or name)."""
+    frame = ScopedMarts(marts, Scope(whole_city=True)).frame("divisions")
+    return {str(c): str(n) for c, n in zip(frame["division_code"], frame["district_name"], strict=True)}
+
+
+#: appends an entry to the audit log: ``audit(action, **what)`` (the user and address are the request's)
+Auditor = Callable[..., None]
+
+
+def _no_audit(action: str, **what: Any) -> None:
+    raise RuntimeError(f"no audit log to record {action!r}: pages run under a signed-in request")
+
+
+class ScopedMarts:
+    """The marts as one signed-in user may read them: the same named queries as :class:`Marts`, each bound to
+    the user's :class:`Scope` (when it reads a scoped table, :mod:`dashboard.queries`), and the request's audit
+    log for the pages to record what was viewed."""
+
+    def __init__(self, marts: Marts, scope: Scope, audit: Auditor = _no_audit) -> None:
+        self.marts = marts
+        self.scope = scope
+        self.audit = audit
+
+    def frame(self, name: str, /, **params: Any) -> pd.DataFrame:
+        forged = set(params) & set(SCOPE_PARAMETERS)
+        if forged:
+            raise ValueError(f"query {name}: the scope ({', '.join(sorted(forged))}) comes from the session")
+        wanted = parameters_of(name)
+        bound = {k: v for k, v in self.scope.parameters().items() if k in wanted}
+        return self.marts.frame(name, **params, **bound)
+
+    def value(self, name: str, /, **params: Any) -> Any:
+        frame = self.frame(name, **params)
+        return None if frame.empty else frame.iat[0, 0]
+
+    def has(self, *tables: str) -> bool:
+        return self.marts.has(*tables)
+
+    def tables(self) -> set[str]:
+        return self.marts.tables()
+
+    def recording(self) -> Any:
+        return self.marts.recording()
+
+    def notes(self, tables: set[str]) -> list[tuple[str, str]]:
+        return self.marts.notes(tables)
+
+    def department_names(self) -> dict[str, str]:
+        return self.marts.department_names()

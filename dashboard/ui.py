@@ -5,9 +5,12 @@ common look. Presentation only: every number shown comes from the marts unchange
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
@@ -162,8 +165,41 @@ def build_notes(notes: list[tuple[str, str]]) -> html.Div:
     )
 
 
-def _md_escape(value: str) -> str:
-    return value.replace("[", "\\[").replace("]", "\\]")
+#: every ASCII punctuation character: CommonMark (and Remarkable, the table's renderer) takes each one literally
+#: when a backslash precedes it
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def md_text(value: str) -> str:
+    """``value`` as literal Markdown text: every ASCII punctuation character backslash-escaped, so no link,
+    autolink (``<http://...>``), emphasis, HTML tag or entity can form from data, and whitespace collapsed to
+    single spaces, so no block (code, list, heading) can either. The only Markdown in a table cell is the
+    link this module writes around it."""
+    return _MD_PUNCTUATION.sub(r"\\\1", " ".join(value.split()))
+
+
+def plot_text(value: Any) -> str:
+    """A value shown by plotly.js (trace names, category ticks, hover text, pie labels): plotly reads
+    ``<a href>``, ``<br>``, ``<b>`` ... in these, so ``&``, ``<`` and ``>`` are written as entities, which
+    it shows as the characters themselves."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plot_texts(values: Iterable[Any]) -> list[str]:
+    return [plot_text(v) for v in values]
+
+
+def export_button(key: str, params: dict[str, Any]) -> html.Button:
+    """The 导出 Excel button of a table: the export ``key`` (:data:`dashboard.exports.EXPORTS`) and the
+    parameters the server runs it with again, under the user's scope (nothing of the table is sent back)."""
+    return html.Button(
+        "导出 Excel",
+        # ASCII only: Dash finds the clicked button by comparing the browser's JSON of the id with its own, which
+        # escapes non-ASCII characters (a Chinese search text would make the click go unnoticed)
+        id={"type": "export", "key": key, "params": json.dumps(params, ensure_ascii=True, sort_keys=True)},
+        className="export-button",
+        title="按当前条件导出（记入审计日志）",
+    )
 
 
 def table(
@@ -176,13 +212,18 @@ def table(
     table_id: str | None = None,
     row_class: Any = None,
     page_size: int = 15,
+    export: tuple[str, dict[str, Any]] | None = None,
 ) -> Any:
     """A table of ``frame``: ``columns`` is [(column, Chinese header)], ``formats`` a formatter per column
     (default :func:`text`), ``links`` a function per column giving the href of the cell.
 
     One ``dash_table.DataTable`` (paged and sortable in the browser), not an html table: Dash renders every
     html element as a component of its own, and a few hundred rows of html cells froze the browser for seconds.
-    ``row_class`` gives a row's level or grade (``"level-高"``), coloured by :data:`ROW_STYLES`."""
+    ``row_class`` gives a row's level or grade (``"level-高"``), coloured by :data:`ROW_STYLES`; ``export``: the
+    export key and parameters of its 导出 Excel button (:func:`export_button`).
+
+    Every cell is text: a linked cell is Markdown (the table's only way to link) whose text is escaped by
+    :func:`md_text` and whose target is the page's own URL, so a name can never become a link or markup."""
     from dash import dash_table
 
     formats = formats or {}
@@ -195,7 +236,7 @@ def table(
         for col, _ in columns:
             shown = formats.get(col, text)(rec.get(col))
             if col in links and not is_missing(rec.get(col)):
-                shown = f"[{_md_escape(shown)}]({links[col](rec)})"
+                shown = f"[{md_text(shown)}]({links[col](rec)})"
             row[col] = shown
         if row_class is not None:
             row["_class"] = row_class(rec)
@@ -212,6 +253,7 @@ def table(
     attrs = {"id": table_id} if table_id else {}
     return html.Div(
         [
+            *([export_button(*export)] if export else []),
             dash_table.DataTable(
                 data=records,
                 columns=spec,
@@ -291,6 +333,11 @@ def graph(graph_id: str, fig: go.Figure) -> dcc.Graph:
     return dcc.Graph(
         id=graph_id, figure=fig, config=GRAPH_CONFIG, className="chart", style={"height": f"{height}px"}
     )
+
+
+def entity_href(entity_id: Any) -> str:
+    """The 一企一档 URL of an enterprise (the id URL-encoded: it is data)."""
+    return "/enterprise?" + urlencode({"id": str(entity_id)})
 
 
 def options(values: Iterable[tuple[Any, str]]) -> list[dict[str, Any]]:

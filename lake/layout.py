@@ -15,6 +15,8 @@
       docs/validations, docs/data_docs        the last validation of each table, Great Expectations docs
       docs/data_dictionary.md                 the marts' data dictionary
       exports/                                the bureaus' export packages
+      dashboard/users.sqlite                  the dashboard's users, roles and districts (hashed passwords)
+      dashboard/audit.jsonl                   the dashboard's append-only audit log
       .dagster/                               Dagster's instance (runs, event log)
 
 The Delta tables (``lake/`` above) may live elsewhere: ``lake.root`` of the deployment's ``platform.yaml``
@@ -40,6 +42,8 @@ __all__ = [
     "MARTS_FILE",
     "bronze_path",
     "dagster_path",
+    "dashboard_audit_path",
+    "dashboard_users_path",
     "data_dictionary_path",
     "data_docs_path",
     "decisions_path",
@@ -147,3 +151,14 @@ def exports_root(home: Path) -> Path:
 def dagster_path(home: Path | str) -> Path:
     """Dagster's instance folder; ``qst run`` uses it when ``DAGSTER_HOME`` is not set."""
     return Path(home).resolve() / ".dagster"
+
+
+def dashboard_users_path(home: Path | str) -> Path:
+    """The dashboard's users file (SQLite: roles, districts, Argon2id hashes, lock-out counters): state that
+    changes at every failed sign-in, so under HOME rather than in the deployment's version-controlled folder."""
+    return Path(home) / "dashboard" / "users.sqlite"
+
+
+def dashboard_audit_path(home: Path | str) -> Path:
+    """The dashboard's audit log (append-only JSON lines, hash-chained): outside the marts, which are rebuilt."""
+    return Path(home) / "dashboard" / "audit.jsonl"

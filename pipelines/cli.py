@@ -287,7 +287,8 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     click.echo(f"demo finished in {time.perf_counter() - started:.1f}s")
     click.echo(
         f"\n打开决策驾驶舱 (open the dashboard): .venv/bin/qst dashboard --home {home}，"
-        "然后在浏览器打开 http://127.0.0.1:8050/"
+        "然后在浏览器打开它显示的本机一次性登录链接 (it prints a one-time sign-in link for this machine; "
+        f"add users with .venv/bin/qst dashboard users add NAME --role leader --home {home})"
     )
     if not outcome.ok:
         sys.exit(1)

@@ -233,3 +233,91 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     bucket = f"qst-test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
     return bucket
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the dashboard: real marts, a headless Chromium, signed-in users (tests/test_dashboard*.py)
+# ------------------------------------------------------------------------------------------------------------
+DASHBOARD_AS_OF = "2026-10-31"
+#: the password of every test user of the dashboard (their store hashes with cheap Argon2id parameters)
+DASHBOARD_PASSWORD = "测试口令-correct-horse"
+
+
+def dashboard_users(path: Path, *users: tuple[str, str, tuple[str, ...]]):
+    """A users file at ``path`` with ``(name, role, divisions)``, every one with :data:`DASHBOARD_PASSWORD`.
+    Argon2id with one pass over 8 MiB: the tests sign in often, and the cost is not what they test
+    (tests/test_dashboard_security.py checks the production default separately)."""
+    from argon2 import PasswordHasher
+
+    from dashboard.auth import UserStore
+
+    store = UserStore(path, PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
+    for name, role, divisions in users:
+        store.add(name, role, DASHBOARD_PASSWORD, divisions, display_name=f"测试{name}")
+    return store
+
+
+@pytest.fixture(scope="session")
+def dashboard_artifacts() -> Path:
+    from pipelines.home import REPO_ROOT
+
+    root = Path(os.environ.get("QST_TEST_ARTIFACTS") or REPO_ROOT / "test-artifacts")
+    out = root / "dashboard"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# Session-scoped, not module-scoped: pytest-xdist may hand the dashboard's tests to both workers and interleave
+# them with other modules, and a module fixture is rebuilt each time a worker comes back to the module (the
+# marts build and a Chromium start each time). At most once per worker this way.
+@pytest.fixture(scope="session")
+def marts_home(silver_estate, tmp_path_factory) -> tuple[Path, Path]:
+    """``(estate, home)``: a copy of the silver fixture's home carried through gold and the marts."""
+    import datetime as dt
+    import shutil
+
+    from models.gold.build import build_gold
+    from models.gold.golden import build_golden
+    from models.marts.build import build_marts
+    from quality.scorecard import nightly_scorecard, write_scorecard
+
+    estate, silver_home = silver_estate(enterprises=400, seed=31)
+    home = tmp_path_factory.mktemp("dashboard") / "home"
+    shutil.copytree(silver_home, home)
+    config = load_sources(estate / "sources.yaml")
+    specs = load_specs()
+    chosen = {k: specs[k] for k in silver.source_infos(config) if k in specs}
+    write_scorecard(home, nightly_scorecard(home, config, chosen, dt.date.fromisoformat(DASHBOARD_AS_OF)))
+    build_gold(home, DASHBOARD_AS_OF, "dashboard-test")
+    for kind in ("enterprise", "person"):
+        build_golden(home, kind, DASHBOARD_AS_OF)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QST_EXPORT_HMAC_KEY", "test-dashboard-secret")
+        build_marts(home)
+    return estate, home
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """One headless Chromium for every dashboard test of the worker (tests sign in as they need)."""
+    from dashboard.browser import chromium, chromium_missing
+
+    why = chromium_missing()
+    if why is not None:
+        if IN_CI:
+            pytest.fail(f"{why}; under CI the browser tests must run, not skip")
+        pytest.skip(why)
+    with chromium() as driver:
+        driver.set_script_timeout(360)
+        yield driver
+
+
+def signed_in(driver, base: str, name: str) -> None:
+    """Make sure ``driver`` is signed in to the server at ``base`` as ``name`` (test users of
+    :func:`dashboard_users`), signing in through the form only when it is not already."""
+    from dashboard.browser import sign_in
+
+    if getattr(driver, "qst_signed_in", None) == (base, name):
+        return
+    assert sign_in(driver, base, name, DASHBOARD_PASSWORD), driver.page_source[:1000]
+    driver.qst_signed_in = (base, name)

@@ -11,10 +11,8 @@ scripts/setup_test_env.sh); under CI (CI=true) they fail instead.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -23,15 +21,15 @@ from urllib.parse import quote, urlsplit
 
 import duckdb
 import pytest
+from conftest import DASHBOARD_AS_OF, dashboard_users, signed_in
 
-from dashboard.browser import chromium, chromium_missing, serve, visit, wait_for
+from dashboard.audit import AuditLog
+from dashboard.browser import serve, visit, wait_for
 from dashboard.data import Marts
-from pipelines.home import REPO_ROOT
 
 pytestmark = pytest.mark.xdist_group("silver_estate")
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-AS_OF = "2026-10-31"
+AS_OF = DASHBOARD_AS_OF
 #: how long a page may take to become ready before the test gives up: a hang guard, not a speed check (a busy
 #: machine is slow; bench/bench_dashboard.py measures speed)
 PATIENCE_S = 300
@@ -46,65 +44,25 @@ PAGES = (
 )
 
 
-def _need_browser() -> None:
-    why = chromium_missing()
-    if why is None:
-        return
-    if IN_CI:
-        pytest.fail(f"{why}; under CI the browser tests must run, not skip")
-    pytest.skip(why)
-
-
-# Session-scoped, not module-scoped: pytest-xdist may hand this module's tests to both workers and interleave
-# them with other modules, and a module fixture is rebuilt each time a worker comes back to the module (the
-# marts build and a Chromium start each time). At most once per worker this way.
 @pytest.fixture(scope="session")
-def artifacts() -> Path:
-    root = Path(os.environ.get("QST_TEST_ARTIFACTS") or REPO_ROOT / "test-artifacts")
-    out = root / "dashboard"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def artifacts(dashboard_artifacts) -> Path:
+    return dashboard_artifacts
 
 
 @pytest.fixture(scope="session")
-def marts_home(silver_estate, tmp_path_factory) -> tuple[Path, Path]:
-    """``(estate, home)``: a copy of the silver fixture's home carried through gold and the marts."""
-    from connectors.config import load_sources
-    from models import silver
-    from models.gold.build import build_gold
-    from models.gold.golden import build_golden
-    from models.marts.build import build_marts
-    from models.staging.spec import load_specs
-    from quality.scorecard import nightly_scorecard, write_scorecard
-
-    estate, silver_home = silver_estate(enterprises=400, seed=31)
-    home = tmp_path_factory.mktemp("dashboard") / "home"
-    shutil.copytree(silver_home, home)
-    config = load_sources(estate / "sources.yaml")
-    specs = load_specs()
-    chosen = {k: specs[k] for k in silver.source_infos(config) if k in specs}
-    write_scorecard(home, nightly_scorecard(home, config, chosen, dt.date.fromisoformat(AS_OF)))
-    build_gold(home, AS_OF, "dashboard-test")
-    for kind in ("enterprise", "person"):
-        build_golden(home, kind, AS_OF)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QST_EXPORT_HMAC_KEY", "test-dashboard-secret")
-        build_marts(home)
-    return estate, home
-
-
-@pytest.fixture(scope="session")
-def site(marts_home) -> Iterator[str]:
-    _need_browser()
-    with serve(marts_home[1]) as base:
+def site(marts_home, browser, tmp_path_factory) -> Iterator[str]:
+    """The dashboard of the marts fixture, with one leader to sign in as."""
+    folder = tmp_path_factory.mktemp("dashboard_site")
+    users = dashboard_users(folder / "users.sqlite", ("leader", "leader", ()))
+    with serve(marts_home[1], users=users, audit=AuditLog(folder / "audit.jsonl")) as base:
         yield base
 
 
-@pytest.fixture(scope="session")
-def driver(site) -> Iterator:
-    with chromium() as d:
-        d.set_script_timeout(PATIENCE_S + 60)
-        yield d
+@pytest.fixture
+def driver(site, browser):
+    """The browser, signed in to :func:`site` as its leader."""
+    signed_in(browser, site, "leader")
+    return browser
 
 
 def _visit(driver, url: str, page_id: str, *, min_graphs: int = 0):
@@ -225,6 +183,10 @@ def test_every_page_query_runs_on_the_real_marts(marts_home):
         "name": "某某公司",
         "text": "某某",
         "entity_id": "x",
+        # the scope ScopedMarts binds: the whole city
+        "scope_all": True,
+        "scope_divisions": [],
+        "masked": False,
     }
     for name, sql in PAGE_QUERIES.items():
         if not marts.has(*re.findall(r"FROM (mart_\w+|dim_\w+|meta_\w+)", sql)):
@@ -347,9 +309,15 @@ def test_warnings_filtered_by_district(site, driver, marts_home):
     assert set(cells) == {district}
 
 
-def test_pages_say_so_when_the_marts_are_not_built(tmp_path, driver):
-    """Before the first night: every page renders and says what is missing, without an error."""
-    with serve(tmp_path) as base:
+def test_pages_say_so_when_the_marts_are_not_built(tmp_path, browser):
+    """Before the first night: every page renders and says what is missing, without an error. Signed in the
+    way the demo is, through the one-time link of a loopback server without users."""
+    driver = browser
+    with serve(tmp_path, local_token="one-time-token") as base:
+        driver.qst_signed_in = None
+        driver.get(base + "/login?token=one-time-token")
+        assert _wait_for(driver, "document.getElementById('who') !== null")
+        assert "本机" in driver.find_element("id", "who").text
         for path, page_id, _ in PAGES:
             result = _visit(driver, base + path, page_id)
             assert result.ready_ms >= 0 and result.console_errors == [], path
@@ -363,3 +331,4 @@ def test_cli_help():
 
     out = CliRunner().invoke(dashboard, ["--help"])
     assert out.exit_code == 0 and "--port" in out.output and "read-only" in out.output
+    assert "users" in out.output and "sign-in" in out.output

@@ -4,6 +4,7 @@ month, and why (mart_abnormal_distribution)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import dash
@@ -12,7 +13,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from dashboard import ui
-from dashboard.data import Marts
+from dashboard.data import ScopedMarts
 
 PAGE_ID = "abnormal"
 PATH = "/abnormal"
@@ -20,7 +21,34 @@ TITLE = "经营异常分布"
 WINDOWS = ((12, "近12个月"), (24, "近24个月"), (60, "近5年"), (0, "全部"))
 
 
-def _range(marts: Marts, months: int) -> tuple[dt.date, dt.date] | None:
+#: the columns of the per-district totals, as shown and exported
+DISTRICT_COLUMNS = (
+    ("district_name", "区县"),
+    ("division_code", "区划代码"),
+    ("listings", "列入次数"),
+    ("still_listed", "仍在名录中"),
+)
+
+
+def _months(value: Any) -> int:
+    try:
+        months = int(value)
+    except (TypeError, ValueError):
+        return 24
+    return months if 0 <= months <= 1200 else 24
+
+
+def export_by_district(
+    marts: ScopedMarts, params: dict[str, Any]
+) -> tuple[pd.DataFrame, tuple[tuple[str, str], ...]]:
+    """导出: listings per district over the window the page shows."""
+    span = _range(marts, _months(params.get("months")))
+    if span is None:
+        return pd.DataFrame(columns=[c for c, _ in DISTRICT_COLUMNS]), DISTRICT_COLUMNS
+    return marts.frame("abnormal_by_district", from_month=span[0], to_month=span[1]), DISTRICT_COLUMNS
+
+
+def _range(marts: ScopedMarts, months: int) -> tuple[dt.date, dt.date] | None:
     r = marts.frame("abnormal_months").iloc[0]
     if ui.is_missing(r["last_month"]):
         return None
@@ -32,7 +60,7 @@ def _range(marts: Marts, months: int) -> tuple[dt.date, dt.date] | None:
     return first, last
 
 
-def _content(marts: Marts, district: str | None, months: int) -> list[Any]:
+def _content(marts: ScopedMarts, district: str | None, months: int) -> list[Any]:
     span = _range(marts, months)
     if span is None:
         return [ui.notice("暂无经营异常名录数据")]
@@ -51,7 +79,9 @@ def _content(marts: Marts, district: str | None, months: int) -> list[Any]:
                 if isinstance(sec, str)
                 else "未知"
             )
-            fig.add_bar(x=part["month"], y=part["listings"], name=label, marker_color=ui.PALETTE[i % 10])
+            fig.add_bar(
+                x=part["month"], y=part["listings"], name=ui.plot_text(label), marker_color=ui.PALETTE[i % 10]
+            )
         fig.update_layout(barmode="stack", yaxis_title="列入次数")
         out.append(
             ui.section(
@@ -68,7 +98,7 @@ def _content(marts: Marts, district: str | None, months: int) -> list[Any]:
                 x=part["month"],
                 y=part["listings"],
                 mode="lines+markers",
-                name=name or "未知区县",
+                name=ui.plot_text(name or "未知区县"),
                 line={"color": ui.PALETTE[i % 10]},
                 marker={"size": 4},
             )
@@ -87,8 +117,8 @@ def _content(marts: Marts, district: str | None, months: int) -> list[Any]:
     heat = go.Figure(
         go.Heatmap(
             z=pivot.values,
-            x=list(pivot.columns),
-            y=list(pivot.index),
+            x=ui.plot_texts(pivot.columns),
+            y=ui.plot_texts(pivot.index),
             colorscale="OrRd",
             hovertemplate="%{y} 门类%{x}：%{z} 次<extra></extra>",
             colorbar={"title": "次数"},
@@ -96,7 +126,12 @@ def _content(marts: Marts, district: str | None, months: int) -> list[Any]:
     )
     reasons = marts.frame("abnormal_by_reason", from_month=first, to_month=last)
     pie = go.Figure(
-        go.Pie(labels=reasons["reason"].fillna("未注明"), values=reasons["listings"], hole=0.45, sort=False)
+        go.Pie(
+            labels=ui.plot_texts(reasons["reason"].fillna("未注明")),
+            values=reasons["listings"],
+            hole=0.45,
+            sort=False,
+        )
     )
     by_district = marts.frame("abnormal_by_district", from_month=first, to_month=last)
     out += [
@@ -119,25 +154,21 @@ def _content(marts: Marts, district: str | None, months: int) -> list[Any]:
             "各区县合计",
             ui.table(
                 by_district,
-                [
-                    ("district_name", "区县"),
-                    ("division_code", "区划代码"),
-                    ("listings", "列入次数"),
-                    ("still_listed", "仍在名录中"),
-                ],
+                DISTRICT_COLUMNS,
                 table_id="abnormal-districts",
+                export=("abnormal_by_district", {"months": months}),
             ),
         ),
     ]
     return out
 
 
-def layout(marts: Marts, query: dict[str, str]) -> html.Div:
+def layout(marts: ScopedMarts, query: dict[str, str]) -> html.Div:
     if not marts.has("mart_abnormal_distribution"):
         return ui.page(PAGE_ID, TITLE, ui.notice("集市中没有 mart_abnormal_distribution"))
     districts = marts.frame("abnormal_districts")["district_name"].tolist()
     district = query.get("district")
-    months = int(query.get("months", 24))
+    months = _months(query.get("months", 24))
     filters = html.Div(
         [
             dcc.Dropdown(
@@ -166,7 +197,7 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     )
 
 
-def register(app: dash.Dash, marts: Marts) -> None:
+def register(app: dash.Dash, marts: Callable[[], ScopedMarts]) -> None:
     @app.callback(
         Output("abn-content", "children"),
         Input("abn-district", "value"),
@@ -174,4 +205,4 @@ def register(app: dash.Dash, marts: Marts) -> None:
         prevent_initial_call=True,
     )
     def refilter(district: str | None, months: int | None) -> list[Any]:
-        return _content(marts, district or None, int(months if months is not None else 24))
+        return _content(marts(), district or None, _months(months if months is not None else 24))

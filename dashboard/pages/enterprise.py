@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,7 +24,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from dashboard import ui
-from dashboard.data import Marts
+from dashboard.data import ScopedMarts
 
 PAGE_ID = "enterprise"
 PATH = "/enterprise"
@@ -46,7 +47,7 @@ def comparison_form(name: str) -> str | None:
     return (value or {}).get("comparison") or None
 
 
-def search(marts: Marts, q: str) -> tuple[pd.DataFrame, str]:
+def search(marts: ScopedMarts, q: str) -> tuple[pd.DataFrame, str]:
     """The enterprises matching ``q`` and how they were found."""
     text = _clean(q)
     upper = text.upper()
@@ -83,8 +84,44 @@ def search(marts: Marts, q: str) -> tuple[pd.DataFrame, str]:
     return found, ""
 
 
-def _link(entity_id: str) -> str:
-    return f"{PATH}?{urlencode({'id': entity_id})}"
+#: the columns of a search result, as shown and exported
+RESULT_COLUMNS = (
+    ("name", "企业名称"),
+    ("uscc", "统一社会信用代码"),
+    ("status", "状态"),
+    ("district_name", "区县"),
+    ("risk_level", "风险等级"),
+)
+#: the columns of an enterprise's source records, as shown and exported
+RECORD_COLUMNS = (
+    ("source_table", "源表"),
+    ("source_pk", "源主键"),
+    ("role", "角色"),
+    ("name", "记录中的名称"),
+    ("uscc", "记录中的代码"),
+    ("rule", "归并规则"),
+    ("match_probability", "匹配概率"),
+    ("why", "归并依据"),
+)
+
+
+def export_search(
+    marts: ScopedMarts, params: dict[str, Any]
+) -> tuple[pd.DataFrame, tuple[tuple[str, str], ...]]:
+    """导出: the enterprises a search finds (the same search, run again under the user's scope)."""
+    q = str(params.get("q") or "")
+    if not _clean(q):
+        return pd.DataFrame(columns=[c for c, _ in RESULT_COLUMNS]), RESULT_COLUMNS
+    found, _ = search(marts, q)
+    return found, RESULT_COLUMNS
+
+
+def export_records(
+    marts: ScopedMarts, params: dict[str, Any]
+) -> tuple[pd.DataFrame, tuple[tuple[str, str], ...]]:
+    """导出: every source record linked to one enterprise (none when the enterprise is outside the scope)."""
+    records = marts.frame("enterprise_records", entity_id=str(params.get("entity_id") or ""))
+    return records, (("source_department", "来源部门"), *RECORD_COLUMNS)
 
 
 def _search_box(q: str) -> html.Div:
@@ -145,7 +182,7 @@ def _fields(rec: dict[str, Any], fields: tuple[tuple[str, str, Any], ...]) -> ht
     return html.Dl(items, className="fields")
 
 
-def _card(marts: Marts, rec: dict[str, Any]) -> list[Any]:
+def _card(marts: ScopedMarts, rec: dict[str, Any]) -> list[Any]:
     entity_id = rec["entity_id"]
     level = rec.get("risk_level")
     names = marts.department_names()
@@ -197,14 +234,14 @@ def _card(marts: Marts, rec: dict[str, Any]) -> list[Any]:
         ev = events.dropna(subset=["event_date"])
         fig = go.Figure()
         for i, (category, part) in enumerate(ev.groupby("event_category", sort=True)):
-            label = ui.EVENT_CATEGORY_ZH.get(category, category)
+            label = ui.plot_text(ui.EVENT_CATEGORY_ZH.get(category, category))
             fig.add_scatter(
                 x=part["event_date"],
                 y=[label] * len(part),
                 mode="markers",
                 name=label,
                 marker={"size": 9, "color": ui.PALETTE[i % len(ui.PALETTE)]},
-                text=part["category"].fillna(""),
+                text=ui.plot_texts(part["category"].fillna("")),
                 hovertemplate="%{x|%Y-%m-%d} %{text}<extra></extra>",
             )
         blocks.append(
@@ -224,16 +261,7 @@ def _card(marts: Marts, rec: dict[str, Any]) -> list[Any]:
                     html.Summary(f"{names.get(dept, dept)}（{dept}）：{len(part)} 条源记录"),
                     ui.table(
                         part,
-                        [
-                            ("source_table", "源表"),
-                            ("source_pk", "源主键"),
-                            ("role", "角色"),
-                            ("name", "记录中的名称"),
-                            ("uscc", "记录中的代码"),
-                            ("rule", "归并规则"),
-                            ("match_probability", "匹配概率"),
-                            ("why", "归并依据"),
-                        ],
+                        RECORD_COLUMNS,
                         formats={"match_probability": lambda v: ui.pct(v, 1)},
                     ),
                 ],
@@ -241,48 +269,60 @@ def _card(marts: Marts, rec: dict[str, Any]) -> list[Any]:
                 className="dept-records",
             )
         )
+    export = [ui.export_button("enterprise_records", {"entity_id": entity_id})] if per_dept else []
     blocks.append(
         ui.section(
             f"各部门关联的源记录（{len(records)} 条）",
+            *export,
             *per_dept or [ui.notice("没有关联的源记录")],
         )
     )
     return blocks
 
 
-def layout(marts: Marts, query: dict[str, str]) -> html.Div:
+def _viewed(marts: ScopedMarts, rec: dict[str, Any], how: str) -> None:
+    """The audit entry of a file shown."""
+    marts.audit(
+        "view_enterprise", entity_id=rec["entity_id"], uscc=rec.get("uscc"), name=rec.get("name"), how=how
+    )
+
+
+def layout(marts: ScopedMarts, query: dict[str, str]) -> html.Div:
     q = query.get("q", "")
     entity_id = query.get("id")
     body: list[Any] = [_search_box(q)]
     if entity_id:
         found = marts.frame("enterprise_by_id", entity_id=entity_id)
         if found.empty:
-            body.append(ui.notice(f"没有实体编号为 {entity_id} 的企业", "warn"))
+            # outside the user's districts reads the same as missing: the scope is not to be probed
+            marts.audit("view_enterprise", entity_id=entity_id, found=False, how="实体编号")
+            body.append(ui.notice(f"没有实体编号为 {entity_id} 的企业（或不在您的授权范围内）", "warn"))
         else:
-            body += _card(marts, found.iloc[0].to_dict())
+            rec = found.iloc[0].to_dict()
+            _viewed(marts, rec, "实体编号")
+            body += _card(marts, rec)
     elif q:
         found, how = search(marts, q)
+        marts.audit("search", q=q, how=how, results=len(found), entity_ids=found["entity_id"].tolist())
         if found.empty:
-            body.append(ui.notice(f"没有找到与“{q}”匹配的企业", "warn"))
+            body.append(ui.notice(f"没有找到与“{q}”匹配的企业（或不在您的授权范围内）", "warn"))
         elif len(found) == 1:
             full = marts.frame("enterprise_by_id", entity_id=found["entity_id"].iloc[0])
             body += [html.Div(f"按{how}找到 1 家企业", className="subtitle", id="ent-found")]
-            body += _card(marts, full.iloc[0].to_dict())
+            if not full.empty:
+                rec = full.iloc[0].to_dict()
+                _viewed(marts, rec, how)
+                body += _card(marts, rec)
         else:
             body += [
                 html.Div(f"按{how}找到 {len(found)} 家企业", className="subtitle", id="ent-found"),
                 ui.table(
                     found,
-                    [
-                        ("name", "企业名称"),
-                        ("uscc", "统一社会信用代码"),
-                        ("status", "状态"),
-                        ("district_name", "区县"),
-                        ("risk_level", "风险等级"),
-                    ],
+                    RESULT_COLUMNS,
                     formats={"status": lambda v: ui.STATUS_ZH.get(v, ui.text(v))},
-                    links={"name": lambda r: _link(r["entity_id"])},
+                    links={"name": lambda r: ui.entity_href(r["entity_id"])},
                     table_id="ent-results",
+                    export=("enterprise_search", {"q": q}),
                 ),
             ]
     else:
@@ -290,7 +330,7 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     return ui.page(PAGE_ID, "企业一档", *body, subtitle="一企一档：黄金记录与各部门源记录的归并依据")
 
 
-def register(app: dash.Dash, marts: Marts) -> None:
+def register(app: dash.Dash, marts: Callable[[], ScopedMarts]) -> None:
     @app.callback(
         Output("url", "search", allow_duplicate=True),
         Input("ent-go", "n_clicks"),

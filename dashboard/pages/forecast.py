@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import dash
@@ -12,7 +13,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from dashboard import ui
-from dashboard.data import Marts
+from dashboard.data import ScopedMarts
 
 PAGE_ID = "forecast"
 PATH = "/forecast"
@@ -20,7 +21,7 @@ TITLE = "趋势预测"
 SHOWN_DAYS = 120
 
 
-def _chart(marts: Marts, indicator: str, name: str) -> go.Figure:
+def _chart(marts: ScopedMarts, indicator: str, name: str) -> go.Figure:
     last = marts.value("kpi_last_day")
     since = (
         (pd.Timestamp(last) - pd.Timedelta(days=SHOWN_DAYS)).date()
@@ -65,11 +66,11 @@ def _chart(marts: Marts, indicator: str, name: str) -> go.Figure:
         )
     if not ui.is_missing(last):
         fig.add_vline(x=pd.Timestamp(last).timestamp() * 1000, line_dash="dash", line_color="#9aa7b5")
-    fig.update_layout(yaxis_title=name, hovermode="x unified")
+    fig.update_layout(yaxis_title=ui.plot_text(name), hovermode="x unified")
     return ui.figure(fig, height=380, dates=True)
 
 
-def layout(marts: Marts, query: dict[str, str]) -> html.Div:
+def layout(marts: ScopedMarts, query: dict[str, str]) -> html.Div:
     if not marts.has("mart_kpi_daily"):
         return ui.page(PAGE_ID, TITLE, ui.notice("集市中没有 mart_kpi_daily"))
     indicators = marts.frame("kpi_indicators")
@@ -116,8 +117,8 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     )
 
 
-def register(app: dash.Dash, marts: Marts) -> None:
+def register(app: dash.Dash, marts: Callable[[], ScopedMarts]) -> None:
     @app.callback(Output("fc-box", "children"), Input("fc-indicator", "value"), prevent_initial_call=True)
     def rechart(indicator: str) -> Any:
-        names = dict(marts.frame("kpi_indicators").itertuples(index=False, name=None))
-        return ui.graph("forecast-chart", _chart(marts, indicator, names.get(indicator, indicator)))
+        names = dict(marts().frame("kpi_indicators").itertuples(index=False, name=None))
+        return ui.graph("forecast-chart", _chart(marts(), indicator, names.get(indicator, indicator)))

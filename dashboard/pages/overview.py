@@ -4,6 +4,7 @@ warnings, and whether the data is fresh (when each department last delivered, wh
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import dash
@@ -12,7 +13,7 @@ import plotly.graph_objects as go
 from dash import html
 
 from dashboard import ui
-from dashboard.data import Marts
+from dashboard.data import ScopedMarts
 
 PAGE_ID = "overview"
 PATH = "/"
@@ -30,7 +31,7 @@ CARD_INDICATORS = (
 )
 
 
-def _kpi_cards(marts: Marts) -> list[Any]:
+def _kpi_cards(marts: ScopedMarts) -> list[Any]:
     if not marts.has("mart_kpi_daily"):
         return [ui.notice("集市中没有每日指标表 mart_kpi_daily")]
     kpi = marts.frame("kpi_latest")
@@ -56,7 +57,7 @@ def _kpi_cards(marts: Marts) -> list[Any]:
     ]
 
 
-def _warnings(marts: Marts) -> list[Any]:
+def _warnings(marts: ScopedMarts) -> list[Any]:
     if not marts.has("mart_risk_warnings"):
         return [ui.notice("集市中没有风险预警表 mart_risk_warnings")]
     as_of = marts.value("warnings_as_of")
@@ -70,7 +71,10 @@ def _warnings(marts: Marts) -> list[Any]:
         part = by_day[by_day["to_level"] == level]
         if not part.empty:
             fig.add_bar(
-                x=part["warned_on"], y=part["warnings"], name=level, marker_color=ui.LEVEL_COLORS[level]
+                x=part["warned_on"],
+                y=part["warnings"],
+                name=ui.plot_text(level),
+                marker_color=ui.LEVEL_COLORS[level],
             )
     fig.update_layout(barmode="stack", xaxis_title=None, yaxis_title="预警数")
     recent = marts.frame("top_warnings", since=as_of - dt.timedelta(days=6), limit=10)
@@ -104,13 +108,13 @@ def _warnings(marts: Marts) -> list[Any]:
                 ("reasons", "原因"),
             ],
             formats={"warned_on": ui.day},
-            links={"name": lambda r: f"/enterprise?id={r['entity_id']}"},
+            links={"name": lambda r: ui.entity_href(r["entity_id"])},
             table_id="overview-warnings-table",
         ),
     ]
 
 
-def _freshness(marts: Marts) -> list[Any]:
+def _freshness(marts: ScopedMarts) -> list[Any]:
     out: list[Any] = []
     if marts.has("meta_build"):
         info = marts.frame("build_info").iloc[0]
@@ -149,7 +153,7 @@ def _freshness(marts: Marts) -> list[Any]:
     return out or [ui.notice("暂无构建信息")]
 
 
-def layout(marts: Marts, query: dict[str, str]) -> html.Div:
+def layout(marts: ScopedMarts, query: dict[str, str]) -> html.Div:
     return ui.page(
         PAGE_ID,
         "总览",
@@ -165,5 +169,5 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     )
 
 
-def register(app: dash.Dash, marts: Marts) -> None:
+def register(app: dash.Dash, marts: Callable[[], ScopedMarts]) -> None:
     """No callbacks: the page is rendered in one round trip."""

@@ -5,6 +5,7 @@ mart's explainable score, :data:`models.marts.contract.CREDIT_RISK`)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import dash
@@ -13,7 +14,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from dashboard import ui
-from dashboard.data import Marts
+from dashboard.data import ScopedMarts
 
 PAGE_ID = "risk"
 PATH = "/risk"
@@ -22,13 +23,54 @@ LEVELS = ("极高", "高", "中", "低")
 WINDOWS = ((7, "近7日"), (30, "近30日"), (90, "近90日"), (365, "近一年"))
 
 
-def _as_of(marts: Marts) -> dt.date | None:
+#: the columns of the warnings list, as shown and exported
+WARNING_COLUMNS = (
+    ("warned_on", "预警日期"),
+    ("name", "企业名称"),
+    ("uscc", "统一社会信用代码"),
+    ("district_name", "区县"),
+    ("industry_section", "行业门类"),
+    ("from_level", "原等级"),
+    ("to_level", "新等级"),
+    ("score", "风险分"),
+    ("reasons", "预警原因"),
+)
+EXPORT_LIMIT = 50_000
+
+
+def _days(value: Any) -> int:
+    try:
+        return max(1, min(int(value), 3660))
+    except (TypeError, ValueError):
+        return 30
+
+
+def export_warnings(
+    marts: ScopedMarts, params: dict[str, Any]
+) -> tuple[pd.DataFrame, tuple[tuple[str, str], ...]]:
+    """导出: the current warnings of the filters (the list the page shows, without its 500-row cut)."""
+    as_of = _as_of(marts)
+    if as_of is None:
+        return pd.DataFrame(columns=[c for c, _ in WARNING_COLUMNS]), WARNING_COLUMNS
+    since = as_of - dt.timedelta(days=_days(params.get("days")) - 1)
+    frame = marts.frame(
+        "warnings_filtered",
+        since=since,
+        district=params.get("district") or None,
+        section=params.get("section") or None,
+        level=params.get("level") or None,
+        limit=EXPORT_LIMIT,
+    )
+    return frame, WARNING_COLUMNS
+
+
+def _as_of(marts: ScopedMarts) -> dt.date | None:
     d = marts.value("risk_as_of")
     return None if ui.is_missing(d) else pd.Timestamp(d).date()
 
 
 def _content(
-    marts: Marts, district: str | None, section: str | None, level: str | None, days: int
+    marts: ScopedMarts, district: str | None, section: str | None, level: str | None, days: int
 ) -> list[Any]:
     as_of = _as_of(marts)
     if as_of is None:
@@ -46,7 +88,7 @@ def _content(
         part = by_district[by_district["risk_level"] == lv]
         if not part.empty:
             fig_d.add_bar(
-                x=part["district_name"].fillna("未知区县"),
+                x=ui.plot_texts(part["district_name"].fillna("未知区县")),
                 y=part["enterprises"],
                 name=lv,
                 marker_color=ui.LEVEL_COLORS[lv],
@@ -67,7 +109,7 @@ def _content(
     fig_s = go.Figure(
         go.Bar(
             x=by_section["enterprises"],
-            y=labels,
+            y=ui.plot_texts(labels),
             orientation="h",
             marker_color=ui.LEVEL_COLORS["高"],
             name="高/极高",
@@ -109,19 +151,13 @@ def _content(
             "预警清单（等级从高到低，最新在前）",
             ui.table(
                 warnings,
-                [
-                    ("warned_on", "预警日期"),
-                    ("name", "企业名称"),
-                    ("uscc", "统一社会信用代码"),
-                    ("district_name", "区县"),
-                    ("industry_section", "行业门类"),
-                    ("from_level", "原等级"),
-                    ("to_level", "新等级"),
-                    ("score", "风险分"),
-                    ("reasons", "预警原因"),
-                ],
+                WARNING_COLUMNS,
+                export=(
+                    "risk_warnings",
+                    {"days": days, "district": district, "section": section, "level": level},
+                ),
                 formats={"warned_on": ui.day},
-                links={"name": lambda r: f"/enterprise?id={r['entity_id']}"},
+                links={"name": lambda r: ui.entity_href(r["entity_id"])},
                 table_id="risk-warnings",
                 max_rows=200,
                 row_class=lambda r: f"level-{r['to_level']}",
@@ -130,7 +166,7 @@ def _content(
     ]
 
 
-def layout(marts: Marts, query: dict[str, str]) -> html.Div:
+def layout(marts: ScopedMarts, query: dict[str, str]) -> html.Div:
     if not marts.has("mart_credit_risk", "mart_risk_warnings"):
         return ui.page(
             PAGE_ID, TITLE, ui.notice("集市中没有信用风险表（mart_credit_risk、mart_risk_warnings）")
@@ -142,7 +178,7 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
         else pd.DataFrame(columns=["industry_section", "industry_section_name"])
     )
     district, section, level = query.get("district"), query.get("section"), query.get("level")
-    days = int(query.get("days", 30))
+    days = _days(query.get("days", 30))
     filters = html.Div(
         [
             dcc.Dropdown(
@@ -184,7 +220,7 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     )
 
 
-def register(app: dash.Dash, marts: Marts) -> None:
+def register(app: dash.Dash, marts: Callable[[], ScopedMarts]) -> None:
     @app.callback(
         Output("risk-content", "children"),
         Input("risk-district", "value"),
@@ -194,4 +230,4 @@ def register(app: dash.Dash, marts: Marts) -> None:
         prevent_initial_call=True,
     )
     def refilter(district: str | None, section: str | None, level: str | None, days: int | None) -> list[Any]:
-        return _content(marts, district or None, section or None, level or None, int(days or 30))
+        return _content(marts(), district or None, section or None, level or None, _days(days or 30))

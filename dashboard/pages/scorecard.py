@@ -4,6 +4,7 @@ the score and grades are quality/scorecard.py's, copied by the marts)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import dash
@@ -12,7 +13,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from dashboard import ui
-from dashboard.data import Marts
+from dashboard.data import ScopedMarts
 
 PAGE_ID = "scorecard"
 PATH = "/scorecard"
@@ -26,7 +27,7 @@ METRICS = (
 )
 
 
-def _trend(marts: Marts, grain: str, metric: str) -> go.Figure:
+def _trend(marts: ScopedMarts, grain: str, metric: str) -> go.Figure:
     last = marts.value("scorecard_last_period", grain=grain)
     since = (
         (pd.Timestamp(last) - pd.Timedelta(days=90 if grain == "day" else 730)).date()
@@ -41,7 +42,7 @@ def _trend(marts: Marts, grain: str, metric: str) -> go.Figure:
             x=part["period"],
             y=part[metric],
             mode="lines+markers",
-            name=names.get(dept, dept),
+            name=ui.plot_text(names.get(dept, dept)),
             line={"color": ui.PALETTE[i % 10]},
             marker={"size": 4},
         )
@@ -57,7 +58,7 @@ def _trend(marts: Marts, grain: str, metric: str) -> go.Figure:
     return ui.figure(fig, height=360, dates=True)
 
 
-def layout(marts: Marts, query: dict[str, str]) -> html.Div:
+def layout(marts: ScopedMarts, query: dict[str, str]) -> html.Div:
     if not marts.has("mart_department_scorecard"):
         return ui.page(PAGE_ID, TITLE, ui.notice("集市中没有 mart_department_scorecard"))
     latest = marts.frame("scorecard_latest")
@@ -108,9 +109,9 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     )
     bars = go.Figure(
         go.Bar(
-            x=latest["department_zh"],
+            x=ui.plot_texts(latest["department_zh"]),
             y=latest["score"],
-            text=latest["grade"],
+            text=ui.plot_texts(latest["grade"]),
             marker_color=[
                 {"优": "#2e9e6a", "良": "#1f5fa8", "中": "#f4b400"}.get(g, "#d32f2f") for g in latest["grade"]
             ],
@@ -140,7 +141,7 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     )
 
 
-def register(app: dash.Dash, marts: Marts) -> None:
+def register(app: dash.Dash, marts: Callable[[], ScopedMarts]) -> None:
     @app.callback(
         Output("sc-trend-box", "children"),
         Input("sc-grain", "value"),
@@ -148,4 +149,4 @@ def register(app: dash.Dash, marts: Marts) -> None:
         prevent_initial_call=True,
     )
     def retrend(grain: str, metric: str) -> Any:
-        return ui.graph("scorecard-trend", _trend(marts, grain or "day", metric or "score"))
+        return ui.graph("scorecard-trend", _trend(marts(), grain or "day", metric or "score"))

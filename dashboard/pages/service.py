@@ -4,6 +4,7 @@ run overdue, and how long it takes to start a business against the 8.5-working-d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dash
@@ -11,7 +12,7 @@ import plotly.graph_objects as go
 from dash import html
 
 from dashboard import ui
-from dashboard.data import Marts
+from dashboard.data import ScopedMarts
 
 PAGE_ID = "service"
 PATH = "/service"
@@ -19,7 +20,7 @@ TITLE = "营商环境"
 TOP_ITEMS = 15
 
 
-def _efficiency(marts: Marts) -> list[Any]:
+def _efficiency(marts: ScopedMarts) -> list[Any]:
     items = marts.frame("service_items")
     if items.empty:
         return [ui.notice("暂无办件数据")]
@@ -44,7 +45,7 @@ def _efficiency(marts: Marts) -> list[Any]:
         ui.card("超法定时限件", ui.num(items["over_statutory_cases"].sum())),
     ]
     top = items.head(TOP_ITEMS).iloc[::-1]
-    labels = top["item_name"].fillna(top["item_code"])
+    labels = ui.plot_texts(top["item_name"].fillna(top["item_code"]))
     fig = go.Figure()
     fig.add_bar(
         y=labels, x=top["processing_days_mean"], orientation="h", name="平均办理用时", marker_color="#1f5fa8"
@@ -103,7 +104,7 @@ def _efficiency(marts: Marts) -> list[Any]:
     ]
 
 
-def _startup(marts: Marts) -> list[Any]:
+def _startup(marts: ScopedMarts) -> list[Any]:
     start = marts.frame("business_startup")
     if start.empty:
         return [ui.notice("暂无开办企业数据")]
@@ -149,7 +150,7 @@ def _startup(marts: Marts) -> list[Any]:
     return [html.Div(cards, className="cards"), ui.graph("service-startup", ui.figure(fig, height=320))]
 
 
-def layout(marts: Marts, query: dict[str, str]) -> html.Div:
+def layout(marts: ScopedMarts, query: dict[str, str]) -> html.Div:
     blocks: list[Any] = []
     if marts.has("mart_service_efficiency"):
         blocks.append(ui.section("办件效能", *_efficiency(marts)))
@@ -167,5 +168,5 @@ def layout(marts: Marts, query: dict[str, str]) -> html.Div:
     )
 
 
-def register(app: dash.Dash, marts: Marts) -> None:
+def register(app: dash.Dash, marts: Callable[[], ScopedMarts]) -> None:
     """No callbacks."""
