@@ -155,6 +155,7 @@ def test_silver_removes_control_characters_and_quarantines_overlong_values():
                 "name": {"from": "MC", "as": "enterprise_name"},
                 "note": {"from": "BZ"},
                 "rep": {"from": "FR", "as": "person_name"},
+                "founded": {"from": "founded", "as": "date"},  # a staging column named as its bronze column
             },
             "enterprises": [{"role": "subject"}],
             "quarantine": [{"reason": "no_name", "missing": "name"}],
@@ -167,6 +168,7 @@ def test_silver_removes_control_characters_and_quarantines_overlong_values():
             "MC": ["深圳市\x00大码科技有限公司\x00\x00", "x" * 200_000, "深圳市乙贸易有限公司"],
             "BZ": ["第一行\r\n第二行\x07", "备注", "\u202e\u2066反向\u2069"],
             "FR": ["张\x1b伟", "李四", "王五"],
+            "founded": ["2020-01-01", "x" * 40_000, "2020-01-03"],
             "_qst_row_hash": [1, 2, 3],
         }
     )
@@ -176,7 +178,8 @@ def test_silver_removes_control_characters_and_quarantines_overlong_values():
     assert rows["a"]["note"] == "第一行\r\n第二行"  # line breaks inside a value stay
     assert rows["c"]["note"] == "反向"
     [q] = out.quarantined.to_dicts()
-    assert q["source_pk"] == "b" and q["reasons"] == ["value_too_long:MC"]
+    assert q["source_pk"] == "b" and q["reasons"] == ["value_too_long:MC", "value_too_long:founded"]
+    assert rows["a"]["founded"] == dt.date(2020, 1, 1)
 
 
 # ---------------------------------------------------------------------------------------------------------

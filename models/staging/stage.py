@@ -352,10 +352,11 @@ def _distinct_counts(frame: pl.DataFrame, inputs: list[list[str]]) -> dict[str, 
     return frame.select(exprs).row(0, named=True)
 
 
-def _with_too_long(rules: pl.Expr, spec: StagingSpec, info: SourceInfo, schema: pl.Schema) -> pl.Expr:
-    """The spec's quarantine reasons plus ``value_too_long:<column>`` for each text column the row is staged
-    from (the spec's columns and the key) holding more than ``MAX_FIELD_CHARS`` characters: the length rule
-    silver, the exports and ``qst verify-export`` share (:mod:`models.standardize.safe_text`)."""
+def _too_long(spec: StagingSpec, info: SourceInfo, schema: pl.Schema) -> pl.Expr:
+    """``value_too_long:<column>`` for each bronze text column the row is staged from (the spec's columns and
+    the key) holding more than ``MAX_FIELD_CHARS`` characters: the length rule silver, the exports and ``qst
+    verify-export`` share (:mod:`models.standardize.safe_text`).  Evaluated on the bronze columns, before a
+    staging column of the same name replaces one."""
     used = dict.fromkeys([*spec.bronze_columns(), *info.primary_key])
     checks = [
         pl.when(too_long(pl.col(c))).then(pl.lit(f"{TOO_LONG}:{c}"))
@@ -363,8 +364,8 @@ def _with_too_long(rules: pl.Expr, spec: StagingSpec, info: SourceInfo, schema: 
         if c in schema and schema[c] == pl.String
     ]
     if not checks:
-        return rules
-    return pl.concat_list([rules, pl.concat_list(checks).list.drop_nulls()])
+        return pl.lit([], dtype=pl.List(pl.Utf8))
+    return pl.concat_list(checks).list.drop_nulls()
 
 
 @dataclass
@@ -383,6 +384,7 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
         source_table=pl.lit(info.table),
         source_asset=pl.lit(info.asset),
         source_pk=source_pk(info),
+        __too_long=_too_long(spec, info, schema),
     )
     for level in _levels(spec):
         # the raw inputs of this level first (conditioned by only_if), so that repeats can be found
@@ -432,7 +434,7 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
             ]
         )
         frame = _unreadable_at_source(frame, spec, level)
-    frame = frame.with_columns(__reasons=_with_too_long(reasons(spec), spec, info, schema))
+    frame = frame.with_columns(__reasons=pl.concat_list([reasons(spec), pl.col("__too_long")]))
     unusable = frame.get_column("__reasons").list.len() > 0
     if unusable.any():
         bad, rows = frame.filter(unusable), frame.filter(~unusable)
