@@ -91,6 +91,9 @@ def main() -> None:
         con.execute(sa.text(f'CREATE DATABASE "{database}"'))
     base = {k: v for k, v in os.environ.items() if not k.startswith("QST_")}
     base["QST_EXPORT_HMAC_KEY"] = os.environ.get("QST_EXPORT_HMAC_KEY") or uuid.uuid4().hex * 2
+    from models.exports.signing import SIGNING_KEY_ENV, new_key_text
+
+    base[SIGNING_KEY_ENV] = os.environ.get(SIGNING_KEY_ENV) or new_key_text()  # signs the packages
     local_env = {**base, "QST_DEPLOYMENT": str(deployment(opts.out / "local_deployment", "in_process"))}
     celery_env = {
         **base,

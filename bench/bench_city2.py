@@ -38,6 +38,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["QST_DEPLOYMENT"] = str(args.deployment.resolve())
     os.environ.setdefault("QST_EXPORT_HMAC_KEY", "bench-city2-secret-of-thirty-two-chars")
+    from models.exports.signing import SIGNING_KEY_ENV, new_key_text
+
+    os.environ.setdefault(SIGNING_KEY_ENV, new_key_text())  # signs the packages' manifests
 
     from connectors.config import load_sources
     from pipelines.runner import run_pipeline

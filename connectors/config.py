@@ -56,6 +56,11 @@ Top level
     reports. It is also the default of ``defaults.source_timezone``.
 ``defaults`` (optional mapping)
     Values used wherever a department or table does not set its own.
+``file_roots`` (optional list of folders, relative to the YAML file's folder; default: that folder)
+    The folders file drops may be read from: each drop's ``folder`` must be one of them or inside one,
+    compared with ``..`` and symbolic links resolved, or loading fails (and ``qst check`` reports it at the
+    drop's line), so that a ``folder: ../../../etc`` can never read ``/etc/passwd`` into bronze.  Declaring
+    the list replaces the default (list ``.`` to keep the YAML's folder).
 ``departments`` (required mapping, at least one entry)
     Department key -> department.  The key is a slug ``[a-z][a-z0-9_]*`` (at most 63 characters);
     it names the department's assets and its Dagster pool, so it must never change once data has
@@ -177,8 +182,9 @@ File drop (an item of ``files``)
 ``name`` (required)
     snake_case asset name, unique within the department.
 ``folder`` (required)
-    Folder where the files arrive; relative to the YAML file's folder, resolved to an absolute path.
-    The folder does not need to exist when the configuration is loaded.
+    Folder where the files arrive; relative to the YAML file's folder, resolved to an absolute path, and
+    inside one of the top-level ``file_roots``.  The folder does not need to exist when the configuration is
+    loaded.
 ``pattern`` (required)
     Glob matched inside ``folder``, e.g. ``"*.csv"`` or ``"**/*.xlsx"`` (quote it: ``*`` starts a YAML
     alias).  Absolute patterns and ``..`` are rejected.

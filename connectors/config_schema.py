@@ -46,9 +46,11 @@ from .config_values import (
     StrictInt,
     TableName,
     TimeZoneName,
+    drop_root_issues,
     parse_column_type,
     parse_lookback,
     resolve_path,
+    resolve_roots,
     rules_error,
 )
 from .identifiers_sql import qualified_name
@@ -487,8 +489,11 @@ class SourcesConfig(_Model):
     timezone: TimeZoneName = DEFAULT_TIMEZONE
     defaults: Defaults = Field(default_factory=Defaults)
     departments: Annotated[dict[DepartmentKey, DepartmentConfig], Field(min_length=1)]
+    #: where file drops may be (resolved); not declared: the YAML file's folder (connectors/config.py)
+    file_roots: list[Path] = Field(default_factory=list, validate_default=True)
 
     _origin: str = PrivateAttr(default="<config>")
+    _roots = field_validator("file_roots", mode="before")(resolve_roots)
 
     @model_validator(mode="before")
     @classmethod
@@ -516,6 +521,9 @@ class SourcesConfig(_Model):
     def _name_departments(self) -> SourcesConfig:
         for key, dept in self.departments.items():
             dept._key = key
+        drops = [(k, j, f.folder) for k, d in self.departments.items() for j, f in enumerate(d.files)]
+        if issues := drop_root_issues(self.file_roots, drops):
+            raise rules_error(issues)
         return self
 
     @property

@@ -216,3 +216,31 @@ def resolve_path(value: Any, info: ValidationInfo, what: str) -> Path:
         base = info.context.get("base_dir")
     base_dir = Path(base) if base is not None else Path.cwd()
     return (base_dir / Path(text)).resolve()
+
+
+def resolve_roots(value: Any, info: ValidationInfo) -> list[Path]:
+    """``file_roots`` resolved like every path of the file; not declared (or empty): the YAML file's folder."""
+    if value is None or value == []:
+        value = ["."]
+    if not isinstance(value, list):
+        raise ValueError("file_roots must be a list of folders, e.g. [drops, /srv/drops]")
+    return [resolve_path(v, info, "file_roots") for v in value]
+
+
+def drop_root_issues(
+    roots: list[Path], drops: list[tuple[str, int, Path]]
+) -> list[tuple[tuple, str, tuple | None]]:
+    """The file drops (department key, index, resolved folder) whose folder lies outside every root: a
+    ``folder: ../../../etc`` would otherwise have the night read ``/etc/passwd`` into bronze.  The folders are
+    compared resolved (``..`` and symbolic links followed), so neither can lead out."""
+    allowed = ", ".join(str(r) for r in roots)
+    return [
+        (
+            ("departments", key, "files", j, "folder"),
+            f"folder {str(folder)!r} is outside the folders file drops may be read from ({allowed}); move the "
+            "drop there or declare its folder in the top-level 'file_roots'",
+            None,
+        )
+        for key, j, folder in drops
+        if not any(folder == root or folder.is_relative_to(root) for root in roots)
+    ]

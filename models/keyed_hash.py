@@ -9,7 +9,9 @@ there is one of each (``docs/domain/identifiers.md``, GB/T 35273 §7.2, PIPL art
 * Hash: lowercase hex of HMAC-SHA256(key, UTF-8 bytes of the normalized value) -- never a bare hash, ID
   numbers are enumerable.
 * Key: the secret in the environment variable :data:`KEY_ENV` (``exports.yaml`` names it in ``hmac_key_env``;
-  the example and the demo use this one), trimmed, never logged.
+  the example and the demo use this one), trimmed, never logged, at least :data:`MIN_KEY_BYTES` bytes --
+  one rule, :func:`env_key`, for the marts' ``id_hash`` and the exports' ``hmac`` columns alike (a fault
+  probe found the marts taking a 3-byte key the exports refused).
 """
 
 from __future__ import annotations
@@ -19,10 +21,18 @@ import os
 import unicodedata
 from collections.abc import Iterable, Mapping
 
-__all__ = ["KEY_ENV", "KeyedHasher", "env_key", "keyed_hashes", "normalize"]
+__all__ = ["KEY_ENV", "MIN_KEY_BYTES", "KeyedHasher", "WeakKeyError", "env_key", "keyed_hashes", "normalize"]
 
 #: The environment variable holding the secret of the keyed hashes (marts, exports, the demo).
 KEY_ENV = "QST_EXPORT_HMAC_KEY"
+#: The shortest secret accepted (bytes of its trimmed UTF-8 text): a short key can be guessed, and with it
+#: every hashed ID number enumerated back.
+MIN_KEY_BYTES = 16
+
+
+class WeakKeyError(ValueError):
+    """The secret of a keyed hash is shorter than :data:`MIN_KEY_BYTES` (the message names the variable,
+    never the value)."""
 
 
 class KeyedHasher:
@@ -60,11 +70,18 @@ def normalize(value: str | None) -> str | None:
 
 
 def env_key(environ: Mapping[str, str] | None = None, name: str = KEY_ENV) -> bytes | None:
-    """The secret of ``name`` as the hash uses it (trimmed UTF-8), or None when unset or blank."""
+    """The secret of ``name`` as the hash uses it (trimmed UTF-8), or None when unset or blank; raises
+    :class:`WeakKeyError` when it is shorter than :data:`MIN_KEY_BYTES` bytes."""
     value = (os.environ if environ is None else environ).get(name)
     if value is None or not value.strip():
         return None
-    return value.strip().encode("utf-8")
+    key = value.strip().encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        raise WeakKeyError(
+            f"the secret in the environment variable {name} is too short (fewer than {MIN_KEY_BYTES} bytes "
+            "once trimmed); use a random key of at least 32 characters"
+        )
+    return key
 
 
 def keyed_hashes(values: Iterable[str | None], key: bytes) -> list[str | None]:

@@ -227,6 +227,7 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
     import os
     import secrets
 
+    from models.exports.signing import SIGNING_KEY_ENV, new_key_text
     from models.marts.person import PII_KEY_ENV as HMAC_KEY_ENV  # the exports' hmac_key_env too
     from pipelines.run_cli import print_scorecard, run_night
     from simulator.estate import simulate as simulate_estate
@@ -243,6 +244,13 @@ def demo(home: Path, enterprises: int, seed: int) -> None:
         click.echo(
             f"\n{HMAC_KEY_ENV} is not set: the demo uses a random key for this run (set it to keep the "
             "keyed hashes of IDs stable across runs)"
+        )
+    if not os.environ.get(SIGNING_KEY_ENV):
+        # likewise the key that signs the packages' manifests (a night without one exports nothing)
+        os.environ[SIGNING_KEY_ENV] = new_key_text()
+        click.echo(
+            f"{SIGNING_KEY_ENV} is not set: the demo signs the packages with a random key for this run (each "
+            "package carries its public key, public_key.pem)"
         )
     click.echo(
         "\n[2/2] the nightly pipeline: legacy databases and file drops into bronze, standardized into "

@@ -134,12 +134,30 @@ def export(
 
 @click.command("verify-export")
 @click.argument("path", type=click.Path(path_type=Path, exists=True, file_okay=False))
-def verify_export(path: Path) -> None:
-    """Check an export package (EXPORTS/<bureau>/<date>) against its manifest.json: every file present and
-    listed, sha256, size, row counts, schemas and CSV encoding. Prints each mismatch; exits 1 on any."""
+@click.option(
+    "--public-key",
+    "public_key_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    envvar="QST_EXPORT_PUBLIC_KEY",
+    default=None,
+    help="The city's Ed25519 public key (PEM, or the base64 of its 32 bytes), as the city published it (also "
+    "$QST_EXPORT_PUBLIC_KEY). Without it the signature is checked against the key the package names, which "
+    "proves the package whole but not who made it.",
+)
+def verify_export(path: Path, public_key_file: Path | None) -> None:
+    """Check an export package (EXPORTS/<bureau>/<date>) against its manifest.json: the manifest's signature,
+    every file present and listed, sha256, size, row counts, schemas, CSV encoding and cell lengths. Prints
+    each mismatch; exits 1 on any."""
     from models.exports import verify_package
+    from models.exports.signing import load_public_key
 
-    report = verify_package(path)
+    key = None
+    if public_key_file is not None:
+        try:
+            key = load_public_key(public_key_file.read_bytes())
+        except ValueError as exc:
+            raise click.BadParameter(f"{public_key_file}: {exc}", param_hint="--public-key") from None
+    report = verify_package(path, key)
     click.echo(str(report))
     if not report.ok:
         sys.exit(1)

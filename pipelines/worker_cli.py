@@ -71,7 +71,8 @@ def worker(queues: tuple[str, ...], name: str | None, loglevel: str, home) -> No
     Every worker needs: the broker's URL in the variable platform.yaml names (execution.broker_env), the
     run storage's PostgreSQL URL likewise (execution.run_storage_env), the same deployment folder and HOME
     at the same paths as the machine that runs `qst run` (a shared file system), and the secrets the
-    night's steps read (the departments' database URLs, QST_EXPORT_HMAC_KEY).
+    night's steps read (the departments' database URLs, QST_EXPORT_HMAC_KEY,
+    QST_EXPORT_SIGNING_KEY).
 
     \b
     A worker executes one step at a time (a heavy step in a child process of its own, so its memory goes

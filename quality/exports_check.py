@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -74,6 +75,13 @@ def check_exports(report: CheckReport, path: Path) -> None:
         add_issues(report, exc.issues)
         return
     positions = yaml_positions(path)
+    if not os.environ.get(config.signing_key_env, "").strip():  # said now, not hours into the night
+        report.add(
+            "warning",
+            str(path),
+            f"the environment variable {config.signing_key_env} (signing_key_env) is not set: no bureau is "
+            "exported without the key that signs the manifests (models/exports/signing.py)",
+        )
 
     def columns_of(table: str) -> set[str] | None:
         if table in TABLES:

@@ -64,8 +64,13 @@ def sources_document(state: EstateState, estate_dir: Path, yaml_dir: Path) -> di
                 },
             ],
         }
+    roots = {}
+    if shape.rosters and rel.parts[:1] == ("..",):
+        # the drops lie outside the yaml's folder (an example deployment pointing at data/estate): declared
+        roots = {"file_roots": [(rel / ROSTER_FOLDER).as_posix()]}
     return {
         "version": 1,
+        **roots,
         "defaults": {
             "source_timezone": "Asia/Shanghai",
             "lookback": "3d",

@@ -227,6 +227,10 @@ def _sources(
         if "files" in dept:
             new["files"] = [_file_entry(key, f, mapping, copier, out_deployment) for f in dept["files"]]
         out["departments"][new_key] = new
+    if (
+        "file_roots" in raw
+    ):  # the original's roots name the original estate: the renamed drops' folders instead
+        out["file_roots"] = sorted({_rel(folder, out_deployment) for folder in copier.drop_folders.values()})
     return out
 
 

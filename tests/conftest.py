@@ -36,6 +36,18 @@ from simulator.estate import simulate
 PG_ADMIN_URL = os.environ.get("QST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_ADMIN_URL = os.environ.get("QST_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: The key that signs the test session's export manifests (base64 of 32 bytes; a night without a signing key
+#: exports nothing, as in production). Fixed, so that a test can pin its public key.
+EXPORT_SIGNING_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+SIGNING_KEY_ENV = "QST_EXPORT_SIGNING_KEY"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def export_signing_key() -> str:
+    """The city's signing key in the environment of every test (and of the processes a test starts), as a
+    deployment's secrets are; a test of a missing key passes its own environment."""
+    os.environ.setdefault(SIGNING_KEY_ENV, EXPORT_SIGNING_KEY)
+    return os.environ[SIGNING_KEY_ENV]
 
 
 def _unavailable(what: str, exc: Exception) -> None:

@@ -28,6 +28,7 @@ def city(tmp_path, monkeypatch, estate) -> Path:
     shutil.copytree(EXAMPLE_DEPLOYMENT, folder, ignore=shutil.ignore_patterns("sources.yaml"))
     text = (estate / "sources.yaml").read_text(encoding="utf-8")
     text = text.replace("sqlite: ", f"sqlite: {estate}/").replace("folder: ", f"folder: {estate}/")
+    text += f"file_roots: [{estate}]\n"  # the drops lie outside the deployment folder
     (folder / "sources.yaml").write_text(text, encoding="utf-8")
     monkeypatch.setenv(DEPLOYMENT_ENV, str(folder))  # --deployment sets it: restored after the test
     monkeypatch.delenv("QST_SOURCES", raising=False)

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import EXPORT_SIGNING_KEY, SIGNING_KEY_ENV
 
 from lake.deployment import EXAMPLE_DEPLOYMENT
 from lake.yamlfile import ConfigError
@@ -46,7 +47,7 @@ from pipelines.export_cli import verify_export as verify_cmd
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "k3y-for-tests-only-0123456789abcdef"
-ENV = {"QST_EXPORT_HMAC_KEY": KEY}
+ENV = {"QST_EXPORT_HMAC_KEY": KEY, SIGNING_KEY_ENV: EXPORT_SIGNING_KEY}
 DAY = dt.date(2026, 11, 22)
 DIVISIONS = ["440305", "440306", "440305001", "440304"]
 SURNAMES = "张王李赵陈刘欧阳"
@@ -435,6 +436,8 @@ def test_package_holds_exactly_the_entitlement(tmp_path: Path, marts: Path, conf
     assert sorted(p.name for p in pkg.iterdir()) == [
         "README.md",
         "manifest.json",
+        "manifest.json.sig",
+        "public_key.pem",
         "taxpayers.csv",
         "taxpayers.parquet",
     ]
@@ -583,8 +586,11 @@ def test_missing_secret_names_the_variable(tmp_path: Path, marts: Path, config: 
         "tiny-secret" not in audit
         and [r["event"] for r in read_audit(tmp_path / "exports")] == ["failed"] * 2
     )
-    # a bureau without hmac columns does not need the secret
-    assert run(config, "streets", marts, tmp_path / "exports", env={}).rows > 0
+    # a bureau without hmac columns does not need the secret (the signing key it does)
+    assert (
+        run(config, "streets", marts, tmp_path / "exports", env={SIGNING_KEY_ENV: EXPORT_SIGNING_KEY}).rows
+        > 0
+    )
 
 
 def test_csv_encodings_round_trip_chinese_text(tmp_path: Path, marts: Path, config: ExportsConfig):
@@ -613,8 +619,9 @@ def test_rerun_is_idempotent_and_replaces_the_package(tmp_path: Path, marts: Pat
     second = run(config, "tax", marts, root)
     assert second.replaced and not first.replaced and second.build != first.build
     after = files_digest(second.path)
-    assert {k: v for k, v in after.items() if k != "manifest.json"} == {
-        k: v for k, v in before.items() if k != "manifest.json"
+    when = ("manifest.json", "manifest.json.sig")  # when it was built, and its signature
+    assert {k: v for k, v in after.items() if k not in when} == {
+        k: v for k, v in before.items() if k not in when
     }
     m1 = json.loads((first.build / "manifest.json").read_text())
     m2 = json.loads((second.build / "manifest.json").read_text())
@@ -797,7 +804,8 @@ else:
         os.kill(os.getpid(), signal.SIGKILL)
     writer._ParquetSink.write = write
 export_bureau(load_entitlements(sys.argv[1]), "tax", marts=sys.argv[2], exports_root=sys.argv[3],
-              date=dt.date(2026, 11, 22), environ={"QST_EXPORT_HMAC_KEY": "k3y-for-tests-only-0123456789abcdef"})
+              date=dt.date(2026, 11, 22), environ={"QST_EXPORT_HMAC_KEY": "k3y-for-tests-only-0123456789abcdef",
+                                                   "QST_EXPORT_SIGNING_KEY": sys.argv[5]})
 """
 
 
@@ -814,7 +822,7 @@ def test_killed_process_leaves_the_previous_package(
     script.write_text(KILLER, encoding="utf-8")
     previous = Path(os.path.realpath(pkg)).name
     proc = subprocess.run(
-        [sys.executable, str(script), str(changed), str(marts), str(root), point],
+        [sys.executable, str(script), str(changed), str(marts), str(root), point, EXPORT_SIGNING_KEY],
         check=False,
         cwd=REPO,
         capture_output=True,

@@ -31,6 +31,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from conftest import EXPORT_SIGNING_KEY, SIGNING_KEY_ENV
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,7 +40,7 @@ from models.exports.entitlements import ColumnRule, ExportsConfig
 from models.exports.protect import KeyedHasher, protect_series
 
 KEY = "property-test-key-0123456789abcdef"
-ENV = {"QST_EXPORT_HMAC_KEY": KEY}
+ENV = {"QST_EXPORT_HMAC_KEY": KEY, SIGNING_KEY_ENV: EXPORT_SIGNING_KEY}
 DAY = dt.date(2026, 11, 22)
 DEPARTMENT = "tax"
 
@@ -252,6 +253,9 @@ def _key(row: tuple) -> tuple:
 
 
 def _csv_cell(value: Any) -> str:
+    """A value as its CSV cell: text a spreadsheet would run as a formula (OWASP's list) quoted."""
+    if isinstance(value, str) and value[:1] and value[0] in "=+-@\t\r":
+        return "'" + value
     return "" if value is None else str(value)
 
 
@@ -285,6 +289,8 @@ def test_a_package_holds_exactly_its_entitlement(rows, crosswalk, columns, conds
             "data.csv",
             "data.parquet",
             "manifest.json",
+            "manifest.json.sig",
+            "public_key.pem",
         ]
 
         expected = [
@@ -324,7 +330,10 @@ def test_a_package_holds_exactly_its_entitlement(rows, crosswalk, columns, conds
         data[at] ^= tamper.randrange(1, 256)
         victim.write_bytes(bytes(data))
         report = verify_package(pkg)
-        assert not report.ok and any(p.file == victim.name and p.kind == "sha256" for p in report.problems)
+        expected_problem = (
+            ("manifest.json", "signature") if victim.name.endswith(".sig") else (victim.name, "sha256")
+        )
+        assert not report.ok and any((p.file, p.kind) == expected_problem for p in report.problems)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)

@@ -57,6 +57,7 @@ def _deployment_for(estate: Path, folder: Path) -> Path:
     shutil.copytree(EXAMPLE_DEPLOYMENT, folder, ignore=shutil.ignore_patterns("sources.yaml"))
     text = (estate / "sources.yaml").read_text(encoding="utf-8")
     text = text.replace("sqlite: ", f"sqlite: {estate}/").replace("folder: ", f"folder: {estate}/")
+    text += f"file_roots: [{estate}]\n"  # the drops lie outside the deployment folder
     (folder / "sources.yaml").write_text(text, encoding="utf-8")
     return folder
 

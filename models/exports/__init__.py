@@ -7,9 +7,10 @@ verifiable and published whole.
   :mod:`models.keyed_hash`, shared with the marts);
 * :mod:`models.exports.package` -- build one bureau's dated package from the marts file (the entry points),
   with :mod:`~models.exports.plan` (what to export, checked first), :mod:`~models.exports.write` (Parquet and
-  CSV files), :mod:`~models.exports.readme` (the bilingual README), :mod:`~models.exports.publish` (atomic
-  publication, retention, audit) and :mod:`~models.exports.results`;
-* :mod:`models.exports.verify` -- check a package against its manifest.
+  CSV files; formula cells quoted, control characters removed), :mod:`~models.exports.readme` (the bilingual
+  README), :mod:`~models.exports.publish` (atomic publication, retention, audit), :mod:`~models.exports.signing`
+  (the manifest's Ed25519 signature) and :mod:`~models.exports.results`;
+* :mod:`models.exports.verify` -- check a package against its signed manifest.
 
 Plain code: Dagster assets and the ``qst`` commands (``pipelines/export_cli.py``) only call these.
 """

@@ -55,6 +55,8 @@ Top level
 ``version`` (required): always ``1``.
 ``hmac_key_env``: the NAME of the environment variable that holds the HMAC secret; required as soon as a
 column uses ``hmac``.  The secret itself never goes in this file (nor in a manifest or a log).
+``signing_key_env`` (default ``QST_EXPORT_SIGNING_KEY``): the NAME of the environment variable holding the
+city's Ed25519 private key, which signs every package's manifest (:mod:`models.exports.signing`).
 ``crosswalk_table`` (default ``entity_crosswalk``): the table the ``related`` filter reads (columns
 ``entity_id`` and ``source_department``).
 ``defaults``: ``formats``, ``csv_encoding``, ``retention`` for bureaus that set none.
@@ -157,6 +159,7 @@ __all__ = [
     "CSV_ENCODINGS",
     "PROTECTIONS",
     "SHARING_EN",
+    "SIGNING_KEY_ENV",
     "Bureau",
     "ColumnRule",
     "ExportDefaults",
@@ -199,6 +202,8 @@ Format = Literal["parquet", "csv"]
 
 _SLUG_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: The default ``signing_key_env``: the variable holding the key that signs the manifests.
+SIGNING_KEY_ENV = "QST_EXPORT_SIGNING_KEY"
 
 
 def _ident(what: str):
@@ -499,11 +504,12 @@ class ExportsConfig(_Model):
 
     version: Literal[1]
     hmac_key_env: str | None = None
+    signing_key_env: str = SIGNING_KEY_ENV
     crosswalk_table: TableName = "entity_crosswalk"
     defaults: ExportDefaults = ExportDefaults()
     bureaus: dict[BureauKey, Bureau] = Field(min_length=1)
 
-    @field_validator("hmac_key_env", mode="before")
+    @field_validator("hmac_key_env", "signing_key_env", mode="before")
     @classmethod
     def _env_name(cls, value: Any) -> Any:
         if value is not None and (not isinstance(value, str) or not _ENV_RE.match(value)):

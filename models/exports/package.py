@@ -1,10 +1,12 @@
 """Build, publish and prune one bureau's nightly export package.
 
 A package is what a bureau (委办局) receives for one date: for each table it is entitled to, a Parquet file
-and a CSV file (for spreadsheet users, in the bureau's encoding: UTF-8 with BOM or GB18030), a
-``manifest.json`` (row count, sha256 and schema of every file, the lake versions the marts were built
-from, when, under which entitlement version) and a ``README.md`` in Chinese and English that says what each
-column means.  Entitlements come from ``exports.yaml`` (:mod:`models.exports.entitlements`).
+and a CSV file (for spreadsheet users, in the bureau's encoding: UTF-8 with BOM or GB18030; cells a
+spreadsheet would run as a formula neutralized, :mod:`models.exports.write`), a ``manifest.json`` (row count,
+sha256 and schema of every file, the lake versions the marts were built from, when, under which entitlement
+version), its Ed25519 signature ``manifest.json.sig`` and the signer's ``public_key.pem``
+(:mod:`models.exports.signing`), and a ``README.md`` in Chinese and English that says what each column means.
+Entitlements come from ``exports.yaml`` (:mod:`models.exports.entitlements`).
 
 How the data is selected
     One read-only DuckDB connection to the marts file.  Per table a single query: the entitled columns only
@@ -91,6 +93,7 @@ from models.exports.publish import (
 )
 from models.exports.readme import readme_text
 from models.exports.results import BureauOutcome, PackageResult, TableResult
+from models.exports.signing import PUBLIC_KEY_FILE, SIGNATURE, public_pem, signing_key, signing_section
 from models.exports.write import write_export_table
 
 __all__ = [
@@ -207,6 +210,8 @@ def _export_bureau(
 ) -> PackageResult:
     config.bureau(bureau)
     hasher = KeyedHasher(resolve_key(config.hmac_key_env, environ)) if config.needs_hmac(bureau) else None
+    signer = signing_key(config.signing_key_env, environ)
+    public = signer.public_key()
     version = entitlement_version(config, bureau)
     formats = config.formats_of(bureau)
     encoding = config.csv_encoding_of(bureau)
@@ -239,20 +244,23 @@ def _export_bureau(
                     )
                     entries += files
                 (build / README).write_text(
-                    readme_text(config, bureau, date, version, plans, results, withheld, encoding),
+                    readme_text(config, bureau, date, version, plans, results, withheld, encoding, public),
                     encoding="utf-8",
                 )
-                entries.append({"path": README, "format": "readme"})
+                (build / PUBLIC_KEY_FILE).write_text(public_pem(public), encoding="ascii")
+                entries += [{"path": README, "format": "readme"}, {"path": PUBLIC_KEY_FILE, "format": "pem"}]
                 for entry in entries:
                     entry["sha256"], entry["bytes"] = sha256_and_sync(build / entry["path"])
                 manifest = _manifest(
                     config, bureau, date, version, now(), lake, plans, results, withheld, entries, marts
                 )
+                manifest["signing"] = signing_section(public)
                 manifest_bytes = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-                with open(build / MANIFEST, "wb") as f:
-                    f.write(manifest_bytes)
-                    f.flush()
-                    os.fsync(f.fileno())
+                for name, data in ((MANIFEST, manifest_bytes), (SIGNATURE, signer.sign(manifest_bytes))):
+                    with open(build / name, "wb") as f:
+                        f.write(data)
+                        f.flush()
+                        os.fsync(f.fileno())
                 fsync_dir(build)
                 fsync_dir(build.parent)
                 replaced = publish_package(bureau_dir, build, date)
@@ -289,6 +297,7 @@ def _export_bureau(
             "package": f"{bureau}/{date.isoformat()}",
             "build": os.path.relpath(build, root),
             "manifest_sha256": manifest_sha,
+            "signed_by": manifest["signing"]["fingerprint"],
             "replaced": replaced,
             "pruned": list(pruned),
             "tables": [

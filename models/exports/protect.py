@@ -41,7 +41,7 @@ import polars as pl
 import pyarrow as pa
 
 from models.exports.entitlements import MASK_PRESETS, ColumnRule, ExportError
-from models.keyed_hash import KeyedHasher, env_key
+from models.keyed_hash import MIN_KEY_BYTES, KeyedHasher, WeakKeyError, env_key
 
 __all__ = [
     "MASK_CHAR",
@@ -60,8 +60,6 @@ __all__ = [
 ]
 
 MASK_CHAR = "*"
-#: The shortest secret accepted (bytes of its UTF-8 text).
-MIN_KEY_BYTES = 16
 
 
 def _text(expr: pl.Expr) -> pl.Expr:
@@ -178,19 +176,18 @@ def protect_arrow(
 
 
 def resolve_key(env_name: str | None, environ: Mapping[str, str] | None = None) -> bytes:
-    """The HMAC secret from the environment variable ``env_name``.  Errors name the variable, never show
-    its value."""
+    """The HMAC secret from the environment variable ``env_name``, by the rule of the marts' ``id_hash``
+    (:func:`models.keyed_hash.env_key`: trimmed, at least ``MIN_KEY_BYTES``).  Errors name the variable, never
+    show its value."""
     if not env_name:
         raise ExportError("an hmac column needs 'hmac_key_env' in exports.yaml")
-    key = env_key(environ, env_name)
+    try:
+        key = env_key(environ, env_name)
+    except WeakKeyError as exc:
+        raise ExportError(str(exc)) from None
     if key is None:
         raise ExportError(
             f"the environment variable {env_name} (hmac_key_env in exports.yaml) is not set; it "
             "must hold the secret key of the hmac columns"
-        )
-    if len(key) < MIN_KEY_BYTES:
-        raise ExportError(
-            f"the secret in the environment variable {env_name} is too short (fewer than "
-            f"{MIN_KEY_BYTES} bytes); use a random key of at least 32 characters"
         )
     return key

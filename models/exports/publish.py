@@ -25,7 +25,8 @@ from models.exports.entitlements import (
     ExportError,
 )
 
-PACKAGE_FORMAT = "quanshitong-export/1"
+#: 2: signed (``manifest.json.sig``, ``public_key.pem``), CSV formula cells quoted
+PACKAGE_FORMAT = "quanshitong-export/2"
 MANIFEST = "manifest.json"
 README = "README.md"
 AUDIT_LOG = "audit.jsonl"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from models.exports.entitlements import (
     SHARING_EN,
     ExportsConfig,
@@ -17,7 +19,8 @@ from models.exports.entitlements import (
 )
 from models.exports.plan import ExportPlan
 from models.exports.results import TableResult
-from models.exports.write import protection_text_of
+from models.exports.signing import PUBLIC_KEY_FILE, SIGNATURE, fingerprint, public_pem
+from models.exports.write import FORMULA_PREFIX, FORMULA_STARTS, protection_text_of
 
 # ---------------------------------------------------------------------------------------------------------
 # README
@@ -53,6 +56,7 @@ def readme_text(
     results: list[TableResult],
     withheld: list[dict[str, Any]],
     encoding: str,
+    public: Ed25519PublicKey,
 ) -> str:
     b = config.bureau(bureau)
     department = config.department_of(bureau)
@@ -87,6 +91,8 @@ def readme_text(
             "| `manifest.json` | 清单：每个文件的行数、sha256、结构 manifest: rows, sha256, schema of "
             "every file | |"
         ),
+        f"| `{SIGNATURE}` | 清单的 Ed25519 签名 the manifest's Ed25519 signature | |",
+        f"| `{PUBLIC_KEY_FILE}` | 签名公钥 the signer's public key | |",
         "",
     ]
     for plan, res in zip(plans, results, strict=True):
@@ -131,7 +137,17 @@ def readme_text(
         lines.append("")
     if any(c.rule.protect == "hmac" for plan in plans for c in plan.columns):
         lines += _HMAC_SECTION
+    if "csv" in config.formats_of(bureau):
+        lines += _FORMULA_SECTION
     lines += _VERIFY_SECTION
+    lines += [
+        f"签名公钥 Signing key ({fingerprint(public)}):",
+        "",
+        "```",
+        public_pem(public).strip(),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -150,16 +166,39 @@ _HMAC_SECTION = [
     ),
     "",
 ]
+_STARTS_TEXT = " ".join("TAB" if c == "\t" else "CR" if c == "\r" else c for c in FORMULA_STARTS)
+#: The README's section on neutralized CSV cells (OWASP "CSV injection"; only when the package has CSV files).
+_FORMULA_SECTION = [
+    "## CSV 公式防护 Formulas in CSV cells",
+    "",
+    (
+        f"电子表格会把以 {_STARTS_TEXT} 开头的单元格当作公式执行。为防止恶意数据在打开 CSV 时执行，此类文本单元格前加了"
+        f"一个单引号 `{FORMULA_PREFIX}`（表格中显示为文本）；按数据处理时请去掉这一个前导单引号。Parquet 文件中的取值未加前缀。"
+    ),
+    (
+        f"A spreadsheet runs a cell starting with {_STARTS_TEXT} as a formula. So that no value can run when a CSV "
+        f"file is opened, such text cells start with one added single quote `{FORMULA_PREFIX}` (shown as text); "
+        "remove that one leading quote when processing the CSV as data. The Parquet files hold the values as they "
+        "are."
+    ),
+    "",
+]
 _VERIFY_SECTION = [
     "## 校验 Verification",
     "",
     (
-        "`manifest.json` 记录每个文件的 sha256、行数与结构；请在使用前核对（`qst verify-export <文件夹>` 或 "
-        "`sha256sum`）。数据包按日期整体发布，不会出现写了一半的数据包。"
+        "`manifest.json` 记录每个文件的 sha256、行数与结构，并由本市以 Ed25519 私钥签名（`manifest.json.sig`）。请在使用"
+        "前核对签名与文件：`qst verify-export --public-key <本市公钥.pem> <文件夹>`，或 `openssl pkeyutl -verify -pubin "
+        "-inkey <本市公钥.pem> -rawin -in manifest.json -sigfile manifest.json.sig` 加 `sha256sum`。公钥请以本市另行"
+        "公布的为准（核对指纹）：包内的公钥只能证明数据包完整，不能证明是谁签发的。数据包按日期整体发布，不会出现写了一半的数据包。"
     ),
     (
-        "`manifest.json` lists the sha256, row count and schema of every file; check them before use "
-        "(`qst verify-export <folder>` or `sha256sum`). A package is published whole: never half written."
+        "`manifest.json` lists the sha256, row count and schema of every file and is signed with the city's "
+        "Ed25519 private key (`manifest.json.sig`). Check the signature and the files before use: `qst "
+        "verify-export --public-key <city.pem> <folder>`, or `openssl pkeyutl -verify -pubin -inkey <city.pem> "
+        "-rawin -in manifest.json -sigfile manifest.json.sig` and `sha256sum`. Take the public key the city "
+        "publishes (compare the fingerprint): the key inside a package proves only that the package is whole, "
+        "not who made it. A package is published whole: never half written."
     ),
     "",
 ]

@@ -4,6 +4,16 @@ protection recorded in the Parquet field metadata.
 
 Why apart: the files' bytes depend only on this module (fixed row groups, fixed CSV dialect), so a package
 is reproducible whatever DuckDB's batch sizes are.
+
+Values safe to open (the last guard: silver cleaned them already, :mod:`models.standardize.safe_text`)
+    * Every text value of both files loses its control characters (:func:`~models.standardize.safe_text.clean_controls`).
+    * A CSV text cell starting with ``=``, ``+``, ``-``, ``@``, TAB or CR -- what a spreadsheet runs as a formula
+      (``=1+1``, ``+cmd|' /C calc'!A0``, a masked phone ``=07**1234``) -- gets a leading single quote, OWASP's
+      advice against CSV injection (:func:`spreadsheet_safe`); the package README tells the bureau, the manifest
+      counts the cells (``formula_cells_quoted``).  Numbers are numbers, never quoted.  The Parquet file keeps
+      the value as it is: it is data, not a sheet.  An Excel writer, if one is added, must apply the same rule.
+    * A CSV cell longer than :data:`~models.standardize.safe_text.MAX_FIELD_CHARS` is an error naming the table,
+      column and row: the bureau's export fails rather than publish what ``qst verify-export`` rejects.
 """
 
 from __future__ import annotations
@@ -21,14 +31,48 @@ from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from models.exports.entitlements import (
     ColumnRule,
+    ExportError,
 )
 from models.exports.plan import SOURCE_ALIAS, ExportPlan, PlanColumn, quoted
 from models.exports.protect import KeyedHasher, protect_arrow
+from models.standardize.safe_text import CONTROL_CHARS, MAX_FIELD_CHARS, clean_controls, too_long
 
 #: Rows per Parquet row group (fixed, so the files do not depend on DuckDB's batch sizes).
 ROW_GROUP_ROWS = 131_072
 #: Rows per batch read from DuckDB.
 FETCH_ROWS = 65_536
+#: What a spreadsheet runs as a formula when a cell starts with it (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: What is put in front of such a text cell so that it is read as text.
+FORMULA_PREFIX = "'"
+_FORMULA_RE = r"^[=+\-@\t\r]"  # FORMULA_STARTS as a regular expression
+
+
+def spreadsheet_safe(col: pl.Expr) -> pl.Expr:
+    """Text a spreadsheet shows and never runs: a value starting with one of :data:`FORMULA_STARTS` gets
+    :data:`FORMULA_PREFIX` in front; null stays null."""
+    return pl.when(col.str.contains(_FORMULA_RE)).then(FORMULA_PREFIX + col).otherwise(col)
+
+
+def clean_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with the control characters removed from its text columns (the types kept)."""
+    columns = list(batch.columns)
+    changed = False
+    for i, field in enumerate(batch.schema):
+        if not (
+            pa.types.is_string(field.type)
+            or pa.types.is_large_string(field.type)
+            or pa.types.is_string_view(field.type)
+        ):
+            continue
+        series = pl.Series("v", columns[i])
+        if not series.str.contains(CONTROL_CHARS).any():
+            continue
+        cleaned = series.to_frame().select(clean_controls(pl.col("v"))).to_series()
+        columns[i] = cleaned.to_arrow().cast(field.type)
+        changed = True
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema) if changed else batch
+
 
 # ---------------------------------------------------------------------------------------------------------
 # writers
@@ -62,9 +106,13 @@ class _ParquetSink:
 
 class _CsvSink:
     """RFC 4180 CSV (CRLF, header row) in ``utf-8-sig`` (UTF-8 with a BOM, which Excel needs to read UTF-8)
-    or ``gb18030`` (what older Chinese Excel and WPS installations expect)."""
+    or ``gb18030`` (what older Chinese Excel and WPS installations expect); text cells made
+    :func:`spreadsheet_safe`, none longer than ``MAX_FIELD_CHARS``."""
 
-    def __init__(self, path: Path, schema: pa.Schema, encoding: str):
+    def __init__(self, path: Path, schema: pa.Schema, encoding: str, table: str):
+        self.table = table
+        self.rows = 0  # data rows written so far (for the row number of an error)
+        self.quoted = 0  # cells given FORMULA_PREFIX
         self.codec = "utf-8" if encoding == "utf-8-sig" else encoding
         self.file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
         if encoding == "utf-8-sig":
@@ -82,10 +130,30 @@ class _CsvSink:
             for name, dtype in frame.schema.items()
             if dtype.is_nested() or dtype == pl.Binary
         )
+        strings = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+        if strings and frame.height:
+            self._check_lengths(frame, strings)
+            risky = frame.select(pl.sum_horizontal(pl.col(strings).str.contains(_FORMULA_RE).sum())).item()
+            if risky:
+                self.quoted += int(risky)
+                frame = frame.with_columns(spreadsheet_safe(pl.col(c)).alias(c) for c in strings)
+        self.rows += frame.height
         # one column: a null would be a blank line, which spreadsheet and pandas readers skip; write "" instead
         null = '""' if frame.width == 1 else ""
         text = frame.write_csv(include_header=header, line_terminator="\r\n", null_value=null)
         self.file.write(text.encode(self.codec))
+
+    def _check_lengths(self, frame: pl.DataFrame, text: list[str]) -> None:
+        flags = frame.select(too_long(pl.col(c)).arg_true().first().alias(c) for c in text).row(0, named=True)
+        for column, row in flags.items():
+            if row is not None:
+                chars = len(frame[column][row])
+                raise ExportError(
+                    f"table {self.table}, column {column}, data row {self.rows + row + 1} of the CSV: a value of "
+                    f"{chars:,} characters, more than the {MAX_FIELD_CHARS:,} a CSV cell may hold (the limit "
+                    "silver quarantines at and qst verify-export checks, models/standardize/safe_text.py); "
+                    "nothing was published for this bureau"
+                )
 
     def close(self) -> None:
         self.file.close()
@@ -179,10 +247,10 @@ def write_export_table(
             if "parquet" in formats:
                 sinks.append((f"{stem}.parquet", _ParquetSink(build / f"{stem}.parquet", schema)))
             if "csv" in formats:
-                sinks.append((f"{stem}.csv", _CsvSink(build / f"{stem}.csv", schema, encoding)))
+                sinks.append((f"{stem}.csv", _CsvSink(build / f"{stem}.csv", schema, encoding, plan.table)))
             rows = 0
             for batch in reader:
-                batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                batch = clean_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
                 rows += batch.num_rows
                 for _, sink in sinks:
                     sink.write(batch)
@@ -196,7 +264,7 @@ def write_export_table(
     written = pq.read_schema(build / f"{stem}.parquet") if "parquet" in formats else schema
     described = [{"name": f.name, "type": str(f.type)} for f in written]
     entries = []
-    for name, _ in sinks:
+    for name, sink in sinks:
         entry: dict[str, Any] = {
             "path": name,
             "table": stem,
@@ -204,7 +272,8 @@ def write_export_table(
             "rows": rows,
             "schema": described,
         }
-        if name.endswith(".csv"):
+        if isinstance(sink, _CsvSink):
             entry["encoding"] = encoding
+            entry["formula_cells_quoted"] = sink.quoted
         entries.append(entry)
     return rows, entries

@@ -95,21 +95,28 @@ def resolve_versions(
     ``as_of_date`` the newest version committed by the end of that day in the city's time zone; otherwise the latest.
     """
     as_of_versions = as_of_versions or {}
+    unknown = [k for k in as_of_versions if k not in LAKE_TABLES and k not in LAKE_TABLES.values()]
+    if unknown:
+        # a misspelled pin would otherwise be ignored, and the "audit" rebuild read the latest version
+        raise ValueError(
+            f"--as-of-version names no lake table the marts read: {', '.join(map(repr, unknown))}; the "
+            f"tables are (SQL name or lake path): {', '.join(f'{n} ({r})' for n, r in LAKE_TABLES.items())}"
+        )
     end = None
     if as_of_date is not None:
         end = dt.datetime.combine(as_of_date + dt.timedelta(days=1), dt.time(0), city_zone())
     out: dict[str, tuple[int | None, dt.datetime | None]] = {}
     for name, rel in LAKE_TABLES.items():
         path = lake_root(home) / rel
+        wanted = as_of_versions.get(name, as_of_versions.get(rel))
         if not exists(path):
-            if name not in OPTIONAL_LAKE_TABLES:
+            if name not in OPTIONAL_LAKE_TABLES or wanted is not None:
                 raise FileNotFoundError(
                     f"lake table {rel} does not exist under {home}: build silver and gold first"
                 )
             out[name] = (None, None)
             continue
         history = _delta_history(path)
-        wanted = as_of_versions.get(name, as_of_versions.get(rel))
         if wanted is not None:
             match = [h for h in history if h[0] == int(wanted)]
             if not match:

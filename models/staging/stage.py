@@ -41,8 +41,9 @@ from models.standardize.addresses import division
 from models.standardize.codes import TARGETS, map_code
 from models.standardize.identifiers import FULLWIDTH_TO_ASCII, key_kind
 from models.standardize.names import enterprise_name, person_name
-from models.standardize.nulls import Stages
+from models.standardize.nulls import Stages, clean_text
 from models.standardize.parties import party_kind
+from models.standardize.safe_text import TOO_LONG, too_long
 
 LINEAGE = ["source_department", "source_table", "source_asset", "source_pk"]
 BRONZE_LINEAGE = ["_qst_batch_id", "_qst_extracted_at", "_qst_row_hash", "_qst_flags"]
@@ -188,7 +189,7 @@ def _kind_expr(
     tz = info.timezone
     match col.kind:
         case "text":
-            return nullify(raw)
+            return clean_text(raw)
         case "timestamp":
             if isinstance(dtype, pl.Datetime):
                 return (
@@ -207,9 +208,9 @@ def _kind_expr(
         case "party_kind":
             return party_kind(raw, code)
         case "enterprise_name":  # the name standardizers keep what they are given: markers go first
-            return enterprise_name(nullify(raw))
+            return enterprise_name(clean_text(raw))
         case "person_name":
-            return person_name(nullify(raw))
+            return person_name(clean_text(raw))
         case "uscc":
             return uscc(raw)
         case "org_code":
@@ -351,6 +352,22 @@ def _distinct_counts(frame: pl.DataFrame, inputs: list[list[str]]) -> dict[str, 
     return frame.select(exprs).row(0, named=True)
 
 
+def _too_long(spec: StagingSpec, info: SourceInfo, schema: pl.Schema) -> pl.Expr:
+    """``value_too_long:<column>`` for each bronze text column the row is staged from (the spec's columns and
+    the key) holding more than ``MAX_FIELD_CHARS`` characters: the length rule silver, the exports and ``qst
+    verify-export`` share (:mod:`models.standardize.safe_text`).  Evaluated on the bronze columns, before a
+    staging column of the same name replaces one."""
+    used = dict.fromkeys([*spec.bronze_columns(), *info.primary_key])
+    checks = [
+        pl.when(too_long(pl.col(c))).then(pl.lit(f"{TOO_LONG}:{c}"))
+        for c in used
+        if c in schema and schema[c] == pl.String
+    ]
+    if not checks:
+        return pl.lit([], dtype=pl.List(pl.Utf8))
+    return pl.concat_list(checks).list.drop_nulls()
+
+
 @dataclass
 class Staged:
     rows: pl.DataFrame  # the staging model's rows (lineage + canonical columns)
@@ -367,6 +384,7 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
         source_table=pl.lit(info.table),
         source_asset=pl.lit(info.asset),
         source_pk=source_pk(info),
+        __too_long=_too_long(spec, info, schema),
     )
     for level in _levels(spec):
         # the raw inputs of this level first (conditioned by only_if), so that repeats can be found
@@ -396,7 +414,7 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
             keys = inputs[name]
             code = pl.col(keys[1]) if col.second_source else None
             expr = _kind_expr(col, pl.col(keys[0]), schema[col.source], info, code).alias(tmp)
-            extra = [nullify(pl.col(keys[0])).alias(f"{tmp}_source")] if col.kind == "code" else []
+            extra = [clean_text(pl.col(keys[0])).alias(f"{tmp}_source")] if col.kind == "code" else []
             if distinct.get(name, frame.height) * 2 <= frame.height and frame.height >= _DEDUPE_MIN_ROWS:
                 # a column that repeats (a month, a date, a code, an employer's USCC on each monthly row):
                 # standardized once per distinct value and joined back
@@ -416,7 +434,7 @@ def stage(bronze: pl.DataFrame, spec: StagingSpec, info: SourceInfo) -> Staged:
             ]
         )
         frame = _unreadable_at_source(frame, spec, level)
-    frame = frame.with_columns(__reasons=reasons(spec))
+    frame = frame.with_columns(__reasons=pl.concat_list([reasons(spec), pl.col("__too_long")]))
     unusable = frame.get_column("__reasons").list.len() > 0
     if unusable.any():
         bad, rows = frame.filter(unusable), frame.filter(~unusable)

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from models.standardize.safe_text import clean_controls
+
 IntoExpr = pl.Expr | str
 
 #: The null markers of docs/domain/legacy-estate.md, as written (whitespace-only values are markers too).
@@ -87,3 +89,11 @@ def nullify(expr: IntoExpr, markers: tuple[str, ...] = MARKERS_AFTER_STRIP) -> p
     """
     source = as_expr(expr)
     return keep_name(strip(source).replace(list(markers), None), source)
+
+
+def clean_text(expr: IntoExpr) -> pl.Expr:
+    """:func:`nullify` of the value with its control characters removed first
+    (:func:`models.standardize.safe_text.clean_controls`): the form of every value silver keeps as free text.
+    Removed first, so that a NUL between a value and its padding does not keep the padding."""
+    source = as_expr(expr)
+    return keep_name(nullify(clean_controls(source.cast(pl.Utf8))), source)
