@@ -10,7 +10,7 @@ import pytest
 
 from connectors.config import load_sources
 from lake.deployment import EXAMPLE_DEPLOYMENT
-from pipelines.cli import failed_check_lines
+from pipelines.run_cli import failed_check_lines
 from pipelines.runner import run_pipeline
 from simulator import estate as est
 
