@@ -221,7 +221,9 @@ def nights(simulated_estate, broker_url, run_storage_url, s3_lake, tmp_path_fact
 
 def test_both_nights_succeed(nights):
     for mode in ("celery", "local"):
-        assert nights["codes"][mode] == 0, f"the {mode} night:\n{nights['output'][mode][-6000:]}"
+        output = nights["output"][mode]
+        errors = "\n".join(line for line in output.splitlines() if "error" in line.lower())
+        assert nights["codes"][mode] == 0, f"the {mode} night:\n{errors}\n{output[-6000:]}"
 
 
 def _marts(home: Path) -> dict[str, pl.DataFrame]:
