@@ -11,8 +11,7 @@ blocking: a crosswalk that lost a record, or an id that changed without a record
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from models import canonical
-from models.gold.build import DIM_TABLE, KINDS
+from models.gold.build import DIM_TABLE, KINDS, SILVER_INPUTS
 from models.staging.spec import StagingSpec, load_specs
 from pipelines.bronze import daily_partitions
 from pipelines.home import staging_specs_folder
@@ -44,7 +43,7 @@ def check_result(key: dg.AssetKey, name: str, result) -> dg.AssetCheckResult:
 
 def _resolution_asset() -> dg.AssetsDefinition:
     crosswalk = gold_asset_key("entity_crosswalk")
-    sources = [silver_asset_key(t) for t in canonical.RECORD_TABLES]
+    sources = [silver_asset_key(t) for t in SILVER_INPUTS]
 
     @dg.multi_asset(
         specs=[

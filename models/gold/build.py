@@ -37,6 +37,7 @@ from lake.delta import append, delta_table, exists, overwrite, read_frame, repla
 from lake.layout import gold_path
 from lake.storage import Location, storage_options
 from models.gold import names_seen
+from models.gold.consequence import EVENTS_TABLE
 from models.gold.identity import HISTORY_SCHEMA, assign_ids, id_number
 from models.gold.queue import open_items, review_items, review_queue
 from models.gold.review import SHOWN, read_decisions
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("enterprise", "person")
 SILVER_TABLE = {"enterprise": "int_enterprise_records", "person": "int_person_records"}
+#: Every silver table the gold step reads: the records, and the events the review queue's consequences count.
+SILVER_INPUTS = (*SILVER_TABLE.values(), EVENTS_TABLE)
 DIM_TABLE = {"enterprise": "dim_enterprise", "person": "dim_person"}
 GOLD_TABLES = (
     "entity_crosswalk",

@@ -30,6 +30,10 @@ from models.events import RISK_CATEGORIES
 from models.headcount import build_headcount, latest_headcount
 from models.silver import scan_silver
 
+#: The canonical events the consequence of a review item counts (a table the gold step reads: declared upstream of
+#: it in pipelines/gold.py, so no worker resolves before it is built).
+EVENTS_TABLE = "int_events"
+
 SILVER = {"enterprise": "int_enterprise_records", "person": "int_person_records"}
 #: The columns of each kind's consequence frame, beside ``entity_id``.
 COLUMNS: dict[str, pl.Schema] = {
@@ -46,7 +50,7 @@ def risk_events(home: Path, kind: str, crosswalk: pl.DataFrame) -> pl.DataFrame:
     """``entity_id, risk_events``: the risk events whose subject is a record of ``crosswalk`` (``record_id,
     entity_id``), counted per entity (entities without any are absent)."""
     events = (
-        scan_silver(home, "int_events")
+        scan_silver(home, EVENTS_TABLE)
         .filter((pl.col("subject_kind") == kind) & pl.col("event_category").is_in(RISK_CATEGORIES))
         .select(record_id="subject_record_id")
         .collect()
