@@ -65,21 +65,30 @@ def _raw(public: Ed25519PublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def _private_from_text(text: str) -> Ed25519PrivateKey:
-    """PEM (PKCS#8) or base64 (standard or URL-safe) of the 32-byte seed; ValueError otherwise."""
+def _key_from_text(text: str, private: bool) -> Ed25519PrivateKey | Ed25519PublicKey:
+    """PEM (PKCS#8 / SubjectPublicKeyInfo) or base64 (standard or URL-safe) of the 32 raw bytes; ValueError
+    otherwise. One parser for both halves of the key pair, so the city's key and the bureau's copy of its public
+    half are read by the same rules."""
+    what = "private" if private else "public"
     text = text.strip()
     if text.startswith("-----BEGIN"):
         try:
-            key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
+            key = (
+                serialization.load_pem_private_key(text.encode("ascii"), password=None)
+                if private
+                else serialization.load_pem_public_key(text.encode("ascii"))
+            )
         except (ValueError, TypeError, UnsupportedAlgorithm):
-            raise ValueError("not a readable, unencrypted PEM private key") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError("a PEM private key, but not an Ed25519 one")
+            raise ValueError(
+                "not a readable, unencrypted PEM private key" if private else "not a readable PEM public key"
+            ) from None
+        if not isinstance(key, Ed25519PrivateKey if private else Ed25519PublicKey):
+            raise ValueError(f"a PEM {what} key, but not an Ed25519 one")
         return key
-    seed = _b64(text)
-    if seed is None or len(seed) != 32:
+    raw = _b64(text)
+    if raw is None or len(raw) != 32:
         raise ValueError("neither PEM nor the base64 of 32 bytes")
-    return Ed25519PrivateKey.from_private_bytes(seed)
+    return Ed25519PrivateKey.from_private_bytes(raw) if private else Ed25519PublicKey.from_public_bytes(raw)
 
 
 def _b64(text: str) -> bytes | None:
@@ -104,7 +113,9 @@ def signing_key(
             "genpkey -algorithm ed25519`, or the base64 of its 32 bytes)"
         )
     try:
-        return _private_from_text(value)
+        key = _key_from_text(value, private=True)
+        assert isinstance(key, Ed25519PrivateKey)
+        return key
     except ValueError as exc:
         raise ExportError(
             f"the environment variable {env_name} does not hold an Ed25519 private key: {exc} (value not shown)"
@@ -114,19 +125,9 @@ def signing_key(
 def load_public_key(data: bytes | str) -> Ed25519PublicKey:
     """A public key from PEM text or the base64 of its 32 raw bytes; ValueError otherwise."""
     text = data.decode("ascii", "replace") if isinstance(data, bytes) else data
-    text = text.strip()
-    if text.startswith("-----BEGIN"):
-        try:
-            key = serialization.load_pem_public_key(text.encode("ascii"))
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            raise ValueError("not a readable PEM public key") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise ValueError("a PEM public key, but not an Ed25519 one")
-        return key
-    raw = _b64(text)
-    if raw is None or len(raw) != 32:
-        raise ValueError("neither PEM nor the base64 of 32 bytes")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    key = _key_from_text(text, private=False)
+    assert isinstance(key, Ed25519PublicKey)
+    return key
 
 
 def public_pem(public: Ed25519PublicKey) -> str:

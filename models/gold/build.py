@@ -87,18 +87,22 @@ HISTORY_TABLE_SCHEMA = pl.Schema(
 )
 
 
-def read_gold(
-    home: Path, name: str, columns: list[str] | None = None, version: int | None = None
-) -> pl.DataFrame:
+def scan_gold(home: Path, name: str, version: int | None = None) -> pl.LazyFrame:
+    """A gold table as a lazy scan (at ``version``, default the newest): Polars' reader, no Arrow copy (see
+    read_silver); what the steps that must not hold a whole table stream from."""
     path = gold_path(home, name)
     if not exists(path):
         raise FileNotFoundError(
             f"gold table {name} does not exist under {home}: run entity resolution first "
             "(qst run --until gold)"
         )
-    scan = pl.scan_delta(
-        str(path), version=version, storage_options=storage_options(path)
-    )  # Polars' reader: no Arrow copy (see read_silver)
+    return pl.scan_delta(str(path), version=version, storage_options=storage_options(path))
+
+
+def read_gold(
+    home: Path, name: str, columns: list[str] | None = None, version: int | None = None
+) -> pl.DataFrame:
+    scan = scan_gold(home, name, version)
     return (scan.select(columns) if columns is not None else scan).collect()
 
 
@@ -119,8 +123,7 @@ class Previous:
         """``record_id, entity_type, entity_id`` of that night's crosswalk; None on the first night."""
         if self.home is None or self.version is None:
             return None
-        path = gold_path(self.home, "entity_crosswalk")
-        return pl.scan_delta(str(path), version=self.version, storage_options=storage_options(path)).select(
+        return scan_gold(self.home, "entity_crosswalk", self.version).select(
             "record_id", "entity_type", "entity_id"
         )
 
@@ -432,8 +435,7 @@ def names_seen_frames(home: Path) -> tuple[pl.LazyFrame | None, pl.LazyFrame | N
     if not set(NAME_COLUMNS) <= set(names):
         return None, None
     shown = ["name"] if "name" in names else []
-    path = gold_path(home, "names_seen")
-    seen = pl.scan_delta(str(path), storage_options=storage_options(path)) if exists(path) else None
+    seen = scan_gold(home, "names_seen") if exists(gold_path(home, "names_seen")) else None
     return scan.select("record_id", *shown, *NAME_COLUMNS), seen
 
 

@@ -24,9 +24,8 @@ import polars as pl
 
 from lake.delta import overwrite
 from lake.layout import gold_path
-from lake.storage import storage_options
 from models.gold import names_seen
-from models.gold.build import DIM_TABLE, PARTITION_KEY, SILVER_TABLE, names_seen_frames
+from models.gold.build import DIM_TABLE, PARTITION_KEY, SILVER_TABLE, names_seen_frames, scan_gold
 from models.gold.survivorship import RULES, Authority, Declarations, authority, golden_records, link_branches
 from models.silver import scan_silver
 from models.staging.spec import StagingSpec, load_specs
@@ -70,9 +69,8 @@ def build_golden(
     ranking = authority(declared_authority(load_specs() if specs is None else specs), kind)
     for warning in ranking.warnings():
         log.warning(warning)
-    path = gold_path(home, "entity_crosswalk")
     ids = (
-        pl.scan_delta(str(path), storage_options=storage_options(path))
+        scan_gold(home, "entity_crosswalk")
         .filter(pl.col("entity_type") == kind)
         .select("record_id", "entity_id")
     )
